@@ -1,0 +1,535 @@
+/*
+ * codec.c -- MessagePack writing and reading, document paths, and the
+ * comparison of scalar values.
+ *
+ * Invariant: the reader never reads outside [p, end) and never allocates;
+ * every malformed, truncated or too-deep input is DF_ECORRUPT, whatever
+ * the bytes (it is fuzzed).  Nesting is walked iteratively with a fixed
+ * stack of DF_MAX_DEPTH + 1 counters, so hostile input cannot overflow
+ * the C stack.  The writer always uses the smallest integer encoding and
+ * float64 for every float.
+ *
+ * Depth: a scalar has depth 0, a map or array of scalars depth 1, and so
+ * on; an item (a map) of depth DF_MAX_DEPTH is accepted, one more level
+ * is not.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------------- writer */
+
+static int put_be(df_buf *b, unsigned char tag, uint64_t v, int nbytes) {
+  unsigned char tmp[9];
+  int i;
+  tmp[0] = tag;
+  for (i = 0; i < nbytes; i++)
+    tmp[1 + i] = (unsigned char)(v >> (8 * (nbytes - 1 - i)));
+  return df__buf_append(b, tmp, (size_t)nbytes + 1);
+}
+
+int df__mp_put_nil(df_buf *b) { return df__buf_putc(b, 0xc0); }
+
+int df__mp_put_bool(df_buf *b, int v) {
+  return df__buf_putc(b, v ? 0xc3 : 0xc2);
+}
+
+int df__mp_put_uint(df_buf *b, uint64_t v) {
+  if (v < 0x80) return df__buf_putc(b, (unsigned char)v);
+  if (v <= 0xff) return put_be(b, 0xcc, v, 1);
+  if (v <= 0xffff) return put_be(b, 0xcd, v, 2);
+  if (v <= 0xffffffffu) return put_be(b, 0xce, v, 4);
+  return put_be(b, 0xcf, v, 8);
+}
+
+int df__mp_put_int(df_buf *b, int64_t v) {
+  if (v >= 0) return df__mp_put_uint(b, (uint64_t)v);
+  if (v >= -32) return df__buf_putc(b, (unsigned char)(0xe0 | (v + 32)));
+  if (v >= INT8_MIN) return put_be(b, 0xd0, (uint64_t)v, 1);
+  if (v >= INT16_MIN) return put_be(b, 0xd1, (uint64_t)v, 2);
+  if (v >= INT32_MIN) return put_be(b, 0xd2, (uint64_t)v, 4);
+  return put_be(b, 0xd3, (uint64_t)v, 8);
+}
+
+int df__mp_put_float(df_buf *b, double v) {
+  uint64_t bits;
+  memcpy(&bits, &v, 8);
+  return put_be(b, 0xcb, bits, 8);
+}
+
+/* Header of a str/bin of n bytes; fix is the fixstr base or 0 for bin. */
+static int put_bytes(df_buf *b, int is_str, const void *s, size_t n) {
+  int rc;
+  if (n > 0xffffffffu) return DF_EINVAL;
+  if (is_str && n < 32)
+    rc = df__buf_putc(b, (unsigned char)(0xa0 | n));
+  else if (n <= 0xff)
+    rc = put_be(b, is_str ? 0xd9 : 0xc4, n, 1);
+  else if (n <= 0xffff)
+    rc = put_be(b, is_str ? 0xda : 0xc5, n, 2);
+  else
+    rc = put_be(b, is_str ? 0xdb : 0xc6, n, 4);
+  if (rc) return rc;
+  return df__buf_append(b, s, n);
+}
+
+int df__mp_put_str(df_buf *b, const char *s, size_t n) {
+  return put_bytes(b, 1, s, n);
+}
+
+int df__mp_put_bin(df_buf *b, const void *s, size_t n) {
+  return put_bytes(b, 0, s, n);
+}
+
+int df__mp_put_array(df_buf *b, uint32_t n) {
+  if (n < 16) return df__buf_putc(b, (unsigned char)(0x90 | n));
+  if (n <= 0xffff) return put_be(b, 0xdc, n, 2);
+  return put_be(b, 0xdd, n, 4);
+}
+
+int df__mp_put_map(df_buf *b, uint32_t n) {
+  if (n < 16) return df__buf_putc(b, (unsigned char)(0x80 | n));
+  if (n <= 0xffff) return put_be(b, 0xde, n, 2);
+  return put_be(b, 0xdf, n, 4);
+}
+
+int df__mp_put_value(df_buf *b, const df_value *v) {
+  switch (v->type) {
+    case DF_TNIL:
+      return df__mp_put_nil(b);
+    case DF_TBOOL:
+      return df__mp_put_bool(b, v->i != 0);
+    case DF_TINT:
+      return df__mp_put_int(b, v->i);
+    case DF_TUINT:
+      return df__mp_put_uint(b, v->u);
+    case DF_TFLOAT:
+      return df__mp_put_float(b, v->f);
+    case DF_TSTR:
+      return df__mp_put_str(b, v->s, v->n);
+    case DF_TBIN:
+      return df__mp_put_bin(b, v->s, v->n);
+    default:
+      return DF_EINVAL;
+  }
+}
+
+/* ------------------------------------------------------------- reader */
+
+static uint64_t get_be(const unsigned char *p, int nbytes) {
+  uint64_t v = 0;
+  int i;
+  for (i = 0; i < nbytes; i++) v = (v << 8) | p[i];
+  return v;
+}
+
+/* Read an nbytes big-endian length/value after the tag byte at *p. */
+static int take_be(const unsigned char **p, const unsigned char *end,
+                   int nbytes, uint64_t *out) {
+  if (end - *p < 1 + nbytes) return DF_ECORRUPT;
+  *out = get_be(*p + 1, nbytes);
+  *p += 1 + nbytes;
+  return 0;
+}
+
+static int take_bytes(const unsigned char **p, const unsigned char *end,
+                      uint64_t n, df_value *v) {
+  if ((uint64_t)(end - *p) < n) return DF_ECORRUPT;
+  v->s = (const char *)*p;
+  v->n = (size_t)n;
+  *p += n;
+  return 0;
+}
+
+/* A container header: every element takes at least one byte, so a count
+ * larger than the remaining bytes is corrupt (this also bounds the work
+ * done on hostile counts). */
+static int take_container(const unsigned char **p, const unsigned char *end,
+                          df_type t, uint64_t n, df_value *v) {
+  uint64_t room = (uint64_t)(end - *p);
+  if (t == DF_TMAP ? n > room / 2 : n > room) return DF_ECORRUPT;
+  v->type = t;
+  v->n = (size_t)n;
+  v->s = (const char *)*p;
+  return 0;
+}
+
+int df__mp_read(const unsigned char **pp, const unsigned char *end,
+                df_value *v) {
+  const unsigned char *p = *pp;
+  uint64_t x = 0;
+  unsigned c;
+  int rc = 0;
+
+  memset(v, 0, sizeof *v);
+  if (!p || p >= end) return DF_ECORRUPT;
+  c = *p;
+  if (c <= 0x7f) {
+    v->type = DF_TINT;
+    v->i = (int64_t)c;
+    *pp = p + 1;
+    return 0;
+  }
+  if (c >= 0xe0) {
+    v->type = DF_TINT;
+    v->i = (int64_t)c - 256;
+    *pp = p + 1;
+    return 0;
+  }
+  if (c <= 0x8f || (c >= 0x90 && c <= 0x9f)) {
+    p++;
+    rc = take_container(&p, end, c <= 0x8f ? DF_TMAP : DF_TARRAY, c & 0x0f,
+                        v);
+    if (!rc) *pp = p;
+    return rc;
+  }
+  if (c <= 0xbf) { /* fixstr */
+    p++;
+    v->type = DF_TSTR;
+    rc = take_bytes(&p, end, c & 0x1f, v);
+    if (!rc) *pp = p;
+    return rc;
+  }
+  switch (c) {
+    case 0xc0:
+      v->type = DF_TNIL;
+      p++;
+      break;
+    case 0xc2:
+    case 0xc3:
+      v->type = DF_TBOOL;
+      v->i = c == 0xc3;
+      p++;
+      break;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+    case 0xd9:
+    case 0xda:
+    case 0xdb: {
+      int nb = c == 0xc4 || c == 0xd9 ? 1 : c == 0xc5 || c == 0xda ? 2 : 4;
+      v->type = c <= 0xc6 ? DF_TBIN : DF_TSTR;
+      rc = take_be(&p, end, nb, &x);
+      if (!rc) rc = take_bytes(&p, end, x, v);
+      break;
+    }
+    case 0xca: {
+      float f;
+      uint32_t u32;
+      rc = take_be(&p, end, 4, &x);
+      if (rc) break;
+      u32 = (uint32_t)x;
+      memcpy(&f, &u32, 4);
+      v->type = DF_TFLOAT;
+      v->f = (double)f;
+      break;
+    }
+    case 0xcb:
+      rc = take_be(&p, end, 8, &x);
+      if (rc) break;
+      memcpy(&v->f, &x, 8);
+      v->type = DF_TFLOAT;
+      break;
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+      rc = take_be(&p, end, 1 << (c - 0xcc), &x);
+      if (rc) break;
+      if (x > (uint64_t)INT64_MAX) {
+        v->type = DF_TUINT;
+        v->u = x;
+      } else {
+        v->type = DF_TINT;
+        v->i = (int64_t)x;
+      }
+      break;
+    case 0xd0:
+      rc = take_be(&p, end, 1, &x);
+      v->type = DF_TINT;
+      v->i = (int8_t)(uint8_t)x;
+      break;
+    case 0xd1:
+      rc = take_be(&p, end, 2, &x);
+      v->type = DF_TINT;
+      v->i = (int16_t)(uint16_t)x;
+      break;
+    case 0xd2:
+      rc = take_be(&p, end, 4, &x);
+      v->type = DF_TINT;
+      v->i = (int32_t)(uint32_t)x;
+      break;
+    case 0xd3:
+      rc = take_be(&p, end, 8, &x);
+      v->type = DF_TINT;
+      v->i = (int64_t)x;
+      break;
+    case 0xdc:
+    case 0xdd:
+      rc = take_be(&p, end, c == 0xdc ? 2 : 4, &x);
+      if (!rc) rc = take_container(&p, end, DF_TARRAY, x, v);
+      break;
+    case 0xde:
+    case 0xdf:
+      rc = take_be(&p, end, c == 0xde ? 2 : 4, &x);
+      if (!rc) rc = take_container(&p, end, DF_TMAP, x, v);
+      break;
+    default: /* 0xc1 (never used), ext and fixext types */
+      rc = DF_ECORRUPT;
+      break;
+  }
+  if (rc) {
+    memset(v, 0, sizeof *v);
+    return DF_ECORRUPT;
+  }
+  *pp = p;
+  return 0;
+}
+
+/* Skip one whole value with at most max_depth nested container levels.
+ * stack[d] counts the values still to read at level d. */
+static int walk(const unsigned char **pp, const unsigned char *end,
+                int max_depth) {
+  uint64_t stack[DF_MAX_DEPTH + 1];
+  const unsigned char *p = *pp;
+  int depth = 0;
+  df_value v;
+
+  if (max_depth < 0) max_depth = 0;
+  if (max_depth > DF_MAX_DEPTH) max_depth = DF_MAX_DEPTH;
+  stack[0] = 1;
+  for (;;) {
+    while (stack[depth] == 0) {
+      if (depth == 0) {
+        *pp = p;
+        return 0;
+      }
+      depth--;
+    }
+    if (df__mp_read(&p, end, &v)) return DF_ECORRUPT;
+    stack[depth]--;
+    if (v.type == DF_TARRAY || v.type == DF_TMAP) {
+      if (depth >= max_depth) return DF_ECORRUPT;
+      depth++;
+      stack[depth] = v.type == DF_TMAP ? 2 * (uint64_t)v.n : (uint64_t)v.n;
+    }
+  }
+}
+
+int df__mp_skip(const unsigned char **p, const unsigned char *end) {
+  return walk(p, end, DF_MAX_DEPTH);
+}
+
+int df__mp_validate(const void *p, size_t len, int max_depth) {
+  const unsigned char *q = p, *end;
+  if (!p || len == 0) return DF_ECORRUPT;
+  end = q + len;
+  if (walk(&q, end, max_depth)) return DF_ECORRUPT;
+  return q == end ? 0 : DF_ECORRUPT;
+}
+
+/* Fill the outputs for a value found at [vs, end). */
+static int found(const unsigned char *vs, const unsigned char *end,
+                 df_value *v, const unsigned char **vstart,
+                 const unsigned char **vend) {
+  const unsigned char *q = vs, *e = vs;
+  df_value tmp;
+  if (!v) v = &tmp;
+  if (df__mp_read(&q, end, v)) return DF_ECORRUPT;
+  if (df__mp_skip(&e, end)) return DF_ECORRUPT;
+  if (vstart) *vstart = vs;
+  if (vend) *vend = e;
+  return 1;
+}
+
+/* Search the map whose header is at [p, end). */
+static int map_find(const unsigned char *p, const unsigned char *end,
+                    const char *name, size_t name_len, df_value *v,
+                    const unsigned char **vstart, const unsigned char **vend) {
+  df_value m, k;
+  size_t i;
+  if (df__mp_read(&p, end, &m)) return DF_ECORRUPT;
+  if (m.type != DF_TMAP) return 0;
+  for (i = 0; i < m.n; i++) {
+    const unsigned char *ks = p;
+    if (df__mp_read(&p, end, &k)) return DF_ECORRUPT;
+    if (k.type == DF_TARRAY || k.type == DF_TMAP) {
+      p = ks;
+      if (df__mp_skip(&p, end)) return DF_ECORRUPT;
+    } else if ((k.type == DF_TSTR || k.type == DF_TBIN) &&
+               k.n == name_len &&
+               (name_len == 0 || memcmp(k.s, name, name_len) == 0)) {
+      return found(p, end, v, vstart, vend);
+    }
+    if (df__mp_skip(&p, end)) return DF_ECORRUPT;
+  }
+  return 0;
+}
+
+int df__mp_map_find(const void *map, size_t len, const char *name,
+                    size_t name_len, df_value *v, const unsigned char **vstart,
+                    const unsigned char **vend) {
+  const unsigned char *p = map;
+  if (!map || len == 0) return 0;
+  return map_find(p, p + len, name, name_len, v, vstart, vend);
+}
+
+/* --------------------------------------------------------------- paths */
+
+static int add_seg(df_path *out, const char *name, size_t len,
+                   uint32_t index) {
+  if (out->n >= DF_MAX_DEPTH) return DF_EVALIDATION;
+  out->seg[out->n].name = name;
+  out->seg[out->n].len = len;
+  out->seg[out->n].index = index;
+  out->n++;
+  return 0;
+}
+
+int df__path_parse(const char *s, size_t n, df_path *out) {
+  size_t i = 0;
+  int need_name = 1; /* at the start or after '.' */
+  out->n = 0;
+  if (!s || n == 0) return DF_EVALIDATION;
+  while (i < n) {
+    if (need_name) {
+      size_t st = i;
+      while (i < n && s[i] != '.' && s[i] != '[' && s[i] != ']') i++;
+      if (i == st) return DF_EVALIDATION; /* empty name */
+      if (add_seg(out, s + st, i - st, 0)) return DF_EVALIDATION;
+      need_name = 0;
+    } else if (s[i] == '.') {
+      i++;
+      need_name = 1;
+    } else if (s[i] == '[') {
+      uint64_t idx = 0;
+      size_t st = ++i;
+      while (i < n && s[i] >= '0' && s[i] <= '9') {
+        idx = idx * 10 + (uint64_t)(s[i] - '0');
+        if (idx > UINT32_MAX) return DF_EVALIDATION;
+        i++;
+      }
+      if (i == st || i >= n || s[i] != ']') return DF_EVALIDATION;
+      i++;
+      if (add_seg(out, NULL, 0, (uint32_t)idx)) return DF_EVALIDATION;
+    } else {
+      return DF_EVALIDATION; /* stray ']' */
+    }
+  }
+  if (need_name) return DF_EVALIDATION; /* trailing '.' */
+  return 0;
+}
+
+int df__mp_path_find(const void *item, size_t len, const df_path *path,
+                     df_value *v, const unsigned char **vstart,
+                     const unsigned char **vend) {
+  const unsigned char *p = item, *end;
+  size_t k;
+  if (!item || len == 0) return 0;
+  end = p + len;
+  for (k = 0; k < path->n; k++) {
+    const df_path_seg *sg = &path->seg[k];
+    const unsigned char *s = NULL, *e = NULL;
+    int rc;
+    if (sg->name) {
+      rc = map_find(p, end, sg->name, sg->len, NULL, &s, &e);
+    } else {
+      df_value a;
+      uint32_t j;
+      const unsigned char *q = p;
+      if (df__mp_read(&q, end, &a)) return DF_ECORRUPT;
+      if (a.type != DF_TARRAY || sg->index >= a.n) return 0;
+      for (j = 0; j < sg->index; j++)
+        if (df__mp_skip(&q, end)) return DF_ECORRUPT;
+      rc = found(q, end, NULL, &s, &e);
+    }
+    if (rc <= 0) return rc;
+    p = s;
+    end = e;
+  }
+  return found(p, end, v, vstart, vend);
+}
+
+/* ---------------------------------------------------------- comparison */
+
+#define TWO63 9223372036854775808.0
+#define TWO64 18446744073709551616.0
+
+static int sign3(int c) { return c < 0 ? -1 : c > 0; }
+
+/* Exact comparison of an unsigned integer with a double. */
+static int cmp_u64_f(uint64_t u, double f) {
+  double t;
+  uint64_t tu;
+  if (isnan(f)) return 2;
+  if (f < 0) return 1;
+  if (f >= TWO64) return -1;
+  t = floor(f);
+  tu = (uint64_t)t;
+  if (u < tu) return -1;
+  if (u > tu) return 1;
+  return f > t ? -1 : 0;
+}
+
+/* Exact comparison of a signed integer with a double. */
+static int cmp_i64_f(int64_t i, double f) {
+  double t;
+  int64_t ti;
+  if (i >= 0) return cmp_u64_f((uint64_t)i, f);
+  if (isnan(f)) return 2;
+  if (f >= 0) return -1;
+  if (f < -TWO63) return 1;
+  t = ceil(f); /* in [-2^63, 0] */
+  ti = (int64_t)t;
+  if (i < ti) return -1;
+  if (i > ti) return 1;
+  return f < t ? 1 : 0;
+}
+
+static int cmp_i64_u64(int64_t i, uint64_t u) {
+  if (i < 0) return -1;
+  return (uint64_t)i < u ? -1 : (uint64_t)i > u;
+}
+
+static int is_num(df_type t) {
+  return t == DF_TINT || t == DF_TUINT || t == DF_TFLOAT;
+}
+
+static int cmp_num(const df_value *a, const df_value *b) {
+  if (a->type == DF_TFLOAT && b->type == DF_TFLOAT) {
+    if (isnan(a->f) || isnan(b->f)) return 2;
+    return a->f < b->f ? -1 : a->f > b->f;
+  }
+  if (a->type == DF_TFLOAT) {
+    int c = b->type == DF_TINT ? cmp_i64_f(b->i, a->f) : cmp_u64_f(b->u, a->f);
+    return c == 2 ? 2 : -c;
+  }
+  if (b->type == DF_TFLOAT)
+    return a->type == DF_TINT ? cmp_i64_f(a->i, b->f) : cmp_u64_f(a->u, b->f);
+  if (a->type == DF_TINT && b->type == DF_TINT)
+    return a->i < b->i ? -1 : a->i > b->i;
+  if (a->type == DF_TUINT && b->type == DF_TUINT)
+    return a->u < b->u ? -1 : a->u > b->u;
+  if (a->type == DF_TINT) return cmp_i64_u64(a->i, b->u);
+  return -cmp_i64_u64(b->i, a->u);
+}
+
+/* str and bin are one kind here (both are the "string" of the data model
+ * and a client may send either). */
+int df__value_cmp(const df_value *a, const df_value *b) {
+  if (is_num(a->type) && is_num(b->type)) return cmp_num(a, b);
+  if ((a->type == DF_TSTR || a->type == DF_TBIN) &&
+      (b->type == DF_TSTR || b->type == DF_TBIN)) {
+    size_t m = a->n < b->n ? a->n : b->n;
+    int c = m ? memcmp(a->s, b->s, m) : 0;
+    if (c) return sign3(c);
+    return a->n < b->n ? -1 : a->n > b->n;
+  }
+  if (a->type == DF_TBOOL && b->type == DF_TBOOL) {
+    int x = a->i != 0, y = b->i != 0;
+    return x < y ? -1 : x > y;
+  }
+  if (a->type == DF_TNIL && b->type == DF_TNIL) return 0;
+  return 2;
+}
