@@ -1,0 +1,110 @@
+# dynafile -- build, test, install.
+#
+#   make            build the C core and the Lua module for $(LUA)
+#   make demo       install what is missing, build, run examples/quickstart.lua
+#   make test       install what is missing, build, run every test
+#   make install    PREFIX, DESTDIR, LUA_CMOD, LUA_LMOD honoured
+#
+# LUA selects the interpreter the module is built for: lua5.4 (default),
+# lua5.3, lua5.1 or luajit.
+
+LUA ?= lua5.4
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+ifeq ($(LUA),luajit)
+  LUA_PC := luajit
+  LUA_VER := 5.1
+  LUA_BIN := luajit
+else
+  LUA_VER := $(patsubst lua%,%,$(LUA))
+  LUA_PC := lua$(LUA_VER)
+  LUA_BIN := lua$(LUA_VER)
+endif
+
+LUA_CMOD ?= $(PREFIX)/lib/lua/$(LUA_VER)
+LUA_LMOD ?= $(PREFIX)/share/lua/$(LUA_VER)
+BINDIR ?= $(PREFIX)/bin
+
+CC ?= cc
+OPT ?= -O2
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+        -Wmissing-prototypes -Wpointer-arith -Wcast-align -Wformat=2 \
+        -Wundef -Werror
+CFLAGS ?= $(OPT) -g
+ALL_CFLAGS := -std=c99 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS := -llmdb -lpthread -lm
+
+B := build/$(LUA)
+CORE_SRC := $(filter-out src/ldynafile.c,$(wildcard src/*.c))
+CORE_OBJ := $(patsubst src/%.c,$(B)/%.o,$(CORE_SRC))
+LUA_CFLAGS = $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
+
+MODULE := $(B)/dynafile/core.so
+LIB := $(B)/libdynafile.a
+
+C_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
+C_EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
+
+.PHONY: all deps demo test test-c test-lua bench install uninstall clean \
+        format lint
+
+all: $(MODULE) $(LIB)
+
+$(B)/%.o: src/%.c src/*.h | $(B)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/ldynafile.o: src/ldynafile.c src/*.h | $(B)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -c $< -o $@
+
+$(LIB): $(CORE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(MODULE): $(B)/ldynafile.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $(B)/ldynafile.o $(LIB) $(LDFLAGS) $(LDLIBS)
+
+$(B):
+	@mkdir -p $(B)/tests $(B)/examples
+
+$(B)/tests/%: tests/%.c $(LIB) tests/*.h | $(B)
+	$(CC) $(ALL_CFLAGS) -Isrc $< $(LIB) -o $@ $(LDLIBS)
+
+$(B)/examples/%: examples/%.c $(LIB) | $(B)
+	$(CC) $(ALL_CFLAGS) -Isrc $< $(LIB) -o $@ $(LDLIBS)
+
+deps:
+	@sh scripts/install-deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(B)/?.so;;" \
+	  $(LUA_BIN) examples/quickstart.lua
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/run-tests.sh
+
+test-c: $(C_TESTS) $(C_EXAMPLES)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="$(B)/?.so;;" \
+	  $(LUA_BIN) bench/bench.lua
+
+install: all
+	install -d $(DESTDIR)$(LUA_CMOD)/dynafile $(DESTDIR)$(LUA_LMOD)/dynafile
+	install -m 0755 $(MODULE) $(DESTDIR)$(LUA_CMOD)/dynafile/core.so
+	install -m 0644 lua/dynafile/*.lua $(DESTDIR)$(LUA_LMOD)/dynafile/
+
+uninstall:
+	rm -rf $(DESTDIR)$(LUA_CMOD)/dynafile $(DESTDIR)$(LUA_LMOD)/dynafile
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i src/*.c src/*.h tests/*.c tests/*.h
+
+lint:
+	luacheck lua spec bench examples

@@ -1,0 +1,687 @@
+/*
+ * db.c -- opening and closing databases: the process-wide environment
+ * registry, the stored schema, meta.json, fork detection and map growth.
+ *
+ * Invariants:
+ *  - The registry (a list guarded by `registry_lock`) is the only global
+ *    mutable state of the core.  It holds one df_env per (device, inode,
+ *    fork generation): two opens of one directory share one MDB_env, which
+ *    LMDB requires (one environment per file per process).
+ *  - A fork bumps `fork_gen` in the child; handles and environments of an
+ *    older generation are never used again (every call fails DF_EFORKED)
+ *    and never closed in the child, since LMDB state does not survive fork.
+ *  - The schema stored in the `meta` sub-database is the truth; meta.json is
+ *    a human-readable copy rewritten whenever the schema is written.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "schema.h"
+#include "store.h"
+
+#define DEFAULT_MAP_SIZE ((size_t)64 << 20)
+#define DEFAULT_MAX_READERS 510
+#define GROW_STEP_MAX ((size_t)4 << 30)
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static df_env *registry;
+static volatile unsigned long fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void) {
+  fork_gen++;
+  /* The child inherits the registry mutex in whatever state the parent's
+   * threads had it; start it afresh.  Parent entries stay in the list but
+   * never match the new generation. */
+  pthread_mutex_init(&registry_lock, NULL);
+}
+
+static void install_atfork(void) {
+  pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+unsigned long df__fork_generation(void) { return fork_gen; }
+
+int df__db_err(df_db *db, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(db->errmsg, sizeof db->errmsg, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+int df__map_err(int rc) {
+  switch (rc) {
+    case 0:
+      return DF_OK;
+    case ENOMEM:
+      return DF_ENOMEM;
+    case EACCES:
+    case EPERM:
+      return DF_EACCESS;
+    case ENOSPC:
+    case EDQUOT:
+      return DF_EDISKFULL;
+    case EROFS:
+      return DF_EREADONLY;
+    case MDB_INVALID:
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INCOMPATIBLE:
+    case MDB_BAD_DBI:
+      return DF_ECORRUPT;
+    case MDB_VERSION_MISMATCH:
+      return DF_EVERSION;
+    case MDB_READERS_FULL:
+      return DF_EREADERS;
+    case MDB_MAP_FULL:
+    case MDB_MAP_RESIZED:
+      return DF_ERETRY;
+    default:
+      return DF_EIO;
+  }
+}
+
+int df__db_check(df_db *db) {
+  if (db == NULL) return DF_EINVAL;
+  if (db->closed || db->env == NULL)
+    return df__db_err(db, DF_ECLOSED, "database handle is closed");
+  if (db->fork_gen != fork_gen)
+    return df__db_err(db, DF_EFORKED,
+                      "database handle used in a forked child process; "
+                      "open the database after fork");
+  return DF_OK;
+}
+
+const char *df_db_errmsg(const df_db *db) {
+  if (db == NULL) return df_strerror(DF_ENOMEM);
+  return db->errmsg;
+}
+
+const df_schema *df_db_schema(const df_db *db) {
+  return (db && db->env) ? &db->env->schema.s : NULL;
+}
+
+const char *df_db_id(const df_db *db) {
+  return (db && db->env) ? db->env->id : "";
+}
+
+int df_db_index_find(const df_db *db, const char *name, unsigned *id) {
+  const df_schema *s = df_db_schema(db);
+  size_t i;
+  if (s == NULL || name == NULL) return DF_EINVAL;
+  for (i = 0; i < s->n_indexes; i++) {
+    if (strcmp(s->indexes[i].name, name) == 0) {
+      if (id) *id = s->indexes[i].id;
+      return DF_OK;
+    }
+  }
+  return DF_ENOTFOUND;
+}
+
+/* ------------------------------------------------------------ map size */
+
+static size_t page_size(df_env *e) {
+  MDB_stat st;
+  if (mdb_env_stat(e->env, &st) != 0 || st.ms_psize == 0) return 4096;
+  return st.ms_psize;
+}
+
+int df__env_grow(df_env *e) {
+  MDB_envinfo info;
+  size_t step, want;
+  int rc;
+  pthread_rwlock_wrlock(&e->map_lock);
+  rc = mdb_env_info(e->env, &info);
+  if (rc == 0) {
+    step = info.me_mapsize < GROW_STEP_MAX ? info.me_mapsize : GROW_STEP_MAX;
+    want = info.me_mapsize + step;
+    rc = mdb_env_set_mapsize(e->env, want);
+  }
+  pthread_rwlock_unlock(&e->map_lock);
+  return df__map_err(rc);
+}
+
+int df__env_refresh_map(df_env *e) {
+  int rc;
+  pthread_rwlock_wrlock(&e->map_lock);
+  rc = mdb_env_set_mapsize(e->env, 0);
+  pthread_rwlock_unlock(&e->map_lock);
+  return df__map_err(rc);
+}
+
+/* Grow ahead of need when the last committed page is past 3/4 of the map:
+ * most transactions then never meet MDB_MAP_FULL. */
+int df__env_grow_if_needed(df_env *e);
+int df__env_grow_if_needed(df_env *e) {
+  MDB_envinfo info;
+  if (e->readonly || mdb_env_info(e->env, &info) != 0) return DF_OK;
+  if ((size_t)(info.me_last_pgno + 1) * page_size(e) >
+      info.me_mapsize / 4 * 3)
+    return df__env_grow(e);
+  return DF_OK;
+}
+
+/* Read transactions reuse one reset MDB_txn per handle when it is free,
+ * which saves LMDB's allocation and reader-slot search on every get. */
+int df__read_begin(df_db *db, MDB_txn **txn) {
+  df_env *e = db->env;
+  int rc = 0, tries;
+  for (tries = 0; tries < 3; tries++) {
+    pthread_rwlock_rdlock(&e->map_lock);
+    if (db->rtxn && __atomic_exchange_n(&db->rtxn_busy, 1,
+                                        __ATOMIC_ACQUIRE) == 0) {
+      rc = mdb_txn_renew(db->rtxn);
+      if (rc == 0) {
+        *txn = db->rtxn;
+        return DF_OK;
+      }
+      mdb_txn_abort(db->rtxn);
+      db->rtxn = NULL;
+      __atomic_store_n(&db->rtxn_busy, 0, __ATOMIC_RELEASE);
+    }
+    rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, txn);
+    if (rc == 0) return DF_OK;
+    pthread_rwlock_unlock(&e->map_lock);
+    if (rc == MDB_MAP_RESIZED) {
+      df__env_refresh_map(e);
+    } else if (rc == MDB_READERS_FULL) {
+      int dead = 0;
+      mdb_reader_check(e->env, &dead);
+      if (dead == 0) break;
+    } else {
+      break;
+    }
+  }
+  if (rc == MDB_READERS_FULL)
+    return df__db_err(db, DF_EREADERS,
+                      "no free reader slot: every one of the database's "
+                      "reader slots is in use (raise max_readers)");
+  return df__db_err(db, df__map_err(rc), "cannot begin read transaction: %s",
+                    mdb_strerror(rc));
+}
+
+void df__read_end(df_db *db, MDB_txn *txn) {
+  if (txn == db->rtxn) {
+    mdb_txn_reset(txn);
+    __atomic_store_n(&db->rtxn_busy, 0, __ATOMIC_RELEASE);
+  } else if (db->rtxn == NULL &&
+             __atomic_exchange_n(&db->rtxn_busy, 1, __ATOMIC_ACQUIRE) == 0) {
+    mdb_txn_reset(txn);
+    db->rtxn = txn;
+    __atomic_store_n(&db->rtxn_busy, 0, __ATOMIC_RELEASE);
+  } else {
+    mdb_txn_abort(txn);
+  }
+  pthread_rwlock_unlock(&db->env->map_lock);
+}
+
+/* ------------------------------------------------------------ meta.json */
+
+static void json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+static void write_meta_json(df_env *e) {
+  char tmp[PATH_MAX], dst[PATH_MAX];
+  const df_schema *s = &e->schema.s;
+  static const char *proj[] = {"all", "keys", "include"};
+  FILE *f;
+  size_t i, j;
+  if (snprintf(tmp, sizeof tmp, "%s/meta.json.tmp", e->path) >= (int)sizeof tmp)
+    return;
+  snprintf(dst, sizeof dst, "%s/meta.json", e->path);
+  f = fopen(tmp, "w");
+  if (f == NULL) return; /* a copy for humans; the truth is in meta */
+  fprintf(f, "{\n  \"format\": %d,\n  \"pk\": ", DF_FORMAT_VERSION);
+  json_str(f, s->pk);
+  fputs(",\n  \"sk\": ", f);
+  if (s->sk) json_str(f, s->sk); else fputs("null", f);
+  fputs(",\n  \"ttl\": ", f);
+  if (s->ttl_attr) json_str(f, s->ttl_attr); else fputs("null", f);
+  fputs(",\n  \"indexes\": [", f);
+  for (i = 0; i < s->n_indexes; i++) {
+    const df_index_def *d = &s->indexes[i];
+    fputs(i ? ",\n    {" : "\n    {", f);
+    fputs("\"name\": ", f);
+    json_str(f, d->name);
+    fprintf(f, ", \"id\": %u, \"kind\": \"%s\", \"pk\": ", d->id,
+            d->kind == DF_GSI ? "gsi" : "lsi");
+    if (d->pk) json_str(f, d->pk); else fputs("null", f);
+    fputs(", \"sk\": ", f);
+    if (d->sk) json_str(f, d->sk); else fputs("null", f);
+    fprintf(f, ", \"projection\": \"%s\"", proj[d->projection]);
+    if (d->projection == DF_PROJ_INCLUDE) {
+      fputs(", \"include\": [", f);
+      for (j = 0; j < d->n_include; j++) {
+        if (j) fputs(", ", f);
+        json_str(f, d->include[j]);
+      }
+      fputc(']', f);
+    }
+    fputc('}', f);
+  }
+  fputs(s->n_indexes ? "\n  ]\n}\n" : "]\n}\n", f);
+  if (fclose(f) == 0) rename(tmp, dst);
+  else unlink(tmp);
+}
+
+/* ------------------------------------------------------------- opening */
+
+static int mkdirs(const char *path) {
+  char buf[PATH_MAX];
+  size_t n = strlen(path), i;
+  if (n == 0 || n >= sizeof buf) return ENAMETOOLONG;
+  memcpy(buf, path, n + 1);
+  for (i = 1; i <= n; i++) {
+    if (buf[i] == '/' || buf[i] == '\0') {
+      char c = buf[i];
+      buf[i] = '\0';
+      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return errno;
+      buf[i] = c;
+    }
+  }
+  return 0;
+}
+
+/* A directory is ours to initialise when it has no data.mdb and holds
+ * nothing but what dynafile itself writes. */
+static int dir_is_foreign(const char *path) {
+  DIR *d = opendir(path);
+  struct dirent *de;
+  int foreign = 0;
+  if (d == NULL) return 0;
+  while ((de = readdir(d)) != NULL) {
+    const char *n = de->d_name;
+    if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 ||
+        strcmp(n, "lock.mdb") == 0 || strcmp(n, "data.mdb") == 0 ||
+        strncmp(n, "meta.json", 9) == 0)
+      continue;
+    foreign = 1;
+    break;
+  }
+  closedir(d);
+  return foreign;
+}
+
+static void env_destroy(df_env *e) {
+  if (e == NULL) return;
+  if (e->env) mdb_env_close(e->env);
+  pthread_mutex_destroy(&e->lock);
+  pthread_rwlock_destroy(&e->map_lock);
+  df__schema_free(&e->schema);
+  df__free(e->path);
+  df__free(e);
+}
+
+/* Open the sub-databases and load or store the schema. */
+static int env_load(df_db *db, df_env *e, const df_open_options *o) {
+  MDB_txn *txn = NULL;
+  MDB_val k, v;
+  unsigned dflags = e->readonly ? 0 : MDB_CREATE;
+  int rc, code = DF_OK;
+  char err[DF_MSG_MAX];
+  df_schema_owned stored;
+  int have_stored = 0;
+
+  memset(&stored, 0, sizeof stored);
+  rc = mdb_txn_begin(e->env, NULL, e->readonly ? MDB_RDONLY : 0, &txn);
+  if (rc != 0)
+    return df__db_err(db, df__map_err(rc), "cannot open database: %s",
+                      mdb_strerror(rc));
+  rc = mdb_dbi_open(txn, DF_DBI_META, 0, &e->dbi_meta);
+  if (rc == MDB_NOTFOUND) {
+    /* No meta: a fresh environment, unless LMDB's main database already
+     * holds something (an environment written by another program). */
+    MDB_stat st;
+    MDB_dbi main;
+    if (mdb_dbi_open(txn, NULL, 0, &main) == 0 &&
+        mdb_stat(txn, main, &st) == 0 && st.ms_entries > 0) {
+      code = df__db_err(db, DF_ECORRUPT,
+                        "%s is an LMDB environment of another program, not "
+                        "a dynafile database",
+                        e->path);
+      goto out;
+    }
+    if (e->readonly) {
+      code = df__db_err(db, DF_ECORRUPT,
+                        "%s holds no dynafile database (opened read-only, "
+                        "so none was created)",
+                        e->path);
+      goto out;
+    }
+    rc = mdb_dbi_open(txn, DF_DBI_META, MDB_CREATE, &e->dbi_meta);
+  }
+  if (rc == 0) rc = mdb_dbi_open(txn, DF_DBI_ITEMS, dflags, &e->dbi_items);
+  if (rc == 0) rc = mdb_dbi_open(txn, DF_DBI_INDEX, dflags, &e->dbi_index);
+  if (rc == 0) rc = mdb_dbi_open(txn, DF_DBI_EXPIRY, dflags, &e->dbi_expiry);
+  if (rc == 0) rc = mdb_dbi_open(txn, DF_DBI_STREAM, dflags, &e->dbi_stream);
+  if (rc != 0) {
+    code = df__db_err(db, rc == MDB_NOTFOUND ? DF_ECORRUPT : df__map_err(rc),
+                      "cannot open the sub-databases of %s: %s", e->path,
+                      mdb_strerror(rc));
+    goto out;
+  }
+  k.mv_data = (void *)"schema";
+  k.mv_size = 6;
+  rc = mdb_get(txn, e->dbi_meta, &k, &v);
+  if (rc == 0) {
+    code = df__schema_decode(v.mv_data, v.mv_size, &stored, err, sizeof err);
+    if (code != DF_OK) {
+      df__db_err(db, code, "%s: stored schema: %s", e->path, err);
+      goto out;
+    }
+    have_stored = 1;
+  } else if (rc != MDB_NOTFOUND) {
+    code = df__db_err(db, df__map_err(rc), "cannot read schema: %s",
+                      mdb_strerror(rc));
+    goto out;
+  }
+
+  if (!have_stored) {
+    df_buf b;
+    if (o->schema == NULL) {
+      code = df__db_err(db, DF_EVALIDATION,
+                        "%s: new database needs a schema (at least pk)",
+                        e->path);
+      goto out;
+    }
+    code = df__schema_copy(o->schema, &e->schema, err, sizeof err);
+    if (code != DF_OK) {
+      df__db_err(db, code, "%s", err);
+      goto out;
+    }
+    df__buf_init(&b);
+    code = df__schema_encode(&e->schema.s, &b);
+    if (code == DF_OK) {
+      v.mv_data = b.p;
+      v.mv_size = b.len;
+      rc = mdb_put(txn, e->dbi_meta, &k, &v, 0);
+      code = df__map_err(rc);
+    }
+    df__buf_free(&b);
+    if (code != DF_OK) {
+      df__db_err(db, code, "cannot store schema");
+      goto out;
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0) {
+      code = df__db_err(db, df__map_err(rc), "cannot store schema: %s",
+                        mdb_strerror(rc));
+      goto out;
+    }
+    write_meta_json(e);
+    goto out;
+  }
+
+  /* A stored schema: adopt it, checking what the caller asked for. */
+  e->schema = stored;
+  memset(&stored, 0, sizeof stored);
+  if (o->schema) {
+    int changed = 0;
+    code = df__schema_reconcile(db, txn, e, o, &changed, err, sizeof err);
+    if (code != DF_OK) {
+      df__db_err(db, code, "%s", err);
+      goto out;
+    }
+    if (changed) {
+      rc = mdb_txn_commit(txn);
+      txn = NULL;
+      if (rc != 0) {
+        code = df__db_err(db, df__map_err(rc), "cannot store schema: %s",
+                          mdb_strerror(rc));
+        goto out;
+      }
+      write_meta_json(e);
+      goto out;
+    }
+  }
+  rc = mdb_txn_commit(txn); /* keeps the dbi handles */
+  txn = NULL;
+  if (rc != 0)
+    code = df__db_err(db, df__map_err(rc), "cannot open database: %s",
+                      mdb_strerror(rc));
+out:
+  if (txn) mdb_txn_abort(txn);
+  df__schema_free(&stored);
+  return code;
+}
+
+static int env_open(df_db *db, const char *path, struct stat *st,
+                    const df_open_options *o, df_env **out) {
+  df_env *e;
+  int rc, code;
+  char data_path[PATH_MAX];
+  struct stat dst;
+  unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+
+  if (snprintf(data_path, sizeof data_path, "%s/data.mdb", path) >=
+      (int)sizeof data_path)
+    return df__db_err(db, DF_EINVAL, "path too long: %s", path);
+  if (stat(data_path, &dst) != 0) {
+    if (o->readonly)
+      return df__db_err(db, DF_ECORRUPT,
+                        "%s holds no dynafile database (opened read-only)",
+                        path);
+    if (dir_is_foreign(path))
+      return df__db_err(db, DF_ECORRUPT,
+                        "%s is not empty and holds no dynafile database; "
+                        "refusing to create one among other files",
+                        path);
+  } else if (dst.st_size == 0 || (size_t)dst.st_size < 2 * 4096) {
+    /* LMDB would silently initialise an empty file: a torn or truncated
+     * data file is not a new database. */
+    return df__db_err(db, DF_ECORRUPT,
+                      "%s is truncated (%lld bytes); not a database", data_path,
+                      (long long)dst.st_size);
+  }
+
+  e = df__malloc(sizeof *e);
+  if (e == NULL) return df__db_err(db, DF_ENOMEM, "out of memory");
+  memset(e, 0, sizeof *e);
+  pthread_mutex_init(&e->lock, NULL);
+  pthread_rwlock_init(&e->map_lock, NULL);
+  e->dev = st->st_dev;
+  e->ino = st->st_ino;
+  e->fork_gen = fork_gen;
+  e->refs = 1;
+  e->readonly = o->readonly;
+  e->path = df__strdup(path);
+  snprintf(e->id, sizeof e->id, "%llx:%llx", (unsigned long long)e->dev,
+           (unsigned long long)e->ino);
+  if (e->path == NULL) {
+    env_destroy(e);
+    return df__db_err(db, DF_ENOMEM, "out of memory");
+  }
+  rc = mdb_env_create(&e->env);
+  if (rc == 0) rc = mdb_env_set_maxdbs(e->env, 8);
+  if (rc == 0)
+    rc = mdb_env_set_maxreaders(
+        e->env, o->max_readers ? o->max_readers : DEFAULT_MAX_READERS);
+  if (rc == 0)
+    rc = mdb_env_set_mapsize(e->env,
+                             o->map_size ? o->map_size : DEFAULT_MAP_SIZE);
+  if (rc != 0) {
+    env_destroy(e);
+    return df__db_err(db, df__map_err(rc), "cannot create environment: %s",
+                      mdb_strerror(rc));
+  }
+  if (o->readonly) flags |= MDB_RDONLY;
+  rc = mdb_env_open(e->env, path, flags, 0644);
+  if (rc != 0) {
+    code = df__map_err(rc);
+    if (rc == EINVAL || rc == ENOENT) code = DF_ECORRUPT;
+    df__db_err(db, code, "cannot open %s: %s", path, mdb_strerror(rc));
+    env_destroy(e);
+    return code;
+  }
+  {
+    int dead = 0;
+    mdb_reader_check(e->env, &dead); /* reclaim slots of killed processes */
+  }
+  code = env_load(db, e, o);
+  if (code != DF_OK) {
+    env_destroy(e);
+    return code;
+  }
+  *out = e;
+  return DF_OK;
+}
+
+static int options_check(df_db *db, const df_open_options *o) {
+  if (o->sync != DF_SYNC_FULL && o->sync != DF_SYNC_NORMAL &&
+      o->sync != DF_SYNC_OFF)
+    return df__db_err(db, DF_EINVAL, "invalid sync mode %d", (int)o->sync);
+  return DF_OK;
+}
+
+int df_db_open(const char *path, const df_open_options *opts, df_db **out) {
+  df_db *db;
+  df_open_options defaults;
+  struct stat st;
+  df_env *e;
+  int code, rc;
+  char err[DF_MSG_MAX];
+
+  if (out == NULL) return DF_EINVAL;
+  *out = NULL;
+  pthread_once(&atfork_once, install_atfork);
+  db = df__malloc(sizeof *db);
+  if (db == NULL) return DF_ENOMEM;
+  memset(db, 0, sizeof *db);
+  df__buf_init(&db->got);
+  db->fork_gen = fork_gen;
+  *out = db;
+  if (opts == NULL) {
+    memset(&defaults, 0, sizeof defaults);
+    opts = &defaults;
+  }
+  if (path == NULL || path[0] == '\0')
+    return df__db_err(db, DF_EINVAL, "path must be a non-empty string");
+  if ((code = options_check(db, opts)) != DF_OK) return code;
+  db->sync = opts->sync;
+
+  if (!opts->readonly && (rc = mkdirs(path)) != 0)
+    return df__db_err(db, rc == EACCES || rc == EPERM ? DF_EACCESS : DF_EIO,
+                      "cannot create directory %s: %s", path, strerror(rc));
+  if (stat(path, &st) != 0)
+    return df__db_err(db, errno == EACCES ? DF_EACCESS : DF_EIO,
+                      "cannot open %s: %s", path, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return df__db_err(db, DF_EIO, "%s is not a directory", path);
+  if (access(path, opts->readonly ? (R_OK | X_OK) : (R_OK | W_OK | X_OK)) != 0)
+    return df__db_err(db, DF_EACCESS, "cannot open %s: %s", path,
+                      strerror(errno));
+
+  pthread_mutex_lock(&registry_lock);
+  for (e = registry; e; e = e->next)
+    if (e->dev == st.st_dev && e->ino == st.st_ino && e->fork_gen == fork_gen)
+      break;
+  if (e) {
+    if (e->readonly && !opts->readonly) {
+      pthread_mutex_unlock(&registry_lock);
+      return df__db_err(db, DF_EREADONLY,
+                        "%s is already open read-only in this process", path);
+    }
+    if (opts->schema) {
+      code = df__schema_same(&e->schema.s, opts->schema, err, sizeof err);
+      if (code != DF_OK) {
+        pthread_mutex_unlock(&registry_lock);
+        return df__db_err(db, code, "%s", err);
+      }
+    }
+    e->refs++;
+  } else {
+    code = env_open(db, path, &st, opts, &e);
+    if (code != DF_OK) {
+      pthread_mutex_unlock(&registry_lock);
+      return code;
+    }
+    e->next = registry;
+    registry = e;
+  }
+  pthread_mutex_unlock(&registry_lock);
+  db->env = e;
+  return DF_OK;
+}
+
+void df_db_close(df_db *db) {
+  df_env *e, **pp;
+  if (db == NULL) return;
+  e = db->env;
+  if (e && !db->closed && db->fork_gen == fork_gen) {
+    if (db->rtxn) mdb_txn_abort(db->rtxn);
+    pthread_mutex_lock(&registry_lock);
+    if (--e->refs == 0) {
+      for (pp = &registry; *pp; pp = &(*pp)->next)
+        if (*pp == e) {
+          *pp = e->next;
+          break;
+        }
+      env_destroy(e);
+    }
+    pthread_mutex_unlock(&registry_lock);
+  }
+  db->env = NULL;
+  db->rtxn = NULL;
+  db->closed = 1;
+  df__buf_free(&db->got);
+  df__free(db);
+}
+
+int df_db_stat(df_db *db, df_stat *out) {
+  MDB_txn *txn;
+  MDB_stat st;
+  MDB_envinfo info;
+  MDB_cursor *c;
+  MDB_val k, v;
+  int code;
+  if (out == NULL) return DF_EINVAL;
+  if ((code = df__db_check(db)) != DF_OK) return code;
+  memset(out, 0, sizeof *out);
+  if ((code = df__read_begin(db, &txn)) != DF_OK) return code;
+  if (mdb_stat(txn, db->env->dbi_items, &st) == 0) out->items = st.ms_entries;
+  if (mdb_stat(txn, db->env->dbi_index, &st) == 0)
+    out->index_entries = st.ms_entries;
+  if (mdb_env_info(db->env->env, &info) == 0) {
+    out->map_size = info.me_mapsize;
+    out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * page_size(db->env);
+    out->max_readers = info.me_maxreaders;
+    out->readers_used = info.me_numreaders;
+  }
+  if (mdb_cursor_open(txn, db->env->dbi_stream, &c) == 0) {
+    if (mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 && k.mv_size == 8)
+      out->stream_first = df__key_get_u64(k.mv_data);
+    if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
+      out->stream_last = df__key_get_u64(k.mv_data);
+    mdb_cursor_close(c);
+  }
+  df__read_end(db, txn);
+  return DF_OK;
+}
+
+int df_db_item_key(df_db *db, const void *item, size_t len, df_key *key) {
+  int code;
+  if ((code = df__db_check(db)) != DF_OK) return code;
+  code = df__item_key_of(&db->env->schema.s, item, len, key, db->errmsg,
+                         sizeof db->errmsg);
+  return code;
+}

@@ -1,0 +1,392 @@
+/*
+ * dynafile.h -- the public C interface of dynafile, and its manual.
+ *
+ * dynafile is an embedded store with DynamoDB's data model on top of LMDB:
+ * items (MessagePack maps) live in partitions chosen by a partition key,
+ * sorted inside a partition by a sort key, reachable through secondary
+ * indexes, with a change stream and TTL.  This header is the whole contract:
+ * whatever it does not declare is not API.  It includes no Lua header; a C
+ * host (a game engine, a tool) can use it directly.
+ *
+ * Conventions
+ *  - Every fallible function returns int: 0 (DF_OK) on success or a negative
+ *    DF_E* code.  Results come back through out-parameters.  The detailed
+ *    message of the last failure lives in the handle that failed
+ *    (df_db_errmsg) and stays valid until the next call on that handle.
+ *  - Out of memory is DF_ENOMEM, never an abort.  Every destructor accepts
+ *    NULL.
+ *  - "Borrowed" pointers point into memory owned by dynafile; each function
+ *    says how long they stay valid.  Nothing returned needs free() unless
+ *    it says so.
+ *  - Items are MessagePack maps (the public spec): strings are str or bin,
+ *    integers stay integers, floats stay floats, nesting at most
+ *    DF_MAX_DEPTH levels.
+ *  - Threads: a df_db handle may be used from several threads, but one
+ *    call at a time (serialise on your side) -- or open one handle per
+ *    thread: handles on one directory share one LMDB environment.  A
+ *    df_txn and a df_page belong to the thread that made them.
+ *  - Processes: open after fork, never before.  A handle carried into a
+ *    forked child fails every call with DF_EFORKED.
+ */
+#ifndef DYNAFILE_H
+#define DYNAFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DF_VERSION "0.1.0"
+/* On-disk format version stored in the meta sub-database. */
+#define DF_FORMAT_VERSION 1
+/* Deepest nesting of maps and arrays an item may have. */
+#define DF_MAX_DEPTH 32
+/* Longest key value, in raw bytes, of a partition-key attribute (table or
+ * GSI partition key).  Values whose encoding is longer than
+ * DF_PK_INLINE_MAX are stored in keys as a 128-bit hash, collision checked
+ * against the full value kept in the item. */
+#define DF_PK_MAX 2048
+#define DF_PK_INLINE_MAX 64
+/* Longest encoded sort-key value (table, GSI or LSI sort key).  A number
+ * encodes in 11 bytes; a string in its length + 3, plus one per NUL byte.
+ * So a sort-key string may hold up to 177 bytes without NULs. */
+#define DF_SK_MAX 180
+
+/* Error codes: name, value, default message.  The Lua binding maps each to
+ * a stable code string (see lua/dynafile.lua). */
+#define DF_ERRORS(X)                                                       \
+  X(OK, 0, "ok")                                                           \
+  X(ENOMEM, -1, "out of memory")                                           \
+  X(EINVAL, -2, "invalid argument")                                        \
+  X(EVALIDATION, -3, "validation error")                                   \
+  X(ENOTFOUND, -4, "not found")                                            \
+  X(ECONDITION, -5, "conditional check failed")                            \
+  X(EIO, -6, "I/O error")                                                  \
+  X(ECORRUPT, -7, "database is corrupt or not a dynafile database")        \
+  X(EFORKED, -8, "handle used in a forked child; open after fork")         \
+  X(ECLOSED, -9, "handle is closed")                                       \
+  X(EREADONLY, -10, "database is read-only")                               \
+  X(EBUSY, -11, "this thread already holds the write transaction")         \
+  X(ERETRY, -12, "the map had to grow under a concurrent writer; retry")   \
+  X(EREADERS, -13, "no free reader slot (raise max_readers)")              \
+  X(EVERSION, -14, "database format is newer than this library")           \
+  X(EDISKFULL, -15, "no space left on device")                             \
+  X(EACCESS, -16, "permission denied")                                     \
+  X(ESCHEMA, -17, "schema differs from the stored one")
+
+typedef enum df_error {
+#define DF__ENUM(name, value, msg) DF_##name = value,
+  DF_ERRORS(DF__ENUM)
+#undef DF__ENUM
+} df_error;
+
+/* The default message of a code; a static string, never NULL. */
+const char *df_strerror(int code);
+/* The code's symbolic name without the DF_ prefix ("ENOMEM"); static. */
+const char *df_errname(int code);
+
+/* ---------------------------------------------------------------- values */
+
+typedef enum df_type {
+  DF_TNONE = 0, /* absent (no such attribute) */
+  DF_TNIL,
+  DF_TBOOL,
+  DF_TINT,   /* i */
+  DF_TUINT,  /* u: an unsigned integer above INT64_MAX */
+  DF_TFLOAT, /* f */
+  DF_TSTR,   /* s, n: bytes, not NUL-terminated */
+  DF_TBIN,   /* s, n */
+  DF_TARRAY, /* n: element count; s points at the first element */
+  DF_TMAP    /* n: pair count; s points at the first key */
+} df_type;
+
+/* A value, either given by the caller (key values) or read from item
+ * bytes.  Strings are borrowed: from the caller, or from the bytes read. */
+typedef struct df_value {
+  df_type type;
+  int64_t i; /* DF_TINT, and DF_TBOOL (0/1) */
+  uint64_t u;
+  double f;
+  const char *s;
+  size_t n;
+} df_value;
+
+/* A primary key: the partition-key value and, for tables with a sort key,
+ * the sort-key value (sk.type == DF_TNONE otherwise).  Key values are
+ * strings or numbers (int, uint, float; NaN refused). */
+typedef struct df_key {
+  df_value pk;
+  df_value sk;
+} df_key;
+
+/* --------------------------------------------------------------- schema */
+
+enum { DF_GSI = 1, DF_LSI = 2 };
+enum { DF_PROJ_ALL = 0, DF_PROJ_KEYS = 1, DF_PROJ_INCLUDE = 2 };
+
+typedef struct df_index_def {
+  const char *name;
+  int kind;               /* DF_GSI or DF_LSI */
+  const char *pk;         /* GSI partition-key attribute; NULL for LSI */
+  const char *sk;         /* sort-key attribute; NULL: none (GSI only) */
+  int projection;         /* DF_PROJ_* */
+  const char *const *include; /* DF_PROJ_INCLUDE: attribute names */
+  size_t n_include;
+  unsigned id;            /* assigned by dynafile (1..255); ignored on input */
+} df_index_def;
+
+typedef struct df_schema {
+  const char *pk;       /* partition-key attribute name */
+  const char *sk;       /* sort-key attribute name, NULL: pk-only table */
+  const char *ttl_attr; /* TTL attribute (epoch seconds), NULL: none */
+  const df_index_def *indexes;
+  size_t n_indexes;
+} df_schema;
+
+/* ------------------------------------------------------------- database */
+
+typedef struct df_db df_db;
+typedef struct df_txn df_txn;
+typedef struct df_page df_page;
+typedef struct df_expr df_expr;
+
+typedef enum df_sync {
+  DF_SYNC_FULL = 0, /* fsync at every commit: nothing acknowledged is lost */
+  DF_SYNC_NORMAL,   /* no metadata sync: an OS crash may lose the last
+                       commits, never corrupt; a process crash loses nothing */
+  DF_SYNC_OFF       /* no sync at all: an OS crash may lose recent commits
+                       and, with bad luck, corrupt the file; process crashes
+                       lose nothing */
+} df_sync;
+
+typedef void (*df_progress_fn)(void *ud, const char *index, size_t done,
+                               size_t total);
+
+typedef struct df_open_options {
+  const df_schema *schema; /* NULL: use the stored schema (or fail with
+                              DF_EVALIDATION when creating) */
+  df_sync sync;
+  int readonly;        /* open without write access; writes: DF_EREADONLY */
+  size_t map_size;     /* initial map size in bytes; 0: 64 MiB.  The map
+                          grows by itself as the data grows. */
+  unsigned max_readers; /* reader slots; 0: 510.  Used only by the first
+                           opener of the environment file. */
+  df_progress_fn progress; /* optional: index backfill progress */
+  void *progress_ud;
+} df_open_options;
+
+/* Open (creating when missing: the directory with its parents, the LMDB
+ * environment, the schema) the database in directory `path`.
+ * On success *out is a new handle.  On failure *out is a handle in a failed
+ * state holding the message (read it with df_db_errmsg, then df_db_close
+ * it), or NULL when even that could not be allocated (DF_ENOMEM).
+ * Errors: DF_EINVAL (bad options), DF_ESCHEMA (schema differs from the
+ * stored one; message names the difference), DF_EVALIDATION (no schema
+ * given for a new database; bad index definition), DF_EACCESS, DF_EIO
+ * (path is a file, ...), DF_ECORRUPT (not a dynafile/LMDB directory, torn
+ * file), DF_EVERSION, DF_EREADERS, DF_ENOMEM, DF_EREADONLY (creating a
+ * database read-only). */
+int df_db_open(const char *path, const df_open_options *opts, df_db **out);
+
+/* Close a handle; NULL is accepted.  The environment is closed when its
+ * last handle in this process closes.  Any df_page made from this handle
+ * must be freed first; a live df_txn is aborted. */
+void df_db_close(df_db *db);
+
+/* The message of the last failure on this handle.  Borrowed; valid until
+ * the next call on the handle. */
+const char *df_db_errmsg(const df_db *db);
+
+/* The schema in force (stored or given).  Borrowed; valid until close. */
+const df_schema *df_db_schema(const df_db *db);
+
+/* A string identifying the database (its directory's device and inode),
+ * equal for every handle on the same directory in this process.
+ * Borrowed; valid until close. */
+const char *df_db_id(const df_db *db);
+
+/* Find an index by name: *id its number.  DF_ENOTFOUND when absent. */
+int df_db_index_find(const df_db *db, const char *name, unsigned *id);
+
+/* Statistics for tools. */
+typedef struct df_stat {
+  uint64_t items;
+  uint64_t index_entries;
+  uint64_t map_size;
+  uint64_t used_bytes;
+  unsigned max_readers;
+  unsigned readers_used;
+  uint64_t stream_first, stream_last; /* change-log sequence range */
+} df_stat;
+int df_db_stat(df_db *db, df_stat *st);
+
+/* ---------------------------------------------------------- transactions */
+
+enum {
+  DF_TXN_READ = 0,
+  DF_TXN_WRITE = 1,
+  /* Record one df_event per change, for listeners (write only). */
+  DF_TXN_EVENTS = 2
+};
+
+/* Begin a transaction.  `now` is the current time in epoch seconds, used
+ * for TTL: an item whose TTL attribute is below `now` is invisible.
+ * A write transaction takes the database's single writer lock (waiting
+ * for writers in other threads and processes).
+ * Errors: DF_EBUSY (this thread already holds a write transaction on this
+ * database), DF_EREADONLY, DF_EREADERS, DF_EFORKED, DF_ECLOSED, DF_EIO,
+ * DF_ENOMEM. */
+int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out);
+
+/* Commit.  On success the transaction is finished; its events stay
+ * readable until df_txn_free.  On failure nothing was written.
+ * Errors: DF_ERETRY (the map had to grow and another writer committed in
+ * between: run the whole transaction again), DF_EDISKFULL, DF_EIO. */
+int df_txn_commit(df_txn *txn);
+
+/* Abort (when still live) and free; NULL accepted. */
+void df_txn_free(df_txn *txn);
+
+/* The message of the last failure in this transaction (borrowed). */
+const char *df_txn_errmsg(const df_txn *txn);
+
+/* Read the item with `key`.  *item and *len borrow the stored bytes, valid
+ * until the next write in this transaction or its end.  Expired items are
+ * not found.  Errors: DF_ENOTFOUND, DF_EVALIDATION (bad key). */
+int df_txn_get(df_txn *txn, const df_key *key, const void **item,
+               size_t *len);
+
+/* Write an item (a MessagePack map holding the key attributes).
+ * When `old`/`old_len` are non-NULL they receive the replaced item (NULL
+ * when there was none), borrowed until the next call on the transaction.
+ * Errors: DF_EVALIDATION (malformed item, key attribute missing or of a
+ * wrong type, key too long), DF_EREADONLY, DF_ERETRY, DF_EDISKFULL. */
+int df_txn_put(df_txn *txn, const void *item, size_t len, const void **old,
+               size_t *old_len);
+
+/* Delete an item.  *found (optional) says whether it existed; `old` as
+ * for df_txn_put.  Deleting a missing item is not an error. */
+int df_txn_delete(df_txn *txn, const df_key *key, int *found,
+                  const void **old, size_t *old_len);
+
+/* Delete items whose TTL attribute is below the transaction's `now`, at
+ * most `limit` (0: all).  *count receives how many were deleted; each
+ * gives a DELETE event marked expired. */
+int df_txn_purge_expired(df_txn *txn, size_t limit, size_t *count);
+
+/* Extract the primary key of an item's bytes into *key (strings borrowed
+ * from `item`).  Errors: DF_EVALIDATION. */
+int df_db_item_key(df_db *db, const void *item, size_t len, df_key *key);
+
+/* One-call forms, each its own transaction (the write forms retry by
+ * themselves after the map grows, so they never return DF_ERETRY).
+ * df_db_get copies the item into memory owned by the handle: *item is
+ * borrowed until the next call on `db`.  Errors as for the df_txn_*
+ * functions, plus those of df_txn_begin and df_txn_commit. */
+int df_db_get(df_db *db, const df_key *key, double now, const void **item,
+              size_t *len);
+int df_db_put(df_db *db, const void *item, size_t len, double now);
+int df_db_delete(df_db *db, const df_key *key, double now, int *found);
+
+/* ---------------------------------------------------------------- events */
+
+enum { DF_EV_PUT = 1, DF_EV_DELETE = 2 };
+
+typedef struct df_event {
+  int action;      /* DF_EV_PUT or DF_EV_DELETE */
+  int expired;     /* 1 when TTL removed the item */
+  const void *old; /* previous item bytes or NULL */
+  size_t old_len;
+  const void *new_item; /* new item bytes or NULL */
+  size_t new_len;
+  uint64_t seq;    /* change-log sequence number, 0 when not logged */
+} df_event;
+
+/* Number of events recorded by a DF_TXN_EVENTS transaction. */
+size_t df_txn_event_count(const df_txn *txn);
+/* Event i, borrowed until df_txn_free. */
+int df_txn_event(const df_txn *txn, size_t i, df_event *ev);
+
+/* --------------------------------------------------------------- queries */
+
+/* How a sort-key bound compares. */
+enum {
+  DF_COND_NONE = 0,
+  DF_COND_EQ,
+  DF_COND_LT,
+  DF_COND_LE,
+  DF_COND_GT,
+  DF_COND_GE,
+  DF_COND_BETWEEN,    /* lo <= sk <= hi */
+  DF_COND_BEGINS_WITH /* string prefix */
+};
+
+typedef struct df_query {
+  unsigned index;      /* 0: the table; else an index id */
+  int has_pk;          /* 1: query the partition `pk`; 0: scan */
+  df_value pk;
+  int cond;            /* DF_COND_* on the sort key */
+  df_value lo, hi;     /* operands: lo for one-operand conditions */
+  int has_start;       /* seed's starts_with: start at sort key `start`
+                          inclusive, in the direction of travel */
+  df_value start;
+  int reverse;         /* descending sort-key order */
+  const void *start_after; /* MessagePack map holding the key attributes
+                              (table and index) to resume after; NULL */
+  size_t start_after_len;
+  unsigned segment, segments; /* scan segment k (0-based) of n; n=0: all */
+  const df_expr *filter; /* evaluated on stored bytes; NULL: none */
+  size_t limit;        /* stop after this many matches (0: none) */
+  double now;          /* TTL reference time */
+} df_query;
+
+/* A page: a bounded batch of matching items copied out of one short read
+ * transaction.  Create once, reuse for every page. */
+int df_page_new(df_page **out);
+void df_page_free(df_page *page);
+
+/* Read the next page of `q` into `page`: at most `max_items` matching
+ * items, examining at most `max_examined` entries (0: no bound).
+ * Pass the page's next key back as q->start_after to continue.
+ * Errors: DF_EVALIDATION (bad key values), DF_ENOTFOUND (unknown index),
+ * DF_EREADERS, DF_EFORKED, DF_ECLOSED, DF_ENOMEM. */
+int df_query_page(df_db *db, const df_query *q, size_t max_items,
+                  size_t max_examined, df_page *page);
+
+size_t df_page_count(const df_page *page);
+/* Item i of the page (projected for index queries); borrowed until the
+ * page is reused or freed. */
+void df_page_item(const df_page *page, size_t i, const void **item,
+                  size_t *len);
+/* The resume point after the last examined entry: a MessagePack map of the
+ * key attributes (borrowed), or NULL when the range is exhausted. */
+void df_page_next_key(const df_page *page, const void **key, size_t *len);
+/* How many entries the page examined (items visited in the B+tree). */
+size_t df_page_examined(const df_page *page);
+
+/* ----------------------------------------------------------- expressions */
+
+/* Compile a filter/condition expression.  On a syntax error returns
+ * DF_EVALIDATION and writes a message naming the column into err.
+ * *out is freed with df_expr_free. */
+int df_expr_compile(const char *src, size_t len, df_expr **out, char *err,
+                    size_t errlen);
+/* Evaluate against an item's MessagePack bytes (NULL/0: no item, every
+ * attribute missing).  Returns 1 (true), 0 (false) or DF_ECORRUPT for
+ * malformed bytes. */
+int df_expr_eval(const df_expr *e, const void *item, size_t len);
+void df_expr_free(df_expr *e);
+
+/* ---------------------------------------------------------------- testing */
+
+/* Make the Nth allocation from now fail (1 = the next one), 0 to stop.
+ * Only in builds with -DDF_FAULT_INJECTION; elsewhere a no-op returning
+ * DF_EINVAL.  Returns 0. */
+int df_test_fail_alloc(long nth);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DYNAFILE_H */

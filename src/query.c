@@ -1,0 +1,512 @@
+/*
+ * query.c -- query and scan: key ranges in the B+tree, read in pages.
+ *
+ * A query becomes one contiguous key range [lower, upper] of the items
+ * table or of the index sub-database, walked forward or backward by one
+ * LMDB cursor inside one short read transaction per page.  Key conditions,
+ * the seed's starts_with, start_after and scan segments all only tighten
+ * the two bounds, so a query visits exactly the entries of its range
+ * (df_page_examined counts them) and a page never holds a transaction
+ * beyond its own call.
+ *
+ * Bounds are kept in two forms only: lower is "key >= L" or "key > L",
+ * upper is "key < U" or "key <= U".  "Every key with prefix P" bounds are
+ * first turned into these with the prefix successor.
+ */
+#include <string.h>
+
+#include "store.h"
+
+#define BOUND_MAX (DF_KEY_MAX + 8)
+
+typedef struct bound {
+  int set;   /* 0: unbounded */
+  int excl;  /* lower: key > b; upper: key < b */
+  int empty; /* the bound excludes everything (no successor exists) */
+  size_t n;
+  unsigned char b[BOUND_MAX];
+} bound;
+
+typedef struct range {
+  bound lo, hi;
+  size_t prefix_len; /* partition prefix, for the sort-key bounds */
+  unsigned char prefix[BOUND_MAX];
+} range;
+
+struct df_page {
+  df_buf data;   /* item bytes, back to back */
+  size_t *off;   /* count + 1 offsets into data */
+  size_t cap_off;
+  size_t count;
+  size_t examined;
+  df_buf next;   /* key attributes of the resume point */
+  int has_next;
+};
+
+int df_page_new(df_page **out) {
+  df_page *p;
+  if (out == NULL) return DF_EINVAL;
+  *out = p = df__malloc(sizeof *p);
+  if (p == NULL) return DF_ENOMEM;
+  memset(p, 0, sizeof *p);
+  df__buf_init(&p->data);
+  df__buf_init(&p->next);
+  return DF_OK;
+}
+
+void df_page_free(df_page *p) {
+  if (p == NULL) return;
+  df__buf_free(&p->data);
+  df__buf_free(&p->next);
+  df__free(p->off);
+  df__free(p);
+}
+
+size_t df_page_count(const df_page *p) { return p ? p->count : 0; }
+size_t df_page_examined(const df_page *p) { return p ? p->examined : 0; }
+
+void df_page_item(const df_page *p, size_t i, const void **item, size_t *len) {
+  if (p == NULL || i >= p->count) {
+    *item = NULL;
+    *len = 0;
+    return;
+  }
+  *item = p->data.p + p->off[i];
+  *len = p->off[i + 1] - p->off[i];
+}
+
+void df_page_next_key(const df_page *p, const void **key, size_t *len) {
+  if (p == NULL || !p->has_next) {
+    *key = NULL;
+    *len = 0;
+    return;
+  }
+  *key = p->next.p;
+  *len = p->next.len;
+}
+
+/* -------------------------------------------------------------- bounds */
+
+static int keycmp(const unsigned char *a, size_t an, const unsigned char *b,
+                  size_t bn) {
+  size_t n = an < bn ? an : bn;
+  int c = n ? memcmp(a, b, n) : 0;
+  if (c) return c;
+  return an < bn ? -1 : an > bn;
+}
+
+/* The smallest byte string greater than every string with prefix p, in
+ * place; 0 when none exists (p is all 0xff). */
+static int successor(unsigned char *p, size_t *n) {
+  while (*n > 0) {
+    if (p[*n - 1] != 0xff) {
+      p[*n - 1]++;
+      return 1;
+    }
+    (*n)--;
+  }
+  return 0;
+}
+
+static void bound_set(bound *b, const unsigned char *p, size_t n, int excl) {
+  b->set = 1;
+  b->excl = excl;
+  b->n = n;
+  memcpy(b->b, p, n);
+}
+
+/* Tighten lower bound `lo` with "key >= p" (excl 0) or "key > p". */
+static void lower_with(bound *lo, const unsigned char *p, size_t n, int excl) {
+  int c;
+  if (!lo->set) {
+    bound_set(lo, p, n, excl);
+    return;
+  }
+  c = keycmp(p, n, lo->b, lo->n);
+  if (c > 0 || (c == 0 && excl)) bound_set(lo, p, n, excl);
+}
+
+static void upper_with(bound *hi, const unsigned char *p, size_t n, int excl) {
+  int c;
+  if (!hi->set) {
+    bound_set(hi, p, n, excl);
+    return;
+  }
+  c = keycmp(p, n, hi->b, hi->n);
+  if (c < 0 || (c == 0 && excl)) bound_set(hi, p, n, excl);
+}
+
+/* lower: every key with prefix p or after it. */
+static void lower_prefix(bound *lo, const unsigned char *p, size_t n) {
+  lower_with(lo, p, n, 0);
+}
+
+/* lower: strictly after every key with prefix p. */
+static void lower_after_prefix(bound *lo, const unsigned char *p, size_t n) {
+  unsigned char s[BOUND_MAX];
+  memcpy(s, p, n);
+  if (!successor(s, &n)) {
+    lo->empty = 1;
+    return;
+  }
+  lower_with(lo, s, n, 0);
+}
+
+/* upper: up to and including every key with prefix p. */
+static void upper_prefix(bound *hi, const unsigned char *p, size_t n) {
+  unsigned char s[BOUND_MAX];
+  memcpy(s, p, n);
+  if (!successor(s, &n)) return; /* no limit */
+  upper_with(hi, s, n, 1);
+}
+
+/* upper: strictly before every key with prefix p. */
+static void upper_before_prefix(bound *hi, const unsigned char *p, size_t n) {
+  upper_with(hi, p, n, 1);
+}
+
+static int below_upper(const bound *hi, const unsigned char *k, size_t n) {
+  int c;
+  if (!hi->set) return 1;
+  c = keycmp(k, n, hi->b, hi->n);
+  return hi->excl ? c < 0 : c <= 0;
+}
+
+static int above_lower(const bound *lo, const unsigned char *k, size_t n) {
+  int c;
+  if (!lo->set) return 1;
+  c = keycmp(k, n, lo->b, lo->n);
+  return lo->excl ? c > 0 : c >= 0;
+}
+
+/* prefix + enc(v) into out; DF_EVALIDATION when v is not a key value. */
+static int with_value(df_db *db, const range *r, const df_value *v,
+                      int strip_terminator, const char *what,
+                      unsigned char *out, size_t *n) {
+  size_t m;
+  memcpy(out, r->prefix, r->prefix_len);
+  if (df__key_enc(v, out + r->prefix_len, DF_SK_MAX, &m) != DF_OK)
+    return df__db_err(db, DF_EVALIDATION,
+                      "%s: sort-key value must be a string or a number "
+                      "(not NaN) of at most %d encoded bytes",
+                      what, DF_SK_MAX);
+  if (strip_terminator) {
+    if (v->type != DF_TSTR && v->type != DF_TBIN)
+      return df__db_err(db, DF_EVALIDATION,
+                        "begins_with: value must be a string");
+    m -= 2; /* drop the 00 01 terminator: a prefix of every extension */
+  }
+  *n = r->prefix_len + m;
+  return DF_OK;
+}
+
+static const df_index_def *index_def(const df_env *e, unsigned id) {
+  size_t i;
+  for (i = 0; i < e->schema.s.n_indexes; i++)
+    if (e->schema.s.indexes[i].id == id) return &e->schema.s.indexes[i];
+  return NULL;
+}
+
+/* Storage key of the entry whose key attributes are in `keymap`. */
+static int resume_key(df_db *db, const df_query *q, const df_index_def *def,
+                      unsigned char *out, size_t *n) {
+  df_key key;
+  int code;
+  if (def) {
+    code = df__index_entry_key(db->env, def, q->start_after,
+                               q->start_after_len, out, n);
+    if (code == DF_ENOTFOUND)
+      return df__db_err(db, DF_EVALIDATION,
+                        "start_after lacks the key attributes of index %s",
+                        def->name);
+    if (code != DF_OK)
+      return df__db_err(db, DF_EVALIDATION, "start_after: %s",
+                        df_strerror(code));
+    return DF_OK;
+  }
+  code = df__item_key_of(&db->env->schema.s, q->start_after,
+                         q->start_after_len, &key, db->errmsg,
+                         sizeof db->errmsg);
+  if (code == DF_OK)
+    code = df__item_key(&db->env->schema.s, &key, out, n, db->errmsg,
+                        sizeof db->errmsg);
+  if (code != DF_OK) {
+    char msg[DF_MSG_MAX];
+    memcpy(msg, db->errmsg, sizeof msg);
+    return df__db_err(db, code, "start_after: %s", msg);
+  }
+  return DF_OK;
+}
+
+static int make_range(df_db *db, const df_query *q, const df_index_def *def,
+                      range *r) {
+  unsigned char tmp[BOUND_MAX];
+  size_t n = 0, m;
+  uint64_t h;
+  int code;
+  memset(r, 0, sizeof *r);
+  if (def) r->prefix[n++] = (unsigned char)def->id;
+  if (q->has_pk) {
+    const char *attr = def ? (def->kind == DF_GSI ? def->pk
+                                                  : db->env->schema.s.pk)
+                           : db->env->schema.s.pk;
+    if (q->pk.type == DF_TSTR && q->pk.n > DF_PK_MAX)
+      return df__db_err(db, DF_EVALIDATION,
+                        "partition key %s is too long (%zu bytes, at most %d)",
+                        attr, q->pk.n, DF_PK_MAX);
+    if (df__key_enc_partition(&q->pk, r->prefix + n + 8, &m, &h) != DF_OK)
+      return df__db_err(db, DF_EVALIDATION,
+                        "partition key %s must be a string or a number "
+                        "(not NaN)",
+                        attr);
+    df__key_put_u64(r->prefix + n, h);
+    n += 8 + m;
+  }
+  r->prefix_len = n;
+  if (n) {
+    lower_prefix(&r->lo, r->prefix, n);
+    upper_prefix(&r->hi, r->prefix, n);
+  }
+  if (!q->has_pk && q->segments > 1) {
+    /* Segment k of n: the hash range [k*2^64/n, (k+1)*2^64/n). */
+    __extension__ typedef unsigned __int128 u128;
+    uint64_t a = (uint64_t)(((u128)q->segment << 64) / q->segments);
+    uint64_t b = (uint64_t)(((u128)(q->segment + 1) << 64) / q->segments);
+    memcpy(tmp, r->prefix, n);
+    df__key_put_u64(tmp + n, a);
+    lower_with(&r->lo, tmp, n + 8, 0);
+    if (q->segment + 1 < q->segments) {
+      df__key_put_u64(tmp + n, b);
+      upper_with(&r->hi, tmp, n + 8, 1);
+    }
+  }
+  if (q->has_pk && q->cond != DF_COND_NONE) {
+    const char *what = "key condition";
+    switch (q->cond) {
+      case DF_COND_EQ:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+        lower_prefix(&r->lo, tmp, m);
+        upper_prefix(&r->hi, tmp, m);
+        break;
+      case DF_COND_LT:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+        upper_before_prefix(&r->hi, tmp, m);
+        break;
+      case DF_COND_LE:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+        upper_prefix(&r->hi, tmp, m);
+        break;
+      case DF_COND_GT:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+        lower_after_prefix(&r->lo, tmp, m);
+        break;
+      case DF_COND_GE:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+        lower_prefix(&r->lo, tmp, m);
+        break;
+      case DF_COND_BETWEEN:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+        lower_prefix(&r->lo, tmp, m);
+        if ((code = with_value(db, r, &q->hi, 0, what, tmp, &m))) return code;
+        upper_prefix(&r->hi, tmp, m);
+        break;
+      case DF_COND_BEGINS_WITH:
+        if ((code = with_value(db, r, &q->lo, 1, what, tmp, &m))) return code;
+        lower_prefix(&r->lo, tmp, m);
+        upper_prefix(&r->hi, tmp, m);
+        break;
+      default:
+        return df__db_err(db, DF_EINVAL, "unknown key condition %d", q->cond);
+    }
+  }
+  if (q->has_pk && q->has_start) {
+    if ((code = with_value(db, r, &q->start, 0, "starts_with", tmp, &m)))
+      return code;
+    if (q->reverse) upper_prefix(&r->hi, tmp, m);
+    else lower_prefix(&r->lo, tmp, m);
+  }
+  if (q->start_after) {
+    if ((code = resume_key(db, q, def, tmp, &m))) return code;
+    if (q->reverse) upper_with(&r->hi, tmp, m, 1);
+    else lower_with(&r->lo, tmp, m, 1);
+  }
+  return DF_OK;
+}
+
+/* ---------------------------------------------------------------- pages */
+
+static int page_add(df_page *p, const void *item, size_t len) {
+  if (p->count + 2 > p->cap_off) {
+    size_t cap = p->cap_off ? p->cap_off * 2 : 64;
+    size_t *o = df__realloc(p->off, cap * sizeof *o);
+    if (o == NULL) return DF_ENOMEM;
+    p->off = o;
+    p->cap_off = cap;
+  }
+  if (p->count == 0) p->off[0] = p->data.len;
+  if (df__buf_append(&p->data, item, len) != 0) return DF_ENOMEM;
+  p->count++;
+  p->off[p->count] = p->data.len;
+  return DF_OK;
+}
+
+static void put_attr(df_buf *b, const void *item, size_t len,
+                     const char *name, uint32_t *count) {
+  const unsigned char *vs, *ve;
+  df_value v;
+  if (name == NULL) return;
+  if (df__mp_map_find(item, len, name, strlen(name), &v, &vs, &ve) != 1)
+    return;
+  df__mp_put_str(b, name, strlen(name));
+  df__buf_append(b, vs, (size_t)(ve - vs));
+  (*count)++;
+}
+
+/* The key attributes (table and index) of `item`, as a MessagePack map. */
+static int key_attrs(df_buf *b, const df_schema *s, const df_index_def *def,
+                     const void *item, size_t len) {
+  const char *names[4];
+  size_t i, j, n = 0;
+  uint32_t count = 0;
+  df__buf_reset(b);
+  names[n++] = s->pk;
+  names[n++] = s->sk;
+  if (def) {
+    names[n++] = def->pk;
+    names[n++] = def->sk;
+  }
+  /* reserve a map32 header, fix the count afterwards */
+  df__buf_append(b, "\xdf\0\0\0\0", 5);
+  for (i = 0; i < n; i++) {
+    int dup = 0;
+    if (names[i] == NULL) continue;
+    for (j = 0; j < i; j++)
+      if (names[j] && strcmp(names[j], names[i]) == 0) dup = 1;
+    if (!dup) put_attr(b, item, len, names[i], &count);
+  }
+  if (b->failed) return DF_ENOMEM;
+  b->p[1] = (unsigned char)(count >> 24);
+  b->p[2] = (unsigned char)(count >> 16);
+  b->p[3] = (unsigned char)(count >> 8);
+  b->p[4] = (unsigned char)count;
+  return DF_OK;
+}
+
+int df_query_page(df_db *db, const df_query *q, size_t max_items,
+                  size_t max_examined, df_page *page) {
+  const df_index_def *def = NULL;
+  MDB_txn *txn;
+  MDB_cursor *cur;
+  MDB_dbi dbi;
+  MDB_val k, v;
+  range r;
+  int code, rc;
+  const void *item = NULL;
+  size_t item_len = 0;
+  const df_schema *s;
+  int have_last = 0;
+  int exhausted = 0;
+
+  if (q == NULL || page == NULL) return DF_EINVAL;
+  if ((code = df__db_check(db)) != DF_OK) return code;
+  s = &db->env->schema.s;
+  df__buf_reset(&page->data);
+  page->count = 0;
+  page->examined = 0;
+  page->has_next = 0;
+  if (q->limit && (max_items == 0 || q->limit < max_items))
+    max_items = q->limit;
+  if (max_items == 0) max_items = 100;
+  if (q->segments > 0 && q->segment >= q->segments)
+    return df__db_err(db, DF_EINVAL, "segment %u out of range 0..%u",
+                      q->segment, q->segments - 1);
+  if (q->index) {
+    def = index_def(db->env, q->index);
+    if (def == NULL)
+      return df__db_err(db, DF_ENOTFOUND, "no index with id %u", q->index);
+  }
+  if ((code = make_range(db, q, def, &r)) != DF_OK) return code;
+  if (r.lo.empty) return DF_OK;
+  dbi = def ? db->env->dbi_index : db->env->dbi_items;
+  if ((code = df__read_begin(db, &txn)) != DF_OK) return code;
+  rc = mdb_cursor_open(txn, dbi, &cur);
+  if (rc != 0) {
+    df__read_end(db, txn);
+    return df__db_err(db, df__map_err(rc), "cannot open cursor: %s",
+                      mdb_strerror(rc));
+  }
+  /* Position on the first entry of the range in the direction of travel. */
+  if (!q->reverse) {
+    if (r.lo.set) {
+      k.mv_data = r.lo.b;
+      k.mv_size = r.lo.n;
+      rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+      if (rc == 0 && r.lo.excl && keycmp(k.mv_data, k.mv_size, r.lo.b,
+                                         r.lo.n) == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    } else {
+      rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+  } else {
+    if (r.hi.set) {
+      k.mv_data = r.hi.b;
+      k.mv_size = r.hi.n;
+      rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+      if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+      else if (rc == 0 && !below_upper(&r.hi, k.mv_data, k.mv_size))
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    } else {
+      rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    }
+  }
+  code = DF_OK;
+  for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v,
+                                      q->reverse ? MDB_PREV : MDB_NEXT)) {
+    if (q->reverse ? !above_lower(&r.lo, k.mv_data, k.mv_size)
+                   : !below_upper(&r.hi, k.mv_data, k.mv_size)) {
+      exhausted = 1;
+      break;
+    }
+    if (page->count >= max_items ||
+        (max_examined && page->examined >= max_examined))
+      break;
+    page->examined++;
+    if (def) {
+      code = df__index_entry_item(txn, db->env, def, &k, &v, &item, &item_len);
+      if (code == DF_ENOTFOUND) continue;
+      if (code != DF_OK) break;
+    } else {
+      item = v.mv_data;
+      item_len = v.mv_size;
+    }
+    have_last = 1;
+    if (key_attrs(&page->next, s, def, item, item_len) != DF_OK) {
+      code = DF_ENOMEM;
+      break;
+    }
+    if (df__item_expired(s, item, item_len, q->now)) continue;
+    if (q->filter) {
+      int ok = df_expr_eval(q->filter, item, item_len);
+      if (ok < 0) {
+        code = df__db_err(db, DF_ECORRUPT, "a stored item is malformed");
+        break;
+      }
+      if (!ok) continue;
+    }
+    if (page_add(page, item, item_len) != DF_OK) {
+      code = DF_ENOMEM;
+      break;
+    }
+  }
+  if (rc == MDB_NOTFOUND) exhausted = 1;
+  else if (rc != 0 && code == DF_OK)
+    code = df__db_err(db, df__map_err(rc), "cursor failed: %s",
+                      mdb_strerror(rc));
+  mdb_cursor_close(cur);
+  df__read_end(db, txn);
+  if (code == DF_ENOMEM) return df__db_err(db, code, "out of memory");
+  if (code != DF_OK) return code;
+  page->has_next = !exhausted && have_last;
+  return DF_OK;
+}

@@ -1,0 +1,30 @@
+/*
+ * schema.h -- the schema of a database: its copy, comparison, and its
+ * MessagePack form in the `meta` sub-database (schema.c).  Not API.
+ */
+#ifndef DF_SCHEMA_H
+#define DF_SCHEMA_H
+
+#include "store.h"
+
+void df__schema_free(df_schema_owned *s);
+/* Deep-copy and validate a caller's schema (assigning index ids 1..n). */
+int df__schema_copy(const df_schema *in, df_schema_owned *out, char *err,
+                    size_t errlen);
+int df__schema_encode(const df_schema *s, df_buf *b);
+int df__schema_decode(const void *p, size_t n, df_schema_owned *out,
+                      char *err, size_t errlen);
+/* DF_OK when `want` agrees with the schema in force `have` (pk, sk, ttl,
+ * and every index `want` names has the same definition), else DF_ESCHEMA
+ * with the difference in err. */
+int df__schema_same(const df_schema *have, const df_schema *want, char *err,
+                    size_t errlen);
+/* At open with a stored schema: check the caller's schema against it and
+ * apply allowed changes inside `txn` (a new TTL attribute, new GSIs, which
+ * are backfilled).  *changed says whether the stored schema was rewritten. */
+int df__schema_reconcile(df_db *db, MDB_txn *txn, df_env *e,
+                         const df_open_options *o, int *changed, char *err,
+                         size_t errlen);
+/* Store e->schema in meta inside txn. */
+int df__schema_store(MDB_txn *txn, df_env *e);
+#endif

@@ -1,0 +1,588 @@
+/*
+ * txn.c -- transactions and single-item operations: begin, commit, get,
+ * put, delete, and the events a write transaction records for listeners.
+ *
+ * Invariants:
+ *  - A write transaction changes the item, every index entry, the expiry
+ *    entry and the change-log record of that item together, or nothing.
+ *  - An item whose TTL attribute is below the transaction's `now` does not
+ *    exist for readers; a write that meets one deletes it (recording a
+ *    DELETE event marked expired) before going on.
+ *  - At most one write transaction per thread per database: a second one
+ *    is DF_EBUSY, never a self-deadlock on LMDB's writer lock.
+ *  - Items keys are hash64(pk) | enc(pk) | enc(sk) (key.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store.h"
+
+int df__env_grow_if_needed(df_env *e);
+
+int df__txn_err(df_txn *t, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t->errmsg, sizeof t->errmsg, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+const char *df_txn_errmsg(const df_txn *t) {
+  return t ? t->errmsg : df_strerror(DF_ENOMEM);
+}
+
+/* ----------------------------------------------------------------- keys */
+
+static const char *type_name(df_type t) {
+  switch (t) {
+    case DF_TNONE: return "nothing";
+    case DF_TNIL: return "null";
+    case DF_TBOOL: return "a boolean";
+    case DF_TINT:
+    case DF_TUINT:
+    case DF_TFLOAT: return "a number";
+    case DF_TSTR: return "a string";
+    case DF_TBIN: return "binary";
+    case DF_TARRAY: return "a list";
+    case DF_TMAP: return "a map";
+  }
+  return "?";
+}
+
+static int key_value_ok(const df_value *v, const char *attr, char *err,
+                        size_t errlen) {
+  switch (v->type) {
+    case DF_TSTR:
+    case DF_TBIN:
+    case DF_TINT:
+    case DF_TUINT:
+      return DF_OK;
+    case DF_TFLOAT:
+      if (v->f != v->f) {
+        snprintf(err, errlen, "key attribute %s must not be NaN", attr);
+        return DF_EVALIDATION;
+      }
+      return DF_OK;
+    case DF_TNONE:
+      snprintf(err, errlen, "missing key attribute %s", attr);
+      return DF_EVALIDATION;
+    default:
+      snprintf(err, errlen,
+               "key attribute %s must be a string or a number, not %s", attr,
+               type_name(v->type));
+      return DF_EVALIDATION;
+  }
+}
+
+int df__item_key(const df_schema *s, const df_key *key, unsigned char *out,
+                 size_t *outlen, char *err, size_t errlen) {
+  size_t n = 0, m = 0;
+  uint64_t h;
+  int code;
+  if ((code = key_value_ok(&key->pk, s->pk, err, errlen)) != DF_OK) return code;
+  if (key->pk.type == DF_TSTR && key->pk.n > DF_PK_MAX) {
+    snprintf(err, errlen,
+             "key attribute %s is too long (%zu bytes, at most %d)", s->pk,
+             key->pk.n, DF_PK_MAX);
+    return DF_EVALIDATION;
+  }
+  code = df__key_enc_partition(&key->pk, out + 8, &n, &h);
+  if (code != DF_OK) {
+    snprintf(err, errlen, "key attribute %s cannot be encoded", s->pk);
+    return DF_EVALIDATION;
+  }
+  df__key_put_u64(out, h);
+  n += 8;
+  if (s->sk) {
+    if ((code = key_value_ok(&key->sk, s->sk, err, errlen)) != DF_OK)
+      return code;
+    code = df__key_enc(&key->sk, out + n, DF_SK_MAX, &m);
+    if (code != DF_OK) {
+      snprintf(err, errlen,
+               "key attribute %s is too long (at most %d bytes encoded: %d "
+               "bytes of a string without NUL bytes)",
+               s->sk, DF_SK_MAX, DF_SK_MAX - 3);
+      return DF_EVALIDATION;
+    }
+    n += m;
+  }
+  *outlen = n;
+  return DF_OK;
+}
+
+int df__item_key_of(const df_schema *s, const void *item, size_t len,
+                    df_key *key, char *err, size_t errlen) {
+  int r;
+  memset(key, 0, sizeof *key);
+  r = df__mp_map_find(item, len, s->pk, strlen(s->pk), &key->pk, NULL, NULL);
+  if (r < 0) {
+    snprintf(err, errlen, "item bytes are malformed");
+    return DF_EVALIDATION;
+  }
+  if (s->sk) {
+    r = df__mp_map_find(item, len, s->sk, strlen(s->sk), &key->sk, NULL, NULL);
+    if (r < 0) {
+      snprintf(err, errlen, "item bytes are malformed");
+      return DF_EVALIDATION;
+    }
+  }
+  if ((r = key_value_ok(&key->pk, s->pk, err, errlen)) != DF_OK) return r;
+  if (s->sk && (r = key_value_ok(&key->sk, s->sk, err, errlen)) != DF_OK)
+    return r;
+  return DF_OK;
+}
+
+int df__item_expired(const df_schema *s, const void *item, size_t len,
+                     double now) {
+  df_value v;
+  if (s->ttl_attr == NULL) return 0;
+  if (df__mp_map_find(item, len, s->ttl_attr, strlen(s->ttl_attr), &v, NULL,
+                      NULL) != 1)
+    return 0;
+  switch (v.type) {
+    case DF_TINT: return (double)v.i < now;
+    case DF_TUINT: return (double)v.u < now;
+    case DF_TFLOAT: return v.f < now;
+    default: return 0;
+  }
+}
+
+/* ---------------------------------------------------------- transactions */
+
+static void writer_clear(df_env *e) {
+  pthread_mutex_lock(&e->lock);
+  e->has_writer = 0;
+  pthread_mutex_unlock(&e->lock);
+}
+
+int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
+  df_txn *t;
+  df_env *e;
+  int code, rc, tries;
+  int write = (flags & DF_TXN_WRITE) != 0;
+  if (out == NULL) return DF_EINVAL;
+  *out = NULL;
+  if ((code = df__db_check(db)) != DF_OK) return code;
+  e = db->env;
+  if (write && e->readonly)
+    return df__db_err(db, DF_EREADONLY, "database is opened read-only");
+  if (write) {
+    pthread_mutex_lock(&e->lock);
+    if (e->has_writer && pthread_equal(e->writer, pthread_self())) {
+      pthread_mutex_unlock(&e->lock);
+      return df__db_err(db, DF_EBUSY,
+                        "this thread already holds the database's write "
+                        "transaction (a write from inside a transaction, "
+                        "update function, condition or listener?)");
+    }
+    pthread_mutex_unlock(&e->lock);
+  }
+  t = df__malloc(sizeof *t);
+  if (t == NULL) return df__db_err(db, DF_ENOMEM, "out of memory");
+  memset(t, 0, sizeof *t);
+  t->db = db;
+  t->env = e;
+  t->flags = flags;
+  t->now = now;
+  df__buf_init(&t->old);
+  df__buf_init(&t->scratch);
+  df__buf_init(&t->events_buf);
+  if (!write) {
+    code = df__read_begin(db, &t->txn);
+    if (code != DF_OK) {
+      df__free(t);
+      return code;
+    }
+    t->live = 1;
+    *out = t;
+    return DF_OK;
+  }
+  for (tries = 0;; tries++) {
+    df__env_grow_if_needed(e);
+    pthread_rwlock_rdlock(&e->map_lock);
+    rc = mdb_txn_begin(e->env, NULL, 0, &t->txn);
+    if (rc == 0) break;
+    pthread_rwlock_unlock(&e->map_lock);
+    if (rc == MDB_MAP_RESIZED && tries < 3) {
+      df__env_refresh_map(e);
+      continue;
+    }
+    df__free(t);
+    return df__db_err(db, df__map_err(rc),
+                      "cannot begin write transaction: %s", mdb_strerror(rc));
+  }
+  pthread_mutex_lock(&e->lock);
+  e->writer = pthread_self();
+  e->has_writer = 1;
+  pthread_mutex_unlock(&e->lock);
+  t->live = 1;
+  *out = t;
+  return DF_OK;
+}
+
+/* End the LMDB side of a transaction (commit already done or abort). */
+static void finish(df_txn *t, int abort_it) {
+  if (!t->live) return;
+  if (abort_it) mdb_txn_abort(t->txn);
+  t->txn = NULL;
+  t->live = 0;
+  if (t->flags & DF_TXN_WRITE) writer_clear(t->env);
+  pthread_rwlock_unlock(&t->env->map_lock);
+}
+
+/* After MDB_MAP_FULL: abort, grow the map, and tell the caller to retry. */
+static int map_full(df_txn *t) {
+  finish(t, 1);
+  df__env_grow(t->env);
+  return df__txn_err(t, DF_ERETRY,
+                     "the database map was full and has grown; run the "
+                     "transaction again");
+}
+
+static int set_sync_flags(df_txn *t) {
+  MDB_env *env = t->env->env;
+  unsigned off = MDB_NOSYNC | MDB_NOMETASYNC, on = 0;
+  if (t->db->sync == DF_SYNC_NORMAL) on = MDB_NOMETASYNC;
+  if (t->db->sync == DF_SYNC_OFF) on = MDB_NOSYNC;
+  if (mdb_env_set_flags(env, off, 0) != 0) return -1;
+  if (on && mdb_env_set_flags(env, on, 1) != 0) return -1;
+  return 0;
+}
+
+int df_txn_commit(df_txn *t) {
+  int rc;
+  if (t == NULL) return DF_EINVAL;
+  if (!t->live) return df__txn_err(t, DF_EINVAL, "transaction is finished");
+  if (t->db->fork_gen != df__fork_generation()) {
+    t->live = 0; /* never touch LMDB state inherited through fork */
+    return df__txn_err(t, DF_EFORKED, "transaction used in a forked child");
+  }
+  if (!(t->flags & DF_TXN_WRITE)) {
+    finish(t, 1);
+    return DF_OK;
+  }
+  if (t->map_full) return map_full(t);
+  if (t->failed) {
+    finish(t, 1);
+    return df__txn_err(t, DF_EIO, "transaction failed earlier; rolled back");
+  }
+  set_sync_flags(t);
+  rc = mdb_txn_commit(t->txn);
+  t->txn = NULL;
+  if (rc == MDB_MAP_FULL) {
+    t->live = 0;
+    writer_clear(t->env);
+    pthread_rwlock_unlock(&t->env->map_lock);
+    df__env_grow(t->env);
+    return df__txn_err(t, DF_ERETRY,
+                       "the database map was full and has grown; run the "
+                       "transaction again");
+  }
+  finish(t, 0);
+  if (rc != 0)
+    return df__txn_err(t, df__map_err(rc), "commit failed: %s",
+                       mdb_strerror(rc));
+  return DF_OK;
+}
+
+void df_txn_free(df_txn *t) {
+  if (t == NULL) return;
+  if (t->live) {
+    if (t->db->fork_gen == df__fork_generation()) finish(t, 1);
+  }
+  df__buf_free(&t->old);
+  df__buf_free(&t->scratch);
+  df__buf_free(&t->events_buf);
+  df__free(t->changes);
+  df__free(t);
+}
+
+static int check_live(df_txn *t, int write) {
+  if (t == NULL) return DF_EINVAL;
+  if (!t->live) return df__txn_err(t, DF_EINVAL, "transaction is finished");
+  if (t->db->fork_gen != df__fork_generation())
+    return df__txn_err(t, DF_EFORKED, "transaction used in a forked child");
+  if (write && !(t->flags & DF_TXN_WRITE))
+    return df__txn_err(t, DF_EREADONLY, "read transaction cannot write");
+  if (t->map_full)
+    return df__txn_err(t, DF_ERETRY, "the database map is full; retry");
+  return DF_OK;
+}
+
+/* An LMDB write failure dooms the transaction. */
+static int write_failed(df_txn *t, int rc, const char *what) {
+  if (rc == MDB_MAP_FULL) {
+    t->map_full = 1;
+    return df__txn_err(t, DF_ERETRY,
+                       "the database map is full; it grows at commit: run "
+                       "the transaction again");
+  }
+  t->failed = 1;
+  return df__txn_err(t, df__map_err(rc), "%s failed: %s", what,
+                     mdb_strerror(rc));
+}
+
+/* ---------------------------------------------------------------- events */
+
+static int record(df_txn *t, int action, int expired, const void *old,
+                  size_t old_len, const void *new_item, size_t new_len) {
+  df_change *c;
+  int code;
+  if (t->n_changes == t->cap_changes) {
+    size_t cap = t->cap_changes ? t->cap_changes * 2 : 16;
+    df_change *n = df__realloc(t->changes, cap * sizeof *n);
+    if (n == NULL) return DF_ENOMEM;
+    t->changes = n;
+    t->cap_changes = cap;
+  }
+  c = &t->changes[t->n_changes];
+  memset(c, 0, sizeof *c);
+  c->action = action;
+  c->expired = expired;
+  c->old_off = c->new_off = (size_t)-1;
+  if (old) {
+    c->old_off = t->events_buf.len;
+    c->old_len = old_len;
+    df__buf_append(&t->events_buf, old, old_len);
+  }
+  if (new_item) {
+    c->new_off = t->events_buf.len;
+    c->new_len = new_len;
+    df__buf_append(&t->events_buf, new_item, new_len);
+  }
+  if (t->events_buf.failed) return DF_ENOMEM;
+  code = df__stream_append(t, c, old, old_len, new_item, new_len);
+  if (code != DF_OK) return code;
+  t->n_changes++;
+  return DF_OK;
+}
+
+size_t df_txn_event_count(const df_txn *t) { return t ? t->n_changes : 0; }
+
+int df_txn_event(const df_txn *t, size_t i, df_event *ev) {
+  const df_change *c;
+  if (t == NULL || ev == NULL || i >= t->n_changes) return DF_EINVAL;
+  c = &t->changes[i];
+  ev->action = c->action;
+  ev->expired = c->expired;
+  ev->seq = c->seq;
+  ev->old = c->old_off == (size_t)-1 ? NULL : t->events_buf.p + c->old_off;
+  ev->old_len = c->old_len;
+  ev->new_item =
+      c->new_off == (size_t)-1 ? NULL : t->events_buf.p + c->new_off;
+  ev->new_len = c->new_len;
+  return DF_OK;
+}
+
+/* Called for every change: indexes, expiry, events/change log. */
+static int after_change(df_txn *t, const unsigned char *k, size_t klen,
+                        int action, int expired, const void *old,
+                        size_t old_len, const void *new_item,
+                        size_t new_len) {
+  int code;
+  code = df__index_apply(t, k, klen, old, old_len, new_item, new_len);
+  if (code == DF_OK)
+    code = df__expiry_apply(t, k, klen, old, old_len, new_item, new_len);
+  if (code == DF_OK && ((t->flags & DF_TXN_EVENTS) || t->env->stream_keep))
+    code = record(t, action, expired, old, old_len, new_item, new_len);
+  if (code != DF_OK && !t->map_full) {
+    t->failed = 1;
+    if (code == DF_ENOMEM) df__txn_err(t, code, "out of memory");
+  }
+  return code;
+}
+
+int df__txn_remove(df_txn *t, const unsigned char *k, size_t klen,
+                   const void *old, size_t old_len, int expired) {
+  MDB_val key;
+  int rc;
+  key.mv_data = (void *)k;
+  key.mv_size = klen;
+  rc = mdb_del(t->txn, t->env->dbi_items, &key, NULL);
+  if (rc != 0) return write_failed(t, rc, "delete");
+  return after_change(t, k, klen, DF_EV_DELETE, expired, old, old_len, NULL,
+                      0);
+}
+
+/* Look up the stored item under k; copies it into t->old when found
+ * (LMDB's pointer dies at the next write).  Expired items are removed
+ * (with their event) and reported absent. */
+static int load_old(df_txn *t, const unsigned char *k, size_t klen,
+                    int *found) {
+  MDB_val key, val;
+  int rc, code;
+  key.mv_data = (void *)k;
+  key.mv_size = klen;
+  *found = 0;
+  rc = mdb_get(t->txn, t->env->dbi_items, &key, &val);
+  if (rc == MDB_NOTFOUND) return DF_OK;
+  if (rc != 0) return df__txn_err(t, df__map_err(rc), "read failed: %s",
+                                  mdb_strerror(rc));
+  df__buf_reset(&t->old);
+  if (df__buf_append(&t->old, val.mv_data, val.mv_size) != 0)
+    return df__txn_err(t, DF_ENOMEM, "out of memory");
+  if (df__item_expired(&t->env->schema.s, t->old.p, t->old.len, t->now)) {
+    code = df__txn_remove(t, k, klen, t->old.p, t->old.len, 1);
+    return code;
+  }
+  *found = 1;
+  return DF_OK;
+}
+
+static int build_key(df_txn *t, const df_key *key, unsigned char *k,
+                     size_t *klen) {
+  return df__item_key(&t->env->schema.s, key, k, klen, t->errmsg,
+                      sizeof t->errmsg);
+}
+
+int df_txn_get(df_txn *t, const df_key *key, const void **item, size_t *len) {
+  unsigned char k[DF_KEY_MAX];
+  size_t klen;
+  MDB_val mk, mv;
+  int code, rc;
+  if ((code = check_live(t, 0)) != DF_OK) return code;
+  if ((code = build_key(t, key, k, &klen)) != DF_OK) return code;
+  mk.mv_data = k;
+  mk.mv_size = klen;
+  rc = mdb_get(t->txn, t->env->dbi_items, &mk, &mv);
+  if (rc == MDB_NOTFOUND) return DF_ENOTFOUND;
+  if (rc != 0)
+    return df__txn_err(t, df__map_err(rc), "read failed: %s",
+                       mdb_strerror(rc));
+  if (df__item_expired(&t->env->schema.s, mv.mv_data, mv.mv_size, t->now))
+    return DF_ENOTFOUND;
+  *item = mv.mv_data;
+  *len = mv.mv_size;
+  return DF_OK;
+}
+
+int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
+               size_t *old_len) {
+  unsigned char k[DF_KEY_MAX];
+  size_t klen;
+  df_key key;
+  MDB_val mk, mv;
+  int code, rc, found;
+  const unsigned char *p = item;
+  if (old) *old = NULL;
+  if (old_len) *old_len = 0;
+  if ((code = check_live(t, 1)) != DF_OK) return code;
+  if (item == NULL || len == 0 || df__mp_validate(item, len, DF_MAX_DEPTH) != 0)
+    return df__txn_err(t, DF_EVALIDATION,
+                       "item is not well-formed MessagePack (or nests deeper "
+                       "than %d levels)",
+                       DF_MAX_DEPTH);
+  if (!((p[0] & 0xf0) == 0x80 || p[0] == 0xde || p[0] == 0xdf))
+    return df__txn_err(t, DF_EVALIDATION, "item must be a map");
+  code = df__item_key_of(&t->env->schema.s, item, len, &key, t->errmsg,
+                         sizeof t->errmsg);
+  if (code != DF_OK) return code;
+  if ((code = build_key(t, &key, k, &klen)) != DF_OK) return code;
+  if ((code = load_old(t, k, klen, &found)) != DF_OK) return code;
+  mk.mv_data = k;
+  mk.mv_size = klen;
+  mv.mv_data = (void *)item;
+  mv.mv_size = len;
+  rc = mdb_put(t->txn, t->env->dbi_items, &mk, &mv, 0);
+  if (rc != 0) return write_failed(t, rc, "put");
+  code = after_change(t, k, klen, DF_EV_PUT, 0, found ? t->old.p : NULL,
+                      found ? t->old.len : 0, item, len);
+  if (code != DF_OK) return code;
+  if (found && old) {
+    *old = t->old.p;
+    if (old_len) *old_len = t->old.len;
+  }
+  return DF_OK;
+}
+
+int df_txn_delete(df_txn *t, const df_key *key, int *found, const void **old,
+                  size_t *old_len) {
+  unsigned char k[DF_KEY_MAX];
+  size_t klen;
+  int code, have;
+  if (found) *found = 0;
+  if (old) *old = NULL;
+  if (old_len) *old_len = 0;
+  if ((code = check_live(t, 1)) != DF_OK) return code;
+  if ((code = build_key(t, key, k, &klen)) != DF_OK) return code;
+  if ((code = load_old(t, k, klen, &have)) != DF_OK) return code;
+  if (!have) return DF_OK;
+  code = df__txn_remove(t, k, klen, t->old.p, t->old.len, 0);
+  if (code != DF_OK) return code;
+  if (found) *found = 1;
+  if (old) {
+    *old = t->old.p;
+    if (old_len) *old_len = t->old.len;
+  }
+  return DF_OK;
+}
+
+/* ------------------------------------------------------- one-call forms */
+
+int df_db_get(df_db *db, const df_key *key, double now, const void **item,
+              size_t *len) {
+  unsigned char k[DF_KEY_MAX];
+  size_t klen;
+  MDB_txn *txn;
+  MDB_val mk, mv;
+  int code, rc;
+  if ((code = df__db_check(db)) != DF_OK) return code;
+  code = df__item_key(&db->env->schema.s, key, k, &klen, db->errmsg,
+                      sizeof db->errmsg);
+  if (code != DF_OK) return code;
+  if ((code = df__read_begin(db, &txn)) != DF_OK) return code;
+  mk.mv_data = k;
+  mk.mv_size = klen;
+  rc = mdb_get(txn, db->env->dbi_items, &mk, &mv);
+  if (rc == 0 &&
+      df__item_expired(&db->env->schema.s, mv.mv_data, mv.mv_size, now))
+    rc = MDB_NOTFOUND;
+  if (rc == 0) {
+    df__buf_reset(&db->got);
+    if (df__buf_append(&db->got, mv.mv_data, mv.mv_size) != 0) rc = ENOMEM;
+  }
+  df__read_end(db, txn);
+  if (rc == MDB_NOTFOUND) return DF_ENOTFOUND;
+  if (rc != 0)
+    return df__db_err(db, df__map_err(rc), "read failed: %s",
+                      mdb_strerror(rc));
+  *item = db->got.p;
+  *len = db->got.len;
+  return DF_OK;
+}
+
+/* Run one single-item write, retrying after map growth. */
+static int one_write(df_db *db, const void *item, size_t len,
+                     const df_key *key, double now, int *found) {
+  df_txn *t;
+  int code, tries;
+  for (tries = 0; tries < 8; tries++) {
+    code = df_txn_begin(db, DF_TXN_WRITE, now, &t);
+    if (code != DF_OK) return code;
+    if (item)
+      code = df_txn_put(t, item, len, NULL, NULL);
+    else
+      code = df_txn_delete(t, key, found, NULL, NULL);
+    if (code == DF_OK || code == DF_ERETRY) {
+      int c2 = df_txn_commit(t);
+      if (code == DF_OK) code = c2;
+    }
+    if (code != DF_OK && code != DF_ERETRY)
+      memcpy(db->errmsg, t->errmsg, sizeof db->errmsg);
+    df_txn_free(t);
+    if (code != DF_ERETRY) return code;
+  }
+  return df__db_err(db, DF_EIO, "the map kept filling up; giving up");
+}
+
+int df_db_put(df_db *db, const void *item, size_t len, double now) {
+  if (item == NULL) return df__db_err(db, DF_EINVAL, "item is NULL");
+  return one_write(db, item, len, NULL, now, NULL);
+}
+
+int df_db_delete(df_db *db, const df_key *key, double now, int *found) {
+  int f = 0, code = one_write(db, NULL, 0, key, now, &f);
+  if (found) *found = f;
+  return code;
+}
