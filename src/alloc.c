@@ -67,7 +67,9 @@ void *df__realloc(void *p, size_t n) {
   return realloc(p, n ? n : 1);
 }
 
-void df__free(void *p) { free(p); }
+void df__free(void *p) {
+  free(p);
+}
 
 char *df__strdup(const char *s) {
   size_t n;

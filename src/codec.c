@@ -29,7 +29,9 @@ static int put_be(df_buf *b, unsigned char tag, uint64_t v, int nbytes) {
   return df__buf_append(b, tmp, (size_t)nbytes + 1);
 }
 
-int df__mp_put_nil(df_buf *b) { return df__buf_putc(b, 0xc0); }
+int df__mp_put_nil(df_buf *b) {
+  return df__buf_putc(b, 0xc0);
+}
 
 int df__mp_put_bool(df_buf *b, int v) {
   return df__buf_putc(b, v ? 0xc3 : 0xc2);
@@ -179,8 +181,7 @@ int df__mp_read(const unsigned char **pp, const unsigned char *end,
   }
   if (c <= 0x8f || (c >= 0x90 && c <= 0x9f)) {
     p++;
-    rc = take_container(&p, end, c <= 0x8f ? DF_TMAP : DF_TARRAY, c & 0x0f,
-                        v);
+    rc = take_container(&p, end, c <= 0x8f ? DF_TMAP : DF_TARRAY, c & 0x0f, v);
     if (!rc) *pp = p;
     return rc;
   }
@@ -330,9 +331,8 @@ int df__mp_validate(const void *p, size_t len, int max_depth) {
 }
 
 /* Fill the outputs for a value found at [vs, end). */
-static int found(const unsigned char *vs, const unsigned char *end,
-                 df_value *v, const unsigned char **vstart,
-                 const unsigned char **vend) {
+static int found(const unsigned char *vs, const unsigned char *end, df_value *v,
+                 const unsigned char **vstart, const unsigned char **vend) {
   const unsigned char *q = vs, *e = vs;
   df_value tmp;
   if (!v) v = &tmp;
@@ -357,8 +357,7 @@ static int map_find(const unsigned char *p, const unsigned char *end,
     if (k.type == DF_TARRAY || k.type == DF_TMAP) {
       p = ks;
       if (df__mp_skip(&p, end)) return DF_ECORRUPT;
-    } else if ((k.type == DF_TSTR || k.type == DF_TBIN) &&
-               k.n == name_len &&
+    } else if ((k.type == DF_TSTR || k.type == DF_TBIN) && k.n == name_len &&
                (name_len == 0 || memcmp(k.s, name, name_len) == 0)) {
       return found(p, end, v, vstart, vend);
     }
@@ -377,8 +376,7 @@ int df__mp_map_find(const void *map, size_t len, const char *name,
 
 /* --------------------------------------------------------------- paths */
 
-static int add_seg(df_path *out, const char *name, size_t len,
-                   uint32_t index) {
+static int add_seg(df_path *out, const char *name, size_t len, uint32_t index) {
   if (out->n >= DF_MAX_DEPTH) return DF_EVALIDATION;
   out->seg[out->n].name = name;
   out->seg[out->n].len = len;
@@ -456,7 +454,9 @@ int df__mp_path_find(const void *item, size_t len, const df_path *path,
 #define TWO63 9223372036854775808.0
 #define TWO64 18446744073709551616.0
 
-static int sign3(int c) { return c < 0 ? -1 : c > 0; }
+static int sign3(int c) {
+  return c < 0 ? -1 : c > 0;
+}
 
 /* Exact comparison of an unsigned integer with a double. */
 static int cmp_u64_f(uint64_t u, double f) {

@@ -270,8 +270,8 @@ static void str_hash(const char *s, size_t n, hstate *lanes, int nlanes) {
   }
 }
 
-int df__key_enc_partition(const df_value *v, unsigned char *out,
-                          size_t *outlen, uint64_t *hash) {
+int df__key_enc_partition(const df_value *v, unsigned char *out, size_t *outlen,
+                          uint64_t *hash) {
   int rc;
   if (!v || !out) return DF_EVALIDATION;
   if (is_str(v)) {
@@ -296,8 +296,8 @@ int df__key_enc_partition(const df_value *v, unsigned char *out,
   return 0;
 }
 
-int df__key_dec(const unsigned char **pp, const unsigned char *end,
-                df_value *v, char *scratch, size_t cap) {
+int df__key_dec(const unsigned char **pp, const unsigned char *end, df_value *v,
+                char *scratch, size_t cap) {
   const unsigned char *p = *pp;
   memset(v, 0, sizeof *v);
   if (!p || p >= end) return DF_ECORRUPT;

@@ -100,8 +100,7 @@ static void roundtrip_bytes(int is_str, size_t n, size_t hdr) {
   size_t i;
   for (i = 0; i < n; i++) s[i] = (char)(i * 7);
   df__buf_init(&b);
-  CHECK_EQ_INT(is_str ? df__mp_put_str(&b, s, n) : df__mp_put_bin(&b, s, n),
-               0);
+  CHECK_EQ_INT(is_str ? df__mp_put_str(&b, s, n) : df__mp_put_bin(&b, s, n), 0);
   CHECK_EQ_UINT(b.len, hdr + n);
   p = b.p;
   CHECK_EQ_INT(df__mp_read(&p, b.p + b.len, &r), 0);
@@ -231,8 +230,8 @@ static void test_scalars(void) {
   }
   /* fixed-width encodings the writer does not produce still read */
   {
-    static const unsigned char wide[] = {0xd3, 0, 0, 0, 0, 0, 0, 0, 5,
-                                         0xd1, 0xff, 0xfe, 0xcd, 0, 7};
+    static const unsigned char wide[] = {0xd3, 0,    0,    0,    0,    0, 0, 0,
+                                         5,    0xd1, 0xff, 0xfe, 0xcd, 0, 7};
     p = wide;
     CHECK_EQ_INT(df__mp_read(&p, wide + sizeof wide, &r), 0);
     CHECK(r.type == DF_TINT && r.i == 5);
@@ -529,7 +528,7 @@ static void test_paths(void) {
 
   df__buf_init(&b);
   build_item(&b);
-#define FIND(s) \
+#define FIND(s)                        \
   (df__path_parse(s, strlen(s), &pth), \
    df__mp_path_find(b.p, b.len, &pth, &v, &vs, &ve))
   CHECK_EQ_INT(FIND("data.items[0]"), 1);
@@ -756,8 +755,8 @@ static void test_fuzz(void) {
     size_t n = rnd() % sizeof buf;
     for (i = 0; i < n; i++) {
       uint64_t r = rnd();
-      buf[i] = (r & 0x100) ? (unsigned char)(0x80 | (r & 0x7f))
-                           : (unsigned char)r;
+      buf[i] =
+          (r & 0x100) ? (unsigned char)(0x80 | (r & 0x7f)) : (unsigned char)r;
     }
     fuzz_one(buf, n);
   }
@@ -773,7 +772,8 @@ static void test_alloc_errors(void) {
   char *s;
 
   df__buf_init(&b);
-  for (i = 0; i < 1000; i++) CHECK_EQ_INT(df__buf_putc(&b, (unsigned char)i), 0);
+  for (i = 0; i < 1000; i++)
+    CHECK_EQ_INT(df__buf_putc(&b, (unsigned char)i), 0);
   CHECK_EQ_UINT(b.len, 1000);
   CHECK(b.cap >= 1000 && (b.cap & (b.cap - 1)) == 0); /* doubling from 64 */
   CHECK_EQ_INT(b.p[999], (unsigned char)999);

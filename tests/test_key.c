@@ -115,9 +115,9 @@ static void add_str(const char *s, size_t n) {
 }
 
 static void build_corpus(void) {
-  static const char *const fixed[] = {"", "a", "ab", "abc", "abd", "b",
-                                      "user#1", "user#10", "user#2", "\xff",
-                                      "\xff\xff", "A", "z"};
+  static const char *const fixed[] = {
+      "",        "a",      "ab",   "abc",      "abd", "b", "user#1",
+      "user#10", "user#2", "\xff", "\xff\xff", "A",   "z"};
   const double two63 = 9223372036854775808.0, two53 = 9007199254740992.0;
   int64_t k;
   size_t i;
@@ -127,7 +127,7 @@ static void build_corpus(void) {
   for (k = 0; k < 40; k++) {
     add(vi(INT64_MAX - k));
     add(vi(INT64_MIN + k));
-    add(vi((int64_t)1 << 53) );
+    add(vi((int64_t)1 << 53));
     add(vi(((int64_t)1 << 53) + k - 20));
     add(vi(-((int64_t)1 << 53) + k - 20));
     add(vi(((int64_t)1 << 62) + k - 20));
@@ -201,7 +201,10 @@ static void build_corpus(void) {
     size_t n = rnd() % 8, m;
     for (m = 0; m < n; m++) {
       uint64_t r = rnd() % 8;
-      s[m] = r == 0 ? '\0' : r == 1 ? '\x01' : r == 2 ? '\xff' : (char)('a' + r);
+      s[m] = r == 0   ? '\0'
+             : r == 1 ? '\x01'
+             : r == 2 ? '\xff'
+                      : (char)('a' + r);
     }
     add_str(s, n);
   }
@@ -377,7 +380,11 @@ static void test_special(void) {
   CHECK_EQ_INT(a[7], 0xAA);
   CHECK_EQ_INT(df__key_enc(&v, a, 8, &la), 0);
   CHECK_EQ_UINT(la, 8);
-  CHECK_EQ_MEM(a, la, "\x20" "ab\0\xff" "c\0\1", 8);
+  CHECK_EQ_MEM(a, la,
+               "\x20"
+               "ab\0\xff"
+               "c\0\1",
+               8);
   CHECK_EQ_INT(a[8], 0xAA);
   v.type = DF_TBIN; /* bin encodes as a string of bytes */
   CHECK_EQ_INT(df__key_enc(&v, b, sizeof b, &lb), 0);
@@ -463,9 +470,13 @@ static void test_hostile_decode(void) {
     }
   }
   /* bad string escapes, unknown tags */
-  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x20" "a\0\2", 4, &d),
+  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x20"
+                                                "a\0\2",
+                         4, &d),
                DF_ECORRUPT);
-  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x20" "a\0", 3, &d),
+  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x20"
+                                                "a\0",
+                         3, &d),
                DF_ECORRUPT);
   CHECK_EQ_INT(dec_exact((const unsigned char *)"\x00", 1, &d), DF_ECORRUPT);
   CHECK_EQ_INT(dec_exact((const unsigned char *)"\x11", 1, &d), DF_ECORRUPT);
@@ -510,7 +521,9 @@ static void test_hostile_decode(void) {
     int rc;
     for (i = 0; i < n; i++) {
       uint64_t r = rnd() % 10;
-      buf[i] = r < 3 ? (unsigned char)(r == 0 ? 0 : r == 1 ? 1 : 0xff)
+      buf[i] = r < 3 ? (unsigned char)(r == 0   ? 0
+                                       : r == 1 ? 1
+                                                : 0xff)
                      : (unsigned char)rnd();
     }
     if (n && (k & 1)) buf[0] = (k & 2) ? DF_TAG_NUM : DF_TAG_STR;
@@ -523,8 +536,8 @@ static void test_hostile_decode(void) {
       const unsigned char *p = buf;
       char sc[64];
       df__key_dec(&p, buf + n, &d, sc, sizeof sc);
-      if (df__key_enc(&d, re, sizeof re, &lr) ||
-          lr != (size_t)(p - buf) || memcmp(re, buf, lr))
+      if (df__key_enc(&d, re, sizeof re, &lr) || lr != (size_t)(p - buf) ||
+          memcmp(re, buf, lr))
         wrong++;
     }
   }
