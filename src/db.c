@@ -397,13 +397,14 @@ static int env_load(df_db *db, df_env *e, const df_open_options *o) {
 
   if (!have_stored) {
     df_buf b;
-    if (o->schema == NULL) {
+    const df_schema *want = o->schema ? o->schema : o->create_schema;
+    if (want == NULL) {
       code = df__db_err(db, DF_EVALIDATION,
                         "%s: new database needs a schema (at least pk)",
                         e->path);
       goto out;
     }
-    code = df__schema_copy(o->schema, &e->schema, err, sizeof err);
+    code = df__schema_copy(want, &e->schema, err, sizeof err);
     if (code != DF_OK) {
       df__db_err(db, code, "%s", err);
       goto out;

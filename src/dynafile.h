@@ -165,8 +165,10 @@ typedef void (*df_progress_fn)(void *ud, const char *index, size_t done,
                                size_t total);
 
 typedef struct df_open_options {
-  const df_schema *schema; /* NULL: use the stored schema (or fail with
-                              DF_EVALIDATION when creating) */
+  const df_schema *schema; /* NULL: use the stored schema */
+  const df_schema *create_schema; /* used instead when schema is NULL and
+                                     the database is new; both NULL and
+                                     new: DF_EVALIDATION */
   df_sync sync;
   int readonly;        /* open without write access; writes: DF_EREADONLY */
   size_t map_size;     /* initial map size in bytes; 0: 64 MiB.  The map
@@ -270,6 +272,10 @@ int df_txn_put(df_txn *txn, const void *item, size_t len, const void **old,
  * for df_txn_put.  Deleting a missing item is not an error. */
 int df_txn_delete(df_txn *txn, const df_key *key, int *found,
                   const void **old, size_t *old_len);
+
+/* Delete an item that the caller's own TTL rule found expired: as
+ * df_txn_delete, but the DELETE event is marked expired. */
+int df_txn_delete_expired(df_txn *txn, const df_key *key, int *found);
 
 /* Delete items whose TTL attribute is below the transaction's `now`, at
  * most `limit` (0: all).  *count receives how many were deleted; each

@@ -371,6 +371,7 @@ static int def_same(const df_index_def *a, const df_index_def *b) {
 static int compare(const df_schema *have, const df_schema *want, int strict,
                    char *err, size_t errlen) {
   size_t i;
+  if (want->pk == NULL) goto indexes; /* keys not given: keep the stored */
   if (!str_eq(have->pk, want->pk)) {
     snprintf(err, errlen,
              "schema mismatch: the database's partition key is %s, not %s",
@@ -383,6 +384,7 @@ static int compare(const df_schema *have, const df_schema *want, int strict,
              or_none(have->sk), or_none(want->sk));
     return DF_ESCHEMA;
   }
+indexes:
   if (strict && want->ttl_attr && !str_eq(have->ttl_attr, want->ttl_attr)) {
     snprintf(err, errlen,
              "schema mismatch: the database's TTL attribute is %s, not %s",

@@ -496,8 +496,8 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
   return DF_OK;
 }
 
-int df_txn_delete(df_txn *t, const df_key *key, int *found, const void **old,
-                  size_t *old_len) {
+static int delete_item(df_txn *t, const df_key *key, int *found,
+                       const void **old, size_t *old_len, int expired) {
   unsigned char k[DF_KEY_MAX];
   size_t klen;
   int code, have;
@@ -508,7 +508,7 @@ int df_txn_delete(df_txn *t, const df_key *key, int *found, const void **old,
   if ((code = build_key(t, key, k, &klen)) != DF_OK) return code;
   if ((code = load_old(t, k, klen, &have)) != DF_OK) return code;
   if (!have) return DF_OK;
-  code = df__txn_remove(t, k, klen, t->old.p, t->old.len, 0);
+  code = df__txn_remove(t, k, klen, t->old.p, t->old.len, expired);
   if (code != DF_OK) return code;
   if (found) *found = 1;
   if (old) {
@@ -516,6 +516,15 @@ int df_txn_delete(df_txn *t, const df_key *key, int *found, const void **old,
     if (old_len) *old_len = t->old.len;
   }
   return DF_OK;
+}
+
+int df_txn_delete(df_txn *t, const df_key *key, int *found, const void **old,
+                  size_t *old_len) {
+  return delete_item(t, key, found, old, old_len, 0);
+}
+
+int df_txn_delete_expired(df_txn *t, const df_key *key, int *found) {
+  return delete_item(t, key, found, NULL, NULL, 1);
 }
 
 /* ------------------------------------------------------- one-call forms */

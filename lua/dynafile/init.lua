@@ -1,0 +1,845 @@
+--- dynafile: an embedded store with DynamoDB's data model, on LMDB.
+--
+-- This module is the public Lua API.  It checks arguments, keeps the
+-- per-database state that lives in Lua (listeners, TTL functions, clocks),
+-- and runs every piece of user Lua code -- filters, conditions, update
+-- functions, listeners -- itself, around calls into the C core
+-- (`dynafile.core`), which never calls Lua.
+--
+-- Conventions: misuse raises an error naming the function and the argument
+-- ("dynafile.put_item: ..."); expected failures return `nil, message, code`.
+-- @module dynafile
+
+local core = require "dynafile.core"
+local update = require "dynafile.update"
+
+local error, type, pairs, ipairs, select, next = error, type, pairs, ipairs, select, next
+local setmetatable, getmetatable, tostring, pcall = setmetatable, getmetatable, tostring, pcall
+local os_time, string_format, table_sort = os.time, string.format, table.sort
+local math_floor, math_huge = math.floor, math.huge
+local io_stderr = io.stderr
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
+local M = {}
+
+--- The stored null value (MessagePack nil).  Use it where a Lua nil would
+-- vanish, e.g. inside lists.
+M.null = core.null
+M.version = core.version
+
+--- Mark a table as a list, so an empty one is stored as an empty list
+-- rather than an empty map.
+-- @tparam[opt] table t
+-- @treturn table t
+function M.array(t)
+  return setmetatable(t or {}, core.array_mt)
+end
+
+local DB = {}
+DB.__index = DB
+DB.__name = "dynafile.db"
+
+-- Listeners belong to the database, not the handle: keyed by the
+-- database's identity (device and inode), shared by every handle of it in
+-- this Lua state.
+local listeners_by_db = {}
+
+local function fail(fn, fmt, ...)
+  error(string_format("dynafile.%s: " .. fmt, fn, ...), 3)
+end
+
+local function check_opts(fn, opts, allowed, argname)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    fail(fn, "%s must be a table, got %s", argname or "options", type(opts))
+  end
+  for k in pairs(opts) do
+    if not allowed[k] then
+      fail(fn, "unknown option '%s'", tostring(k))
+    end
+  end
+  return opts
+end
+
+---------------------------------------------------------------- opening
+
+local OPEN_OPTS = {
+  pk = true, sk = true, ttl = true, clock = true, gsi = true, lsi = true,
+  sync = true, readonly = true, map_size = true, max_readers = true,
+  progress = true, listener_error = true, stream = true,
+}
+local SYNC = { full = true, normal = true, off = true }
+
+local function index_defs(fn, t, kind, out)
+  if t == nil then return end
+  if type(t) ~= "table" then fail(fn, "%s must be a table of index definitions", kind) end
+  local names = {}
+  for name in pairs(t) do
+    if type(name) ~= "string" or name == "" then
+      fail(fn, "%s: index names must be non-empty strings", kind)
+    end
+    names[#names + 1] = name
+  end
+  table_sort(names)
+  for _, name in ipairs(names) do
+    local d = t[name]
+    if type(d) ~= "table" then fail(fn, "%s.%s must be a table", kind, name) end
+    for k in pairs(d) do
+      if k ~= "pk" and k ~= "sk" and k ~= "projection" then
+        fail(fn, "%s.%s: unknown field '%s'", kind, name, tostring(k))
+      end
+    end
+    if kind == "gsi" and type(d.pk) ~= "string" then
+      fail(fn, "gsi.%s.pk must be an attribute name", name)
+    end
+    if kind == "lsi" and d.pk ~= nil then
+      fail(fn, "lsi.%s: a local index shares the table's pk; give only sk", name)
+    end
+    if kind == "lsi" and type(d.sk) ~= "string" then
+      fail(fn, "lsi.%s.sk must be an attribute name", name)
+    end
+    if d.sk ~= nil and type(d.sk) ~= "string" then
+      fail(fn, "%s.%s.sk must be an attribute name", kind, name)
+    end
+    local p = d.projection
+    if p ~= nil and p ~= "all" and p ~= "keys" and type(p) ~= "table" then
+      fail(fn, "%s.%s.projection must be \"all\", \"keys\" or a list of names", kind, name)
+    end
+    if type(p) == "table" then
+      for i, a in ipairs(p) do
+        if type(a) ~= "string" then
+          fail(fn, "%s.%s.projection[%d] must be a string", kind, name, i)
+        end
+      end
+    end
+    out[#out + 1] = { name = name, kind = kind, pk = d.pk, sk = d.sk, projection = p or "all" }
+  end
+end
+
+--- Open (creating when missing) the database in directory `path`.
+-- @tparam string path directory (created with its parents)
+-- @tparam[opt] table opts pk, sk, ttl, clock, gsi, lsi, sync, readonly,
+--   map_size, max_readers, progress, listener_error
+-- @treturn db|nil the handle
+-- @treturn string message on failure
+-- @treturn string code on failure ("ValidationError", "IOError", "Corrupt", ...)
+-- @raise on misuse (wrong argument types, unknown options)
+function M.open(path, opts)
+  local fn = "open"
+  if type(path) ~= "string" or path == "" then
+    fail(fn, "path must be a non-empty string, got %s", type(path))
+  end
+  opts = check_opts(fn, opts, OPEN_OPTS)
+  local c = {}
+  if opts.pk ~= nil then
+    if type(opts.pk) ~= "string" or opts.pk == "" then fail(fn, "pk must be an attribute name") end
+    c.pk = opts.pk
+  end
+  if opts.sk ~= nil then
+    if opts.sk ~= false and (type(opts.sk) ~= "string" or opts.sk == "") then
+      fail(fn, "sk must be an attribute name or false")
+    end
+    c.pk = c.pk or "PK"
+    c.sk = opts.sk or nil
+  elseif c.pk then
+    c.sk = "SK"
+  end
+  local ttl_fn
+  if type(opts.ttl) == "string" then
+    if opts.ttl == "" then fail(fn, "ttl must be an attribute name or a function") end
+    c.ttl = opts.ttl
+  elseif type(opts.ttl) == "function" then
+    ttl_fn = opts.ttl
+  elseif opts.ttl ~= nil then
+    fail(fn, "ttl must be an attribute name or a function, got %s", type(opts.ttl))
+  end
+  if opts.clock ~= nil and type(opts.clock) ~= "function" then
+    fail(fn, "clock must be a function")
+  end
+  if opts.sync ~= nil then
+    if not SYNC[opts.sync] then fail(fn, "sync must be \"full\", \"normal\" or \"off\"") end
+    c.sync = opts.sync
+  end
+  if opts.readonly ~= nil and type(opts.readonly) ~= "boolean" then
+    fail(fn, "readonly must be a boolean")
+  end
+  c.readonly = opts.readonly
+  for _, k in ipairs { "map_size", "max_readers" } do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or v < 1 or v ~= math_floor(v) or v == math_huge) then
+      fail(fn, "%s must be a positive integer", k)
+    end
+    c[k] = v
+  end
+  if opts.progress ~= nil and type(opts.progress) ~= "function" then
+    fail(fn, "progress must be a function")
+  end
+  if opts.listener_error ~= nil and type(opts.listener_error) ~= "function" then
+    fail(fn, "listener_error must be a function")
+  end
+  local defs = {}
+  index_defs(fn, opts.gsi, "gsi", defs)
+  index_defs(fn, opts.lsi, "lsi", defs)
+  if #defs > 0 then c.indexes = defs end
+  c.progress = opts.progress
+  c.stream = opts.stream
+
+  local h, msg, code = core.open(path, c)
+  if not h then return nil, msg, code end
+  local schema = h:schema()
+  local self = setmetatable({
+    _c = h,
+    _id = h:id(),
+    _path = path,
+    _schema = schema,
+    _pk = schema.pk,
+    _sk = schema.sk,
+    _ttl_attr = schema.ttl,
+    _ttl_fn = ttl_fn,
+    _clock = opts.clock,
+    _timed = (schema.ttl ~= nil or ttl_fn ~= nil),
+    _listener_error = opts.listener_error,
+    _readonly = opts.readonly or false,
+  }, DB)
+  return self
+end
+
+---------------------------------------------------------------- helpers
+
+local function now(self)
+  if not self._timed then return nil end
+  local clock = self._clock
+  if clock then return clock() end
+  return os_time()
+end
+
+local function is_expired(self, item, t)
+  local f = self._ttl_fn
+  if f and item then return f(item, t or now(self)) and true or false end
+  return false
+end
+
+local function key_of(self, item, index)
+  local k = { [self._pk] = item[self._pk] }
+  if self._sk then k[self._sk] = item[self._sk] end
+  if index then
+    local d = self._schema.indexes[index]
+    if d then
+      if d.pk then k[d.pk] = item[d.pk] end
+      if d.sk then k[d.sk] = item[d.sk] end
+    end
+  end
+  return k
+end
+
+local function report_listener_error(self, err, event)
+  local h = self._listener_error
+  if h then
+    local ok, e2 = pcall(h, err, event)
+    if ok then return end
+    err = tostring(err) .. " (and the listener_error handler failed: " .. tostring(e2) .. ")"
+  end
+  io_stderr:write("dynafile: stream listener error: ", tostring(err), "\n")
+end
+
+local function dispatch(self, events)
+  local list = listeners_by_db[self._id]
+  if not list or #list == 0 then return end
+  -- a snapshot: listeners added or removed by a listener take effect for
+  -- the next commit
+  local snapshot = { unpack(list) }
+  for i = 1, #events do
+    local ev = events[i]
+    for j = 1, #snapshot do
+      local ok, err = pcall(snapshot[j].fn, ev)
+      if not ok then report_listener_error(self, err, ev) end
+    end
+  end
+end
+
+local function has_listeners(self)
+  local list = listeners_by_db[self._id]
+  return list ~= nil and #list > 0
+end
+
+local function check_open(self, fn)
+  if getmetatable(self) ~= DB then
+    error(string_format("dynafile.%s: expected a database handle (use db:%s)", fn, fn), 3)
+  end
+  if self._c:closed() then
+    error(string_format("dynafile.%s: database is closed", fn), 3)
+  end
+end
+
+-- Run body(txn, t) in a write transaction, committing when it returns a
+-- true first value, rolling back otherwise; re-raises errors after the
+-- rollback; runs the whole body again when the map had to grow.  Events go
+-- to the listeners after the commit.
+local function write_txn(self, body, a, b, c)
+  local h = self._c
+  local events_wanted = has_listeners(self)
+  for _ = 1, 16 do
+    local t = now(self)
+    local txn, msg, code = h:begin(true, events_wanted, t)
+    if not txn then return nil, msg, code end
+    if self._ttl_attr then txn:purge(8) end -- opportunistic TTL purge
+    local ok, r1, r2, r3, r4 = pcall(body, self, txn, t, a, b, c)
+    if not ok then
+      txn:free()
+      error(r1, 0)
+    end
+    if r1 == nil then
+      txn:free()
+      if r3 ~= "Retry" then return nil, r2, r3, r4 end
+    else
+      local cok, cmsg, ccode = txn:commit()
+      if cok then
+        local events = events_wanted and txn:events()
+        txn:free()
+        if events then dispatch(self, events) end
+        return r1, r2, r3, r4
+      end
+      txn:free()
+      if ccode ~= "Retry" then return nil, cmsg, ccode end
+    end
+  end
+  return nil, "the database map kept filling up", "IOError"
+end
+
+-- The current item under key inside txn, honouring a TTL function: an item
+-- it finds expired is deleted (event marked expired) and reported absent.
+local function current(self, txn, key, t)
+  local old = txn:get(key)
+  if old and self._ttl_fn and is_expired(self, old, t) then
+    txn:delete(key, false, "put_item", true)
+    return nil
+  end
+  return old
+end
+
+local compiled_conditions = setmetatable({}, { __mode = "k" })
+
+local function compile_condition(fn, c)
+  if type(c) == "function" then return c end
+  if type(c) ~= "string" then
+    fail(fn, "condition must be a function or an expression string, got %s", type(c))
+  end
+  local e, msg = core.compile(c)
+  if not e then
+    return nil, string_format("dynafile.%s: condition: %s", fn, msg)
+  end
+  return e
+end
+
+-- Evaluate a compiled condition (function or C expression) on the current
+-- item.  [raises what a condition function raises]
+local function condition_holds(self, txn, key, cond, old_loaded, old)
+  if type(cond) == "function" then
+    return cond(old_loaded and old or nil) and true or false
+  end
+  if self._ttl_fn and not old then
+    return core.eval(cond, nil)
+  end
+  return txn:check(key, cond)
+end
+M._condition_holds = condition_holds
+
+local function cond_failed(fn)
+  return nil, string_format("dynafile.%s: the condition failed", fn), "ConditionalCheckFailed"
+end
+
+---------------------------------------------------------------- writes
+
+local PUT_OPTS = { condition = true, return_old = true }
+
+local function put_body(self, txn, t, item, cond, return_old)
+  local old
+  if cond then
+    old = current(self, txn, item, t)
+    if not condition_holds(self, txn, item, cond, true, old) then
+      return cond_failed("put_item")
+    end
+  elseif self._ttl_fn then
+    current(self, txn, item, t)
+  end
+  local _, prev = txn:put(item, return_old, "put_item")
+  return true, prev
+end
+
+--- Write an item, replacing any item with the same key.
+-- @tparam table item the item, holding the key attributes
+-- @tparam[opt] table opts condition (function or expression string),
+--   return_old (boolean)
+-- @treturn true|nil
+-- @treturn table|string the previous item with return_old, or the message
+-- @treturn string code on failure ("ConditionalCheckFailed", "IOError", ...)
+-- @raise on an invalid item or option
+function DB:put_item(item, opts)
+  check_open(self, "put_item")
+  if opts == nil and not self._ttl_fn and not has_listeners(self) then
+    return self._c:put(item, now(self))
+  end
+  opts = check_opts("put_item", opts, PUT_OPTS)
+  if type(item) ~= "table" then fail("put_item", "item must be a table, got %s", type(item)) end
+  local cond, msg
+  if opts.condition ~= nil then
+    cond, msg = compile_condition("put_item", opts.condition)
+    if not cond then return nil, msg, "ValidationError" end
+  end
+  return write_txn(self, put_body, item, cond, opts.return_old and true or false)
+end
+
+local DELETE_OPTS = PUT_OPTS
+
+local function delete_body(self, txn, t, key, cond, return_old)
+  local old = current(self, txn, key, t)
+  if cond and not condition_holds(self, txn, key, cond, true, old) then
+    return cond_failed("delete_item")
+  end
+  if not old then return true, nil end
+  local _, prev = txn:delete(key, return_old, "delete_item")
+  return true, prev
+end
+
+--- Delete the item with `key`.  Deleting a missing item is not an error.
+-- @tparam table key the key attributes
+-- @tparam[opt] table opts condition, return_old
+-- @treturn true|nil
+-- @treturn table|string the deleted item with return_old, or the message
+-- @treturn string code on failure
+-- @raise on an invalid key or option
+function DB:delete_item(key, opts)
+  check_open(self, "delete_item")
+  if opts == nil and not self._ttl_fn and not has_listeners(self) then
+    local ok, msg, code = self._c:delete(key, now(self))
+    if not ok then return nil, msg, code end
+    return true
+  end
+  opts = check_opts("delete_item", opts, DELETE_OPTS)
+  self._c:check_key(key, "delete_item")
+  local cond, msg
+  if opts.condition ~= nil then
+    cond, msg = compile_condition("delete_item", opts.condition)
+    if not cond then return nil, msg, "ValidationError" end
+  end
+  return write_txn(self, delete_body, key, cond, opts.return_old and true or false)
+end
+
+local UPDATE_OPTS = { condition = true, return_old = true }
+
+local function update_body(self, txn, t, key, changes, cond)
+  local old = current(self, txn, key, t)
+  if cond and not condition_holds(self, txn, key, cond, true, old) then
+    return cond_failed("update_item")
+  end
+  local new = update.apply(self, "update_item", key, old, changes)
+  txn:put(new, false, "update_item")
+  return new, old
+end
+
+--- Update (or create) the item with `key`.
+-- @tparam table key the key attributes
+-- @tparam table|function changes `{set=, remove=, add=, delete=}` or
+--   `function(old_or_nil) return new_item end` (runs inside the write
+--   transaction; may not change the key attributes)
+-- @tparam[opt] table opts condition, return_old
+-- @treturn table|nil the new item
+-- @treturn table|string the old item with return_old, or the message
+-- @treturn string code on failure
+-- @raise on invalid arguments, or what the update function raises
+function DB:update_item(key, changes, opts)
+  check_open(self, "update_item")
+  opts = check_opts("update_item", opts, UPDATE_OPTS)
+  self._c:check_key(key, "update_item")
+  update.check(self, "update_item", key, changes)
+  local cond, msg
+  if opts.condition ~= nil then
+    cond, msg = compile_condition("update_item", opts.condition)
+    if not cond then return nil, msg, "ValidationError" end
+  end
+  local new, old, code = write_txn(self, update_body, key, changes, cond)
+  if new == nil then return nil, old, code end
+  if opts.return_old then return new, old end
+  return new
+end
+
+---------------------------------------------------------------- reads
+
+--- Read the item with `key`.
+-- @tparam table key
+-- @treturn table|nil the item, or nil when missing (or expired)
+-- @raise on an invalid key
+function DB:get_item(key)
+  local h = self._c
+  if not self._timed then return h:get(key) end
+  local t = now(self)
+  local item = h:get(key, t)
+  if item and self._ttl_fn and is_expired(self, item, t) then return nil end
+  return item
+end
+
+--- Read several items in one consistent snapshot.
+-- @tparam table keys list of key tables
+-- @treturn table one entry per key, in order: the item or false
+function DB:batch_get_item(keys)
+  check_open(self, "batch_get_item")
+  if type(keys) ~= "table" then fail("batch_get_item", "keys must be a list of keys") end
+  local n = #keys
+  for i = 1, n do
+    if type(keys[i]) ~= "table" then
+      fail("batch_get_item", "keys[%d] must be a key table, got %s", i, type(keys[i]))
+    end
+    self._c:check_key(keys[i], "batch_get_item")
+  end
+  local t = now(self)
+  local txn, msg, code = self._c:begin(false, false, t)
+  if not txn then return nil, msg, code end
+  local out = {}
+  local ok, err = pcall(function()
+    for i = 1, n do
+      local item = txn:get(keys[i])
+      if item and self._ttl_fn and is_expired(self, item, t) then item = nil end
+      out[i] = item or false
+    end
+  end)
+  txn:free()
+  if not ok then error(err, 0) end
+  return out
+end
+
+local QUERY_OPTS = {
+  starts_with = true, begins_with = true, eq = true, lt = true, le = true,
+  gt = true, ge = true, between = true, scan_index_forward = true,
+  index = true, filter = true, limit = true, start_after = true,
+}
+local SCAN_OPTS = {
+  filter = true, limit = true, start_after = true, index = true,
+  segment = true, segments = true,
+}
+local CONDS = { "begins_with", "eq", "lt", "le", "gt", "ge", "between" }
+
+local function key_arg(fn, name, v)
+  local tv = type(v)
+  if tv ~= "string" and tv ~= "number" then
+    fail(fn, "%s must be a string or a number, got %s", name, tv)
+  end
+  if v ~= v then fail(fn, "%s must not be NaN", name) end
+end
+
+local function positive_int(fn, name, v)
+  if type(v) ~= "number" or v < 1 or v ~= math_floor(v) or v == math_huge then
+    fail(fn, "%s must be a positive integer", name)
+  end
+end
+
+-- Build the C page spec from user options.  Returns spec, lua_filter,
+-- limit, or raises; a filter string that does not parse returns nil, msg.
+local function build_spec(self, fn, pk, opts, scanning)
+  opts = check_opts(fn, opts, scanning and SCAN_OPTS or QUERY_OPTS)
+  local spec = { fn = fn, now = nil }
+  if not scanning then
+    key_arg(fn, "partition key", pk)
+    spec.pk = pk
+    local seen
+    for _, c in ipairs(CONDS) do
+      local v = opts[c]
+      if v ~= nil then
+        if seen then fail(fn, "only one key condition allowed (%s and %s)", seen, c) end
+        seen = c
+        spec.cond = c
+        if c == "between" then
+          if type(v) ~= "table" or v[1] == nil or v[2] == nil then
+            fail(fn, "between must be a list {lo, hi}")
+          end
+          key_arg(fn, "between[1]", v[1])
+          key_arg(fn, "between[2]", v[2])
+          spec.lo, spec.hi = v[1], v[2]
+        else
+          key_arg(fn, c, v)
+          if c == "begins_with" and type(v) ~= "string" then
+            fail(fn, "begins_with must be a string")
+          end
+          spec.lo = v
+        end
+      end
+    end
+    if opts.starts_with ~= nil then
+      key_arg(fn, "starts_with", opts.starts_with)
+      spec.start = opts.starts_with
+    end
+    local f = opts.scan_index_forward
+    if f ~= nil and type(f) ~= "boolean" then fail(fn, "scan_index_forward must be a boolean") end
+    spec.reverse = (f == false)
+  else
+    local k, n = opts.segment, opts.segments
+    if (k == nil) ~= (n == nil) then fail(fn, "segment and segments go together") end
+    if n ~= nil then
+      positive_int(fn, "segments", n)
+      positive_int(fn, "segment", k)
+      if k > n then fail(fn, "segment must be in 1..segments") end
+      if n > 4096 then fail(fn, "segments must be at most 4096") end
+      spec.segment, spec.segments = k, n
+    end
+  end
+  if opts.index ~= nil then
+    if type(opts.index) ~= "string" then fail(fn, "index must be an index name") end
+    if not self._schema.indexes[opts.index] then
+      fail(fn, "index: no index named %s", opts.index)
+    end
+    spec.index = opts.index
+  end
+  if opts.limit ~= nil then positive_int(fn, "limit", opts.limit) end
+  if opts.start_after ~= nil then
+    if type(opts.start_after) ~= "table" then fail(fn, "start_after must be a key table") end
+    spec.start_after = opts.start_after
+  end
+  local lua_filter
+  local f = opts.filter
+  if type(f) == "function" then
+    lua_filter = f
+  elseif type(f) == "string" then
+    local e, msg = core.compile(f)
+    if not e then return nil, string_format("dynafile.%s: filter: %s", fn, msg) end
+    spec.filter = e
+  elseif f ~= nil then
+    fail(fn, "filter must be a function or an expression string, got %s", type(f))
+  end
+  return spec, lua_filter, opts.limit
+end
+
+local PAGE = 100
+
+-- The generic page loop shared by iterators and page calls.
+local function make_reader(self, spec, lua_filter, limit)
+  local h = self._c
+  local ttl_fn = self._ttl_fn
+  local items, pos, n = nil, 0, 0
+  local next_key, done, returned = nil, false, 0
+  local t = now(self)
+  spec.now = t
+  local last_key = nil
+  local function read()
+    while true do
+      if limit and returned >= limit then return nil end
+      if pos < n then
+        pos = pos + 1
+        local it = items[pos]
+        if not (ttl_fn and ttl_fn(it, t)) and (not lua_filter or lua_filter(it)) then
+          returned = returned + 1
+          last_key = it
+          return it
+        end
+      else
+        if done then return nil end
+        spec.start_after = next_key
+        local want = PAGE
+        if limit and not lua_filter and not ttl_fn then
+          want = limit - returned
+          if want > PAGE then want = PAGE end
+        end
+        spec.max = want
+        local nk
+        items, nk = h:page(spec)
+        pos, n = 0, #items
+        next_key = nk
+        if nk == nil then done = true end
+      end
+    end
+  end
+  local function state()
+    -- resume point: after the last returned item when items of the current
+    -- page were left unread, else the page's own resume key
+    if limit and returned >= limit then
+      if pos < n or not done then
+        return key_of(self, last_key, spec.index)
+      end
+      return nil
+    end
+    if pos < n then return key_of(self, last_key, spec.index) end
+    if done then return nil end
+    return next_key
+  end
+  return read, state
+end
+
+local closer_mt = { __close = function() end }
+
+local function iterate(self, fn, pk, opts, scanning)
+  check_open(self, fn)
+  local spec, lua_filter, limit = build_spec(self, fn, pk, opts, scanning)
+  if not spec then error(lua_filter, 2) end
+  local read = make_reader(self, spec, lua_filter, limit)
+  return read, nil, nil, setmetatable({}, closer_mt)
+end
+
+--- Iterate over the items of partition `pk` in sort-key order.
+-- @param pk partition-key value (of the table, or of `opts.index`)
+-- @tparam[opt] table opts starts_with, begins_with, eq, lt, le, gt, ge,
+--   between, scan_index_forward, index, filter, limit, start_after
+-- @return a generic-for iterator
+-- @raise on invalid options or a filter string that does not parse
+function DB:query(pk, opts)
+  return iterate(self, "query", pk, opts, false)
+end
+
+--- Iterate over every item (of the table, or of `opts.index`).
+-- @tparam[opt] table opts filter, limit, start_after, index, segment, segments
+-- @return a generic-for iterator
+-- @raise on invalid options or a filter string that does not parse
+function DB:scan(opts)
+  return iterate(self, "scan", nil, opts, true)
+end
+
+local function page(self, fn, pk, opts, scanning)
+  check_open(self, fn)
+  local spec, lua_filter, limit = build_spec(self, fn, pk, opts, scanning)
+  if not spec then return nil, lua_filter, "ValidationError" end
+  limit = limit or PAGE
+  local read, state = make_reader(self, spec, lua_filter, limit)
+  local items = {}
+  for item in read do items[#items + 1] = item end
+  return items, state()
+end
+
+--- One page of a query: up to `opts.limit` (default 100) items.
+-- @return items, next_key (nil when nothing remains; pass it back as
+--   start_after), or nil, message, "ValidationError" for a bad filter string
+function DB:query_page(pk, opts)
+  return page(self, "query_page", pk, opts, false)
+end
+
+--- One page of a scan.
+-- @return items, next_key
+function DB:scan_page(opts)
+  return page(self, "scan_page", nil, opts, true)
+end
+
+---------------------------------------------------------------- TTL
+
+local function purge_body(self, txn, t, limit, keys)
+  local n = 0
+  if keys then
+    for i = 1, #keys do
+      local found = txn:delete(keys[i], false, "purge_expired", true)
+      if found then n = n + 1 end
+    end
+  else
+    n = txn:purge(limit or 0)
+  end
+  return n
+end
+
+--- Delete expired items now, with DELETE events marked expired.
+-- @tparam[opt] integer limit at most this many
+-- @treturn integer how many were deleted
+function DB:purge_expired(limit)
+  check_open(self, "purge_expired")
+  if limit ~= nil then positive_int("purge_expired", "limit", limit) end
+  if self._ttl_fn then
+    local t = now(self)
+    local keys = {}
+    local spec = { fn = "purge_expired", now = t }
+    local nk
+    repeat
+      spec.start_after, spec.max = nk, PAGE
+      local items
+      items, nk = self._c:page(spec)
+      for i = 1, #items do
+        if self._ttl_fn(items[i], t) then
+          keys[#keys + 1] = key_of(self, items[i])
+          if limit and #keys >= limit then nk = nil break end
+        end
+      end
+    until nk == nil
+    if #keys == 0 then return 0 end
+    return write_txn(self, purge_body, nil, keys)
+  end
+  if not self._ttl_attr then return 0 end
+  return write_txn(self, purge_body, limit)
+end
+
+---------------------------------------------------------------- listeners
+
+--- Register a listener for every change committed to this database from
+-- this process.  It runs after the commit, in commit order, one call per
+-- changed item, with `{action = "PUT"|"DELETE", old = item|nil,
+-- new = item|nil, expired = true|nil}`.  An error it raises is reported to
+-- the `listener_error` option (default: a line on stderr) and does not undo
+-- the commit or stop the other listeners.
+-- @tparam function fn
+-- @return a handle for remove_stream_listener
+function DB:add_stream_listener(fn)
+  check_open(self, "add_stream_listener")
+  if type(fn) ~= "function" then fail("add_stream_listener", "listener must be a function") end
+  local list = listeners_by_db[self._id]
+  if not list then
+    list = {}
+    listeners_by_db[self._id] = list
+  end
+  local h = { fn = fn }
+  list[#list + 1] = h
+  return h
+end
+
+--- Remove a listener.
+-- @return true when it was registered
+function DB:remove_stream_listener(h)
+  local list = listeners_by_db[self._id]
+  if not list then return false end
+  for i = 1, #list do
+    if list[i] == h then
+      table.remove(list, i)
+      return true
+    end
+  end
+  return false
+end
+
+---------------------------------------------------------------- closing
+
+--- Close the handle.  Further calls on it raise.  Closing twice is fine.
+function DB:close()
+  local h = self._c
+  if h and not h:closed() then h:close() end
+  return true
+end
+
+DB.__close = DB.close
+DB.__gc = DB.close
+
+function DB:__tostring()
+  return string_format("dynafile.db(%s)%s", self._path, self._c:closed() and " closed" or "")
+end
+
+--- The schema in force: pk, sk, ttl, indexes.
+function DB:schema()
+  check_open(self, "schema")
+  return self._c:schema()
+end
+
+--- Statistics: items, index_entries, map_size, used_bytes, readers.
+function DB:stat()
+  check_open(self, "stat")
+  return self._c:stat()
+end
+
+-- Internals shared with the other modules of the package.
+M._DB = DB
+M._write_txn = write_txn
+M._dispatch = dispatch
+M._now = now
+M._current = current
+M._key_of = key_of
+M._compile_condition = compile_condition
+M._check_opts = check_opts
+M._cond_failed = cond_failed
+M._has_listeners = has_listeners
+M._select = select
+M._next = next
+M._compiled = compiled_conditions
+M._decode = core.decode
+M._condition_holds = condition_holds
+
+require("dynafile.batch")(M)
+
+return M

@@ -1,0 +1,1126 @@
+/*
+ * ldynafile.c -- the Lua binding, module `dynafile.core`: the only file that
+ * speaks both Lua and the C core.
+ *
+ * It turns Lua tables into MessagePack item bytes and back (straight
+ * between the Lua stack and bytes), Lua key tables into df_key, and wraps
+ * df_db, df_txn and df_expr in userdata.  It never calls user Lua code: the
+ * Lua layer (lua/dynafile/init.lua) runs filters, conditions, update
+ * functions and listeners around these calls.
+ *
+ * Invariants:
+ *  - All C state lives in userdata (no C globals): a Lua error raised in
+ *    the middle of a call (bad input, out of memory) leaks nothing; a
+ *    transaction left open by an error is aborted by its __gc or by the
+ *    Lua layer's pcall.
+ *  - No LMDB pointer is held while Lua may raise: item bytes are copied by
+ *    the core (df_db_get, pages) before they are turned into tables.
+ *  - Misuse raises "dynafile.<function>: <argument>: <problem>"; expected
+ *    failures return nil, message, code.
+ *
+ * Stack notes follow Lua's manual: [-o, +p, x] = pops, pushes, may raise.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "compat.h"
+#include "dynafile.h"
+#include "internal.h"
+
+#define DB_MT "dynafile.db"
+#define TXN_MT "dynafile.txn"
+#define EXPR_MT "dynafile.expr"
+#define ARRAY_MT "dynafile.array"
+
+/* The address of this constant is dynafile.null (a light userdata). */
+static const char null_marker = 0;
+#define NULL_PTR ((void *)&null_marker)
+
+typedef struct ldb {
+  df_db *db;
+  df_page *page;
+  df_buf buf; /* encoding scratch */
+} ldb;
+
+typedef struct ltxn {
+  df_txn *t;
+  int finished;
+} ltxn;
+
+typedef struct lexpr {
+  df_expr *e;
+} lexpr;
+
+/* ------------------------------------------------------------- errors */
+
+/* Stable code strings for the Lua side. */
+static const char *code_name(int code) {
+  switch (code) {
+    case DF_ENOMEM: return "NoMemory";
+    case DF_EINVAL: return "InvalidArgument";
+    case DF_EVALIDATION: return "ValidationError";
+    case DF_ESCHEMA: return "ValidationError";
+    case DF_ENOTFOUND: return "NotFound";
+    case DF_ECONDITION: return "ConditionalCheckFailed";
+    case DF_EIO: return "IOError";
+    case DF_EDISKFULL: return "IOError";
+    case DF_EACCESS: return "IOError";
+    case DF_ECORRUPT: return "Corrupt";
+    case DF_EVERSION: return "Corrupt";
+    case DF_EFORKED: return "Forked";
+    case DF_ECLOSED: return "Closed";
+    case DF_EREADONLY: return "ReadOnly";
+    case DF_EBUSY: return "Busy";
+    case DF_ERETRY: return "Retry";
+    case DF_EREADERS: return "ReadersFull";
+    default: return "Error";
+  }
+}
+
+/* [-0, +3, -] */
+static int push_fail(lua_State *L, int code, const char *msg) {
+  lua_pushnil(L);
+  lua_pushstring(L, msg && msg[0] ? msg : df_strerror(code));
+  lua_pushstring(L, code_name(code));
+  return 3;
+}
+
+/* Misuse that the core reports (bad keys, closed handle, busy writer...)
+ * is raised; expected failures are returned.  [-0, +3, e] */
+static int fail_or_raise(lua_State *L, const char *fn, int code,
+                         const char *msg) {
+  switch (code) {
+    case DF_EVALIDATION:
+    case DF_ECLOSED:
+    case DF_EBUSY:
+    case DF_EREADONLY:
+    case DF_EINVAL:
+    case DF_EFORKED:
+      if (code == DF_EFORKED) break; /* returned: a documented code */
+      return luaL_error(L, "dynafile.%s: %s", fn,
+                        msg && msg[0] ? msg : df_strerror(code));
+    default:
+      break;
+  }
+  return push_fail(L, code, msg);
+}
+
+/* ------------------------------------------------------------ encoding */
+
+typedef struct enc {
+  lua_State *L;
+  df_buf *b;
+  const char *fn;
+  int depth;
+  int tables[DF_MAX_DEPTH + 1]; /* stack indexes of the tables being encoded */
+  const char *path[DF_MAX_DEPTH + 1];
+} enc;
+
+static const char *enc_path(enc *e, char *buf, size_t cap) {
+  size_t n = 0;
+  int i;
+  buf[0] = '\0';
+  for (i = 0; i < e->depth && n + 2 < cap; i++) {
+    int w = snprintf(buf + n, cap - n, i ? ".%s" : "%s",
+                     e->path[i] ? e->path[i] : "[?]");
+    if (w < 0) break;
+    n += (size_t)w;
+  }
+  return n ? buf : "(item)";
+}
+
+static int enc_fail(enc *e, const char *what) {
+  char p[256];
+  return luaL_error(e->L, "dynafile.%s: item: %s: %s", e->fn,
+                    enc_path(e, p, sizeof p), what);
+}
+
+static int is_array_marked(lua_State *L, int idx) {
+  int r;
+  if (!lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, ARRAY_MT);
+  r = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return r;
+}
+
+static void enc_value(enc *e, int idx);
+
+/* Count a table's pairs and decide whether it is an array (keys exactly
+ * 1..n).  Raises on keys that fit neither form. [-0, +0, e] */
+static int classify(enc *e, int idx, size_t *count) {
+  lua_State *L = e->L;
+  size_t n = 0, len = lua_rawlen(L, idx);
+  int ints = 0, strs = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    n++;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      strs++;
+    } else if (lua_type(L, -1) == LUA_TNUMBER && compat_isinteger(L, -1)) {
+      lua_Number k = lua_tonumber(L, -1);
+      if (k >= 1 && k <= (lua_Number)len) ints++;
+      else ints = -1000000000; /* integer key outside 1..n: not a list */
+    } else {
+      lua_pop(L, 1);
+      return enc_fail(e, "table keys must be strings (a map) or 1..n "
+                         "(a list)");
+    }
+  }
+  *count = n;
+  if (strs && ints) {
+    return enc_fail(e, "table mixes list entries and named keys");
+  }
+  if (ints < 0 || (ints > 0 && (size_t)ints != len))
+    return enc_fail(e, "list has holes (keys must be exactly 1..n)");
+  if (n == 0) return is_array_marked(L, idx);
+  return ints > 0;
+}
+
+static void enc_table(enc *e, int idx) {
+  lua_State *L = e->L;
+  size_t n = 0, i;
+  int d, is_array;
+  if (e->depth >= DF_MAX_DEPTH) {
+    enc_fail(e, "nesting deeper than 32 levels (or a cyclic table)");
+    return;
+  }
+  for (d = 0; d < e->depth; d++)
+    if (lua_rawequal(L, e->tables[d], idx)) {
+      enc_fail(e, "cyclic table (a table contains itself)");
+      return;
+    }
+  luaL_checkstack(L, 6, "item nested too deep");
+  is_array = classify(e, idx, &n);
+  e->tables[e->depth] = idx;
+  e->path[e->depth] = NULL;
+  e->depth++;
+  if (is_array) {
+    df__mp_put_array(e->b, (uint32_t)n);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, (int)i);
+      e->path[e->depth - 1] = "[]";
+      enc_value(e, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+  } else {
+    df__mp_put_map(e->b, (uint32_t)n);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      size_t kl;
+      const char *k = lua_tolstring(L, -2, &kl);
+      df__mp_put_str(e->b, k, kl);
+      e->path[e->depth - 1] = k;
+      enc_value(e, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+  }
+  e->depth--;
+}
+
+/* Append the value at idx (absolute) to e->b.  [-0, +0, e] */
+static void enc_value(enc *e, int idx) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      df__mp_put_str(e->b, s, n);
+      break;
+    }
+    case LUA_TNUMBER:
+      if (compat_isinteger(L, idx)) {
+        df__mp_put_int(e->b, compat_toint64(L, idx));
+      } else {
+        df__mp_put_float(e->b, (double)lua_tonumber(L, idx));
+      }
+      break;
+    case LUA_TBOOLEAN:
+      df__mp_put_bool(e->b, lua_toboolean(L, idx));
+      break;
+    case LUA_TTABLE:
+      enc_table(e, idx);
+      break;
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, idx) == NULL_PTR) {
+        df__mp_put_nil(e->b);
+        break;
+      }
+      enc_fail(e, "cannot store a light userdata");
+      break;
+    case LUA_TNIL:
+      df__mp_put_nil(e->b);
+      break;
+    default:
+      enc_fail(e, lua_pushfstring(L, "cannot store a %s",
+                                  luaL_typename(L, idx)));
+  }
+}
+
+/* Encode the item table at idx into b (reset first).  [-0, +0, e] */
+static void encode_item(lua_State *L, int idx, df_buf *b, const char *fn) {
+  enc e;
+  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+  if (lua_type(L, idx) != LUA_TTABLE)
+    luaL_error(L, "dynafile.%s: item must be a table, got %s", fn,
+               luaL_typename(L, idx));
+  memset(&e, 0, sizeof e);
+  e.L = L;
+  e.b = b;
+  e.fn = fn;
+  df__buf_reset(b);
+  enc_table(&e, idx);
+  if (b->failed) luaL_error(L, "dynafile.%s: out of memory", fn);
+  if (b->len && b->p[0] != 0x80 && (b->p[0] & 0xf0) != 0x80 &&
+      b->p[0] != 0xde && b->p[0] != 0xdf)
+    luaL_error(L, "dynafile.%s: item must be a map of attributes, not a "
+                  "list", fn);
+}
+
+/* ------------------------------------------------------------ decoding */
+
+static void push_array_mt(lua_State *L) { luaL_getmetatable(L, ARRAY_MT); }
+
+/* Push the value at *p as Lua.  [-0, +1, e] */
+static int dec_value(lua_State *L, const unsigned char **p,
+                     const unsigned char *end, int depth) {
+  df_value v;
+  size_t i;
+  if (depth > DF_MAX_DEPTH + 1 || df__mp_read(p, end, &v) != 0) return -1;
+  switch (v.type) {
+    case DF_TNIL:
+      lua_pushlightuserdata(L, NULL_PTR);
+      break;
+    case DF_TBOOL:
+      lua_pushboolean(L, (int)v.i);
+      break;
+    case DF_TINT:
+      compat_pushint(L, v.i);
+      break;
+    case DF_TUINT:
+      lua_pushnumber(L, (lua_Number)v.u);
+      break;
+    case DF_TFLOAT:
+      lua_pushnumber(L, (lua_Number)v.f);
+      break;
+    case DF_TSTR:
+    case DF_TBIN:
+      lua_pushlstring(L, v.s, v.n);
+      break;
+    case DF_TARRAY:
+      luaL_checkstack(L, 4, "item nested too deep");
+      lua_createtable(L, v.n > 1024 ? 1024 : (int)v.n, 0);
+      for (i = 0; i < v.n; i++) {
+        if (dec_value(L, p, end, depth + 1) != 0) return -1;
+        lua_rawseti(L, -2, (int)i + 1);
+      }
+      if (v.n == 0) {
+        push_array_mt(L);
+        lua_setmetatable(L, -2);
+      }
+      break;
+    case DF_TMAP:
+      luaL_checkstack(L, 4, "item nested too deep");
+      lua_createtable(L, 0, v.n > 1024 ? 1024 : (int)v.n);
+      for (i = 0; i < v.n; i++) {
+        if (dec_value(L, p, end, depth + 1) != 0) return -1;
+        if (dec_value(L, p, end, depth + 1) != 0) return -1;
+        if (lua_type(L, -2) == LUA_TLIGHTUSERDATA) {
+          lua_pop(L, 2); /* a nil key cannot live in a Lua table */
+          continue;
+        }
+        lua_rawset(L, -3);
+      }
+      break;
+    default:
+      return -1;
+  }
+  return 0;
+}
+
+/* [-0, +1, e] */
+static void push_item(lua_State *L, const void *item, size_t len) {
+  const unsigned char *p = item, *end = p + len;
+  int top = lua_gettop(L);
+  if (item == NULL) {
+    lua_pushnil(L);
+    return;
+  }
+  if (dec_value(L, &p, end, 1) != 0) {
+    lua_settop(L, top);
+    luaL_error(L, "dynafile: a stored item is malformed (corrupt data)");
+  }
+}
+
+/* ---------------------------------------------------------------- keys */
+
+static void key_value(lua_State *L, int idx, const char *fn,
+                      const char *attr, df_value *v) {
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+      v->type = DF_TSTR;
+      v->s = lua_tolstring(L, idx, &v->n);
+      return;
+    case LUA_TNUMBER:
+      if (compat_isinteger(L, idx)) {
+        v->type = DF_TINT;
+        v->i = compat_toint64(L, idx);
+      } else {
+        v->type = DF_TFLOAT;
+        v->f = (double)lua_tonumber(L, idx);
+        if (v->f != v->f)
+          luaL_error(L, "dynafile.%s: key attribute %s must not be NaN", fn,
+                     attr);
+      }
+      return;
+    case LUA_TNIL:
+      luaL_error(L, "dynafile.%s: key: missing key attribute %s", fn, attr);
+      return;
+    default:
+      luaL_error(L,
+                 "dynafile.%s: key attribute %s must be a string or a "
+                 "number, got %s",
+                 fn, attr, luaL_typename(L, idx));
+  }
+}
+
+/* Read a key table at idx into *k; strings borrow from the table, which
+ * must stay on the stack.  [-0, +0, e] */
+static void check_key(lua_State *L, int idx, df_db *db, const char *fn,
+                      df_key *k) {
+  const df_schema *s = df_db_schema(db);
+  memset(k, 0, sizeof *k);
+  if (lua_type(L, idx) != LUA_TTABLE)
+    luaL_error(L, "dynafile.%s: key must be a table, got %s", fn,
+               luaL_typename(L, idx));
+  lua_getfield(L, idx, s->pk);
+  key_value(L, -1, fn, s->pk, &k->pk);
+  lua_pop(L, 1); /* the string stays alive in the key table */
+  if (s->sk) {
+    lua_getfield(L, idx, s->sk);
+    key_value(L, -1, fn, s->sk, &k->sk);
+    lua_pop(L, 1);
+  }
+}
+
+/* ------------------------------------------------------------ handles */
+
+static ldb *check_db(lua_State *L, int idx, const char *fn) {
+  ldb *d = luaL_testudata(L, idx, DB_MT);
+  if (d == NULL)
+    luaL_error(L, "dynafile.%s: expected a database handle, got %s", fn,
+               luaL_typename(L, idx));
+  if (d->db == NULL) luaL_error(L, "dynafile.%s: database is closed", fn);
+  return d;
+}
+
+static double opt_now(lua_State *L, int idx) {
+  return lua_isnoneornil(L, idx) ? 0.0 : (double)luaL_checknumber(L, idx);
+}
+
+/* core.open(path, opts) -> db | nil, msg, code
+ * opts: pk, sk, ttl, sync, readonly, map_size, max_readers, indexes =
+ * {{name=, kind="gsi"|"lsi", pk=, sk=, projection="all"|"keys"|{...}}} */
+static int l_open(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  df_open_options o;
+  df_schema s, create;
+  df_index_def defs[64];
+  const char *incs[64][64];
+  df_db *db = NULL;
+  ldb *d;
+  int code, have_schema = 0;
+  size_t i, n_idx = 0;
+
+  memset(&o, 0, sizeof o);
+  memset(&s, 0, sizeof s);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "pk");
+  if (lua_isstring(L, -1)) {
+    s.pk = lua_tostring(L, -1);
+    have_schema = 1;
+  }
+  lua_getfield(L, 2, "sk");
+  if (lua_isstring(L, -1)) s.sk = lua_tostring(L, -1);
+  lua_getfield(L, 2, "ttl");
+  if (lua_isstring(L, -1)) s.ttl_attr = lua_tostring(L, -1);
+  lua_getfield(L, 2, "sync");
+  if (lua_isstring(L, -1)) {
+    const char *m = lua_tostring(L, -1);
+    if (strcmp(m, "normal") == 0) o.sync = DF_SYNC_NORMAL;
+    else if (strcmp(m, "off") == 0) o.sync = DF_SYNC_OFF;
+    else o.sync = DF_SYNC_FULL;
+  }
+  lua_getfield(L, 2, "readonly");
+  o.readonly = lua_toboolean(L, -1);
+  lua_getfield(L, 2, "map_size");
+  if (lua_isnumber(L, -1)) o.map_size = (size_t)lua_tonumber(L, -1);
+  lua_getfield(L, 2, "max_readers");
+  if (lua_isnumber(L, -1)) o.max_readers = (unsigned)lua_tonumber(L, -1);
+  lua_getfield(L, 2, "indexes");
+  if (lua_istable(L, -1)) {
+    int t = lua_gettop(L);
+    n_idx = lua_rawlen(L, t);
+    if (n_idx > 64) luaL_error(L, "dynafile.open: too many indexes");
+    for (i = 0; i < n_idx; i++) {
+      df_index_def *x = &defs[i];
+      int it;
+      memset(x, 0, sizeof *x);
+      lua_rawgeti(L, t, (int)i + 1);
+      it = lua_gettop(L);
+      lua_getfield(L, it, "name");
+      x->name = lua_tostring(L, -1);
+      lua_getfield(L, it, "kind");
+      x->kind = (lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "lsi") == 0)
+                    ? DF_LSI
+                    : DF_GSI;
+      lua_getfield(L, it, "pk");
+      x->pk = lua_tostring(L, -1);
+      lua_getfield(L, it, "sk");
+      x->sk = lua_tostring(L, -1);
+      lua_getfield(L, it, "projection");
+      if (lua_istable(L, -1)) {
+        int pt = lua_gettop(L);
+        size_t j, m = lua_rawlen(L, pt);
+        if (m > 64) luaL_error(L, "dynafile.open: projection too long");
+        x->projection = DF_PROJ_INCLUDE;
+        for (j = 0; j < m; j++) {
+          lua_rawgeti(L, pt, (int)j + 1);
+          incs[i][j] = lua_tostring(L, -1);
+          if (incs[i][j] == NULL)
+            luaL_error(L, "dynafile.open: index %s: projection names must "
+                          "be strings", x->name ? x->name : "?");
+        }
+        x->include = incs[i];
+        x->n_include = m;
+      } else if (lua_isstring(L, -1) &&
+                 strcmp(lua_tostring(L, -1), "keys") == 0) {
+        x->projection = DF_PROJ_KEYS;
+      }
+      /* values stay referenced from the options table until we return */
+    }
+    s.indexes = defs;
+    s.n_indexes = n_idx;
+  }
+  /* pk absent: keep the stored keys (or the defaults PK/SK when new) */
+  create = s;
+  if (create.pk == NULL) {
+    create.pk = "PK";
+    create.sk = "SK";
+  }
+  if (have_schema || s.ttl_attr || s.n_indexes) o.schema = &s;
+  o.create_schema = &create;
+  d = lua_newuserdata(L, sizeof *d);
+  memset(d, 0, sizeof *d);
+  df__buf_init(&d->buf);
+  luaL_setmetatable(L, DB_MT);
+  code = df_db_open(path, &o, &db);
+  if (code != DF_OK) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", df_db_errmsg(db));
+    df_db_close(db);
+    return push_fail(L, code, msg);
+  }
+  d->db = db;
+  code = df_page_new(&d->page);
+  if (code != DF_OK) return luaL_error(L, "dynafile.open: out of memory");
+  return 1;
+}
+
+static int l_db_close(lua_State *L) {
+  ldb *d = luaL_checkudata(L, 1, DB_MT);
+  df_page_free(d->page);
+  d->page = NULL;
+  df__buf_free(&d->buf);
+  df_db_close(d->db);
+  d->db = NULL;
+  return 0;
+}
+
+static int l_db_closed(lua_State *L) {
+  ldb *d = luaL_checkudata(L, 1, DB_MT);
+  lua_pushboolean(L, d->db == NULL);
+  return 1;
+}
+
+static void set_str(lua_State *L, const char *k, const char *v) {
+  if (v == NULL) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* db:schema() -> {pk=, sk=, ttl=, indexes = {name = {...}}} */
+static int l_db_schema(lua_State *L) {
+  ldb *d = check_db(L, 1, "schema");
+  const df_schema *s = df_db_schema(d->db);
+  size_t i, j;
+  static const char *proj[] = {"all", "keys", "include"};
+  lua_newtable(L);
+  set_str(L, "pk", s->pk);
+  set_str(L, "sk", s->sk);
+  set_str(L, "ttl", s->ttl_attr);
+  lua_newtable(L);
+  for (i = 0; i < s->n_indexes; i++) {
+    const df_index_def *x = &s->indexes[i];
+    lua_newtable(L);
+    set_str(L, "name", x->name);
+    set_str(L, "kind", x->kind == DF_GSI ? "gsi" : "lsi");
+    set_str(L, "pk", x->pk);
+    set_str(L, "sk", x->sk);
+    if (x->projection == DF_PROJ_INCLUDE) {
+      lua_newtable(L);
+      for (j = 0; j < x->n_include; j++) {
+        lua_pushstring(L, x->include[j]);
+        lua_rawseti(L, -2, (int)j + 1);
+      }
+      lua_setfield(L, -2, "projection");
+    } else {
+      set_str(L, "projection", proj[x->projection]);
+    }
+    lua_pushinteger(L, (lua_Integer)x->id);
+    lua_setfield(L, -2, "id");
+    lua_setfield(L, -2, x->name);
+  }
+  lua_setfield(L, -2, "indexes");
+  return 1;
+}
+
+static int l_db_id(lua_State *L) {
+  ldb *d = check_db(L, 1, "id");
+  lua_pushstring(L, df_db_id(d->db));
+  return 1;
+}
+
+static void set_num(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, (lua_Number)v);
+  lua_setfield(L, -2, k);
+}
+
+static int l_db_stat(lua_State *L) {
+  ldb *d = check_db(L, 1, "stat");
+  df_stat st;
+  int code = df_db_stat(d->db, &st);
+  if (code != DF_OK) return push_fail(L, code, df_db_errmsg(d->db));
+  lua_newtable(L);
+  set_num(L, "items", (double)st.items);
+  set_num(L, "index_entries", (double)st.index_entries);
+  set_num(L, "map_size", (double)st.map_size);
+  set_num(L, "used_bytes", (double)st.used_bytes);
+  set_num(L, "max_readers", (double)st.max_readers);
+  set_num(L, "readers_used", (double)st.readers_used);
+  set_num(L, "stream_first", (double)st.stream_first);
+  set_num(L, "stream_last", (double)st.stream_last);
+  return 1;
+}
+
+/* db:get(key, now) -> item | nil */
+static int l_db_get(lua_State *L) {
+  ldb *d = check_db(L, 1, "get_item");
+  df_key k;
+  const void *item;
+  size_t len;
+  int code;
+  check_key(L, 2, d->db, "get_item", &k);
+  code = df_db_get(d->db, &k, opt_now(L, 3), &item, &len);
+  if (code == DF_ENOTFOUND) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (code != DF_OK)
+    return fail_or_raise(L, "get_item", code, df_db_errmsg(d->db));
+  push_item(L, item, len);
+  return 1;
+}
+
+/* db:put(item, now) -> true | nil, msg, code */
+static int l_db_put(lua_State *L) {
+  ldb *d = check_db(L, 1, "put_item");
+  int code;
+  encode_item(L, 2, &d->buf, "put_item");
+  code = df_db_put(d->db, d->buf.p, d->buf.len, opt_now(L, 3));
+  if (code != DF_OK)
+    return fail_or_raise(L, "put_item", code, df_db_errmsg(d->db));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* db:delete(key, now) -> true, found | nil, msg, code */
+static int l_db_delete(lua_State *L) {
+  ldb *d = check_db(L, 1, "delete_item");
+  df_key k;
+  int code, found = 0;
+  check_key(L, 2, d->db, "delete_item", &k);
+  code = df_db_delete(d->db, &k, opt_now(L, 3), &found);
+  if (code != DF_OK)
+    return fail_or_raise(L, "delete_item", code, df_db_errmsg(d->db));
+  lua_pushboolean(L, 1);
+  lua_pushboolean(L, found);
+  return 2;
+}
+
+/* db:check_key(key, fn) -- raises when key is not a valid key table */
+static int l_db_check_key(lua_State *L) {
+  ldb *d = check_db(L, 1, "check_key");
+  df_key k;
+  const char *fn = luaL_optstring(L, 3, "check_key");
+  check_key(L, 2, d->db, fn, &k);
+  return 0;
+}
+
+/* ----------------------------------------------------------- queries */
+
+static int cond_of(const char *s) {
+  static const struct {
+    const char *name;
+    int cond;
+  } t[] = {{"eq", DF_COND_EQ},
+           {"lt", DF_COND_LT},
+           {"le", DF_COND_LE},
+           {"gt", DF_COND_GT},
+           {"ge", DF_COND_GE},
+           {"between", DF_COND_BETWEEN},
+           {"begins_with", DF_COND_BEGINS_WITH}};
+  size_t i;
+  for (i = 0; i < sizeof t / sizeof t[0]; i++)
+    if (strcmp(s, t[i].name) == 0) return t[i].cond;
+  return -1;
+}
+
+static void spec_value(lua_State *L, int spec, const char *field,
+                       const char *fn, df_value *v) {
+  lua_getfield(L, spec, field);
+  key_value(L, -1, fn, field, v);
+  /* the value stays referenced by the spec table */
+  lua_pop(L, 1);
+}
+
+/* db:page(spec) -> items, next_key | nil, examined
+ * spec: fn, index, pk, cond, lo, hi, start, reverse, start_after, segment,
+ * segments (1-based segment), filter (expr), max, now, max_examined */
+static int l_db_page(lua_State *L) {
+  ldb *d = check_db(L, 1, "query");
+  df_query q;
+  const char *fn;
+  size_t i, n, max_items, max_examined;
+  const void *p;
+  size_t plen;
+  int code;
+
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  memset(&q, 0, sizeof q);
+  lua_getfield(L, 2, "fn");
+  fn = lua_isstring(L, -1) ? lua_tostring(L, -1) : "query";
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "index");
+  if (lua_isstring(L, -1)) {
+    unsigned id;
+    if (df_db_index_find(d->db, lua_tostring(L, -1), &id) != DF_OK)
+      return luaL_error(L, "dynafile.%s: index: no index named %s", fn,
+                        lua_tostring(L, -1));
+    q.index = id;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "pk");
+  if (!lua_isnil(L, -1)) {
+    q.has_pk = 1;
+    key_value(L, -1, fn, "partition key", &q.pk);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "cond");
+  if (lua_isstring(L, -1)) {
+    q.cond = cond_of(lua_tostring(L, -1));
+    if (q.cond < 0)
+      return luaL_error(L, "dynafile.%s: unknown key condition %s", fn,
+                        lua_tostring(L, -1));
+    spec_value(L, 2, "lo", fn, &q.lo);
+    if (q.cond == DF_COND_BETWEEN) spec_value(L, 2, "hi", fn, &q.hi);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "start");
+  if (!lua_isnil(L, -1)) {
+    q.has_start = 1;
+    key_value(L, -1, fn, "starts_with", &q.start);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "reverse");
+  q.reverse = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "segments");
+  if (lua_isnumber(L, -1)) {
+    q.segments = (unsigned)lua_tonumber(L, -1);
+    lua_getfield(L, 2, "segment");
+    q.segment = (unsigned)lua_tonumber(L, -1) - 1;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "filter");
+  if (!lua_isnil(L, -1)) {
+    lexpr *x = luaL_testudata(L, -1, EXPR_MT);
+    if (x == NULL || x->e == NULL)
+      return luaL_error(L, "dynafile.%s: filter: not a compiled expression",
+                        fn);
+    q.filter = x->e;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "max");
+  max_items = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : 100;
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "max_examined");
+  max_examined = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : 0;
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "now");
+  q.now = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : 0.0;
+  lua_pop(L, 1);
+  /* start_after: encode the key table; keep the bytes in a string on the
+   * stack so nothing leaks if a later step raises. */
+  lua_getfield(L, 2, "start_after");
+  if (lua_istable(L, -1)) {
+    encode_item(L, -1, &d->buf, fn);
+    lua_pushlstring(L, (const char *)d->buf.p, d->buf.len);
+    q.start_after = lua_tolstring(L, -1, &q.start_after_len);
+    /* stays at stack index 4 */
+  } else {
+    lua_pushnil(L);
+  }
+  code = df_query_page(d->db, &q, max_items, max_examined, d->page);
+  if (code != DF_OK) return fail_or_raise(L, fn, code, df_db_errmsg(d->db));
+  n = df_page_count(d->page);
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    df_page_item(d->page, i, &p, &plen);
+    push_item(L, p, plen);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  df_page_next_key(d->page, &p, &plen);
+  if (p) push_item(L, p, plen);
+  else lua_pushnil(L);
+  lua_pushinteger(L, (lua_Integer)df_page_examined(d->page));
+  return 3;
+}
+
+/* ------------------------------------------------------- transactions */
+
+static ltxn *check_txn(lua_State *L, int idx, const char *fn) {
+  ltxn *t = luaL_checkudata(L, idx, TXN_MT);
+  if (t->t == NULL || t->finished)
+    luaL_error(L, "dynafile.%s: transaction is finished", fn);
+  return t;
+}
+
+/* db:begin(write, events, now) -> txn | nil, msg, code */
+static int l_db_begin(lua_State *L) {
+  ldb *d = check_db(L, 1, "transaction");
+  unsigned flags = 0;
+  ltxn *t;
+  int code;
+  if (lua_toboolean(L, 2)) flags |= DF_TXN_WRITE;
+  if (lua_toboolean(L, 3)) flags |= DF_TXN_EVENTS;
+  t = lua_newuserdata(L, sizeof *t);
+  memset(t, 0, sizeof *t);
+  luaL_setmetatable(L, TXN_MT);
+  lua_pushvalue(L, 1); /* keep the db alive while the txn lives */
+#if LUA_VERSION_NUM >= 502
+  lua_setuservalue(L, -2);
+#else
+  lua_newtable(L);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, 1);
+  lua_setfenv(L, -2);
+#endif
+  code = df_txn_begin(d->db, flags, opt_now(L, 4), &t->t);
+  if (code != DF_OK) {
+    if (code == DF_EBUSY)
+      return luaL_error(L, "dynafile: %s", df_db_errmsg(d->db));
+    return push_fail(L, code, df_db_errmsg(d->db));
+  }
+  return 1;
+}
+
+static ldb *txn_db(lua_State *L, int idx) {
+#if LUA_VERSION_NUM >= 502
+  lua_getuservalue(L, idx);
+#else
+  lua_getfenv(L, idx);
+  lua_rawgeti(L, -1, 1);
+  lua_remove(L, -2);
+#endif
+  {
+    ldb *d = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (d == NULL || d->db == NULL)
+      luaL_error(L, "dynafile: the transaction's database is closed");
+    return d;
+  }
+}
+
+/* txn:get(key) -> item | nil */
+static int l_txn_get(lua_State *L) {
+  ltxn *t = check_txn(L, 1, "get_item");
+  ldb *d = txn_db(L, 1);
+  df_key k;
+  const void *item;
+  size_t len;
+  int code;
+  check_key(L, 2, d->db, "get_item", &k);
+  code = df_txn_get(t->t, &k, &item, &len);
+  if (code == DF_ENOTFOUND) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (code != DF_OK)
+    return fail_or_raise(L, "get_item", code, df_txn_errmsg(t->t));
+  /* copy before decoding: decoding may raise, LMDB memory must not be
+   * referenced past a longjmp (it is not, but keep the rule simple) */
+  lua_pushlstring(L, item, len);
+  {
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    push_item(L, s, n);
+  }
+  return 1;
+}
+
+/* txn:put(item_or_encoded, want_old, fn) -> true, old | nil, msg, code */
+static int l_txn_put(lua_State *L) {
+  ltxn *t = check_txn(L, 1, "put_item");
+  ldb *d = txn_db(L, 1);
+  const char *fn = luaL_optstring(L, 4, "put_item");
+  const void *old = NULL, *item;
+  size_t old_len = 0, len;
+  int code, want_old = lua_toboolean(L, 3);
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    item = lua_tolstring(L, 2, &len);
+  } else {
+    encode_item(L, 2, &d->buf, fn);
+    item = d->buf.p;
+    len = d->buf.len;
+  }
+  code = df_txn_put(t->t, item, len, want_old ? &old : NULL, &old_len);
+  if (code != DF_OK) return fail_or_raise(L, fn, code, df_txn_errmsg(t->t));
+  lua_pushboolean(L, 1);
+  if (old) push_item(L, old, old_len);
+  else lua_pushnil(L);
+  return 2;
+}
+
+/* txn:delete(key, want_old, fn) -> found, old | nil, msg, code */
+static int l_txn_delete(lua_State *L) {
+  ltxn *t = check_txn(L, 1, "delete_item");
+  ldb *d = txn_db(L, 1);
+  const char *fn = luaL_optstring(L, 4, "delete_item");
+  df_key k;
+  const void *old = NULL;
+  size_t old_len = 0;
+  int code, found = 0, want_old = lua_toboolean(L, 3);
+  check_key(L, 2, d->db, fn, &k);
+  if (lua_toboolean(L, 5))
+    code = df_txn_delete_expired(t->t, &k, &found);
+  else
+    code = df_txn_delete(t->t, &k, &found, want_old ? &old : NULL, &old_len);
+  if (code != DF_OK) return fail_or_raise(L, fn, code, df_txn_errmsg(t->t));
+  lua_pushboolean(L, found);
+  if (old) push_item(L, old, old_len);
+  else lua_pushnil(L);
+  return 2;
+}
+
+/* txn:check(key, expr) -> boolean: the expression on the stored item */
+static int l_txn_check(lua_State *L) {
+  ltxn *t = check_txn(L, 1, "condition");
+  ldb *d = txn_db(L, 1);
+  lexpr *x = luaL_checkudata(L, 3, EXPR_MT);
+  df_key k;
+  const void *item = NULL;
+  size_t len = 0;
+  int code, r;
+  check_key(L, 2, d->db, "condition", &k);
+  code = df_txn_get(t->t, &k, &item, &len);
+  if (code == DF_ENOTFOUND) {
+    item = NULL;
+    len = 0;
+  } else if (code != DF_OK) {
+    return fail_or_raise(L, "condition", code, df_txn_errmsg(t->t));
+  }
+  r = df_expr_eval(x->e, item, len);
+  if (r < 0) return luaL_error(L, "dynafile: a stored item is malformed");
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+/* txn:purge(limit) -> count | nil, msg, code */
+static int l_txn_purge(lua_State *L) {
+  ltxn *t = check_txn(L, 1, "purge_expired");
+  size_t count = 0;
+  int code = df_txn_purge_expired(
+      t->t, (size_t)luaL_optinteger(L, 2, 0), &count);
+  if (code != DF_OK)
+    return fail_or_raise(L, "purge_expired", code, df_txn_errmsg(t->t));
+  lua_pushinteger(L, (lua_Integer)count);
+  return 1;
+}
+
+/* txn:commit() -> true | nil, msg, code ("Retry": run it all again) */
+static int l_txn_commit(lua_State *L) {
+  ltxn *t = check_txn(L, 1, "commit");
+  int code = df_txn_commit(t->t);
+  t->finished = 1;
+  if (code != DF_OK) return push_fail(L, code, df_txn_errmsg(t->t));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* txn:events() -> list of {action=, old=, new=, expired=, seq=} */
+static int l_txn_events(lua_State *L) {
+  ltxn *t = luaL_checkudata(L, 1, TXN_MT);
+  size_t i, n = t->t ? df_txn_event_count(t->t) : 0;
+  df_event ev;
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    df_txn_event(t->t, i, &ev);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, ev.action == DF_EV_PUT ? "PUT" : "DELETE");
+    lua_setfield(L, -2, "action");
+    if (ev.old) {
+      push_item(L, ev.old, ev.old_len);
+      lua_setfield(L, -2, "old");
+    }
+    if (ev.new_item) {
+      push_item(L, ev.new_item, ev.new_len);
+      lua_setfield(L, -2, "new");
+    }
+    if (ev.expired) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "expired");
+    }
+    if (ev.seq) {
+      lua_pushnumber(L, (lua_Number)ev.seq);
+      lua_setfield(L, -2, "seq");
+    }
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+static int l_txn_free(lua_State *L) {
+  ltxn *t = luaL_checkudata(L, 1, TXN_MT);
+  df_txn_free(t->t);
+  t->t = NULL;
+  t->finished = 1;
+  return 0;
+}
+
+/* -------------------------------------------------------- expressions */
+
+/* core.compile(src) -> expr | nil, msg, "ValidationError" */
+static int l_compile(lua_State *L) {
+  size_t n;
+  const char *src = luaL_checklstring(L, 1, &n);
+  char err[256];
+  lexpr *x = lua_newuserdata(L, sizeof *x);
+  int code;
+  x->e = NULL;
+  luaL_setmetatable(L, EXPR_MT);
+  err[0] = '\0';
+  code = df_expr_compile(src, n, &x->e, err, sizeof err);
+  if (code != DF_OK) return push_fail(L, code, err);
+  return 1;
+}
+
+/* core.eval(expr, item_bytes_or_nil) -> boolean (bytes from db:encode) */
+static int l_eval(lua_State *L) {
+  lexpr *x = luaL_checkudata(L, 1, EXPR_MT);
+  size_t n = 0;
+  const char *s = lua_isnoneornil(L, 2) ? NULL : luaL_checklstring(L, 2, &n);
+  int r = df_expr_eval(x->e, s, n);
+  if (r < 0) return luaL_error(L, "dynafile: malformed item bytes");
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+static int l_expr_gc(lua_State *L) {
+  lexpr *x = luaL_checkudata(L, 1, EXPR_MT);
+  df_expr_free(x->e);
+  x->e = NULL;
+  return 0;
+}
+
+/* ------------------------------------------------------------- codec */
+
+static int l_encode(lua_State *L) {
+  ldb *d = check_db(L, 1, "encode");
+  const char *fn = luaL_optstring(L, 3, "encode");
+  encode_item(L, 2, &d->buf, fn);
+  lua_pushlstring(L, (const char *)d->buf.p, d->buf.len);
+  return 1;
+}
+
+static int l_decode(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  push_item(L, s, n);
+  return 1;
+}
+
+static int l_null_tostring(lua_State *L) {
+  lua_pushliteral(L, "dynafile.null");
+  return 1;
+}
+
+/* ----------------------------------------------------------- module */
+
+static const luaL_Reg db_methods[] = {
+    {"close", l_db_close},     {"closed", l_db_closed},
+    {"schema", l_db_schema},   {"id", l_db_id},
+    {"stat", l_db_stat},       {"get", l_db_get},
+    {"put", l_db_put},         {"delete", l_db_delete},
+    {"check_key", l_db_check_key},
+    {"page", l_db_page},       {"begin", l_db_begin},
+    {"encode", l_encode},      {NULL, NULL}};
+
+static const luaL_Reg txn_methods[] = {
+    {"get", l_txn_get},       {"put", l_txn_put},
+    {"delete", l_txn_delete}, {"check", l_txn_check},
+    {"purge", l_txn_purge},   {"commit", l_txn_commit},
+    {"events", l_txn_events}, {"free", l_txn_free},
+    {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {{"open", l_open},
+                                 {"compile", l_compile},
+                                 {"eval", l_eval},
+                                 {"decode", l_decode},
+                                 {NULL, NULL}};
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *m,
+                      lua_CFunction gc) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_setfuncs(L, m, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
+
+int luaopen_dynafile_core(lua_State *L);
+int luaopen_dynafile_core(lua_State *L) {
+  new_class(L, DB_MT, db_methods, l_db_close);
+  new_class(L, TXN_MT, txn_methods, l_txn_free);
+  luaL_newmetatable(L, EXPR_MT);
+  lua_pushcfunction(L, l_expr_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, ARRAY_MT);
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  lua_pushlightuserdata(L, NULL_PTR);
+  lua_setfield(L, -2, "null");
+  luaL_getmetatable(L, ARRAY_MT);
+  lua_setfield(L, -2, "array_mt");
+  lua_pushstring(L, DF_VERSION);
+  lua_setfield(L, -2, "version");
+  (void)l_null_tostring;
+  return 1;
+}
