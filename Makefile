@@ -81,9 +81,10 @@ demo: deps
 	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(B)/?.so;;" \
 	  $(LUA_BIN) examples/quickstart.lua
 
+# run-tests.sh builds every Lua version itself (make LUA=... all, test-c) and
+# counts a build failure as a test failure, so the other suites still run.
 test: deps
-	@$(MAKE) --no-print-directory all
-	@sh scripts/run-tests.sh
+	@MAKE="$(MAKE)" sh scripts/run-tests.sh
 
 test-c: $(C_TESTS) $(C_EXAMPLES)
 

@@ -1,0 +1,118 @@
+#!/bin/sh
+# install-deps.sh -- install the Debian 12 (bookworm) packages dynafile needs.
+#
+# Idempotent: every package is checked with dpkg-query first; when all are
+# present nothing is printed and apt is never touched.  When something is
+# missing, `apt-get update` runs once, then one `apt-get install` for the
+# missing packages only.  Runs apt through sudo when not root (if sudo exists).
+#
+#   sh scripts/install-deps.sh          install what is missing
+#   sh scripts/install-deps.sh --list   print the package list and exit
+#   sh scripts/install-deps.sh --check  exit 1 (listing them) if any is missing
+#
+# Note: luajit2 (OpenResty's LuaJIT) is used on purpose, never the `luajit`
+# package, which conflicts with nginx's Lua module (libnginx-mod-http-lua).
+set -eu
+
+PACKAGES="
+  gcc libc6-dev make pkg-config
+  liblmdb-dev lmdb-utils
+  lua5.4 liblua5.4-dev
+  lua5.3 liblua5.3-dev
+  lua5.1 liblua5.1-0-dev
+  luajit2 libluajit2-5.1-dev
+  lua-cjson lua-busted
+  lua-dbi-sqlite3
+  strace
+  nginx-light libnginx-mod-http-lua curl
+  clang libclang-rt-14-dev valgrind lua-check
+"
+# What each group is for:
+#   gcc libc6-dev make pkg-config   C toolchain (libc6-dev is only a Recommends
+#                                   of gcc, and we install without recommends)
+#   liblmdb-dev lmdb-utils          the storage engine, mdb_stat/mdb_dump
+#   lua*/liblua*-dev luajit2 ...    interpreters and headers the module builds for
+#   lua-cjson                       JSON for the Lua layer (all Lua versions)
+#   lua-busted                      the Lua spec runner (/usr/bin/busted)
+#   lua-dbi-sqlite3                 SQLite baseline for the benchmarks
+#   strace                          crash / process tests
+#   nginx-light libnginx-mod-http-lua curl   OpenResty-style integration test
+#   clang libclang-rt-14-dev valgrind lua-check   sanitizers, leak checks, lint
+
+case "${1:-}" in
+  --list) for p in $PACKAGES; do echo "$p"; done; exit 0 ;;
+  --check|"") ;;
+  *) echo "usage: $0 [--list|--check]" >&2; exit 2 ;;
+esac
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "install-deps: no dpkg-query: not a Debian system; install these" \
+       "(or your distribution's equivalents) by hand:" $PACKAGES >&2
+  exit 0
+fi
+
+missing=""
+for p in $PACKAGES; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  case "$status" in
+    *" ok installed") ;;
+    *) missing="$missing $p" ;;
+  esac
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "${1:-}" = "--check" ]; then
+  echo "install-deps: missing:$missing" >&2
+  exit 1
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+  else
+    echo "install-deps: not root and no sudo; please install:$missing" >&2
+    exit 1
+  fi
+fi
+
+echo "install-deps: installing:$missing"
+
+# Keep package maintainer scripts from starting services (nginx would
+# otherwise try to bind port 80, also inside a chroot).  Only when the
+# machine has no policy of its own; removed again on exit.
+POLICY=/usr/sbin/policy-rc.d
+made_policy=""
+cleanup() {
+  if [ -n "$made_policy" ]; then $SUDO rm -f "$POLICY"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod 0755 "$POLICY"
+  made_policy=1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT_OPTS="-q -y -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 update
+# shellcheck disable=SC2086
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get $APT_OPTS install $missing \
+  </dev/null
+
+# Verify: an install that "succeeded" but left something out is an error.
+still=""
+for p in $missing; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  case "$status" in
+    *" ok installed") ;;
+    *) still="$still $p" ;;
+  esac
+done
+if [ -n "$still" ]; then
+  echo "install-deps: still missing after apt-get install:$still" >&2
+  exit 1
+fi
+echo "install-deps: done"
