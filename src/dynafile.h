@@ -224,6 +224,22 @@ typedef struct df_stat {
 } df_stat;
 int df_db_stat(df_db *db, df_stat *st);
 
+/* What df_db_check found.  A healthy database has every field after
+ * `expiry_entries` at zero. */
+typedef struct df_check_report {
+  uint64_t items, index_entries, expiry_entries;
+  uint64_t bad_items;      /* malformed, or stored under the wrong key */
+  uint64_t missing_index;  /* index entries an item implies but absent */
+  uint64_t stale_index;    /* index entries no item implies */
+  uint64_t missing_expiry; /* expiry entries an item implies but absent */
+  uint64_t stale_expiry;   /* expiry entries no item implies */
+} df_check_report;
+
+/* Verify every index and the expiry sub-database against the items, in
+ * one read transaction.  Returns DF_OK with the findings in *r (the check
+ * itself succeeded; read the counts), or the error of the read. */
+int df_db_check(df_db *db, df_check_report *r);
+
 /* ---------------------------------------------------------- transactions */
 
 enum {

@@ -615,6 +615,28 @@ static int l_db_stat(lua_State *L) {
   return 1;
 }
 
+/* db:check() -> report table | nil, msg, code */
+static int l_db_check(lua_State *L) {
+  ldb *d = check_db(L, 1, "check");
+  df_check_report r;
+  int code = df_db_check(d->db, &r);
+  if (code != DF_OK) return push_fail(L, code, df_db_errmsg(d->db));
+  lua_newtable(L);
+  set_num(L, "items", (double)r.items);
+  set_num(L, "index_entries", (double)r.index_entries);
+  set_num(L, "expiry_entries", (double)r.expiry_entries);
+  set_num(L, "bad_items", (double)r.bad_items);
+  set_num(L, "missing_index", (double)r.missing_index);
+  set_num(L, "stale_index", (double)r.stale_index);
+  set_num(L, "missing_expiry", (double)r.missing_expiry);
+  set_num(L, "stale_expiry", (double)r.stale_expiry);
+  lua_pushboolean(L, r.bad_items == 0 && r.missing_index == 0 &&
+                         r.stale_index == 0 && r.missing_expiry == 0 &&
+                         r.stale_expiry == 0);
+  lua_setfield(L, -2, "ok");
+  return 1;
+}
+
 /* db:get(key, now) -> item | nil */
 static int l_db_get(lua_State *L) {
   ldb *d = check_db(L, 1, "get_item");
@@ -1075,6 +1097,7 @@ static const luaL_Reg db_methods[] = {
     {"close", l_db_close},     {"closed", l_db_closed},
     {"schema", l_db_schema},   {"id", l_db_id},
     {"stat", l_db_stat},       {"get", l_db_get},
+    {"check", l_db_check},
     {"put", l_db_put},         {"delete", l_db_delete},
     {"check_key", l_db_check_key},
     {"page", l_db_page},       {"begin", l_db_begin},

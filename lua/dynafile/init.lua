@@ -326,7 +326,7 @@ local function compile_condition(fn, c)
   end
   local e, msg = core.compile(c)
   if not e then
-    return nil, string_format("dynafile.%s: condition: %s", fn, msg)
+    return nil, string_format("dynafile.%s: condition: %s", fn, (msg:gsub("^filter: ", "")))
   end
   return e
 end
@@ -599,7 +599,7 @@ local function build_spec(self, fn, pk, opts, scanning)
     lua_filter = f
   elseif type(f) == "string" then
     local e, msg = core.compile(f)
-    if not e then return nil, string_format("dynafile.%s: filter: %s", fn, msg) end
+    if not e then return nil, string_format("dynafile.%s: %s", fn, msg) end
     spec.filter = e
   elseif f ~= nil then
     fail(fn, "filter must be a function or an expression string, got %s", type(f))
@@ -821,6 +821,14 @@ end
 function DB:stat()
   check_open(self, "stat")
   return self._c:stat()
+end
+
+--- Verify every index and the TTL expiry entries against the items.
+-- @treturn table report: items, index_entries, expiry_entries, bad_items,
+--   missing_index, stale_index, missing_expiry, stale_expiry, ok
+function DB:check()
+  check_open(self, "check")
+  return self._c:check()
 end
 
 -- Internals shared with the other modules of the package.
