@@ -434,8 +434,7 @@ static int env_load(df_db *db, df_env *e, const df_open_options *o) {
   }
 
   /* A stored schema: adopt it, checking what the caller asked for. */
-  e->schema = stored;
-  memset(&stored, 0, sizeof stored);
+  df__schema_move(&e->schema, &stored);
   if (o->schema) {
     int changed = 0;
     code = df__schema_reconcile(db, txn, e, o, &changed, err, sizeof err);

@@ -80,6 +80,12 @@ static int finish(builder *bd, df_schema_owned *out) {
   return DF_OK;
 }
 
+void df__schema_move(df_schema_owned *dst, df_schema_owned *src) {
+  *dst = *src;
+  dst->s.indexes = dst->idx;
+  memset(src, 0, sizeof *src);
+}
+
 void df__schema_free(df_schema_owned *s) {
   if (s == NULL) return;
   df__free(s->blob);
@@ -483,8 +489,9 @@ int df__schema_reconcile(df_db *db, MDB_txn *txn, df_env *e,
   code = df__schema_copy(&merged, &next, err, errlen);
   if (code != DF_OK) return code;
   {
-    df_schema_owned old = e->schema;
-    e->schema = next;
+    df_schema_owned old;
+    df__schema_move(&old, &e->schema);
+    df__schema_move(&e->schema, &next);
     code = df__schema_store(txn, e);
     if (code == DF_OK && new_ttl) code = df__expiry_rebuild(db, txn, e);
     for (i = old.s.n_indexes;
@@ -492,7 +499,7 @@ int df__schema_reconcile(df_db *db, MDB_txn *txn, df_env *e,
       code = df__index_backfill(db, txn, e, &e->schema.idx[i], o);
     if (code != DF_OK) {
       df__schema_free(&e->schema);
-      e->schema = old;
+      df__schema_move(&e->schema, &old);
       snprintf(err, errlen, "cannot apply the schema change: %s",
                df_strerror(code));
       return code;

@@ -8,6 +8,10 @@
 #include "store.h"
 
 void df__schema_free(df_schema_owned *s);
+/* Move a schema: *dst takes over src's strings (src is left empty).  Use it
+ * instead of struct assignment, which would leave dst->s.indexes pointing
+ * into src. */
+void df__schema_move(df_schema_owned *dst, df_schema_owned *src);
 /* Deep-copy and validate a caller's schema (assigning index ids 1..n). */
 int df__schema_copy(const df_schema *in, df_schema_owned *out, char *err,
                     size_t errlen);
