@@ -593,8 +593,9 @@ static int l_db_id(lua_State *L) {
   return 1;
 }
 
+/* Counts and sizes: integers on Lua 5.3+. */
 static void set_num(lua_State *L, const char *k, double v) {
-  lua_pushnumber(L, (lua_Number)v);
+  compat_pushint(L, (int64_t)v);
   lua_setfield(L, -2, k);
 }
 
