@@ -97,9 +97,17 @@ install: all
 	install -d $(DESTDIR)$(LUA_CMOD)/dynafile $(DESTDIR)$(LUA_LMOD)/dynafile
 	install -m 0755 $(MODULE) $(DESTDIR)$(LUA_CMOD)/dynafile/core.so
 	install -m 0644 lua/dynafile/*.lua $(DESTDIR)$(LUA_LMOD)/dynafile/
+	@if [ -f bin/dynafile ]; then \
+	  echo "install bin/dynafile -> $(DESTDIR)$(BINDIR)/dynafile ($(LUA_BIN))"; \
+	  install -d $(DESTDIR)$(BINDIR) && \
+	  sed '1s|^#!.*|#!/usr/bin/env $(LUA_BIN)|' bin/dynafile \
+	    > $(DESTDIR)$(BINDIR)/dynafile && \
+	  chmod 0755 $(DESTDIR)$(BINDIR)/dynafile; \
+	fi
 
 uninstall:
 	rm -rf $(DESTDIR)$(LUA_CMOD)/dynafile $(DESTDIR)$(LUA_LMOD)/dynafile
+	rm -f $(DESTDIR)$(BINDIR)/dynafile
 
 clean:
 	rm -rf build
