@@ -2,9 +2,11 @@
  * check.h -- a tiny unit-test harness for the C tests.
  *
  * Each CHECK counts one passed or failed check and reports failures with
- * file and line on stderr; check_done prints the last line exactly as
- * "<prog>: N passed, N failed" and returns the exit status (0 when
- * nothing failed).  Include it from one test file only.
+ * file and line on stderr.  RUN_TEST(fn) runs one test function, which
+ * passes when none of its checks fail.  check_done prints the check counts
+ * on stderr and, as the last line on stdout, "<prog>: N passed, N failed"
+ * counting test functions (tests, not checks), and returns the exit status
+ * (0 when nothing failed).  Include it from one test file only.
  */
 #ifndef DF_CHECK_H
 #define DF_CHECK_H
@@ -13,6 +15,22 @@
 #include <string.h>
 
 static long check_passed_n, check_failed_n;
+static long check_tests_passed, check_tests_failed;
+
+/* Run one test function: it passes when none of its checks fail.  The
+ * summary counts test functions; a program that never uses RUN_TEST counts
+ * as one test. */
+#define RUN_TEST(fn)                                       \
+  do {                                                     \
+    long check_before_ = check_failed_n;                   \
+    fn();                                                  \
+    if (check_failed_n == check_before_)                   \
+      check_tests_passed++;                                \
+    else {                                                 \
+      check_tests_failed++;                                \
+      fprintf(stderr, "test %s failed\n", #fn);            \
+    }                                                      \
+  } while (0)
 
 static inline int check_record(int ok, const char *file, int line,
                                const char *what) {
@@ -58,7 +76,14 @@ static inline int check_record(int ok, const char *file, int line,
 
 /* Print the summary line; returns the process exit status. */
 static inline int check_done(const char *prog) {
-  printf("%s: %ld passed, %ld failed\n", prog, check_passed_n, check_failed_n);
+  long passed = check_tests_passed, failed = check_tests_failed;
+  if (passed + failed == 0) { /* no RUN_TEST: the program is one test */
+    passed = check_failed_n == 0;
+    failed = check_failed_n != 0;
+  }
+  fprintf(stderr, "%s: %ld checks passed, %ld failed\n", prog, check_passed_n,
+          check_failed_n);
+  printf("%s: %ld passed, %ld failed\n", prog, passed, failed);
   return check_failed_n ? 1 : 0;
 }
 

@@ -846,14 +846,14 @@ static void test_alloc_errors(void) {
 }
 
 int main(void) {
-  test_scalars();
-  test_containers();
-  test_depth();
-  test_map_find();
-  test_paths();
-  test_value_cmp();
-  test_value_cmp_random();
-  test_fuzz();
-  test_alloc_errors();
+  RUN_TEST(test_scalars);
+  RUN_TEST(test_containers);
+  RUN_TEST(test_depth);
+  RUN_TEST(test_map_find);
+  RUN_TEST(test_paths);
+  RUN_TEST(test_value_cmp);
+  RUN_TEST(test_value_cmp_random);
+  RUN_TEST(test_fuzz);
+  RUN_TEST(test_alloc_errors);
   return check_done("test_codec");
 }

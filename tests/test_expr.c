@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
 #include "internal.h"
@@ -700,13 +699,14 @@ static void test_fault_injection(void) {
   CHECK(ok);
 }
 
-static void test_speed(void) {
+/* Evaluating one compiled expression many times gives the same answer
+ * every time (no state carried between evaluations).  Its speed is
+ * measured in bench/, not here. */
+static void test_repeated_eval(void) {
   df_buf b;
   df_expr *e = NULL;
   char err[100];
-  struct timespec t0, t1;
-  long i, iters = 2000000, hits = 0;
-  double ns;
+  long i, iters = 100000, hits = 0;
   df__buf_init(&b);
   build(&b,
         "{'PK':'player#00042','SK':'score#2024-01-01T00:00:00',"
@@ -714,35 +714,26 @@ static void test_speed(void) {
         "'tags':['a','bb','ccc'],'data':{'count':3,'ratio':0.25},"
         "'created':1700000000,'flag':true,'note':'lorem ipsum dolor sit',"
         "'score':900}");
-  CHECK(b.len >= 180 && b.len <= 260);
   CHECK_EQ_INT(df_expr_compile("score > 899", 11, &e, err, sizeof err), 0);
-  clock_gettime(CLOCK_MONOTONIC, &t0);
   for (i = 0; i < iters; i++) hits += df_expr_eval(e, b.p, b.len);
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 +
-        (double)(t1.tv_nsec - t0.tv_nsec)) /
-       (double)iters;
   CHECK_EQ_INT(hits, iters);
-  printf("test_expr: 'score > 899' on a %zu-byte item: %.0f ns/eval\n", b.len,
-         ns);
-  CHECK(ns < 20000); /* loose: sanitizer builds are slow */
   df_expr_free(e);
   df__buf_free(&b);
 }
 
 int main(void) {
-  test_seed_examples();
-  test_precedence();
-  test_compare();
-  test_missing();
-  test_in();
-  test_paths();
-  test_functions();
-  test_regex();
-  test_syntax_errors();
-  test_hostile();
-  test_corrupt();
-  test_fault_injection();
-  test_speed();
+  RUN_TEST(test_seed_examples);
+  RUN_TEST(test_precedence);
+  RUN_TEST(test_compare);
+  RUN_TEST(test_missing);
+  RUN_TEST(test_in);
+  RUN_TEST(test_paths);
+  RUN_TEST(test_functions);
+  RUN_TEST(test_regex);
+  RUN_TEST(test_syntax_errors);
+  RUN_TEST(test_hostile);
+  RUN_TEST(test_corrupt);
+  RUN_TEST(test_fault_injection);
+  RUN_TEST(test_repeated_eval);
   return check_done("test_expr");
 }

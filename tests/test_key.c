@@ -660,12 +660,12 @@ static void test_hash_spread(void) {
 }
 
 int main(void) {
-  test_u64();
-  test_order_and_roundtrip();
-  test_random_pairs();
-  test_special();
-  test_hostile_decode();
-  test_partition();
-  test_hash_spread();
+  RUN_TEST(test_u64);
+  RUN_TEST(test_order_and_roundtrip);
+  RUN_TEST(test_random_pairs);
+  RUN_TEST(test_special);
+  RUN_TEST(test_hostile_decode);
+  RUN_TEST(test_partition);
+  RUN_TEST(test_hash_spread);
   return check_done("test_key");
 }
