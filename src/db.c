@@ -128,6 +128,22 @@ int df_db_index_find(const df_db *db, const char *name, unsigned *id) {
 
 /* ------------------------------------------------------------ map size */
 
+/* How many shared holds of any map_lock this thread has.  Growing the map
+ * needs the lock exclusive; a thread that still holds it shared (a read
+ * transaction open while it writes, e.g. from a TTL function) must not
+ * wait for itself. */
+static __thread unsigned shared_holds;
+
+void df__map_lock_shared(df_env *e) {
+  pthread_rwlock_rdlock(&e->map_lock);
+  shared_holds++;
+}
+
+void df__map_unlock_shared(df_env *e) {
+  shared_holds--;
+  pthread_rwlock_unlock(&e->map_lock);
+}
+
 static size_t page_size(df_env *e) {
   MDB_stat st;
   if (mdb_env_stat(e->env, &st) != 0 || st.ms_psize == 0) return 4096;
@@ -138,6 +154,7 @@ int df__env_grow(df_env *e) {
   MDB_envinfo info;
   size_t step, want;
   int rc;
+  if (shared_holds > 0) return DF_EBUSY; /* would wait for ourselves */
   pthread_rwlock_wrlock(&e->map_lock);
   rc = mdb_env_info(e->env, &info);
   if (rc == 0) {
@@ -151,6 +168,7 @@ int df__env_grow(df_env *e) {
 
 int df__env_refresh_map(df_env *e) {
   int rc;
+  if (shared_holds > 0) return DF_EBUSY;
   pthread_rwlock_wrlock(&e->map_lock);
   rc = mdb_env_set_mapsize(e->env, 0);
   pthread_rwlock_unlock(&e->map_lock);
@@ -175,7 +193,7 @@ int df__read_begin(df_db *db, MDB_txn **txn) {
   df_env *e = db->env;
   int rc = 0, tries;
   for (tries = 0; tries < 3; tries++) {
-    pthread_rwlock_rdlock(&e->map_lock);
+    df__map_lock_shared(e);
     if (db->rtxn && __atomic_exchange_n(&db->rtxn_busy, 1,
                                         __ATOMIC_ACQUIRE) == 0) {
       rc = mdb_txn_renew(db->rtxn);
@@ -189,7 +207,7 @@ int df__read_begin(df_db *db, MDB_txn **txn) {
     }
     rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, txn);
     if (rc == 0) return DF_OK;
-    pthread_rwlock_unlock(&e->map_lock);
+    df__map_unlock_shared(e);
     if (rc == MDB_MAP_RESIZED) {
       df__env_refresh_map(e);
     } else if (rc == MDB_READERS_FULL) {
@@ -220,7 +238,7 @@ void df__read_end(df_db *db, MDB_txn *txn) {
   } else {
     mdb_txn_abort(txn);
   }
-  pthread_rwlock_unlock(&db->env->map_lock);
+  df__map_unlock_shared(db->env);
 }
 
 /* ------------------------------------------------------------ meta.json */

@@ -98,7 +98,10 @@ unsigned long df__fork_generation(void);
 int df__db_check(df_db *db); /* closed / forked checks; sets errmsg */
 int df__db_err(df_db *db, int code, const char *fmt, ...) DF__PRINTF(3, 4);
 int df__map_err(int rc);        /* LMDB rc -> DF_E* */
-int df__env_grow(df_env *env);  /* double the map; call with no txn held */
+int df__env_grow(df_env *env);  /* double the map; DF_EBUSY while this
+                                   thread holds a transaction */
+void df__map_lock_shared(df_env *env);   /* every transaction holds this */
+void df__map_unlock_shared(df_env *env);
 int df__env_refresh_map(df_env *env); /* after MDB_MAP_RESIZED */
 int df__read_begin(df_db *db, MDB_txn **txn); /* takes map_lock shared */
 void df__read_end(df_db *db, MDB_txn *txn);   /* releases it */

@@ -200,10 +200,10 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
   }
   for (tries = 0;; tries++) {
     df__env_grow_if_needed(e);
-    pthread_rwlock_rdlock(&e->map_lock);
+    df__map_lock_shared(e);
     rc = mdb_txn_begin(e->env, NULL, 0, &t->txn);
     if (rc == 0) break;
-    pthread_rwlock_unlock(&e->map_lock);
+    df__map_unlock_shared(e);
     if (rc == MDB_MAP_RESIZED && tries < 3) {
       df__env_refresh_map(e);
       continue;
@@ -228,7 +228,7 @@ static void finish(df_txn *t, int abort_it) {
   t->txn = NULL;
   t->live = 0;
   if (t->flags & DF_TXN_WRITE) writer_clear(t->env);
-  pthread_rwlock_unlock(&t->env->map_lock);
+  df__map_unlock_shared(t->env);
 }
 
 /* After MDB_MAP_FULL: abort, grow the map, and tell the caller to retry. */
@@ -273,7 +273,7 @@ int df_txn_commit(df_txn *t) {
   if (rc == MDB_MAP_FULL) {
     t->live = 0;
     writer_clear(t->env);
-    pthread_rwlock_unlock(&t->env->map_lock);
+    df__map_unlock_shared(t->env);
     df__env_grow(t->env);
     return df__txn_err(t, DF_ERETRY,
                        "the database map was full and has grown; run the "
