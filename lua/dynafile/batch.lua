@@ -28,7 +28,11 @@ return function(M)
     error(string_format("dynafile.%s: " .. fmt, fn, ...), 3)
   end
 
-  ------------------------------------------------------------ batch writer
+  -- --------------------------------------------------------- batch writer
+
+  --- A batch writer, from `db:batch_writer`: collects puts and deletes and
+  -- commits them in one transaction.
+  -- @type batch_writer
 
   local Writer = {}
   Writer.__index = Writer
@@ -41,7 +45,11 @@ return function(M)
     if w._closed then error(string_format("dynafile.%s: batch writer is closed", fn), 3) end
   end
 
-  --- Queue a put.  The item is encoded now: an invalid item raises here.
+  --- Queue a put.  The item is encoded now: an invalid item raises here,
+  -- not at flush.
+  -- @tparam table item the item, holding the key attributes
+  -- @treturn true always
+  -- @raise on an invalid item (as for `db:put_item`) or a closed writer
   function Writer:put_item(item)
     writer_check(self, "batch_writer.put_item")
     local bytes = self._db._c:encode(item, "batch_writer.put_item")
@@ -51,7 +59,10 @@ return function(M)
     return true
   end
 
-  --- Queue a delete.
+  --- Queue a delete.  Deleting a missing item is not an error.
+  -- @tparam table key the key attributes
+  -- @treturn true always
+  -- @raise on an invalid key or a closed writer
   function Writer:delete_item(key)
     writer_check(self, "batch_writer.delete_item")
     local db = self._db
@@ -78,8 +89,13 @@ return function(M)
     return true
   end
 
-  --- Apply every queued operation in one transaction, in order.
-  -- @return true, or nil, message, code (the operations stay queued)
+  --- Apply every queued operation in one transaction, in order; listeners
+  -- hear one event per operation after the commit.  The writer stays open.
+  -- @treturn true|nil true on success
+  -- @treturn string message on failure (the operations stay queued)
+  -- @treturn string code on failure ("IOError", ...)
+  -- @raise on a closed writer, a closed or read-only database, a flush from
+  --   inside one of this database's own transactions
   function Writer:flush()
     writer_check(self, "batch_writer.flush")
     local ops = self._ops
@@ -90,7 +106,11 @@ return function(M)
     return true
   end
 
-  --- Flush and close.
+  --- Flush and close.  Closing twice is fine.
+  -- @treturn true|nil true on success
+  -- @treturn string message on failure
+  -- @treturn string code on failure
+  -- @raise as flush does
   function Writer:close()
     if self._closed then return true end
     local ok, msg, code = self:flush()
@@ -100,6 +120,8 @@ return function(M)
   end
 
   --- Drop every queued operation and close.
+  -- @return nothing
+  -- @raise nothing
   function Writer:discard()
     self._ops = {}
     self._closed = true
@@ -116,16 +138,27 @@ return function(M)
     end
   end
 
-  --- A batch writer.
-  -- @return writer with put_item, delete_item, flush, close
+  --- A batch writer: `w:put_item` and `w:delete_item` queue operations, and
+  -- `w:flush` commits them all in one transaction.  On Lua 5.4, `local w
+  -- <close> = db:batch_writer()` flushes when the scope ends normally and
+  -- discards when it ends with an error.
+  -- @treturn batch_writer the writer
+  -- @raise when the database is closed
+  -- @usage local w <close> = db:batch_writer()
+  -- for _, e in ipairs(entities) do w:put_item(e) end
   function DB:batch_writer()
     if self._c:closed() then error("dynafile.batch_writer: database is closed", 2) end
     return setmetatable({ _db = self, _ops = {}, _closed = false }, Writer)
   end
 
-  --- Run fn(w) and commit its operations in one transaction; discard them
-  -- when fn raises (the error is re-raised).
-  -- @return true, or nil, message, code
+  --- Run fn(w) with a batch writer and commit its operations in one
+  -- transaction; discard them when fn raises (the error is re-raised).
+  -- @tparam function fn called as fn(w)
+  -- @treturn true|nil true on success
+  -- @treturn string message on failure
+  -- @treturn string code on failure
+  -- @raise when fn is not a function, the database is closed; and whatever
+  --   fn raises, after discarding its operations
   function DB:batch_write(fn)
     if type(fn) ~= "function" then fail("batch_write", "argument must be a function") end
     local w = self:batch_writer()
@@ -138,7 +171,11 @@ return function(M)
     return w:close()
   end
 
-  ------------------------------------------------------------ transactions
+  -- --------------------------------------------------------- transactions
+
+  --- The transaction object given to `db:transaction`'s function; valid only
+  -- until that function returns.
+  -- @type transaction
 
   local Tx = {}
   Tx.__index = Tx
@@ -182,11 +219,25 @@ return function(M)
   local TX_OPTS = { condition = true, return_old = true }
 
   --- Read an item, seeing the transaction's own writes.
+  -- @tparam table key the key attributes
+  -- @treturn table|nil the item, or nil when missing or expired
+  -- @raise on an invalid key or a call after the transaction function
+  --   returned
   function Tx:get_item(key)
     tx_check(self, "get_item")
     return current(self._db, self._txn, key, self._now)
   end
 
+  --- Write an item inside the transaction.
+  -- @tparam table item the item
+  -- @tparam[opt] table opts `condition`, `return_old`, as for `db:put_item`
+  -- @treturn true|nil true when written; nil when the condition failed,
+  --   which cancels the whole transaction (later writes are not applied and
+  --   `db:transaction` returns nil, message, "TransactionCanceled", reasons)
+  -- @treturn table|string the previous item with `return_old`, or the message
+  -- @treturn string "ConditionalCheckFailed" when the condition failed
+  -- @raise on misuse: an invalid item or option, a condition string that
+  --   does not parse, a call after the transaction function returned
   function Tx:put_item(item, opts)
     tx_check(self, "put_item")
     opts = check_opts("transaction.put_item", opts, TX_OPTS)
@@ -200,6 +251,14 @@ return function(M)
     return true, prev
   end
 
+  --- Delete an item inside the transaction.
+  -- @tparam table key the key attributes
+  -- @tparam[opt] table opts `condition`, `return_old`
+  -- @treturn true|nil true, or nil when the condition failed (as `put_item`)
+  -- @treturn table|string the deleted item with `return_old`, or the message
+  -- @treturn string "ConditionalCheckFailed" when the condition failed
+  -- @raise on misuse: an invalid key or option, a condition string that
+  --   does not parse, a call after the transaction function returned
   function Tx:delete_item(key, opts)
     tx_check(self, "delete_item")
     opts = check_opts("transaction.delete_item", opts, TX_OPTS)
@@ -212,6 +271,16 @@ return function(M)
     return true, prev
   end
 
+  --- Update (or create) an item inside the transaction.
+  -- @tparam table key the key attributes
+  -- @tparam table|function changes as for `db:update_item`
+  -- @tparam[opt] table opts `condition`
+  -- @treturn table|nil the new item, or nil when the condition failed
+  -- @treturn string the message when the condition failed
+  -- @treturn string "ConditionalCheckFailed" when the condition failed
+  -- @raise on misuse: an invalid key, changes or option, a condition string that
+  --   does not parse, a call after the transaction function returned;
+  --   and whatever an update function raises
   function Tx:update_item(key, changes, opts)
     tx_check(self, "update_item")
     opts = check_opts("transaction.update_item", opts, TX_OPTS)
@@ -226,6 +295,16 @@ return function(M)
     return new
   end
 
+  --- Check a condition on an item without writing it (DynamoDB's
+  -- ConditionCheck); a failed check cancels the transaction.
+  -- @tparam table key the key attributes
+  -- @tparam function|string cond a function `(item_or_nil) -> bool` or an
+  --   expression string
+  -- @treturn true|nil true when the condition holds
+  -- @treturn string the message when it failed
+  -- @treturn string "ConditionalCheckFailed" when it failed
+  -- @raise on an invalid key, a missing condition, a condition string that
+  --   does not parse, a call after the transaction function returned
   function Tx:condition_check(key, cond)
     tx_check(self, "condition_check")
     self._db._c:check_key(key, "transaction.condition_check")
@@ -254,11 +333,18 @@ return function(M)
     return true
   end
 
-  --- Run fn(tx) with the write transaction held: all or nothing.
-  -- fn may run again (from the start) if the database's map had to grow.
-  -- @return fn's return values, or nil, message, "TransactionCanceled",
-  --   reasons (one {code=...} per action, in order)
-  -- @raise what fn raises, after rolling back
+  --- Run fn(tx) with the write transaction held: all or nothing.  tx has
+  -- `get_item`, `put_item`, `delete_item`, `update_item` and `condition_check`.
+  -- fn may run again (from the start) if the database's map had to grow, so
+  -- it should not have effects outside the transaction.
+  -- @tparam function fn called as fn(tx)
+  -- @return fn's return values; or nil, message, "TransactionCanceled",
+  --   reasons (one `{code = "None"}` or `{code = "ConditionalCheckFailed",
+  --   message = ...}` per action, in order) when a condition failed; or nil,
+  --   message, code on an I/O failure
+  -- @raise when fn is not a function, the database is closed or read-only,
+  --   a transaction is already held by this thread; and whatever fn raises,
+  --   after rolling back
   function DB:transaction(fn)
     if type(fn) ~= "function" then fail("transaction", "argument must be a function") end
     if self._c:closed() then fail("transaction", "database is closed") end
@@ -297,9 +383,18 @@ return function(M)
     check = { check = true, condition = true },
   }
 
-  --- DynamoDB's TransactWriteItems: a list of {put = item, condition = c},
-  -- {delete = key}, {update = key, changes = ch}, {check = key, condition = c}.
-  -- @return true, or nil, message, "TransactionCanceled", reasons
+  --- DynamoDB's TransactWriteItems: a list of `{put = item, condition = c}`,
+  -- `{delete = key, condition = c}`, `{update = key, changes = ch, condition
+  -- = c}`, `{check = key, condition = c}`, applied all or nothing.
+  -- @tparam table actions the list of actions
+  -- @treturn true|nil true on success
+  -- @treturn string message on failure
+  -- @treturn string code on failure: "TransactionCanceled" (a condition
+  --   failed), "ValidationError" (two actions touch the same item), "IOError"
+  -- @treturn table reasons with "TransactionCanceled": one entry per action
+  -- @raise on misuse: an empty list, an action with an unknown field or
+  --   without a key, an invalid item, key or changes; a closed or read-only
+  --   database
   function DB:transact_write_items(actions)
     local fn = "transact_write_items"
     if type(actions) ~= "table" then fail(fn, "actions must be a list") end

@@ -25,12 +25,15 @@ local M = {}
 --- The stored null value (MessagePack nil).  Use it where a Lua nil would
 -- vanish, e.g. inside lists.
 M.null = core.null
+--- The library version, a string such as "0.1.0".
 M.version = core.version
 
 --- Mark a table as a list, so an empty one is stored as an empty list
--- rather than an empty map.
--- @tparam[opt] table t
--- @treturn table t
+-- rather than an empty map.  A table whose keys are exactly 1..n is a list
+-- anyway; this matters only for empty tables.
+-- @tparam[opt] table t the table to mark (default: a new empty table)
+-- @treturn table t itself, with a marker metatable
+-- @raise when t is neither nil nor a table, or has a protected metatable
 function M.array(t)
   return setmetatable(t or {}, core.array_mt)
 end
@@ -61,7 +64,7 @@ local function check_opts(fn, opts, allowed, argname)
   return opts
 end
 
----------------------------------------------------------------- opening
+-- ------------------------------------------------------------- opening
 
 local OPEN_OPTS = {
   pk = true, sk = true, ttl = true, clock = true, gsi = true, lsi = true,
@@ -117,13 +120,44 @@ local function index_defs(fn, t, kind, out)
 end
 
 --- Open (creating when missing) the database in directory `path`.
+-- Handles opened on one directory in one process share one LMDB
+-- environment; open after fork, never before (nginx forks its workers).
+--
+-- Options (all optional):
+--
+-- * `pk`, `sk`: the key attribute names.  Defaults at creation "PK" and
+--   "SK"; `sk = false` makes a table with a partition key only.  A reopen
+--   without them uses the stored schema; different ones are a
+--   "ValidationError".
+-- * `ttl`: the name of an attribute holding an expiry time in epoch
+--   seconds, or a function `(item, now) -> expired?`.  An item is expired
+--   when its TTL value is less than now.
+-- * `clock`: a function returning the current time in seconds (default
+--   `os.time`), used for TTL.
+-- * `gsi`: `{name = {pk = attr, sk = attr, projection = "all" | "keys" |
+--   {attr, ...}}}`, global secondary indexes; `lsi`: `{name = {sk = attr,
+--   projection = ...}}`, local ones (they share the table's pk).
+-- * `sync`: "full" (the default: every commit is on disk before the call
+--   returns), "normal" or "off" (see the README's durability modes).
+-- * `readonly`: open without write access.
+-- * `map_size`: the initial map size in bytes (the map grows by itself);
+--   `max_readers`: reader slots, used by the first opener of the
+--   directory.
+-- * `progress`: `function(index, done, total)` called while a new index
+--   is filled from the existing items.
+-- * `listener_error`: `function(err, event)` told of errors raised by
+--   stream listeners (default: a line on stderr).
 -- @tparam string path directory (created with its parents)
--- @tparam[opt] table opts pk, sk, ttl, clock, gsi, lsi, sync, readonly,
---   map_size, max_readers, progress, listener_error
+-- @tparam[opt] table opts the options above
 -- @treturn db|nil the handle
 -- @treturn string message on failure
--- @treturn string code on failure ("ValidationError", "IOError", "Corrupt", ...)
--- @raise on misuse (wrong argument types, unknown options)
+-- @treturn string code on failure: "ValidationError" (schema differs from
+--   the stored one, bad index definition), "IOError" (including permission
+--   denied and a full disk), "Corrupt" (not a dynafile directory, a torn
+--   file, a newer format), "ReadOnly", "ReadersFull", "Forked", "NoMemory"
+-- @raise on misuse: a path that is not a non-empty string, an unknown
+--   option, an option of the wrong type
+-- @usage local db = assert(dynafile.open("./data", {pk = "PK", sk = "SK"}))
 function M.open(path, opts)
   local fn = "open"
   if type(path) ~= "string" or path == "" then
@@ -204,7 +238,7 @@ function M.open(path, opts)
   return self
 end
 
----------------------------------------------------------------- helpers
+-- ------------------------------------------------------------- helpers
 
 local function now(self)
   if not self._timed then return nil end
@@ -350,7 +384,11 @@ local function cond_failed(fn)
   return nil, string_format("dynafile.%s: the condition failed", fn), "ConditionalCheckFailed"
 end
 
----------------------------------------------------------------- writes
+-- ------------------------------------------------------------- writes
+
+--- A database handle, from `open`.  Call its methods as `db:put_item(...)`;
+-- every method raises once the handle is closed.
+-- @type db
 
 local PUT_OPTS = { condition = true, return_old = true }
 
@@ -370,12 +408,18 @@ end
 
 --- Write an item, replacing any item with the same key.
 -- @tparam table item the item, holding the key attributes
--- @tparam[opt] table opts condition (function or expression string),
---   return_old (boolean)
--- @treturn true|nil
--- @treturn table|string the previous item with return_old, or the message
--- @treturn string code on failure ("ConditionalCheckFailed", "IOError", ...)
--- @raise on an invalid item or option
+-- @tparam[opt] table opts `condition` (a function `(old_or_nil) -> bool`
+--   or an expression string evaluated against the current item),
+--   `return_old` (boolean)
+-- @treturn true|nil true on success
+-- @treturn table|string the previous item with `return_old` (nil when there
+--   was none), or the message on failure
+-- @treturn string code on failure: "ConditionalCheckFailed",
+--   "ValidationError" (a condition string that does not parse), "IOError"
+-- @raise on misuse: an invalid item (a missing or non-key key attribute, a key too long,
+--   a function value, a cycle, nesting deeper than 32) or option, a condition that is neither
+--   a function nor a string, a closed or read-only handle, a write from
+--   inside one of this database's own transactions or update functions
 function DB:put_item(item, opts)
   check_open(self, "put_item")
   if opts == nil and not self._ttl_fn and not has_listeners(self) then
@@ -403,13 +447,18 @@ local function delete_body(self, txn, t, key, cond, return_old)
   return true, prev
 end
 
---- Delete the item with `key`.  Deleting a missing item is not an error.
+--- Delete the item with `key`.  Deleting a missing item is not an error
+-- and fires no event.
 -- @tparam table key the key attributes
--- @tparam[opt] table opts condition, return_old
--- @treturn true|nil
--- @treturn table|string the deleted item with return_old, or the message
--- @treturn string code on failure
--- @raise on an invalid key or option
+-- @tparam[opt] table opts `condition`, `return_old`, as for put_item
+-- @treturn true|nil true on success
+-- @treturn table|string the deleted item with `return_old` (nil when there
+--   was none), or the message on failure
+-- @treturn string code on failure: "ConditionalCheckFailed",
+--   "ValidationError", "IOError"
+-- @raise on misuse: an invalid key or option, a condition that is neither
+--   a function nor a string, a closed or read-only handle, a write from
+--   inside one of this database's own transactions or update functions
 function DB:delete_item(key, opts)
   check_open(self, "delete_item")
   if opts == nil and not self._ttl_fn and not has_listeners(self) then
@@ -440,15 +489,22 @@ local function update_body(self, txn, t, key, changes, cond)
 end
 
 --- Update (or create) the item with `key`.
+-- `changes` is either a table `{set = {path = value}, remove = {path, ...},
+-- add = {path = n}, delete = {path = {v, ...}}}` -- paths such as `a.b[0].c`;
+-- set creates missing intermediate maps; add on a missing attribute sets
+-- it -- or a function `(old_or_nil) -> new_item`, run inside the write
+-- transaction, that may not change the key attributes.
 -- @tparam table key the key attributes
--- @tparam table|function changes `{set=, remove=, add=, delete=}` or
---   `function(old_or_nil) return new_item end` (runs inside the write
---   transaction; may not change the key attributes)
--- @tparam[opt] table opts condition, return_old
+-- @tparam table|function changes the changes, as above
+-- @tparam[opt] table opts `condition`, `return_old`, as for put_item
 -- @treturn table|nil the new item
--- @treturn table|string the old item with return_old, or the message
--- @treturn string code on failure
--- @raise on invalid arguments, or what the update function raises
+-- @treturn table|string the old item with `return_old` (nil when there was
+--   none), or the message on failure
+-- @treturn string code on failure: "ConditionalCheckFailed",
+--   "ValidationError", "IOError"
+-- @raise on misuse: an invalid key, changes or option, changes to a key
+--   attribute, a closed or read-only handle; and whatever the update
+--   function raises (nothing is written then)
 function DB:update_item(key, changes, opts)
   check_open(self, "update_item")
   opts = check_opts("update_item", opts, UPDATE_OPTS)
@@ -465,12 +521,15 @@ function DB:update_item(key, changes, opts)
   return new
 end
 
----------------------------------------------------------------- reads
+-- ------------------------------------------------------------- reads
 
 --- Read the item with `key`.
--- @tparam table key
--- @treturn table|nil the item, or nil when missing (or expired)
--- @raise on an invalid key
+-- @tparam table key the key attributes (other attributes are ignored)
+-- @treturn table|nil the item, or nil when missing or expired
+-- @treturn string message, on an I/O failure only
+-- @treturn string code, on an I/O failure only ("IOError", "Corrupt", ...)
+-- @raise on an invalid key (missing attribute, wrong type, too long) or a
+--   closed handle
 function DB:get_item(key)
   local h = self._c
   if not self._timed then return h:get(key) end
@@ -481,8 +540,12 @@ function DB:get_item(key)
 end
 
 --- Read several items in one consistent snapshot.
--- @tparam table keys list of key tables
--- @treturn table one entry per key, in order: the item or false
+-- @tparam table keys a list of key tables
+-- @treturn table|nil one entry per key, in order: the item or false when
+--   missing or expired
+-- @treturn string message on failure
+-- @treturn string code on failure
+-- @raise on an invalid key or a closed handle
 function DB:batch_get_item(keys)
   check_open(self, "batch_get_item")
   if type(keys) ~= "table" then fail("batch_get_item", "keys must be a list of keys") end
@@ -675,19 +738,39 @@ local function iterate(self, fn, pk, opts, scanning)
 end
 
 --- Iterate over the items of partition `pk` in sort-key order.
--- @param pk partition-key value (of the table, or of `opts.index`)
--- @tparam[opt] table opts starts_with, begins_with, eq, lt, le, gt, ge,
---   between, scan_index_forward, index, filter, limit, start_after
--- @return a generic-for iterator
--- @raise on invalid options or a filter string that does not parse
+-- Reads in pages of short read transactions, so the loop may write to the
+-- database and may break early.
+--
+-- Options: one key condition on the sort key (`begins_with`, `eq`, `lt`,
+-- `le`, `gt`, `ge`, or `between = {lo, hi}`); `starts_with = v` (start at
+-- sort key v, inclusive, in the direction of travel);
+-- `scan_index_forward = false` (descending); `index` (query a GSI, `pk`
+-- being the index's partition-key value, or an LSI); `filter` (a function
+-- `(item) -> bool` or an expression string evaluated in C on the stored
+-- bytes); `limit` (at most n items, counted after the filter);
+-- `start_after` (a key table: resume after it).
+-- @param pk partition-key value, a string or a number (of the table, or of
+--   `opts.index`)
+-- @tparam[opt] table opts the options above
+-- @return a generic-for iterator yielding items (plus a closing value, so
+--   `break` releases it at once on Lua 5.4)
+-- @raise on invalid options, an unknown index, a filter string that does
+--   not parse, a closed handle; and whatever a filter function raises
+-- @usage for order in db:query("customer#1", {begins_with = "order#"}) do
+--   print(order.SK, order.total)
+-- end
 function DB:query(pk, opts)
   return iterate(self, "query", pk, opts, false)
 end
 
---- Iterate over every item (of the table, or of `opts.index`).
--- @tparam[opt] table opts filter, limit, start_after, index, segment, segments
--- @return a generic-for iterator
--- @raise on invalid options or a filter string that does not parse
+--- Iterate over every item (of the table, or of `opts.index`), in key
+-- order (partitions in hash order).
+-- @tparam[opt] table opts `filter`, `limit`, `start_after`, `index`, and
+--   `segment = k, segments = n` (k in 1..n) for one of n disjoint parts of
+--   a parallel scan
+-- @return a generic-for iterator yielding items
+-- @raise on invalid options, an unknown index, a filter string that does
+--   not parse, a closed handle; and whatever a filter function raises
 function DB:scan(opts)
   return iterate(self, "scan", nil, opts, true)
 end
@@ -704,19 +787,32 @@ local function page(self, fn, pk, opts, scanning)
 end
 
 --- One page of a query: up to `opts.limit` (default 100) items.
--- @return items, next_key (nil when nothing remains; pass it back as
---   start_after), or nil, message, "ValidationError" for a bad filter string
+-- @param pk partition-key value, as for query
+-- @tparam[opt] table opts as for query
+-- @treturn table|nil the items (a list)
+-- @treturn table|string `next_key`: nil when nothing remains, else a key
+--   table to pass back as `opts.start_after` (a page may be empty while
+--   `next_key` is not); or the message of a filter string that does not
+--   parse
+-- @treturn string "ValidationError" when the filter string does not parse
+-- @raise on invalid options (other than the filter string), a closed
+--   handle; and whatever a filter function raises
 function DB:query_page(pk, opts)
   return page(self, "query_page", pk, opts, false)
 end
 
---- One page of a scan.
--- @return items, next_key
+--- One page of a scan: up to `opts.limit` (default 100) items.
+-- @tparam[opt] table opts as for scan
+-- @treturn table|nil the items (a list)
+-- @treturn table|string `next_key`, as for `query_page`; or the message
+-- @treturn string "ValidationError" when the filter string does not parse
+-- @raise on invalid options (other than the filter string), a closed
+--   handle; and whatever a filter function raises
 function DB:scan_page(opts)
   return page(self, "scan_page", nil, opts, true)
 end
 
----------------------------------------------------------------- TTL
+-- ------------------------------------------------------------- TTL
 
 local function purge_body(self, txn, t, limit, keys)
   local n = 0
@@ -733,9 +829,15 @@ end
 
 DB._purge_body = purge_body
 
---- Delete expired items now, with DELETE events marked expired.
+--- Delete expired items now, each with a DELETE event marked
+-- `expired = true`.  Expired items are already invisible to reads; writes
+-- also delete a few of them as they go.
 -- @tparam[opt] integer limit at most this many
--- @treturn integer how many were deleted
+-- @treturn integer|nil how many were deleted (0 without TTL)
+-- @treturn string message on failure
+-- @treturn string code on failure ("IOError", ...)
+-- @raise on a limit that is not a positive integer, a closed or read-only
+--   handle; and whatever a TTL function raises
 function DB:purge_expired(limit)
   check_open(self, "purge_expired")
   if limit ~= nil then positive_int("purge_expired", "limit", limit) end
@@ -762,16 +864,17 @@ function DB:purge_expired(limit)
   return write_txn(self, purge_body, limit)
 end
 
----------------------------------------------------------------- listeners
+-- ------------------------------------------------------------- listeners
 
 --- Register a listener for every change committed to this database from
--- this process.  It runs after the commit, in commit order, one call per
--- changed item, with `{action = "PUT"|"DELETE", old = item|nil,
--- new = item|nil, expired = true|nil}`.  An error it raises is reported to
--- the `listener_error` option (default: a line on stderr) and does not undo
--- the commit or stop the other listeners.
--- @tparam function fn
--- @return a handle for remove_stream_listener
+-- this process, through any handle of it.  It runs after the commit, in
+-- commit order, one call per changed item, with `{action = "PUT"|"DELETE",
+-- old = item|nil, new = item|nil, expired = true|nil}`.  An error it raises
+-- is reported to the `listener_error` option (default: a line on stderr)
+-- and does not undo the commit or stop the other listeners.
+-- @tparam function fn the listener, called as fn(event)
+-- @return a handle for `remove_stream_listener`
+-- @raise when fn is not a function or the handle is closed
 function DB:add_stream_listener(fn)
   check_open(self, "add_stream_listener")
   if type(fn) ~= "function" then fail("add_stream_listener", "listener must be a function") end
@@ -786,7 +889,9 @@ function DB:add_stream_listener(fn)
 end
 
 --- Remove a listener.
--- @return true when it was registered
+-- @param h the handle add_stream_listener returned
+-- @treturn boolean true when it was registered, false otherwise
+-- @raise nothing: an unknown handle gives false
 function DB:remove_stream_listener(h)
   local list = listeners_by_db[self._id]
   if not list then return false end
@@ -799,9 +904,12 @@ function DB:remove_stream_listener(h)
   return false
 end
 
----------------------------------------------------------------- closing
+-- ------------------------------------------------------------- closing
 
---- Close the handle.  Further calls on it raise.  Closing twice is fine.
+--- Close the handle.  Further calls on it raise.  Closing twice is fine;
+-- `<close>` and the garbage collector close it too.
+-- @treturn true always
+-- @raise nothing
 function DB:close()
   local h = self._c
   if h and not h:closed() then h:close() end
@@ -815,13 +923,21 @@ function DB:__tostring()
   return string_format("dynafile.db(%s)%s", self._path, self._c:closed() and " closed" or "")
 end
 
---- The schema in force: pk, sk, ttl, indexes.
+--- The schema in force.
+-- @treturn table `{pk = name, sk = name|nil, ttl = name|nil, indexes =
+--   {name = definition}}`
+-- @raise when the handle is closed
 function DB:schema()
   check_open(self, "schema")
   return self._c:schema()
 end
 
---- Statistics: items, index_entries, map_size, used_bytes, readers.
+--- Statistics for tools.
+-- @treturn table|nil `{items, index_entries, map_size, used_bytes,`
+--   `max_readers, readers_used, stream_first, stream_last}` (sizes in bytes)
+-- @treturn string message on failure
+-- @treturn string code on failure
+-- @raise when the handle is closed
 function DB:stat()
   check_open(self, "stat")
   return self._c:stat()
