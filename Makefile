@@ -4,6 +4,8 @@
 #   make demo       install what is missing, build, run examples/quickstart.lua
 #   make test       install what is missing, build, run every test
 #   make install    PREFIX, DESTDIR, LUA_CMOD, LUA_LMOD honoured
+#   make docs       the Lua API reference from LDoc comments, in build/docs
+#                   (installs lua-ldoc on demand)
 #
 # LUA selects the interpreter the module is built for: lua5.4 (default),
 # lua5.3, lua5.1 or luajit.
@@ -46,7 +48,7 @@ LIB := $(B)/libdynafile.a
 C_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 C_EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all deps demo test test-c test-lua bench install uninstall clean \
+.PHONY: all deps demo test test-c test-lua bench install uninstall clean docs \
         format lint
 
 all: $(MODULE) $(LIB)
@@ -111,6 +113,16 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# config.ld lists the public modules; any LDoc warning fails the target.
+# Debian's ldoc runs on Lua 5.2 or 5.1 and lua-markdown is installed for
+# 5.1 only, hence lua5.1.
+LDOC ?= lua5.1 /usr/bin/ldoc
+docs:
+	@sh scripts/install-deps.sh --docs
+	rm -rf build/docs
+	$(LDOC) --fatalwarnings .
+	@echo "API reference: build/docs/index.html"
 
 format:
 	clang-format -i src/*.c src/*.h tests/*.c tests/*.h

@@ -9,6 +9,7 @@
 #   sh scripts/install-deps.sh          install what is missing
 #   sh scripts/install-deps.sh --list   print the package list and exit
 #   sh scripts/install-deps.sh --check  exit 1 (listing them) if any is missing
+#   sh scripts/install-deps.sh --docs   the same for what `make docs` needs
 #
 # Note: luajit2 (OpenResty's LuaJIT) is used on purpose, never the `luajit`
 # package, which conflicts with nginx's Lua module (libnginx-mod-http-lua).
@@ -39,10 +40,18 @@ PACKAGES="
 #   nginx-light libnginx-mod-http-lua curl   OpenResty-style integration test
 #   clang libclang-rt-14-dev valgrind lua-check   sanitizers, leak checks, lint
 
+# `make docs` only (not needed to build or test): LDoc and the Markdown
+# formatter it uses, installed on demand with --docs.
+DOC_PACKAGES="lua5.1 lua-ldoc lua-markdown"
+if [ "${1:-}" = "--docs" ]; then
+  PACKAGES=$DOC_PACKAGES
+  shift
+fi
+
 case "${1:-}" in
   --list) for p in $PACKAGES; do echo "$p"; done; exit 0 ;;
   --check|"") ;;
-  *) echo "usage: $0 [--list|--check]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--docs] [--list|--check]" >&2; exit 2 ;;
 esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -943,9 +943,15 @@ function DB:stat()
   return self._c:stat()
 end
 
---- Verify every index and the TTL expiry entries against the items.
--- @treturn table report: items, index_entries, expiry_entries, bad_items,
---   missing_index, stale_index, missing_expiry, stale_expiry, ok
+--- Verify every index and the TTL expiry entries against the items, in
+-- one read transaction.
+-- @treturn table|nil the report: `items`, `index_entries`,
+--   `expiry_entries`, and the problems found: `bad_items`,
+--   `missing_index`, `stale_index`, `missing_expiry`, `stale_expiry`; `ok`
+--   is true when all of those are zero
+-- @treturn string message when the check could not run
+-- @treturn string code when the check could not run ("IOError", ...)
+-- @raise when the handle is closed
 function DB:check()
   check_open(self, "check")
   return self._c:check()
