@@ -11,13 +11,21 @@
  * Conventions
  *  - Every fallible function returns int: 0 (DF_OK) on success or a negative
  *    DF_E* code.  Results come back through out-parameters.  The detailed
- *    message of the last failure lives in the handle that failed
- *    (df_db_errmsg) and stays valid until the next call on that handle.
+ *    message of the last failure lives in the handle that failed: the df_db
+ *    for df_db_* and df_query_page calls and for df_txn_begin (read it with
+ *    df_db_errmsg), the df_txn for every other df_txn_* call
+ *    (df_txn_errmsg).  It stays valid until the next call on that handle.
+ *    A NULL handle or out-parameter where one is required is DF_EINVAL with
+ *    no message.
  *  - Out of memory is DF_ENOMEM, never an abort.  Every destructor accepts
  *    NULL.
  *  - "Borrowed" pointers point into memory owned by dynafile; each function
- *    says how long they stay valid.  Nothing returned needs free() unless
- *    it says so.
+ *    says how long they stay valid.  Nothing returned needs free(): objects
+ *    made by a df_*_new/open/begin/compile function are released by the
+ *    matching df_*_free/close function, and nothing else is ever owned by
+ *    the caller.  Input buffers (items, keys, expression sources) are
+ *    copied or only read during the call: the caller may reuse them as
+ *    soon as it returns.
  *  - Items are MessagePack maps (the public spec): strings are str or bin,
  *    integers stay integers, floats stay floats, nesting at most
  *    DF_MAX_DEPTH levels.
@@ -54,8 +62,46 @@ extern "C" {
  * So a sort-key string may hold up to 177 bytes without NULs. */
 #define DF_SK_MAX 180
 
-/* Error codes: name, value, default message.  The Lua binding maps each to
- * a stable code string (see lua/dynafile.lua). */
+/* Error codes: name, value, default message.  The Lua binding
+ * (src/ldynafile.c) returns each as a stable code string, shown in
+ * brackets; misuse codes are raised there instead of returned.
+ *   DF_ENOMEM      an allocation failed; nothing was changed ["NoMemory"]
+ *   DF_EINVAL      a NULL or out-of-range argument, a finished transaction,
+ *                  a bad option ["InvalidArgument", raised]
+ *   DF_EVALIDATION an item, key, schema or expression that is not valid:
+ *                  malformed MessagePack, a key attribute missing, of the
+ *                  wrong type or too long, nesting deeper than
+ *                  DF_MAX_DEPTH, an expression that does not parse
+ *                  ["ValidationError"; raised for items and keys]
+ *   DF_ENOTFOUND   no such item or index (a normal outcome of a read)
+ *                  ["NotFound"; a missing item is nil in Lua]
+ *   DF_ECONDITION  a conditional write's condition was false
+ *                  ["ConditionalCheckFailed"].  The core itself does not
+ *                  return it: a caller evaluates conditions with
+ *                  df_expr_eval on the current item inside its write
+ *                  transaction, as the Lua layer does.
+ *   DF_EIO         an I/O error, or a transaction doomed by an earlier
+ *                  failed write (rolled back) ["IOError"]
+ *   DF_ECORRUPT    not a dynafile directory (another program's files or
+ *                  LMDB environment, a truncated data file), or malformed
+ *                  stored bytes ["Corrupt"]
+ *   DF_EFORKED     a handle or transaction used in a forked child
+ *                  ["Forked"]
+ *   DF_ECLOSED     a handle whose open failed ["Closed", raised]
+ *   DF_EREADONLY   a write on a read-only handle or transaction, or a
+ *                  read-only file system ["ReadOnly", raised for writes]
+ *   DF_EBUSY       this thread already holds the database's write
+ *                  transaction: a nested write would deadlock ["Busy",
+ *                  raised]
+ *   DF_ERETRY      the map was full and has grown: run the whole
+ *                  transaction again (the one-call forms and the Lua layer
+ *                  do this by themselves) ["Retry"]
+ *   DF_EREADERS    every reader slot is in use ["ReadersFull"]
+ *   DF_EVERSION    the data was written by a newer format ["Corrupt"]
+ *   DF_EDISKFULL   no space left on the device (or quota) ["IOError"]
+ *   DF_EACCESS     permission denied ["IOError"]
+ *   DF_ESCHEMA     the schema given differs from the stored one
+ *                  ["ValidationError"] */
 #define DF_ERRORS(X)                                                       \
   X(OK, 0, "ok")                                                           \
   X(ENOMEM, -1, "out of memory")                                           \
@@ -82,9 +128,11 @@ typedef enum df_error {
 #undef DF__ENUM
 } df_error;
 
-/* The default message of a code; a static string, never NULL. */
+/* The default message of a code; a static string, never NULL ("unknown
+ * error" for a code not listed above). */
 const char *df_strerror(int code);
-/* The code's symbolic name without the DF_ prefix ("ENOMEM"); static. */
+/* The code's symbolic name without the DF_ prefix ("ENOMEM"); a static
+ * string, never NULL ("EUNKNOWN" for a code not listed above). */
 const char *df_errname(int code);
 
 /* ---------------------------------------------------------------- values */
@@ -115,7 +163,10 @@ typedef struct df_value {
 
 /* A primary key: the partition-key value and, for tables with a sort key,
  * the sort-key value (sk.type == DF_TNONE otherwise).  Key values are
- * strings or numbers (int, uint, float; NaN refused). */
+ * strings (DF_TSTR or DF_TBIN, compared bytewise) or numbers (DF_TINT,
+ * DF_TUINT, DF_TFLOAT; integers and floats compare numerically together;
+ * NaN refused).  Numbers sort before strings.  Limits: DF_PK_MAX bytes for
+ * a partition-key string, DF_SK_MAX encoded bytes for a sort key. */
 typedef struct df_key {
   df_value pk;
   df_value sk;
@@ -180,48 +231,75 @@ typedef struct df_open_options {
 } df_open_options;
 
 /* Open (creating when missing: the directory with its parents, the LMDB
- * environment, the schema) the database in directory `path`.
- * On success *out is a new handle.  On failure *out is a handle in a failed
- * state holding the message (read it with df_db_errmsg, then df_db_close
- * it), or NULL when even that could not be allocated (DF_ENOMEM).
- * Errors: DF_EINVAL (bad options), DF_ESCHEMA (schema differs from the
- * stored one; message names the difference), DF_EVALIDATION (no schema
- * given for a new database; bad index definition), DF_EACCESS, DF_EIO
- * (path is a file, ...), DF_ECORRUPT (not a dynafile/LMDB directory, torn
- * file), DF_EVERSION, DF_EREADERS, DF_ENOMEM, DF_EREADONLY (creating a
- * database read-only). */
+ * environment, the schema) the database in directory `path`.  `opts` may
+ * be NULL (all defaults: an existing database with its stored schema).
+ * Handles opened on one directory in one process share one LMDB
+ * environment (reference-counted).  Open after fork, never before.
+ * On success *out is a new handle, released with df_db_close.  On failure
+ * *out is a handle in a failed state holding the message: read it with
+ * df_db_errmsg, then release it with df_db_close (any other call on it
+ * fails with DF_ECLOSED).  *out is NULL only when even that handle could
+ * not be allocated (DF_ENOMEM; df_db_errmsg(NULL) then gives the default
+ * message) or when `out` itself is NULL (DF_EINVAL).
+ * Errors: DF_EINVAL (empty path, bad sync mode, path too long),
+ * DF_ESCHEMA (schema differs from the stored one, or from the one another
+ * handle in this process opened the directory with; the message names the
+ * difference), DF_EVALIDATION (no schema given for a new database; bad
+ * index definition), DF_EACCESS (no permission on the directory or its
+ * files), DF_EIO (path is a file, cannot create the directory, ...),
+ * DF_ECORRUPT (a directory holding other files and no database, another
+ * program's LMDB environment, a truncated data file, a read-only open of a
+ * directory holding no database), DF_EVERSION (written by a newer format),
+ * DF_EREADONLY (the directory is already open read-only in this process
+ * and a writable handle was asked for, or a read-only file system),
+ * DF_EDISKFULL (no room to store a new schema), DF_EREADERS, DF_ENOMEM. */
 int df_db_open(const char *path, const df_open_options *opts, df_db **out);
 
-/* Close a handle; NULL is accepted.  The environment is closed when its
- * last handle in this process closes.  Any df_page made from this handle
- * must be freed first; a live df_txn is aborted. */
+/* Close and free a handle (also one whose open failed); NULL is accepted.
+ * The pointer is invalid afterwards.  The environment is closed when its
+ * last handle in this process closes.  Every df_txn begun on this handle
+ * must be freed (df_txn_free) before: closing under a live transaction is
+ * undefined behaviour.  Pages (df_page) do not belong to a handle and may
+ * outlive it.  Borrowed pointers from this handle (errmsg, schema, id,
+ * df_db_get's item) die with it.  In a forked child it frees the handle
+ * without touching the parent's LMDB state. */
 void df_db_close(df_db *db);
 
-/* The message of the last failure on this handle.  Borrowed; valid until
- * the next call on the handle. */
+/* The message of the last failure on this handle (empty before any).
+ * Borrowed; valid until the next call on the handle.  NULL gives the
+ * default message of DF_ENOMEM (a static string). */
 const char *df_db_errmsg(const df_db *db);
 
-/* The schema in force (stored or given).  Borrowed; valid until close. */
+/* The schema in force (stored or given).  Borrowed; valid until the
+ * handle is closed.  NULL for NULL or a handle whose open failed. */
 const df_schema *df_db_schema(const df_db *db);
 
 /* A string identifying the database (its directory's device and inode),
  * equal for every handle on the same directory in this process.
- * Borrowed; valid until close. */
+ * Borrowed; valid until the handle is closed.  "" (static) for NULL or a
+ * handle whose open failed. */
 const char *df_db_id(const df_db *db);
 
-/* Find an index by name: *id its number.  DF_ENOTFOUND when absent. */
+/* Find an index by name: *id (optional, may be NULL) receives its number,
+ * for df_query.index.  Errors: DF_ENOTFOUND when there is no index of that
+ * name, DF_EINVAL for a NULL name or a handle whose open failed.  Sets no
+ * message. */
 int df_db_index_find(const df_db *db, const char *name, unsigned *id);
 
-/* Statistics for tools. */
+/* Statistics for tools, read in one short read transaction. */
 typedef struct df_stat {
-  uint64_t items;
-  uint64_t index_entries;
-  uint64_t map_size;
-  uint64_t used_bytes;
-  unsigned max_readers;
-  unsigned readers_used;
-  uint64_t stream_first, stream_last; /* change-log sequence range */
+  uint64_t items;         /* items in the table (expired ones included) */
+  uint64_t index_entries; /* entries of every index together */
+  uint64_t map_size;      /* current map size in bytes (grows by itself) */
+  uint64_t used_bytes;    /* bytes of the map in use (pages up to the last
+                             one used) */
+  unsigned max_readers;   /* reader slots of the environment */
+  unsigned readers_used;  /* reader slots used so far (LMDB's count) */
+  uint64_t stream_first, stream_last; /* change-log sequence range; 0 when
+                                         the log is empty or off */
 } df_stat;
+/* Fill *st.  Errors: DF_EINVAL (st NULL), DF_ECLOSED, DF_EFORKED,
+ * DF_EREADERS, DF_EIO, DF_ENOMEM. */
 int df_db_stat(df_db *db, df_stat *st);
 
 /* What df_db_check found.  A healthy database has every field after
@@ -236,8 +314,10 @@ typedef struct df_check_report {
 } df_check_report;
 
 /* Verify every index and the expiry sub-database against the items, in
- * one read transaction.  Returns DF_OK with the findings in *r (the check
- * itself succeeded; read the counts), or the error of the read. */
+ * one read transaction (it visits everything: as long as a scan).
+ * Returns DF_OK with the findings in *r (the check itself succeeded; read
+ * the counts), or the error of the read: DF_EINVAL (r NULL), DF_ECLOSED,
+ * DF_EFORKED, DF_EREADERS, DF_EIO, DF_ENOMEM. */
 int df_db_check(df_db *db, df_check_report *r);
 
 /* ---------------------------------------------------------- transactions */
@@ -249,64 +329,111 @@ enum {
   DF_TXN_EVENTS = 2
 };
 
-/* Begin a transaction.  `now` is the current time in epoch seconds, used
+/* Begin a transaction: flags DF_TXN_READ, or DF_TXN_WRITE optionally
+ * with DF_TXN_EVENTS.  `now` is the current time in epoch seconds, used
  * for TTL: an item whose TTL attribute is below `now` is invisible.
- * A write transaction takes the database's single writer lock (waiting
- * for writers in other threads and processes).
- * Errors: DF_EBUSY (this thread already holds a write transaction on this
- * database), DF_EREADONLY, DF_EREADERS, DF_EFORKED, DF_ECLOSED, DF_EIO,
- * DF_ENOMEM. */
+ * A read transaction sees one consistent snapshot and never blocks or
+ * waits for writers; keep it short, since LMDB cannot reuse pages freed
+ * after its snapshot while it lives.  A write transaction takes the
+ * database's single writer lock (waiting for writers in other threads and
+ * processes) until df_txn_commit or df_txn_free.
+ * On success *out is a new transaction: release it with df_txn_free (also
+ * after a commit), before the handle is closed.  On failure *out is NULL
+ * and the message is in df_db_errmsg(db).
+ * Errors: DF_EINVAL (out NULL), DF_EBUSY (this thread already holds a
+ * write transaction on this database), DF_EREADONLY (write on a read-only
+ * handle), DF_EREADERS, DF_EFORKED, DF_ECLOSED, DF_EIO, DF_ENOMEM. */
 int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out);
 
-/* Commit.  On success the transaction is finished; its events stay
- * readable until df_txn_free.  On failure nothing was written.
- * Errors: DF_ERETRY (the map had to grow and another writer committed in
- * between: run the whole transaction again), DF_EDISKFULL, DF_EIO. */
+/* Commit.  Whatever the result, the transaction is finished afterwards
+ * (the writer lock is released) and must still be freed with df_txn_free.
+ * On success everything it wrote is durable as the handle's sync mode
+ * promises, and its events stay readable until df_txn_free.  On failure
+ * nothing it wrote was kept.  Committing a read transaction just ends it.
+ * Errors: DF_ERETRY (the map was full and has grown: run the whole
+ * transaction again from df_txn_begin), DF_EIO (an earlier operation of
+ * the transaction failed part-way, so it was rolled back; or the commit's
+ * write failed), DF_EDISKFULL, DF_EACCESS, DF_EFORKED, DF_EINVAL (NULL or
+ * already finished).
+ * A df_txn_put/delete/purge failure found before anything was written (a
+ * bad item or key) leaves the transaction usable; one that happens while
+ * writing (out of memory, an LMDB error, a full map) dooms it: later
+ * operations and the commit fail. */
 int df_txn_commit(df_txn *txn);
 
-/* Abort (when still live) and free; NULL accepted. */
+/* Abort (when still live) and free; NULL accepted.  Every pointer
+ * borrowed from the transaction (items, old items, events, errmsg) dies
+ * here. */
 void df_txn_free(df_txn *txn);
 
-/* The message of the last failure in this transaction (borrowed). */
+/* The message of the last failure in this transaction.  Borrowed; valid
+ * until the next call on the transaction or its df_txn_free.  NULL gives
+ * the default message of DF_ENOMEM. */
 const char *df_txn_errmsg(const df_txn *txn);
 
-/* Read the item with `key`.  *item and *len borrow the stored bytes, valid
- * until the next write in this transaction or its end.  Expired items are
- * not found.  Errors: DF_ENOTFOUND, DF_EVALIDATION (bad key). */
+/* Read the item with `key` (read or write transaction; a write
+ * transaction sees its own writes).  *item and *len borrow the stored
+ * bytes in the memory map: valid until the next write in this transaction
+ * or its end (commit or free), never to be written to.  Expired items are
+ * not found.  Errors: DF_ENOTFOUND (no item, or expired; no message),
+ * DF_EVALIDATION (bad key: a missing, NaN or non-key value, too long),
+ * DF_EINVAL (NULL or finished transaction), DF_EFORKED, DF_ERETRY (the
+ * transaction is doomed by a full map), DF_EIO, DF_ECORRUPT. */
 int df_txn_get(df_txn *txn, const df_key *key, const void **item,
                size_t *len);
 
-/* Write an item (a MessagePack map holding the key attributes).
+/* Write an item (a MessagePack map holding the key attributes), replacing
+ * the item with the same key, and update every index and the expiry
+ * entry with it.  The bytes are copied: the caller keeps `item`.
  * When `old`/`old_len` are non-NULL they receive the replaced item (NULL
- * when there was none), borrowed until the next call on the transaction.
- * Errors: DF_EVALIDATION (malformed item, key attribute missing or of a
- * wrong type, key too long), DF_EREADONLY, DF_ERETRY, DF_EDISKFULL. */
+ * and 0 when there was none, or when it had expired: that one is deleted
+ * first, with a DELETE event marked expired), borrowed until the next
+ * call on the transaction.
+ * Errors: DF_EVALIDATION (malformed MessagePack, not a map, nesting deeper
+ * than DF_MAX_DEPTH, key attribute missing or of a wrong type, key too
+ * long; nothing written), DF_EREADONLY (read transaction), DF_EINVAL,
+ * DF_EFORKED, DF_ERETRY (the map is full: the transaction is doomed;
+ * df_txn_commit grows the map and returns DF_ERETRY, then run it again),
+ * DF_EDISKFULL, DF_EIO, DF_ENOMEM. */
 int df_txn_put(df_txn *txn, const void *item, size_t len, const void **old,
                size_t *old_len);
 
-/* Delete an item.  *found (optional) says whether it existed; `old` as
- * for df_txn_put.  Deleting a missing item is not an error. */
+/* Delete an item, with its index and expiry entries.  *found (optional)
+ * says whether it existed (an expired item counts as missing, though it is
+ * removed too); `old` as for df_txn_put.  Deleting a missing item is not
+ * an error and records no event.  Errors: as for df_txn_put, with
+ * DF_EVALIDATION for a bad key. */
 int df_txn_delete(df_txn *txn, const df_key *key, int *found,
                   const void **old, size_t *old_len);
 
 /* Delete an item that the caller's own TTL rule found expired: as
- * df_txn_delete, but the DELETE event is marked expired. */
+ * df_txn_delete (same errors), but the DELETE event is marked expired. */
 int df_txn_delete_expired(df_txn *txn, const df_key *key, int *found);
 
 /* Delete items whose TTL attribute is below the transaction's `now`, at
- * most `limit` (0: all).  *count receives how many were deleted; each
- * gives a DELETE event marked expired. */
+ * most `limit` (0: all), oldest expiry first, visiting only expired
+ * entries.  *count (optional) receives how many were deleted; each gives a
+ * DELETE event marked expired.  Without a TTL attribute in the schema it
+ * deletes nothing and returns DF_OK.  Errors: DF_EINVAL (NULL or finished
+ * transaction), DF_EREADONLY (read transaction), DF_ECORRUPT (a malformed
+ * expiry entry), and those of a write as for df_txn_put. */
 int df_txn_purge_expired(df_txn *txn, size_t limit, size_t *count);
 
 /* Extract the primary key of an item's bytes into *key (strings borrowed
- * from `item`).  Errors: DF_EVALIDATION. */
+ * from `item`: valid as long as the caller keeps `item`).  Lengths are not
+ * checked here.  Errors: DF_EVALIDATION (malformed bytes, a key attribute
+ * missing or of a wrong type), DF_ECLOSED, DF_EFORKED, DF_EINVAL. */
 int df_db_item_key(df_db *db, const void *item, size_t len, df_key *key);
 
 /* One-call forms, each its own transaction (the write forms retry by
- * themselves after the map grows, so they never return DF_ERETRY).
- * df_db_get copies the item into memory owned by the handle: *item is
- * borrowed until the next call on `db`.  Errors as for the df_txn_*
- * functions, plus those of df_txn_begin and df_txn_commit. */
+ * themselves after the map grows, so they never return DF_ERETRY; after
+ * eight growths in a row they give up with DF_EIO).  The message is in
+ * df_db_errmsg(db).  df_db_get copies the item into memory owned by the
+ * handle: *item is borrowed until the next call on `db` (or its close).
+ * df_db_put copies `item`.  df_db_delete's *found is optional.  Deleting a
+ * missing item is not an error.  They record no events.  Errors as for
+ * df_txn_get/put/delete, plus those of df_txn_begin (including DF_EBUSY
+ * when this thread holds a write transaction) and df_txn_commit. */
 int df_db_get(df_db *db, const df_key *key, double now, const void **item,
               size_t *len);
 int df_db_put(df_db *db, const void *item, size_t len, double now);
@@ -326,9 +453,15 @@ typedef struct df_event {
   uint64_t seq;    /* change-log sequence number, 0 when not logged */
 } df_event;
 
-/* Number of events recorded by a DF_TXN_EVENTS transaction. */
+/* Number of events recorded by a DF_TXN_EVENTS transaction (0 for NULL
+ * or without the flag): one per change, in the order made, including the
+ * expired items a write removed on its way.  Read them after a successful
+ * df_txn_commit; they describe nothing if the commit failed. */
 size_t df_txn_event_count(const df_txn *txn);
-/* Event i, borrowed until df_txn_free. */
+/* Fill *ev with event i (0-based).  Its old/new_item pointers are borrowed
+ * until df_txn_free (a later write in the same transaction may move them:
+ * read events after the commit).  Errors: DF_EINVAL (NULL, or i out of
+ * range). */
 int df_txn_event(const df_txn *txn, size_t i, df_event *ev);
 
 /* --------------------------------------------------------------- queries */
@@ -365,15 +498,24 @@ typedef struct df_query {
 } df_query;
 
 /* A page: a bounded batch of matching items copied out of one short read
- * transaction.  Create once, reuse for every page. */
+ * transaction.  Create once, reuse for every page.  A page belongs to no
+ * handle: it owns its copies and may be used with any handle and outlive
+ * them.  df_page_new errors: DF_EINVAL (out NULL), DF_ENOMEM. */
 int df_page_new(df_page **out);
+/* Free a page and everything borrowed from it; NULL accepted. */
 void df_page_free(df_page *page);
 
-/* Read the next page of `q` into `page`: at most `max_items` matching
- * items, examining at most `max_examined` entries (0: no bound).
- * Pass the page's next key back as q->start_after to continue.
- * Errors: DF_EVALIDATION (bad key values), DF_ENOTFOUND (unknown index),
- * DF_EREADERS, DF_EFORKED, DF_ECLOSED, DF_ENOMEM. */
+/* Read the next page of `q` into `page` (its previous content is
+ * dropped): at most `max_items` matching items (0: 100; q->limit lowers
+ * it), examining at most `max_examined` entries (0: no bound).  Expired
+ * items and items failing q->filter are skipped but count as examined.
+ * Pass the page's next key back as q->start_after to continue; a page may
+ * be empty while a next key exists.  The query and its buffers are only
+ * read during the call.
+ * Errors (message in df_db_errmsg): DF_EINVAL (NULL q or page, segment
+ * out of range), DF_EVALIDATION (bad key values or start_after bytes),
+ * DF_ENOTFOUND (unknown index id), DF_ECORRUPT (a stored item is
+ * malformed), DF_EREADERS, DF_EFORKED, DF_ECLOSED, DF_EIO, DF_ENOMEM. */
 int df_query_page(df_db *db, const df_query *q, size_t max_items,
                   size_t max_examined, df_page *page);
 
@@ -390,15 +532,24 @@ size_t df_page_examined(const df_page *page);
 
 /* ----------------------------------------------------------- expressions */
 
-/* Compile a filter/condition expression.  On a syntax error returns
- * DF_EVALIDATION and writes a message naming the column into err.
- * *out is freed with df_expr_free. */
+/* Compile a filter/condition expression (the language is described at
+ * the top of src/expr.c and in the README).  On success *out is a new
+ * expression, freed with df_expr_free; it owns copies of everything it
+ * needs (`src` may be freed at once) and, being read-only once compiled,
+ * may be shared by threads.  On failure *out is NULL and, when err is
+ * non-NULL and errlen > 0, a NUL-terminated message ("filter: <what> at
+ * column N") is written into err.
+ * Errors: DF_EVALIDATION (syntax error, empty or too long expression, a
+ * refused regular expression), DF_EINVAL (out NULL, or src NULL with
+ * len > 0), DF_ENOMEM. */
 int df_expr_compile(const char *src, size_t len, df_expr **out, char *err,
                     size_t errlen);
 /* Evaluate against an item's MessagePack bytes (NULL/0: no item, every
- * attribute missing).  Returns 1 (true), 0 (false) or DF_ECORRUPT for
- * malformed bytes. */
+ * attribute missing).  Never allocates (except what regexec may do
+ * inside libc).  Returns 1 (true), 0 (false), DF_ECORRUPT for malformed
+ * bytes met on the way, or DF_EINVAL for a NULL expression. */
 int df_expr_eval(const df_expr *e, const void *item, size_t len);
+/* Free a compiled expression; NULL accepted. */
 void df_expr_free(df_expr *e);
 
 /* ---------------------------------------------------------------- testing */
