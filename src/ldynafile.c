@@ -288,6 +288,26 @@ static int dec_value(lua_State *L, const unsigned char **p,
                      const unsigned char *end, int depth) {
   df_value v;
   size_t i;
+  const unsigned char *q = *p;
+  /* Fast paths for the commonest encodings (short strings, small
+   * integers); everything else goes through the codec's reader. */
+  if (q < end) {
+    unsigned c = *q;
+    size_t n;
+    if ((c & 0xe0) == 0xa0 || (c == 0xd9 && end - q >= 2)) {
+      n = c == 0xd9 ? q[1] : (c & 0x1f);
+      q += c == 0xd9 ? 2 : 1;
+      if ((size_t)(end - q) < n) return -1;
+      lua_pushlstring(L, (const char *)q, n);
+      *p = q + n;
+      return 0;
+    }
+    if (c <= 0x7f) {
+      compat_pushint(L, c);
+      *p = q + 1;
+      return 0;
+    }
+  }
   if (depth > DF_MAX_DEPTH + 1 || df__mp_read(p, end, &v) != 0) return -1;
   switch (v.type) {
     case DF_TNIL:
@@ -325,9 +345,10 @@ static int dec_value(lua_State *L, const unsigned char **p,
       luaL_checkstack(L, 4, "item nested too deep");
       lua_createtable(L, 0, v.n > 1024 ? 1024 : (int)v.n);
       for (i = 0; i < v.n; i++) {
+        int nil_key = *p < end && **p == 0xc0;
         if (dec_value(L, p, end, depth + 1) != 0) return -1;
         if (dec_value(L, p, end, depth + 1) != 0) return -1;
-        if (lua_type(L, -2) == LUA_TLIGHTUSERDATA) {
+        if (nil_key) {
           lua_pop(L, 2); /* a nil key cannot live in a Lua table */
           continue;
         }

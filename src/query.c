@@ -406,6 +406,9 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
   const df_schema *s;
   int have_last = 0;
   int exhausted = 0;
+  const void *last = NULL; /* last examined table item, mapped until the
+                              transaction ends */
+  size_t last_len = 0;
 
   if (q == NULL || page == NULL) return DF_EINVAL;
   if ((code = df__db_check(db)) != DF_OK) return code;
@@ -481,9 +484,17 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
       item_len = v.mv_size;
     }
     have_last = 1;
-    if (key_attrs(&page->next, s, def, item, item_len) != DF_OK) {
-      code = DF_ENOMEM;
-      break;
+    /* An index entry's item may live in a buffer the next entry reuses:
+     * take its key attributes now.  A table item stays mapped until the
+     * transaction ends, so its key is taken once, after the loop. */
+    if (def) {
+      if (key_attrs(&page->next, s, def, item, item_len) != DF_OK) {
+        code = DF_ENOMEM;
+        break;
+      }
+    } else {
+      last = item;
+      last_len = item_len;
     }
     if (df__item_expired(s, item, item_len, q->now)) continue;
     if (q->filter) {
@@ -503,6 +514,9 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
   else if (rc != 0 && code == DF_OK)
     code = df__db_err(db, df__map_err(rc), "cursor failed: %s",
                       mdb_strerror(rc));
+  if (code == DF_OK && last != NULL && !exhausted &&
+      key_attrs(&page->next, s, NULL, last, last_len) != DF_OK)
+    code = DF_ENOMEM;
   mdb_cursor_close(cur);
   df__read_end(db, txn);
   if (code == DF_ENOMEM) return df__db_err(db, code, "out of memory");

@@ -575,11 +575,11 @@ end
 local QUERY_OPTS = {
   starts_with = true, begins_with = true, eq = true, lt = true, le = true,
   gt = true, ge = true, between = true, scan_index_forward = true,
-  index = true, filter = true, limit = true, start_after = true,
+  index = true, filter = true, limit = true, start_after = true, stats = true,
 }
 local SCAN_OPTS = {
   filter = true, limit = true, start_after = true, index = true,
-  segment = true, segments = true,
+  segment = true, segments = true, stats = true,
 }
 local CONDS = { "begins_with", "eq", "lt", "le", "gt", "ge", "between" }
 
@@ -658,6 +658,10 @@ local function build_spec(self, fn, pk, opts, scanning)
     if type(opts.start_after) ~= "table" then fail(fn, "start_after must be a key table") end
     spec.start_after = opts.start_after
   end
+  if opts.stats ~= nil then
+    if type(opts.stats) ~= "table" then fail(fn, "stats must be a table") end
+    spec.stats = opts.stats
+  end
   local lua_filter
   local f = opts.filter
   if type(f) == "function" then
@@ -674,67 +678,97 @@ end
 
 local PAGE = 100
 
--- The generic page loop shared by iterators and page calls.
-local function make_reader(self, spec, lua_filter, limit)
-  local h = self._c
-  local ttl_fn = self._ttl_fn
-  local items, pos, n = nil, 0, 0
-  local next_key, done, returned = nil, false, 0
+-- A reader: the page loop shared by iterators and page calls.  Items come
+-- from C in pages, each read in one short read transaction; TTL functions,
+-- Lua filters and the limit are applied here.  A reader is one table (no
+-- closures), so a short query allocates little.
+--
+-- Invariant: `next_key` is the resume point after every entry the reader
+-- has examined.  When reading stops on the limit inside a page, the resume
+-- point is the key of the last item returned instead, so the rest of that
+-- page is read again by the next call -- never skipped.
+local function reader_new(self, spec, lua_filter, limit)
   local t = now(self)
-  spec.now = t
-  local last_key = nil
-  local function read()
-    while true do
-      if limit and returned >= limit then return nil end
-      if pos < n then
-        pos = pos + 1
-        local it = items[pos]
-        if not (ttl_fn and ttl_fn(it, t)) and (not lua_filter or lua_filter(it)) then
-          returned = returned + 1
-          last_key = it
-          return it
-        end
-      else
-        if done then return nil end
-        spec.start_after = next_key
-        local want = PAGE
-        if limit and not lua_filter and not ttl_fn then
-          want = limit - returned
-          if want > PAGE then want = PAGE end
-        end
-        spec.max = want
-        local nk
-        items, nk = h:page(spec)
-        pos, n = 0, #items
-        next_key = nk
-        if nk == nil then done = true end
-      end
-    end
-  end
-  local function state()
-    -- resume point: after the last returned item when items of the current
-    -- page were left unread, else the page's own resume key
-    if limit and returned >= limit then
-      if pos < n or not done then
-        return key_of(self, last_key, spec.index)
-      end
-      return nil
-    end
-    if pos < n then return key_of(self, last_key, spec.index) end
-    if done then return nil end
-    return next_key
-  end
-  return read, state
+  local stats = spec.stats
+  spec.now, spec.stats = t, nil
+  if stats then stats.examined, stats.decoded, stats.pages = 0, 0, 0 end
+  return {
+    h = self._c, db = self, spec = spec, filter = lua_filter, limit = limit,
+    ttl_fn = self._ttl_fn, t = t, stats = stats,
+    items = nil, pos = 0, n = 0, next_key = spec.start_after, done = false,
+    returned = 0, last = nil,
+  }
 end
 
-local closer_mt = { __close = function() end }
+-- The next item, or nil at the end, or nil, message, code when a page
+-- cannot be read.
+local function reader_read(r)
+  local limit, filter, ttl_fn = r.limit, r.filter, r.ttl_fn
+  while true do
+    if limit and r.returned >= limit then return nil end
+    local pos = r.pos
+    if pos < r.n then
+      pos = pos + 1
+      r.pos = pos
+      local it = r.items[pos]
+      if not (ttl_fn and ttl_fn(it, r.t)) and (not filter or filter(it)) then
+        r.returned = r.returned + 1
+        r.last = it
+        return it
+      end
+    else
+      if r.done then return nil end
+      local spec = r.spec
+      spec.start_after = r.next_key
+      local want = PAGE
+      if limit and not filter and not ttl_fn then
+        want = limit - r.returned
+        if want > PAGE then want = PAGE end
+      end
+      spec.max = want
+      local items, nk, examined = r.h:page(spec)
+      if not items then
+        r.done, r.pos, r.n = true, 0, 0
+        return nil, nk, examined
+      end
+      local n = #items
+      r.items, r.pos, r.n, r.next_key = items, 0, n, nk
+      if nk == nil then r.done = true end
+      local stats = r.stats
+      if stats then
+        stats.examined = stats.examined + examined
+        stats.decoded = stats.decoded + n
+        stats.pages = stats.pages + 1
+      end
+    end
+  end
+end
+
+-- The resume key once reader_read has returned nil: nil when nothing
+-- remains.
+local function reader_state(r)
+  -- stopped on the limit inside a page: resume after the last item given
+  if r.pos < r.n then return key_of(r.db, r.last, r.spec.index) end
+  if r.done then return nil end
+  return r.next_key
+end
+
+-- The generic-for iterator over a reader: raises when a page fails.
+local function reader_iter(r)
+  local it, msg = reader_read(r)
+  if it == nil and msg ~= nil then error(msg, 2) end
+  return it
+end
+
+-- Pages hold no transaction between calls, so there is nothing to release
+-- when a loop breaks early: one shared closing value serves every loop.
+local CLOSER = setmetatable({}, { __close = function() end })
 
 local function iterate(self, fn, pk, opts, scanning)
   check_open(self, fn)
   local spec, lua_filter, limit = build_spec(self, fn, pk, opts, scanning)
-  if not spec then error(lua_filter, 2) end
-  local read = make_reader(self, spec, lua_filter, limit)
-  return read, nil, nil, setmetatable({}, closer_mt)
+  if not spec then error(lua_filter, 3) end
+  return reader_iter, reader_new(self, spec, lua_filter, limit), nil, CLOSER
 end
 
 --- Iterate over the items of partition `pk` in sort-key order.
@@ -748,7 +782,10 @@ end
 -- being the index's partition-key value, or an LSI); `filter` (a function
 -- `(item) -> bool` or an expression string evaluated in C on the stored
 -- bytes); `limit` (at most n items, counted after the filter);
--- `start_after` (a key table: resume after it).
+-- `start_after` (a key table: resume after it); `stats` (a table that
+-- receives `examined`: entries visited in the B+tree, `decoded`: items
+-- turned into Lua tables, `pages`: read transactions -- to see what a query
+-- costs).
 -- @param pk partition-key value, a string or a number (of the table, or of
 --   `opts.index`)
 -- @tparam[opt] table opts the options above
@@ -765,9 +802,9 @@ end
 
 --- Iterate over every item (of the table, or of `opts.index`), in key
 -- order (partitions in hash order).
--- @tparam[opt] table opts `filter`, `limit`, `start_after`, `index`, and
---   `segment = k, segments = n` (k in 1..n) for one of n disjoint parts of
---   a parallel scan
+-- @tparam[opt] table opts `filter`, `limit`, `start_after`, `index`,
+--   `stats` (as for query), and `segment = k, segments = n` (k in 1..n)
+--   for one of n disjoint parts of a parallel scan
 -- @return a generic-for iterator yielding items
 -- @raise on invalid options, an unknown index, a filter string that does
 --   not parse, a closed handle; and whatever a filter function raises
@@ -779,11 +816,18 @@ local function page(self, fn, pk, opts, scanning)
   check_open(self, fn)
   local spec, lua_filter, limit = build_spec(self, fn, pk, opts, scanning)
   if not spec then return nil, lua_filter, "ValidationError" end
-  limit = limit or PAGE
-  local read, state = make_reader(self, spec, lua_filter, limit)
-  local items = {}
-  for item in read do items[#items + 1] = item end
-  return items, state()
+  local r = reader_new(self, spec, lua_filter, limit or PAGE)
+  local items, n = {}, 0
+  while true do
+    local it, msg, code = reader_read(r)
+    if it == nil then
+      if msg ~= nil then return nil, msg, code end
+      break
+    end
+    n = n + 1
+    items[n] = it
+  end
+  return items, reader_state(r)
 end
 
 --- One page of a query: up to `opts.limit` (default 100) items.
@@ -817,9 +861,14 @@ end
 local function purge_body(self, txn, t, limit, keys)
   local n = 0
   if keys then
+    -- the items were found expired in an earlier read: check again inside
+    -- the write transaction, so an item written since is kept
     for i = 1, #keys do
-      local found = txn:delete(keys[i], false, "purge_expired", true)
-      if found then n = n + 1 end
+      local item = txn:get(keys[i])
+      if item and is_expired(self, item, t) then
+        txn:delete(keys[i], false, "purge_expired", true)
+        n = n + 1
+      end
     end
   else
     n = txn:purge(limit or 0)
@@ -848,8 +897,9 @@ function DB:purge_expired(limit)
     local nk
     repeat
       spec.start_after, spec.max = nk, PAGE
-      local items
-      items, nk = self._c:page(spec)
+      local items, code
+      items, nk, code = self._c:page(spec)
+      if not items then return nil, nk, code end
       for i = 1, #items do
         if self._ttl_fn(items[i], t) then
           keys[#keys + 1] = key_of(self, items[i])
