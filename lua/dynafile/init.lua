@@ -753,13 +753,6 @@ local function reader_state(r)
   return r.next_key
 end
 
--- The generic-for iterator over a reader: raises when a page fails.
-local function reader_iter(r)
-  local it, msg = reader_read(r)
-  if it == nil and msg ~= nil then error(msg, 2) end
-  return it
-end
-
 -- Pages hold no transaction between calls, so there is nothing to release
 -- when a loop breaks early: one shared closing value serves every loop.
 local CLOSER = setmetatable({}, { __close = function() end })
@@ -768,7 +761,14 @@ local function iterate(self, fn, pk, opts, scanning)
   check_open(self, fn)
   local spec, lua_filter, limit = build_spec(self, fn, pk, opts, scanning)
   if not spec then error(lua_filter, 3) end
-  return reader_iter, reader_new(self, spec, lua_filter, limit), nil, CLOSER
+  local r = reader_new(self, spec, lua_filter, limit)
+  -- a closure, so the iterator also works called on its own (`it()`);
+  -- it raises when a page cannot be read
+  return function()
+    local it, msg = reader_read(r)
+    if it == nil and msg ~= nil then error(msg, 2) end
+    return it
+  end, nil, nil, CLOSER
 end
 
 --- Iterate over the items of partition `pk` in sort-key order.
