@@ -221,9 +221,17 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
   return DF_OK;
 }
 
-/* End the LMDB side of a transaction (commit already done or abort). */
+/* End the LMDB side of a transaction (commit already done or abort).  A
+ * read transaction goes back through df__read_end: it may be the handle's
+ * reusable one, which must be reset and kept, not aborted (freed). */
 static void finish(df_txn *t, int abort_it) {
   if (!t->live) return;
+  if (!(t->flags & DF_TXN_WRITE)) {
+    df__read_end(t->db, t->txn);
+    t->txn = NULL;
+    t->live = 0;
+    return;
+  }
   if (abort_it) mdb_txn_abort(t->txn);
   t->txn = NULL;
   t->live = 0;
