@@ -409,6 +409,7 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
   const void *last = NULL; /* last examined table item, mapped until the
                               transaction ends */
   size_t last_len = 0;
+  int pk_hashed;
 
   if (q == NULL || page == NULL) return DF_EINVAL;
   if ((code = df__db_check(db)) != DF_OK) return code;
@@ -430,6 +431,10 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
   }
   if ((code = make_range(db, q, def, &r)) != DF_OK) return code;
   if (r.lo.empty) return DF_OK;
+  /* a table query on a long (hashed) partition key checks each item's
+   * value: the hash alone does not prove it */
+  pk_hashed = q->has_pk && !def && r.prefix_len > 8 &&
+              r.prefix[8] == DF_TAG_HASHED;
   dbi = def ? db->env->dbi_index : db->env->dbi_items;
   if ((code = df__read_begin(db, &txn)) != DF_OK) return code;
   rc = mdb_cursor_open(txn, dbi, &cur);
@@ -497,6 +502,8 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
       last_len = item_len;
     }
     if (df__item_expired(s, item, item_len, q->now)) continue;
+    if (pk_hashed && !df__item_pk_is(s, item, item_len, &q->pk))
+      continue; /* another value whose hash collides with the one asked */
     if (q->filter) {
       int ok = df_expr_eval(q->filter, item, item_len);
       if (ok < 0) {

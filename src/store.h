@@ -113,6 +113,10 @@ int df__item_key(const df_schema *s, const df_key *key, unsigned char *out,
 /* Extract the primary key from item bytes. */
 int df__item_key_of(const df_schema *s, const void *item, size_t len,
                     df_key *key, char *err, size_t errlen);
+/* Does the item's partition-key attribute equal the string `pk`?  (For
+ * long partition keys, stored hashed: see txn.c.) */
+int df__item_pk_is(const df_schema *s, const void *item, size_t len,
+                   const df_value *pk);
 /* Is the item expired at `now` by the schema's TTL attribute? */
 int df__item_expired(const df_schema *s, const void *item, size_t len,
                      double now);

@@ -148,6 +148,59 @@ int df__item_expired(const df_schema *s, const void *item, size_t len,
   }
 }
 
+/* ---------------------------------------------- long partition keys */
+
+/* A partition-key value longer than DF_PK_INLINE_MAX is stored in keys as
+ * a hash (key.c), its full value only in the item.  Two values whose hashes
+ * collide would share a partition: a put checks that the partition holds
+ * only its own value (partition_check), and reads check that an item found
+ * under a hashed key really carries the value asked for (df__item_pk_is).
+ * Whether a key is hashed shows in its first byte after the 8-byte hash. */
+static int key_is_hashed(const unsigned char *k, size_t klen) {
+  return klen > 8 && k[8] == DF_TAG_HASHED;
+}
+
+int df__item_pk_is(const df_schema *s, const void *item, size_t len,
+                   const df_value *pk) {
+  df_value v;
+  if (df__mp_map_find(item, len, s->pk, strlen(s->pk), &v, NULL, NULL) != 1)
+    return 0;
+  if ((v.type != DF_TSTR && v.type != DF_TBIN) ||
+      (pk->type != DF_TSTR && pk->type != DF_TBIN))
+    return 0;
+  return v.n == pk->n && (v.n == 0 || memcmp(v.s, pk->s, v.n) == 0);
+}
+
+/* Before a put under a hashed partition key: the first item already in
+ * that partition (if any) must carry the same partition-key value; every
+ * item of a partition passed this check, so one suffices. */
+static int partition_check(df_txn *t, const unsigned char *k,
+                           const df_value *pk) {
+  MDB_cursor *c;
+  MDB_val mk, mv;
+  size_t plen = 8 + 17; /* hash64 | DF_TAG_HASHED + 16 hash bytes */
+  int rc, code = DF_OK;
+  rc = mdb_cursor_open(t->txn, t->env->dbi_items, &c);
+  if (rc != 0)
+    return df__txn_err(t, df__map_err(rc), "cannot open cursor: %s",
+                       mdb_strerror(rc));
+  mk.mv_data = (void *)k;
+  mk.mv_size = plen;
+  rc = mdb_cursor_get(c, &mk, &mv, MDB_SET_RANGE);
+  if (rc == 0 && mk.mv_size >= plen && memcmp(mk.mv_data, k, plen) == 0 &&
+      !df__item_pk_is(&t->env->schema.s, mv.mv_data, mv.mv_size, pk))
+    code = df__txn_err(t, DF_EVALIDATION,
+                       "key attribute %s: this %zu-byte value has the same "
+                       "hash as another partition-key value already stored; "
+                       "it cannot be stored (use a different value)",
+                       t->env->schema.s.pk, pk->n);
+  else if (rc != 0 && rc != MDB_NOTFOUND)
+    code = df__txn_err(t, df__map_err(rc), "read failed: %s",
+                       mdb_strerror(rc));
+  mdb_cursor_close(c);
+  return code;
+}
+
 /* ---------------------------------------------------------- transactions */
 
 static void writer_clear(df_env *e) {
@@ -417,7 +470,7 @@ int df__txn_remove(df_txn *t, const unsigned char *k, size_t klen,
  * (LMDB's pointer dies at the next write).  Expired items are removed
  * (with their event) and reported absent. */
 static int load_old(df_txn *t, const unsigned char *k, size_t klen,
-                    int *found) {
+                    const df_value *pk, int *found) {
   MDB_val key, val;
   int rc, code;
   key.mv_data = (void *)k;
@@ -427,6 +480,9 @@ static int load_old(df_txn *t, const unsigned char *k, size_t klen,
   if (rc == MDB_NOTFOUND) return DF_OK;
   if (rc != 0) return df__txn_err(t, df__map_err(rc), "read failed: %s",
                                   mdb_strerror(rc));
+  if (key_is_hashed(k, klen) &&
+      !df__item_pk_is(&t->env->schema.s, val.mv_data, val.mv_size, pk))
+    return DF_OK; /* another value's item under a colliding hash */
   df__buf_reset(&t->old);
   if (df__buf_append(&t->old, val.mv_data, val.mv_size) != 0)
     return df__txn_err(t, DF_ENOMEM, "out of memory");
@@ -460,6 +516,9 @@ int df_txn_get(df_txn *t, const df_key *key, const void **item, size_t *len) {
                        mdb_strerror(rc));
   if (df__item_expired(&t->env->schema.s, mv.mv_data, mv.mv_size, t->now))
     return DF_ENOTFOUND;
+  if (key_is_hashed(k, klen) &&
+      !df__item_pk_is(&t->env->schema.s, mv.mv_data, mv.mv_size, &key->pk))
+    return DF_ENOTFOUND;
   *item = mv.mv_data;
   *len = mv.mv_size;
   return DF_OK;
@@ -487,7 +546,10 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
                          sizeof t->errmsg);
   if (code != DF_OK) return code;
   if ((code = build_key(t, &key, k, &klen)) != DF_OK) return code;
-  if ((code = load_old(t, k, klen, &found)) != DF_OK) return code;
+  if (key_is_hashed(k, klen) &&
+      (code = partition_check(t, k, &key.pk)) != DF_OK)
+    return code;
+  if ((code = load_old(t, k, klen, &key.pk, &found)) != DF_OK) return code;
   mk.mv_data = k;
   mk.mv_size = klen;
   mv.mv_data = (void *)item;
@@ -514,7 +576,7 @@ static int delete_item(df_txn *t, const df_key *key, int *found,
   if (old_len) *old_len = 0;
   if ((code = check_live(t, 1)) != DF_OK) return code;
   if ((code = build_key(t, key, k, &klen)) != DF_OK) return code;
-  if ((code = load_old(t, k, klen, &have)) != DF_OK) return code;
+  if ((code = load_old(t, k, klen, &key->pk, &have)) != DF_OK) return code;
   if (!have) return DF_OK;
   code = df__txn_remove(t, k, klen, t->old.p, t->old.len, expired);
   if (code != DF_OK) return code;
@@ -553,7 +615,10 @@ int df_db_get(df_db *db, const df_key *key, double now, const void **item,
   mk.mv_size = klen;
   rc = mdb_get(txn, db->env->dbi_items, &mk, &mv);
   if (rc == 0 &&
-      df__item_expired(&db->env->schema.s, mv.mv_data, mv.mv_size, now))
+      (df__item_expired(&db->env->schema.s, mv.mv_data, mv.mv_size, now) ||
+       (key_is_hashed(k, klen) &&
+        !df__item_pk_is(&db->env->schema.s, mv.mv_data, mv.mv_size,
+                        &key->pk))))
     rc = MDB_NOTFOUND;
   if (rc == 0) {
     df__buf_reset(&db->got);
