@@ -283,81 +283,179 @@ static void encode_item(lua_State *L, int idx, df_buf *b, const char *fn) {
 
 static void push_array_mt(lua_State *L) { luaL_getmetatable(L, ARRAY_MT); }
 
-/* Push the value at *p as Lua.  [-0, +1, e] */
-static int dec_value(lua_State *L, const unsigned char **p,
+/* Big-endian unsigned integer of nb bytes at p. */
+static uint64_t be_uint(const unsigned char *p, int nb) {
+  uint64_t x = 0;
+  int i;
+  for (i = 0; i < nb; i++) x = (x << 8) | p[i];
+  return x;
+}
+
+/* Push the MessagePack value at *p as Lua, advancing *p.  This is the hot
+ * path of every get, query and scan, so it reads the bytes directly (one
+ * switch on the type byte) rather than through the core's df__mp_read; it
+ * is as strict: every length is checked against `end`, ext types and 0xc1
+ * are refused, nesting is bounded.  Returns 0, or -1 for malformed bytes
+ * (the values pushed so far stay on the stack; the caller resets it).
+ * [-0, +1, e] */
+static int dec_value(lua_State *L, const unsigned char **pp,
                      const unsigned char *end, int depth) {
-  df_value v;
-  size_t i;
-  const unsigned char *q = *p;
-  /* Fast paths for the commonest encodings (short strings, small
-   * integers); everything else goes through the codec's reader. */
-  if (q < end) {
-    unsigned c = *q;
-    size_t n;
-    if ((c & 0xe0) == 0xa0 || (c == 0xd9 && end - q >= 2)) {
-      n = c == 0xd9 ? q[1] : (c & 0x1f);
-      q += c == 0xd9 ? 2 : 1;
-      if ((size_t)(end - q) < n) return -1;
-      lua_pushlstring(L, (const char *)q, n);
-      *p = q + n;
-      return 0;
-    }
-    if (c <= 0x7f) {
-      compat_pushint(L, c);
-      *p = q + 1;
-      return 0;
+  const unsigned char *p = *pp;
+  size_t n, i, avail;
+  unsigned c;
+  int nb;
+  if (p >= end) return -1;
+  c = *p++;
+  avail = (size_t)(end - p);
+  if (c <= 0x7f) {
+    compat_pushint(L, (int64_t)c);
+  } else if (c >= 0xe0) {
+    compat_pushint(L, (int64_t)c - 256);
+  } else if (c >= 0xa0 && c <= 0xbf) {
+    n = c & 0x1f;
+    goto str;
+  } else if (c <= 0x8f) {
+    n = c & 0x0f;
+    goto map;
+  } else if (c <= 0x9f) {
+    n = c & 0x0f;
+    goto array;
+  } else {
+    switch (c) {
+      case 0xc0:
+        lua_pushlightuserdata(L, NULL_PTR);
+        break;
+      case 0xc2:
+      case 0xc3:
+        lua_pushboolean(L, c == 0xc3);
+        break;
+      case 0xc4: /* bin 8/16/32 and str 8/16/32 */
+      case 0xd9:
+        nb = 1;
+        goto strlen;
+      case 0xc5:
+      case 0xda:
+        nb = 2;
+        goto strlen;
+      case 0xc6:
+      case 0xdb:
+        nb = 4;
+      strlen:
+        if (avail < (size_t)nb) return -1;
+        n = (size_t)be_uint(p, nb);
+        p += nb;
+        avail -= (size_t)nb;
+        goto str;
+      case 0xca: {
+        float f;
+        uint32_t u;
+        if (avail < 4) return -1;
+        u = (uint32_t)be_uint(p, 4);
+        memcpy(&f, &u, 4);
+        lua_pushnumber(L, (lua_Number)f);
+        p += 4;
+        break;
+      }
+      case 0xcb: {
+        double d;
+        uint64_t u;
+        if (avail < 8) return -1;
+        u = be_uint(p, 8);
+        memcpy(&d, &u, 8);
+        lua_pushnumber(L, (lua_Number)d);
+        p += 8;
+        break;
+      }
+      case 0xcc:
+      case 0xcd:
+      case 0xce:
+      case 0xcf: {
+        uint64_t u;
+        nb = 1 << (c - 0xcc);
+        if (avail < (size_t)nb) return -1;
+        u = be_uint(p, nb);
+        if (u > (uint64_t)INT64_MAX) lua_pushnumber(L, (lua_Number)u);
+        else compat_pushint(L, (int64_t)u);
+        p += nb;
+        break;
+      }
+      case 0xd0:
+      case 0xd1:
+      case 0xd2:
+      case 0xd3: {
+        uint64_t u;
+        int64_t v;
+        nb = 1 << (c - 0xd0);
+        if (avail < (size_t)nb) return -1;
+        u = be_uint(p, nb);
+        if (nb < 8 && (u >> (8 * nb - 1)) != 0) /* sign-extend */
+          u |= ~(uint64_t)0 << (8 * nb);
+        memcpy(&v, &u, 8);
+        compat_pushint(L, v);
+        p += nb;
+        break;
+      }
+      case 0xdc:
+      case 0xdd:
+        nb = c == 0xdc ? 2 : 4;
+        if (avail < (size_t)nb) return -1;
+        n = (size_t)be_uint(p, nb);
+        p += nb;
+        goto array;
+      case 0xde:
+      case 0xdf:
+        nb = c == 0xde ? 2 : 4;
+        if (avail < (size_t)nb) return -1;
+        n = (size_t)be_uint(p, nb);
+        p += nb;
+        goto map;
+      default:
+        return -1; /* 0xc1 and the ext types */
     }
   }
-  if (depth > DF_MAX_DEPTH + 1 || df__mp_read(p, end, &v) != 0) return -1;
-  switch (v.type) {
-    case DF_TNIL:
-      lua_pushlightuserdata(L, NULL_PTR);
-      break;
-    case DF_TBOOL:
-      lua_pushboolean(L, (int)v.i);
-      break;
-    case DF_TINT:
-      compat_pushint(L, v.i);
-      break;
-    case DF_TUINT:
-      lua_pushnumber(L, (lua_Number)v.u);
-      break;
-    case DF_TFLOAT:
-      lua_pushnumber(L, (lua_Number)v.f);
-      break;
-    case DF_TSTR:
-    case DF_TBIN:
-      lua_pushlstring(L, v.s, v.n);
-      break;
-    case DF_TARRAY:
-      luaL_checkstack(L, 4, "item nested too deep");
-      lua_createtable(L, v.n > 1024 ? 1024 : (int)v.n, 0);
-      for (i = 0; i < v.n; i++) {
-        if (dec_value(L, p, end, depth + 1) != 0) return -1;
-        lua_rawseti(L, -2, (int)i + 1);
-      }
-      if (v.n == 0) {
-        push_array_mt(L);
-        lua_setmetatable(L, -2);
-      }
-      break;
-    case DF_TMAP:
-      luaL_checkstack(L, 4, "item nested too deep");
-      lua_createtable(L, 0, v.n > 1024 ? 1024 : (int)v.n);
-      for (i = 0; i < v.n; i++) {
-        int nil_key = *p < end && **p == 0xc0;
-        if (dec_value(L, p, end, depth + 1) != 0) return -1;
-        if (dec_value(L, p, end, depth + 1) != 0) return -1;
-        if (nil_key) {
-          lua_pop(L, 2); /* a nil key cannot live in a Lua table */
-          continue;
-        }
-        lua_rawset(L, -3);
-      }
-      break;
-    default:
-      return -1;
+  *pp = p;
+  return 0;
+
+str:
+  if (avail < n) return -1;
+  lua_pushlstring(L, (const char *)p, n);
+  *pp = p + n;
+  return 0;
+
+array:
+  /* every element takes at least one byte: a count beyond the bytes left
+   * is malformed (and must not size a table) */
+  if (depth > DF_MAX_DEPTH + 1 || n > (size_t)(end - p)) return -1;
+  luaL_checkstack(L, 4, "item nested too deep");
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    if (dec_value(L, &p, end, depth + 1) != 0) return -1;
+    lua_rawseti(L, -2, (int)i + 1);
   }
+  if (n == 0) {
+    push_array_mt(L);
+    lua_setmetatable(L, -2);
+  }
+  *pp = p;
+  return 0;
+
+map:
+  if (depth > DF_MAX_DEPTH + 1 || n > (size_t)(end - p) / 2) return -1;
+  luaL_checkstack(L, 4, "item nested too deep");
+  lua_createtable(L, 0, (int)n);
+  for (i = 0; i < n; i++) {
+    int kt;
+    if (dec_value(L, &p, end, depth + 1) != 0) return -1;
+    if (dec_value(L, &p, end, depth + 1) != 0) return -1;
+    kt = lua_type(L, -2);
+    if (kt == LUA_TLIGHTUSERDATA ||
+        (kt == LUA_TNUMBER && lua_tonumber(L, -2) != lua_tonumber(L, -2))) {
+      lua_pop(L, 2); /* a nil or NaN key cannot live in a Lua table */
+      continue;
+    }
+    lua_rawset(L, -3);
+  }
+  *pp = p;
   return 0;
 }
 
