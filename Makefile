@@ -41,6 +41,7 @@ B := build/$(LUA)
 CORE_SRC := $(filter-out src/ldynafile.c,$(wildcard src/*.c))
 CORE_OBJ := $(patsubst src/%.c,$(B)/%.o,$(CORE_SRC))
 LUA_CFLAGS = $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
+LUA_LIBS = $(shell pkg-config --libs $(LUA_PC) 2>/dev/null)
 
 MODULE := $(B)/dynafile/core.so
 LIB := $(B)/libdynafile.a
@@ -71,6 +72,12 @@ $(B):
 
 $(B)/tests/%: tests/%.c $(LIB) tests/*.h | $(B)
 	$(CC) $(ALL_CFLAGS) -Isrc $< $(LIB) -o $@ $(LDLIBS)
+
+# test_fork also checks what Lua sees in a forked child: it embeds Lua and
+# links the binding in.
+$(B)/tests/test_fork: tests/test_fork.c $(B)/ldynafile.o $(LIB) tests/*.h | $(B)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -Isrc $< $(B)/ldynafile.o $(LIB) -o $@ \
+	  $(LDLIBS) $(LUA_LIBS)
 
 $(B)/examples/%: examples/%.c $(LIB) | $(B)
 	$(CC) $(ALL_CFLAGS) -Isrc $< $(LIB) -o $@ $(LDLIBS)

@@ -1,0 +1,811 @@
+/*
+ * test_db.c -- tests of the C API in dynafile.h against real databases:
+ * open (create, reopen, schema checks, bad paths), put/get/delete, one-call
+ * and transaction forms, queries in pages (start_after, reverse, key
+ * conditions, starts_with, limits), key validation errors, the environment
+ * registry, map growth, long (hashed) partition keys and their collision
+ * check.  Each test works in a fresh directory under $TMPDIR.
+ *
+ * Items are built with the core's MessagePack writer (internal.h); the
+ * collision test also writes a crafted entry straight into LMDB (store.h),
+ * the only way to make two partition-key values share a hash on purpose.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "dynafile.h"
+#include "store.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static char tmp_root[4096];
+static int dir_counter;
+
+/* A fresh path (not created) under the test's temporary root. */
+static const char *fresh_path(char *buf, size_t cap) {
+  snprintf(buf, cap, "%s/db%d", tmp_root, ++dir_counter);
+  return buf;
+}
+
+static void remove_tree(const char *path) {
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", path);
+}
+
+static df_value str_value(const char *s) {
+  df_value v;
+  memset(&v, 0, sizeof v);
+  v.type = DF_TSTR;
+  v.s = s;
+  v.n = strlen(s);
+  return v;
+}
+
+static df_value int_value(int64_t i) {
+  df_value v;
+  memset(&v, 0, sizeof v);
+  v.type = DF_TINT;
+  v.i = i;
+  return v;
+}
+
+static df_key skey(const char *pk, const char *sk) {
+  df_key k;
+  memset(&k, 0, sizeof k);
+  k.pk = str_value(pk);
+  if (sk) k.sk = str_value(sk);
+  return k;
+}
+
+/* {PK = pk, SK = sk, n = n} into b (reset first). */
+static void item3(df_buf *b, const char *pk, const char *sk, int64_t n) {
+  df__buf_reset(b);
+  df__mp_put_map(b, sk ? 3 : 2);
+  df__mp_put_str(b, "PK", 2);
+  df__mp_put_str(b, pk, strlen(pk));
+  if (sk) {
+    df__mp_put_str(b, "SK", 2);
+    df__mp_put_str(b, sk, strlen(sk));
+  }
+  df__mp_put_str(b, "n", 1);
+  df__mp_put_int(b, n);
+}
+
+/* The integer attribute `name` of item bytes, or -1. */
+static int64_t attr_int(const void *item, size_t len, const char *name) {
+  df_value v;
+  if (df__mp_map_find(item, len, name, strlen(name), &v, NULL, NULL) != 1 ||
+      v.type != DF_TINT)
+    return -1;
+  return v.i;
+}
+
+/* The string attribute `name` copied into out (NUL-terminated), or "". */
+static const char *attr_str(const void *item, size_t len, const char *name,
+                            char *out, size_t cap) {
+  df_value v;
+  out[0] = '\0';
+  if (df__mp_map_find(item, len, name, strlen(name), &v, NULL, NULL) == 1 &&
+      v.type == DF_TSTR && v.n < cap) {
+    memcpy(out, v.s, v.n);
+    out[v.n] = '\0';
+  }
+  return out;
+}
+
+static const df_schema pk_sk = {"PK", "SK", NULL, NULL, 0};
+static const df_schema pk_only = {"PK", NULL, NULL, NULL, 0};
+
+static df_db *open_new(const char *path, const df_schema *s) {
+  df_open_options o;
+  df_db *db = NULL;
+  int rc;
+  memset(&o, 0, sizeof o);
+  o.schema = s;
+  rc = df_db_open(path, &o, &db);
+  if (!CHECK(rc == DF_OK)) {
+    fprintf(stderr, "  open %s: %s\n", path, df_db_errmsg(db));
+    df_db_close(db);
+    return NULL;
+  }
+  return db;
+}
+
+/* Put {PK, SK, n} with a one-call put; returns the code. */
+static int put3(df_db *db, const char *pk, const char *sk, int64_t n) {
+  df_buf b;
+  int rc;
+  df__buf_init(&b);
+  item3(&b, pk, sk, n);
+  rc = df_db_put(db, b.p, b.len, 0);
+  df__buf_free(&b);
+  return rc;
+}
+
+/* Run a query to the end in pages of `per_page`, collecting each item's n
+ * into out (at most cap); returns the count and the number of pages. */
+static size_t run_query(df_db *db, df_query *q, size_t per_page, int64_t *out,
+                        size_t cap, size_t *pages) {
+  df_page *page = NULL;
+  size_t count = 0, i;
+  unsigned char resume[1024];
+  size_t np = 0;
+  df_query qq = *q;
+  if (df_page_new(&page) != DF_OK) return 0;
+  for (;;) {
+    const void *nk;
+    size_t nklen;
+    int rc = df_query_page(db, &qq, per_page, 0, page);
+    if (!CHECK(rc == DF_OK)) {
+      fprintf(stderr, "  query: %s\n", df_db_errmsg(db));
+      break;
+    }
+    np++;
+    for (i = 0; i < df_page_count(page); i++) {
+      const void *it;
+      size_t len;
+      df_page_item(page, i, &it, &len);
+      if (count < cap) out[count] = attr_int(it, len, "n");
+      count++;
+    }
+    df_page_next_key(page, &nk, &nklen);
+    if (nk == NULL) break;
+    if (!CHECK(nklen <= sizeof resume)) break;
+    memcpy(resume, nk, nklen);
+    qq.start_after = resume;
+    qq.start_after_len = nklen;
+    if (np > 10000) break;
+  }
+  df_page_free(page);
+  if (pages) *pages = np;
+  return count;
+}
+
+/* -------------------------------------------------------------- tests */
+
+static void test_open_create_and_reopen(void) {
+  char path[4200], json[4300];
+  df_db *db, *db2 = NULL;
+  df_open_options o;
+  const df_schema *s;
+  struct stat st;
+  df_schema other = {"P", "S", NULL, NULL, 0};
+  int rc;
+
+  fresh_path(path, sizeof path);
+  /* a new database needs a schema */
+  memset(&o, 0, sizeof o);
+  rc = df_db_open(path, &o, &db2);
+  CHECK_EQ_INT(rc, DF_EVALIDATION);
+  CHECK(strstr(df_db_errmsg(db2), "schema") != NULL);
+  df_db_close(db2);
+
+  db = open_new(path, &pk_sk);
+  if (!db) return;
+  snprintf(json, sizeof json, "%s/meta.json", path);
+  CHECK(stat(json, &st) == 0 && st.st_size > 0);
+  CHECK_EQ_INT(put3(db, "a", "1", 1), DF_OK);
+  df_db_close(db);
+
+  /* reopen without a schema: the stored one is used */
+  memset(&o, 0, sizeof o);
+  db = NULL;
+  rc = df_db_open(path, &o, &db);
+  CHECK_EQ_INT(rc, DF_OK);
+  s = df_db_schema(db);
+  CHECK(s && strcmp(s->pk, "PK") == 0 && s->sk && strcmp(s->sk, "SK") == 0);
+  {
+    df_key k = skey("a", "1");
+    const void *it;
+    size_t len;
+    CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
+  }
+  df_db_close(db);
+
+  /* a different schema is refused, naming the difference */
+  o.schema = &other;
+  db = NULL;
+  rc = df_db_open(path, &o, &db);
+  CHECK_EQ_INT(rc, DF_ESCHEMA);
+  CHECK(strlen(df_db_errmsg(db)) > 0);
+  df_db_close(db);
+  remove_tree(path);
+}
+
+static void test_open_bad_paths(void) {
+  char path[4200], file[4300];
+  df_db *db = NULL;
+  df_open_options o;
+  FILE *f;
+  int rc;
+
+  fresh_path(path, sizeof path);
+  CHECK(mkdir(path, 0755) == 0);
+  snprintf(file, sizeof file, "%s/plainfile", path);
+  f = fopen(file, "w");
+  CHECK(f != NULL);
+  if (f) fclose(f);
+
+  memset(&o, 0, sizeof o);
+  o.schema = &pk_sk;
+  rc = df_db_open(file, &o, &db);
+  CHECK_EQ_INT(rc, DF_EIO);
+  CHECK(strstr(df_db_errmsg(db), "not a directory") != NULL);
+  df_db_close(db);
+
+  /* a directory holding other files is not taken over */
+  db = NULL;
+  rc = df_db_open(path, &o, &db);
+  CHECK_EQ_INT(rc, DF_ECORRUPT);
+  df_db_close(db);
+
+  /* an empty path and a bad sync mode are invalid arguments */
+  db = NULL;
+  CHECK_EQ_INT(df_db_open("", &o, &db), DF_EINVAL);
+  df_db_close(db);
+  db = NULL;
+  o.sync = (df_sync)42;
+  CHECK_EQ_INT(df_db_open(path, &o, &db), DF_EINVAL);
+  df_db_close(db);
+  remove_tree(path);
+}
+
+static void test_put_get_delete(void) {
+  char path[4200], buf[64];
+  df_db *db;
+  df_key k;
+  const void *it;
+  size_t len;
+  int found = -1;
+
+  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  if (!db) return;
+  CHECK_EQ_INT(put3(db, "user#1", "profile", 7), DF_OK);
+  k = skey("user#1", "profile");
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
+  CHECK_EQ_INT(attr_int(it, len, "n"), 7);
+  CHECK_EQ_STR(attr_str(it, len, "PK", buf, sizeof buf), "user#1");
+
+  /* replace */
+  CHECK_EQ_INT(put3(db, "user#1", "profile", 8), DF_OK);
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
+  CHECK_EQ_INT(attr_int(it, len, "n"), 8);
+
+  /* a missing item */
+  k = skey("user#1", "nothing");
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_ENOTFOUND);
+
+  /* delete, and delete again (not an error) */
+  k = skey("user#1", "profile");
+  CHECK_EQ_INT(df_db_delete(db, &k, 0, &found), DF_OK);
+  CHECK_EQ_INT(found, 1);
+  CHECK_EQ_INT(df_db_delete(db, &k, 0, &found), DF_OK);
+  CHECK_EQ_INT(found, 0);
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_ENOTFOUND);
+  df_db_close(db);
+  remove_tree(path);
+}
+
+static void test_transactions(void) {
+  char path[4200];
+  df_db *db;
+  df_txn *t = NULL, *t2 = NULL;
+  df_buf b;
+  df_key k;
+  const void *it, *old;
+  size_t len, old_len;
+  int rc, i;
+
+  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  if (!db) return;
+  df__buf_init(&b);
+
+  /* a transaction sees its own writes; an aborted one leaves nothing */
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  for (i = 0; i < 10; i++) {
+    char sk[16];
+    snprintf(sk, sizeof sk, "s%02d", i);
+    item3(&b, "p", sk, i);
+    CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_OK);
+  }
+  k = skey("p", "s03");
+  CHECK_EQ_INT(df_txn_get(t, &k, &it, &len), DF_OK);
+  CHECK_EQ_INT(attr_int(it, len, "n"), 3);
+  /* a second write transaction in this thread is refused, not a hang */
+  rc = df_txn_begin(db, DF_TXN_WRITE, 0, &t2);
+  CHECK_EQ_INT(rc, DF_EBUSY);
+  df_txn_free(t); /* abort */
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_ENOTFOUND);
+
+  /* committed, with the replaced item handed back */
+  t = NULL;
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  item3(&b, "p", "x", 1);
+  CHECK_EQ_INT(df_txn_put(t, b.p, b.len, &old, &old_len), DF_OK);
+  CHECK(old == NULL);
+  item3(&b, "p", "x", 2);
+  CHECK_EQ_INT(df_txn_put(t, b.p, b.len, &old, &old_len), DF_OK);
+  CHECK(old != NULL && attr_int(old, old_len, "n") == 1);
+  CHECK_EQ_INT(df_txn_commit(t), DF_OK);
+  df_txn_free(t);
+  k = skey("p", "x");
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
+  CHECK_EQ_INT(attr_int(it, len, "n"), 2);
+
+  /* a read transaction cannot write */
+  t = NULL;
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_READ, 0, &t), DF_OK);
+  CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_EREADONLY);
+  df_txn_free(t);
+  df__buf_free(&b);
+  df_db_close(db);
+  remove_tree(path);
+}
+
+/* 5 partitions x 30 items, n = partition * 100 + i, sk "i%03d". */
+static void fill_partitions(df_db *db) {
+  df_txn *t = NULL;
+  df_buf b;
+  int p, i;
+  df__buf_init(&b);
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  for (p = 0; p < 5; p++)
+    for (i = 29; i >= 0; i--) {
+      char pk[16], sk[16];
+      snprintf(pk, sizeof pk, "part%d", p);
+      snprintf(sk, sizeof sk, "i%03d", i);
+      item3(&b, pk, sk, p * 100 + i);
+      CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_OK);
+    }
+  CHECK_EQ_INT(df_txn_commit(t), DF_OK);
+  df_txn_free(t);
+  df__buf_free(&b);
+}
+
+static void test_queries(void) {
+  char path[4200];
+  df_db *db;
+  df_query q;
+  int64_t got[200];
+  size_t n, pages, i;
+  int ordered;
+
+  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  if (!db) return;
+  fill_partitions(db);
+
+  /* a whole partition, in sort-key order, in pages of 7 */
+  memset(&q, 0, sizeof q);
+  q.has_pk = 1;
+  q.pk = str_value("part2");
+  n = run_query(db, &q, 7, got, 200, &pages);
+  CHECK_EQ_UINT(n, 30);
+  CHECK_EQ_UINT(pages, 5);
+  ordered = 1;
+  for (i = 0; i < n && i < 30; i++) ordered &= got[i] == 200 + (int64_t)i;
+  CHECK(ordered);
+
+  /* reverse */
+  q.reverse = 1;
+  n = run_query(db, &q, 4, got, 200, NULL);
+  CHECK_EQ_UINT(n, 30);
+  ordered = 1;
+  for (i = 0; i < n && i < 30; i++) ordered &= got[i] == 229 - (int64_t)i;
+  CHECK(ordered);
+
+  /* starts_with: start at the sort key, inclusive, in the direction of
+   * travel */
+  q.reverse = 0;
+  q.has_start = 1;
+  q.start = str_value("i010");
+  n = run_query(db, &q, 100, got, 200, NULL);
+  CHECK_EQ_UINT(n, 20);
+  CHECK_EQ_INT(got[0], 210);
+  q.reverse = 1;
+  n = run_query(db, &q, 100, got, 200, NULL);
+  CHECK_EQ_UINT(n, 11);
+  CHECK_EQ_INT(got[0], 210);
+  CHECK_EQ_INT(got[10], 200);
+  q.has_start = 0;
+  q.reverse = 0;
+
+  /* key conditions */
+  q.cond = DF_COND_BETWEEN;
+  q.lo = str_value("i005");
+  q.hi = str_value("i009");
+  n = run_query(db, &q, 100, got, 200, NULL);
+  CHECK_EQ_UINT(n, 5);
+  CHECK_EQ_INT(got[0], 205);
+  CHECK_EQ_INT(got[4], 209);
+  q.cond = DF_COND_LT;
+  q.lo = str_value("i003");
+  n = run_query(db, &q, 100, got, 200, NULL);
+  CHECK_EQ_UINT(n, 3);
+  q.cond = DF_COND_GT;
+  q.lo = str_value("i027");
+  n = run_query(db, &q, 100, got, 200, NULL);
+  CHECK_EQ_UINT(n, 2);
+  CHECK_EQ_INT(got[0], 228);
+  q.cond = DF_COND_BEGINS_WITH;
+  q.lo = str_value("i01");
+  n = run_query(db, &q, 3, got, 200, NULL);
+  CHECK_EQ_UINT(n, 10);
+  CHECK_EQ_INT(got[0], 210);
+  q.cond = DF_COND_EQ;
+  q.lo = str_value("i017");
+  n = run_query(db, &q, 100, got, 200, NULL);
+  CHECK_EQ_UINT(n, 1);
+  CHECK_EQ_INT(got[0], 217);
+  q.cond = DF_COND_NONE;
+
+  /* limit stops after that many matches */
+  q.limit = 4;
+  {
+    df_page *page = NULL;
+    const void *nk;
+    size_t nklen;
+    CHECK_EQ_INT(df_page_new(&page), DF_OK);
+    CHECK_EQ_INT(df_query_page(db, &q, 100, 0, page), DF_OK);
+    CHECK_EQ_UINT(df_page_count(page), 4);
+    df_page_next_key(page, &nk, &nklen);
+    CHECK(nk != NULL);
+    df_page_free(page);
+  }
+  q.limit = 0;
+
+  /* a missing partition is empty */
+  q.pk = str_value("part9");
+  n = run_query(db, &q, 100, got, 200, NULL);
+  CHECK_EQ_UINT(n, 0);
+
+  /* a scan visits everything once, and segments split it exactly */
+  memset(&q, 0, sizeof q);
+  n = run_query(db, &q, 11, got, 200, NULL);
+  CHECK_EQ_UINT(n, 150);
+  {
+    size_t total = 0;
+    unsigned k;
+    for (k = 0; k < 3; k++) {
+      q.segment = k;
+      q.segments = 3;
+      total += run_query(db, &q, 11, got, 200, NULL);
+    }
+    CHECK_EQ_UINT(total, 150);
+  }
+  df_db_close(db);
+  remove_tree(path);
+}
+
+static void test_key_errors(void) {
+  char path[4200];
+  df_db *db;
+  df_buf b;
+  df_key k;
+  df_query q;
+  df_page *page = NULL;
+  const void *it;
+  size_t len;
+  char sk177[178], sk178[179];
+  static char pk2048[2049], pk2049[2050];
+
+  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  if (!db) return;
+  df__buf_init(&b);
+
+  /* an item without its sort key, a key of a wrong type, a non-map */
+  item3(&b, "a", NULL, 1);
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_EVALIDATION);
+  CHECK(strstr(df_db_errmsg(db), "SK") != NULL);
+  df__buf_reset(&b);
+  df__mp_put_map(&b, 2);
+  df__mp_put_str(&b, "PK", 2);
+  df__mp_put_bool(&b, 1);
+  df__mp_put_str(&b, "SK", 2);
+  df__mp_put_str(&b, "x", 1);
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_EVALIDATION);
+  CHECK(strstr(df_db_errmsg(db), "PK") != NULL);
+  df__buf_reset(&b);
+  df__mp_put_map(&b, 2);
+  df__mp_put_str(&b, "PK", 2);
+  df__mp_put_float(&b, 0.0 / 0.0);
+  df__mp_put_str(&b, "SK", 2);
+  df__mp_put_str(&b, "x", 1);
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_EVALIDATION);
+  CHECK(strstr(df_db_errmsg(db), "NaN") != NULL);
+  df__buf_reset(&b);
+  df__mp_put_array(&b, 0);
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_EVALIDATION);
+  CHECK_EQ_INT(df_db_put(db, "\xc1", 1, 0), DF_EVALIDATION);
+
+  /* sort keys: 177 bytes fit, 178 do not (DF_SK_MAX) */
+  memset(sk177, 'x', 177);
+  sk177[177] = '\0';
+  memset(sk178, 'y', 178);
+  sk178[178] = '\0';
+  CHECK_EQ_INT(put3(db, "a", sk177, 1), DF_OK);
+  CHECK_EQ_INT(put3(db, "a", sk178, 1), DF_EVALIDATION);
+  CHECK(strstr(df_db_errmsg(db), "too long") != NULL);
+  k = skey("a", sk177);
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
+  k = skey("a", sk178);
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_EVALIDATION);
+
+  /* partition keys: 2048 bytes fit (stored hashed), 2049 do not */
+  memset(pk2048, 'p', 2048);
+  memset(pk2049, 'q', 2049);
+  CHECK_EQ_INT(put3(db, pk2048, "s", 5), DF_OK);
+  k = skey(pk2048, "s");
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
+  CHECK_EQ_INT(attr_int(it, len, "n"), 5);
+  CHECK_EQ_INT(put3(db, pk2049, "s", 5), DF_EVALIDATION);
+  CHECK(strstr(df_db_errmsg(db), "too long") != NULL);
+
+  /* a query with a bad partition key or a NaN bound */
+  CHECK_EQ_INT(df_page_new(&page), DF_OK);
+  memset(&q, 0, sizeof q);
+  q.has_pk = 1;
+  q.pk = str_value(pk2049);
+  CHECK_EQ_INT(df_query_page(db, &q, 10, 0, page), DF_EVALIDATION);
+  q.pk = str_value("a");
+  q.cond = DF_COND_LT;
+  memset(&q.lo, 0, sizeof q.lo);
+  q.lo.type = DF_TFLOAT;
+  q.lo.f = 0.0 / 0.0;
+  CHECK_EQ_INT(df_query_page(db, &q, 10, 0, page), DF_EVALIDATION);
+  df_page_free(page);
+  df__buf_free(&b);
+  df_db_close(db);
+  remove_tree(path);
+}
+
+static void test_pk_only_and_numbers(void) {
+  char path[4200];
+  df_db *db;
+  df_buf b;
+  df_key k;
+  const void *it;
+  size_t len;
+  df_query q;
+  int64_t got[16];
+  size_t n;
+
+  db = open_new(fresh_path(path, sizeof path), &pk_only);
+  if (!db) return;
+  df__buf_init(&b);
+  item3(&b, "solo", NULL, 3);
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
+  memset(&k, 0, sizeof k);
+  k.pk = str_value("solo");
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
+  CHECK_EQ_INT(attr_int(it, len, "n"), 3);
+  /* a number partition key: 2 (int) and 2.0 (float) are the same key */
+  df__buf_reset(&b);
+  df__mp_put_map(&b, 2);
+  df__mp_put_str(&b, "PK", 2);
+  df__mp_put_int(&b, 2);
+  df__mp_put_str(&b, "n", 1);
+  df__mp_put_int(&b, 9);
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
+  memset(&k, 0, sizeof k);
+  k.pk.type = DF_TFLOAT;
+  k.pk.f = 2.0;
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
+  CHECK_EQ_INT(attr_int(it, len, "n"), 9);
+  memset(&q, 0, sizeof q);
+  q.has_pk = 1;
+  q.pk = int_value(2);
+  n = run_query(db, &q, 10, got, 16, NULL);
+  CHECK_EQ_UINT(n, 1);
+  df__buf_free(&b);
+  df_db_close(db);
+  remove_tree(path);
+}
+
+static void test_registry_sharing(void) {
+  char path[4200], alias[4300];
+  df_db *a, *b = NULL;
+  df_open_options o;
+  df_key k;
+  const void *it;
+  size_t len;
+
+  a = open_new(fresh_path(path, sizeof path), &pk_sk);
+  if (!a) return;
+  /* the same directory through another spelling of its path */
+  snprintf(alias, sizeof alias, "%s/.", path);
+  memset(&o, 0, sizeof o);
+  CHECK_EQ_INT(df_db_open(alias, &o, &b), DF_OK);
+  CHECK_EQ_STR(df_db_id(a), df_db_id(b));
+  CHECK(a->env == b->env);
+  CHECK_EQ_INT(a->env->refs, 2);
+  CHECK_EQ_INT(put3(a, "x", "y", 1), DF_OK);
+  k = skey("x", "y");
+  CHECK_EQ_INT(df_db_get(b, &k, 0, &it, &len), DF_OK);
+  /* closing one handle leaves the other working */
+  df_db_close(a);
+  CHECK_EQ_INT(put3(b, "x", "z", 2), DF_OK);
+  CHECK_EQ_INT(df_db_get(b, &k, 0, &it, &len), DF_OK);
+  df_db_close(b);
+  remove_tree(path);
+}
+
+static void test_map_growth(void) {
+  char path[4200];
+  df_db *db = NULL;
+  df_open_options o;
+  df_stat st;
+  df_buf b;
+  df_txn *t = NULL;
+  int i, j, rc = DF_OK;
+  char payload[1000];
+
+  memset(&o, 0, sizeof o);
+  o.schema = &pk_sk;
+  o.map_size = 1 << 20; /* 1 MiB */
+  o.sync = DF_SYNC_OFF;
+  CHECK_EQ_INT(df_db_open(fresh_path(path, sizeof path), &o, &db), DF_OK);
+  memset(payload, 'z', sizeof payload);
+  df__buf_init(&b);
+  /* about 20 MiB: one-call puts and transactions of 500 items */
+  for (i = 0; i < 2000 && rc == DF_OK; i++) {
+    char sk[16];
+    snprintf(sk, sizeof sk, "%06d", i);
+    df__buf_reset(&b);
+    df__mp_put_map(&b, 3);
+    df__mp_put_str(&b, "PK", 2);
+    df__mp_put_str(&b, "one", 3);
+    df__mp_put_str(&b, "SK", 2);
+    df__mp_put_str(&b, sk, strlen(sk));
+    df__mp_put_str(&b, "p", 1);
+    df__mp_put_str(&b, payload, sizeof payload);
+    rc = df_db_put(db, b.p, b.len, 0);
+  }
+  CHECK_EQ_INT(rc, DF_OK);
+  for (j = 0; j < 36; j++) {
+    int tries = 0;
+    do {
+      rc = df_txn_begin(db, DF_TXN_WRITE, 0, &t);
+      for (i = 0; i < 500 && rc == DF_OK; i++) {
+        char sk[16];
+        snprintf(sk, sizeof sk, "%03d-%04d", j, i);
+        df__buf_reset(&b);
+        df__mp_put_map(&b, 3);
+        df__mp_put_str(&b, "PK", 2);
+        df__mp_put_str(&b, "many", 4);
+        df__mp_put_str(&b, "SK", 2);
+        df__mp_put_str(&b, sk, strlen(sk));
+        df__mp_put_str(&b, "p", 1);
+        df__mp_put_str(&b, payload, sizeof payload);
+        rc = df_txn_put(t, b.p, b.len, NULL, NULL);
+      }
+      if (rc == DF_OK) rc = df_txn_commit(t);
+      df_txn_free(t);
+      t = NULL;
+    } while (rc == DF_ERETRY && ++tries < 10);
+    if (!CHECK(rc == DF_OK)) break;
+  }
+  CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
+  CHECK_EQ_UINT(st.items, 2000 + 36 * 500);
+  CHECK(st.map_size > 16u << 20);
+  df__buf_free(&b);
+  df_db_close(db);
+  remove_tree(path);
+}
+
+/* Two long partition-key values whose hashes collide cannot be made by
+ * chance (128 + 64 hash bits), so the test plants one: an item carrying
+ * value B stored under the key that value A hashes to. */
+static void test_hashed_partition_collision(void) {
+  char path[4200], pk_a[300], pk_b[300];
+  df_db *db;
+  df_buf b;
+  df_key k;
+  df_query q;
+  const void *it;
+  size_t len, n, klen;
+  unsigned char key[DF_KEY_MAX];
+  char err[256];
+  int64_t got[8];
+  MDB_txn *txn;
+  MDB_val mk, mv;
+
+  memset(pk_a, 'a', 299);
+  pk_a[299] = '\0';
+  memset(pk_b, 'b', 299);
+  pk_b[299] = '\0';
+  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  if (!db) return;
+  df__buf_init(&b);
+
+  /* plant {PK = B, SK = "s1"} under A's partition */
+  k = skey(pk_a, "s1");
+  CHECK_EQ_INT(df__item_key(&db->env->schema.s, &k, key, &klen, err,
+                            sizeof err),
+               DF_OK);
+  CHECK(key[8] == DF_TAG_HASHED);
+  item3(&b, pk_b, "s1", 66);
+  CHECK_EQ_INT(mdb_txn_begin(db->env->env, NULL, 0, &txn), 0);
+  mk.mv_data = key;
+  mk.mv_size = klen;
+  mv.mv_data = b.p;
+  mv.mv_size = b.len;
+  CHECK_EQ_INT(mdb_put(txn, db->env->dbi_items, &mk, &mv, 0), 0);
+  CHECK_EQ_INT(mdb_txn_commit(txn), 0);
+
+  /* a put of value A into that partition is refused, clearly */
+  CHECK_EQ_INT(put3(db, pk_a, "s2", 1), DF_EVALIDATION);
+  CHECK(strstr(df_db_errmsg(db), "hash") != NULL);
+  /* reads under A do not return B's item */
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_ENOTFOUND);
+  memset(&q, 0, sizeof q);
+  q.has_pk = 1;
+  q.pk = str_value(pk_a);
+  n = run_query(db, &q, 10, got, 8, NULL);
+  CHECK_EQ_UINT(n, 0);
+  /* a delete under A does not delete B's item */
+  {
+    int found = -1;
+    df_stat st;
+    CHECK_EQ_INT(df_db_delete(db, &k, 0, &found), DF_OK);
+    CHECK_EQ_INT(found, 0);
+    CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
+    CHECK_EQ_UINT(st.items, 1);
+  }
+  /* an ordinary long partition key works: put, get, query */
+  CHECK_EQ_INT(put3(db, pk_b, "s1", 2), DF_OK);
+  CHECK_EQ_INT(put3(db, pk_b, "s2", 3), DF_OK);
+  q.pk = str_value(pk_b);
+  n = run_query(db, &q, 1, got, 8, NULL);
+  CHECK_EQ_UINT(n, 2);
+  CHECK_EQ_INT(got[0], 2);
+  CHECK_EQ_INT(got[1], 3);
+  df__buf_free(&b);
+  df_db_close(db);
+  remove_tree(path);
+}
+
+static void test_readonly(void) {
+  char path[4200];
+  df_db *db, *ro = NULL;
+  df_open_options o;
+
+  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  if (!db) return;
+  CHECK_EQ_INT(put3(db, "a", "b", 1), DF_OK);
+  df_db_close(db);
+  memset(&o, 0, sizeof o);
+  o.readonly = 1;
+  CHECK_EQ_INT(df_db_open(path, &o, &ro), DF_OK);
+  CHECK_EQ_INT(put3(ro, "a", "c", 1), DF_EREADONLY);
+  df_db_close(ro);
+  remove_tree(path);
+}
+
+int main(void) {
+  const char *tmp = getenv("TMPDIR");
+  snprintf(tmp_root, sizeof tmp_root, "%s/dynafile-test-db.XXXXXX",
+           tmp && tmp[0] ? tmp : "/tmp");
+  if (mkdtemp(tmp_root) == NULL) {
+    perror("mkdtemp");
+    return 2;
+  }
+  test_open_create_and_reopen();
+  test_open_bad_paths();
+  test_put_get_delete();
+  test_transactions();
+  test_queries();
+  test_key_errors();
+  test_pk_only_and_numbers();
+  test_registry_sharing();
+  test_map_growth();
+  test_hashed_partition_collision();
+  test_readonly();
+  remove_tree(tmp_root);
+  return check_done("test_db");
+}
