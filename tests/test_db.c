@@ -795,17 +795,17 @@ int main(void) {
     perror("mkdtemp");
     return 2;
   }
-  test_open_create_and_reopen();
-  test_open_bad_paths();
-  test_put_get_delete();
-  test_transactions();
-  test_queries();
-  test_key_errors();
-  test_pk_only_and_numbers();
-  test_registry_sharing();
-  test_map_growth();
-  test_hashed_partition_collision();
-  test_readonly();
+  RUN_TEST(test_open_create_and_reopen);
+  RUN_TEST(test_open_bad_paths);
+  RUN_TEST(test_put_get_delete);
+  RUN_TEST(test_transactions);
+  RUN_TEST(test_queries);
+  RUN_TEST(test_key_errors);
+  RUN_TEST(test_pk_only_and_numbers);
+  RUN_TEST(test_registry_sharing);
+  RUN_TEST(test_map_growth);
+  RUN_TEST(test_hashed_partition_collision);
+  RUN_TEST(test_readonly);
   remove_tree(tmp_root);
   return check_done("test_db");
 }

@@ -266,8 +266,8 @@ int main(void) {
     perror("mkdtemp");
     return 2;
   }
-  test_c_api();
-  test_lua();
+  RUN_TEST(test_c_api);
+  RUN_TEST(test_lua);
   remove_tree(root);
   return check_done("test_fork");
 }
