@@ -42,10 +42,12 @@ local DB = {}
 DB.__index = DB
 DB.__name = "dynafile.db"
 
--- Listeners belong to the database, not the handle: keyed by the
--- database's identity (device and inode), shared by every handle of it in
--- this Lua state.
-local listeners_by_db = {}
+-- State that belongs to the database, not the handle, shared by every
+-- handle of it in this Lua state and keyed by the database's identity
+-- (device and inode): the stream listeners, the queue of events being
+-- delivered, and whether this Lua state holds the write transaction.  It
+-- goes away when the last handle closes.
+local shared = {}
 
 local function fail(fn, fmt, ...)
   error(string_format("dynafile.%s: " .. fmt, fn, ...), 3)
@@ -221,9 +223,17 @@ function M.open(path, opts)
   local h, msg, code = core.open(path, c)
   if not h then return nil, msg, code end
   local schema = h:schema()
+  local id = h:id()
+  local st = shared[id]
+  if not st then
+    st = { listeners = {}, handles = 0, held = false, queue = {}, qhead = 1, qtail = 0 }
+    shared[id] = st
+  end
+  st.handles = st.handles + 1
   local self = setmetatable({
     _c = h,
-    _id = h:id(),
+    _id = id,
+    _st = st,
     _path = path,
     _schema = schema,
     _pk = schema.pk,
@@ -276,24 +286,50 @@ local function report_listener_error(self, err, event)
   io_stderr:write("dynafile: stream listener error: ", tostring(err), "\n")
 end
 
+-- Deliver a commit's events to every listener, in commit order.  A write
+-- made by a listener commits at once, but its events are queued behind
+-- the events still being delivered, so every listener sees every commit in
+-- order.  The listener list is replaced, never changed in place, when a
+-- listener is added or removed: an event goes to the listeners registered
+-- when its delivery starts.
 local function dispatch(self, events)
-  local list = listeners_by_db[self._id]
-  if not list or #list == 0 then return end
-  -- a snapshot: listeners added or removed by a listener take effect for
-  -- the next commit
-  local snapshot = { unpack(list) }
+  local st = self._st
+  local q, tail = st.queue, st.qtail
   for i = 1, #events do
-    local ev = events[i]
-    for j = 1, #snapshot do
-      local ok, err = pcall(snapshot[j].fn, ev)
-      if not ok then report_listener_error(self, err, ev) end
+    q[tail + 1], q[tail + 2] = self, events[i]
+    tail = tail + 2
+  end
+  st.qtail = tail
+  if st.dispatching then return end
+  st.dispatching = true
+  while st.qhead < st.qtail do
+    local head = st.qhead
+    local by, ev = q[head], q[head + 1]
+    q[head], q[head + 1] = nil, nil
+    st.qhead = head + 2
+    local list = st.listeners
+    for j = 1, #list do
+      local ok, err = pcall(list[j].fn, ev)
+      if not ok then report_listener_error(by, err, ev) end
     end
   end
+  st.qhead, st.qtail = 1, 0
+  st.dispatching = false
 end
 
 local function has_listeners(self)
-  local list = listeners_by_db[self._id]
-  return list ~= nil and #list > 0
+  return #self._st.listeners > 0
+end
+
+-- Raise when this Lua state already holds the database's write
+-- transaction: a write from a transaction function, an update function
+-- or a condition would otherwise wait for itself.
+local function check_writable(self, fn)
+  if self._st.held then
+    error(string_format("dynafile.%s: the write transaction of this database is held "
+      .. "by the code calling this (a transaction, an update function or a condition); "
+      .. "write through the transaction object, or after it ends", fn), 3)
+  end
 end
 
 local function check_open(self, fn)
@@ -305,37 +341,47 @@ local function check_open(self, fn)
   end
 end
 
+local function run_body(self, txn, t, body, a, b, c, d)
+  -- opportunistic TTL purge (not when the body is the purge itself, which
+  -- counts what it deletes)
+  if self._ttl_attr and body ~= self._purge_body then txn:purge(8) end
+  return body(self, txn, t, a, b, c, d)
+end
+
 -- Run body(txn, t) in a write transaction, committing when it returns a
 -- true first value, rolling back otherwise; re-raises errors after the
 -- rollback; runs the whole body again when the map had to grow.  Events go
 -- to the listeners after the commit.
-local function write_txn(self, body, a, b, c)
+local function write_txn(self, body, a, b, c, d)
   local h = self._c
+  local st = self._st
   local events_wanted = has_listeners(self)
   for _ = 1, 16 do
     local t = now(self)
     local txn, msg, code = h:begin(true, events_wanted, t)
     if not txn then return nil, msg, code end
-    -- opportunistic TTL purge (not when the body is the purge itself, which
-    -- counts what it deletes)
-    if self._ttl_attr and body ~= self._purge_body then txn:purge(8) end
-    local ok, r1, r2, r3, r4 = pcall(body, self, txn, t, a, b, c)
+    st.held = true
+    local ok, r1, r2, r3, r4 = pcall(run_body, self, txn, t, body, a, b, c, d)
     if not ok then
       txn:free()
+      st.held = false
       error(r1, 0)
     end
     if r1 == nil then
       txn:free()
+      st.held = false
       if r3 ~= "Retry" then return nil, r2, r3, r4 end
     else
       local cok, cmsg, ccode = txn:commit()
       if cok then
         local events = events_wanted and txn:events()
         txn:free()
+        st.held = false
         if events then dispatch(self, events) end
         return r1, r2, r3, r4
       end
       txn:free()
+      st.held = false
       if ccode ~= "Retry" then return nil, cmsg, ccode end
     end
   end
@@ -352,8 +398,6 @@ local function current(self, txn, key, t)
   end
   return old
 end
-
-local compiled_conditions = setmetatable({}, { __mode = "k" })
 
 local function compile_condition(fn, c)
   if type(c) == "function" then return c end
@@ -402,7 +446,8 @@ local function put_body(self, txn, t, item, cond, return_old)
   elseif self._ttl_fn then
     current(self, txn, item, t)
   end
-  local _, prev = txn:put(item, return_old, "put_item")
+  local ok, prev, code = txn:put(item, return_old, "put_item")
+  if not ok then return nil, prev, code end
   return true, prev
 end
 
@@ -422,6 +467,7 @@ end
 --   inside one of this database's own transactions or update functions
 function DB:put_item(item, opts)
   check_open(self, "put_item")
+  check_writable(self, "put_item")
   if opts == nil and not self._ttl_fn and not has_listeners(self) then
     return self._c:put(item, now(self))
   end
@@ -443,7 +489,8 @@ local function delete_body(self, txn, t, key, cond, return_old)
     return cond_failed("delete_item")
   end
   if not old then return true, nil end
-  local _, prev = txn:delete(key, return_old, "delete_item")
+  local ok, prev, code = txn:delete(key, return_old, "delete_item")
+  if ok == nil then return nil, prev, code end
   return true, prev
 end
 
@@ -461,6 +508,7 @@ end
 --   inside one of this database's own transactions or update functions
 function DB:delete_item(key, opts)
   check_open(self, "delete_item")
+  check_writable(self, "delete_item")
   if opts == nil and not self._ttl_fn and not has_listeners(self) then
     local ok, msg, code = self._c:delete(key, now(self))
     if not ok then return nil, msg, code end
@@ -478,44 +526,60 @@ end
 
 local UPDATE_OPTS = { condition = true, return_old = true }
 
-local function update_body(self, txn, t, key, changes, cond)
+local function update_body(self, txn, t, key, plan, cond, return_old)
   local old = current(self, txn, key, t)
   if cond and not condition_holds(self, txn, key, cond, true, old) then
     return cond_failed("update_item")
   end
-  local new = update.apply(self, "update_item", key, old, changes)
-  txn:put(new, false, "update_item")
-  return new, old
+  local kept = return_old and update.copy(old) or nil
+  local new, msg = update.apply(self, "update_item", key, old, plan)
+  if not new then return nil, msg, "ValidationError" end
+  local ok, m, code = txn:put(new, false, "update_item")
+  if not ok then return nil, m, code end
+  return new, kept
 end
 
 --- Update (or create) the item with `key`.
--- `changes` is either a table `{set = {path = value}, remove = {path, ...},
--- add = {path = n}, delete = {path = {v, ...}}}` -- paths such as `a.b[0].c`;
--- set creates missing intermediate maps; add on a missing attribute sets
--- it -- or a function `(old_or_nil) -> new_item`, run inside the write
--- transaction, that may not change the key attributes.
+--
+-- `changes` is a table `{set = {path = value}, remove = {path, ...},
+-- add = {path = number_or_list}, delete = {path = list}}`: paths are
+-- `a.b[0].c` (names and 0-based list positions) and all refer to the item
+-- as it was, so they may not overlap; `set` creates missing maps on the
+-- way and appends when a list position is past the end; `add` adds to a
+-- number (an integer sum that overflows is refused), appends missing
+-- values to a list, and sets a missing attribute; `delete` removes values
+-- from a list; `remove` drops attributes and list positions.
+-- Or `changes` is `function(old_or_nil) return new_item end`, run inside
+-- the write transaction (it may read the database, not write it); key
+-- attributes left out of the new item are filled in from `key`.
 -- @tparam table key the key attributes
 -- @tparam table|function changes the changes, as above
--- @tparam[opt] table opts `condition`, `return_old`, as for put_item
+-- @tparam[opt] table opts condition (function or expression string),
+--   return_old (boolean)
 -- @treturn table|nil the new item
--- @treturn table|string the old item with `return_old` (nil when there was
---   none), or the message on failure
--- @treturn string code on failure: "ConditionalCheckFailed",
---   "ValidationError", "IOError"
--- @raise on misuse: an invalid key, changes or option, changes to a key
---   attribute, a closed or read-only handle; and whatever the update
---   function raises (nothing is written then)
+-- @treturn table|string the old item (or nil) with return_old, or the message
+-- @treturn string code on failure: "ConditionalCheckFailed";
+--   "ValidationError" when the changes do not fit the stored item (a path
+--   through a value of another type, `add` to a string, an overflow) or
+--   a condition string does not parse
+-- @raise on misuse: an invalid key, changes or option, a key attribute in
+--   a path, overlapping paths, an update function changing the key, a
+--   closed or read-only handle, a write from inside one of this database's
+--   own transactions; and whatever the update function raises (the item
+--   is then left as it was)
 function DB:update_item(key, changes, opts)
   check_open(self, "update_item")
+  check_writable(self, "update_item")
   opts = check_opts("update_item", opts, UPDATE_OPTS)
   self._c:check_key(key, "update_item")
-  update.check(self, "update_item", key, changes)
+  local plan = update.compile(self, "update_item", changes)
   local cond, msg
   if opts.condition ~= nil then
     cond, msg = compile_condition("update_item", opts.condition)
     if not cond then return nil, msg, "ValidationError" end
   end
-  local new, old, code = write_txn(self, update_body, key, changes, cond)
+  local new, old, code = write_txn(self, update_body, key, plan, cond,
+    opts.return_old and true or false)
   if new == nil then return nil, old, code end
   if opts.return_old then return new, old end
   return new
@@ -917,41 +981,53 @@ end
 -- ------------------------------------------------------------- listeners
 
 --- Register a listener for every change committed to this database from
--- this process, through any handle of it.  It runs after the commit, in
--- commit order, one call per changed item, with `{action = "PUT"|"DELETE",
--- old = item|nil, new = item|nil, expired = true|nil}`.  An error it raises
--- is reported to the `listener_error` option (default: a line on stderr)
--- and does not undo the commit or stop the other listeners.
+-- this process, through any of its handles.
+--
+-- A listener is called after the commit, before the write call returns,
+-- once per changed item, in commit order (a batch that puts then deletes
+-- one key gives PUT then DELETE), with the event
+-- `{action = "PUT"|"DELETE", old = item|nil, new = item|nil,
+-- expired = true|nil}`.  It may read the database and may write to it:
+-- such a write is a new commit with its own events, delivered to every
+-- listener after the events of the commit being delivered (so each
+-- listener still sees commits in order), before the outer write returns.
+--
+-- A listener that raises does not undo the commit and does not stop the
+-- other listeners.  The error is reported, never swallowed: to the
+-- `listener_error` function given to `dynafile.open` for the handle that
+-- made the write, called as `listener_error(err, event)`; without one (or
+-- when that function raises too) as a line
+-- `dynafile: stream listener error: <err>` on stderr.
+--
+-- Listeners are dropped when the last handle of the database closes.
 -- @tparam function fn the listener, called as fn(event)
 -- @return a handle for `remove_stream_listener`
 -- @raise when fn is not a function or the handle is closed
 function DB:add_stream_listener(fn)
   check_open(self, "add_stream_listener")
   if type(fn) ~= "function" then fail("add_stream_listener", "listener must be a function") end
-  local list = listeners_by_db[self._id]
-  if not list then
-    list = {}
-    listeners_by_db[self._id] = list
-  end
+  local st = self._st
+  local list = { unpack(st.listeners) }
   local h = { fn = fn }
   list[#list + 1] = h
+  st.listeners = list
   return h
 end
 
---- Remove a listener.
+--- Remove a listener.  Events already being delivered when it is removed
+-- may still reach it.
 -- @param h the handle add_stream_listener returned
--- @treturn boolean true when it was registered, false otherwise
--- @raise nothing: an unknown handle gives false
+-- @treturn boolean true when it was registered
+-- @raise when the handle is closed
 function DB:remove_stream_listener(h)
-  local list = listeners_by_db[self._id]
-  if not list then return false end
-  for i = 1, #list do
-    if list[i] == h then
-      table.remove(list, i)
-      return true
-    end
+  check_open(self, "remove_stream_listener")
+  local st = self._st
+  local list, found = {}, false
+  for _, x in ipairs(st.listeners) do
+    if x == h then found = true else list[#list + 1] = x end
   end
-  return false
+  st.listeners = list
+  return found
 end
 
 -- ------------------------------------------------------------- closing
@@ -963,6 +1039,12 @@ end
 function DB:close()
   local h = self._c
   if h and not h:closed() then h:close() end
+  local st = self._st
+  if st and not self._released then
+    self._released = true
+    st.handles = st.handles - 1
+    if st.handles == 0 and shared[self._id] == st then shared[self._id] = nil end
+  end
   return true
 end
 
@@ -1018,9 +1100,9 @@ M._compile_condition = compile_condition
 M._check_opts = check_opts
 M._cond_failed = cond_failed
 M._has_listeners = has_listeners
+M._check_writable = check_writable
 M._select = select
 M._next = next
-M._compiled = compiled_conditions
 M._decode = core.decode
 M._condition_holds = condition_holds
 
