@@ -196,6 +196,10 @@ return function(M)
 
   ------------------------------------------------------------ transactions
 
+  local function pack(...)
+    return { n = select("#", ...), ... }
+  end
+
   local Tx = {}
   Tx.__index = Tx
   Tx.__name = "dynafile.transaction"
@@ -356,7 +360,7 @@ return function(M)
   local function run_tx(db, txn, t, fn, out, name, precompiled)
     local tx = setmetatable({ _db = db, _txn = txn, _now = t, _reasons = {},
       _canceled = false, _precompiled = precompiled }, Tx)
-    local res = { pcall(fn, tx) }
+    local res = pack(pcall(fn, tx))
     tx._txn = nil
     local b = tx._broken
     if b then return nil, b.msg, b.code end
@@ -370,7 +374,7 @@ return function(M)
       return nil, string_format("dynafile.%s: transaction canceled: %s: %s", name, where,
         r.message), "TransactionCanceled", tx._reasons
     end
-    out.n = select("#", unpack(res)) - 1
+    out.n = res.n - 1
     out.v = res
     return true
   end

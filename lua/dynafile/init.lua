@@ -17,7 +17,7 @@ local error, type, pairs, ipairs, select, next = error, type, pairs, ipairs, sel
 local setmetatable, getmetatable, tostring, pcall = setmetatable, getmetatable, tostring, pcall
 local os_time, string_format, table_sort = os.time, string.format, table.sort
 local math_floor, math_huge = math.floor, math.huge
-local io_stderr = io.stderr
+local io = io
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local M = {}
@@ -283,7 +283,7 @@ local function report_listener_error(self, err, event)
     if ok then return end
     err = tostring(err) .. " (and the listener_error handler failed: " .. tostring(e2) .. ")"
   end
-  io_stderr:write("dynafile: stream listener error: ", tostring(err), "\n")
+  io.stderr:write("dynafile: stream listener error: ", tostring(err), "\n")
 end
 
 -- Deliver a commit's events to every listener, in commit order.  A write
@@ -325,6 +325,9 @@ end
 -- transaction: a write from a transaction function, an update function
 -- or a condition would otherwise wait for itself.
 local function check_writable(self, fn)
+  if self._readonly then
+    error(string_format("dynafile.%s: the database is opened read-only", fn), 3)
+  end
   if self._st.held then
     error(string_format("dynafile.%s: the write transaction of this database is held "
       .. "by the code calling this (a transaction, an update function or a condition); "
@@ -436,6 +439,13 @@ end
 
 local PUT_OPTS = { condition = true, return_old = true }
 
+-- The results of put_item and delete_item: true [, old] or nil, msg, code.
+local function written(return_old, ok, old_or_msg, code)
+  if not ok then return nil, old_or_msg, code end
+  if return_old then return true, old_or_msg end
+  return true
+end
+
 local function put_body(self, txn, t, item, cond, return_old)
   local old
   if cond then
@@ -478,7 +488,8 @@ function DB:put_item(item, opts)
     cond, msg = compile_condition("put_item", opts.condition)
     if not cond then return nil, msg, "ValidationError" end
   end
-  return write_txn(self, put_body, item, cond, opts.return_old and true or false)
+  return written(opts.return_old, write_txn(self, put_body, item, cond,
+    opts.return_old and true or false))
 end
 
 local DELETE_OPTS = PUT_OPTS
@@ -521,7 +532,8 @@ function DB:delete_item(key, opts)
     cond, msg = compile_condition("delete_item", opts.condition)
     if not cond then return nil, msg, "ValidationError" end
   end
-  return write_txn(self, delete_body, key, cond, opts.return_old and true or false)
+  return written(opts.return_old, write_txn(self, delete_body, key, cond,
+    opts.return_old and true or false))
 end
 
 local UPDATE_OPTS = { condition = true, return_old = true }

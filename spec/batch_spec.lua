@@ -1,0 +1,193 @@
+-- The batch writer: db:batch_writer() and db:batch_write(fn).
+local dynafile = require "dynafile"
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  return p
+end
+
+local function rmdir(p)
+  os.execute("rm -rf '" .. p .. "'")
+end
+
+describe("a batch writer", function()
+  local dir, db
+
+  before_each(function()
+    dir = tmpdir()
+    db = assert(dynafile.open(dir, { pk = "PK", sk = "SK" }))
+  end)
+
+  after_each(function()
+    if db then db:close() end
+    rmdir(dir)
+  end)
+
+  it("writes 10,000 puts over 1,000 partitions that a reopened database sees", function()
+    local w = db:batch_writer()
+    for i = 1, 10000 do
+      assert.is_true(w:put_item { PK = "p" .. (i % 1000), SK = i, v = i * 2 })
+    end
+    assert.equal(10000, w:pending())
+    assert.is_true(w:close())
+    db:close()
+    db = assert(dynafile.open(dir))
+    for i = 1, 10000 do
+      local item = db:get_item { PK = "p" .. (i % 1000), SK = i }
+      assert(item and item.v == i * 2, "item " .. i .. " is missing after the reopen")
+    end
+    local n = 0
+    for _ in db:scan() do n = n + 1 end
+    assert.equal(10000, n)
+  end)
+
+  it("lets a later operation on the same key win, in order", function()
+    db:put_item { PK = "d", SK = 1, v = "old" }
+    assert.is_true(db:batch_write(function(w)
+      w:put_item { PK = "a", SK = 1, v = 1 }
+      w:put_item { PK = "a", SK = 1, v = 2 }
+      w:put_item { PK = "b", SK = 1, v = 1 }
+      w:delete_item { PK = "b", SK = 1 }
+      w:delete_item { PK = "c", SK = 1 }
+      w:put_item { PK = "c", SK = 1, v = 3 }
+      w:delete_item { PK = "d", SK = 1 }
+      w:put_item { PK = "d", SK = 1, v = "new" }
+      w:delete_item { PK = "d", SK = 1 }
+    end))
+    assert.equal(2, db:get_item { PK = "a", SK = 1 }.v)
+    assert.is_nil(db:get_item { PK = "b", SK = 1 })
+    assert.equal(3, db:get_item { PK = "c", SK = 1 }.v)
+    assert.is_nil(db:get_item { PK = "d", SK = 1 })
+  end)
+
+  it("keeps every item when a batch revisits a partition non-consecutively", function()
+    assert.is_true(db:batch_write(function(w)
+      for round = 1, 3 do
+        for p = 1, 5 do
+          w:put_item { PK = "p" .. p, SK = round, v = round }
+        end
+      end
+      w:put_item { PK = "p1", SK = 1, v = "last" } -- back to the first partition
+    end))
+    for p = 1, 5 do
+      local got = {}
+      for item in db:query("p" .. p) do got[#got + 1] = item.SK end
+      assert.same({ 1, 2, 3 }, got)
+    end
+    assert.equal("last", db:get_item { PK = "p1", SK = 1 }.v)
+  end)
+
+  it("commits a flush in one transaction: the first event already sees the last write", function()
+    local seen
+    db:add_stream_listener(function()
+      if seen == nil then seen = db:get_item { PK = "z", SK = 500 } ~= nil end
+    end)
+    db:batch_write(function(w)
+      for i = 1, 500 do w:put_item { PK = i % 2 == 0 and "y" or "z", SK = i } end
+      w:put_item { PK = "z", SK = 500 }
+    end)
+    assert.is_true(seen)
+  end)
+
+  it("writes nothing when the batch function raises, and raises the error again", function()
+    local boom = setmetatable({}, { __tostring = function() return "boom" end })
+    local ok, err = pcall(db.batch_write, db, function(w)
+      w:put_item { PK = "a", SK = 1 }
+      w:delete_item { PK = "x", SK = 1 }
+      error(boom)
+    end)
+    assert.is_false(ok)
+    assert.equal(boom, err)
+    assert.is_nil(db:get_item { PK = "a", SK = 1 })
+  end)
+
+  it("writes nothing until flush, then keeps working after a flush", function()
+    local w = db:batch_writer()
+    w:put_item { PK = "a", SK = 1 }
+    assert.is_nil(db:get_item { PK = "a", SK = 1 })
+    assert.is_true(w:flush())
+    assert.is_not_nil(db:get_item { PK = "a", SK = 1 })
+    assert.equal(0, w:pending())
+    w:delete_item { PK = "a", SK = 1 }
+    assert.is_true(w:flush())
+    assert.is_nil(db:get_item { PK = "a", SK = 1 })
+    assert.is_true(w:flush()) -- nothing queued
+    assert.is_true(w:close())
+  end)
+
+  it("drops queued operations on discard", function()
+    local w = db:batch_writer()
+    w:put_item { PK = "a", SK = 1 }
+    w:discard()
+    assert.is_nil(db:get_item { PK = "a", SK = 1 })
+    assert.has_error(function() w:put_item { PK = "b", SK = 1 } end,
+      "dynafile.batch_writer.put_item: the batch writer is closed")
+  end)
+
+  it("encodes an item when it is queued, so later changes to the table do not matter", function()
+    local item = { PK = "a", SK = 1, v = 1 }
+    db:batch_write(function(w)
+      w:put_item(item)
+      item.v = 2
+    end)
+    assert.equal(1, db:get_item { PK = "a", SK = 1 }.v)
+  end)
+
+  it("raises at once on an invalid item or key, keeping what was queued", function()
+    local w = db:batch_writer()
+    w:put_item { PK = "ok", SK = 1 }
+    assert.has_error(function() w:put_item { PK = "a", SK = 1, f = print } end)
+    assert.has_error(function() w:put_item { PK = "a" } end)
+    assert.has_error(function() w:delete_item { SK = 1 } end)
+    assert.has_error(function() w:put_item "x" end,
+      "dynafile.batch_writer.put_item: item must be a table, got string")
+    assert.has_error(function() w.put_item({ PK = "a", SK = 1 }) end)
+    assert.equal(1, w:pending())
+    assert.is_true(w:close())
+    assert.is_not_nil(db:get_item { PK = "ok", SK = 1 })
+    assert.is_nil(db:get_item { PK = "a", SK = 1 })
+  end)
+
+  it("ignores deletes of missing items", function()
+    assert.is_true(db:batch_write(function(w)
+      w:delete_item { PK = "nobody", SK = 0 }
+    end))
+  end)
+
+  it("raises when flushed from inside a transaction instead of waiting for itself", function()
+    local w = db:batch_writer()
+    w:put_item { PK = "a", SK = 1 }
+    local ok, err = pcall(db.transaction, db, function() return w:flush() end)
+    assert.is_false(ok)
+    assert.matches("dynafile.batch_writer.flush: the write transaction of this database is held",
+      err, 1, true)
+    assert.equal(1, w:pending())
+    assert.is_true(w:flush())
+    assert.is_not_nil(db:get_item { PK = "a", SK = 1 })
+  end)
+
+  it("refuses a read-only database and a closed one", function()
+    db:put_item { PK = "a", SK = 1 }
+    db:close()
+    local ro = assert(dynafile.open(dir, { readonly = true }))
+    local w = ro:batch_writer()
+    w:put_item { PK = "b", SK = 1 }
+    assert.has_error(function() w:flush() end,
+      "dynafile.batch_writer.flush: the database is opened read-only")
+    ro:close()
+    assert.has_error(function() w:flush() end,
+      "dynafile.batch_writer.flush: database is closed")
+    assert.has_error(function() ro:batch_writer() end,
+      "dynafile.batch_writer: database is closed")
+    db = nil
+  end)
+
+  it("runs batch_write's function with the writer and returns true", function()
+    local got
+    assert.is_true(db:batch_write(function(w) got = w end))
+    assert.is_not_nil(got)
+    assert.has_error(function() db:batch_write "x" end,
+      "dynafile.batch_write: argument must be a function")
+  end)
+end)
