@@ -49,7 +49,11 @@ return function(M)
     if db._c:closed() then error(string_format("dynafile.%s: database is closed", fn), 3) end
   end
 
-  ------------------------------------------------------------ batch writer
+  -- --------------------------------------------------------- batch writer
+
+  --- A batch writer, from `db:batch_writer`: queues puts and deletes and
+  -- commits them, in order, in one transaction per flush.
+  -- @type batch_writer
 
   local Writer = {}
   Writer.__index = Writer
@@ -65,10 +69,11 @@ return function(M)
     end
   end
 
-  --- Queue a put.  The item is encoded now: an invalid item raises here.
-  -- @tparam table item
-  -- @return true
-  -- @raise on an invalid item or key
+  --- Queue a put.  The item is encoded now: an invalid item raises here,
+  -- not at flush, and later changes to the table do not matter.
+  -- @tparam table item the item, holding the key attributes
+  -- @treturn true always
+  -- @raise on an invalid item (as for `db:put_item`) or a closed writer
   function Writer:put_item(item)
     writer_check(self, "put_item")
     local c = self._db._c
@@ -83,9 +88,9 @@ return function(M)
   end
 
   --- Queue a delete.  Deleting a missing item is not an error.
-  -- @tparam table key
-  -- @return true
-  -- @raise on an invalid key
+  -- @tparam table key the key attributes
+  -- @treturn true always
+  -- @raise on an invalid key or a closed writer
   function Writer:delete_item(key)
     writer_check(self, "delete_item")
     local db = self._db
@@ -116,8 +121,15 @@ return function(M)
     return true
   end
 
-  --- Apply every queued operation, in order, in one transaction.
-  -- @return true, or nil, message, code (the operations stay queued)
+  --- Apply every queued operation, in order, in one transaction; a later
+  -- operation on a key wins over an earlier one.  Listeners hear one event
+  -- per operation after the commit.  The writer stays open.
+  -- @treturn true|nil true on success
+  -- @treturn string message on failure (the operations stay queued)
+  -- @treturn string code on failure ("IOError", ...)
+  -- @raise on a closed writer, a closed or read-only database, a flush from
+  --   inside one of this database's own transactions (which would wait for
+  --   itself)
   function Writer:flush()
     writer_check(self, "flush")
     local db = self._db
@@ -131,7 +143,11 @@ return function(M)
   end
 
   --- Flush and close.  The writer is closed even when the flush fails.
-  -- @return true, or nil, message, code
+  -- Closing twice is fine.
+  -- @treturn true|nil true on success
+  -- @treturn string message on failure
+  -- @treturn string code on failure
+  -- @raise as flush does
   function Writer:close()
     if getmetatable(self) ~= Writer then writer_check(self, "close") end
     if self._closed then return true end
@@ -143,6 +159,8 @@ return function(M)
   end
 
   --- Drop every queued operation and close.
+  -- @return nothing
+  -- @raise when called on something that is not a batch writer
   function Writer:discard()
     if getmetatable(self) ~= Writer then writer_check(self, "discard") end
     self._ops, self._n = {}, 0
@@ -150,6 +168,8 @@ return function(M)
   end
 
   --- The number of queued operations.
+  -- @treturn integer how many puts and deletes wait for the next flush
+  -- @raise nothing
   function Writer:pending()
     return self._n
   end
@@ -167,20 +187,29 @@ return function(M)
     if not ok then error(msg, 0) end
   end
 
-  --- A batch writer: `w:put_item(item)`, `w:delete_item(key)`,
-  -- `w:flush()`, `w:close()`, `w:discard()`; on Lua 5.4 also
-  -- `local w <close> = db:batch_writer()`, which commits at the normal end
-  -- of the scope and discards when the scope ends by an error.
-  -- @return the writer
+  --- A batch writer: `w:put_item` and `w:delete_item` queue operations,
+  -- `w:flush` commits them all in one transaction.  On Lua 5.4, `local w
+  -- <close> = db:batch_writer()` commits when the scope ends normally
+  -- (raising if that commit fails) and discards when it ends by an error.
+  -- @treturn batch_writer the writer
+  -- @raise when the database is closed
+  -- @usage local w <close> = db:batch_writer()
+  -- for _, e in ipairs(entities) do w:put_item(e) end
   function DB:batch_writer()
     check_db(self, "batch_writer")
     return setmetatable({ _db = self, _ops = {}, _n = 0, _closed = false }, Writer)
   end
 
-  --- Run fn(w) and commit what it queued in one transaction; when fn
-  -- raises, nothing is written and the error is raised again.
-  -- @tparam function fn
-  -- @return true, or nil, message, code
+  --- Run fn(w) with a batch writer and commit what it queued in one
+  -- transaction; when fn raises, nothing is written and the error is
+  -- raised again.
+  -- @tparam function fn called as fn(w)
+  -- @treturn true|nil true on success
+  -- @treturn string message on failure
+  -- @treturn string code on failure
+  -- @raise when fn is not a function, the database is closed or read-only,
+  --   a call from inside one of this database's own transactions; and
+  --   whatever fn raises, after discarding its operations
   function DB:batch_write(fn)
     check_db(self, "batch_write")
     if type(fn) ~= "function" then fail("batch_write", "argument must be a function") end
@@ -194,7 +223,11 @@ return function(M)
     return w:close()
   end
 
-  ------------------------------------------------------------ transactions
+  -- --------------------------------------------------------- transactions
+
+  --- The transaction object given to `db:transaction`'s function; valid only
+  -- until that function returns.
+  -- @type transaction
 
   local function pack(...)
     return { n = select("#", ...), ... }
@@ -252,14 +285,26 @@ return function(M)
   local TX_OPTS = { condition = true, return_old = true }
 
   --- Read an item, seeing the transaction's own writes.
+  -- @tparam table key the key attributes
+  -- @treturn table|nil the item, or nil when missing or expired
+  -- @raise on an invalid key or a call after the transaction function
+  --   returned
   function Tx:get_item(key)
     tx_check(self, "get_item")
     return current(self._db, self._txn, key, self._now)
   end
 
-  --- Put an item (an action).
-  -- @return true [, old], or nil, message, "ConditionalCheckFailed" (the
-  --   transaction is then canceled)
+  --- Write an item inside the transaction (an action).
+  -- @tparam table item the item
+  -- @tparam[opt] table opts `condition`, `return_old`, as for `db:put_item`
+  -- @treturn true|nil true when written; nil when the condition failed,
+  --   which cancels the whole transaction
+  -- @treturn table|string the previous item with `return_old`, or the message
+  -- @treturn string "ConditionalCheckFailed" when the condition failed,
+  --   "ValidationError" when a condition string does not parse (the
+  --   transaction then returns that ValidationError)
+  -- @raise on misuse: an invalid item or option, a call after the
+  --   transaction function returned
   function Tx:put_item(item, opts)
     tx_check(self, "put_item")
     local fn = "transaction.put_item"
@@ -282,8 +327,16 @@ return function(M)
     return true, prev
   end
 
-  --- Delete an item (an action); deleting a missing item passes.
-  -- @return true [, old], or nil, message, "ConditionalCheckFailed"
+  --- Delete an item inside the transaction (an action); deleting a
+  -- missing item passes.
+  -- @tparam table key the key attributes
+  -- @tparam[opt] table opts `condition`, `return_old`
+  -- @treturn true|nil true, or nil when the condition failed (as `put_item`)
+  -- @treturn table|string the deleted item with `return_old`, or the message
+  -- @treturn string "ConditionalCheckFailed" or "ValidationError", as
+  --   `put_item`
+  -- @raise on misuse: an invalid key or option, a call after the
+  --   transaction function returned
   function Tx:delete_item(key, opts)
     tx_check(self, "delete_item")
     local fn = "transaction.delete_item"
@@ -307,10 +360,19 @@ return function(M)
     return true, prev
   end
 
-  --- Update (or create) an item (an action); changes as for
-  -- db:update_item.
-  -- @return the new item [, old], or nil, message, code
-  --   ("ConditionalCheckFailed", "ValidationError")
+  --- Update (or create) an item inside the transaction (an action).
+  -- @tparam table key the key attributes
+  -- @tparam table|function changes as for `db:update_item`
+  -- @tparam[opt] table opts `condition`, `return_old`
+  -- @treturn table|nil the new item, or nil when the action failed, which
+  --   cancels the transaction
+  -- @treturn table|string the old item with `return_old`, or the message
+  -- @treturn string "ConditionalCheckFailed", or "ValidationError" when
+  --   the changes do not fit the item (a reason of the canceled
+  --   transaction) or a condition string does not parse
+  -- @raise on misuse: an invalid key, changes or option, a call after the
+  --   transaction function returned; and whatever an update function
+  --   raises
   function Tx:update_item(key, changes, opts)
     tx_check(self, "update_item")
     local fn = "transaction.update_item"
@@ -334,8 +396,16 @@ return function(M)
     return new, kept
   end
 
-  --- Check a condition on an item without writing it (an action).
-  -- @return true, or nil, message, "ConditionalCheckFailed"
+  --- Check a condition on an item without writing it (DynamoDB's
+  -- ConditionCheck, an action); a failed check cancels the transaction.
+  -- @tparam table key the key attributes
+  -- @tparam function|string cond a function `(item_or_nil) -> bool` or an
+  --   expression string
+  -- @treturn true|nil true when the condition holds
+  -- @treturn string the message when it failed
+  -- @treturn string "ConditionalCheckFailed" (or "ValidationError")
+  -- @raise on an invalid key, a missing condition, a call after the
+  --   transaction function returned
   function Tx:condition_check(key, cond)
     tx_check(self, "condition_check")
     local fn = "transaction.condition_check"
@@ -387,11 +457,16 @@ return function(M)
   -- transaction; fn goes on running and may look at what the actions
   -- returned.  fn may run again, from the start, when the database had to
   -- grow.  Writes through the db itself (not tx) raise inside fn.
-  -- @tparam function fn
+  -- @tparam function fn called as fn(tx)
   -- @return fn's return values; or nil, message, "TransactionCanceled",
-  --   reasons (one {code=, message=} per action, in order); or nil,
-  --   message, "ValidationError" when a condition string did not parse
-  -- @raise what fn raises, after rolling back
+  --   reasons (one `{code = "None"}`, `{code = "ConditionalCheckFailed",
+  --   message = ...}` or `{code = "ValidationError", message = ...}` per
+  --   action, in order); or nil, message, "ValidationError" when a
+  --   condition string did not parse; or nil, message, code on an I/O
+  --   failure
+  -- @raise when fn is not a function, the database is closed or read-only,
+  --   a transaction of this database is already held here; and whatever
+  --   fn raises, after rolling back
   function DB:transaction(fn)
     check_db(self, "transaction")
     if type(fn) ~= "function" then fail("transaction", "argument must be a function") end
@@ -455,11 +530,17 @@ return function(M)
   -- condition = c}`, `{delete = key, condition = c}`, `{update = key,
   -- changes = ch, condition = c}`, `{check = key, condition = c}`, done
   -- all together or not at all.
-  -- @tparam table actions
-  -- @return true; or nil, message, "TransactionCanceled", reasons (one
-  --   per action, in order); or nil, message, "ValidationError" when two
-  --   actions name the same item or a condition string does not parse
-  -- @raise on malformed actions (unknown fields, invalid keys or items)
+  -- @tparam table actions the list of actions
+  -- @treturn true|nil true on success
+  -- @treturn string message on failure
+  -- @treturn string code on failure: "TransactionCanceled" (an action
+  --   failed), "ValidationError" (two actions name the same item, or a
+  --   condition string does not parse), "IOError"
+  -- @treturn table reasons with "TransactionCanceled": one entry per
+  --   action, in order
+  -- @raise on misuse: an empty list, an action with an unknown field or
+  --   without a key, an invalid item, key or changes; a closed or read-only
+  --   database; and whatever an update function raises
   function DB:transact_write_items(actions)
     local fn = "transact_write_items"
     check_db(self, fn)
