@@ -6,6 +6,8 @@
 #   make install    PREFIX, DESTDIR, LUA_CMOD, LUA_LMOD honoured
 #   make docs       the Lua API reference from LDoc comments, in build/docs
 #                   (installs lua-ldoc on demand)
+#   make crashtest, fuzz, asan, valgrind   reliability suites
+#                   (tests/reliability.mk)
 #
 # LUA selects the interpreter the module is built for: lua5.4 (default),
 # lua5.3, lua5.1 or luajit.
@@ -136,3 +138,5 @@ format:
 
 lint:
 	luacheck lua spec bench examples
+
+include tests/reliability.mk

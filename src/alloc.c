@@ -6,8 +6,9 @@
  * chosen one fail; a df_buf never has len > cap, and once an append fails
  * it stays `failed` (later appends do nothing) until df__buf_reset.
  *
- * The fault-injection countdown below is the one global mutable variable
- * of the core; it exists only in test builds and is updated atomically.
+ * The fault-injection countdown below (with the two counters beside it) is
+ * the one global mutable state of the core besides the environment
+ * registry; it exists only in test builds and is updated atomically.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@
 /* The one test-only global: allocations left before the one that fails
  * (1 = the next one), 0 = off. */
 static long fail_countdown;
+/* Test-only counters: whether the armed fault has fired, and how many
+ * allocations are live (made and not yet freed), for leak checks. */
+static int fail_fired;
+static long live_allocs;
 
 #if defined(__GNUC__) || defined(__clang__)
 /* Returns 1 when this allocation must fail. */
@@ -25,30 +30,51 @@ static int should_fail(void) {
   long c = __atomic_load_n(&fail_countdown, __ATOMIC_SEQ_CST);
   while (c > 0) {
     if (__atomic_compare_exchange_n(&fail_countdown, &c, c - 1, 0,
-                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+      if (c == 1) __atomic_store_n(&fail_fired, 1, __ATOMIC_SEQ_CST);
       return c == 1;
+    }
   }
   return 0;
 }
 
 int df_test_fail_alloc(long nth) {
+  __atomic_store_n(&fail_fired, 0, __ATOMIC_SEQ_CST);
   __atomic_store_n(&fail_countdown, nth > 0 ? nth : 0, __ATOMIC_SEQ_CST);
   return 0;
 }
+
+int df__test_alloc_fired(void) {
+  return __atomic_load_n(&fail_fired, __ATOMIC_SEQ_CST);
+}
+
+long df__test_alloc_live(void) {
+  return __atomic_load_n(&live_allocs, __ATOMIC_SEQ_CST);
+}
+
+#define count_live(d) __atomic_add_fetch(&live_allocs, (d), __ATOMIC_SEQ_CST)
 #else
 /* Without GCC atomics: good enough for single-threaded tests. */
 static int should_fail(void) {
   if (fail_countdown <= 0) return 0;
-  return --fail_countdown == 0;
+  if (--fail_countdown != 0) return 0;
+  fail_fired = 1;
+  return 1;
 }
 
 int df_test_fail_alloc(long nth) {
+  fail_fired = 0;
   fail_countdown = nth > 0 ? nth : 0;
   return 0;
 }
+
+int df__test_alloc_fired(void) { return fail_fired; }
+long df__test_alloc_live(void) { return live_allocs; }
+#define count_live(d) (live_allocs += (d))
 #endif
 #else
 #define should_fail() 0
+#define count_live(d) ((void)0)
 
 int df_test_fail_alloc(long nth) {
   (void)nth;
@@ -58,16 +84,23 @@ int df_test_fail_alloc(long nth) {
 
 /* Sizes of 0 are raised to 1 so that NULL always means failure. */
 void *df__malloc(size_t n) {
+  void *p;
   if (should_fail()) return NULL;
-  return malloc(n ? n : 1);
+  p = malloc(n ? n : 1);
+  if (p) count_live(1);
+  return p;
 }
 
 void *df__realloc(void *p, size_t n) {
+  void *np;
   if (should_fail()) return NULL;
-  return realloc(p, n ? n : 1);
+  np = realloc(p, n ? n : 1);
+  if (np && !p) count_live(1);
+  return np;
 }
 
 void df__free(void *p) {
+  if (p) count_live(-1);
   free(p);
 }
 

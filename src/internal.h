@@ -29,6 +29,12 @@ void *df__malloc(size_t n);
 void *df__realloc(void *p, size_t n);
 void df__free(void *p);
 char *df__strdup(const char *s);
+#ifdef DF_FAULT_INJECTION
+/* Test builds only: 1 when the fault armed by df_test_fail_alloc has
+ * fired; the number of core allocations made and not yet freed. */
+int df__test_alloc_fired(void);
+long df__test_alloc_live(void);
+#endif
 
 /* Growable byte buffer.  After a failed append `failed` is set and later
  * appends do nothing, so writers can check once at the end. */

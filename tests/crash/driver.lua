@@ -1,0 +1,272 @@
+-- driver.lua -- the crash loop: run tests/crash/writer.lua, kill it with
+-- SIGKILL at a random moment, reopen the database and check it.
+--
+--   lua5.4 driver.lua KILLS [SEED]
+--
+-- Environment: LUA (interpreter for the writer, default lua5.4),
+-- CRASH_MAX_MS (longest time before a kill, default 250), CRASH_DIR
+-- (database directory; default a fresh temporary one, removed at the end).
+--
+-- The driver keeps a model of the database: for every key, the item the
+-- acknowledged operations left there ({v, n, g, m}).  After each kill:
+--  - every operation acknowledged before the kill must be in the database
+--    (the model, updated with them, must equal a full scan exactly);
+--  - the one operation that was running when the kill came (started, not
+--    acknowledged) must be applied entirely or not at all -- its items,
+--    e.g. all N items of a transaction with one marker value, are either
+--    all in their new state or all in their old one;
+--  - nothing else is in the database.
+-- It prints the counts and ends with "N passed, N failed" (one check per
+-- kill); the exit status is 1 when any check failed.
+--
+-- CRASH_TAMPER=1 checks the checker: after each kill the driver itself
+-- deletes one acknowledged item, or rewrites one item of the last
+-- multi-item operation, before checking; every cycle must then fail.
+local dynafile = require "dynafile"
+
+local KILLS = tonumber(arg[1]) or 200
+local SEED = tonumber(arg[2]) or os.time()
+local LUA = os.getenv("LUA") or "lua5.4"
+local MAX_MS = tonumber(os.getenv("CRASH_MAX_MS") or "") or 250
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+local WRITER = here .. "/writer.lua"
+
+math.randomseed(SEED)
+
+local dir = os.getenv("CRASH_DIR")
+local own_dir = false
+if not dir or dir == "" then
+  dir = os.tmpname()
+  os.remove(dir)
+  own_dir = true
+end
+
+local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- model[key] = {v=, n=, g=, m=}; key = pk .. "/" .. sk
+local model = {}
+local function keyof(pk, sk) return pk .. "/" .. sk end
+
+local function copy(it)
+  if not it then return nil end
+  return { v = it.v, n = it.n, g = it.g, m = it.m }
+end
+
+local function same(a, b)
+  if a == nil or b == nil then return a == b end
+  return a.v == b.v and a.n == b.n and a.g == b.g and a.m == b.m
+end
+
+local function show(it)
+  if not it then return "absent" end
+  return string.format("{v=%s n=%s g=%s m=%s}", tostring(it.v), tostring(it.n),
+                       tostring(it.g), tostring(it.m))
+end
+
+-- Apply op's effects to state (a table key -> item); returns the new
+-- state of every key the op touches.
+local function apply(state, op)
+  for _, e in ipairs(op.effects) do
+    local k = keyof(e.pk, e.sk)
+    if e.kind == "put" then
+      state[k] = { v = e.v, g = e.g, m = e.m }
+    elseif e.kind == "upd" then
+      local old = state[k]
+      local new = copy(old) or {}
+      new.v = e.v
+      new.n = (old and old.n or 0) + 1
+      state[k] = new
+    else
+      state[k] = nil
+    end
+  end
+end
+
+local function touched(op)
+  local t, list = {}, {}
+  for _, e in ipairs(op.effects) do
+    local k = keyof(e.pk, e.sk)
+    if not t[k] then
+      t[k] = true
+      list[#list + 1] = k
+    end
+  end
+  return list
+end
+
+-- Parse the writer's output into operations.
+local function parse(lines)
+  local ops, by_id = {}, {}
+  local ready = false
+  for _, line in ipairs(lines) do
+    local w = {}
+    for x in line:gmatch("%S+") do w[#w + 1] = x end
+    if w[1] == "READY" then
+      ready = true
+    elseif w[1] == "B" then
+      local op = { id = tonumber(w[2]), kind = w[3], effects = {} }
+      ops[#ops + 1] = op
+      by_id[op.id] = op
+    elseif w[1] == "E" then
+      local op = assert(by_id[tonumber(w[2])], "effect before its operation")
+      local e = { pk = w[3], sk = tonumber(w[4]), kind = w[5] }
+      if e.kind == "put" then
+        e.v = tonumber(w[6])
+        e.g = w[7] ~= "-" and w[7] or nil
+        e.m = w[8] ~= "-" and tonumber(w[8]) or nil
+      elseif e.kind == "upd" then
+        e.v = tonumber(w[6])
+      end
+      op.effects[#op.effects + 1] = e
+    elseif w[1] == "A" then
+      local op = assert(by_id[tonumber(w[2])], "ack before its operation")
+      op.outcome = w[3]
+    elseif line ~= "" then
+      -- anything else (an error message from the writer) is reported
+      ops.stray = (ops.stray or "") .. line .. "\n"
+    end
+  end
+  ops.ready = ready
+  return ops
+end
+
+-- Read every item of the database into key -> {v, n, g, m}.
+local function snapshot(db)
+  local s, count = {}, 0
+  for it in db:scan() do
+    s[keyof(it.PK, it.SK)] = { v = it.v, n = it.n, g = it.g, m = it.m }
+    count = count + 1
+  end
+  return s, count
+end
+
+local function open_db()
+  local db, msg, code = dynafile.open(dir, { sync = "full" })
+  if not db then error("reopen failed: " .. tostring(msg) .. " (" .. tostring(code) .. ")") end
+  return db
+end
+
+-- create the database before the first kill
+open_db():close()
+
+local kills, acked, checked_items, violations, failed_cycles = 0, 0, 0, 0, 0
+local next_id, half_checked, applied_inflight = 1, 0, 0
+local started = os.clock()
+local wall = os.time()
+
+local function violation(cycle, fmt, ...)
+  violations = violations + 1
+  io.stderr:write(string.format("cycle %d: VIOLATION: " .. fmt .. "\n", cycle, ...))
+end
+
+for cycle = 1, KILLS do
+  local ms = math.random(5, MAX_MS)
+  local cmd = string.format("exec timeout -s KILL %.3f %s %s %s %d %d 2>&1", ms / 1000, LUA,
+                            shq(WRITER), shq(dir), math.random(1, 2 ^ 30), next_id)
+  local p = assert(io.popen(cmd, "r"))
+  local lines = {}
+  for line in p:lines() do lines[#lines + 1] = line end
+  p:close()
+  kills = kills + 1
+  local before = violations
+
+  local ops = parse(lines)
+  if ops.stray then
+    violation(cycle, "writer printed: %s", ops.stray)
+  end
+  -- acknowledged operations, in order; at most one unacknowledged at the end
+  local inflight
+  for i, op in ipairs(ops) do
+    if op.outcome then
+      if op.outcome == "ok" then apply(model, op) end
+      acked = acked + 1
+    elseif i == #ops then
+      inflight = op
+    else
+      violation(cycle, "operation %d has no outcome but is not the last", op.id)
+    end
+    next_id = math.max(next_id, op.id + 1)
+  end
+
+  local db = open_db()
+  if os.getenv("CRASH_TAMPER") == "1" then
+    local victim
+    if inflight and #inflight.effects > 1 and math.random() < 0.5 then
+      -- make the interrupted operation half applied, whichever way it went
+      local e = inflight.effects[1]
+      local it = db:get_item { PK = e.pk, SK = e.sk }
+      if it then
+        assert(db:delete_item { PK = e.pk, SK = e.sk })
+      else
+        assert(db:put_item { PK = e.pk, SK = e.sk, v = -1 })
+      end
+      victim = true
+    end
+    if not victim then
+      local ks = {}
+      for k in pairs(model) do ks[#ks + 1] = k end
+      table.sort(ks)
+      if #ks > 0 then
+        local pk, sk = ks[math.random(#ks)]:match("^(.*)/(%d+)$")
+        assert(db:delete_item { PK = pk, SK = tonumber(sk) })
+      else
+        assert(db:put_item { PK = "p0", SK = 0, v = -1 })
+      end
+    end
+  end
+  local snap = snapshot(db)
+  -- the in-flight operation: all of it or none of it
+  if inflight then
+    local after = {}
+    for k, v in pairs(model) do after[k] = v end
+    apply(after, inflight)
+    local keys = touched(inflight)
+    local all_old, all_new = true, true
+    for _, k in ipairs(keys) do
+      if not same(snap[k], model[k]) then all_old = false end
+      if not same(snap[k], after[k]) then all_new = false end
+    end
+    half_checked = half_checked + 1
+    if all_new and not all_old then
+      model = after
+      applied_inflight = applied_inflight + 1
+    elseif not all_old and not all_new then
+      local detail = {}
+      for _, k in ipairs(keys) do
+        detail[#detail + 1] = string.format("%s: found %s, before %s, after %s", k,
+                                            show(snap[k]), show(model[k]), show(after[k]))
+      end
+      violation(cycle, "operation %d (%s) is half applied:\n  %s", inflight.id, inflight.kind,
+                table.concat(detail, "\n  "))
+      model = snap -- go on from what is there
+    end
+  end
+  -- the whole database equals the model
+  for k, it in pairs(model) do
+    checked_items = checked_items + 1
+    if not same(snap[k], it) then
+      violation(cycle, "%s: expected %s, found %s", k, show(it), show(snap[k]))
+    end
+  end
+  for k, it in pairs(snap) do
+    if model[k] == nil then
+      violation(cycle, "%s: found %s, which no operation wrote", k, show(it))
+    end
+  end
+  if violations > before then
+    failed_cycles = failed_cycles + 1
+    model = snap
+  end
+  db:close()
+end
+
+if own_dir then os.execute("rm -rf " .. shq(dir)) end
+
+print(string.format("crash loop: seed %d, %d kills, %d acknowledged operations checked, " ..
+                    "%d interrupted operations checked for all-or-nothing (%d had committed), " ..
+                    "%d item comparisons, %d violations, %ds",
+                    SEED, kills, acked, half_checked, applied_inflight, checked_items,
+                    violations, os.time() - wall))
+local _ = started
+print(string.format("%d passed, %d failed", kills - failed_cycles, failed_cycles))
+os.exit(failed_cycles == 0 and 0 or 1)

@@ -1,0 +1,71 @@
+# reliability.mk -- included by the Makefile: the reliability suites.
+#
+#   make crashtest   the crash loop, 1,000 SIGKILLs (CI runs 200: tests/crash.sh)
+#   make fuzz        each libFuzzer harness in fuzz/ for FUZZ_TIME seconds
+#   make asan        C tests and the busted suite under ASan + UBSan
+#   make valgrind    the busted suite under valgrind's leak checker
+#
+# The out-of-memory test tests/test_oom.c (and test_lua_oom.c) link against
+# a second build of the core with -DDF_FAULT_INJECTION ($(B)/fi/), so that
+# any chosen allocation can be made to fail; the rules below replace the
+# generic test rule for them.
+
+FI_OBJ := $(patsubst src/%.c,$(B)/fi/%.o,$(CORE_SRC))
+FI_LIB := $(B)/fi/libdynafile.a
+LUA54_CFLAGS = $(shell pkg-config --cflags lua5.4 2>/dev/null)
+LUA54_LIBS = $(shell pkg-config --libs lua5.4 2>/dev/null)
+
+$(B)/fi/%.o: src/%.c src/*.h | $(B)
+	@mkdir -p $(B)/fi
+	$(CC) $(ALL_CFLAGS) -DDF_FAULT_INJECTION -c $< -o $@
+
+$(FI_LIB): $(FI_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/tests/test_oom: tests/test_oom.c $(FI_LIB) tests/*.h | $(B)
+	$(CC) $(ALL_CFLAGS) -DDF_FAULT_INJECTION -Isrc $< $(FI_LIB) -o $@ $(LDLIBS)
+
+# The Lua out-of-memory test embeds Lua 5.4 (a custom allocator needs
+# lua_newstate, which LuaJIT's 64-bit build does not offer).
+$(B)/fi/ldynafile54.o: src/ldynafile.c src/*.h | $(B)
+	@mkdir -p $(B)/fi
+	$(CC) $(ALL_CFLAGS) -DDF_FAULT_INJECTION $(LUA54_CFLAGS) -c $< -o $@
+
+$(B)/tests/test_lua_oom: tests/test_lua_oom.c $(B)/fi/ldynafile54.o $(FI_LIB) \
+                         tests/*.h | $(B)
+	$(CC) $(ALL_CFLAGS) -DDF_FAULT_INJECTION $(LUA54_CFLAGS) -Isrc $< \
+	  $(B)/fi/ldynafile54.o $(FI_LIB) -o $@ $(LDLIBS) $(LUA54_LIBS)
+
+# ------------------------------------------------------------ crash loop
+CRASH_KILLS ?= 1000
+
+crashtest: deps
+	@$(MAKE) --no-print-directory LUA=lua5.4 all
+	CRASH_KILLS=$(CRASH_KILLS) bash tests/crash.sh
+
+# --------------------------------------------------------------- fuzzing
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 60
+FUZZERS := msgpack key expr
+FUZZ_SRC := src/codec.c src/key.c src/alloc.c src/error.c src/expr.c
+FUZZ_CFLAGS := -std=c99 -D_GNU_SOURCE -g -O1 $(WARN) \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_BIN := $(patsubst %,build/fuzz/fuzz_%,$(FUZZERS))
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_SRC) src/*.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc $< $(FUZZ_SRC) -o $@ -lm
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps
+	FUZZ_TIME=$(FUZZ_TIME) bash tests/fuzz.sh
+
+# ------------------------------------------------------------ sanitizers
+asan: deps
+	bash tests/asan.sh
+
+valgrind: deps
+	bash tests/valgrind.sh
+
+.PHONY: crashtest fuzz fuzz-build asan valgrind
