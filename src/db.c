@@ -357,7 +357,7 @@ static int env_load(df_db *db, df_env *e, const df_open_options *o) {
   int rc, code = DF_OK;
   char err[DF_MSG_MAX];
   df_schema_owned stored;
-  int have_stored = 0;
+  int have_stored = 0, fresh = 0;
 
   memset(&stored, 0, sizeof stored);
   rc = mdb_txn_begin(e->env, NULL, e->readonly ? MDB_RDONLY : 0, &txn);
@@ -386,6 +386,7 @@ static int env_load(df_db *db, df_env *e, const df_open_options *o) {
       goto out;
     }
     rc = mdb_dbi_open(txn, DF_DBI_META, MDB_CREATE, &e->dbi_meta);
+    fresh = 1;
   }
   if (rc == 0) rc = mdb_dbi_open(txn, DF_DBI_ITEMS, dflags, &e->dbi_items);
   if (rc == 0) rc = mdb_dbi_open(txn, DF_DBI_INDEX, dflags, &e->dbi_index);
@@ -407,6 +408,14 @@ static int env_load(df_db *db, df_env *e, const df_open_options *o) {
       goto out;
     }
     have_stored = 1;
+  } else if (rc == MDB_NOTFOUND && !fresh) {
+    /* dynafile writes meta and its schema record in one transaction: a
+     * meta without one belongs to another program (nothing is written) */
+    code = df__db_err(db, DF_ECORRUPT,
+                      "%s is an LMDB environment of another program (its "
+                      "meta sub-database holds no dynafile schema)",
+                      e->path);
+    goto out;
   } else if (rc != MDB_NOTFOUND) {
     code = df__db_err(db, df__map_err(rc), "cannot read schema: %s",
                       mdb_strerror(rc));
@@ -483,6 +492,24 @@ out:
   return code;
 }
 
+/* A data file shorter than the last page its meta page names was cut
+ * (a torn copy, a copy onto a full disk): LMDB would map the missing pages
+ * and the first read of one would kill the process with SIGBUS. */
+static int check_file_length(df_db *db, df_env *e, const char *data_path) {
+  MDB_envinfo info;
+  struct stat fst;
+  uint64_t need;
+  if (mdb_env_info(e->env, &info) != 0 || stat(data_path, &fst) != 0)
+    return DF_OK; /* nothing to compare; LMDB reports its own errors */
+  need = ((uint64_t)info.me_last_pgno + 1) * page_size(e);
+  if ((uint64_t)fst.st_size >= need) return DF_OK;
+  return df__db_err(db, DF_ECORRUPT,
+                    "%s is truncated: %lld bytes, but its last page ends at "
+                    "byte %llu; not a database",
+                    data_path, (long long)fst.st_size,
+                    (unsigned long long)need);
+}
+
 static int env_open(df_db *db, const char *path, struct stat *st,
                     const df_open_options *o, df_env **out) {
   df_env *e;
@@ -548,6 +575,10 @@ static int env_open(df_db *db, const char *path, struct stat *st,
     code = df__map_err(rc);
     if (rc == EINVAL || rc == ENOENT) code = DF_ECORRUPT;
     df__db_err(db, code, "cannot open %s: %s", path, mdb_strerror(rc));
+    env_destroy(e);
+    return code;
+  }
+  if ((code = check_file_length(db, e, data_path)) != DF_OK) {
     env_destroy(e);
     return code;
   }

@@ -67,7 +67,7 @@ static const char *code_name(int code) {
     case DF_EDISKFULL: return "IOError";
     case DF_EACCESS: return "IOError";
     case DF_ECORRUPT: return "Corrupt";
-    case DF_EVERSION: return "Corrupt";
+    case DF_EVERSION: return "VersionMismatch";
     case DF_EFORKED: return "Forked";
     case DF_ECLOSED: return "Closed";
     case DF_EREADONLY: return "ReadOnly";

@@ -156,7 +156,9 @@ end
 -- @treturn string code on failure: "ValidationError" (schema differs from
 --   the stored one, bad index definition), "IOError" (including permission
 --   denied and a full disk), "Corrupt" (not a dynafile directory, a torn
---   file, a newer format), "ReadOnly", "ReadersFull", "Forked", "NoMemory"
+--   file), "VersionMismatch" (written by a newer dynafile, or a lock file
+--   of another LMDB version), "ReadOnly", "ReadersFull", "Forked",
+--   "NoMemory"
 -- @raise on misuse: a path that is not a non-empty string, an unknown
 --   option, an option of the wrong type
 -- @usage local db = assert(dynafile.open("./data", {pk = "PK", sk = "SK"}))
