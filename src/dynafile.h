@@ -97,7 +97,8 @@ extern "C" {
  *                  transaction again (the one-call forms and the Lua layer
  *                  do this by themselves) ["Retry"]
  *   DF_EREADERS    every reader slot is in use ["ReadersFull"]
- *   DF_EVERSION    the data was written by a newer format ["Corrupt"]
+ *   DF_EVERSION    the data was written by a newer format
+ *                  ["VersionMismatch"]
  *   DF_EDISKFULL   no space left on the device (or quota) ["IOError"]
  *   DF_EACCESS     permission denied ["IOError"]
  *   DF_ESCHEMA     the schema given differs from the stored one
