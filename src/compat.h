@@ -12,6 +12,11 @@
 
 #if LUA_VERSION_NUM < 502
 #define lua_rawlen(L, i) lua_objlen(L, (i))
+#endif
+
+/* Lua 5.1 lacks these; LuaJIT 2.1 (which says 5.1) has them, and shows it
+ * by defining luaL_newlibtable. */
+#if LUA_VERSION_NUM < 502 && !defined(luaL_newlibtable)
 #define luaL_setfuncs(L, l, nup) compat_setfuncs(L, l, nup)
 #define luaL_newlib(L, l) (lua_newtable(L), luaL_setfuncs(L, l, 0))
 
