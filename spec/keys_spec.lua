@@ -1,0 +1,176 @@
+-- Key values and their order: numbers numerically (integers and floats
+-- together), strings bytewise, numbers before strings, empty strings,
+-- partition keys up to 2048 bytes (stored hashed past 61 bytes) and sort
+-- keys up to 177 bytes (DF_SK_MAX in src/dynafile.h).
+local dynafile = require "dynafile"
+local support = dofile("spec/support/fs.lua")
+
+local has_int = math.type ~= nil
+
+-- bytewise string order (Lua's < may follow the locale)
+local function bytes_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+describe("keys", function()
+  local db
+
+  before_each(function()
+    db = assert(dynafile.open(support.tmpdir(), { pk = "PK", sk = "SK", sync = "off" }))
+  end)
+
+  after_each(function()
+    db:close()
+    support.cleanup()
+  end)
+
+  local function sort_keys(pk, opts)
+    local got = {}
+    for item in db:query(pk, opts) do got[#got + 1] = item.SK end
+    return got
+  end
+
+  local function put_all(pk, list)
+    -- in a scrambled order, so order comes from the keys alone
+    for i = #list, 1, -2 do assert(db:put_item({ PK = pk, SK = list[i] })) end
+    for i = #list - 1, 1, -2 do assert(db:put_item({ PK = pk, SK = list[i] })) end
+  end
+
+  it("orders numbers numerically, integers and floats together", function()
+    local nums = { -math.huge, -1e300, -(2 ^ 53), -1000, -1.5, -1, -0.5, 0, 1e-300, 0.5, 1,
+      1.5, 2, 3, 10, 100, 2 ^ 53, 2 ^ 60, 1e300, math.huge }
+    if has_int then
+      nums = { -math.huge, -1e300, math.mininteger, -(2 ^ 53), -1000, -1.5, -1, -0.5, 0,
+        1e-300, 0.5, 1, 1.5, 2, 3, 10, 100, 2 ^ 53, math.maxinteger - 1, math.maxinteger,
+        2.0 ^ 63, 1e300, math.huge }
+    end
+    put_all("n", nums)
+    local got = sort_keys("n")
+    assert.equal(#nums, #got)
+    for i = 1, #nums do assert.equal(nums[i], got[i]) end
+    local back = sort_keys("n", { scan_index_forward = false })
+    for i = 1, #nums do assert.equal(nums[#nums + 1 - i], back[i]) end
+  end)
+
+  it("orders large integers exactly, also next to floats", function()
+    if not has_int then
+      -- Lua 5.1 numbers are doubles: integers beyond 2^53 do not exist there
+      put_all("big", { 2 ^ 53, 2 ^ 53 + 2, 2 ^ 54 })
+      assert.same({ 2 ^ 53, 2 ^ 53 + 2, 2 ^ 54 }, sort_keys("big"))
+      return
+    end
+    local m, i53, i62 = math.maxinteger, math.tointeger(2 ^ 53), math.tointeger(2 ^ 62)
+    local list = { 2 ^ 53, i53 + 1, i53 + 2, 2.0 ^ 62, i62 + 1, m - 1, m }
+    put_all("big", list)
+    local got = sort_keys("big")
+    assert.equal(#list, #got)
+    for i = 1, #list do
+      assert.equal(list[i], got[i])
+      assert.equal(math.type(list[i]), math.type(got[i]))
+    end
+  end)
+
+  it("treats an integer and the equal float as one key", function()
+    assert(db:put_item({ PK = "p", SK = 1, v = "int" }))
+    assert.equal("int", db:get_item({ PK = "p", SK = 1.0 }).v)
+    assert(db:put_item({ PK = "p", SK = 1.0, v = "float" }))
+    assert.same({ 1 }, sort_keys("p"))
+    assert.equal("float", db:get_item({ PK = "p", SK = 1 }).v)
+    assert(db:put_item({ PK = "p", SK = -0.0, v = "zero" }))
+    assert.equal("zero", db:get_item({ PK = "p", SK = 0 }).v)
+    -- number partition keys too
+    assert(db:put_item({ PK = 7, SK = "x" }))
+    assert.is_table(db:get_item({ PK = 7.0, SK = "x" }))
+    assert.equal(1, #sort_keys(7.0))
+  end)
+
+  it("orders strings bytewise, a prefix first", function()
+    local strs = { "", "\0", "\0\0", "\0\1", "\1", " ", "A", "B", "Z", "a", "a\0", "a\0\0",
+      "a\1", "aa", "ab", "b", "z", "\127", "\128", "\195\169", "\255", "\255\255" }
+    local sorted = {}
+    for i, s in ipairs(strs) do sorted[i] = s end
+    table.sort(sorted, bytes_less)
+    assert.same(strs, sorted) -- the list above is in byte order
+    put_all("s", strs)
+    assert.same(strs, sort_keys("s"))
+  end)
+
+  it("puts every number before every string", function()
+    put_all("mix", { -5, 0, 99, 1e300, "", "0", "5", "a" })
+    local got = sort_keys("mix")
+    assert.same({ -5, 0, 99, 1e300, "", "0", "5", "a" }, got)
+  end)
+
+  it("accepts empty strings as partition and sort keys", function()
+    assert(db:put_item({ PK = "", SK = "", v = 1 }))
+    assert(db:put_item({ PK = "", SK = "x", v = 2 }))
+    assert.equal(1, db:get_item({ PK = "", SK = "" }).v)
+    assert.same({ "", "x" }, sort_keys(""))
+    assert(db:delete_item({ PK = "", SK = "" }))
+    assert.same({ "x" }, sort_keys(""))
+  end)
+
+  it("keeps partitions with long keys apart, up to 2048 bytes", function()
+    local a61 = string.rep("a", 61)     -- stored inline
+    local a62 = string.rep("a", 62)     -- stored hashed from here on
+    local a2048 = string.rep("a", 2048)
+    local b2048 = string.rep("a", 2047) .. "b"
+    local nul = string.rep("\0", 1000)
+    for _, pk in ipairs({ a61, a62, a2048, b2048, nul }) do
+      for i = 1, 3 do assert(db:put_item({ PK = pk, SK = i, len = #pk })) end
+    end
+    for _, pk in ipairs({ a61, a62, a2048, b2048, nul }) do
+      assert.same({ 1, 2, 3 }, sort_keys(pk))
+      local item = db:get_item({ PK = pk, SK = 2 })
+      assert.equal(pk, item.PK)
+      assert.same({ 3, 2, 1 }, sort_keys(pk, { scan_index_forward = false }))
+      assert.same({ 2, 3 }, sort_keys(pk, { starts_with = 2 }))
+    end
+    assert(db:delete_item({ PK = a2048, SK = 2 }))
+    assert.same({ 1, 3 }, sort_keys(a2048))
+    assert.same({ 1, 2, 3 }, sort_keys(b2048))
+    local n = 0
+    for _ in db:scan() do n = n + 1 end
+    assert.equal(14, n)
+  end)
+
+  it("refuses a partition key longer than 2048 bytes", function()
+    local long = string.rep("x", 2049)
+    assert.has_error(function() db:put_item({ PK = long, SK = 1 }) end,
+      "dynafile.put_item: key attribute PK is too long (2049 bytes, at most 2048)")
+    assert.has_error(function() db:get_item({ PK = long, SK = 1 }) end)
+    assert.has_error(function() for _ in db:query(long) do end end)
+  end)
+
+  it("accepts sort keys up to 177 bytes, and up to 176 with one NUL byte", function()
+    local s177 = string.rep("s", 177)
+    local nul176 = string.rep("s", 175) .. "\0"
+    assert(db:put_item({ PK = "p", SK = s177 }))
+    assert(db:put_item({ PK = "p", SK = nul176 }))
+    assert.equal(s177, db:get_item({ PK = "p", SK = s177 }).SK)
+    assert.equal(nul176, db:get_item({ PK = "p", SK = nul176 }).SK)
+    assert.same({ nul176, s177 }, sort_keys("p"))
+  end)
+
+  it("refuses a sort key past the limit with a message naming it", function()
+    local ok, err = pcall(db.put_item, db, { PK = "p", SK = string.rep("s", 178) })
+    assert.is_false(ok)
+    assert.matches("dynafile.put_item: key attribute SK is too long", err, 1, true)
+    assert.matches("177 bytes", err, 1, true)
+    ok = pcall(db.put_item, db, { PK = "p", SK = string.rep("s", 176) .. "\0" })
+    assert.is_false(ok)
+    assert.is_nil(db:scan()())
+  end)
+
+  it("queries with number sort keys and starts_with between them", function()
+    put_all("p", { 1, 2.5, 4, 8 })
+    assert.same({ 4, 8 }, sort_keys("p", { starts_with = 3 }))
+    assert.same({ 2.5, 1 }, sort_keys("p", { starts_with = 3, scan_index_forward = false }))
+    assert.same({ 2.5, 4, 8 }, sort_keys("p", { starts_with = 2.5 }))
+  end)
+end)
