@@ -350,7 +350,15 @@ int df_txn_commit(df_txn *t) {
 void df_txn_free(df_txn *t) {
   if (t == NULL) return;
   if (t->live) {
-    if (t->db->fork_gen == df__fork_generation()) finish(t, 1);
+    if (t->db->fork_gen == df__fork_generation()) {
+      /* A write that met MDB_MAP_FULL told its caller to retry; a caller
+       * that gives up on the transaction (rather than committing it) frees
+       * it, so the map grows here too, or the retry would meet the same
+       * full map. */
+      int grow = t->map_full;
+      finish(t, 1);
+      if (grow) df__env_grow(t->env);
+    }
   }
   df__buf_free(&t->old);
   df__buf_free(&t->scratch);
