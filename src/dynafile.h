@@ -432,8 +432,9 @@ int df_db_item_key(df_db *db, const void *item, size_t len, df_key *key);
  * df_db_errmsg(db).  df_db_get copies the item into memory owned by the
  * handle: *item is borrowed until the next call on `db` (or its close).
  * df_db_put copies `item`.  df_db_delete's *found is optional.  Deleting a
- * missing item is not an error.  They record no events.  Errors as for
- * df_txn_get/put/delete, plus those of df_txn_begin (including DF_EBUSY
+ * missing item is not an error.  The write forms also delete up to eight
+ * expired items (as df_txn_purge_expired).  They record no events.  Errors
+ * as for df_txn_get/put/delete, plus those of df_txn_begin (including DF_EBUSY
  * when this thread holds a write transaction) and df_txn_commit. */
 int df_db_get(df_db *db, const df_key *key, double now, const void **item,
               size_t *len);

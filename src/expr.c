@@ -1057,7 +1057,8 @@ int df_expr_compile(const char *src, size_t len, df_expr **out, char *err,
   p.e = e;
   if ((rc = lex(&p))) goto failed;
   if (p.tok == T_END) {
-    rc = fail(&p, DF_EVALIDATION, "empty expression");
+    rc = fail(&p, DF_EVALIDATION, "empty expression at column %zu",
+              p.tpos + 1);
     goto failed;
   }
   if ((rc = parse_list(&p, N_OR, &e->root))) goto failed;

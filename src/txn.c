@@ -650,9 +650,11 @@ static int one_write(df_db *db, const void *item, size_t len,
   for (tries = 0; tries < 8; tries++) {
     code = df_txn_begin(db, DF_TXN_WRITE, now, &t);
     if (code != DF_OK) return code;
-    if (item)
+    /* every write path also deletes a few expired items (ttl.c) */
+    code = df_txn_purge_expired(t, 8, NULL);
+    if (code == DF_OK && item)
       code = df_txn_put(t, item, len, NULL, NULL);
-    else
+    else if (code == DF_OK)
       code = df_txn_delete(t, key, found, NULL, NULL);
     if (code == DF_OK || code == DF_ERETRY) {
       int c2 = df_txn_commit(t);

@@ -485,8 +485,8 @@ static void test_regex(void) {
 static void test_syntax_errors(void) {
   SYN("a == 1 and )", "filter: unexpected token ')' at column 12");
   SYN("(a == 1) and b == 2)", "filter: unexpected token ')' at column 20");
-  SYN("", "filter: empty expression");
-  SYN("   \t\n", "filter: empty expression");
+  SYN("", "filter: empty expression at column 1");
+  SYN("   \t\n", "filter: empty expression at column 6");
   SYN("a ==", "filter: unexpected end of expression at column 5");
   SYN("(a == 1", "filter: unexpected end of expression at column 8");
   SYN("a == 1 b", "filter: unexpected token 'b' at column 8");
