@@ -227,7 +227,7 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
       return df__db_err(db, DF_EBUSY,
                         "this thread already holds the database's write "
                         "transaction (a write from inside a transaction, "
-                        "update function, condition or listener?)");
+                        "an update function or a condition?)");
     }
     pthread_mutex_unlock(&e->lock);
   }
