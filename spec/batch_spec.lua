@@ -149,6 +149,21 @@ describe("a batch writer", function()
     assert.is_nil(db:get_item { PK = "a", SK = 1 })
   end)
 
+  it("commits a batch larger than the map once the map has grown, one event per put", function()
+    db:close()
+    rmdir(dir)
+    db = assert(dynafile.open(dir, { pk = "PK", sk = "SK", map_size = 65536 }))
+    local events = 0
+    db:add_stream_listener(function() events = events + 1 end)
+    local pad = string.rep("x", 200)
+    assert.is_true(db:batch_write(function(w)
+      for i = 1, 5000 do w:put_item { PK = "p" .. i % 50, SK = i, pad = pad } end
+    end))
+    assert.equal(5000, events)
+    assert.equal(5000, db:stat().items)
+    for i = 1, 5000, 499 do assert.is_not_nil(db:get_item { PK = "p" .. i % 50, SK = i }) end
+  end)
+
   it("ignores deletes of missing items", function()
     assert.is_true(db:batch_write(function(w)
       w:delete_item { PK = "nobody", SK = 0 }

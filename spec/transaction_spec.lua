@@ -203,6 +203,23 @@ describe("a transaction", function()
     rmdir(dir2)
   end)
 
+  it("commits everything once, even when the map must grow on the way", function()
+    local dir2 = tmpdir()
+    local small = assert(dynafile.open(dir2, { pk = "PK", sk = "SK", map_size = 65536 }))
+    local events = 0
+    small:add_stream_listener(function() events = events + 1 end)
+    local pad = string.rep("y", 300)
+    local r = small:transaction(function(tx)
+      for i = 1, 4000 do tx:put_item { PK = "p" .. i % 40, SK = i, pad = pad } end
+      return "all in"
+    end)
+    assert.equal("all in", r)
+    assert.equal(4000, events)
+    assert.equal(4000, small:stat().items)
+    small:close()
+    rmdir(dir2)
+  end)
+
   it("refuses a transaction object used after its transaction ended", function()
     local saved
     db:transaction(function(tx) saved = tx end)

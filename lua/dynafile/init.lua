@@ -378,15 +378,14 @@ local function write_txn(self, body, a, b, c, d)
       if r3 ~= "Retry" then return nil, r2, r3, r4 end
     else
       local cok, cmsg, ccode = txn:commit()
+      st.held = false -- committed or not, the write lock is released
       if cok then
         local events = events_wanted and txn:events()
         txn:free()
-        st.held = false
         if events then dispatch(self, events) end
         return r1, r2, r3, r4
       end
       txn:free()
-      st.held = false
       if ccode ~= "Retry" then return nil, cmsg, ccode end
     end
   end
