@@ -362,9 +362,10 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out);
  * operations and the commit fail. */
 int df_txn_commit(df_txn *txn);
 
-/* Abort (when still live) and free; NULL accepted.  Every pointer
- * borrowed from the transaction (items, old items, events, errmsg) dies
- * here. */
+/* Abort (when still live) and free; NULL accepted.  A write transaction
+ * that met a full map grows it here, so that running it again can succeed.
+ * Every pointer borrowed from the transaction (items, old items, events,
+ * errmsg) dies here. */
 void df_txn_free(df_txn *txn);
 
 /* The message of the last failure in this transaction.  Borrowed; valid
@@ -394,8 +395,8 @@ int df_txn_get(df_txn *txn, const df_key *key, const void **item,
  * than DF_MAX_DEPTH, key attribute missing or of a wrong type, key too
  * long; nothing written), DF_EREADONLY (read transaction), DF_EINVAL,
  * DF_EFORKED, DF_ERETRY (the map is full: the transaction is doomed;
- * df_txn_commit grows the map and returns DF_ERETRY, then run it again),
- * DF_EDISKFULL, DF_EIO, DF_ENOMEM. */
+ * df_txn_commit or df_txn_free grows the map, then run the transaction
+ * again), DF_EDISKFULL, DF_EIO, DF_ENOMEM. */
 int df_txn_put(df_txn *txn, const void *item, size_t len, const void **old,
                size_t *old_len);
 
