@@ -164,6 +164,18 @@ describe("a batch writer", function()
     for i = 1, 5000, 499 do assert.is_not_nil(db:get_item { PK = "p" .. i % 50, SK = i }) end
   end)
 
+  it("raises at flush, writing nothing, when a queued key is too long", function()
+    local w = db:batch_writer()
+    w:put_item { PK = "ok", SK = 1 }
+    w:put_item { PK = "a", SK = string.rep("s", 400) }
+    local ok, err = pcall(w.flush, w)
+    assert.is_false(ok)
+    assert.matches("dynafile.batch_writer.flush: key attribute SK is too long", err, 1, true)
+    assert.is_nil(db:get_item { PK = "ok", SK = 1 })
+    w:discard()
+    assert.equal(0, w:pending())
+  end)
+
   it("ignores deletes of missing items", function()
     assert.is_true(db:batch_write(function(w)
       w:delete_item { PK = "nobody", SK = 0 }

@@ -69,8 +69,11 @@ return function(M)
     end
   end
 
-  --- Queue a put.  The item is encoded now: an invalid item raises here,
-  -- not at flush, and later changes to the table do not matter.
+  --- Queue a put.  The item is encoded now: an invalid item (a missing
+  -- key attribute, a value that cannot be stored) raises here, not at
+  -- flush, and later changes to the table do not matter.  Only a key or
+  -- index value over the length limits is found at flush, which then
+  -- raises and writes nothing (`w:discard()` drops the batch).
   -- @tparam table item the item, holding the key attributes
   -- @treturn true always
   -- @raise on an invalid item (as for `db:put_item`) or a closed writer
@@ -247,7 +250,8 @@ return function(M)
     end
   end
 
-  -- Record the outcome of one action; returns the action's results.
+  -- Record the outcome of one action: passed, or failed (which cancels the
+  -- transaction and gives the action its results: nil, message, code).
   local function passed(tx)
     local r = tx._reasons
     r[#r + 1] = { code = "None" }
