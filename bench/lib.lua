@@ -108,12 +108,15 @@ end
 -- that never waits for the disk (reads of cached data, both stores in this
 -- one process), and far less disturbed by other work on the machine; work
 -- that waits for fsync (loading) must be timed by the wall clock.
+-- opts.setup: called (untimed) before each round, e.g. to make fresh
+-- stores for a load.
 function M.compare(name, unit, n, ours, theirs, target, opts)
   local rounds = opts and opts.rounds or 1
   local use_cpu = opts and opts.cpu
   local ta, tb, wa, wb = math.huge, math.huge, 0, 0
   for _ = 1, rounds do
     local check_a, check_b
+    if opts and opts.setup then opts.setup() end
     local w0 = M.bytes_written()
     local t, c = M.time(function() check_a = ours() end)
     if use_cpu then t = c end
