@@ -257,7 +257,7 @@ static void json_str(FILE *f, const char *s) {
   fputc('"', f);
 }
 
-static void write_meta_json(df_env *e) {
+void df__meta_json_write(df_env *e) {
   char tmp[PATH_MAX], dst[PATH_MAX];
   const df_schema *s = &e->schema.s;
   static const char *proj[] = {"all", "keys", "include"};
@@ -345,6 +345,7 @@ static void env_destroy(df_env *e) {
   pthread_mutex_destroy(&e->lock);
   pthread_rwlock_destroy(&e->map_lock);
   df__schema_free(&e->schema);
+  df__schema_retired_free(e);
   df__free(e->path);
   df__free(e);
 }
@@ -357,8 +358,9 @@ static int env_load(df_db *db, df_env *e, const df_open_options *o) {
   int rc, code = DF_OK;
   char err[DF_MSG_MAX];
   df_schema_owned stored;
-  int have_stored = 0, fresh = 0;
+  int have_stored = 0, fresh = 0, tries = 0;
 
+again:
   memset(&stored, 0, sizeof stored);
   rc = mdb_txn_begin(e->env, NULL, e->readonly ? MDB_RDONLY : 0, &txn);
   if (rc != 0)
@@ -456,7 +458,7 @@ static int env_load(df_db *db, df_env *e, const df_open_options *o) {
                         mdb_strerror(rc));
       goto out;
     }
-    write_meta_json(e);
+    df__meta_json_write(e);
     goto out;
   }
 
@@ -465,6 +467,15 @@ static int env_load(df_db *db, df_env *e, const df_open_options *o) {
   if (o->schema) {
     int changed = 0;
     code = df__schema_reconcile(db, txn, e, o, &changed, err, sizeof err);
+    if (code == DF_ERETRY && tries < 32) {
+      /* A backfill filled the map: start over with a bigger one. */
+      mdb_txn_abort(txn);
+      txn = NULL;
+      df__schema_free(&e->schema);
+      df__env_grow(e);
+      tries++;
+      goto again;
+    }
     if (code != DF_OK) {
       df__db_err(db, code, "%s", err);
       goto out;
@@ -477,7 +488,7 @@ static int env_load(df_db *db, df_env *e, const df_open_options *o) {
                           mdb_strerror(rc));
         goto out;
       }
-      write_meta_json(e);
+      df__meta_json_write(e);
       goto out;
     }
   }

@@ -287,6 +287,16 @@ const char *df_db_id(const df_db *db);
  * message. */
 int df_db_index_find(const df_db *db, const char *name, unsigned *id);
 
+/* Drop the secondary index `name`: delete its entries and remove it from
+ * the stored schema, in one write transaction (all or nothing).  Another
+ * process that has the database open stops maintaining the index at its
+ * next write transaction.  Do not drop an index while other threads of
+ * this process are querying it.
+ * Errors: DF_ENOTFOUND (no such index), DF_EREADONLY, DF_EBUSY (this
+ * thread holds a write transaction), DF_EDISKFULL, DF_EIO, DF_ENOMEM,
+ * DF_ECLOSED, DF_EFORKED. */
+int df_db_drop_index(df_db *db, const char *name);
+
 /* Statistics for tools, read in one short read transaction. */
 typedef struct df_stat {
   uint64_t items;         /* items in the table (expired ones included) */

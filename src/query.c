@@ -410,6 +410,8 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
                               transaction ends */
   size_t last_len = 0;
   int pk_hashed;
+  df_schema pk_schema;
+  int hidden = 0;
 
   if (q == NULL || page == NULL) return DF_EINVAL;
   if ((code = df__db_check(db)) != DF_OK) return code;
@@ -431,10 +433,13 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
   }
   if ((code = make_range(db, q, def, &r)) != DF_OK) return code;
   if (r.lo.empty) return DF_OK;
-  /* a table query on a long (hashed) partition key checks each item's
-   * value: the hash alone does not prove it */
-  pk_hashed = q->has_pk && !def && r.prefix_len > 8 &&
-              r.prefix[8] == DF_TAG_HASHED;
+  /* a query on a long (hashed) partition key checks each item's value:
+   * the hash alone does not prove it */
+  pk_hashed = q->has_pk && r.prefix_len > (def ? 9u : 8u) &&
+              r.prefix[def ? 9 : 8] == DF_TAG_HASHED;
+  /* the attribute holding the partition value asked for */
+  pk_schema = *s;
+  if (def && def->kind == DF_GSI) pk_schema.pk = def->pk;
   dbi = def ? db->env->dbi_index : db->env->dbi_items;
   if ((code = df__read_begin(db, &txn)) != DF_OK) return code;
   rc = mdb_cursor_open(txn, dbi, &cur);
@@ -481,9 +486,13 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
       break;
     page->examined++;
     if (def) {
-      code = df__index_entry_item(txn, db->env, def, &k, &v, &item, &item_len);
-      if (code == DF_ENOTFOUND) continue;
-      if (code != DF_OK) break;
+      code = df__index_entry_item(txn, db->env, def, &k, &v, q->now, &item,
+                                  &item_len, &hidden);
+      if (code != DF_OK) {
+        code = df__db_err(db, code, "index %s: a malformed entry (%s)",
+                          def->name, df_strerror(code));
+        break;
+      }
     } else {
       item = v.mv_data;
       item_len = v.mv_size;
@@ -501,8 +510,8 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
       last = item;
       last_len = item_len;
     }
-    if (df__item_expired(s, item, item_len, q->now)) continue;
-    if (pk_hashed && !df__item_pk_is(s, item, item_len, &q->pk))
+    if (hidden || df__item_expired(s, item, item_len, q->now)) continue;
+    if (pk_hashed && !df__item_pk_is(&pk_schema, item, item_len, &q->pk))
       continue; /* another value whose hash collides with the one asked */
     if (q->filter) {
       int ok = df_expr_eval(q->filter, item, item_len);

@@ -92,6 +92,7 @@ void df__schema_free(df_schema_owned *s) {
   memset(s, 0, sizeof *s);
 }
 
+
 static int bad(char *err, size_t errlen, const char *fmt, ...)
     DF__PRINTF(3, 4);
 static int bad(char *err, size_t errlen, const char *fmt, ...) {
@@ -424,11 +425,15 @@ int df__schema_same(const df_schema *have, const df_schema *want, char *err,
 }
 
 int df__schema_store(MDB_txn *txn, df_env *e) {
+  return df__schema_put(txn, e, &e->schema.s);
+}
+
+int df__schema_put(MDB_txn *txn, df_env *e, const df_schema *s) {
   df_buf b;
   MDB_val k, v;
   int rc;
   df__buf_init(&b);
-  if (df__schema_encode(&e->schema.s, &b) != DF_OK) {
+  if (df__schema_encode(s, &b) != DF_OK) {
     df__buf_free(&b);
     return DF_ENOMEM;
   }
@@ -451,7 +456,6 @@ int df__schema_reconcile(df_db *db, MDB_txn *txn, df_env *e,
   df_schema_owned next;
   size_t i, n = 0;
   int code, new_ttl;
-  (void)db;
   *changed = 0;
   code = compare(have, want, 0, err, errlen);
   if (code != DF_OK) return code;
@@ -490,22 +494,91 @@ int df__schema_reconcile(df_db *db, MDB_txn *txn, df_env *e,
   if (code != DF_OK) return code;
   {
     df_schema_owned old;
+    size_t n_old = have->n_indexes;
     df__schema_move(&old, &e->schema);
     df__schema_move(&e->schema, &next);
     code = df__schema_store(txn, e);
     if (code == DF_OK && new_ttl) code = df__expiry_rebuild(db, txn, e);
-    for (i = old.s.n_indexes;
-         code == DF_OK && i < next.s.n_indexes; i++)
+    /* Projected index entries carry the TTL value: rebuild them. */
+    if (code == DF_OK && new_ttl)
+      code = df__index_rebuild_projected(db, txn, e, n_old);
+    for (i = n_old; code == DF_OK && i < e->schema.s.n_indexes; i++)
       code = df__index_backfill(db, txn, e, &e->schema.idx[i], o);
     if (code != DF_OK) {
       df__schema_free(&e->schema);
       df__schema_move(&e->schema, &old);
+      if (code == DF_ERETRY) {
+        snprintf(err, errlen, "the map is full");
+        return code;
+      }
       snprintf(err, errlen, "cannot apply the schema change: %s",
-               df_strerror(code));
+               db->errmsg[0] ? db->errmsg : df_strerror(code));
       return code;
     }
     df__schema_free(&old);
   }
   *changed = 1;
+  return DF_OK;
+}
+
+/* ------------------------------------------------------ run-time changes */
+
+/* The old blob may still be read by another thread of this process (a
+ * query holding an index definition), so it is kept until the environment
+ * closes; schema changes are rare, so this stays small. */
+static void retire(df_env *e, char *blob) {
+  df_retired *r;
+  if (blob == NULL) return;
+  r = df__malloc(sizeof *r);
+  if (r == NULL) return; /* leak rather than free under a reader */
+  r->blob = blob;
+  r->next = e->retired;
+  e->retired = r;
+}
+
+void df__schema_adopt(df_env *e, df_schema_owned *next) {
+  char *old_blob;
+  pthread_mutex_lock(&e->lock);
+  old_blob = e->schema.blob;
+  df__schema_move(&e->schema, next);
+  df__buf_reset(&e->schema_rec); /* re-encoded at the next refresh */
+  pthread_mutex_unlock(&e->lock);
+  retire(e, old_blob);
+}
+
+void df__schema_retired_free(df_env *e) {
+  df_retired *r, *next;
+  for (r = e->retired; r; r = next) {
+    next = r->next;
+    df__free(r->blob);
+    df__free(r);
+  }
+  e->retired = NULL;
+  df__buf_free(&e->schema_rec);
+}
+
+int df__schema_refresh(MDB_txn *txn, df_env *e) {
+  MDB_val k, v;
+  df_schema_owned next;
+  char err[DF_MSG_MAX];
+  int rc, code;
+  k.mv_data = (void *)"schema";
+  k.mv_size = 6;
+  rc = mdb_get(txn, e->dbi_meta, &k, &v);
+  if (rc != 0) return rc == MDB_NOTFOUND ? DF_OK : df__map_err(rc);
+  if (e->schema_rec.len == 0 &&
+      df__schema_encode(&e->schema.s, &e->schema_rec) != DF_OK) {
+    df__buf_reset(&e->schema_rec);
+    return DF_ENOMEM;
+  }
+  if (e->schema_rec.len == v.mv_size &&
+      memcmp(e->schema_rec.p, v.mv_data, v.mv_size) == 0)
+    return DF_OK;
+  /* Another process changed the schema (added or dropped an index). */
+  code = df__schema_decode(v.mv_data, v.mv_size, &next, err, sizeof err);
+  if (code != DF_OK) return code;
+  df__schema_adopt(e, &next);
+  if (df__buf_append(&e->schema_rec, v.mv_data, v.mv_size) != 0)
+    df__buf_reset(&e->schema_rec);
   return DF_OK;
 }

@@ -29,6 +29,14 @@ int df__schema_same(const df_schema *have, const df_schema *want, char *err,
 int df__schema_reconcile(df_db *db, MDB_txn *txn, df_env *e,
                          const df_open_options *o, int *changed, char *err,
                          size_t errlen);
-/* Store e->schema in meta inside txn. */
+/* Store e->schema (or s) in meta inside txn. */
 int df__schema_store(MDB_txn *txn, df_env *e);
+int df__schema_put(MDB_txn *txn, df_env *e, const df_schema *s);
+/* Make `next` the schema in force (after its record was committed); the
+ * old strings stay allocated until the environment closes. */
+void df__schema_adopt(df_env *e, df_schema_owned *next);
+void df__schema_retired_free(df_env *e);
+/* Inside a write transaction: adopt the stored schema when another
+ * process changed it since this one read it. */
+int df__schema_refresh(MDB_txn *txn, df_env *e);
 #endif

@@ -37,6 +37,12 @@ typedef struct df_schema_owned {
   char *blob;
 } df_schema_owned;
 
+/* A schema's string blob replaced at run time, kept until close. */
+typedef struct df_retired {
+  struct df_retired *next;
+  char *blob;
+} df_retired;
+
 typedef struct df_env {
   struct df_env *next; /* registry list */
   dev_t dev;
@@ -53,6 +59,8 @@ typedef struct df_env {
   pthread_t writer;           /* thread holding the write txn */
   int has_writer;
   df_schema_owned schema;
+  df_buf schema_rec;    /* the stored record of `schema`, for refresh */
+  df_retired *retired;  /* replaced schema strings (see schema.c) */
   uint64_t stream_keep;       /* change-log retention by count; 0: off */
   double stream_keep_seconds; /* change-log retention by age; 0: off */
 } df_env;
@@ -105,6 +113,7 @@ void df__map_unlock_shared(df_env *env);
 int df__env_refresh_map(df_env *env); /* after MDB_MAP_RESIZED */
 int df__read_begin(df_db *db, MDB_txn **txn); /* takes map_lock shared */
 void df__read_end(df_db *db, MDB_txn *txn);   /* releases it */
+void df__meta_json_write(df_env *e); /* the human-readable schema copy */
 
 /* ---- txn.c */
 /* Build the items-table key of a primary key into out (DF_KEY_MAX bytes). */
@@ -139,13 +148,18 @@ int df__index_entry_key(const df_env *e, const df_index_def *def,
                         const void *item, size_t len, unsigned char *out,
                         size_t *n);
 /* The (projected) item of an index entry read by a query; borrowed until
- * the next call or the end of txn.  DF_ENOTFOUND: skip the entry. */
+ * the next call or the end of txn.  *hidden: the item expired at `now`
+ * (the entry still counts as examined).  DF_ECORRUPT: a malformed entry. */
 int df__index_entry_item(MDB_txn *txn, df_env *e, const df_index_def *def,
-                         const MDB_val *k, const MDB_val *v,
-                         const void **item, size_t *len);
-/* Build a new index from every item (inside the open-time write txn). */
+                         const MDB_val *k, const MDB_val *v, double now,
+                         const void **item, size_t *len, int *hidden);
+/* Build a new index from every item (inside the open-time write txn).
+ * DF_ERETRY when the map filled up: abort, grow, and run the open again. */
 int df__index_backfill(df_db *db, MDB_txn *txn, df_env *e,
                        const df_index_def *def, const df_open_options *o);
+/* Rebuild indexes 0..n-1 whose entries carry the TTL value (after a TTL
+ * attribute was added). */
+int df__index_rebuild_projected(df_db *db, MDB_txn *txn, df_env *e, size_t n);
 
 /* ---- ttl.c: keep the expiry sub-database in step with one item change */
 int df__expiry_apply(df_txn *t, const unsigned char *item_key, size_t klen,

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "schema.h"
 #include "store.h"
 
 int df__env_grow_if_needed(df_env *e);
@@ -270,6 +271,13 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
   e->has_writer = 1;
   pthread_mutex_unlock(&e->lock);
   t->live = 1;
+  /* Another process may have added or dropped an index: write with the
+   * stored schema, so every index stays in step. */
+  if ((code = df__schema_refresh(t->txn, e)) != DF_OK) {
+    df_txn_free(t);
+    return df__db_err(db, code, "cannot read the stored schema: %s",
+                      df_strerror(code));
+  }
   *out = t;
   return DF_OK;
 }
