@@ -426,7 +426,11 @@ again:
 
   if (!have_stored) {
     df_buf b;
-    const df_schema *want = o->schema ? o->schema : o->create_schema;
+    /* A schema without keys (only a TTL or indexes) takes the keys of
+     * create_schema, which the caller fills with its defaults. */
+    const df_schema *want =
+        o->schema && (o->schema->pk || !o->create_schema) ? o->schema
+                                                          : o->create_schema;
     if (want == NULL) {
       code = df__db_err(db, DF_EVALIDATION,
                         "%s: new database needs a schema (at least pk)",

@@ -21,7 +21,9 @@
  * Stack notes follow Lua's manual: [-o, +p, x] = pops, pushes, may raise.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compat.h"
@@ -32,6 +34,8 @@
 #define TXN_MT "dynafile.txn"
 #define EXPR_MT "dynafile.expr"
 #define ARRAY_MT "dynafile.array"
+#define OPENER_MT "dynafile.opener"
+#define DF_MAX_INDEXES_LUA 64
 
 /* The address of this constant is dynafile.null (a light userdata). */
 static const char null_marker = 0;
@@ -539,55 +543,58 @@ static double opt_now(lua_State *L, int idx) {
   return lua_isnoneornil(L, idx) ? 0.0 : (double)luaL_checknumber(L, idx);
 }
 
-/* core.open(path, opts) -> db | nil, msg, code
- * opts: pk, sk, ttl, sync, readonly, map_size, max_readers, indexes =
- * {{name=, kind="gsi"|"lsi", pk=, sk=, projection="all"|"keys"|{...}}} */
-static int l_open(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+/* What df_db_open needs, read from the options table of core.open.  The
+ * strings borrow from that table, which must stay alive (referenced) as
+ * long as the open runs. */
+typedef struct open_args {
   df_open_options o;
   df_schema s, create;
-  df_index_def defs[64];
-  const char *incs[64][64];
-  df_db *db = NULL;
-  ldb *d;
-  int code, have_schema = 0;
-  size_t i, n_idx = 0;
+  df_index_def defs[DF_MAX_INDEXES_LUA];
+  const char *incs[DF_MAX_INDEXES_LUA][DF_MAX_INDEXES_LUA];
+} open_args;
 
-  memset(&o, 0, sizeof o);
-  memset(&s, 0, sizeof s);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "pk");
+/* Read opts (pk, sk, ttl, sync, readonly, map_size, max_readers, indexes =
+ * {{name=, kind="gsi"|"lsi", pk=, sk=, projection="all"|"keys"|{...}}})
+ * at stack index `t` into *a.  [-0, +0, e] */
+static void read_open_args(lua_State *L, int t, open_args *a) {
+  int have_schema = 0;
+  size_t i, n_idx = 0;
+  memset(a, 0, sizeof *a);
+  luaL_checktype(L, t, LUA_TTABLE);
+  luaL_checkstack(L, 8, "dynafile.open");
+  lua_getfield(L, t, "pk");
   if (lua_isstring(L, -1)) {
-    s.pk = lua_tostring(L, -1);
+    a->s.pk = lua_tostring(L, -1);
     have_schema = 1;
   }
-  lua_getfield(L, 2, "sk");
-  if (lua_isstring(L, -1)) s.sk = lua_tostring(L, -1);
-  lua_getfield(L, 2, "ttl");
-  if (lua_isstring(L, -1)) s.ttl_attr = lua_tostring(L, -1);
-  lua_getfield(L, 2, "sync");
+  lua_getfield(L, t, "sk");
+  if (lua_isstring(L, -1)) a->s.sk = lua_tostring(L, -1);
+  lua_getfield(L, t, "ttl");
+  if (lua_isstring(L, -1)) a->s.ttl_attr = lua_tostring(L, -1);
+  lua_getfield(L, t, "sync");
   if (lua_isstring(L, -1)) {
     const char *m = lua_tostring(L, -1);
-    if (strcmp(m, "normal") == 0) o.sync = DF_SYNC_NORMAL;
-    else if (strcmp(m, "off") == 0) o.sync = DF_SYNC_OFF;
-    else o.sync = DF_SYNC_FULL;
+    if (strcmp(m, "normal") == 0) a->o.sync = DF_SYNC_NORMAL;
+    else if (strcmp(m, "off") == 0) a->o.sync = DF_SYNC_OFF;
+    else a->o.sync = DF_SYNC_FULL;
   }
-  lua_getfield(L, 2, "readonly");
-  o.readonly = lua_toboolean(L, -1);
-  lua_getfield(L, 2, "map_size");
-  if (lua_isnumber(L, -1)) o.map_size = (size_t)lua_tonumber(L, -1);
-  lua_getfield(L, 2, "max_readers");
-  if (lua_isnumber(L, -1)) o.max_readers = (unsigned)lua_tonumber(L, -1);
-  lua_getfield(L, 2, "indexes");
+  lua_getfield(L, t, "readonly");
+  a->o.readonly = lua_toboolean(L, -1);
+  lua_getfield(L, t, "map_size");
+  if (lua_isnumber(L, -1)) a->o.map_size = (size_t)lua_tonumber(L, -1);
+  lua_getfield(L, t, "max_readers");
+  if (lua_isnumber(L, -1)) a->o.max_readers = (unsigned)lua_tonumber(L, -1);
+  lua_pop(L, 7); /* the strings stay referenced by the options table */
+  lua_getfield(L, t, "indexes");
   if (lua_istable(L, -1)) {
-    int t = lua_gettop(L);
-    n_idx = lua_rawlen(L, t);
-    if (n_idx > 64) luaL_error(L, "dynafile.open: too many indexes");
+    int ti = lua_gettop(L);
+    n_idx = lua_rawlen(L, ti);
+    if (n_idx > DF_MAX_INDEXES_LUA)
+      luaL_error(L, "dynafile.open: too many indexes");
     for (i = 0; i < n_idx; i++) {
-      df_index_def *x = &defs[i];
+      df_index_def *x = &a->defs[i];
       int it;
-      memset(x, 0, sizeof *x);
-      lua_rawgeti(L, t, (int)i + 1);
+      lua_rawgeti(L, ti, (int)i + 1);
       it = lua_gettop(L);
       lua_getfield(L, it, "name");
       x->name = lua_tostring(L, -1);
@@ -603,49 +610,247 @@ static int l_open(lua_State *L) {
       if (lua_istable(L, -1)) {
         int pt = lua_gettop(L);
         size_t j, m = lua_rawlen(L, pt);
-        if (m > 64) luaL_error(L, "dynafile.open: projection too long");
+        if (m > DF_MAX_INDEXES_LUA)
+          luaL_error(L, "dynafile.open: projection too long");
         x->projection = DF_PROJ_INCLUDE;
         for (j = 0; j < m; j++) {
           lua_rawgeti(L, pt, (int)j + 1);
-          incs[i][j] = lua_tostring(L, -1);
-          if (incs[i][j] == NULL)
+          a->incs[i][j] = lua_tostring(L, -1);
+          if (a->incs[i][j] == NULL)
             luaL_error(L, "dynafile.open: index %s: projection names must "
                           "be strings", x->name ? x->name : "?");
+          lua_pop(L, 1);
         }
-        x->include = incs[i];
+        x->include = a->incs[i];
         x->n_include = m;
       } else if (lua_isstring(L, -1) &&
                  strcmp(lua_tostring(L, -1), "keys") == 0) {
         x->projection = DF_PROJ_KEYS;
       }
-      /* values stay referenced from the options table until we return */
+      lua_settop(L, ti); /* values stay referenced from the options table */
     }
-    s.indexes = defs;
-    s.n_indexes = n_idx;
+    a->s.indexes = a->defs;
+    a->s.n_indexes = n_idx;
   }
+  lua_pop(L, 1);
   /* pk absent: keep the stored keys (or the defaults PK/SK when new) */
-  create = s;
-  if (create.pk == NULL) {
-    create.pk = "PK";
-    create.sk = "SK";
+  a->create = a->s;
+  if (a->create.pk == NULL) {
+    a->create.pk = "PK";
+    a->create.sk = "SK";
   }
-  if (have_schema || s.ttl_attr || s.n_indexes) o.schema = &s;
-  o.create_schema = &create;
-  d = lua_newuserdata(L, sizeof *d);
+  if (have_schema || a->s.ttl_attr || a->s.n_indexes) a->o.schema = &a->s;
+  a->o.create_schema = &a->create;
+}
+
+/* A new, empty handle userdata.  [-0, +1, e] */
+static ldb *new_ldb(lua_State *L) {
+  ldb *d = lua_newuserdata(L, sizeof *d);
   memset(d, 0, sizeof *d);
   df__buf_init(&d->buf);
   luaL_setmetatable(L, DB_MT);
-  code = df_db_open(path, &o, &db);
+  return d;
+}
+
+/* Hand an open result to the handle `d` on top of the stack (d takes the
+ * db over), or replace it by the failure.  [-1, +1|3, e] */
+static int finish_open(lua_State *L, ldb *d, int code, df_db *db) {
   if (code != DF_OK) {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", df_db_errmsg(db));
     df_db_close(db);
+    lua_pop(L, 1);
     return push_fail(L, code, msg);
   }
   d->db = db;
-  code = df_page_new(&d->page);
-  if (code != DF_OK) return luaL_error(L, "dynafile.open: out of memory");
+  if (df_page_new(&d->page) != DF_OK)
+    return luaL_error(L, "dynafile.open: out of memory");
   return 1;
+}
+
+/* core.open(path, opts) -> db | nil, msg, code */
+static int l_open(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  open_args *a;
+  df_db *db = NULL;
+  ldb *d;
+  int code;
+  /* a scratch userdata: too big for the C stack, freed by the GC */
+  a = lua_newuserdata(L, sizeof *a);
+  read_open_args(L, 2, a);
+  d = new_ldb(L);
+  code = df_db_open(path, &a->o, &db);
+  return finish_open(L, d, code, db);
+}
+
+/* ------------------------------------------------- open with progress
+ *
+ * Building a new index at open can take a while on a large table, and the
+ * caller may want to show progress.  The core reports it through a C
+ * callback (df_open_options.progress) from inside df_db_open, where no Lua
+ * code may run: the write transaction and the process-wide registry lock
+ * are held, and a Lua function there could re-enter dynafile (or its
+ * garbage collector close a handle) and deadlock.  So core.open_start
+ * runs df_db_open in a helper thread; the callback only queues progress
+ * under a mutex, and opener:wait() -- called by the Lua layer on the Lua
+ * thread, outside every lock -- hands each report back, so the Lua layer
+ * calls the user's function itself.  The helper thread touches no Lua
+ * state. */
+
+typedef struct progress_ev {
+  char *name; /* malloc'd copy */
+  size_t done, total;
+} progress_ev;
+
+#define OPENER_QUEUE (DF_MAX_INDEXES_LUA + 2)
+
+typedef struct lopener {
+  open_args a; /* read by the helper thread */
+  char *path;
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int inited, started, joined;
+  progress_ev q[OPENER_QUEUE]; /* guarded by mu */
+  size_t head, n;
+  int finished, code; /* guarded by mu */
+  df_db *db;          /* the result, until a handle takes it */
+  int opts_ref;       /* keeps the options table (and its strings) alive */
+} lopener;
+
+/* The core's progress callback, on the helper thread: queue the report.
+ * Reports for the same index as the last queued one replace it, so the
+ * queue never needs more than one slot per index. */
+static void on_progress(void *ud, const char *index, size_t done,
+                        size_t total) {
+  lopener *op = ud;
+  progress_ev *last;
+  pthread_mutex_lock(&op->mu);
+  last = op->n ? &op->q[(op->head + op->n - 1) % OPENER_QUEUE] : NULL;
+  if (last && last->name && strcmp(last->name, index) == 0) {
+    last->done = done;
+    last->total = total;
+  } else if (op->n < OPENER_QUEUE) {
+    progress_ev *ev = &op->q[(op->head + op->n) % OPENER_QUEUE];
+    size_t len = strlen(index) + 1;
+    ev->name = malloc(len);
+    if (ev->name) {
+      memcpy(ev->name, index, len);
+      ev->done = done;
+      ev->total = total;
+      op->n++;
+    }
+  }
+  pthread_cond_signal(&op->cv);
+  pthread_mutex_unlock(&op->mu);
+}
+
+static void *open_thread(void *arg) {
+  lopener *op = arg;
+  df_db *db = NULL;
+  int code = df_db_open(op->path, &op->a.o, &db);
+  pthread_mutex_lock(&op->mu);
+  op->db = db;
+  op->code = code;
+  op->finished = 1;
+  pthread_cond_signal(&op->cv);
+  pthread_mutex_unlock(&op->mu);
+  return NULL;
+}
+
+static void opener_join(lopener *op) {
+  if (op->started && !op->joined) {
+    pthread_join(op->thread, NULL);
+    op->joined = 1;
+  }
+}
+
+static int l_opener_gc(lua_State *L) {
+  lopener *op = luaL_checkudata(L, 1, OPENER_MT);
+  size_t i;
+  opener_join(op);
+  if (op->db) df_db_close(op->db);
+  op->db = NULL;
+  for (i = 0; i < OPENER_QUEUE; i++) {
+    free(op->q[i].name);
+    op->q[i].name = NULL;
+  }
+  op->n = 0;
+  if (op->inited) {
+    pthread_mutex_destroy(&op->mu);
+    pthread_cond_destroy(&op->cv);
+    op->inited = 0;
+  }
+  free(op->path);
+  op->path = NULL;
+  if (op->opts_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, op->opts_ref);
+    op->opts_ref = LUA_NOREF;
+  }
+  return 0;
+}
+
+/* core.open_start(path, opts) -> opener | nil, msg, code
+ * As core.open, with progress: the open runs while opener:wait() returns
+ * the progress reports. */
+static int l_open_start(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lopener *op;
+  size_t n = strlen(path) + 1;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  op = lua_newuserdata(L, sizeof *op);
+  memset(op, 0, sizeof *op);
+  op->opts_ref = LUA_NOREF;
+  luaL_setmetatable(L, OPENER_MT);
+  read_open_args(L, 2, &op->a);
+  op->a.o.progress = on_progress;
+  op->a.o.progress_ud = op;
+  lua_pushvalue(L, 2);
+  op->opts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  op->path = malloc(n);
+  if (op->path == NULL) return luaL_error(L, "dynafile.open: out of memory");
+  memcpy(op->path, path, n);
+  pthread_mutex_init(&op->mu, NULL);
+  pthread_cond_init(&op->cv, NULL);
+  op->inited = 1;
+  if (pthread_create(&op->thread, NULL, open_thread, op) != 0)
+    return push_fail(L, DF_EIO, "dynafile.open: cannot start a thread");
+  op->started = 1;
+  return 1;
+}
+
+/* opener:wait() -> false, index, done, total  (a progress report)
+ *               | db | nil, msg, code         (the open finished) */
+static int l_opener_wait(lua_State *L) {
+  lopener *op = luaL_checkudata(L, 1, OPENER_MT);
+  ldb *d;
+  int code;
+  if (!op->started || op->joined)
+    return luaL_error(L, "dynafile.open: the open has finished");
+  pthread_mutex_lock(&op->mu);
+  while (op->n == 0 && !op->finished) pthread_cond_wait(&op->cv, &op->mu);
+  if (op->n > 0) {
+    progress_ev ev = op->q[op->head];
+    op->q[op->head].name = NULL;
+    op->head = (op->head + 1) % OPENER_QUEUE;
+    op->n--;
+    pthread_mutex_unlock(&op->mu);
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, ev.name);
+    free(ev.name);
+    compat_pushint(L, ev.done);
+    compat_pushint(L, ev.total);
+    return 4;
+  }
+  pthread_mutex_unlock(&op->mu);
+  d = new_ldb(L); /* before taking the db over: this may raise */
+  opener_join(op);
+  code = op->code;
+  {
+    df_db *db = op->db;
+    op->db = NULL;
+    return finish_open(L, d, code, db);
+  }
 }
 
 static int l_db_close(lua_State *L) {
@@ -656,6 +861,20 @@ static int l_db_close(lua_State *L) {
   df_db_close(d->db);
   d->db = NULL;
   return 0;
+}
+
+/* db:drop_index(name) -> true | nil, msg, code */
+static int l_db_drop_index(lua_State *L) {
+  ldb *d = check_db(L, 1, "drop_index");
+  const char *name = luaL_checkstring(L, 2);
+  int code = df_db_drop_index(d->db, name);
+  if (code == DF_ENOTFOUND)
+    return luaL_error(L, "dynafile.drop_index: name: no index named %s",
+                      name);
+  if (code != DF_OK)
+    return fail_or_raise(L, "drop_index", code, df_db_errmsg(d->db));
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 static int l_db_closed(lua_State *L) {
@@ -1215,6 +1434,7 @@ static int l_null_tostring(lua_State *L) {
 
 static const luaL_Reg db_methods[] = {
     {"close", l_db_close},     {"closed", l_db_closed},
+    {"drop_index", l_db_drop_index},
     {"schema", l_db_schema},   {"id", l_db_id},
     {"stat", l_db_stat},       {"get", l_db_get},
     {"check", l_db_check},
@@ -1230,7 +1450,11 @@ static const luaL_Reg txn_methods[] = {
     {"events", l_txn_events}, {"free", l_txn_free},
     {NULL, NULL}};
 
+static const luaL_Reg opener_methods[] = {{"wait", l_opener_wait},
+                                          {NULL, NULL}};
+
 static const luaL_Reg funcs[] = {{"open", l_open},
+                                 {"open_start", l_open_start},
                                  {"compile", l_compile},
                                  {"eval", l_eval},
                                  {"decode", l_decode},
@@ -1251,6 +1475,7 @@ int luaopen_dynafile_core(lua_State *L);
 int luaopen_dynafile_core(lua_State *L) {
   new_class(L, DB_MT, db_methods, l_db_close);
   new_class(L, TXN_MT, txn_methods, l_txn_free);
+  new_class(L, OPENER_MT, opener_methods, l_opener_gc);
   luaL_newmetatable(L, EXPR_MT);
   lua_pushcfunction(L, l_expr_gc);
   lua_setfield(L, -2, "__gc");

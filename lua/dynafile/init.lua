@@ -121,6 +121,32 @@ local function index_defs(fn, t, kind, out)
   end
 end
 
+-- Open with a progress function: the core runs the open (and any index
+-- backfill) on a helper thread and queues its progress reports; this loop
+-- takes them one by one and calls `progress` here, on the caller's Lua
+-- thread, so the C core never calls Lua.  An error raised by `progress`
+-- stops the reports; the open still runs to its end (the build is one
+-- transaction and is kept), the handle is closed and the error re-raised.
+local function open_with_progress(path, c, progress)
+  local op, msg, code = core.open_start(path, c)
+  if not op then return nil, msg, code end
+  local perr
+  while true do
+    local h, a, b, d = op:wait()
+    if h ~= false then
+      if perr ~= nil then
+        if h then h:close() end
+        error(perr, 0)
+      end
+      return h, a, b
+    end
+    if perr == nil then
+      local ok, e = pcall(progress, a, b, d)
+      if not ok then perr = e end
+    end
+  end
+end
+
 --- Open (creating when missing) the database in directory `path`.
 -- Handles opened on one directory in one process share one LMDB
 -- environment; open after fork, never before (nginx forks its workers).
@@ -146,7 +172,9 @@ end
 --   `max_readers`: reader slots, used by the first opener of the
 --   directory.
 -- * `progress`: `function(index, done, total)` called while a new index
---   is filled from the existing items.
+--   is filled from the existing items (about every 1% and at the end), on
+--   the caller's thread (the open itself then runs on a helper thread; see
+--   open_with_progress).
 -- * `listener_error`: `function(err, event)` told of errors raised by
 --   stream listeners (default: a line on stderr).
 -- @tparam string path directory (created with its parents)
@@ -219,10 +247,14 @@ function M.open(path, opts)
   index_defs(fn, opts.gsi, "gsi", defs)
   index_defs(fn, opts.lsi, "lsi", defs)
   if #defs > 0 then c.indexes = defs end
-  c.progress = opts.progress
   c.stream = opts.stream
 
-  local h, msg, code = core.open(path, c)
+  local h, msg, code
+  if opts.progress then
+    h, msg, code = open_with_progress(path, c, opts.progress)
+  else
+    h, msg, code = core.open(path, c)
+  end
   if not h then return nil, msg, code end
   local schema = h:schema()
   local id = h:id()
@@ -1111,6 +1143,31 @@ end
 function DB:schema()
   check_open(self, "schema")
   return self._c:schema()
+end
+
+--- Drop a secondary index: delete its entries and remove it from the
+-- stored schema, in one transaction.  Other handles and processes stop
+-- maintaining it at their next write.  Querying it afterwards raises.
+-- @tparam string name the index name
+-- @treturn true|nil
+-- @treturn string message on failure
+-- @treturn string code on failure ("ReadOnly", "IOError", ...)
+-- @raise when no index has that name, or on a closed handle
+function DB:drop_index(name)
+  check_open(self, "drop_index")
+  if type(name) ~= "string" then fail("drop_index", "name must be an index name, got %s", type(name)) end
+  local ok, msg, code = self._c:drop_index(name)
+  if not ok then return nil, msg, code end
+  self._schema = self._c:schema()
+  return true
+end
+
+--- `dynafile.drop_index(db, name)`: the same as `db:drop_index(name)`.
+function M.drop_index(db, name)
+  if getmetatable(db) ~= DB then
+    error("dynafile.drop_index: db: expected a database handle", 2)
+  end
+  return db:drop_index(name)
 end
 
 --- Statistics for tools.
