@@ -1,0 +1,410 @@
+-- Global secondary indexes: every write path keeps them in step, sparse
+-- entries, queries and scans with every option, projections, paging
+-- through duplicates, drop_index, and schema rules.
+
+local dynafile = require "dynafile"
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  return p
+end
+
+local function rmdir(p)
+  os.execute("rm -rf '" .. p .. "'")
+end
+
+local GSI = {
+  by_type = { pk = "type", sk = "n" },
+  by_owner = { pk = "owner" },
+}
+
+-- The table keys (PK|SK) of an index query, in order.
+local function keys_of(iter)
+  local out = {}
+  for item in iter do out[#out + 1] = item.PK .. "|" .. tostring(item.SK) end
+  return out
+end
+
+local function q(db, pk, opts)
+  opts = opts or {}
+  opts.index = opts.index or "by_type"
+  return keys_of(db:query(pk, opts))
+end
+
+describe("a global secondary index", function()
+  local dir, db
+
+  before_each(function()
+    dir = tmpdir()
+    db = assert(dynafile.open(dir, { sync = "off", gsi = GSI }))
+  end)
+
+  after_each(function()
+    if db then db:close() end
+    rmdir(dir)
+  end)
+
+  local function assert_consistent()
+    local r = assert(db:check())
+    assert.is_true(r.ok, "index out of step: missing " .. r.missing_index .. ", stale " .. r.stale_index)
+  end
+
+  it("finds items by the index key, ordered by the index sort key then the table key", function()
+    db:put_item { PK = "a", SK = 1, type = "t", n = 3 }
+    db:put_item { PK = "b", SK = 1, type = "t", n = 1 }
+    db:put_item { PK = "c", SK = 1, type = "t", n = 3 }
+    db:put_item { PK = "d", SK = 1, type = "u", n = 2 }
+    assert.same({ "b|1", "a|1", "c|1" }, q(db, "t"))
+    assert.same({ "d|1" }, q(db, "u"))
+    assert.same({}, q(db, "none"))
+    assert_consistent()
+  end)
+
+  it("follows put, replace and delete", function()
+    db:put_item { PK = "a", SK = 1, type = "t", n = 1 }
+    db:put_item { PK = "a", SK = 1, type = "u", n = 1 }
+    assert.same({}, q(db, "t"))
+    assert.same({ "a|1" }, q(db, "u"))
+    db:delete_item { PK = "a", SK = 1 }
+    assert.same({}, q(db, "u"))
+    assert.equal(0, db:stat().index_entries)
+    assert_consistent()
+  end)
+
+  it("moves the entry when an update changes the index key", function()
+    db:put_item { PK = "a", SK = 1, type = "t", n = 1 }
+    db:update_item({ PK = "a", SK = 1 }, { set = { type = "u" } })
+    assert.same({}, q(db, "t"))
+    assert.same({ "a|1" }, q(db, "u"))
+    db:update_item({ PK = "a", SK = 1 }, { add = { n = 10 } })
+    assert.same({ "a|1" }, q(db, "u", { eq = 11 }))
+    assert.same({}, q(db, "u", { eq = 1 }))
+    db:update_item({ PK = "a", SK = 1 }, function(old)
+      old.type = "v"
+      return old
+    end)
+    assert.same({}, q(db, "u"))
+    assert.same({ "a|1" }, q(db, "v"))
+    assert_consistent()
+  end)
+
+  it("removes the entry when an update removes the index attribute", function()
+    db:put_item { PK = "a", SK = 1, type = "t", n = 1, owner = "o" }
+    db:update_item({ PK = "a", SK = 1 }, { remove = { "n" } })
+    assert.same({}, q(db, "t"))
+    assert.same({ "a|1" }, q(db, "o", { index = "by_owner" }))
+    db:update_item({ PK = "a", SK = 1 }, { remove = { "owner" } })
+    assert.same({}, q(db, "o", { index = "by_owner" }))
+    assert.equal(0, db:stat().index_entries)
+    assert_consistent()
+  end)
+
+  it("leaves out items lacking the key attributes or holding a non-key type there", function()
+    db:put_item { PK = "a", SK = 1, type = "t" } -- no n
+    db:put_item { PK = "b", SK = 1, n = 1 } -- no type
+    db:put_item { PK = "c", SK = 1, type = true, n = 1 }
+    db:put_item { PK = "d", SK = 1, type = "t", n = { 1 } }
+    db:put_item { PK = "e", SK = 1, type = { x = 1 }, n = 1 }
+    db:put_item { PK = "f", SK = 1, type = "t", n = dynafile.null }
+    db:put_item { PK = "g", SK = 1, type = "t", n = 1 }
+    assert.same({ "g|1" }, q(db, "t"))
+    assert.equal(1, db:stat().index_entries)
+    assert_consistent()
+  end)
+
+  it("is maintained by batch writes", function()
+    db:batch_write(function(w)
+      for i = 1, 50 do w:put_item { PK = "p" .. i, SK = 0, type = "t", n = i } end
+      w:delete_item { PK = "p3", SK = 0 }
+      w:put_item { PK = "p4", SK = 0, type = "u", n = 4 }
+    end)
+    local got = q(db, "t")
+    assert.equal(48, #got)
+    assert.same({ "p4|0" }, q(db, "u"))
+    assert_consistent()
+  end)
+
+  it("is maintained by transactions and transact_write_items", function()
+    db:put_item { PK = "x", SK = 0, type = "t", n = 1 }
+    db:transaction(function(tx)
+      tx:put_item { PK = "y", SK = 0, type = "t", n = 2 }
+      tx:update_item({ PK = "x", SK = 0 }, { set = { type = "u" } })
+    end)
+    assert.same({ "y|0" }, q(db, "t"))
+    assert.same({ "x|0" }, q(db, "u"))
+    assert(db:transact_write_items {
+      { put = { PK = "z", SK = 0, type = "t", n = 0 } },
+      { delete = { PK = "y", SK = 0 } },
+      { update = { PK = "x", SK = 0 }, changes = { set = { n = 5 } } },
+    })
+    assert.same({ "z|0" }, q(db, "t"))
+    assert.same({ "x|0" }, q(db, "u", { eq = 5 }))
+    assert_consistent()
+  end)
+
+  it("is left untouched by a transaction that fails", function()
+    db:put_item { PK = "x", SK = 0, type = "t", n = 1 }
+    local before = db:stat().index_entries
+    assert.has_error(function()
+      db:transaction(function(tx)
+        tx:put_item { PK = "y", SK = 0, type = "t", n = 2 }
+        tx:update_item({ PK = "x", SK = 0 }, { set = { type = "u" } })
+        error("abandon")
+      end)
+    end)
+    local ok, _, code = db:transact_write_items {
+      { put = { PK = "z", SK = 0, type = "t", n = 3 } },
+      { delete = { PK = "x", SK = 0 }, condition = "n == 99" },
+    }
+    assert.is_nil(ok)
+    assert.equal("TransactionCanceled", code)
+    local ok2, _, code2 = db:put_item({ PK = "x", SK = 0, type = "w", n = 9 }, { condition = "n == 42" })
+    assert.is_nil(ok2)
+    assert.equal("ConditionalCheckFailed", code2)
+    assert.same({ "x|0" }, q(db, "t"))
+    assert.same({}, q(db, "u"))
+    assert.same({}, q(db, "w"))
+    assert.equal(before, db:stat().index_entries)
+    assert_consistent()
+  end)
+
+  it("drops the entries of items that TTL purges", function()
+    db:close()
+    rmdir(dir)
+    local now = 1000
+    db = assert(dynafile.open(dir, { ttl = "exp", gsi = GSI, clock = function() return now end }))
+    db:put_item { PK = "a", SK = 0, type = "t", n = 1, exp = 1500 }
+    db:put_item { PK = "b", SK = 0, type = "t", n = 2, exp = 5000 }
+    assert.same({ "a|0", "b|0" }, q(db, "t"))
+    now = 2000
+    assert.same({ "b|0" }, q(db, "t")) -- hidden at once
+    db:purge_expired()
+    assert.equal(1, db:stat().items)
+    assert.equal(1, db:stat().index_entries)
+    assert_consistent()
+  end)
+
+  it("hides expired items from projected index queries that leave the TTL out", function()
+    db:close()
+    rmdir(dir)
+    local now = 1000
+    db = assert(dynafile.open(dir, {
+      ttl = "exp", clock = function() return now end,
+      gsi = { k = { pk = "type", projection = "keys" } },
+    }))
+    db:put_item { PK = "a", SK = 0, type = "t", exp = 1500 }
+    db:put_item { PK = "b", SK = 0, type = "t", exp = 5000 }
+    assert.same({ "a|0", "b|0" }, keys_of(db:query("t", { index = "k" })))
+    now = 2000
+    assert.same({ "b|0" }, keys_of(db:query("t", { index = "k" })))
+    local items = db:query_page("t", { index = "k" })
+    assert.is_nil(items[1].exp) -- the projection holds keys only
+  end)
+
+  it("accepts every key condition on the index sort key, both directions", function()
+    for i = 1, 20 do db:put_item { PK = "p" .. i, SK = 0, type = "t", n = i } end
+    local function ns(opts)
+      local out = {}
+      opts.index = "by_type"
+      for it in db:query("t", opts) do out[#out + 1] = it.n end
+      return out
+    end
+    assert.same({ 5 }, ns { eq = 5 })
+    assert.same({ 1, 2 }, ns { lt = 3 })
+    assert.same({ 1, 2, 3 }, ns { le = 3 })
+    assert.same({ 19, 20 }, ns { gt = 18 })
+    assert.same({ 18, 19, 20 }, ns { ge = 18 })
+    assert.same({ 7, 8, 9 }, ns { between = { 7, 9 } })
+    assert.same({ 9, 8, 7 }, ns { between = { 7, 9 }, scan_index_forward = false })
+    assert.same({ 20, 19, 18 }, ns { limit = 3, scan_index_forward = false })
+    assert.same({ 10, 11, 12 }, ns { starts_with = 10, limit = 3 })
+    assert.same({ 2, 4 }, ns { filter = "n < 5 and n > 1 and n != 3" })
+    assert.same({ 4, 8 }, ns { filter = function(it) return it.n % 4 == 0 end, limit = 2 })
+  end)
+
+  it("takes begins_with on a string index sort key", function()
+    db:close()
+    rmdir(dir)
+    db = assert(dynafile.open(dir, { gsi = { s = { pk = "g", sk = "name" } } }))
+    for _, name in ipairs { "apple", "apricot", "banana", "ap", "b" } do
+      db:put_item { PK = name, SK = 0, g = "x", name = name }
+    end
+    local got = {}
+    for it in db:query("x", { index = "s", begins_with = "ap" }) do got[#got + 1] = it.name end
+    assert.same({ "ap", "apple", "apricot" }, got)
+  end)
+
+  it("scans an index, in segments that cover it exactly once", function()
+    for i = 1, 300 do db:put_item { PK = "p" .. i, SK = 0, type = "t" .. (i % 17), n = i } end
+    for i = 1, 20 do db:put_item { PK = "q" .. i, SK = 0 } end -- not in the index
+    local all = {}
+    for it in db:scan { index = "by_type" } do all[#all + 1] = it.PK end
+    assert.equal(300, #all)
+    local seen, total = {}, 0
+    for k = 1, 4 do
+      for it in db:scan { index = "by_type", segment = k, segments = 4 } do
+        assert.is_nil(seen[it.PK])
+        seen[it.PK] = true
+        total = total + 1
+      end
+    end
+    assert.equal(300, total)
+    local f = 0
+    for _ in db:scan { index = "by_type", filter = "n <= 10" } do f = f + 1 end
+    assert.equal(10, f)
+  end)
+
+  it("pages through 1,000 items sharing one index key, returning each exactly once", function()
+    db:batch_write(function(w)
+      for i = 1, 1000 do w:put_item { PK = "p" .. i, SK = i % 3, type = "same", n = 7 } end
+    end)
+    for _, forward in ipairs { true, false } do
+      local seen, count, start, pages = {}, 0, nil, 0
+      repeat
+        local items, nk = db:query_page("same", {
+          index = "by_type", limit = 37, start_after = start, scan_index_forward = forward,
+        })
+        pages = pages + 1
+        for _, it in ipairs(items) do
+          local k = it.PK .. "|" .. it.SK
+          assert.is_nil(seen[k], "repeated " .. k)
+          seen[k] = true
+          count = count + 1
+        end
+        start = nk
+      until nk == nil
+      assert.equal(1000, count)
+      assert.is_true(pages >= 28)
+    end
+    -- next_key carries the index key and the table key
+    local _, nk = db:query_page("same", { index = "by_type", limit = 5 })
+    assert.equal("same", nk.type)
+    assert.equal(7, nk.n)
+    assert.is_not_nil(nk.PK)
+    assert.is_not_nil(nk.SK)
+  end)
+
+  it("projects keys only, or the listed attributes plus the keys", function()
+    db:close()
+    rmdir(dir)
+    db = assert(dynafile.open(dir, { gsi = {
+      k = { pk = "g", sk = "s", projection = "keys" },
+      l = { pk = "g", projection = { "color", "size" } },
+      a = { pk = "g", projection = "all" },
+    } }))
+    db:put_item { PK = "a", SK = 1, g = "x", s = 5, color = "red", size = 3, other = "y" }
+    local k = db:query_page("x", { index = "k" })[1]
+    assert.same({ PK = "a", SK = 1, g = "x", s = 5 }, k)
+    local l = db:query_page("x", { index = "l" })[1]
+    assert.same({ PK = "a", SK = 1, g = "x", color = "red", size = 3 }, l)
+    local a = db:query_page("x", { index = "a" })[1]
+    assert.same({ PK = "a", SK = 1, g = "x", s = 5, color = "red", size = 3, other = "y" }, a)
+    db:update_item({ PK = "a", SK = 1 }, { set = { color = "blue" } })
+    assert.equal("blue", db:query_page("x", { index = "l" })[1].color)
+    assert.equal("blue", db:query_page("x", { index = "a" })[1].color)
+    -- a string filter sees the projected attributes
+    assert.equal(1, #db:query_page("x", { index = "l", filter = "color == \"blue\"" }))
+    assert.equal(0, #db:query_page("x", { index = "l", filter = "other == \"y\"" }))
+  end)
+
+  it("keeps its definitions when the database is reopened without options", function()
+    db:put_item { PK = "a", SK = 1, type = "t", n = 1 }
+    db:close()
+    db = assert(dynafile.open(dir))
+    assert.is_not_nil(db:schema().indexes.by_type)
+    assert.equal("type", db:schema().indexes.by_type.pk)
+    db:put_item { PK = "b", SK = 1, type = "t", n = 2 }
+    assert.same({ "a|1", "b|1" }, q(db, "t"))
+    assert_consistent()
+  end)
+
+  it("refuses a changed definition with a clear error", function()
+    db:close()
+    local d2, msg, code = dynafile.open(dir, { gsi = { by_type = { pk = "type", sk = "other" } } })
+    assert.is_nil(d2)
+    assert.equal("ValidationError", code)
+    assert.matches("index by_type is defined differently", msg)
+    local d3, msg3 = dynafile.open(dir, { gsi = { by_type = { pk = "type", sk = "n", projection = "keys" } } })
+    assert.is_nil(d3)
+    assert.matches("by_type", msg3)
+    db = assert(dynafile.open(dir))
+  end)
+
+  it("refuses a write whose index sort key cannot fit, naming the attribute and the index", function()
+    db:put_item { PK = "a", SK = 1, type = "t", n = 1 }
+    local before = db:stat().index_entries
+    local ok, err = pcall(db.put_item, db, { PK = "b", SK = 1, type = "t", n = string.rep("x", 300) })
+    assert.is_false(ok)
+    assert.matches("attribute n", err)
+    assert.matches("index by_type", err)
+    assert.is_nil(db:get_item { PK = "b", SK = 1 })
+    assert.equal(before, db:stat().index_entries)
+    -- a 177-byte sort key fits
+    assert(db:put_item { PK = "b", SK = 1, type = "t", n = string.rep("x", 177) })
+    assert_consistent()
+  end)
+
+  it("accepts index partition keys up to 2048 bytes", function()
+    local long = string.rep("k", 2048)
+    assert(db:put_item { PK = "a", SK = 1, owner = long })
+    assert(db:put_item { PK = "b", SK = 1, owner = long .. "" })
+    assert(db:put_item { PK = "c", SK = 1, owner = string.rep("k", 2047) .. "j" })
+    assert.same({ "a|1", "b|1" }, q(db, long, { index = "by_owner" }))
+    local ok, err = pcall(db.put_item, db, { PK = "d", SK = 1, owner = long .. "k" })
+    assert.is_false(ok)
+    assert.matches("owner", err)
+    assert_consistent()
+  end)
+
+  it("drops an index: entries deleted, definition gone, queries refused", function()
+    for i = 1, 100 do db:put_item { PK = "p" .. i, SK = 0, type = "t", n = i, owner = "o" } end
+    assert.equal(200, db:stat().index_entries)
+    assert.is_true(dynafile.drop_index(db, "by_type"))
+    assert.equal(100, db:stat().index_entries)
+    assert.is_nil(db:schema().indexes.by_type)
+    assert.has_error(function() db:query("t", { index = "by_type" }) end)
+    assert.has_error(function() db:drop_index("by_type") end)
+    db:put_item { PK = "new", SK = 0, type = "t", n = 1, owner = "o" }
+    assert.equal(101, db:stat().index_entries)
+    assert_consistent()
+    db:close()
+    db = assert(dynafile.open(dir))
+    assert.is_nil(db:schema().indexes.by_type)
+    assert.is_not_nil(db:schema().indexes.by_owner)
+    db:close()
+    -- the name can be used again; the new index is built from the items
+    db = assert(dynafile.open(dir, { gsi = { by_type = { pk = "owner", projection = "keys" } } }))
+    assert.equal(101, #q(db, "o"))
+    assert_consistent()
+  end)
+
+  it("is kept in step when another process adds and drops indexes", function()
+    db:put_item { PK = "a", SK = 0, type = "t", n = 1, owner = "o" }
+    -- another process drops by_type and adds by_n while this handle is open
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write(string.format([[
+      local dynafile = require "dynafile"
+      local db = assert(dynafile.open(%q, { gsi = { by_n = { pk = "n" } } }))
+      assert(db:drop_index("by_type"))
+      db:close()
+    ]], dir))
+    f:close()
+    -- the interpreter the module under test was built for
+    local build = package.cpath:match("build/([%w%.]+)/") or "lua5.4"
+    local rc = os.execute(string.format(
+      'LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="build/%s/?.so;;" %s %s',
+      build, build, script))
+    assert.is_true(rc == true or rc == 0)
+    os.remove(script)
+    -- this handle's next write follows the stored schema
+    db:put_item { PK = "b", SK = 0, type = "t", n = 1, owner = "o" }
+    db:delete_item { PK = "a", SK = 0 }
+    db:close()
+    db = assert(dynafile.open(dir))
+    assert.is_nil(db:schema().indexes.by_type)
+    assert.same({ "b|0" }, keys_of(db:query(1, { index = "by_n" })))
+    assert_consistent()
+  end)
+end)
