@@ -1,0 +1,303 @@
+/*
+ * test_index.c -- the secondary indexes through the public C API: entry
+ * layout, maintenance by put/delete/transactions, sparse items, the key
+ * budget, index queries with paging over duplicates, backfill with its
+ * progress callback, drop_index, and the entry form of each projection.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "store.h"
+
+static char dir[64];
+
+static void fresh_dir(void) {
+  char cmd[128];
+  snprintf(dir, sizeof dir, "/tmp/df_test_index_XXXXXX");
+  if (mkdtemp(dir) == NULL) {
+    perror("mkdtemp");
+    exit(2);
+  }
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) exit(2); /* df_db_open creates it */
+}
+
+static void remove_dir(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+/* An item {PK = pk, SK = sk, g = g (when non-NULL), r = r (when >= 0)}. */
+static void item(df_buf *b, const char *pk, long sk, const char *g, long r) {
+  uint32_t n = 2 + (g != NULL) + (r >= 0);
+  df__buf_reset(b);
+  df__mp_put_map(b, n);
+  df__mp_put_str(b, "PK", 2);
+  df__mp_put_str(b, pk, strlen(pk));
+  df__mp_put_str(b, "SK", 2);
+  df__mp_put_int(b, sk);
+  if (g) {
+    df__mp_put_str(b, "g", 1);
+    df__mp_put_str(b, g, strlen(g));
+  }
+  if (r >= 0) {
+    df__mp_put_str(b, "r", 1);
+    df__mp_put_int(b, r);
+  }
+}
+
+static df_value str(const char *s) {
+  df_value v;
+  memset(&v, 0, sizeof v);
+  v.type = DF_TSTR;
+  v.s = s;
+  v.n = strlen(s);
+  return v;
+}
+
+static df_value num(long i) {
+  df_value v;
+  memset(&v, 0, sizeof v);
+  v.type = DF_TINT;
+  v.i = i;
+  return v;
+}
+
+static size_t progress_calls, progress_last_done, progress_total;
+static void on_progress(void *ud, const char *index, size_t done,
+                        size_t total) {
+  (void)ud;
+  if (strcmp(index, "late") != 0) return;
+  progress_calls++;
+  progress_last_done = done;
+  progress_total = total;
+}
+
+/* Count the items of an index query (or scan, pk NULL), paging `per_page`
+ * at a time through next_key. */
+static size_t count_query(df_db *db, unsigned id, const df_value *pk,
+                          size_t per_page, int reverse) {
+  df_page *page;
+  df_query q;
+  df_buf next;
+  size_t total = 0, i;
+  const void *k;
+  size_t kn;
+  df__buf_init(&next);
+  if (df_page_new(&page) != DF_OK) return 0;
+  memset(&q, 0, sizeof q);
+  q.index = id;
+  q.has_pk = pk != NULL;
+  if (pk) q.pk = *pk;
+  q.reverse = reverse;
+  for (;;) {
+    if (df_query_page(db, &q, per_page, 0, page) != DF_OK) break;
+    total += df_page_count(page);
+    for (i = 0; i < df_page_count(page); i++) {
+      const void *it;
+      size_t n;
+      df_page_item(page, i, &it, &n);
+      if (n == 0) return 0; /* every entry yields an item */
+    }
+    df_page_next_key(page, &k, &kn);
+    if (k == NULL) break;
+    df__buf_reset(&next);
+    df__buf_append(&next, k, kn);
+    q.start_after = next.p;
+    q.start_after_len = next.len;
+  }
+  df_page_free(page);
+  df__buf_free(&next);
+  return total;
+}
+
+static void test_layout_and_maintenance(void) {
+  df_index_def defs[2];
+  df_schema s;
+  df_open_options o;
+  df_db *db;
+  df_buf b;
+  df_stat st;
+  unsigned id_g = 0, id_l = 0;
+  df_value pk;
+  int code;
+  long i;
+
+  fresh_dir();
+  memset(defs, 0, sizeof defs);
+  defs[0].name = "by_g";
+  defs[0].kind = DF_GSI;
+  defs[0].pk = "g";
+  defs[0].sk = "r";
+  defs[1].name = "by_r";
+  defs[1].kind = DF_LSI;
+  defs[1].sk = "r";
+  defs[1].projection = DF_PROJ_KEYS;
+  memset(&s, 0, sizeof s);
+  s.pk = "PK";
+  s.sk = "SK";
+  s.indexes = defs;
+  s.n_indexes = 2;
+  memset(&o, 0, sizeof o);
+  o.schema = &s;
+  o.sync = DF_SYNC_OFF;
+  code = df_db_open(dir, &o, &db);
+  CHECK_EQ_INT(code, DF_OK);
+  if (code != DF_OK) {
+    df_db_close(db);
+    return;
+  }
+  CHECK_EQ_INT(df_db_index_find(db, "by_g", &id_g), DF_OK);
+  CHECK_EQ_INT(df_db_index_find(db, "by_r", &id_l), DF_OK);
+  CHECK(id_g >= 1 && id_l >= 1 && id_g != id_l);
+
+  df__buf_init(&b);
+  /* 1,000 items sharing one GSI key, plus sparse ones */
+  for (i = 0, code = DF_OK; i < 1000 && code == DF_OK; i++) {
+    item(&b, i % 2 ? "odd" : "even", i, "same", 5);
+    code = df_db_put(db, b.p, b.len, 0);
+  }
+  CHECK_EQ_INT(code, DF_OK);
+  item(&b, "sparse", 1, NULL, 3); /* no g: only in the LSI */
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
+  item(&b, "sparse", 2, "x", -1); /* no r: in neither */
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
+  CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
+  CHECK_EQ_UINT(st.index_entries, 2000 + 1);
+
+  /* entry layout: id | hash64(gpk) | enc(gpk) | enc(gsk) | enc(pk) | enc(sk) */
+  {
+    unsigned char k[DF_KEY_MAX], e[DF_KEY_MAX];
+    size_t kn, m, en = 0;
+    uint64_t h;
+    df_value v = str("same");
+    const df_schema *sc = df_db_schema(db);
+    const df_index_def *d = NULL;
+    size_t j;
+    for (j = 0; j < sc->n_indexes; j++)
+      if (sc->indexes[j].id == id_g) d = &sc->indexes[j];
+    item(&b, "even", 4, "same", 5);
+    CHECK(d != NULL);
+    CHECK_EQ_INT(df__index_entry_key(db->env, d, b.p, b.len, k, &kn), DF_OK);
+    e[en++] = (unsigned char)id_g;
+    df__key_enc_partition(&v, e + en + 8, &m, &h);
+    df__key_put_u64(e + en, h);
+    en += 8 + m;
+    v = num(5);
+    df__key_enc(&v, e + en, DF_SK_MAX, &m);
+    en += m;
+    v = str("even");
+    df__key_enc_partition(&v, e + en, &m, NULL);
+    en += m;
+    v = num(4);
+    df__key_enc(&v, e + en, DF_SK_MAX, &m);
+    en += m;
+    CHECK_EQ_MEM(k, kn, e, en);
+    item(&b, "even", 4, NULL, 5); /* no g: sparse */
+    CHECK_EQ_INT(df__index_entry_key(db->env, d, b.p, b.len, k, &kn),
+                 DF_ENOTFOUND);
+  }
+
+  /* paging through the duplicates returns each exactly once */
+  pk = str("same");
+  CHECK_EQ_UINT(count_query(db, id_g, &pk, 37, 0), 1000);
+  CHECK_EQ_UINT(count_query(db, id_g, &pk, 41, 1), 1000);
+  CHECK_EQ_UINT(count_query(db, id_g, NULL, 100, 0), 1000); /* scan */
+  pk = str("even");
+  CHECK_EQ_UINT(count_query(db, id_l, &pk, 7, 0), 500);
+  pk = str("sparse");
+  CHECK_EQ_UINT(count_query(db, id_l, &pk, 7, 0), 1);
+
+  /* deletes and a rolled-back transaction */
+  {
+    df_key key;
+    df_txn *t;
+    int found = 0;
+    memset(&key, 0, sizeof key);
+    key.pk = str("even");
+    key.sk = num(0);
+    CHECK_EQ_INT(df_db_delete(db, &key, 0, &found), DF_OK);
+    CHECK(found);
+    CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+    item(&b, "new", 1, "same", 1);
+    CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_OK);
+    key.pk = str("odd");
+    key.sk = num(1);
+    CHECK_EQ_INT(df_txn_delete(t, &key, NULL, NULL, NULL), DF_OK);
+    df_txn_free(t); /* aborted */
+    CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
+    CHECK_EQ_UINT(st.index_entries, 1998 + 1);
+    pk = str("same");
+    CHECK_EQ_UINT(count_query(db, id_g, &pk, 100, 0), 999);
+  }
+
+  /* a GSI sort key that cannot fit fails the write, naming both */
+  {
+    char big[400];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    df__buf_reset(&b);
+    df__mp_put_map(&b, 4);
+    df__mp_put_str(&b, "PK", 2);
+    df__mp_put_str(&b, "k", 1);
+    df__mp_put_str(&b, "SK", 2);
+    df__mp_put_int(&b, 1);
+    df__mp_put_str(&b, "g", 1);
+    df__mp_put_str(&b, "x", 1);
+    df__mp_put_str(&b, "r", 1);
+    df__mp_put_str(&b, big, strlen(big));
+    CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_EVALIDATION);
+    CHECK(strstr(df_db_errmsg(db), "attribute r") != NULL);
+    CHECK(strstr(df_db_errmsg(db), "index by_g") != NULL);
+    CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
+    CHECK_EQ_UINT(st.index_entries, 1999);
+  }
+
+  /* drop: entries gone, name gone */
+  CHECK_EQ_INT(df_db_drop_index(db, "by_g"), DF_OK);
+  CHECK_EQ_INT(df_db_index_find(db, "by_g", NULL), DF_ENOTFOUND);
+  CHECK_EQ_INT(df_db_drop_index(db, "by_g"), DF_ENOTFOUND);
+  CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
+  CHECK_EQ_UINT(st.index_entries, 1000);
+  df_db_close(db);
+
+  /* a new GSI at reopen is backfilled, with progress */
+  {
+    df_index_def late;
+    df_check_report r;
+    memset(&late, 0, sizeof late);
+    late.name = "late";
+    late.kind = DF_GSI;
+    late.pk = "g";
+    late.projection = DF_PROJ_KEYS;
+    memset(&s, 0, sizeof s);
+    s.indexes = &late;
+    s.n_indexes = 1;
+    memset(&o, 0, sizeof o);
+    o.schema = &s;
+    o.progress = on_progress;
+    code = df_db_open(dir, &o, &db);
+    CHECK_EQ_INT(code, DF_OK);
+    CHECK(progress_calls >= 2);
+    CHECK_EQ_UINT(progress_total, 1001);
+    CHECK_EQ_UINT(progress_last_done, 1001);
+    CHECK_EQ_INT(df_db_index_find(db, "late", &id_g), DF_OK);
+    CHECK_EQ_INT(df_db_index_find(db, "by_r", NULL), DF_OK);
+    pk = str("same");
+    CHECK_EQ_UINT(count_query(db, id_g, &pk, 64, 0), 999);
+    CHECK_EQ_INT(df_db_check(db, &r), DF_OK);
+    CHECK_EQ_UINT(r.missing_index + r.stale_index, 0);
+    df_db_close(db);
+  }
+  df__buf_free(&b);
+  remove_dir();
+}
+
+int main(void) {
+  test_layout_and_maintenance();
+  return check_done("test_index");
+}
