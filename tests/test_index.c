@@ -115,18 +115,19 @@ static size_t count_query(df_db *db, unsigned id, const df_value *pk,
   return total;
 }
 
-static void test_layout_and_maintenance(void) {
+static df_db *db;
+static unsigned id_g, id_l;
+static df_buf b;
+
+/* A fresh database with a GSI by_g (g, r) and an LSI by_r (r, keys), 1,000
+ * items sharing the GSI key "same", one item only in the LSI and one in
+ * neither. */
+static int setup(void) {
   df_index_def defs[2];
   df_schema s;
   df_open_options o;
-  df_db *db;
-  df_buf b;
-  df_stat st;
-  unsigned id_g = 0, id_l = 0;
-  df_value pk;
-  int code;
   long i;
-
+  int code;
   fresh_dir();
   memset(defs, 0, sizeof defs);
   defs[0].name = "by_g";
@@ -149,14 +150,14 @@ static void test_layout_and_maintenance(void) {
   CHECK_EQ_INT(code, DF_OK);
   if (code != DF_OK) {
     df_db_close(db);
-    return;
+    db = NULL;
+    remove_dir();
+    return 0;
   }
   CHECK_EQ_INT(df_db_index_find(db, "by_g", &id_g), DF_OK);
   CHECK_EQ_INT(df_db_index_find(db, "by_r", &id_l), DF_OK);
   CHECK(id_g >= 1 && id_l >= 1 && id_g != id_l);
-
   df__buf_init(&b);
-  /* 1,000 items sharing one GSI key, plus sparse ones */
   for (i = 0, code = DF_OK; i < 1000 && code == DF_OK; i++) {
     item(&b, i % 2 ? "odd" : "even", i, "same", 5);
     code = df_db_put(db, b.p, b.len, 0);
@@ -166,43 +167,70 @@ static void test_layout_and_maintenance(void) {
   CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
   item(&b, "sparse", 2, "x", -1); /* no r: in neither */
   CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
-  CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
-  CHECK_EQ_UINT(st.index_entries, 2000 + 1);
+  return 1;
+}
 
-  /* entry layout: id | hash64(gpk) | enc(gpk) | enc(gsk) | enc(pk) | enc(sk) */
-  {
-    unsigned char k[DF_KEY_MAX], e[DF_KEY_MAX];
-    size_t kn, m, en = 0;
-    uint64_t h;
-    df_value v = str("same");
-    const df_schema *sc = df_db_schema(db);
-    const df_index_def *d = NULL;
-    size_t j;
-    for (j = 0; j < sc->n_indexes; j++)
-      if (sc->indexes[j].id == id_g) d = &sc->indexes[j];
-    item(&b, "even", 4, "same", 5);
-    CHECK(d != NULL);
-    CHECK_EQ_INT(df__index_entry_key(db->env, d, b.p, b.len, k, &kn), DF_OK);
-    e[en++] = (unsigned char)id_g;
-    df__key_enc_partition(&v, e + en + 8, &m, &h);
-    df__key_put_u64(e + en, h);
-    en += 8 + m;
-    v = num(5);
-    df__key_enc(&v, e + en, DF_SK_MAX, &m);
-    en += m;
-    v = str("even");
-    df__key_enc_partition(&v, e + en, &m, NULL);
-    en += m;
-    v = num(4);
-    df__key_enc(&v, e + en, DF_SK_MAX, &m);
-    en += m;
-    CHECK_EQ_MEM(k, kn, e, en);
-    item(&b, "even", 4, NULL, 5); /* no g: sparse */
-    CHECK_EQ_INT(df__index_entry_key(db->env, d, b.p, b.len, k, &kn),
-                 DF_ENOTFOUND);
+static void teardown(void) {
+  df_db_close(db);
+  db = NULL;
+  df__buf_free(&b);
+  remove_dir();
+}
+
+static uint64_t entries(void) {
+  df_stat st;
+  if (df_db_stat(db, &st) != DF_OK) return (uint64_t)-1;
+  return st.index_entries;
+}
+
+static void test_sparse_items_have_no_entry(void) {
+  if (!setup()) return;
+  CHECK_EQ_UINT(entries(), 2000 + 1);
+  teardown();
+}
+
+static void test_entry_key_layout(void) {
+  unsigned char k[DF_KEY_MAX], e[DF_KEY_MAX];
+  size_t kn, m, en = 0, j;
+  uint64_t h;
+  df_value v = str("same");
+  const df_schema *sc;
+  const df_index_def *d = NULL;
+  if (!setup()) return;
+  sc = df_db_schema(db);
+  for (j = 0; j < sc->n_indexes; j++)
+    if (sc->indexes[j].id == id_g) d = &sc->indexes[j];
+  CHECK(d != NULL);
+  if (d == NULL) {
+    teardown();
+    return;
   }
+  /* id | hash64(gpk) | enc(gpk) | enc(gsk) | enc(pk) | enc(sk) */
+  item(&b, "even", 4, "same", 5);
+  CHECK_EQ_INT(df__index_entry_key(db->env, d, b.p, b.len, k, &kn), DF_OK);
+  e[en++] = (unsigned char)id_g;
+  df__key_enc_partition(&v, e + en + 8, &m, &h);
+  df__key_put_u64(e + en, h);
+  en += 8 + m;
+  v = num(5);
+  df__key_enc(&v, e + en, DF_SK_MAX, &m);
+  en += m;
+  v = str("even");
+  df__key_enc_partition(&v, e + en, &m, NULL);
+  en += m;
+  v = num(4);
+  df__key_enc(&v, e + en, DF_SK_MAX, &m);
+  en += m;
+  CHECK_EQ_MEM(k, kn, e, en);
+  item(&b, "even", 4, NULL, 5); /* no g: sparse */
+  CHECK_EQ_INT(df__index_entry_key(db->env, d, b.p, b.len, k, &kn),
+               DF_ENOTFOUND);
+  teardown();
+}
 
-  /* paging through the duplicates returns each exactly once */
+static void test_paging_over_duplicates(void) {
+  df_value pk;
+  if (!setup()) return;
   pk = str("same");
   CHECK_EQ_UINT(count_query(db, id_g, &pk, 37, 0), 1000);
   CHECK_EQ_UINT(count_query(db, id_g, &pk, 41, 1), 1000);
@@ -211,93 +239,100 @@ static void test_layout_and_maintenance(void) {
   CHECK_EQ_UINT(count_query(db, id_l, &pk, 7, 0), 500);
   pk = str("sparse");
   CHECK_EQ_UINT(count_query(db, id_l, &pk, 7, 0), 1);
+  teardown();
+}
 
-  /* deletes and a rolled-back transaction */
-  {
-    df_key key;
-    df_txn *t;
-    int found = 0;
-    memset(&key, 0, sizeof key);
-    key.pk = str("even");
-    key.sk = num(0);
-    CHECK_EQ_INT(df_db_delete(db, &key, 0, &found), DF_OK);
-    CHECK(found);
-    CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
-    item(&b, "new", 1, "same", 1);
-    CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_OK);
-    key.pk = str("odd");
-    key.sk = num(1);
-    CHECK_EQ_INT(df_txn_delete(t, &key, NULL, NULL, NULL), DF_OK);
-    df_txn_free(t); /* aborted */
-    CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
-    CHECK_EQ_UINT(st.index_entries, 1998 + 1);
-    pk = str("same");
-    CHECK_EQ_UINT(count_query(db, id_g, &pk, 100, 0), 999);
-  }
+static void test_delete_and_rollback(void) {
+  df_key key;
+  df_txn *t;
+  df_value pk;
+  int found = 0;
+  if (!setup()) return;
+  memset(&key, 0, sizeof key);
+  key.pk = str("even");
+  key.sk = num(0);
+  CHECK_EQ_INT(df_db_delete(db, &key, 0, &found), DF_OK);
+  CHECK(found);
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  item(&b, "new", 1, "same", 1);
+  CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_OK);
+  key.pk = str("odd");
+  key.sk = num(1);
+  CHECK_EQ_INT(df_txn_delete(t, &key, NULL, NULL, NULL), DF_OK);
+  df_txn_free(t); /* aborted */
+  CHECK_EQ_UINT(entries(), 1998 + 1);
+  pk = str("same");
+  CHECK_EQ_UINT(count_query(db, id_g, &pk, 100, 0), 999);
+  teardown();
+}
 
-  /* a GSI sort key that cannot fit fails the write, naming both */
-  {
-    char big[400];
-    memset(big, 'x', sizeof big - 1);
-    big[sizeof big - 1] = 0;
-    df__buf_reset(&b);
-    df__mp_put_map(&b, 4);
-    df__mp_put_str(&b, "PK", 2);
-    df__mp_put_str(&b, "k", 1);
-    df__mp_put_str(&b, "SK", 2);
-    df__mp_put_int(&b, 1);
-    df__mp_put_str(&b, "g", 1);
-    df__mp_put_str(&b, "x", 1);
-    df__mp_put_str(&b, "r", 1);
-    df__mp_put_str(&b, big, strlen(big));
-    CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_EVALIDATION);
-    CHECK(strstr(df_db_errmsg(db), "attribute r") != NULL);
-    CHECK(strstr(df_db_errmsg(db), "index by_g") != NULL);
-    CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
-    CHECK_EQ_UINT(st.index_entries, 1999);
-  }
+static void test_key_budget(void) {
+  char big[400];
+  if (!setup()) return;
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  df__buf_reset(&b);
+  df__mp_put_map(&b, 4);
+  df__mp_put_str(&b, "PK", 2);
+  df__mp_put_str(&b, "k", 1);
+  df__mp_put_str(&b, "SK", 2);
+  df__mp_put_int(&b, 1);
+  df__mp_put_str(&b, "g", 1);
+  df__mp_put_str(&b, "x", 1);
+  df__mp_put_str(&b, "r", 1);
+  df__mp_put_str(&b, big, strlen(big));
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_EVALIDATION);
+  CHECK(strstr(df_db_errmsg(db), "attribute r") != NULL);
+  CHECK(strstr(df_db_errmsg(db), "index by_g") != NULL);
+  CHECK_EQ_UINT(entries(), 2001);
+  teardown();
+}
 
-  /* drop: entries gone, name gone */
+static void test_drop_and_backfill_with_progress(void) {
+  df_index_def late;
+  df_schema s;
+  df_open_options o;
+  df_check_report r;
+  df_value pk;
+  int code;
+  if (!setup()) return;
   CHECK_EQ_INT(df_db_drop_index(db, "by_g"), DF_OK);
   CHECK_EQ_INT(df_db_index_find(db, "by_g", NULL), DF_ENOTFOUND);
   CHECK_EQ_INT(df_db_drop_index(db, "by_g"), DF_ENOTFOUND);
-  CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
-  CHECK_EQ_UINT(st.index_entries, 1000);
+  CHECK_EQ_UINT(entries(), 1001);
   df_db_close(db);
-
-  /* a new GSI at reopen is backfilled, with progress */
-  {
-    df_index_def late;
-    df_check_report r;
-    memset(&late, 0, sizeof late);
-    late.name = "late";
-    late.kind = DF_GSI;
-    late.pk = "g";
-    late.projection = DF_PROJ_KEYS;
-    memset(&s, 0, sizeof s);
-    s.indexes = &late;
-    s.n_indexes = 1;
-    memset(&o, 0, sizeof o);
-    o.schema = &s;
-    o.progress = on_progress;
-    code = df_db_open(dir, &o, &db);
-    CHECK_EQ_INT(code, DF_OK);
-    CHECK(progress_calls >= 2);
-    CHECK_EQ_UINT(progress_total, 1001);
-    CHECK_EQ_UINT(progress_last_done, 1001);
-    CHECK_EQ_INT(df_db_index_find(db, "late", &id_g), DF_OK);
-    CHECK_EQ_INT(df_db_index_find(db, "by_r", NULL), DF_OK);
-    pk = str("same");
-    CHECK_EQ_UINT(count_query(db, id_g, &pk, 64, 0), 999);
-    CHECK_EQ_INT(df_db_check(db, &r), DF_OK);
-    CHECK_EQ_UINT(r.missing_index + r.stale_index, 0);
-    df_db_close(db);
-  }
-  df__buf_free(&b);
-  remove_dir();
+  /* a new GSI at reopen is built from the items, with progress */
+  memset(&late, 0, sizeof late);
+  late.name = "late";
+  late.kind = DF_GSI;
+  late.pk = "g";
+  late.projection = DF_PROJ_KEYS;
+  memset(&s, 0, sizeof s);
+  s.indexes = &late;
+  s.n_indexes = 1;
+  memset(&o, 0, sizeof o);
+  o.schema = &s;
+  o.progress = on_progress;
+  code = df_db_open(dir, &o, &db);
+  CHECK_EQ_INT(code, DF_OK);
+  CHECK(progress_calls >= 2);
+  CHECK_EQ_UINT(progress_total, 1002);
+  CHECK_EQ_UINT(progress_last_done, 1002);
+  CHECK_EQ_INT(df_db_index_find(db, "late", &id_g), DF_OK);
+  CHECK_EQ_INT(df_db_index_find(db, "by_r", NULL), DF_OK);
+  pk = str("same");
+  CHECK_EQ_UINT(count_query(db, id_g, &pk, 64, 0), 1000);
+  CHECK_EQ_INT(df_db_check(db, &r), DF_OK);
+  CHECK_EQ_UINT(r.missing_index + r.stale_index, 0);
+  teardown();
 }
 
 int main(void) {
-  test_layout_and_maintenance();
+  RUN_TEST(test_sparse_items_have_no_entry);
+  RUN_TEST(test_entry_key_layout);
+  RUN_TEST(test_paging_over_duplicates);
+  RUN_TEST(test_delete_and_rollback);
+  RUN_TEST(test_key_budget);
+  RUN_TEST(test_drop_and_backfill_with_progress);
   return check_done("test_index");
 }
