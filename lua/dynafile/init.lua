@@ -1163,6 +1163,12 @@ function DB:drop_index(name)
 end
 
 --- `dynafile.drop_index(db, name)`: the same as `db:drop_index(name)`.
+-- @param db a database handle
+-- @tparam string name the index name
+-- @treturn true|nil
+-- @treturn string message on failure
+-- @treturn string code on failure
+-- @raise when db is not a handle, or as db:drop_index
 function M.drop_index(db, name)
   if getmetatable(db) ~= DB then
     error("dynafile.drop_index: db: expected a database handle", 2)
