@@ -28,7 +28,7 @@ local cjson = require "cjson"
 local N = tonumber(os.getenv("BENCH_INDEX_ITEMS")) or 20000
 local QUERIES = tonumber(os.getenv("BENCH_INDEX_QUERIES")) or 2000
 local BATCH = 1000
-local TYPES = N // 100 -- 100 items per type
+local TYPES = math.floor(N / 100) -- 100 items per type
 local string_format, string_rep = string.format, string.rep
 
 local function make_item(i)

@@ -30,7 +30,8 @@ end
 local function dump(db, index)
   local out = {}
   for it in db:scan { index = index } do
-    out[#out + 1] = table.concat({ it.PK, it.SK, tostring(it.grp), tostring(it.rank), tostring(it.color) }, "|")
+    out[#out + 1] = table.concat({ it.PK, it.SK, tostring(it.grp), tostring(it.rank),
+      tostring(it.color) }, "|")
   end
   return out
 end
@@ -101,7 +102,8 @@ describe("building a new global index at open", function()
     local db = assert(dynafile.open(a, { sync = "off" }))
     fill(db, 100)
     db:close()
-    local ok, err = pcall(dynafile.open, a, { gsi = { g = GSI.g }, progress = function() error("stop here") end })
+    local ok, err = pcall(dynafile.open, a,
+      { gsi = { g = GSI.g }, progress = function() error("stop here") end })
     assert.is_false(ok)
     assert.matches("stop here", err)
     db = assert(dynafile.open(a))
@@ -113,9 +115,9 @@ describe("building a new global index at open", function()
   it("grows the map when the new index does not fit in it", function()
     -- a small map that grows with the items, keeping about a quarter free
     local db = assert(dynafile.open(a, { sync = "off", map_size = 1048576 }))
-    for b = 0, 7 do
+    for batch = 0, 7 do
       db:batch_write(function(w)
-        for i = b * 500 + 1, b * 500 + 500 do
+        for i = batch * 500 + 1, batch * 500 + 500 do
           w:put_item { PK = "p" .. i, SK = 0, grp = "g" .. (i % 3), pad = string.rep("x", 500) }
         end
       end)
@@ -123,7 +125,8 @@ describe("building a new global index at open", function()
     local map = db:stat().map_size
     db:close()
     -- a copy of every item does not fit in the free quarter
-    db = assert(dynafile.open(a, { map_size = 65536, gsi = { big = { pk = "grp", projection = "all" } } }))
+    db = assert(dynafile.open(a,
+      { map_size = 65536, gsi = { big = { pk = "grp", projection = "all" } } }))
     assert.is_true(db:stat().map_size > map)
     local n = 0
     for _ in db:query("g1", { index = "big" }) do n = n + 1 end

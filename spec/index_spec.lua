@@ -47,7 +47,8 @@ describe("a global secondary index", function()
 
   local function assert_consistent()
     local r = assert(db:check())
-    assert.is_true(r.ok, "index out of step: missing " .. r.missing_index .. ", stale " .. r.stale_index)
+    assert.is_true(r.ok, "index out of step: missing " .. r.missing_index ..
+      ", stale " .. r.stale_index)
   end
 
   it("finds items by the index key, ordered by the index sort key then the table key", function()
@@ -159,7 +160,8 @@ describe("a global secondary index", function()
     }
     assert.is_nil(ok)
     assert.equal("TransactionCanceled", code)
-    local ok2, _, code2 = db:put_item({ PK = "x", SK = 0, type = "w", n = 9 }, { condition = "n == 42" })
+    local ok2, _, code2 = db:put_item({ PK = "x", SK = 0, type = "w", n = 9 },
+      { condition = "n == 42" })
     assert.is_nil(ok2)
     assert.equal("ConditionalCheckFailed", code2)
     assert.same({ "x|0" }, q(db, "t"))
@@ -325,16 +327,18 @@ describe("a global secondary index", function()
     assert.is_nil(d2)
     assert.equal("ValidationError", code)
     assert.matches("index by_type is defined differently", msg)
-    local d3, msg3 = dynafile.open(dir, { gsi = { by_type = { pk = "type", sk = "n", projection = "keys" } } })
+    local d3, msg3 = dynafile.open(dir,
+      { gsi = { by_type = { pk = "type", sk = "n", projection = "keys" } } })
     assert.is_nil(d3)
     assert.matches("by_type", msg3)
     db = assert(dynafile.open(dir))
   end)
 
-  it("refuses a write whose index sort key cannot fit, naming the attribute and the index", function()
+  it("refuses a write whose index sort key cannot fit, naming attribute and index", function()
     db:put_item { PK = "a", SK = 1, type = "t", n = 1 }
     local before = db:stat().index_entries
-    local ok, err = pcall(db.put_item, db, { PK = "b", SK = 1, type = "t", n = string.rep("x", 300) })
+    local ok, err = pcall(db.put_item, db,
+      { PK = "b", SK = 1, type = "t", n = string.rep("x", 300) })
     assert.is_false(ok)
     assert.matches("attribute n", err)
     assert.matches("index by_type", err)

@@ -23,7 +23,8 @@ describe("a local secondary index", function()
       lsi = { by_score = { sk = "score" }, by_name = { sk = "name", projection = "keys" } },
     }))
     for i = 1, 10 do
-      db:put_item { PK = "p", SK = i, score = (i * 7) % 11, name = string.char(string.byte("a") + 10 - i) }
+      local name = string.char(string.byte("a") + 10 - i)
+      db:put_item { PK = "p", SK = i, score = (i * 7) % 11, name = name }
     end
     db:put_item { PK = "other", SK = 1, score = 0, name = "zz" }
   end)
@@ -73,7 +74,7 @@ describe("a local secondary index", function()
     assert.same({ PK = "p", SK = 10, name = "a" }, items[1])
   end)
 
-  it("moves an entry when an update changes its sort key and drops it when the attribute goes", function()
+  it("moves an entry when its sort key changes and drops it when the attribute goes", function()
     db:update_item({ PK = "p", SK = 1 }, { set = { score = 100 } })
     local last
     for it in db:query("p", { index = "by_score" }) do last = it end

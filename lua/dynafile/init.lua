@@ -1155,7 +1155,9 @@ end
 -- @raise when no index has that name, or on a closed handle
 function DB:drop_index(name)
   check_open(self, "drop_index")
-  if type(name) ~= "string" then fail("drop_index", "name must be an index name, got %s", type(name)) end
+  if type(name) ~= "string" then
+    fail("drop_index", "name must be an index name, got %s", type(name))
+  end
   local ok, msg, code = self._c:drop_index(name)
   if not ok then return nil, msg, code end
   self._schema = self._c:schema()
