@@ -13,6 +13,12 @@
 --   * update_item (add to a number) in transactions of 1,000, against
 --     SELECT + decode + change + encode + UPDATE in SQLite.
 --
+-- Loads run twice and durable puts three times, alternating the stores,
+-- each time into fresh databases, and the best time of each store counts;
+-- before each comparison `sync` lets the disk settle, so the writes of one
+-- phase do not slow the next.  (The machine may be shared: flush times
+-- vary a lot from minute to minute, which moves the synced figures.)
+--
 -- Then, when strace(1) is installed, the durable single puts run again in
 -- child processes under `strace -f`, and the sync calls per commit are
 -- printed: fsync/fdatasync/msync, and also writes to a descriptor opened
@@ -63,40 +69,61 @@ local function dynafile_count(db)
   return n
 end
 
--- A batch load of N items, partition of item i given by part(i).  With
--- nosync, neither store syncs (sync="off", synchronous=OFF): the figure
--- then shows the work done apart from waiting for the disk.
-local function load(h, name, part, target, nosync)
+-- Let the disk settle: flush what earlier work left dirty, so it does
+-- not slow whichever store runs next.
+local function settle()
+  os.execute("sync; sleep 1")
+end
+
+local function dynafile_load(h, part, sync)
   local db = assert(dynafile.open(h.tmpdir("writes-dynafile"),
-    { pk = "PK", sk = "SK", sync = nosync and "off" or "full" }))
+    { pk = "PK", sk = "SK", sync = sync }))
+  for b = 0, N - 1, BATCH do
+    assert(db:batch_write(function(w)
+      for i = b, b + BATCH - 1 do w:put_item(make_item(i, part(i))) end
+    end))
+  end
+  return db
+end
+
+local function sqlite_load(h, part, synchronous)
   local sql, exec = sqlite_table(h, "writes-sqlite")
-  if nosync then exec("PRAGMA synchronous=OFF") end
+  exec("PRAGMA synchronous=" .. synchronous)
+  local ins = assert(sql:prepare("INSERT INTO items (pk, sk, item) VALUES (?, ?, ?)"))
+  local begin, commit = assert(sql:prepare("BEGIN")), assert(sql:prepare("COMMIT"))
+  for b = 0, N - 1, BATCH do
+    assert(begin:execute())
+    for i = b, b + BATCH - 1 do
+      local item = make_item(i, part(i))
+      assert(ins:execute(item.PK, item.SK, cjson.encode(item)))
+    end
+    assert(commit:execute())
+  end
+  ins:close()
+  begin:close()
+  commit:close()
+  return sql
+end
+
+-- A batch load of N items into fresh stores, partition of item i given by
+-- part(i); best of two rounds.  With nosync, neither store syncs
+-- (sync="off", synchronous=OFF): the figure then shows the work done apart
+-- from waiting for the disk.
+local function load(h, name, part, target, nosync)
+  settle()
   h.compare(name, "items", N,
     function()
-      for b = 0, N - 1, BATCH do
-        assert(db:batch_write(function(w)
-          for i = b, b + BATCH - 1 do w:put_item(make_item(i, part(i))) end
-        end))
-      end
-      return dynafile_count(db)
+      local db = dynafile_load(h, part, nosync and "off" or "full")
+      local n = db:stat().items
+      db:close()
+      return n
     end,
     function()
-      local ins = assert(sql:prepare("INSERT INTO items (pk, sk, item) VALUES (?, ?, ?)"))
-      local begin, commit = assert(sql:prepare("BEGIN")), assert(sql:prepare("COMMIT"))
-      for b = 0, N - 1, BATCH do
-        assert(begin:execute())
-        for i = b, b + BATCH - 1 do
-          local item = make_item(i, part(i))
-          assert(ins:execute(item.PK, item.SK, cjson.encode(item)))
-        end
-        assert(commit:execute())
-      end
-      ins:close()
-      begin:close()
-      commit:close()
-      return sqlite_count(sql)
-    end, target)
-  return db, sql
+      local sql = sqlite_load(h, part, nosync and "OFF" or "FULL")
+      local n = sqlite_count(sql)
+      sql:close()
+      return n
+    end, target, { rounds = 2 })
 end
 
 -- Durable single puts: n commits, each of one item.
@@ -180,17 +207,14 @@ return function(h)
   print(string_format("writes: batch loads of %d items in batches of %d; %d durable puts",
     N, BATCH, PUTS))
 
-  local db, sql = load(h, "batch load, partitions in order", in_order, 5)
-  db:close()
-  sql:close()
-  db, sql = load(h, "batch load, no sync, in order", in_order, nil, true)
-  db:close()
-  sql:close()
-  db, sql = load(h, "batch load, no sync, r-r", round_robin, nil, true)
-  db:close()
-  sql:close()
+  load(h, "batch load, partitions in order", in_order, 5)
+  load(h, "batch load, 1,000 partitions r-r", round_robin, 5)
+  load(h, "batch load, no sync, in order", in_order, nil, true)
+  load(h, "batch load, no sync, r-r", round_robin, nil, true)
 
-  db, sql = load(h, "batch load, 1,000 partitions r-r", round_robin, 5)
+  local db = dynafile_load(h, round_robin, "full")
+  local sql = sqlite_load(h, round_robin, "FULL")
+  settle()
 
   -- update_item in transactions of 1,000 (on the round-robin data) ------
   local UPD = math.min(N, 20000)
@@ -242,11 +266,12 @@ return function(h)
   sql:close()
 
   -- durable single puts ---------------------------------------------------
+  settle()
   h.compare("durable put_item (sync=full)", "puts", PUTS,
     function() return durable_puts_dynafile(h.tmpdir("writes-durable"), PUTS) end,
     function()
       return durable_puts_sqlite(h, h.tmpdir("writes-durable-sqlite") .. "/b.db", PUTS)
-    end)
+    end, nil, { rounds = 3 })
 
   if os.execute("command -v strace >/dev/null 2>&1") then
     local n = math.min(PUTS, 500)
