@@ -1164,6 +1164,9 @@ function DB:drop_index(name)
   return true
 end
 
+--- Module functions that take a database handle.
+-- @section handle_functions
+
 --- `dynafile.drop_index(db, name)`: the same as `db:drop_index(name)`.
 -- @param db a database handle
 -- @tparam string name the index name
@@ -1177,6 +1180,9 @@ function M.drop_index(db, name)
   end
   return db:drop_index(name)
 end
+
+--- A database handle (continued).
+-- @type db
 
 --- Statistics for tools.
 -- @treturn table|nil `{items, index_entries, map_size, used_bytes,`
