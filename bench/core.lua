@@ -84,7 +84,8 @@ return function(h)
       local sum = 0
       for j = 1, GETS do
         local i = keys[j]
-        local item = db:get_item({ PK = "user#" .. (i % PARTITIONS), SK = string_format("item#%08d", i) })
+        local item = db:get_item({ PK = "user#" .. (i % PARTITIONS),
+                                   SK = string_format("item#%08d", i) })
         sum = sum + item.score
       end
       return sum

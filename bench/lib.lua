@@ -139,7 +139,8 @@ function M.compare(name, unit, n, ours, theirs, target, opts)
   results[#results + 1] = r
   print(string_format("%-32s dynafile %s%s/s %6.3f s   SQLite %s%s/s %6.3f s %s  ratio %6.2fx%s",
     name, fmt_rate(ra), unit, ta, fmt_rate(rb), unit, tb, use_cpu and "cpu " or "wall", ratio,
-    target and string_format("  (target %gx: %s)", target, ratio >= target and "met" or "MISSED") or ""))
+    target and string_format("  (target %gx: %s)", target,
+                             ratio >= target and "met" or "MISSED") or ""))
   if wa > 1e6 or wb > 1e6 then
     print(string_format("%-32s written: dynafile %.1f MB, SQLite %.1f MB", "", wa / 1e6, wb / 1e6))
   end

@@ -7,7 +7,8 @@
  * the few lines of encoder below are enough for flat items (any MessagePack
  * library would do).  Run by `make test`; exits non-zero on any failure.
  *
- *   cc -Isrc examples/c_example.c build/lua5.4/libdynafile.a -llmdb -lpthread -lm
+ *   cc -Isrc examples/c_example.c build/lua5.4/libdynafile.a -llmdb -lpthread
+ * -lm
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,8 @@
 
 #include "dynafile.h"
 
-/* ---------------------------------------------- a minimal MessagePack writer */
+/* ---------------------------------------------- a minimal MessagePack writer
+ */
 
 typedef struct mp {
   unsigned char buf[512];
@@ -26,7 +28,9 @@ static void mp_byte(mp *m, unsigned char c) {
   if (m->len < sizeof m->buf) m->buf[m->len++] = c;
 }
 
-static void mp_map(mp *m, unsigned n) { mp_byte(m, (unsigned char)(0x80 | n)); }
+static void mp_map(mp *m, unsigned n) {
+  mp_byte(m, (unsigned char)(0x80 | n));
+}
 
 static void mp_str(mp *m, const char *s) {
   size_t n = strlen(s); /* short strings only (< 32 bytes) */

@@ -119,7 +119,8 @@ describe("a failed call", function()
       "dynafile.put_item", "unknown option 'bogus'")
     raises(function() db:delete_item({ PK = "p1", SK = 1 }, { nope = 1 }) end,
       "dynafile.delete_item", "unknown option 'nope'")
-    raises(function() db:query("p1", { sort = "up" }) end, "dynafile.query", "unknown option 'sort'")
+    raises(function() db:query("p1", { sort = "up" }) end,
+      "dynafile.query", "unknown option 'sort'")
     raises(function() db:scan({ pk = "p1" }) end, "dynafile.scan", "unknown option 'pk'")
     raises(function() db:query("p1", { limit = 0 }) end, "dynafile.query", "limit")
   end)

@@ -725,9 +725,8 @@ static void test_hashed_partition_collision(void) {
 
   /* plant {PK = B, SK = "s1"} under A's partition */
   k = skey(pk_a, "s1");
-  CHECK_EQ_INT(df__item_key(&db->env->schema.s, &k, key, &klen, err,
-                            sizeof err),
-               DF_OK);
+  CHECK_EQ_INT(
+      df__item_key(&db->env->schema.s, &k, key, &klen, err, sizeof err), DF_OK);
   CHECK(key[8] == DF_TAG_HASHED);
   item3(&b, pk_b, "s1", 66);
   CHECK_EQ_INT(mdb_txn_begin(db->env->env, NULL, 0, &txn), 0);

@@ -148,7 +148,8 @@ function M.copy_module(dir)
   local _, cpath = module_paths()
   local so = cpath:gsub("%?", "dynafile/core")
   assert(os.execute(string.format(
-    "mkdir -p %s/dynafile && cp lua/dynafile/*.lua %s/dynafile/ && cp %s %s/dynafile/core.so && chmod -R a+rX %s",
+    "mkdir -p %s/dynafile && cp lua/dynafile/*.lua %s/dynafile/ && " ..
+    "cp %s %s/dynafile/core.so && chmod -R a+rX %s",
     sh_quote(dir), sh_quote(dir), sh_quote(so), sh_quote(dir), sh_quote(dir))))
   return dir
 end
