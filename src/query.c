@@ -406,7 +406,7 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
   const df_schema *s;
   int have_last = 0;
   int exhausted = 0;
-  const void *last = NULL; /* last examined table item, mapped until the
+  const void *last = NULL; /* last examined item, mapped until the
                               transaction ends */
   size_t last_len = 0;
   int pk_hashed;
@@ -498,18 +498,11 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
       item_len = v.mv_size;
     }
     have_last = 1;
-    /* An index entry's item may live in a buffer the next entry reuses:
-     * take its key attributes now.  A table item stays mapped until the
-     * transaction ends, so its key is taken once, after the loop. */
-    if (def) {
-      if (key_attrs(&page->next, s, def, item, item_len) != DF_OK) {
-        code = DF_ENOMEM;
-        break;
-      }
-    } else {
-      last = item;
-      last_len = item_len;
-    }
+    /* The item (of the table, or an index entry's: see
+     * df__index_entry_item) stays mapped until the transaction ends, so
+     * the resume key is taken once, from the last one, after the loop. */
+    last = item;
+    last_len = item_len;
     if (hidden || df__item_expired(s, item, item_len, q->now)) continue;
     if (pk_hashed && !df__item_pk_is(&pk_schema, item, item_len, &q->pk))
       continue; /* another value whose hash collides with the one asked */
@@ -531,7 +524,7 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
     code = df__db_err(db, df__map_err(rc), "cursor failed: %s",
                       mdb_strerror(rc));
   if (code == DF_OK && last != NULL && !exhausted &&
-      key_attrs(&page->next, s, NULL, last, last_len) != DF_OK)
+      key_attrs(&page->next, s, def, last, last_len) != DF_OK)
     code = DF_ENOMEM;
   mdb_cursor_close(cur);
   df__read_end(db, txn);

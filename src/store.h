@@ -147,8 +147,8 @@ int df__index_apply(df_txn *t, const unsigned char *item_key, size_t klen,
 int df__index_entry_key(const df_env *e, const df_index_def *def,
                         const void *item, size_t len, unsigned char *out,
                         size_t *n);
-/* The (projected) item of an index entry read by a query; borrowed until
- * the next call or the end of txn.  *hidden: the item expired at `now`
+/* The (projected) item of an index entry read by a query: a pointer into
+ * the map, valid until txn ends (later calls do not disturb it).  *hidden: the item expired at `now`
  * (the entry still counts as examined).  DF_ECORRUPT: a malformed entry. */
 int df__index_entry_item(MDB_txn *txn, df_env *e, const df_index_def *def,
                          const MDB_val *k, const MDB_val *v, double now,
