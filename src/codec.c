@@ -288,6 +288,66 @@ int df__mp_read(const unsigned char **pp, const unsigned char *end,
   return 0;
 }
 
+/* Bytes taken by the scalar value at p, or 0 when p holds a container or
+ * a malformed or truncated value (callers then take the general path,
+ * which reports it).  The fast way over the values a search skips. */
+static inline size_t scalar_size(const unsigned char *p,
+                                 const unsigned char *end) {
+  size_t room = (size_t)(end - p);
+  uint64_t n;
+  unsigned c;
+  if (room == 0) return 0;
+  c = p[0];
+  if (c <= 0x7f || c >= 0xe0) return 1;
+  if ((c & 0xe0) == 0xa0) {
+    n = 1 + (uint64_t)(c & 0x1f);
+  } else {
+    switch (c) {
+      case 0xc0:
+      case 0xc2:
+      case 0xc3:
+        return 1;
+      case 0xcc:
+      case 0xd0:
+        n = 2;
+        break;
+      case 0xcd:
+      case 0xd1:
+        n = 3;
+        break;
+      case 0xca:
+      case 0xce:
+      case 0xd2:
+        n = 5;
+        break;
+      case 0xcb:
+      case 0xcf:
+      case 0xd3:
+        n = 9;
+        break;
+      case 0xc4:
+      case 0xd9:
+        if (room < 2) return 0;
+        n = 2 + (uint64_t)p[1];
+        break;
+      case 0xc5:
+      case 0xda:
+        if (room < 3) return 0;
+        n = 3 + ((uint64_t)p[1] << 8 | p[2]);
+        break;
+      case 0xc6:
+      case 0xdb:
+        if (room < 5) return 0;
+        n = 5 + ((uint64_t)p[1] << 24 | (uint64_t)p[2] << 16 |
+                 (uint64_t)p[3] << 8 | p[4]);
+        break;
+      default:
+        return 0; /* containers, 0xc1, ext types */
+    }
+  }
+  return n <= room ? (size_t)n : 0;
+}
+
 /* Skip one whole value with at most max_depth nested container levels.
  * stack[d] counts the values still to read at level d. */
 static int walk(const unsigned char **pp, const unsigned char *end,
@@ -296,6 +356,7 @@ static int walk(const unsigned char **pp, const unsigned char *end,
   const unsigned char *p = *pp;
   int depth = 0;
   df_value v;
+  size_t n;
 
   if (max_depth < 0) max_depth = 0;
   if (max_depth > DF_MAX_DEPTH) max_depth = DF_MAX_DEPTH;
@@ -308,6 +369,12 @@ static int walk(const unsigned char **pp, const unsigned char *end,
       }
       depth--;
     }
+    n = scalar_size(p, end);
+    if (n) {
+      p += n;
+      stack[depth]--;
+      continue;
+    }
     if (df__mp_read(&p, end, &v)) return DF_ECORRUPT;
     stack[depth]--;
     if (v.type == DF_TARRAY || v.type == DF_TMAP) {
@@ -319,6 +386,11 @@ static int walk(const unsigned char **pp, const unsigned char *end,
 }
 
 int df__mp_skip(const unsigned char **p, const unsigned char *end) {
+  size_t n = *p ? scalar_size(*p, end) : 0;
+  if (n) {
+    *p += n;
+    return 0;
+  }
   return walk(p, end, DF_MAX_DEPTH);
 }
 
@@ -337,7 +409,7 @@ static int found(const unsigned char *vs, const unsigned char *end, df_value *v,
   df_value tmp;
   if (!v) v = &tmp;
   if (df__mp_read(&q, end, v)) return DF_ECORRUPT;
-  if (df__mp_skip(&e, end)) return DF_ECORRUPT;
+  if (vend && df__mp_skip(&e, end)) return DF_ECORRUPT;
   if (vstart) *vstart = vs;
   if (vend) *vend = e;
   return 1;
@@ -349,10 +421,23 @@ static int map_find(const unsigned char *p, const unsigned char *end,
                     const unsigned char **vstart, const unsigned char **vend) {
   df_value m, k;
   size_t i;
-  if (df__mp_read(&p, end, &m)) return DF_ECORRUPT;
-  if (m.type != DF_TMAP) return 0;
+  if (p < end && (*p & 0xf0) == 0x80) { /* fixmap: the usual item */
+    m.n = *p++ & 0x0f;
+  } else {
+    if (df__mp_read(&p, end, &m)) return DF_ECORRUPT;
+    if (m.type != DF_TMAP) return 0;
+  }
   for (i = 0; i < m.n; i++) {
     const unsigned char *ks = p;
+    if (p < end && (*p & 0xe0) == 0xa0) { /* fixstr key: the usual case */
+      size_t kn = *p & 0x1f;
+      if ((size_t)(end - p) - 1 < kn) return DF_ECORRUPT;
+      p += 1 + kn;
+      if (kn == name_len && (kn == 0 || memcmp(ks + 1, name, kn) == 0))
+        return found(p, end, v, vstart, vend);
+      if (df__mp_skip(&p, end)) return DF_ECORRUPT;
+      continue;
+    }
     if (df__mp_read(&p, end, &k)) return DF_ECORRUPT;
     if (k.type == DF_TARRAY || k.type == DF_TMAP) {
       p = ks;
