@@ -690,7 +690,10 @@ local SCAN_OPTS = {
   filter = true, limit = true, start_after = true, index = true,
   segment = true, segments = true, stats = true,
 }
-local CONDS = { "begins_with", "eq", "lt", "le", "gt", "ge", "between" }
+local NO_OPTS = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+
+-- The key conditions, ranked for messages that name two of them.
+local CONDS = { begins_with = 1, eq = 2, lt = 3, le = 4, gt = 5, ge = 6, between = 7 }
 
 local function key_arg(fn, name, v)
   local tv = type(v)
@@ -706,40 +709,59 @@ local function positive_int(fn, name, v)
   end
 end
 
--- Build the C page spec from user options.  Returns spec, lua_filter,
--- limit, or raises; a filter string that does not parse returns nil, msg.
+-- Build the C page spec from user options: one table, sized once, that
+-- later also holds the reader's state (see reader_new).  Returns spec,
+-- lua_filter, limit, or raises; a filter string that does not parse
+-- returns nil, msg.
 local function build_spec(self, fn, pk, opts, scanning)
-  opts = check_opts(fn, opts, scanning and SCAN_OPTS or QUERY_OPTS)
-  local spec = { fn = fn, now = nil }
-  if not scanning then
-    key_arg(fn, "partition key", pk)
-    spec.pk = pk
-    local seen
-    for _, c in ipairs(CONDS) do
-      local v = opts[c]
-      if v ~= nil then
-        if seen then fail(fn, "only one key condition allowed (%s and %s)", seen, c) end
-        seen = c
-        spec.cond = c
-        if c == "between" then
-          if type(v) ~= "table" or v[1] == nil or v[2] == nil then
-            fail(fn, "between must be a list {lo, hi}")
-          end
-          key_arg(fn, "between[1]", v[1])
-          key_arg(fn, "between[2]", v[2])
-          spec.lo, spec.hi = v[1], v[2]
-        else
-          key_arg(fn, c, v)
-          if c == "begins_with" and type(v) ~= "string" then
-            fail(fn, "begins_with must be a string")
-          end
-          spec.lo = v
+  local allowed = scanning and SCAN_OPTS or QUERY_OPTS
+  if opts == nil then
+    opts = NO_OPTS
+  elseif type(opts) ~= "table" then
+    fail(fn, "options must be a table, got %s", type(opts))
+  end
+  local spec = {
+    fn = fn, pk = nil, cond = nil, lo = nil, hi = nil, start = nil,
+    reverse = false, index = nil, start_after = nil, segment = nil,
+    segments = nil, filter = nil, max = nil, now = nil, stats = nil,
+    -- the reader's fields (reader_new)
+    h = nil, db = nil, lua_filter = nil, limit = nil, ttl_fn = nil,
+    items = nil, pos = 0, n = 0, next_key = nil, done = false, returned = 0,
+    last = nil, filled = false,
+  }
+  local cond
+  for k, v in pairs(opts) do
+    if not allowed[k] then fail(fn, "unknown option '%s'", tostring(k)) end
+    if CONDS[k] then
+      if cond then
+        local a, b = cond, k
+        if CONDS[a] > CONDS[b] then a, b = b, a end
+        fail(fn, "only one key condition allowed (%s and %s)", a, b)
+      end
+      cond = k
+      if k == "between" then
+        if type(v) ~= "table" or v[1] == nil or v[2] == nil then
+          fail(fn, "between must be a list {lo, hi}")
         end
+        key_arg(fn, "between[1]", v[1])
+        key_arg(fn, "between[2]", v[2])
+        spec.lo, spec.hi = v[1], v[2]
+      else
+        key_arg(fn, k, v)
+        if k == "begins_with" and type(v) ~= "string" then
+          fail(fn, "begins_with must be a string")
+        end
+        spec.lo = v
       end
     end
-    if opts.starts_with ~= nil then
-      key_arg(fn, "starts_with", opts.starts_with)
-      spec.start = opts.starts_with
+  end
+  if not scanning then
+    key_arg(fn, "partition key", pk)
+    spec.pk, spec.cond = pk, cond
+    local start = opts.starts_with
+    if start ~= nil then
+      key_arg(fn, "starts_with", start)
+      spec.start = start
     end
     local f = opts.scan_index_forward
     if f ~= nil and type(f) ~= "boolean" then fail(fn, "scan_index_forward must be a boolean") end
@@ -755,21 +777,25 @@ local function build_spec(self, fn, pk, opts, scanning)
       spec.segment, spec.segments = k, n
     end
   end
-  if opts.index ~= nil then
-    if type(opts.index) ~= "string" then fail(fn, "index must be an index name") end
-    if not self._schema.indexes[opts.index] then
-      fail(fn, "index: no index named %s", opts.index)
+  local index = opts.index
+  if index ~= nil then
+    if type(index) ~= "string" then fail(fn, "index must be an index name") end
+    if not self._schema.indexes[index] then
+      fail(fn, "index: no index named %s", index)
     end
-    spec.index = opts.index
+    spec.index = index
   end
-  if opts.limit ~= nil then positive_int(fn, "limit", opts.limit) end
-  if opts.start_after ~= nil then
-    if type(opts.start_after) ~= "table" then fail(fn, "start_after must be a key table") end
-    spec.start_after = opts.start_after
+  local limit = opts.limit
+  if limit ~= nil then positive_int(fn, "limit", limit) end
+  local after = opts.start_after
+  if after ~= nil then
+    if type(after) ~= "table" then fail(fn, "start_after must be a key table") end
+    spec.start_after = after
   end
-  if opts.stats ~= nil then
-    if type(opts.stats) ~= "table" then fail(fn, "stats must be a table") end
-    spec.stats = opts.stats
+  local stats = opts.stats
+  if stats ~= nil then
+    if type(stats) ~= "table" then fail(fn, "stats must be a table") end
+    spec.stats = stats
   end
   local lua_filter
   local f = opts.filter
@@ -782,7 +808,7 @@ local function build_spec(self, fn, pk, opts, scanning)
   elseif f ~= nil then
     fail(fn, "filter must be a function or an expression string, got %s", type(f))
   end
-  return spec, lua_filter, opts.limit
+  return spec, lua_filter, limit
 end
 
 local PAGE = 100
@@ -795,41 +821,37 @@ local LATER_PAGE = 50
 
 -- A reader: the page loop shared by iterators and page calls.  Items come
 -- from C in pages, each read in one short read transaction; TTL functions,
--- Lua filters and the limit are applied here.  A reader is one table (no
--- closures), so a short query allocates little.
+-- Lua filters and the limit are applied here.  The reader is the spec
+-- table itself (build_spec sized it for both), so a query allocates one
+-- table besides its items and its iterator.
 --
 -- Invariant: `next_key` is the resume point after every entry the reader
 -- has examined.  When reading stops on the limit inside a page, the resume
 -- point is the key of the last item returned instead, so the rest of that
 -- page is read again by the next call -- never skipped.
-local function reader_new(self, spec, lua_filter, limit)
-  local t = now(self)
-  local stats = spec.stats
-  spec.now, spec.stats = t, nil
+local function reader_new(self, r, lua_filter, limit)
+  local stats = r.stats
   if stats then stats.examined, stats.decoded, stats.pages = 0, 0, 0 end
-  return {
-    h = self._c, db = self, spec = spec, filter = lua_filter, limit = limit,
-    ttl_fn = self._ttl_fn, t = t, stats = stats,
-    items = nil, pos = 0, n = 0, next_key = spec.start_after, done = false,
-    returned = 0, last = nil,
-  }
+  r.now, r.h, r.db, r.ttl_fn = now(self), self._c, self, self._ttl_fn
+  r.lua_filter, r.limit, r.next_key = lua_filter, limit, r.start_after
+  return r
 end
 
 -- Read the next page into r.items: true when a page was read (it may be
 -- empty), false at the end, nil, message, code when it cannot be read.
+-- (The C call reads the spec's fields and ignores the reader's.)
 local function reader_fill(r)
   if r.done then return false end
-  local limit, filter, ttl_fn = r.limit, r.filter, r.ttl_fn
-  local spec = r.spec
-  spec.start_after = r.next_key
+  local limit = r.limit
+  r.start_after = r.next_key
   local want = r.filled and LATER_PAGE or PAGE
   r.filled = true
-  if limit and not filter and not ttl_fn then
+  if limit and not r.lua_filter and not r.ttl_fn then
     want = limit - r.returned
     if want > PAGE then want = PAGE end
   end
-  spec.max = want
-  local items, nk, examined = r.h:page(spec)
+  r.max = want
+  local items, nk, examined = r.h:page(r)
   if not items then
     r.done, r.pos, r.n = true, 0, 0
     return nil, nk, examined
@@ -849,7 +871,7 @@ end
 -- The next item, or nil at the end, or nil, message, code when a page
 -- cannot be read.
 local function reader_read(r)
-  local limit, filter, ttl_fn = r.limit, r.filter, r.ttl_fn
+  local limit, filter, ttl_fn = r.limit, r.lua_filter, r.ttl_fn
   while true do
     if limit and r.returned >= limit then return nil end
     local pos = r.pos
@@ -857,7 +879,7 @@ local function reader_read(r)
       pos = pos + 1
       r.pos = pos
       local it = r.items[pos]
-      if not (ttl_fn and ttl_fn(it, r.t)) and (not filter or filter(it)) then
+      if not (ttl_fn and ttl_fn(it, r.now)) and (not filter or filter(it)) then
         r.returned = r.returned + 1
         r.last = it
         return it
@@ -873,7 +895,7 @@ end
 -- remains.
 local function reader_state(r)
   -- stopped on the limit inside a page: resume after the last item given
-  if r.pos < r.n then return key_of(r.db, r.last, r.spec.index) end
+  if r.pos < r.n then return key_of(r.db, r.last, r.index) end
   if r.done then return nil end
   return r.next_key
 end
