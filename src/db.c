@@ -687,11 +687,11 @@ int df_db_open(const char *path, const df_open_options *opts, df_db **out) {
   return DF_OK;
 }
 
-void df_db_close(df_db *db) {
+/* Release the handle for good: its environment reference and memory. */
+void df__db_release(df_db *db) {
   df_env *e, **pp;
-  if (db == NULL) return;
   e = db->env;
-  if (e && !db->closed && db->fork_gen == fork_gen) {
+  if (e && db->fork_gen == fork_gen) {
     if (db->rtxn) mdb_txn_abort(db->rtxn);
     pthread_mutex_lock(&registry_lock);
     if (--e->refs == 0) {
@@ -709,6 +709,18 @@ void df_db_close(df_db *db) {
   db->closed = 1;
   df__buf_free(&db->got);
   df__free(db);
+}
+
+/* A handle closed while transactions made from it are still live stays
+ * allocated (refusing new calls) until the last of them is freed. */
+void df_db_close(df_db *db) {
+  if (db == NULL) return;
+  if (__atomic_load_n(&db->txns, __ATOMIC_ACQUIRE) > 0) {
+    db->closed = 1;
+    db->close_pending = 1;
+    return;
+  }
+  df__db_release(db);
 }
 
 int df_db_stat(df_db *db, df_stat *out) {

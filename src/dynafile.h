@@ -258,9 +258,11 @@ int df_db_open(const char *path, const df_open_options *opts, df_db **out);
 
 /* Close and free a handle (also one whose open failed); NULL is accepted.
  * The pointer is invalid afterwards.  The environment is closed when its
- * last handle in this process closes.  Every df_txn begun on this handle
- * must be freed (df_txn_free) before: closing under a live transaction is
- * undefined behaviour.  Pages (df_page) do not belong to a handle and may
+ * last handle in this process closes.  Closing a handle with live
+ * transactions made from it is allowed: the handle refuses new calls at
+ * once (DF_ECLOSED), the transactions stay usable (commit, free), and the
+ * handle is released when the last of them is freed.  Pages (df_page) do
+ * not belong to a handle and may
  * outlive it.  Borrowed pointers from this handle (errmsg, schema, id,
  * df_db_get's item) die with it.  In a forked child it frees the handle
  * without touching the parent's LMDB state. */

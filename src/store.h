@@ -72,6 +72,8 @@ struct df_db {
   df_sync sync;
   MDB_txn *rtxn;  /* a reset read transaction kept for reuse, or NULL */
   int rtxn_busy;  /* rtxn is in use (taken with an atomic exchange) */
+  unsigned txns;  /* live df_txn made from this handle (atomic) */
+  int close_pending; /* df_db_close came while txns > 0 */
   df_buf got;     /* df_db_get's copy of the item */
   char errmsg[DF_MSG_MAX];
 };
@@ -104,6 +106,7 @@ struct df_txn {
 /* ---- db.c */
 unsigned long df__fork_generation(void);
 int df__db_check(df_db *db); /* closed / forked checks; sets errmsg */
+void df__db_release(df_db *db); /* the real close, once no txn is live */
 int df__db_err(df_db *db, int code, const char *fmt, ...) DF__PRINTF(3, 4);
 int df__map_err(int rc);        /* LMDB rc -> DF_E* */
 int df__env_grow(df_env *env);  /* double the map; DF_EBUSY while this

@@ -236,6 +236,7 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
   if (t == NULL) return df__db_err(db, DF_ENOMEM, "out of memory");
   memset(t, 0, sizeof *t);
   t->db = db;
+  __atomic_add_fetch(&db->txns, 1, __ATOMIC_ACQ_REL);
   t->env = e;
   t->flags = flags;
   t->now = now;
@@ -245,6 +246,7 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
   if (!write) {
     code = df__read_begin(db, &t->txn);
     if (code != DF_OK) {
+      __atomic_sub_fetch(&db->txns, 1, __ATOMIC_ACQ_REL);
       df__free(t);
       return code;
     }
@@ -262,6 +264,7 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
       df__env_refresh_map(e);
       continue;
     }
+    __atomic_sub_fetch(&db->txns, 1, __ATOMIC_ACQ_REL);
     df__free(t);
     return df__db_err(db, df__map_err(rc),
                       "cannot begin write transaction: %s", mdb_strerror(rc));
@@ -372,7 +375,13 @@ void df_txn_free(df_txn *t) {
   df__buf_free(&t->scratch);
   df__buf_free(&t->events_buf);
   df__free(t->changes);
-  df__free(t);
+  {
+    df_db *db = t->db;
+    df__free(t);
+    if (__atomic_sub_fetch(&db->txns, 1, __ATOMIC_ACQ_REL) == 0 &&
+        db->close_pending)
+      df__db_release(db);
+  }
 }
 
 static int check_live(df_txn *t, int write) {

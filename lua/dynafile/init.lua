@@ -1075,10 +1075,14 @@ function DB:purge_expired(limit)
       end
     until nk == nil
     if #keys == 0 then return 0 end
-    return write_txn(self, purge_body, nil, keys)
+    local n, msg, code = write_txn(self, purge_body, nil, keys)
+    if n == nil then return nil, msg, code end
+    return n
   end
   if not self._ttl_attr then return 0 end
-  return write_txn(self, purge_body, limit)
+  local n, msg, code = write_txn(self, purge_body, limit)
+  if n == nil then return nil, msg, code end
+  return n
 end
 
 -- ------------------------------------------------------------- listeners
