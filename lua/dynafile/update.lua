@@ -119,6 +119,45 @@ local function is_list_value(v)
   return n == #v
 end
 
+-- Parsed paths, kept so that an update repeated many times parses its
+-- paths once: path -> segments, with .full (the canonical spelling) and
+-- .prefixes (the spellings of its proper prefixes).  Segments are never
+-- changed once made.  Emptied when it grows past PARSED_MAX entries.
+local parsed, n_parsed = {}, 0
+local PARSED_MAX = 4096
+
+local function parse(fn, path)
+  local segs = parsed[path]
+  if segs then return segs end
+  segs = M.parse_path(fn, path)
+  segs.full = spell(segs, #segs)
+  local prefixes = {}
+  for m = 1, #segs - 1 do prefixes[m] = spell(segs, m) end
+  segs.prefixes = prefixes
+  if n_parsed >= PARSED_MAX then parsed, n_parsed = {}, 0 end
+  parsed[path] = segs
+  n_parsed = n_parsed + 1
+  return segs
+end
+
+-- An operation of a plan: kind, segs, path (canonical), value, and
+-- `where` ("changes.set[\"a.b\"]", for messages), made when first read.
+local op_mt = {
+  __index = function(op, k)
+    if k ~= "where" then return nil end
+    local w
+    if op.kind == "remove" then
+      w = string_format("changes.remove[%d]", op.pos)
+    else
+      w = string_format("changes.%s[%q]", op.kind, op.raw)
+    end
+    op.where = w
+    return w
+  end,
+}
+
+local KINDS_WITH_VALUES = { "set", "add", "delete" }
+
 --- Compile `changes` into a plan, before any transaction starts.
 -- A function is its own plan.
 -- @raise on misuse: unknown kinds, malformed paths, a key attribute in a
@@ -130,19 +169,20 @@ function M.compile(db, fn, changes)
     raise(fn, "changes must be a table or a function, got %s", tc)
   end
   local plan = { set = {}, remove = {}, add = {}, delete = {} }
-  local seen = {} -- canonical path -> "changes.kind"
+  local seen = {} -- canonical path -> its op
   local all = {}
-  local function take(kind, where, path, value)
-    local segs = M.parse_path(fn, path)
+  local function take(kind, op)
+    local segs = parse(fn, op.raw)
     if is_key_attr(db, segs[1]) then
-      raise(fn, "%s: cannot change key attribute %s (it is part of the key)", where, segs[1])
+      raise(fn, "%s: cannot change key attribute %s (it is part of the key)", op.where, segs[1])
     end
-    local full = spell(segs, #segs)
-    if seen[full] then
-      raise(fn, "%s and %s: the same path '%s' twice", seen[full], where, full)
+    local full = segs.full
+    local other = seen[full]
+    if other then
+      raise(fn, "%s and %s: the same path '%s' twice", other.where, op.where, full)
     end
-    seen[full] = where
-    local op = { segs = segs, path = full, value = value, where = where }
+    op.segs, op.path = segs, full
+    seen[full] = op
     local list = plan[kind]
     list[#list + 1] = op
     all[#all + 1] = op
@@ -153,40 +193,47 @@ function M.compile(db, fn, changes)
     end
     if type(v) ~= "table" then raise(fn, "changes.%s must be a table", kind) end
   end
-  if changes.remove then
+  local remove = changes.remove
+  if remove then
     local n = 0
-    for _ in pairs(changes.remove) do n = n + 1 end
-    if n ~= #changes.remove then
-      raise(fn, "changes.remove must be a list of paths")
-    end
-    for i, p in ipairs(changes.remove) do
-      take("remove", string_format("changes.remove[%d]", i), p)
+    for _ in pairs(remove) do n = n + 1 end
+    if n ~= #remove then raise(fn, "changes.remove must be a list of paths") end
+    for i = 1, n do
+      take("remove", setmetatable({ kind = "remove", pos = i, raw = remove[i] }, op_mt))
     end
   end
-  for _, kind in ipairs { "set", "add", "delete" } do
-    for p, val in pairs(changes[kind] or {}) do
-      local where = string_format("changes.%s[%q]", kind, tostring(p))
-      if type(p) ~= "string" then raise(fn, "changes.%s: paths must be strings", kind) end
-      if kind == "add" and type(val) ~= "number" and not is_list_value(val) then
-        raise(fn, "%s must be a number or a list, got %s", where, type(val))
+  for _, kind in ipairs(KINDS_WITH_VALUES) do
+    local t = changes[kind]
+    if t then
+      for p, val in pairs(t) do
+        if type(p) ~= "string" then raise(fn, "changes.%s: paths must be strings", kind) end
+        local op = setmetatable({ kind = kind, raw = p, value = val }, op_mt)
+        if kind == "add" and type(val) ~= "number" and not is_list_value(val) then
+          raise(fn, "%s must be a number or a list, got %s", op.where, type(val))
+        end
+        if kind == "delete" and not is_list_value(val) then
+          raise(fn, "%s must be a list of values to remove", op.where)
+        end
+        take(kind, op)
       end
-      if kind == "delete" and not is_list_value(val) then
-        raise(fn, "%s must be a list of values to remove", where)
-      end
-      take(kind, where, p, val)
     end
   end
   -- no path may be another's prefix: every path refers to the old item
-  for _, op in ipairs(all) do
-    for m = 1, #op.segs - 1 do
-      local other = seen[spell(op.segs, m)]
+  for i = 1, #all do
+    local op = all[i]
+    local prefixes = op.segs.prefixes
+    for m = 1, #prefixes do
+      local other = seen[prefixes[m]]
       if other then
-        raise(fn, "%s and %s: paths overlap ('%s' lies inside '%s')", other,
-          op.where, op.path, spell(op.segs, m))
+        raise(fn, "%s and %s: paths overlap ('%s' lies inside '%s')", other.where,
+          op.where, op.path, prefixes[m])
       end
     end
   end
-  for _, kind in ipairs { "set", "add", "delete" } do table_sort(plan[kind], path_less) end
+  for _, kind in ipairs(KINDS_WITH_VALUES) do
+    local list = plan[kind]
+    if #list > 1 then table_sort(list, path_less) end
+  end
   return plan
 end
 
