@@ -509,8 +509,8 @@ static void key_value(lua_State *L, int idx, const char *fn,
   }
 }
 
-/* Read a key table at idx into *k; strings borrow from the table, which
- * must stay on the stack.  [-0, +0, e] */
+/* Read a key table at idx into *k; its strings borrow from the two values
+ * pushed, which must stay on the stack while *k is used.  [-0, +2, e] */
 static void check_key(lua_State *L, int idx, df_db *db, const char *fn,
                       df_key *k) {
   const df_schema *s = df_db_schema(db);
@@ -518,13 +518,14 @@ static void check_key(lua_State *L, int idx, df_db *db, const char *fn,
   if (lua_type(L, idx) != LUA_TTABLE)
     luaL_error(L, "dynafile.%s: key must be a table, got %s", fn,
                luaL_typename(L, idx));
+  /* The values stay on the stack until the caller returns: an __index
+   * function may have made them, and nothing else keeps them alive. */
+  luaL_checkstack(L, 2, "key");
   lua_getfield(L, idx, s->pk);
   key_value(L, -1, fn, s->pk, &k->pk);
-  lua_pop(L, 1); /* the string stays alive in the key table */
   if (s->sk) {
     lua_getfield(L, idx, s->sk);
     key_value(L, -1, fn, s->sk, &k->sk);
-    lua_pop(L, 1);
   }
 }
 
@@ -668,9 +669,19 @@ static int finish_open(lua_State *L, ldb *d, int code, df_db *db) {
   return 1;
 }
 
+/* The path argument at idx, refusing NUL bytes (C would cut it short).
+ * [-0, +0, e] */
+static const char *check_path(lua_State *L, int idx) {
+  size_t n;
+  const char *path = luaL_checklstring(L, idx, &n);
+  if (strlen(path) != n)
+    luaL_error(L, "dynafile.open: path must not contain NUL bytes");
+  return path;
+}
+
 /* core.open(path, opts) -> db | nil, msg, code */
 static int l_open(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_path(L, 1);
   open_args *a;
   df_db *db = NULL;
   ldb *d;
@@ -794,7 +805,7 @@ static int l_opener_gc(lua_State *L) {
  * As core.open, with progress: the open runs while opener:wait() returns
  * the progress reports. */
 static int l_open_start(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_path(L, 1);
   lopener *op;
   size_t n = strlen(path) + 1;
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -983,8 +994,9 @@ static int l_db_get(lua_State *L) {
   const void *item;
   size_t len;
   int code;
+  double now = opt_now(L, 3);
   check_key(L, 2, d->db, "get_item", &k);
-  code = df_db_get(d->db, &k, opt_now(L, 3), &item, &len);
+  code = df_db_get(d->db, &k, now, &item, &len);
   if (code == DF_ENOTFOUND) {
     lua_pushnil(L);
     return 1;
@@ -1012,8 +1024,9 @@ static int l_db_delete(lua_State *L) {
   ldb *d = check_db(L, 1, "delete_item");
   df_key k;
   int code, found = 0;
+  double now = opt_now(L, 3);
   check_key(L, 2, d->db, "delete_item", &k);
-  code = df_db_delete(d->db, &k, opt_now(L, 3), &found);
+  code = df_db_delete(d->db, &k, now, &found);
   if (code != DF_OK)
     return fail_or_raise(L, "delete_item", code, df_db_errmsg(d->db));
   lua_pushboolean(L, 1);
@@ -1276,8 +1289,9 @@ static int l_txn_delete(lua_State *L) {
   const void *old = NULL;
   size_t old_len = 0;
   int code, found = 0, want_old = lua_toboolean(L, 3);
+  int expired = lua_toboolean(L, 5);
   check_key(L, 2, d->db, fn, &k);
-  if (lua_toboolean(L, 5))
+  if (expired)
     code = df_txn_delete_expired(t->t, &k, &found);
   else
     code = df_txn_delete(t->t, &k, &found, want_old ? &old : NULL, &old_len);
