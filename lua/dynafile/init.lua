@@ -35,7 +35,12 @@ M.version = core.version
 -- @treturn table t itself, with a marker metatable
 -- @raise when t is neither nil nor a table, or has a protected metatable
 function M.array(t)
-  return setmetatable(t or {}, core.array_mt)
+  if t ~= nil and type(t) ~= "table" then
+    error(string_format("dynafile.array: t must be a table or nil, got %s", type(t)), 2)
+  end
+  local ok, r = pcall(setmetatable, t or {}, core.array_mt)
+  if not ok then error("dynafile.array: t: " .. tostring(r), 2) end
+  return r
 end
 
 local DB = {}
@@ -195,6 +200,9 @@ function M.open(path, opts)
   if type(path) ~= "string" or path == "" then
     fail(fn, "path must be a non-empty string, got %s", type(path))
   end
+  if path:find("\0", 1, true) then
+    fail(fn, "path must not contain NUL bytes") -- C would cut it short
+  end
   opts = check_opts(fn, opts, OPEN_OPTS)
   local c = {}
   if opts.pk ~= nil then
@@ -260,7 +268,11 @@ function M.open(path, opts)
   local id = h:id()
   local st = shared[id]
   if not st then
-    st = { listeners = {}, handles = 0, held = false, queue = {}, qhead = 1, qtail = 0 }
+    -- held[1]: the write transaction this Lua state holds, weakly, so a
+    -- coroutine abandoned inside a transaction (never resumed, collected)
+    -- does not leave the database unwritable; its txn's __gc aborts it
+    st = { listeners = {}, handles = 0, held = setmetatable({}, { __mode = "v" }),
+           queue = {}, qhead = 1, qtail = 0 }
     shared[id] = st
   end
   st.handles = st.handles + 1
@@ -362,7 +374,7 @@ local function check_writable(self, fn)
   if self._readonly then
     error(string_format("dynafile.%s: the database is opened read-only", fn), 3)
   end
-  if self._st.held then
+  if self._st.held[1] then
     error(string_format("dynafile.%s: the write transaction of this database is held "
       .. "by the code calling this (a transaction, an update function or a condition); "
       .. "write through the transaction object, or after it ends", fn), 3)
@@ -397,20 +409,20 @@ local function write_txn(self, body, a, b, c, d)
     local t = now(self)
     local txn, msg, code = h:begin(true, events_wanted, t)
     if not txn then return nil, msg, code end
-    st.held = true
+    st.held[1] = txn
     local ok, r1, r2, r3, r4 = pcall(run_body, self, txn, t, body, a, b, c, d)
     if not ok then
       txn:free()
-      st.held = false
+      st.held[1] = nil
       error(r1, 0)
     end
     if r1 == nil then
       txn:free()
-      st.held = false
+      st.held[1] = nil
       if r3 ~= "Retry" then return nil, r2, r3, r4 end
     else
       local cok, cmsg, ccode = txn:commit()
-      st.held = false -- committed or not, the write lock is released
+      st.held[1] = nil -- committed or not, the write lock is released
       if cok then
         local events = events_wanted and txn:events()
         txn:free()
@@ -640,7 +652,8 @@ end
 -- @raise on an invalid key (missing attribute, wrong type, too long) or a
 --   closed handle
 function DB:get_item(key)
-  local h = self._c
+  local h = getmetatable(self) == DB and self._c
+  if not h then check_open(self, "get_item") end
   if not self._timed then return h:get(key) end
   local t = now(self)
   local item = h:get(key, t)
