@@ -248,6 +248,46 @@ describe("query", function()
     assert.equal(5, stats.examined)
   end)
 
+  it("answers key conditions on index sort keys with a cursor range too", function()
+    local idir = tmpdir()
+    local idb = assert(dynafile.open(idir, {
+      pk = "PK", sk = "SK",
+      gsi = { by_group = { pk = "group", sk = "name" } },
+      lsi = { by_name = { sk = "name" } },
+    }))
+    idb:batch_write(function(w)
+      for i = 0, 99 do
+        -- the index sort key order is the reverse of the table's
+        w:put_item({ PK = "p", SK = i, group = "g", name = string.format("n%02d", 99 - i) })
+      end
+    end)
+    for _, index in ipairs({ "by_group", "by_name" }) do
+      local pk = index == "by_group" and "g" or "p"
+      for _, forward in ipairs({ true, false }) do
+        local stats = {}
+        local names = {}
+        for it in idb:query(pk, { index = index, begins_with = "n4", stats = stats,
+                                  scan_index_forward = forward }) do
+          names[#names + 1] = it.name
+        end
+        assert.equal(10, #names)
+        assert.equal(forward and "n40" or "n49", names[1])
+        assert.equal(10, stats.examined)
+      end
+      -- resuming after an index key, backwards, inside the condition
+      local got = {}
+      for it in idb:query(pk, {
+        index = index, between = { "n10", "n19" }, scan_index_forward = false,
+        start_after = { PK = "p", SK = 84, group = "g", name = "n15" },
+      }) do
+        got[#got + 1] = it.name
+      end
+      assert.same({ "n14", "n13", "n12", "n11", "n10" }, got)
+    end
+    idb:close()
+    rmdir(idir)
+  end)
+
   it("counts examined entries that the filter rejects, but decodes only matches", function()
     local stats = {}
     local got = sks(db:query("p", { begins_with = "k1", filter = "n == 13", stats = stats }))
