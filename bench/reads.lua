@@ -44,7 +44,8 @@ end
 return function(h)
   print(string_format("reads: %d items in %d partitions of %d", N, PARTITIONS, PER))
 
-  local db = assert(dynafile.open(h.tmpdir("reads-dynafile"), { pk = "PK", sk = "SK", sync = "off" }))
+  local db = assert(dynafile.open(h.tmpdir("reads-dynafile"),
+    { pk = "PK", sk = "SK", sync = "off" }))
   local sql, exec = h.sqlite(h.tmpdir("reads-sqlite") .. "/bench.db")
   exec("PRAGMA synchronous=OFF")
   exec("CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, doc TEXT NOT NULL, " ..
@@ -67,7 +68,8 @@ return function(h)
   ins:close()
 
   local function sql_filtered_scan()
-    local sel = assert(sql:prepare("SELECT doc FROM items WHERE json_extract(doc, '$.score') > 899"))
+    local sel = assert(sql:prepare(
+      "SELECT doc FROM items WHERE json_extract(doc, '$.score') > 899"))
     local count = 0
     for _ = 1, SCANS do
       assert(sel:execute())
@@ -124,7 +126,8 @@ return function(h)
       return count
     end,
     function()
-      local sel = assert(sql:prepare("SELECT doc FROM items WHERE pk = ? AND sk >= ? AND sk < ? ORDER BY sk"))
+      local sel = assert(sql:prepare(
+        "SELECT doc FROM items WHERE pk = ? AND sk >= ? AND sk < ? ORDER BY sk"))
       local count = 0
       for q = 1, QUERIES do
         -- LuaDBI binds parameters without copying them: keep them alive in
