@@ -372,20 +372,28 @@ static size_t enc_len(const unsigned char *p, const unsigned char *end) {
 static int item_key_of_entry(const df_index_def *d, const MDB_val *k,
                              const unsigned char *hash, unsigned char *out,
                              size_t *outlen) {
-  const unsigned char *p = k->mv_data, *end = p + k->mv_size;
-  size_t m;
-  p += 1 + 8;                               /* id, partition hash */
+  const unsigned char *p = k->mv_data, *end = p + k->mv_size, *pk;
+  size_t m, n = 0;
+  p += 1 + 8; /* id, partition hash */
+  pk = p;
   if ((m = enc_len(p, end)) == 0) return DF_ECORRUPT; /* index pk */
   p += m;
+  if (d->kind == DF_LSI) {
+    /* id | hash64(pk) | enc(pk) | enc(lsi_sk) | enc(sk): the item key is
+     * hash64(pk) | enc(pk) | enc(sk) */
+    memcpy(out, pk - 8, 8 + m);
+    n = 8 + m;
+  } else {
+    memcpy(out, hash, 8);
+    n = 8;
+  }
   if (d->sk) {
     if ((m = enc_len(p, end)) == 0) return DF_ECORRUPT;
     p += m;
   }
-  if (d->kind == DF_LSI) hash = (const unsigned char *)k->mv_data + 1;
-  if ((size_t)(end - p) + 8 > DF_KEY_MAX || p >= end) return DF_ECORRUPT;
-  memcpy(out, hash, 8);
-  memcpy(out + 8, p, (size_t)(end - p));
-  *outlen = 8 + (size_t)(end - p);
+  if (n + (size_t)(end - p) > DF_KEY_MAX || p >= end) return DF_ECORRUPT;
+  memcpy(out + n, p, (size_t)(end - p));
+  *outlen = n + (size_t)(end - p);
   return DF_OK;
 }
 
