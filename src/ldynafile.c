@@ -30,6 +30,19 @@
 #include "dynafile.h"
 #include "internal.h"
 
+/* Errors raised here carry no "file:line:" prefix: the position luaL_error
+ * would add is the Lua layer's own line (lua/dynafile/init.lua), which
+ * tells the user nothing; the message itself names the function and the
+ * argument ("dynafile.put_item: ...").  [-0, +1, v] */
+static int raise_error(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return lua_error(L);
+}
+#define luaL_error raise_error
+
 #define DB_MT "dynafile.db"
 #define TXN_MT "dynafile.txn"
 #define EXPR_MT "dynafile.expr"
