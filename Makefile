@@ -3,6 +3,8 @@
 #   make            build the C core and the Lua module for $(LUA)
 #   make demo       install what is missing, build, run examples/quickstart.lua
 #   make test       install what is missing, build, run every test
+#   make tsan       build the core and tests/test_threads.c with
+#                   ThreadSanitizer (TSAN_CC=gcc or clang) and run it
 #   make install    PREFIX, DESTDIR, LUA_CMOD, LUA_LMOD honoured
 #   make docs       the Lua API reference from LDoc comments, in build/docs
 #                   (installs lua-ldoc on demand)
@@ -52,7 +54,7 @@ C_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 C_EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 
 .PHONY: all deps demo test test-c test-lua bench install uninstall clean docs \
-        format lint
+        format lint tsan
 
 all: $(MODULE) $(LIB)
 
@@ -98,6 +100,16 @@ test: deps
 	@MAKE="$(MAKE)" sh scripts/run-tests.sh
 
 test-c: $(C_TESTS) $(C_EXAMPLES)
+
+# ThreadSanitizer: every core source and the thread test in one build,
+# run once; any report fails the target.
+TSAN_CC ?= $(CC)
+tsan:
+	@mkdir -p build/tsan
+	$(TSAN_CC) -std=c99 -D_GNU_SOURCE $(WARN) -O1 -g -fsanitize=thread \
+	  -Isrc $(CORE_SRC) tests/test_threads.c -o build/tsan/test_threads \
+	  $(LDLIBS)
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/test_threads
 
 bench: deps
 	@$(MAKE) --no-print-directory all

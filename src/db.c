@@ -21,13 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "schema.h"
 #include "store.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
-#define DEFAULT_MAX_READERS 510
 #define GROW_STEP_MAX ((size_t)4 << 30)
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -51,8 +51,10 @@ unsigned long df__fork_generation(void) { return fork_gen; }
 
 int df__db_err(df_db *db, int code, const char *fmt, ...) {
   va_list ap;
+  df_slot *s = df__slot(db);
+  if (s == NULL) return code; /* no memory for the message: code only */
   va_start(ap, fmt);
-  vsnprintf(db->errmsg, sizeof db->errmsg, fmt, ap);
+  vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
   va_end(ap);
   return code;
 }
@@ -101,8 +103,13 @@ int df__db_check(df_db *db) {
 }
 
 const char *df_db_errmsg(const df_db *db) {
+  df_slot *s;
   if (db == NULL) return df_strerror(DF_ENOMEM);
-  return db->errmsg;
+  if (db->fork_gen != fork_gen)
+    return "database handle used in a forked child process; open the "
+           "database after fork";
+  s = df__slot((df_db *)db); /* the slot list is mutable, not the handle */
+  return s ? s->errmsg : df_strerror(DF_ENOMEM);
 }
 
 const df_schema *df_db_schema(const df_db *db) {
@@ -150,14 +157,19 @@ static size_t page_size(df_env *e) {
   return st.ms_psize;
 }
 
-int df__env_grow(df_env *e) {
+/* Grow the map by its size (at most GROW_STEP_MAX); with `if_needed`,
+ * only when the data still fills more than 3/4 of it once the lock is
+ * held (several threads may have seen the need at once). */
+static int grow(df_env *e, int if_needed) {
   MDB_envinfo info;
   size_t step, want;
   int rc;
   if (shared_holds > 0) return DF_EBUSY; /* would wait for ourselves */
   pthread_rwlock_wrlock(&e->map_lock);
   rc = mdb_env_info(e->env, &info);
-  if (rc == 0) {
+  if (rc == 0 && (!if_needed || (size_t)(info.me_last_pgno + 1) *
+                                        page_size(e) >
+                                    info.me_mapsize / 4 * 3)) {
     step = info.me_mapsize < GROW_STEP_MAX ? info.me_mapsize : GROW_STEP_MAX;
     want = info.me_mapsize + step;
     rc = mdb_env_set_mapsize(e->env, want);
@@ -165,6 +177,8 @@ int df__env_grow(df_env *e) {
   pthread_rwlock_unlock(&e->map_lock);
   return df__map_err(rc);
 }
+
+int df__env_grow(df_env *e) { return grow(e, 0); }
 
 int df__env_refresh_map(df_env *e) {
   int rc;
@@ -180,29 +194,38 @@ int df__env_refresh_map(df_env *e) {
 int df__env_grow_if_needed(df_env *e);
 int df__env_grow_if_needed(df_env *e) {
   MDB_envinfo info;
-  if (e->readonly || mdb_env_info(e->env, &info) != 0) return DF_OK;
-  if ((size_t)(info.me_last_pgno + 1) * page_size(e) >
-      info.me_mapsize / 4 * 3)
-    return df__env_grow(e);
-  return DF_OK;
+  int full;
+  if (e->readonly) return DF_OK;
+  /* mdb_env_info and mdb_env_stat read the meta pages inside the map,
+   * which another thread's growth may be moving: hold map_lock. */
+  df__map_lock_shared(e);
+  full = mdb_env_info(e->env, &info) == 0 &&
+         (size_t)(info.me_last_pgno + 1) * page_size(e) >
+             info.me_mapsize / 4 * 3;
+  df__map_unlock_shared(e);
+  return full ? grow(e, 1) : DF_OK;
 }
 
 /* Read transactions reuse one reset MDB_txn per handle when it is free,
- * which saves LMDB's allocation and reader-slot search on every get. */
+ * which saves LMDB's allocation and reader-slot search on every get.
+ * Whoever wins the exchange of rtxn_busy owns db->rtxn until it stores 0
+ * again; db->rtxn is only changed by that owner. */
 int df__read_begin(df_db *db, MDB_txn **txn) {
   df_env *e = db->env;
   int rc = 0, tries;
   for (tries = 0; tries < 3; tries++) {
     df__map_lock_shared(e);
-    if (db->rtxn && __atomic_exchange_n(&db->rtxn_busy, 1,
-                                        __ATOMIC_ACQUIRE) == 0) {
-      rc = mdb_txn_renew(db->rtxn);
-      if (rc == 0) {
-        *txn = db->rtxn;
-        return DF_OK;
+    if (__atomic_exchange_n(&db->rtxn_busy, 1, __ATOMIC_ACQUIRE) == 0) {
+      MDB_txn *cached = __atomic_load_n(&db->rtxn, __ATOMIC_RELAXED);
+      if (cached) {
+        rc = mdb_txn_renew(cached);
+        if (rc == 0) {
+          *txn = cached;
+          return DF_OK;
+        }
+        mdb_txn_abort(cached);
+        __atomic_store_n(&db->rtxn, NULL, __ATOMIC_RELAXED);
       }
-      mdb_txn_abort(db->rtxn);
-      db->rtxn = NULL;
       __atomic_store_n(&db->rtxn_busy, 0, __ATOMIC_RELEASE);
     }
     rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, txn);
@@ -227,13 +250,18 @@ int df__read_begin(df_db *db, MDB_txn **txn) {
 }
 
 void df__read_end(df_db *db, MDB_txn *txn) {
-  if (txn == db->rtxn) {
+  /* Only the owner of rtxn_busy can hold the cached transaction, and it
+   * does not change while it holds it: this comparison is stable. */
+  if (txn == __atomic_load_n(&db->rtxn, __ATOMIC_RELAXED)) {
     mdb_txn_reset(txn);
     __atomic_store_n(&db->rtxn_busy, 0, __ATOMIC_RELEASE);
-  } else if (db->rtxn == NULL &&
-             __atomic_exchange_n(&db->rtxn_busy, 1, __ATOMIC_ACQUIRE) == 0) {
-    mdb_txn_reset(txn);
-    db->rtxn = txn;
+  } else if (__atomic_exchange_n(&db->rtxn_busy, 1, __ATOMIC_ACQUIRE) == 0) {
+    if (__atomic_load_n(&db->rtxn, __ATOMIC_RELAXED) == NULL) {
+      mdb_txn_reset(txn);
+      __atomic_store_n(&db->rtxn, txn, __ATOMIC_RELAXED);
+    } else {
+      mdb_txn_abort(txn);
+    }
     __atomic_store_n(&db->rtxn_busy, 0, __ATOMIC_RELEASE);
   } else {
     mdb_txn_abort(txn);
@@ -525,6 +553,21 @@ static int check_file_length(df_db *db, df_env *e, const char *data_path) {
                     (unsigned long long)need);
 }
 
+/* A change-log origin unique to this process and environment: the
+ * process id, the time and addresses, mixed (never 0). */
+static uint64_t new_origin(const df_env *e) {
+  struct timespec ts;
+  uint64_t parts[4];
+  uint64_t h;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  parts[0] = (uint64_t)getpid();
+  parts[1] = (uint64_t)ts.tv_sec;
+  parts[2] = (uint64_t)ts.tv_nsec;
+  parts[3] = (uint64_t)(uintptr_t)e;
+  h = df__hash64(parts, sizeof parts, 0x6f726967696eull);
+  return h ? h : 1;
+}
+
 static int env_open(df_db *db, const char *path, struct stat *st,
                     const df_open_options *o, df_env **out) {
   df_env *e;
@@ -567,6 +610,7 @@ static int env_open(df_db *db, const char *path, struct stat *st,
   e->path = df__strdup(path);
   snprintf(e->id, sizeof e->id, "%llx:%llx", (unsigned long long)e->dev,
            (unsigned long long)e->ino);
+  e->origin = new_origin(e);
   if (e->path == NULL) {
     env_destroy(e);
     return df__db_err(db, DF_ENOMEM, "out of memory");
@@ -575,7 +619,7 @@ static int env_open(df_db *db, const char *path, struct stat *st,
   if (rc == 0) rc = mdb_env_set_maxdbs(e->env, 8);
   if (rc == 0)
     rc = mdb_env_set_maxreaders(
-        e->env, o->max_readers ? o->max_readers : DEFAULT_MAX_READERS);
+        e->env, o->max_readers ? o->max_readers : DF_DEFAULT_MAX_READERS);
   if (rc == 0)
     rc = mdb_env_set_mapsize(e->env,
                              o->map_size ? o->map_size : DEFAULT_MAP_SIZE);
@@ -617,6 +661,8 @@ static int options_check(df_db *db, const df_open_options *o) {
   return DF_OK;
 }
 
+static void release_env(df_db *db);
+
 int df_db_open(const char *path, const df_open_options *opts, df_db **out) {
   df_db *db;
   df_open_options defaults;
@@ -631,7 +677,7 @@ int df_db_open(const char *path, const df_open_options *opts, df_db **out) {
   db = df__malloc(sizeof *db);
   if (db == NULL) return DF_ENOMEM;
   memset(db, 0, sizeof *db);
-  df__buf_init(&db->got);
+  df__slots_init(db);
   db->fork_gen = fork_gen;
   *out = db;
   if (opts == NULL) {
@@ -684,13 +730,16 @@ int df_db_open(const char *path, const df_open_options *opts, df_db **out) {
   }
   pthread_mutex_unlock(&registry_lock);
   db->env = e;
-  return DF_OK;
+  db->origin = opts->origin ? opts->origin : e->origin;
+  code = df__stream_configure(db, opts);
+  if (code != DF_OK) release_env(db);
+  return code;
 }
 
-/* Release the handle for good: its environment reference and memory. */
-void df__db_release(df_db *db) {
-  df_env *e, **pp;
-  e = db->env;
+/* Drop the handle's reference to its environment (closing it with the
+ * last one), unless the handle was carried through fork. */
+static void release_env(df_db *db) {
+  df_env *e = db->env, **pp;
   if (e && db->fork_gen == fork_gen) {
     if (db->rtxn) mdb_txn_abort(db->rtxn);
     pthread_mutex_lock(&registry_lock);
@@ -706,8 +755,13 @@ void df__db_release(df_db *db) {
   }
   db->env = NULL;
   db->rtxn = NULL;
+}
+
+/* Release the handle for good: its environment reference and memory. */
+void df__db_release(df_db *db) {
+  release_env(db);
   db->closed = 1;
-  df__buf_free(&db->got);
+  if (db->fork_gen == fork_gen) df__slots_free(db);
   df__free(db);
 }
 
@@ -756,8 +810,9 @@ int df_db_stat(df_db *db, df_stat *out) {
 
 int df_db_item_key(df_db *db, const void *item, size_t len, df_key *key) {
   int code;
+  char err[DF_MSG_MAX];
   if ((code = df__db_check(db)) != DF_OK) return code;
-  code = df__item_key_of(&db->env->schema.s, item, len, key, db->errmsg,
-                         sizeof db->errmsg);
+  code = df__item_key_of(&db->env->schema.s, item, len, key, err, sizeof err);
+  if (code != DF_OK) df__db_err(db, code, "%s", err);
   return code;
 }

@@ -14,7 +14,8 @@
  *    message of the last failure lives in the handle that failed: the df_db
  *    for df_db_* and df_query_page calls and for df_txn_begin (read it with
  *    df_db_errmsg), the df_txn for every other df_txn_* call
- *    (df_txn_errmsg).  It stays valid until the next call on that handle.
+ *    (df_txn_errmsg).  It stays valid until the next call on that handle
+ *    (a df_db's message: the next call from the same thread).
  *    A NULL handle or out-parameter where one is required is DF_EINVAL with
  *    no message.
  *  - Out of memory is DF_ENOMEM, never an abort.  Every destructor accepts
@@ -29,12 +30,26 @@
  *  - Items are MessagePack maps (the public spec): strings are str or bin,
  *    integers stay integers, floats stay floats, nesting at most
  *    DF_MAX_DEPTH levels.
- *  - Threads: a df_db handle may be used from several threads, but one
- *    call at a time (serialise on your side) -- or open one handle per
- *    thread: handles on one directory share one LMDB environment.  A
- *    df_txn and a df_page belong to the thread that made them.
- *  - Processes: open after fork, never before.  A handle carried into a
- *    forked child fails every call with DF_EFORKED.
+ *  - Threads: every function is safe to call from several threads at
+ *    once, on one shared df_db handle or on one handle per thread
+ *    (handles on one directory share one LMDB environment, and readers
+ *    never wait for the writer).  What a call leaves for its caller --
+ *    df_db_errmsg, df_db_get's item -- is kept per thread, so threads
+ *    sharing a handle never see each other's.  The rules:
+ *      . a df_txn, df_page and df_stream belong to the thread that made
+ *        them and are used by one thread at a time;
+ *      . at most one write transaction per thread per database (a second
+ *        is DF_EBUSY, never a self-deadlock); a write waits for writers of
+ *        other threads and processes;
+ *      . growing the map waits for every transaction of the process to
+ *        end, so a write made while the same thread holds a read df_txn
+ *        cannot grow it (it would wait for itself): if the map is full,
+ *        such a write fails rather than hangs -- finish reads first;
+ *      . df_db_close a handle only when no other thread is using it.
+ *  - Processes: any number of processes may open one database at once;
+ *    commits are serialised by LMDB's writer lock, readers use reader
+ *    slots (see max_readers).  Open after fork, never before.  A handle
+ *    carried into a forked child fails every call with DF_EFORKED.
  */
 #ifndef DYNAFILE_H
 #define DYNAFILE_H
@@ -225,11 +240,33 @@ typedef struct df_open_options {
   int readonly;        /* open without write access; writes: DF_EREADONLY */
   size_t map_size;     /* initial map size in bytes; 0: 64 MiB.  The map
                           grows by itself as the data grows. */
-  unsigned max_readers; /* reader slots; 0: 510.  Used only by the first
-                           opener of the environment file. */
+  unsigned max_readers; /* reader slots shared by every process that has
+                           the database open; 0: DF_DEFAULT_MAX_READERS.
+                           Sized in lock.mdb by the first opener while no
+                           process has it open, which can raise it but
+                           never lower it; other openers' value is
+                           ignored.  df_db_stat tells the size in force. */
   df_progress_fn progress; /* optional: index backfill progress */
   void *progress_ud;
+  /* The change log (see "change log" below).  stream = 0: keep the stored
+   * setting (a new database has the log off).  stream = 1: store these
+   * settings, for every process: retention by count (stream_keep records,
+   * 0: no count limit) and by age (stream_keep_seconds, 0: no age limit);
+   * both 0 turns the log off. */
+  int stream;
+  uint64_t stream_keep;
+  double stream_keep_seconds;
+  /* Written into the change-log records of this handle's commits, so a
+   * reader can skip its own (df_stream_read's skip_origin).  0: a value
+   * unique to this process and database (df_db_origin tells it). */
+  uint64_t origin;
 } df_open_options;
+
+/* Reader slots when max_readers is 0: every read transaction of every
+ * process takes one while it runs, and each handle keeps one for reuse.
+ * 2046 fills a 128 KiB lock file and covers nginx with 64 workers, each
+ * with several handles, overlapping with a reloading generation. */
+#define DF_DEFAULT_MAX_READERS 2046
 
 /* Open (creating when missing: the directory with its parents, the LMDB
  * environment, the schema) the database in directory `path`.  `opts` may
@@ -268,9 +305,9 @@ int df_db_open(const char *path, const df_open_options *opts, df_db **out);
  * without touching the parent's LMDB state. */
 void df_db_close(df_db *db);
 
-/* The message of the last failure on this handle (empty before any).
- * Borrowed; valid until the next call on the handle.  NULL gives the
- * default message of DF_ENOMEM (a static string). */
+/* The message of the calling thread's last failure on this handle (empty
+ * before any).  Borrowed; valid until the thread's next call on the
+ * handle.  NULL gives the default message of DF_ENOMEM (a static string). */
 const char *df_db_errmsg(const df_db *db);
 
 /* The schema in force (stored or given).  Borrowed; valid until the
@@ -442,8 +479,10 @@ int df_db_item_key(df_db *db, const void *item, size_t len, df_key *key);
 /* One-call forms, each its own transaction (the write forms retry by
  * themselves after the map grows, so they never return DF_ERETRY; after
  * eight growths in a row they give up with DF_EIO).  The message is in
- * df_db_errmsg(db).  df_db_get copies the item into memory owned by the
- * handle: *item is borrowed until the next call on `db` (or its close).
+ * df_db_errmsg(db).  df_db_get copies the item into memory the handle
+ * keeps for the calling thread: *item is borrowed until that thread's
+ * next call on `db` (or its close).  df_db_get also fails DF_ENOMEM when
+ * that memory cannot be had.
  * df_db_put copies `item`.  df_db_delete's *found is optional.  Deleting a
  * missing item is not an error.  The write forms also delete up to eight
  * expired items (as df_txn_purge_expired).  They record no events.  Errors
@@ -478,6 +517,51 @@ size_t df_txn_event_count(const df_txn *txn);
  * read events after the commit).  Errors: DF_EINVAL (NULL, or i out of
  * range). */
 int df_txn_event(const df_txn *txn, size_t i, df_event *ev);
+
+/* ------------------------------------------------------------ change log */
+
+/* When the change log is on (df_open_options.stream), every change is also
+ * written, in the same transaction, as a record of the `stream`
+ * sub-database: sequence numbers increase by one per change in commit
+ * order across every process, and records past the retention (count or
+ * age) are trimmed by the writes that follow, oldest first; the newest
+ * record is always kept.  Record values are MessagePack arrays
+ * [seq, time, origin, action, expired, old item | nil, new item | nil].
+ * In-process events (df_txn_event) carry the same seq. */
+
+typedef struct df_stream df_stream;
+
+typedef struct df_stream_record {
+  df_event event;  /* action, expired, old/new item bytes, seq */
+  double time;     /* commit time, epoch seconds (the transaction's `now`
+                      when it was given, else the wall clock) */
+  uint64_t origin; /* the origin of the handle that wrote it */
+} df_stream_record;
+
+/* A batch of records: create once, reuse for every read. */
+int df_stream_new(df_stream **out);
+void df_stream_free(df_stream *s);
+
+/* Read, in one read transaction, the records with seq > `after` in order:
+ * at most `max` of them (0: 256) into `s`, leaving out those whose origin
+ * is `skip_origin` (0: none).  Continue with df_stream_next(s) as `after`.
+ * Errors: DF_EREADERS, DF_EFORKED, DF_ECLOSED, DF_ECORRUPT (a malformed
+ * record), DF_ENOMEM. */
+int df_stream_read(df_db *db, uint64_t after, size_t max,
+                   uint64_t skip_origin, df_stream *s);
+size_t df_stream_count(const df_stream *s);
+/* Record i; its item bytes are borrowed until `s` is reused or freed.
+ * DF_EINVAL when i is out of range. */
+int df_stream_record_get(const df_stream *s, size_t i, df_stream_record *rec);
+/* The seq to read after next time: the last record examined, skipped or
+ * not (`after` itself when there was none). */
+uint64_t df_stream_next(const df_stream *s);
+/* The oldest and newest seq in the log when it was read (0, 0: empty).
+ * A reader whose `after` + 1 < *first has missed *first - after - 1
+ * records, trimmed before it read them. */
+void df_stream_bounds(const df_stream *s, uint64_t *first, uint64_t *last);
+/* The origin written by this handle's commits. */
+uint64_t df_db_origin(const df_db *db);
 
 /* --------------------------------------------------------------- queries */
 

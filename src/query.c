@@ -224,16 +224,13 @@ static int resume_key(df_db *db, const df_query *q, const df_index_def *def,
                         df_strerror(code));
     return DF_OK;
   }
-  code = df__item_key_of(&db->env->schema.s, q->start_after,
-                         q->start_after_len, &key, db->errmsg,
-                         sizeof db->errmsg);
-  if (code == DF_OK)
-    code = df__item_key(&db->env->schema.s, &key, out, n, db->errmsg,
-                        sizeof db->errmsg);
-  if (code != DF_OK) {
+  {
     char msg[DF_MSG_MAX];
-    memcpy(msg, db->errmsg, sizeof msg);
-    return df__db_err(db, code, "start_after: %s", msg);
+    code = df__item_key_of(&db->env->schema.s, q->start_after,
+                           q->start_after_len, &key, msg, sizeof msg);
+    if (code == DF_OK)
+      code = df__item_key(&db->env->schema.s, &key, out, n, msg, sizeof msg);
+    if (code != DF_OK) return df__db_err(db, code, "start_after: %s", msg);
   }
   return DF_OK;
 }

@@ -512,7 +512,7 @@ int df__schema_reconcile(df_db *db, MDB_txn *txn, df_env *e,
         return code;
       }
       snprintf(err, errlen, "cannot apply the schema change: %s",
-               db->errmsg[0] ? db->errmsg : df_strerror(code));
+               df_db_errmsg(db)[0] ? df_db_errmsg(db) : df_strerror(code));
       return code;
     }
     df__schema_free(&old);

@@ -61,21 +61,34 @@ typedef struct df_env {
   df_schema_owned schema;
   df_buf schema_rec;    /* the stored record of `schema`, for refresh */
   df_retired *retired;  /* replaced schema strings (see schema.c) */
-  uint64_t stream_keep;       /* change-log retention by count; 0: off */
-  double stream_keep_seconds; /* change-log retention by age; 0: off */
+  uint64_t origin;      /* this process's default change-log origin */
 } df_env;
+
+/* The per-thread part of a handle (thread.c): the message of the last
+ * failure and df_db_get's copy of the item, so that threads sharing one
+ * handle never see each other's.  Reach it only through df__slot. */
+typedef struct df_slot {
+  struct df_slot *next;
+  pthread_t thread;
+  df_buf got;
+  char errmsg[DF_MSG_MAX];
+} df_slot;
 
 struct df_db {
   df_env *env;
   unsigned long fork_gen;
   int closed;
   df_sync sync;
-  MDB_txn *rtxn;  /* a reset read transaction kept for reuse, or NULL */
+  uint64_t origin; /* written into this handle's change-log records */
+  MDB_txn *rtxn;  /* a reset read transaction kept for reuse, or NULL;
+                     read and written with atomics */
   int rtxn_busy;  /* rtxn is in use (taken with an atomic exchange) */
   unsigned txns;  /* live df_txn made from this handle (atomic) */
   int close_pending; /* df_db_close came while txns > 0 */
-  df_buf got;     /* df_db_get's copy of the item */
-  char errmsg[DF_MSG_MAX];
+  pthread_t owner;          /* the opening thread: uses `own` unlocked */
+  df_slot own;
+  pthread_mutex_t slots_lock; /* guards `slots` */
+  df_slot *slots;             /* other threads' slots */
 };
 
 /* A change recorded for listeners: offsets into txn->events_buf. */
@@ -90,6 +103,7 @@ struct df_txn {
   df_env *env;
   MDB_txn *txn;
   unsigned flags;
+  pthread_t thread; /* the thread that began it */
   double now;
   int live;       /* begun, not yet committed or aborted */
   int failed;     /* an operation failed in a way that dooms the txn */
@@ -101,7 +115,20 @@ struct df_txn {
   df_change *changes;
   size_t n_changes, cap_changes;
   uint64_t next_seq; /* change-log sequence of the next record, 0 unknown */
+  /* Change-log settings read from meta by the first change (stream.c):
+   * stream_state 0 not yet read, 1 on, 2 off. */
+  int stream_state;
+  uint64_t stream_keep;
+  double stream_keep_seconds;
+  uint64_t stream_first; /* oldest record still kept, 0 unknown */
 };
+
+/* ---- thread.c: per-thread state of handles */
+/* The calling thread's slot of `db`, created on first use; NULL when out
+ * of memory (or when db was carried through fork). */
+df_slot *df__slot(df_db *db);
+void df__slots_init(df_db *db);
+void df__slots_free(df_db *db);
 
 /* ---- db.c */
 unsigned long df__fork_generation(void);
@@ -172,8 +199,16 @@ int df__expiry_apply(df_txn *t, const unsigned char *item_key, size_t klen,
 /* Rebuild the expiry sub-database for a new TTL attribute. */
 int df__expiry_rebuild(df_db *db, MDB_txn *txn, df_env *e);
 
-/* ---- stream.c: append a change-log record when the log is enabled */
+/* ---- stream.c: the change log */
+/* Is the change log on for this write transaction?  Reads the settings
+ * from meta on the first call.  1, 0, or a negative DF_E* code. */
+int df__stream_enabled(df_txn *t);
+/* Append a change-log record for change c (setting c->seq) and trim the
+ * log to its retention, in the transaction. */
 int df__stream_append(df_txn *t, df_change *c, const void *old,
                       size_t old_len, const void *new_item, size_t new_len);
+/* At open: store the caller's change-log settings when they differ from
+ * the stored ones (o->stream set). */
+int df__stream_configure(df_db *db, const df_open_options *o);
 
 #endif /* DF_STORE_H */

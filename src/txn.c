@@ -204,9 +204,12 @@ static int partition_check(df_txn *t, const unsigned char *k,
 
 /* ---------------------------------------------------------- transactions */
 
-static void writer_clear(df_env *e) {
+/* Forget that `thread` holds the write transaction.  Called after LMDB
+ * released its writer lock, when another thread may already have taken
+ * it and marked itself: only the mark of `thread` is cleared. */
+static void writer_clear(df_env *e, pthread_t thread) {
   pthread_mutex_lock(&e->lock);
-  e->has_writer = 0;
+  if (e->has_writer && pthread_equal(e->writer, thread)) e->has_writer = 0;
   pthread_mutex_unlock(&e->lock);
 }
 
@@ -239,6 +242,7 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
   __atomic_add_fetch(&db->txns, 1, __ATOMIC_ACQ_REL);
   t->env = e;
   t->flags = flags;
+  t->thread = pthread_self();
   t->now = now;
   df__buf_init(&t->old);
   df__buf_init(&t->scratch);
@@ -290,16 +294,15 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
  * reusable one, which must be reset and kept, not aborted (freed). */
 static void finish(df_txn *t, int abort_it) {
   if (!t->live) return;
+  t->live = 0;
   if (!(t->flags & DF_TXN_WRITE)) {
-    df__read_end(t->db, t->txn);
+    df__read_end(t->db, t->txn); /* releases map_lock */
     t->txn = NULL;
-    t->live = 0;
     return;
   }
   if (abort_it) mdb_txn_abort(t->txn);
   t->txn = NULL;
-  t->live = 0;
-  if (t->flags & DF_TXN_WRITE) writer_clear(t->env);
+  writer_clear(t->env, t->thread);
   df__map_unlock_shared(t->env);
 }
 
@@ -312,13 +315,19 @@ static int map_full(df_txn *t) {
                      "transaction again");
 }
 
+/* The environment's sync flags are shared by every handle; set them to
+ * this handle's mode under the writer lock, and only when they differ
+ * (LMDB's flag word is read by other threads' transactions). */
 static int set_sync_flags(df_txn *t) {
   MDB_env *env = t->env->env;
-  unsigned off = MDB_NOSYNC | MDB_NOMETASYNC, on = 0;
-  if (t->db->sync == DF_SYNC_NORMAL) on = MDB_NOMETASYNC;
-  if (t->db->sync == DF_SYNC_OFF) on = MDB_NOSYNC;
-  if (mdb_env_set_flags(env, off, 0) != 0) return -1;
-  if (on && mdb_env_set_flags(env, on, 1) != 0) return -1;
+  unsigned all = MDB_NOSYNC | MDB_NOMETASYNC, want = 0, have = 0;
+  if (t->db->sync == DF_SYNC_NORMAL) want = MDB_NOMETASYNC;
+  if (t->db->sync == DF_SYNC_OFF) want = MDB_NOSYNC;
+  if (mdb_env_get_flags(env, &have) != 0) return -1;
+  if ((have & all) == want) return 0;
+  if ((have & all & ~want) && mdb_env_set_flags(env, have & all & ~want, 0))
+    return -1;
+  if (want && mdb_env_set_flags(env, want, 1) != 0) return -1;
   return 0;
 }
 
@@ -344,7 +353,7 @@ int df_txn_commit(df_txn *t) {
   t->txn = NULL;
   if (rc == MDB_MAP_FULL) {
     t->live = 0;
-    writer_clear(t->env);
+    writer_clear(t->env, t->thread);
     df__map_unlock_shared(t->env);
     df__env_grow(t->env);
     return df__txn_err(t, DF_ERETRY,
@@ -411,36 +420,42 @@ static int write_failed(df_txn *t, int rc, const char *what) {
 
 /* ---------------------------------------------------------------- events */
 
+/* Record one change: as an event for listeners (DF_TXN_EVENTS) and in
+ * the change log (when it is on). */
 static int record(df_txn *t, int action, int expired, const void *old,
-                  size_t old_len, const void *new_item, size_t new_len) {
-  df_change *c;
+                  size_t old_len, const void *new_item, size_t new_len,
+                  int logged) {
+  df_change local, *c = &local;
+  int events = (t->flags & DF_TXN_EVENTS) != 0;
   int code;
-  if (t->n_changes == t->cap_changes) {
+  if (events && t->n_changes == t->cap_changes) {
     size_t cap = t->cap_changes ? t->cap_changes * 2 : 16;
     df_change *n = df__realloc(t->changes, cap * sizeof *n);
     if (n == NULL) return DF_ENOMEM;
     t->changes = n;
     t->cap_changes = cap;
   }
-  c = &t->changes[t->n_changes];
+  if (events) c = &t->changes[t->n_changes];
   memset(c, 0, sizeof *c);
   c->action = action;
   c->expired = expired;
   c->old_off = c->new_off = (size_t)-1;
-  if (old) {
+  if (events && old) {
     c->old_off = t->events_buf.len;
     c->old_len = old_len;
     df__buf_append(&t->events_buf, old, old_len);
   }
-  if (new_item) {
+  if (events && new_item) {
     c->new_off = t->events_buf.len;
     c->new_len = new_len;
     df__buf_append(&t->events_buf, new_item, new_len);
   }
   if (t->events_buf.failed) return DF_ENOMEM;
-  code = df__stream_append(t, c, old, old_len, new_item, new_len);
-  if (code != DF_OK) return code;
-  t->n_changes++;
+  if (logged) {
+    code = df__stream_append(t, c, old, old_len, new_item, new_len);
+    if (code != DF_OK) return code;
+  }
+  if (events) t->n_changes++;
   return DF_OK;
 }
 
@@ -470,8 +485,14 @@ static int after_change(df_txn *t, const unsigned char *k, size_t klen,
   code = df__index_apply(t, k, klen, old, old_len, new_item, new_len);
   if (code == DF_OK)
     code = df__expiry_apply(t, k, klen, old, old_len, new_item, new_len);
-  if (code == DF_OK && ((t->flags & DF_TXN_EVENTS) || t->env->stream_keep))
-    code = record(t, action, expired, old, old_len, new_item, new_len);
+  if (code == DF_OK) {
+    int logged = df__stream_enabled(t);
+    if (logged < 0)
+      code = logged;
+    else if (logged || (t->flags & DF_TXN_EVENTS))
+      code = record(t, action, expired, old, old_len, new_item, new_len,
+                    logged);
+  }
   if (code != DF_OK && !t->map_full) {
     t->failed = 1;
     if (code == DF_ENOMEM) df__txn_err(t, code, "out of memory");
@@ -631,10 +652,14 @@ int df_db_get(df_db *db, const df_key *key, double now, const void **item,
   MDB_txn *txn;
   MDB_val mk, mv;
   int code, rc;
+  df_slot *slot;
+  char err[DF_MSG_MAX];
   if ((code = df__db_check(db)) != DF_OK) return code;
-  code = df__item_key(&db->env->schema.s, key, k, &klen, db->errmsg,
-                      sizeof db->errmsg);
-  if (code != DF_OK) return code;
+  code = df__item_key(&db->env->schema.s, key, k, &klen, err, sizeof err);
+  if (code != DF_OK) return df__db_err(db, code, "%s", err);
+  /* the copy goes to the calling thread's buffer: a shared handle's
+   * other threads never overwrite it */
+  if ((slot = df__slot(db)) == NULL) return DF_ENOMEM;
   if ((code = df__read_begin(db, &txn)) != DF_OK) return code;
   mk.mv_data = k;
   mk.mv_size = klen;
@@ -646,16 +671,16 @@ int df_db_get(df_db *db, const df_key *key, double now, const void **item,
                         &key->pk))))
     rc = MDB_NOTFOUND;
   if (rc == 0) {
-    df__buf_reset(&db->got);
-    if (df__buf_append(&db->got, mv.mv_data, mv.mv_size) != 0) rc = ENOMEM;
+    df__buf_reset(&slot->got);
+    if (df__buf_append(&slot->got, mv.mv_data, mv.mv_size) != 0) rc = ENOMEM;
   }
   df__read_end(db, txn);
   if (rc == MDB_NOTFOUND) return DF_ENOTFOUND;
   if (rc != 0)
     return df__db_err(db, df__map_err(rc), "read failed: %s",
                       mdb_strerror(rc));
-  *item = db->got.p;
-  *len = db->got.len;
+  *item = slot->got.p;
+  *len = slot->got.len;
   return DF_OK;
 }
 
@@ -678,7 +703,7 @@ static int one_write(df_db *db, const void *item, size_t len,
       if (code == DF_OK) code = c2;
     }
     if (code != DF_OK && code != DF_ERETRY)
-      memcpy(db->errmsg, t->errmsg, sizeof db->errmsg);
+      df__db_err(db, code, "%s", t->errmsg);
     df_txn_free(t);
     if (code != DF_ERETRY) return code;
   }
