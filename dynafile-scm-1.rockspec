@@ -53,6 +53,7 @@ build = {
         "src/query.c",
         "src/schema.c",
         "src/stream.c",
+        "src/thread.c",
         "src/ttl.c",
         "src/txn.c",
       },
