@@ -529,6 +529,10 @@ int df_txn_event(const df_txn *txn, size_t i, df_event *ev);
  * [seq, time, origin, action, expired, old item | nil, new item | nil].
  * In-process events (df_txn_event) carry the same seq. */
 
+/* A retention for callers that want the log on without choosing one
+ * (the Lua binding's `stream = true`). */
+#define DF_STREAM_KEEP_DEFAULT 10000
+
 typedef struct df_stream df_stream;
 
 typedef struct df_stream_record {

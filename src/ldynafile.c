@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compat.h"
 #include "dynafile.h"
@@ -57,6 +58,7 @@ static const char null_marker = 0;
 typedef struct ldb {
   df_db *db;
   df_page *page;
+  df_stream *stream; /* change-log reads, made on first use */
   df_buf buf; /* encoding scratch */
 } ldb;
 
@@ -567,6 +569,44 @@ typedef struct open_args {
   const char *incs[DF_MAX_INDEXES_LUA][DF_MAX_INDEXES_LUA];
 } open_args;
 
+/* The change-log origin of this Lua state in this process: every handle
+ * it opens writes it, and its stream reads skip it (its own commits were
+ * delivered in-process).  The address of the state's db metatable tells
+ * states of one process apart, the pid the processes that inherited one
+ * state through fork (nginx workers), so it is computed at each open,
+ * which comes after fork.  [-0, +0, -] */
+static uint64_t state_origin(lua_State *L) {
+  uint64_t parts[2];
+  uint64_t h;
+  luaL_getmetatable(L, DB_MT);
+  parts[0] = (uint64_t)(uintptr_t)lua_topointer(L, -1);
+  lua_pop(L, 1);
+  parts[1] = (uint64_t)getpid();
+  h = df__hash64(parts, sizeof parts, 0x737461746521ull);
+  return h ? h : 1;
+}
+
+/* opts.stream: nil (leave the stored setting), false (off), true (the
+ * default retention) or {keep = n, keep_seconds = s}; checked by the Lua
+ * layer.  [-0, +0, -] */
+static void read_stream_args(lua_State *L, int t, df_open_options *o) {
+  o->origin = state_origin(L);
+  lua_getfield(L, t, "stream");
+  if (lua_type(L, -1) == LUA_TBOOLEAN) {
+    o->stream = 1;
+    o->stream_keep = lua_toboolean(L, -1) ? DF_STREAM_KEEP_DEFAULT : 0;
+  } else if (lua_istable(L, -1)) {
+    o->stream = 1;
+    lua_getfield(L, -1, "keep");
+    if (lua_isnumber(L, -1)) o->stream_keep = (uint64_t)lua_tonumber(L, -1);
+    lua_getfield(L, -2, "keep_seconds");
+    if (lua_isnumber(L, -1))
+      o->stream_keep_seconds = (double)lua_tonumber(L, -1);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+}
+
 /* Read opts (pk, sk, ttl, sync, readonly, map_size, max_readers, indexes =
  * {{name=, kind="gsi"|"lsi", pk=, sk=, projection="all"|"keys"|{...}}})
  * at stack index `t` into *a.  [-0, +0, e] */
@@ -599,6 +639,7 @@ static void read_open_args(lua_State *L, int t, open_args *a) {
   lua_getfield(L, t, "max_readers");
   if (lua_isnumber(L, -1)) a->o.max_readers = (unsigned)lua_tonumber(L, -1);
   lua_pop(L, 7); /* the strings stay referenced by the options table */
+  read_stream_args(L, t, &a->o);
   lua_getfield(L, t, "indexes");
   if (lua_istable(L, -1)) {
     int ti = lua_gettop(L);
@@ -881,6 +922,8 @@ static int l_db_close(lua_State *L) {
   ldb *d = luaL_checkudata(L, 1, DB_MT);
   df_page_free(d->page);
   d->page = NULL;
+  df_stream_free(d->stream);
+  d->stream = NULL;
   df__buf_free(&d->buf);
   df_db_close(d->db);
   d->db = NULL;
@@ -1203,6 +1246,8 @@ static int l_db_begin(lua_State *L) {
   unsigned flags = 0;
   ltxn *t;
   int code;
+  double now = opt_now(L, 4); /* before anything is pushed at index 4 */
+  lua_settop(L, 4);
   if (lua_toboolean(L, 2)) flags |= DF_TXN_WRITE;
   if (lua_toboolean(L, 3)) flags |= DF_TXN_EVENTS;
   t = lua_newuserdata(L, sizeof *t);
@@ -1217,7 +1262,7 @@ static int l_db_begin(lua_State *L) {
   lua_rawseti(L, -2, 1);
   lua_setfenv(L, -2);
 #endif
-  code = df_txn_begin(d->db, flags, opt_now(L, 4), &t->t);
+  code = df_txn_begin(d->db, flags, now, &t->t);
   if (code != DF_OK) {
     if (code == DF_EBUSY)
       return luaL_error(L, "dynafile: %s", df_db_errmsg(d->db));
@@ -1360,6 +1405,29 @@ static int l_txn_commit(lua_State *L) {
   return 1;
 }
 
+/* An event as {action=, old=, new=, expired=, seq=}.  [-0, +1, e] */
+static void push_event(lua_State *L, const df_event *ev) {
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, ev->action == DF_EV_PUT ? "PUT" : "DELETE");
+  lua_setfield(L, -2, "action");
+  if (ev->old) {
+    push_item(L, ev->old, ev->old_len);
+    lua_setfield(L, -2, "old");
+  }
+  if (ev->new_item) {
+    push_item(L, ev->new_item, ev->new_len);
+    lua_setfield(L, -2, "new");
+  }
+  if (ev->expired) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "expired");
+  }
+  if (ev->seq) {
+    compat_pushint(L, ev->seq);
+    lua_setfield(L, -2, "seq");
+  }
+}
+
 /* txn:events() -> list of {action=, old=, new=, expired=, seq=} */
 static int l_txn_events(lua_State *L) {
   ltxn *t = luaL_checkudata(L, 1, TXN_MT);
@@ -1368,28 +1436,45 @@ static int l_txn_events(lua_State *L) {
   lua_createtable(L, (int)n, 0);
   for (i = 0; i < n; i++) {
     df_txn_event(t->t, i, &ev);
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, ev.action == DF_EV_PUT ? "PUT" : "DELETE");
-    lua_setfield(L, -2, "action");
-    if (ev.old) {
-      push_item(L, ev.old, ev.old_len);
-      lua_setfield(L, -2, "old");
-    }
-    if (ev.new_item) {
-      push_item(L, ev.new_item, ev.new_len);
-      lua_setfield(L, -2, "new");
-    }
-    if (ev.expired) {
-      lua_pushboolean(L, 1);
-      lua_setfield(L, -2, "expired");
-    }
-    if (ev.seq) {
-      lua_pushnumber(L, (lua_Number)ev.seq);
-      lua_setfield(L, -2, "seq");
-    }
+    push_event(L, &ev);
     lua_rawseti(L, -2, (int)i + 1);
   }
   return 1;
+}
+
+/* db:stream_read(after, max) -> events, next, first, last | nil, msg, code
+ * The change-log records after seq `after` that other Lua states and
+ * processes wrote (this state's own are skipped), oldest first, each an
+ * event with its seq and commit `time`; `next` is the seq to read after
+ * next time; first and last bound the log.  after < 0: only the bounds. */
+static int l_db_stream_read(lua_State *L) {
+  ldb *d = check_db(L, 1, "poll_stream");
+  lua_Number a = luaL_checknumber(L, 2);
+  uint64_t after = a < 0 ? UINT64_MAX : (uint64_t)compat_toint64(L, 2);
+  size_t i, n, max = (size_t)luaL_optinteger(L, 3, 256);
+  uint64_t first, last;
+  int code;
+  if (d->stream == NULL && df_stream_new(&d->stream) != DF_OK)
+    return luaL_error(L, "dynafile.poll_stream: out of memory");
+  code = df_stream_read(d->db, after, max, df_db_origin(d->db), d->stream);
+  if (code != DF_OK)
+    return fail_or_raise(L, "poll_stream", code, df_db_errmsg(d->db));
+  n = df_stream_count(d->stream);
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    df_stream_record r;
+    if (df_stream_record_get(d->stream, i, &r) != DF_OK)
+      return luaL_error(L, "dynafile: a change-log record is malformed");
+    push_event(L, &r.event);
+    lua_pushnumber(L, (lua_Number)r.time);
+    lua_setfield(L, -2, "time");
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  df_stream_bounds(d->stream, &first, &last);
+  compat_pushint(L, a < 0 ? last : df_stream_next(d->stream));
+  compat_pushint(L, first);
+  compat_pushint(L, last);
+  return 4;
 }
 
 static int l_txn_free(lua_State *L) {
@@ -1468,7 +1553,8 @@ static const luaL_Reg db_methods[] = {
     {"put", l_db_put},         {"delete", l_db_delete},
     {"check_key", l_db_check_key},
     {"page", l_db_page},       {"begin", l_db_begin},
-    {"encode", l_encode},      {NULL, NULL}};
+    {"encode", l_encode},      {"stream_read", l_db_stream_read},
+    {NULL, NULL}};
 
 static const luaL_Reg txn_methods[] = {
     {"get", l_txn_get},       {"put", l_txn_put},

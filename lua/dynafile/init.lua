@@ -182,6 +182,11 @@ end
 --   open_with_progress).
 -- * `listener_error`: `function(err, event)` told of errors raised by
 --   stream listeners (default: a line on stderr).
+-- * `stream`: the change log that `db:poll_stream` reads, stored in the
+--   database for every process: `{keep = n, keep_seconds = s}` keeps the
+--   newest n changes and those younger than s seconds (either limit may be
+--   left out), `true` keeps the newest 10,000, `false` turns the log off.
+--   Without the option the stored setting stays (a new database: off).
 -- @tparam string path directory (created with its parents)
 -- @tparam[opt] table opts the options above
 -- @treturn db|nil the handle
@@ -255,7 +260,21 @@ function M.open(path, opts)
   index_defs(fn, opts.gsi, "gsi", defs)
   index_defs(fn, opts.lsi, "lsi", defs)
   if #defs > 0 then c.indexes = defs end
-  c.stream = opts.stream
+  local so = opts.stream
+  if type(so) == "table" then
+    for k, v in pairs(so) do
+      if k ~= "keep" and k ~= "keep_seconds" then
+        fail(fn, "stream: unknown field '%s'", tostring(k))
+      end
+      if type(v) ~= "number" or v < 0 or v ~= v or v == math_huge
+          or (k == "keep" and v ~= math_floor(v)) then
+        fail(fn, "stream.%s must be a non-negative %s", k, k == "keep" and "integer" or "number")
+      end
+    end
+  elseif so ~= nil and type(so) ~= "boolean" then
+    fail(fn, "stream must be a table {keep =, keep_seconds =} or a boolean")
+  end
+  c.stream = so
 
   local h, msg, code
   if opts.progress then
@@ -276,6 +295,12 @@ function M.open(path, opts)
     shared[id] = st
   end
   st.handles = st.handles + 1
+  if not st.stream_seq then
+    -- poll_stream delivers what was committed after this point (when no
+    -- reader slot is free now, after its first call instead)
+    local ok, last = h:stream_read(-1)
+    if ok then st.stream_seq = last end
+  end
   local self = setmetatable({
     _c = h,
     _id = id,
@@ -1148,6 +1173,46 @@ function DB:remove_stream_listener(h)
   end
   st.listeners = list
   return found
+end
+
+--- Deliver to this database's listeners the changes that other
+-- processes (and other Lua states) committed since the last poll -- or,
+-- at the first poll, since the database was opened in this Lua state --
+-- in commit order, each event carrying its `seq` (and `time`).  Changes
+-- committed from this Lua state are not delivered again: the listeners
+-- heard them at commit.  Reads the change log, so the log must be on
+-- (the `stream` option of `dynafile.open`); when it is off there is
+-- nothing to deliver.  This is how an OpenResty worker hears the writes
+-- of the other workers: poll before serving from a cache.
+-- @treturn integer|nil how many events were delivered
+-- @treturn integer|string how many changes were trimmed from the log
+--   (retention) before this Lua state read them: when not 0, some changes
+--   were missed and a cache should be dropped whole; or the message
+-- @treturn string code on failure ("ReadersFull", "IOError", ...)
+-- @raise when the handle is closed
+function DB:poll_stream()
+  check_open(self, "poll_stream")
+  local h, st = self._c, self._st
+  local delivered, missed = 0, 0
+  if not st.stream_seq then
+    local ok, last, code = h:stream_read(-1)
+    if not ok then return nil, last, code end
+    st.stream_seq = last
+    return 0, 0
+  end
+  while true do
+    local after = st.stream_seq
+    local events, nxt, first = h:stream_read(after, 256)
+    if not events then return nil, nxt, first end
+    if first > after + 1 then missed = missed + (first - after - 1) end
+    st.stream_seq = nxt
+    if #events > 0 then
+      delivered = delivered + #events
+      dispatch(self, events)
+    end
+    if nxt == after then break end
+  end
+  return delivered, missed
 end
 
 -- ------------------------------------------------------------- closing
