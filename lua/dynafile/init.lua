@@ -867,10 +867,25 @@ local LATER_PAGE = 50
 -- has examined.  When reading stops on the limit inside a page, the resume
 -- point is the key of the last item returned instead, so the rest of that
 -- page is read again by the next call -- never skipped.
+-- A TTL function judges the whole item: an index that projects only some
+-- attributes gives it the stored item, read by the entry's key (an item
+-- gone since is expired too).
+local function projected_ttl(self, f)
+  local h = self._c
+  return function(it, t)
+    local full = h:get(key_of(self, it), t)
+    return full == nil or f(full, t)
+  end
+end
+
 local function reader_new(self, r, lua_filter, limit)
   local stats = r.stats
   if stats then stats.examined, stats.decoded, stats.pages = 0, 0, 0 end
-  r.now, r.h, r.db, r.ttl_fn = now(self), self._c, self, self._ttl_fn
+  local ttl_fn = self._ttl_fn
+  if ttl_fn and r.index and self._schema.indexes[r.index].projection ~= "all" then
+    ttl_fn = projected_ttl(self, ttl_fn)
+  end
+  r.now, r.h, r.db, r.ttl_fn = now(self), self._c, self, ttl_fn
   r.lua_filter, r.limit, r.next_key = lua_filter, limit, r.start_after
   return r
 end
