@@ -358,7 +358,9 @@ function C.query(io_, opts, pos)
   local db = open_db(pos[1], false)
   local q = { index = opts.index, filter = opts.filter, limit = limit_of(opts) }
   if opts.reverse then q.scan_index_forward = false end
-  local conds = { ["begins-with"] = "begins_with", eq = "eq", lt = "lt", le = "le", gt = "gt", ge = "ge" }
+  local conds = {
+    ["begins-with"] = "begins_with", eq = "eq", lt = "lt", le = "le", gt = "gt", ge = "ge",
+  }
   for opt, name in pairs(conds) do
     if opts[opt] then q[name] = key_arg(opts[opt]) end
   end
@@ -490,14 +492,16 @@ function C.import(io_, opts, pos)
         local dok, item = pcall(decode, line)
         if not dok or type(item) ~= "table" then
           flush()
-          fail(string_format("line %d: %s; %d items were imported before it (the import stopped there)",
+          fail(string_format("line %d: %s; %d items were imported before it "
+            .. "(the import stopped there)",
             lineno, dok and "not a JSON object" or tostring(item), written))
         end
         local vok, verr = pcall(db._c.encode, db._c, item, "import")
         if vok then vok, verr = pcall(db._c.check_key, db._c, item, "import") end
         if not vok then
           flush()
-          fail(string_format("line %d: %s; %d items were imported before it (the import stopped there)",
+          fail(string_format("line %d: %s; %d items were imported before it "
+            .. "(the import stopped there)",
             lineno, (tostring(verr):gsub("^.-dynafile%.", "dynafile.")), written))
         end
         pending[#pending + 1] = { item = item, line = lineno }

@@ -13,8 +13,10 @@
 local core = require "dynafile.core"
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
-local error, setmetatable, getmetatable, next, pcall = error, setmetatable, getmetatable, next, pcall
-local string_format, string_byte, string_char, string_sub = string.format, string.byte, string.char, string.sub
+local error, setmetatable, getmetatable, next, pcall =
+  error, setmetatable, getmetatable, next, pcall
+local string_format, string_byte, string_char, string_sub =
+  string.format, string.byte, string.char, string.sub
 local string_find, string_gsub, string_match = string.find, string.gsub, string.match
 local table_concat, table_sort = table.concat, table.sort
 local math_type = math.type
@@ -250,7 +252,7 @@ local function skip_ws(s, i)
   return string_find(s, "[^ \t\r\n]", i) or #s + 1
 end
 
-local function decode_error(s, i, what)
+local function decode_error(_, i, what)
   error(string_format("invalid JSON at character %d: %s", i, what), 0)
 end
 
@@ -260,13 +262,16 @@ local function utf8_char(cp)
     return string_char(0xC0 + math_floor(cp / 64), 0x80 + cp % 64)
   end
   if cp < 0x10000 then
-    return string_char(0xE0 + math_floor(cp / 4096), 0x80 + math_floor(cp / 64) % 64, 0x80 + cp % 64)
+    return string_char(0xE0 + math_floor(cp / 4096), 0x80 + math_floor(cp / 64) % 64,
+      0x80 + cp % 64)
   end
   return string_char(0xF0 + math_floor(cp / 262144), 0x80 + math_floor(cp / 4096) % 64,
     0x80 + math_floor(cp / 64) % 64, 0x80 + cp % 64)
 end
 
-local UNESC = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+local UNESC = {
+  ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t",
+}
 
 local function decode_string(s, i)
   local out = {}
@@ -393,7 +398,9 @@ function M.decode(s)
 end
 
 local function from_ddb(d, depth)
-  if type(d) ~= "table" then error("DynamoDB JSON: a value must be an object like {\"S\": ...}", 0) end
+  if type(d) ~= "table" then
+    error("DynamoDB JSON: a value must be an object like {\"S\": ...}", 0)
+  end
   local kind, v = next(d)
   if kind == nil or next(d, kind) ~= nil then
     error("DynamoDB JSON: a value must have exactly one type key", 0)
