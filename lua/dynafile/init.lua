@@ -22,6 +22,30 @@ local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local M = {}
 
+-- Misuse errors point at the caller's line, not into this library: raise
+-- gives error() the level of the first function on the stack outside
+-- lua/dynafile/ (however deep inside the library the misuse was found).
+local getinfo = debug and debug.getinfo -- luacheck: ignore 143
+local LIB_DIR = getinfo and (getinfo(1, "S").source or ""):match("^(@.*[/\\])init%.lua$")
+
+local function raise(msg)
+  local level = 3
+  if LIB_DIR then
+    level = 2
+    while true do
+      local info = getinfo(level, "S")
+      if not info then
+        level = 0
+        break
+      end
+      local src = info.source or ""
+      if info.what ~= "tail" and src:sub(1, #LIB_DIR) ~= LIB_DIR then break end
+      level = level + 1
+    end
+  end
+  error(msg, level)
+end
+
 --- The stored null value (MessagePack nil).  Use it where a Lua nil would
 -- vanish, e.g. inside lists.
 M.null = core.null
@@ -55,7 +79,7 @@ DB.__name = "dynafile.db"
 local shared = {}
 
 local function fail(fn, fmt, ...)
-  error(string_format("dynafile.%s: " .. fmt, fn, ...), 3)
+  raise(string_format("dynafile.%s: " .. fmt, fn, ...))
 end
 
 local function check_opts(fn, opts, allowed, argname)
@@ -397,21 +421,21 @@ end
 -- or a condition would otherwise wait for itself.
 local function check_writable(self, fn)
   if self._readonly then
-    error(string_format("dynafile.%s: the database is opened read-only", fn), 3)
+    raise(string_format("dynafile.%s: the database is opened read-only", fn))
   end
   if self._st.held[1] then
-    error(string_format("dynafile.%s: the write transaction of this database is held "
+    raise(string_format("dynafile.%s: the write transaction of this database is held "
       .. "by the code calling this (a transaction, an update function or a condition); "
-      .. "write through the transaction object, or after it ends", fn), 3)
+      .. "write through the transaction object, or after it ends", fn))
   end
 end
 
 local function check_open(self, fn)
   if getmetatable(self) ~= DB then
-    error(string_format("dynafile.%s: expected a database handle (use db:%s)", fn, fn), 3)
+    raise(string_format("dynafile.%s: expected a database handle (use db:%s)", fn, fn))
   end
   if self._c:closed() then
-    error(string_format("dynafile.%s: database is closed", fn), 3)
+    raise(string_format("dynafile.%s: database is closed", fn))
   end
 end
 
@@ -960,7 +984,7 @@ local CLOSER = setmetatable({}, { __close = function() end })
 local function iterate(self, fn, pk, opts, scanning)
   check_open(self, fn)
   local spec, lua_filter, limit = build_spec(self, fn, pk, opts, scanning)
-  if not spec then error(lua_filter, 3) end
+  if not spec then raise(lua_filter) end
   local r = reader_new(self, spec, lua_filter, limit)
   -- a closure, so the iterator also works called on its own (`it()`);
   -- it raises when a page cannot be read
