@@ -138,6 +138,32 @@ describe("an item", function()
     assert.same(item, db:get_item({ PK = "p", SK = "s" }))
   end)
 
+  it("keeps attribute names that differ from item to item, of every length", function()
+    -- names of 1 to 40 bytes (a short MessagePack string ends at 31), many
+    -- sharing a length, a first or a last byte with another item's names
+    local items = {}
+    for i = 1, 300 do
+      local len = i % 40 + 1
+      local name = string.rep(string.char(97 + i % 26), len - 1) .. string.char(65 + i % 7)
+      items[i] = { PK = "p", SK = string.format("s%03d", i), [name] = i, ["x" .. i] = name }
+    end
+    for _, item in ipairs(items) do assert(db:put_item(item)) end
+    for _ = 1, 2 do -- the second pass reads names decoded before
+      for i, item in ipairs(items) do
+        assert.same(item, db:get_item({ PK = "p", SK = item.SK }))
+        assert.same(item, db:batch_get_item({ { PK = "p", SK = item.SK } })[1])
+        if i % 50 == 0 then
+          local n = 0
+          for got in db:query("p") do n = n + 1; assert.same(items[n], got) end
+          assert.equal(#items, n)
+          n = 0
+          for got in db:scan() do n = n + 1; assert.same(items[n], got) end
+          assert.equal(#items, n)
+        end
+      end
+    end
+  end)
+
   it("gives a fresh table on every read", function()
     db:put_item({ PK = "p", SK = "s", t = { 1 } })
     local a = db:get_item({ PK = "p", SK = "s" })

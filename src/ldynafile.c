@@ -310,15 +310,55 @@ static uint64_t be_uint(const unsigned char *p, int nb) {
   return x;
 }
 
+/* The attribute-name cache: items repeat the same attribute names, and
+ * pushing a name from a cache is cheaper than interning it again.  It is
+ * a table of NAME_SLOTS strings plus a userdata holding a copy of each
+ * slot's bytes (compared in C, without a call into Lua), shared as
+ * upvalues 1 and 2 by the handle and transaction methods; a slot is picked
+ * by the length and a few bytes of the name, and a slot holding another
+ * name is replaced.  Invariant: slot i of the userdata holds the bytes of
+ * the string at index i + 1 of the table, or length 0.  The cache only
+ * saves work: a decoded item is the same with or without it. */
+#define NAME_SLOTS 256
+#define NAME_MAX_LEN 31 /* fixstr names only */
+
+typedef struct name_slots {
+  unsigned char len[NAME_SLOTS];
+  char s[NAME_SLOTS][NAME_MAX_LEN];
+} name_slots;
+
+typedef struct names {
+  int table; /* stack index of the table of strings */
+  name_slots *slots;
+} names;
+
+/* Push the name s[0..n) (0 < n <= NAME_MAX_LEN).  [-0, +1, e] */
+static void push_name(lua_State *L, const names *nm, const unsigned char *s,
+                      size_t n) {
+  unsigned h = ((unsigned)n * 37u + s[0] * 7u + s[n - 1] * 3u + s[n / 2]) &
+               (NAME_SLOTS - 1);
+  name_slots *ns = nm->slots;
+  if (ns->len[h] == n && memcmp(ns->s[h], s, n) == 0) {
+    lua_rawgeti(L, nm->table, (int)h + 1);
+    return;
+  }
+  lua_pushlstring(L, (const char *)s, n);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, nm->table, (int)h + 1);
+  memcpy(ns->s[h], s, n);
+  ns->len[h] = (unsigned char)n;
+}
+
 /* Push the MessagePack value at *p as Lua, advancing *p.  This is the hot
  * path of every get, query and scan, so it reads the bytes directly (one
  * switch on the type byte) rather than through the core's df__mp_read; it
  * is as strict: every length is checked against `end`, ext types and 0xc1
  * are refused, nesting is bounded.  Returns 0, or -1 for malformed bytes
  * (the values pushed so far stay on the stack; the caller resets it).
+ * nm: the attribute-name cache, or NULL.
  * [-0, +1, e] */
 static int dec_value(lua_State *L, const unsigned char **pp,
-                     const unsigned char *end, int depth) {
+                     const unsigned char *end, int depth, const names *nm) {
   const unsigned char *p = *pp;
   size_t n, i, avail;
   unsigned c;
@@ -448,7 +488,7 @@ array:
   luaL_checkstack(L, 4, "item nested too deep");
   lua_createtable(L, (int)n, 0);
   for (i = 0; i < n; i++) {
-    if (dec_value(L, &p, end, depth + 1) != 0) return -1;
+    if (dec_value(L, &p, end, depth + 1, nm) != 0) return -1;
     lua_rawseti(L, -2, (int)i + 1);
   }
   if (n == 0) {
@@ -464,8 +504,15 @@ map:
   lua_createtable(L, 0, (int)n);
   for (i = 0; i < n; i++) {
     int kt;
-    if (dec_value(L, &p, end, depth + 1) != 0) return -1;
-    if (dec_value(L, &p, end, depth + 1) != 0) return -1;
+    if (nm != NULL && p < end && *p > 0xa0 && *p <= 0xbf &&
+        (size_t)(*p & 0x1f) < (size_t)(end - p)) {
+      size_t kn = *p & 0x1f;
+      push_name(L, nm, p + 1, kn);
+      p += 1 + kn;
+    } else if (dec_value(L, &p, end, depth + 1, nm) != 0) {
+      return -1;
+    }
+    if (dec_value(L, &p, end, depth + 1, nm) != 0) return -1;
     kt = lua_type(L, -2);
     if (kt == LUA_TLIGHTUSERDATA ||
         (kt == LUA_TNUMBER && lua_tonumber(L, -2) != lua_tonumber(L, -2))) {
@@ -478,18 +525,34 @@ map:
   return 0;
 }
 
-/* [-0, +1, e] */
-static void push_item(lua_State *L, const void *item, size_t len) {
+/* Push an item, its attribute names from the cache nm (NULL: none).
+ * [-0, +1, e] */
+static void push_item_named(lua_State *L, const names *nm, const void *item,
+                            size_t len) {
   const unsigned char *p = item, *end = p + len;
   int top = lua_gettop(L);
   if (item == NULL) {
     lua_pushnil(L);
     return;
   }
-  if (dec_value(L, &p, end, 1) != 0) {
+  if (dec_value(L, &p, end, 1, nm) != 0) {
     lua_settop(L, top);
     luaL_error(L, "dynafile: a stored item is malformed (corrupt data)");
   }
+}
+
+/* Make the attribute-name cache of the running C function (a handle or
+ * transaction method: upvalues 1 and 2) usable by push_item_named: its
+ * table is pushed, to stay on the stack while nm is used.  [-0, +1, -] */
+static void names_open(lua_State *L, names *nm) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  nm->table = lua_gettop(L);
+  nm->slots = lua_touserdata(L, lua_upvalueindex(2));
+}
+
+/* [-0, +1, e] */
+static void push_item(lua_State *L, const void *item, size_t len) {
+  push_item_named(L, NULL, item, len);
 }
 
 /* ---------------------------------------------------------------- keys */
@@ -1059,7 +1122,11 @@ static int l_db_get(lua_State *L) {
   }
   if (code != DF_OK)
     return fail_or_raise(L, "get_item", code, df_db_errmsg(d->db));
-  push_item(L, item, len);
+  {
+    names nm;
+    names_open(L, &nm);
+    push_item_named(L, &nm, item, len);
+  }
   return 1;
 }
 
@@ -1137,6 +1204,7 @@ static int l_db_page(lua_State *L) {
   const void *p;
   size_t plen;
   int code;
+  names nm;
 
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
@@ -1218,10 +1286,11 @@ static int l_db_page(lua_State *L) {
   code = df_query_page(d->db, &q, max_items, max_examined, d->page);
   if (code != DF_OK) return fail_or_raise(L, fn, code, df_db_errmsg(d->db));
   n = df_page_count(d->page);
+  names_open(L, &nm);
   lua_createtable(L, (int)n, 0);
   for (i = 0; i < n; i++) {
     df_page_item(d->page, i, &p, &plen);
-    push_item(L, p, plen);
+    push_item_named(L, &nm, p, plen);
     lua_rawseti(L, -2, (int)i + 1);
   }
   df_page_next_key(d->page, &p, &plen);
@@ -1310,7 +1379,9 @@ static int l_txn_get(lua_State *L) {
   {
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
-    push_item(L, s, n);
+    names nm;
+    names_open(L, &nm);
+    push_item_named(L, &nm, s, n);
   }
   return 1;
 }
@@ -1573,11 +1644,16 @@ static const luaL_Reg funcs[] = {{"open", l_open},
                                  {"decode", l_decode},
                                  {NULL, NULL}};
 
+/* A metatable whose methods share two upvalues: the attribute-name cache
+ * (push_name), the two values on top of the stack.  [-0, +0, e] */
 static void new_class(lua_State *L, const char *name, const luaL_Reg *m,
                       lua_CFunction gc) {
+  int top = lua_gettop(L);
   luaL_newmetatable(L, name);
   lua_newtable(L);
-  luaL_setfuncs(L, m, 0);
+  lua_pushvalue(L, top - 1);
+  lua_pushvalue(L, top);
+  luaL_setfuncs(L, m, 2);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, gc);
   lua_setfield(L, -2, "__gc");
@@ -1586,9 +1662,12 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *m,
 
 int luaopen_dynafile_core(lua_State *L);
 int luaopen_dynafile_core(lua_State *L) {
+  lua_createtable(L, NAME_SLOTS, 0); /* the attribute-name cache */
+  memset(lua_newuserdata(L, sizeof(name_slots)), 0, sizeof(name_slots));
   new_class(L, DB_MT, db_methods, l_db_close);
   new_class(L, TXN_MT, txn_methods, l_txn_free);
   new_class(L, OPENER_MT, opener_methods, l_opener_gc);
+  lua_pop(L, 2);
   luaL_newmetatable(L, EXPR_MT);
   lua_pushcfunction(L, l_expr_gc);
   lua_setfield(L, -2, "__gc");
