@@ -1133,6 +1133,7 @@ DB._purge_body = purge_body
 --   handle; and whatever a TTL function raises
 function DB:purge_expired(limit)
   check_open(self, "purge_expired")
+  check_writable(self, "purge_expired")
   if limit ~= nil then positive_int("purge_expired", "limit", limit) end
   if self._ttl_fn then
     local t = now(self)
@@ -1300,6 +1301,9 @@ function DB:drop_index(name)
   check_open(self, "drop_index")
   if type(name) ~= "string" then
     fail("drop_index", "name must be an index name, got %s", type(name))
+  end
+  if self._readonly then
+    return nil, "dynafile.drop_index: the database is opened read-only", "ReadOnly"
   end
   local ok, msg, code = self._c:drop_index(name)
   if not ok then return nil, msg, code end
