@@ -92,4 +92,25 @@ describe("batch_get_item", function()
     assert.has_error(function() db:batch_get_item {} end,
       "dynafile.batch_get_item: database is closed")
   end)
+
+  it("holds no read transaction while a TTL function runs: a coroutine may yield in it", function()
+    local paused
+    open {
+      map_size = 1024 * 1024,
+      ttl = function(item)
+        if item.SK == 1 and not paused then paused = coroutine.yield() end
+        return false
+      end,
+    }
+    db:put_item { PK = "a", SK = 1 }
+    local co = coroutine.create(function() return db:batch_get_item { { PK = "a", SK = 1 } } end)
+    assert.is_true((coroutine.resume(co)))
+    assert.are.equal("suspended", coroutine.status(co))
+    -- another coroutine writes more than the map holds: the map must grow
+    assert.is_true((db:put_item { PK = "big", SK = 1, v = string.rep("x", 3 * 1024 * 1024) }))
+    local ok, got = coroutine.resume(co, "go")
+    assert.is_true(ok)
+    assert.are.equal("a", got[1].PK)
+    assert.is_truthy(db:get_item { PK = "big", SK = 1 })
+  end)
 end)

@@ -732,14 +732,17 @@ function DB:batch_get_item(keys)
   if not txn then return nil, msg, code end
   local out = {}
   local ok, err = pcall(function()
-    for i = 1, n do
-      local item = txn:get(keys[i])
-      if item and self._ttl_fn and is_expired(self, item, t) then item = nil end
-      out[i] = item or false
-    end
+    for i = 1, n do out[i] = txn:get(keys[i]) or false end
   end)
   txn:free()
   if not ok then error(err, 0) end
+  -- the TTL function runs after the read transaction ended: it may yield
+  -- (and other coroutines write, the map grow) without pinning a snapshot
+  if self._ttl_fn then
+    for i = 1, n do
+      if out[i] and is_expired(self, out[i], t) then out[i] = false end
+    end
+  end
   return out
 end
 
