@@ -509,9 +509,11 @@ map:
       size_t kn = *p & 0x1f;
       push_name(L, nm, p + 1, kn);
       p += 1 + kn;
-    } else if (dec_value(L, &p, end, depth + 1, nm) != 0) {
-      return -1;
+      if (dec_value(L, &p, end, depth + 1, nm) != 0) return -1;
+      lua_rawset(L, -3); /* a string key */
+      continue;
     }
+    if (dec_value(L, &p, end, depth + 1, nm) != 0) return -1;
     if (dec_value(L, &p, end, depth + 1, nm) != 0) return -1;
     kt = lua_type(L, -2);
     if (kt == LUA_TLIGHTUSERDATA ||
