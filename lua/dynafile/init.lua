@@ -441,8 +441,12 @@ end
 
 local function run_body(self, txn, t, body, a, b, c, d)
   -- opportunistic TTL purge (not when the body is the purge itself, which
-  -- counts what it deletes)
-  if self._ttl_attr and body ~= self._purge_body then txn:purge(8) end
+  -- counts what it deletes); its failure is the write's ("Retry": the map
+  -- is full, the transaction doomed: run it all again)
+  if self._ttl_attr and body ~= self._purge_body then
+    local n, msg, code = txn:purge(8)
+    if not n then return nil, msg, code end
+  end
   return body(self, txn, t, a, b, c, d)
 end
 
