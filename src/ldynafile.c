@@ -1334,6 +1334,14 @@ static int l_db_begin(lua_State *L) {
   lua_setfenv(L, -2);
 #endif
   code = df_txn_begin(d->db, flags, now, &t->t);
+  if (code == DF_EBUSY) {
+    /* The write transaction this thread holds may belong to a txn that
+     * nothing references any more (an error -- out of memory -- unwound
+     * its caller before it could free it, or a coroutine holding it was
+     * dropped): collect it, which aborts it, and try once more. */
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    code = df_txn_begin(d->db, flags, now, &t->t);
+  }
   if (code != DF_OK) {
     if (code == DF_EBUSY)
       return luaL_error(L, "dynafile: %s", df_db_errmsg(d->db));

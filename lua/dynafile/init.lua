@@ -314,7 +314,7 @@ function M.open(path, opts)
     -- held[1]: the write transaction this Lua state holds, weakly, so a
     -- coroutine abandoned inside a transaction (never resumed, collected)
     -- does not leave the database unwritable; its txn's __gc aborts it
-    st = { listeners = {}, handles = 0, held = setmetatable({}, { __mode = "v" }),
+    st = { listeners = {}, handles = 0, held = setmetatable({ false }, { __mode = "v" }),
            queue = {}, qhead = 1, qtail = 0 }
     shared[id] = st
   end
@@ -423,7 +423,13 @@ local function check_writable(self, fn)
   if self._readonly then
     raise(string_format("dynafile.%s: the database is opened read-only", fn))
   end
-  if self._st.held[1] then
+  local held = self._st.held
+  if held[1] then
+    -- a transaction nothing references any more (dropped coroutine, an
+    -- error that unwound past its owner) is collected here, not counted
+    collectgarbage()
+  end
+  if held[1] then
     raise(string_format("dynafile.%s: the write transaction of this database is held "
       .. "by the code calling this (a transaction, an update function or a condition); "
       .. "write through the transaction object, or after it ends", fn))
