@@ -13,8 +13,12 @@
  *  - Items keys are hash64(pk) | enc(pk) | enc(sk) (key.c).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "schema.h"
 #include "store.h"
@@ -331,6 +335,38 @@ static int set_sync_flags(df_txn *t) {
   return 0;
 }
 
+/* The error of a failed commit.  LMDB reports a write cut short by a
+ * full disk as EIO (a short pwrite), and a file-size limit as EFBIG: name
+ * the likely cause from the space left on the device and the process's
+ * RLIMIT_FSIZE, so the message says what went wrong. */
+static int commit_failed(df_txn *t, int rc) {
+  struct statvfs vfs;
+  struct rlimit rl;
+  struct stat st;
+  char data[PATH_MAX];
+  if (rc != EIO && rc != ENOSPC && rc != EDQUOT && rc != EFBIG)
+    return df__txn_err(t, df__map_err(rc), "commit failed: %s",
+                       mdb_strerror(rc));
+  if (statvfs(t->env->path, &vfs) == 0 &&
+      (uint64_t)vfs.f_bavail * vfs.f_frsize < ((uint64_t)1 << 20))
+    return df__txn_err(t, DF_EDISKFULL,
+                       "commit failed: no space left on the device of %s "
+                       "(%llu bytes free); nothing was written",
+                       t->env->path,
+                       (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+  snprintf(data, sizeof data, "%s/data.mdb", t->env->path);
+  if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      stat(data, &st) == 0 &&
+      (uint64_t)st.st_size + ((uint64_t)1 << 20) > (uint64_t)rl.rlim_cur)
+    return df__txn_err(t, DF_EDISKFULL,
+                       "commit failed: %s reached the process's file-size "
+                       "limit (%llu bytes, ulimit -f); nothing was written",
+                       data, (unsigned long long)rl.rlim_cur);
+  return df__txn_err(t, rc == ENOSPC || rc == EDQUOT ? DF_EDISKFULL : DF_EIO,
+                     "commit failed: %s; nothing was written",
+                     mdb_strerror(rc));
+}
+
 int df_txn_commit(df_txn *t) {
   int rc;
   if (t == NULL) return DF_EINVAL;
@@ -362,8 +398,7 @@ int df_txn_commit(df_txn *t) {
   }
   finish(t, 0);
   if (rc != 0)
-    return df__txn_err(t, df__map_err(rc), "commit failed: %s",
-                       mdb_strerror(rc));
+    return commit_failed(t, rc);
   return DF_OK;
 }
 
