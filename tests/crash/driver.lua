@@ -15,7 +15,9 @@
 --    acknowledged) must be applied entirely or not at all -- its items,
 --    e.g. all N items of a transaction with one marker value, are either
 --    all in their new state or all in their old one;
---  - nothing else is in the database.
+--  - nothing else is in the database;
+--  - every index agrees with the items (a GSI, an LSI, and db:check()
+--    over every index and TTL expiry entry).
 -- It prints the counts and ends with "N passed, N failed" (one check per
 -- kill); the exit status is 1 when any check failed.
 --
@@ -140,17 +142,27 @@ local function snapshot(db)
   return s, count
 end
 
-local function open_db()
-  local db, msg, code = dynafile.open(dir, { sync = "full" })
+-- The schema the driver creates: a sparse GSI on g (a third of the items
+-- have none), an LSI on v, and a TTL attribute no item ever expires by
+-- (so every item also has an expiry entry to keep in step).
+local SCHEMA = {
+  pk = "PK", sk = "SK", ttl = "ttl", sync = "full",
+  gsi = { by_g = { pk = "g", sk = "v" } },
+  lsi = { by_v = { sk = "v" } },
+}
+
+local function open_db(create)
+  local db, msg, code = dynafile.open(dir, create and SCHEMA or { sync = "full" })
   if not db then error("reopen failed: " .. tostring(msg) .. " (" .. tostring(code) .. ")") end
   return db
 end
 
 -- create the database before the first kill
-open_db():close()
+open_db(true):close()
 
 local kills, acked, checked_items, violations, failed_cycles = 0, 0, 0, 0, 0
 local next_id, half_checked, applied_inflight = 1, 0, 0
+local checked_index = 0
 local started = os.clock()
 local wall = os.time()
 
@@ -241,6 +253,45 @@ for cycle = 1, KILLS do
       model = snap -- go on from what is there
     end
   end
+  -- every index agrees with the items: the GSI holds exactly the items
+  -- with a g, the LSI every item of each partition, and db:check() finds
+  -- no missing or stale index or expiry entry
+  local by_g, by_pk = {}, {}
+  for k, it in pairs(snap) do
+    local pk = k:match("^(.*)/")
+    if it.g then by_g[it.g] = (by_g[it.g] or 0) + 1 end
+    by_pk[pk] = (by_pk[pk] or 0) + 1
+  end
+  for g = 0, 3 do
+    local name, n, last = "g" .. g, 0, nil
+    for it in db:query(name, { index = "by_g" }) do
+      n = n + 1
+      if it.g ~= name or not same(snap[keyof(it.PK, it.SK)], { v = it.v, n = it.n, g = it.g, m = it.m }) then
+        violation(cycle, "index by_g: entry %s/%s does not match its item", it.PK, it.SK)
+      end
+      if last and it.v < last then violation(cycle, "index by_g: %s out of order", name) end
+      last = it.v
+    end
+    checked_index = checked_index + n
+    if n ~= (by_g[name] or 0) then
+      violation(cycle, "index by_g: %d entries for %s, %d items have it", n, name, by_g[name] or 0)
+    end
+  end
+  for p = 0, 5 do
+    local pk, n = "p" .. p, 0
+    for _ in db:query(pk, { index = "by_v" }) do n = n + 1 end
+    checked_index = checked_index + n
+    if n ~= (by_pk[pk] or 0) then
+      violation(cycle, "index by_v: %d entries in %s, %d items", n, pk, by_pk[pk] or 0)
+    end
+  end
+  local report, cmsg = db:check()
+  if not report or not report.ok then
+    violation(cycle, "db:check() reports problems: %s", report and string.format(
+      "bad_items %s missing_index %s stale_index %s missing_expiry %s stale_expiry %s",
+      tostring(report.bad_items), tostring(report.missing_index), tostring(report.stale_index),
+      tostring(report.missing_expiry), tostring(report.stale_expiry)) or tostring(cmsg))
+  end
   -- the whole database equals the model
   for k, it in pairs(model) do
     checked_items = checked_items + 1
@@ -264,9 +315,9 @@ if own_dir then os.execute("rm -rf " .. shq(dir)) end
 
 print(string.format("crash loop: seed %d, %d kills, %d acknowledged operations checked, " ..
                     "%d interrupted operations checked for all-or-nothing (%d had committed), " ..
-                    "%d item comparisons, %d violations, %ds",
+                    "%d item comparisons, %d index entries checked, %d violations, %ds",
                     SEED, kills, acked, half_checked, applied_inflight, checked_items,
-                    violations, os.time() - wall))
+                    checked_index, violations, os.time() - wall))
 local _ = started
 print(string.format("%d passed, %d failed", kills - failed_cycles, failed_cycles))
 os.exit(failed_cycles == 0 and 0 or 1)

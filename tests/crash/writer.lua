@@ -49,8 +49,11 @@ local function put_effect(id, pk, sk, item)
   say("E", id, pk, sk, "put", item.v, item.g or "-", item.m or "-")
 end
 
+-- ttl: far in the future, so nothing expires, but every item has an
+-- expiry entry for the crash loop to check
+local TTL = 4102444800
 local function item_for(id, pk, sk, m)
-  return { PK = pk, SK = sk, v = id, g = rg(), m = m, pad = pad() }
+  return { PK = pk, SK = sk, v = id, g = rg(), m = m, ttl = TTL, pad = pad() }
 end
 
 local function distinct_keys(n)
