@@ -39,7 +39,7 @@ add_counts() {
 # ---- a small tmpfs
 mkdir -p "$MNT"
 if mount -t tmpfs -o size=2m dynafile-diskfull "$MNT" 2>/dev/null; then
-  echo "== a 2 MB tmpfs ($(df -h "$MNT" | awk 'NR==2 {print $2}'))"
+  echo "-- a 2 MB tmpfs ($(df -h "$MNT" | awk 'NR==2 {print $2}'))"
   # 256 KB of ballast, removed at the end to free space
   head -c 262144 /dev/zero >"$MNT/ballast"
   lua5.4 tests/diskfull/fill.lua "$MNT/db" "$MNT/ballast" >"$WORK/tmpfs.log" 2>&1
@@ -47,11 +47,11 @@ if mount -t tmpfs -o size=2m dynafile-diskfull "$MNT" 2>/dev/null; then
   add_counts "$WORK/tmpfs.log" tmpfs
   umount "$MNT"
 else
-  echo "== cannot mount a tmpfs here (not root?): the file-size limit below is the test"
+  echo "-- cannot mount a tmpfs here (not root?): the file-size limit below is the test"
 fi
 
 # ---- a file-size limit (always)
-echo "== a 2 MB file-size limit (ulimit -f)"
+echo "-- a 2 MB file-size limit (ulimit -f)"
 ( trap '' XFSZ; ulimit -f 2048; exec lua5.4 tests/diskfull/fill.lua "$WORK/db" ) \
   >"$WORK/rlimit.log" 2>&1
 cat "$WORK/rlimit.log"
