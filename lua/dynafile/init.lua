@@ -18,6 +18,7 @@ local setmetatable, getmetatable, tostring, pcall = setmetatable, getmetatable, 
 local os_time, string_format, table_sort = os.time, string.format, table.sort
 local math_floor, math_huge = math.floor, math.huge
 local io = io
+local co_running, co_status = coroutine.running, coroutine.status
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local M = {}
@@ -395,8 +396,18 @@ local function dispatch(self, events)
     tail = tail + 2
   end
   st.qtail = tail
-  if st.dispatching then return end
-  st.dispatching = true
+  -- The coroutine delivering (true: the main thread of Lua 5.1).  A write
+  -- made while it delivers -- by a listener, or a coroutine a listener
+  -- resumed -- queues.  A delivering coroutine that is suspended (a
+  -- listener yielded) or dead hands the queue over, or the events of
+  -- other coroutines' writes would wait for it, forever if abandoned.
+  local me = co_running() or true
+  local owner = st.dispatching
+  if owner and (owner == me or type(owner) ~= "thread"
+      or co_status(owner) == "normal") then
+    return
+  end
+  st.dispatching = me
   while st.qhead < st.qtail do
     local head = st.qhead
     local by, ev = q[head], q[head + 1]
@@ -408,8 +419,10 @@ local function dispatch(self, events)
       if not ok then report_listener_error(by, err, ev) end
     end
   end
-  st.qhead, st.qtail = 1, 0
-  st.dispatching = false
+  if st.dispatching == me then
+    st.qhead, st.qtail = 1, 0
+    st.dispatching = false
+  end
 end
 
 local function has_listeners(self)
