@@ -17,7 +17,8 @@
 --    all in their new state or all in their old one;
 --  - nothing else is in the database;
 --  - every index agrees with the items (a GSI, an LSI, and db:check()
---    over every index and TTL expiry entry).
+--    over every index and TTL expiry entry);
+--  - the change log has no gap, and replaying it gives the items.
 -- It prints the counts and ends with "N passed, N failed" (one check per
 -- kill); the exit status is 1 when any check failed.
 --
@@ -145,8 +146,9 @@ end
 -- The schema the driver creates: a sparse GSI on g (a third of the items
 -- have none), an LSI on v, and a TTL attribute no item ever expires by
 -- (so every item also has an expiry entry to keep in step).
+local LOG_KEEP = 20000 -- change-log records kept: many more than one cycle writes
 local SCHEMA = {
-  pk = "PK", sk = "SK", ttl = "ttl", sync = "full",
+  pk = "PK", sk = "SK", ttl = "ttl", sync = "full", stream = { keep = LOG_KEEP },
   gsi = { by_g = { pk = "g", sk = "v" } },
   lsi = { by_v = { sk = "v" } },
 }
@@ -162,7 +164,8 @@ open_db(true):close()
 
 local kills, acked, checked_items, violations, failed_cycles = 0, 0, 0, 0, 0
 local next_id, half_checked, applied_inflight = 1, 0, 0
-local checked_index = 0
+local checked_index, checked_log = 0, 0
+local log_state, log_seq = {}, 0 -- items as the change log tells them
 local started = os.clock()
 local wall = os.time()
 
@@ -285,6 +288,47 @@ for cycle = 1, KILLS do
       violation(cycle, "index by_v: %d entries in %s, %d items", n, pk, by_pk[pk] or 0)
     end
   end
+  -- the change log: sequence numbers without a gap since the last check,
+  -- and replaying its new records onto the state of the last check gives
+  -- exactly the items now (no record of an uncommitted change, none
+  -- missing for a committed one)
+  while true do
+    local evs, nxt, first = db._c:stream_read(log_seq, 256)
+    if not evs then
+      violation(cycle, "change log unreadable: %s", tostring(nxt))
+      break
+    end
+    if #evs > 0 and first > log_seq + 1 then
+      violation(cycle, "change log starts at %d: records after %d were trimmed", first, log_seq)
+    end
+    for _, ev in ipairs(evs) do
+      if ev.seq ~= log_seq + 1 then
+        violation(cycle, "change log: record %d follows %d", ev.seq, log_seq)
+      end
+      log_seq = ev.seq
+      checked_log = checked_log + 1
+      local it = ev.new or ev.old
+      local k = keyof(it.PK, it.SK)
+      if ev.action == "PUT" then
+        log_state[k] = { v = it.v, n = it.n, g = it.g, m = it.m }
+      else
+        log_state[k] = nil
+      end
+    end
+    if #evs == 0 or nxt == log_seq and #evs < 256 then break end
+  end
+  for k, it in pairs(snap) do
+    if not same(log_state[k], it) then
+      violation(cycle, "change log replay: %s is %s, the items say %s", k, show(log_state[k]), show(it))
+    end
+  end
+  for k, it in pairs(log_state) do
+    if snap[k] == nil then
+      violation(cycle, "change log replay: %s is %s, but there is no such item", k, show(it))
+    end
+  end
+  log_state = {}
+  for k, it in pairs(snap) do log_state[k] = it end
   local report, cmsg = db:check()
   if not report or not report.ok then
     violation(cycle, "db:check() reports problems: %s", report and string.format(
@@ -315,9 +359,10 @@ if own_dir then os.execute("rm -rf " .. shq(dir)) end
 
 print(string.format("crash loop: seed %d, %d kills, %d acknowledged operations checked, " ..
                     "%d interrupted operations checked for all-or-nothing (%d had committed), " ..
-                    "%d item comparisons, %d index entries checked, %d violations, %ds",
+                    "%d item comparisons, %d index entries checked, %d change-log records " ..
+                    "replayed, %d violations, %ds",
                     SEED, kills, acked, half_checked, applied_inflight, checked_items,
-                    checked_index, violations, os.time() - wall))
+                    checked_index, checked_log, violations, os.time() - wall))
 local _ = started
 print(string.format("%d passed, %d failed", kills - failed_cycles, failed_cycles))
 os.exit(failed_cycles == 0 and 0 or 1)

@@ -36,7 +36,7 @@ local function rkey()
 end
 local function pad()
   local r = math.random()
-  local n = r < 0.05 and math.random(3000, 9000) or math.random(0, 300)
+  local n = r < 0.02 and math.random(3000, 9000) or math.random(0, 300)
   return string.rep(string.char(97 + math.random(0, 25)), n)
 end
 local function rg()
