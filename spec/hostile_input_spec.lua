@@ -289,6 +289,34 @@ local CALLS = {
   end },
   { "remove_stream_listener(v)", function(db, v) return db:remove_stream_listener(v) end },
   { "purge_expired(v)", function(db, v) return db:purge_expired(v) end },
+  { "drop_index(v)", function(db, v) return db:drop_index(v) end },
+  { "dynafile.drop_index(v, 'by_g')", function(_, v) return dynafile.drop_index(v, "by_g") end },
+  { "db.poll_stream(v)", function(db, v) return db.poll_stream(v) end },
+  { "db.check(v)", function(db, v) return db.check(v) end },
+  { "db.stat(v)", function(db, v) return db.stat(v) end },
+  { "db.schema(v)", function(db, v) return db.schema(v) end },
+  { "db.batch_writer(v)", function(db, v) return db.batch_writer(v) end },
+  { "batch_writer():put_item(v)", function(db, v)
+    local w = db:batch_writer()
+    local ok, err = pcall(w.put_item, w, v)
+    w:discard()
+    if not ok then error(err, 0) end
+    return true
+  end },
+  { "batch_writer():delete_item(v)", function(db, v)
+    local w = db:batch_writer()
+    local ok, err = pcall(w.delete_item, w, v)
+    w:discard()
+    if not ok then error(err, 0) end
+    return true
+  end },
+  { "w.flush(v)", function(db, v)
+    local w = db:batch_writer()
+    local ok, err = pcall(w.flush, v)
+    w:discard()
+    if not ok then error(err, 0) end
+    return true
+  end },
 }
 
 -- ------------------------------------------------------------ checking
