@@ -605,6 +605,17 @@ describe("hostile input", function()
     assert.truthy((not ok and clear_error(d2)) or (ok and d2 == nil and CODES[code]), tostring(msg or d2))
   end)
 
+  it("refuses filter regexes that would take glibc's regcomp seconds to build", function()
+    -- found by fuzzing: stacked and nested repetitions of optional parts
+    for _, re in ipairs { "a???+++++++", "(((((((((a?)+)+)+)+)+)+)+)+)+", "a???{2,}{2,}{2,}" } do
+      local items, msg, code = db:scan_page { filter = "x =~ /" .. re .. "/" }
+      assert.is_nil(items)
+      assert.equal("ValidationError", code)
+      assert.truthy(msg:find("too complex", 1, true), msg)
+    end
+    assert.is_table(db:scan_page { filter = "x =~ /^[a-z0-9._%+-]+@[a-z0-9.-]+[.][a-z]{2,}$/" })
+  end)
+
   it("raises instead of hanging when a write is attempted while the write transaction is held", function()
     local before = checksum(db)
     local ok, err = pcall(db.transaction, db, function()
