@@ -584,6 +584,13 @@ static int drop_once(df_db *db, const char *name) {
     return df__db_err(db, rc, "cannot drop index %s: %s", name,
                       df_strerror(rc));
   }
+  /* adopting the new schema after the commit must not fail */
+  if (df__schema_reserve(e) != DF_OK) {
+    df__schema_free(&next);
+    df_txn_free(t);
+    return df__db_err(db, DF_ENOMEM, "cannot drop index %s: out of memory",
+                      name);
+  }
   code = df_txn_commit(t); /* grows the map itself on DF_ERETRY */
   if (code != DF_OK) {
     df__schema_free(&next);

@@ -530,10 +530,19 @@ static void retire(df_env *e, char *blob) {
   df_retired *r;
   if (blob == NULL) return;
   r = df__malloc(sizeof *r);
+  if (r == NULL) { /* the node reserved before the change */
+    r = e->retire_spare;
+    e->retire_spare = NULL;
+  }
   if (r == NULL) return; /* leak rather than free under a reader */
   r->blob = blob;
   r->next = e->retired;
   e->retired = r;
+}
+
+int df__schema_reserve(df_env *e) {
+  if (e->retire_spare == NULL) e->retire_spare = df__malloc(sizeof(df_retired));
+  return e->retire_spare ? DF_OK : DF_ENOMEM;
 }
 
 void df__schema_adopt(df_env *e, df_schema_owned *next) {
@@ -554,6 +563,8 @@ void df__schema_retired_free(df_env *e) {
     df__free(r);
   }
   e->retired = NULL;
+  df__free(e->retire_spare);
+  e->retire_spare = NULL;
   df__buf_free(&e->schema_rec);
 }
 
@@ -575,6 +586,7 @@ int df__schema_refresh(MDB_txn *txn, df_env *e) {
       memcmp(e->schema_rec.p, v.mv_data, v.mv_size) == 0)
     return DF_OK;
   /* Another process changed the schema (added or dropped an index). */
+  if (df__schema_reserve(e) != DF_OK) return DF_ENOMEM;
   code = df__schema_decode(v.mv_data, v.mv_size, &next, err, sizeof err);
   if (code != DF_OK) return code;
   df__schema_adopt(e, &next);

@@ -33,7 +33,10 @@ int df__schema_reconcile(df_db *db, MDB_txn *txn, df_env *e,
 int df__schema_store(MDB_txn *txn, df_env *e);
 int df__schema_put(MDB_txn *txn, df_env *e, const df_schema *s);
 /* Make `next` the schema in force (after its record was committed); the
- * old strings stay allocated until the environment closes. */
+ * old strings stay allocated until the environment closes.  Call
+ * df__schema_reserve first (before committing): adopting then cannot
+ * fail for want of memory. */
+int df__schema_reserve(df_env *e);
 void df__schema_adopt(df_env *e, df_schema_owned *next);
 void df__schema_retired_free(df_env *e);
 /* Inside a write transaction: adopt the stored schema when another

@@ -61,6 +61,7 @@ typedef struct df_env {
   df_schema_owned schema;
   df_buf schema_rec;    /* the stored record of `schema`, for refresh */
   df_retired *retired;  /* replaced schema strings (see schema.c) */
+  df_retired *retire_spare; /* a node reserved before a schema change */
   uint64_t origin;      /* this process's default change-log origin */
 } df_env;
 

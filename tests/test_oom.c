@@ -80,6 +80,8 @@ static int open_db(const df_schema *s, df_db **db) {
   o.schema = s;
   o.sync = DF_SYNC_OFF; /* durability is not what is tested here */
   o.map_size = (size_t)1 << 20;
+  o.stream = 1; /* the change log on, with a small retention: trimmed */
+  o.stream_keep = 25;
   return df_db_open(dir, &o, db);
 }
 
@@ -479,6 +481,56 @@ static int run_expr(df_db **db) {
   return rc;
 }
 
+static int run_check(df_db **db) {
+  df_check_report r;
+  int rc = df_db_check(*db, &r);
+  if (rc == DF_OK && (r.items != N_ITEMS || r.bad_items || r.missing_index ||
+                      r.stale_index || r.missing_expiry || r.stale_expiry))
+    rc = DF_EINVAL;
+  return rc;
+}
+
+/* Every record of the change log, in batches of 7. */
+static int run_stream(df_db **db) {
+  df_stream *st = NULL;
+  uint64_t after = 0, first, last, seen = 0;
+  int rc = df_stream_new(&st);
+  while (rc == DF_OK) {
+    size_t i, n;
+    rc = df_stream_read(*db, after, 7, 0, st);
+    if (rc != DF_OK) break;
+    n = df_stream_count(st);
+    for (i = 0; i < n && rc == DF_OK; i++) {
+      df_stream_record rec;
+      rc = df_stream_record_get(st, i, &rec);
+      if (rc == DF_OK && rec.event.seq != (seen ? after + i + 1 : rec.event.seq))
+        rc = DF_EINVAL;
+    }
+    seen += n;
+    if (df_stream_next(st) == after) break;
+    after = df_stream_next(st);
+  }
+  if (rc == DF_OK) {
+    df_stream_bounds(st, &first, &last);
+    if (seen != 25 || last != N_ITEMS) rc = DF_EINVAL; /* 40 puts, 25 kept */
+  }
+  df_stream_free(st);
+  return rc;
+}
+
+/* Dropping the GSI: all of it or nothing. */
+static int run_drop(df_db **db) {
+  return df_db_drop_index(*db, "by_g");
+}
+static int state_drop(df_db *db, int code) {
+  unsigned id;
+  df_stat st;
+  int found = df_db_index_find(db, "by_g", &id) == DF_OK;
+  if (df_db_stat(db, &st) != DF_OK || !intact(db, 0)) return 0;
+  if (code == DF_OK) return !found && st.index_entries == 0;
+  return found && st.index_entries == N_ITEMS;
+}
+
 static int state_any(df_db *db, int code) {
   (void)code;
   return intact(db, 0);
@@ -495,6 +547,9 @@ static const scenario scenarios[] = {
     {"df_query_page", 0, run_pages, state_any, 0},
     {"df_db_stat", 0, run_stat, state_any, 0},
     {"df_expr_compile", 0, run_expr, state_any, 0},
+    {"df_db_check", 2, run_check, state_any, 0},
+    {"df_stream_read", 0, run_stream, state_any, 0},
+    {"df_db_drop_index", 1, run_drop, state_drop, 0},
 };
 
 /* The purge needs an expired item written before the fault is armed. */
