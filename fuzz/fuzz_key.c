@@ -21,13 +21,13 @@
 
 #include "internal.h"
 
-#define CHECK(c)                                                       \
-  do {                                                                 \
-    if (!(c)) {                                                        \
-      fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,       \
-              __LINE__, #c);                                           \
-      abort();                                                         \
-    }                                                                  \
+#define CHECK(c)                                                           \
+  do {                                                                     \
+    if (!(c)) {                                                            \
+      fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, \
+              #c);                                                         \
+      abort();                                                             \
+    }                                                                      \
   } while (0)
 
 #define CAP 600
@@ -40,8 +40,7 @@ typedef struct enc {
   size_t n;
 } enc;
 
-static size_t take(const uint8_t **p, const uint8_t *end, void *out,
-                   size_t n) {
+static size_t take(const uint8_t **p, const uint8_t *end, void *out, size_t n) {
   size_t k = (size_t)(end - *p) < n ? (size_t)(end - *p) : n;
   memset(out, 0, n);
   memcpy(out, *p, k);

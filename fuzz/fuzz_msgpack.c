@@ -20,13 +20,13 @@
 
 #include "internal.h"
 
-#define CHECK(c)                                                       \
-  do {                                                                 \
-    if (!(c)) {                                                        \
-      fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,       \
-              __LINE__, #c);                                           \
-      abort();                                                         \
-    }                                                                  \
+#define CHECK(c)                                                           \
+  do {                                                                     \
+    if (!(c)) {                                                            \
+      fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, \
+              #c);                                                         \
+      abort();                                                             \
+    }                                                                      \
   } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

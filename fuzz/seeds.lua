@@ -15,7 +15,8 @@ local items = {
   { PK = "user#1", SK = 1, name = "Ann", age = 41, tags = { "a", "b" } },
   { PK = "p", SK = "s", data = { count = 3, items = { { x = 1 }, { x = 2.5 } } } },
   { PK = 7, SK = -1.5, flag = true, off = false, none = dynafile.null },
-  { PK = "big", SK = 0, n = math.maxinteger, m = math.mininteger, f = 1e300, e = dynafile.array {} },
+  { PK = "big", SK = 0, n = math.maxinteger, m = math.mininteger, f = 1e300,
+    e = dynafile.array {} },
   { PK = "s", SK = "k", s = string.rep("x", 300), u = "\0\1\2", empty = {} },
   { PK = "deep", SK = 1, a = { b = { c = { d = { e = { f = "g" } } } } } },
 }

@@ -132,11 +132,13 @@ describe("opening a hostile directory", function()
     refused(dir, "Corrupt")
   end)
 
-  it("refuses a data.mdb cut after its meta pages, shorter than its last page, as Corrupt", function()
+  it("refuses a data.mdb cut after its meta pages, shorter than its last page, as Corrupt",
+     function()
     make_db(dir, 400)
     local bytes = read(dir .. "/data.mdb")
     assert.truthy(#bytes > 16 * 4096)
-    for _, n in ipairs { 2 * 4096, 3 * 4096, 3 * 4096 + 100, math.floor(#bytes / 2), #bytes - 4096 } do
+    local cuts = { 2 * 4096, 3 * 4096, 3 * 4096 + 100, math.floor(#bytes / 2), #bytes - 4096 }
+    for _, n in ipairs(cuts) do
       write(dir .. "/data.mdb", bytes:sub(1, n))
       refused(dir, "Corrupt")
       refused(dir, "Corrupt", { readonly = true })
@@ -178,7 +180,8 @@ describe("opening a hostile directory", function()
     assert.truthy(code == "Corrupt" or code == "IOError")
   end)
 
-  it("refuses a non-empty directory of another program as Corrupt and writes nothing there", function()
+  it("refuses a non-empty directory of another program as Corrupt and writes nothing there",
+     function()
     assert(sh("mkdir -p " .. shq(dir)))
     write(dir .. "/notes.txt", "mine")
     local msg = refused(dir, "Corrupt")
@@ -198,7 +201,8 @@ describe("opening a hostile directory", function()
     assert.equal(before, read(dir .. "/data.mdb"))
   end)
 
-  it("refuses an LMDB environment of another program with named sub-databases as Corrupt", function()
+  it("refuses an LMDB environment of another program with named sub-databases as Corrupt",
+     function()
     assert(sh("mkdir -p " .. shq(dir)))
     mdb_load(dir, "users", { { "alice", "1" } })
     refused(dir, "Corrupt")

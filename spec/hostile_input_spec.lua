@@ -132,7 +132,9 @@ local CALLS = {
   end },
   { "dynafile.open(dir, v)", function(_, v, dir) return dynafile.open(dir, v) end },
   { "dynafile.open(dir, {pk = v})", function(_, v, dir) return dynafile.open(dir, { pk = v }) end },
-  { "dynafile.open(dir, {gsi = v})", function(_, v, dir) return dynafile.open(dir, { gsi = v }) end },
+  { "dynafile.open(dir, {gsi = v})", function(_, v, dir)
+    return dynafile.open(dir, { gsi = v })
+  end },
   { "dynafile.open(dir, {sync = v, map_size = v})", function(_, v, dir)
     return dynafile.open(dir, { sync = v, map_size = v })
   end },
@@ -195,7 +197,9 @@ local CALLS = {
   { "query(v)", function(db, v) return drain(db:query(v)) end },
   { "query('p1', v)", function(db, v) return drain(db:query("p1", v)) end },
   { "query('p1', {eq = v})", function(db, v) return drain(db:query("p1", { eq = v })) end },
-  { "query('p1', {between = v})", function(db, v) return drain(db:query("p1", { between = v })) end },
+  { "query('p1', {between = v})", function(db, v)
+    return drain(db:query("p1", { between = v }))
+  end },
   { "query('p1', {between = {1, v}})", function(db, v)
     return drain(db:query("p1", { between = { 1, v } }))
   end },
@@ -207,7 +211,9 @@ local CALLS = {
   { "query('p1', {start_after = v})", function(db, v)
     return drain(db:query("p1", { start_after = v }))
   end },
-  { "query(v, {index = 'by_g'})", function(db, v) return drain(db:query(v, { index = "by_g" })) end },
+  { "query(v, {index = 'by_g'})", function(db, v)
+    return drain(db:query(v, { index = "by_g" }))
+  end },
   { "query('p1', {index = v})", function(db, v) return drain(db:query("p1", { index = v })) end },
   { "scan(v)", function(db, v) return drain(db:scan(v)) end },
   { "scan({segment = v, segments = 4})", function(db, v)
@@ -276,10 +282,12 @@ local CALLS = {
     return db:transact_write_items { { delete = key("p1", 2) }, { put = v } }
   end },
   { "transact_write_items({{update = key, changes = v}})", function(db, v)
-    return db:transact_write_items { { delete = key("p1", 2) }, { update = key("p1", 1), changes = v } }
+    return db:transact_write_items {
+      { delete = key("p1", 2) }, { update = key("p1", 1), changes = v } }
   end },
   { "transact_write_items({{check = key, condition = v}})", function(db, v)
-    return db:transact_write_items { { delete = key("p1", 2) }, { check = key("p1", 1), condition = v } }
+    return db:transact_write_items {
+      { delete = key("p1", 2) }, { check = key("p1", 1), condition = v } }
   end },
   -- the rest of the handle
   { "add_stream_listener(v)", function(db, v)
@@ -441,8 +449,9 @@ describe("hostile input", function()
           end
         end
         -- open() of `other`: close what was opened, start afresh
-        if ok and type(res[2]) == "table" and getmetatable(res[2]) == getmetatable(db) and res[2] ~= db then
-          res[2]:close()
+        local r2 = res[2]
+        if ok and type(r2) == "table" and getmetatable(r2) == getmetatable(db) and r2 ~= db then
+          r2:close()
         end
         if call[1]:find("^dynafile%.open") then os.execute("rm -rf " .. shq(other)) end
         pcall(collectgarbage) -- runs the raising __gc (a warning in 5.4)
@@ -473,7 +482,8 @@ describe("hostile input", function()
     table.insert(groups[g], c)
   end
   for _, g in ipairs(groups) do
-    it("gets a clear error or a documented result from " .. g .. ", and failures change nothing", function()
+    it("gets a clear error or a documented result from " .. g
+       .. ", and failures change nothing", function()
       local problems = run_matrix(groups[g])
       assert.same({}, problems)
     end)
@@ -561,9 +571,13 @@ describe("hostile input", function()
       function() return db:transaction(function() db:close() return true end) end,
       function() return db:batch_write(function(w) w:put_item(key("p1", 1)) db:close() end) end,
       function() for _ in db:scan() do db:close() end end,
-      function() for _ in db:query("p1", { filter = function() db:close() return true end }) do end end,
+      function()
+        for _ in db:query("p1", { filter = function() db:close() return true end }) do end
+      end,
       function() return db:update_item(key("p1", 1), function(old) db:close() return old end) end,
-      function() return db:put_item(key("p1", 1), { condition = function() db:close() return true end }) end,
+      function()
+        return db:put_item(key("p1", 1), { condition = function() db:close() return true end })
+      end,
       function()
         local h = db:add_stream_listener(function() db:close() end)
         local r = { pcall(db.put_item, db, key("p1", 1)) }
@@ -592,7 +606,9 @@ describe("hostile input", function()
     if not ok then
       assert.truthy(clear_error(d2), tostring(d2))
     elseif d2 then
-      assert.equal(64, (function() local n = 0 for _ in pairs(d2:schema().indexes) do n = n + 1 end return n end)())
+      local n = 0
+      for _ in pairs(d2:schema().indexes) do n = n + 1 end
+      assert.equal(64, n)
       assert(d2:put_item { PK = "x", SK = 1, g = "y", a1 = 1, a64 = 2 })
       assert.equal(1, drain(d2:query("y", { index = "ix33" })))
       d2:close()
@@ -602,7 +618,8 @@ describe("hostile input", function()
     end
     gsi.ix65 = { pk = "g" }
     ok, d2, msg, code = pcall(dynafile.open, tmpdir() .. "/x", { gsi = gsi })
-    assert.truthy((not ok and clear_error(d2)) or (ok and d2 == nil and CODES[code]), tostring(msg or d2))
+    assert.truthy((not ok and clear_error(d2)) or (ok and d2 == nil and CODES[code]),
+                  tostring(msg or d2))
   end)
 
   it("refuses filter regexes that would take glibc's regcomp seconds to build", function()
@@ -616,7 +633,8 @@ describe("hostile input", function()
     assert.is_table(db:scan_page { filter = "x =~ /^[a-z0-9._%+-]+@[a-z0-9.-]+[.][a-z]{2,}$/" })
   end)
 
-  it("raises instead of hanging when a write is attempted while the write transaction is held", function()
+  it("raises instead of hanging when a write is attempted while the write transaction is held",
+     function()
     local before = checksum(db)
     local ok, err = pcall(db.transaction, db, function()
       db:put_item(key("p1", 1))
@@ -631,7 +649,8 @@ describe("hostile input", function()
     assert.equal(before, checksum(db))
   end)
 
-  it("fails clearly, not by hanging, while a suspended coroutine holds the write transaction", function()
+  it("fails clearly, not by hanging, while a suspended coroutine holds the write transaction",
+     function()
     local co = coroutine.create(function()
       return db:transaction(function(tx)
         tx:put_item { PK = "co", SK = 1 }

@@ -143,14 +143,18 @@ static char *render_db(void) {
   if (run(L, prelude, 1) == 0 &&
       run(L,
           "local function r(v, o)\n"
-          "  if type(v) ~= 'table' then o[#o+1] = type(v)..':'..tostring(v) return end\n"
+          "  if type(v) ~= 'table' then o[#o+1] = type(v)..':'..tostring(v) "
+          "return end\n"
           "  local ks = {} for k in pairs(v) do ks[#ks+1] = k end\n"
-          "  table.sort(ks, function(a, b) return tostring(a) < tostring(b) end)\n"
-          "  o[#o+1] = '{' for _, k in ipairs(ks) do r(k, o) o[#o+1] = '=' r(v[k], o) end o[#o+1] = '}'\n"
+          "  table.sort(ks, function(a, b) return tostring(a) < tostring(b) "
+          "end)\n"
+          "  o[#o+1] = '{' for _, k in ipairs(ks) do r(k, o) o[#o+1] = '=' "
+          "r(v[k], o) end o[#o+1] = '}'\n"
           "end\n"
           "local o = {}\n"
           "for it in db:scan() do r(it, o) end\n"
-          "o[#o+1] = '|gsi:' for it in db:scan { index = 'by_g' } do r(it, o) end\n"
+          "o[#o+1] = '|gsi:' for it in db:scan { index = 'by_g' } do r(it, o) "
+          "end\n"
           "local c = db:check() o[#o+1] = '|check:' .. tostring(c and c.ok)\n"
           "RENDERED = table.concat(o, ' ')\n"
           "db:close()\n",
@@ -180,16 +184,19 @@ static const snippet snippets[] = {
      "assert(db:update_item(key('p1', 4), { set = { ['m.x'] = 1, v = 'new' }, "
      "add = { n = 5 }, remove = { 'w' } }))"},
     {"update_item (function)",
-     "assert(db:update_item(key('p1', 5), function(old) old.v = 'f' return old end))"},
+     "assert(db:update_item(key('p1', 5), function(old) old.v = 'f' return old "
+     "end))"},
     {"put_item (condition)",
-     "assert(db:put_item({ PK = 'p1', SK = 19, v = 'c' }, { condition = 'exists(v)' }))"},
+     "assert(db:put_item({ PK = 'p1', SK = 19, v = 'c' }, { condition = "
+     "'exists(v)' }))"},
     {"query (filter, limit)",
      "local n = 0 for _ in db:query('p1', { filter = 'n >= 2', limit = 5 }) do "
      "n = n + 1 end assert(n == 5)"},
     {"scan and scan_page",
      "local n = 0 for _ in db:scan() do n = n + 1 end assert(n == 30)\n"
      "local items, nk = db:scan_page { limit = 7 }\n"
-     "local more = db:scan_page { limit = 7, start_after = nk } assert(#more == 7)"},
+     "local more = db:scan_page { limit = 7, start_after = nk } assert(#more "
+     "== 7)"},
     {"query (index)",
      "local n = 0 for _ in db:query('g1', { index = 'by_g' }) do n = n + 1 end "
      "assert(n > 0)"},
@@ -198,7 +205,8 @@ static const snippet snippets[] = {
      "assert(r[1] and r[2] and r[3] == false)"},
     {"batch_write",
      "assert(db:batch_write(function(w) for i = 1, 10 do "
-     "w:put_item { PK = 'b', SK = i, g = 'g2' } end w:delete_item(key('p1', 1)) "
+     "w:put_item { PK = 'b', SK = i, g = 'g2' } end w:delete_item(key('p1', "
+     "1)) "
      "end))"},
     {"transaction",
      "assert(db:transaction(function(tx)\n"
@@ -209,10 +217,12 @@ static const snippet snippets[] = {
      "  return true end))"},
     {"transact_write_items",
      "assert(db:transact_write_items { { put = { PK = 'w', SK = 1 } }, "
-     "{ delete = key('p1', 13) }, { update = key('p1', 15), changes = { set = { "
+     "{ delete = key('p1', 13) }, { update = key('p1', 15), changes = { set = "
+     "{ "
      "v = 1 } } }, { check = key('p1', 17), condition = 'exists(PK)' } })"},
     {"listener",
-     "local seen = 0 local h = db:add_stream_listener(function(ev) seen = seen + 1 end)\n"
+     "local seen = 0 local h = db:add_stream_listener(function(ev) seen = seen "
+     "+ 1 end)\n"
      "assert(db:put_item { PK = 'l', SK = 1 }) db:remove_stream_listener(h) "
      "assert(seen == 1)"},
     {"purge_expired", "assert(db:purge_expired() >= 0)"},
@@ -299,8 +309,8 @@ static void run_snippet(const snippet *sn, const char *pre) {
     free(now);
   }
   free(post);
-  printf("%-24s %5ld allocation points failed (%ld raised)\n", sn->name,
-         points, errors);
+  printf("%-24s %5ld allocation points failed (%ld raised)\n", sn->name, points,
+         errors);
   points_total += points;
 }
 
@@ -323,13 +333,15 @@ int main(void) {
   if (run(L,
           "package.path = 'lua/?.lua;lua/?/init.lua'\n"
           "local dynafile = require 'dynafile'\n"
-          "local db = assert(dynafile.open(DIR, { pk = 'PK', sk = 'SK', ttl = 't', "
+          "local db = assert(dynafile.open(DIR, { pk = 'PK', sk = 'SK', ttl = "
+          "'t', "
           "sync = 'off', gsi = { by_g = { pk = 'g', sk = 'SK' } } }))\n"
           "for i = 1, 30 do assert(db:put_item { PK = 'p' .. (i % 2), SK = i, "
           "n = i, v = 'x', w = 1, g = 'g' .. (i % 3), t = 4102444800 }) end\n"
           "db:close()\n",
           1) != 0) {
-    fprintf(stderr, "cannot make the template (run from the repository root)\n");
+    fprintf(stderr,
+            "cannot make the template (run from the repository root)\n");
     return 2;
   }
   lua_close(L);

@@ -247,8 +247,8 @@ static void run_scenario(const scenario *sc) {
       df_db_close(db);
       db = NULL;
       if (!CHECK(open_db(&s, &db) == DF_OK)) {
-        fprintf(stderr, "  %s, allocation %ld: reopen failed: %s\n",
-                sc->name, n, df_db_errmsg(db));
+        fprintf(stderr, "  %s, allocation %ld: reopen failed: %s\n", sc->name,
+                n, df_db_errmsg(db));
         df_db_close(db);
         continue;
       }
@@ -266,8 +266,7 @@ static void run_scenario(const scenario *sc) {
       return;
     }
   }
-  printf("%-22s %4ld allocation points failed one by one\n", sc->name,
-         points);
+  printf("%-22s %4ld allocation points failed one by one\n", sc->name, points);
   fault_points += points;
 }
 
@@ -367,8 +366,7 @@ static int run_txn(df_db **db) {
   return rc;
 }
 static int state_txn(df_db *db, int code) {
-  return code == DF_OK ? db_state_is(db, 10, 20, 1000, 30, 32)
-                       : intact(db, 0);
+  return code == DF_OK ? db_state_is(db, 10, 20, 1000, 30, 32) : intact(db, 0);
 }
 
 /* A read transaction: begin, three gets. */
@@ -465,7 +463,8 @@ static int run_expr(df_db **db) {
       "a == 1 and (b.c[2] != \"x\" or not exists(d)) and e in [1, 2.5, "
       "\"s\", true, null]",
       "begins_with(name, 'ab') or contains(tags, \"t\") or size(s) > 3",
-      "`odd name`.x =~ /^[a-z]+$/i and y <= -1e300 and z >= 18446744073709551615",
+      "`odd name`.x =~ /^[a-z]+$/i and y <= -1e300 and z >= "
+      "18446744073709551615",
   };
   size_t i;
   int rc = DF_OK;
@@ -503,7 +502,8 @@ static int run_stream(df_db **db) {
     for (i = 0; i < n && rc == DF_OK; i++) {
       df_stream_record rec;
       rc = df_stream_record_get(st, i, &rec);
-      if (rc == DF_OK && rec.event.seq != (seen ? after + i + 1 : rec.event.seq))
+      if (rc == DF_OK &&
+          rec.event.seq != (seen ? after + i + 1 : rec.event.seq))
         rc = DF_EINVAL;
     }
     seen += n;
@@ -553,7 +553,9 @@ static const scenario scenarios[] = {
 };
 
 /* The purge needs an expired item written before the fault is armed. */
-static int run_purge_armed(df_db **db) { return purge_now(*db); }
+static int run_purge_armed(df_db **db) {
+  return purge_now(*db);
+}
 static int state_purge(df_db *db, int code) {
   return code == DF_OK ? db_state_is(db, 0, 0, 0, 0, 1) : intact(db, 0);
 }

@@ -269,7 +269,8 @@ for cycle = 1, KILLS do
     local name, n, last = "g" .. g, 0, nil
     for it in db:query(name, { index = "by_g" }) do
       n = n + 1
-      if it.g ~= name or not same(snap[keyof(it.PK, it.SK)], { v = it.v, n = it.n, g = it.g, m = it.m }) then
+      local as_item = { v = it.v, n = it.n, g = it.g, m = it.m }
+      if it.g ~= name or not same(snap[keyof(it.PK, it.SK)], as_item) then
         violation(cycle, "index by_g: entry %s/%s does not match its item", it.PK, it.SK)
       end
       if last and it.v < last then violation(cycle, "index by_g: %s out of order", name) end
@@ -280,8 +281,8 @@ for cycle = 1, KILLS do
       violation(cycle, "index by_g: %d entries for %s, %d items have it", n, name, by_g[name] or 0)
     end
   end
-  for p = 0, 5 do
-    local pk, n = "p" .. p, 0
+  for pn = 0, 5 do
+    local pk, n = "p" .. pn, 0
     for _ in db:query(pk, { index = "by_v" }) do n = n + 1 end
     checked_index = checked_index + n
     if n ~= (by_pk[pk] or 0) then
@@ -319,7 +320,8 @@ for cycle = 1, KILLS do
   end
   for k, it in pairs(snap) do
     if not same(log_state[k], it) then
-      violation(cycle, "change log replay: %s is %s, the items say %s", k, show(log_state[k]), show(it))
+      violation(cycle, "change log replay: %s is %s, the items say %s", k,
+                show(log_state[k]), show(it))
     end
   end
   for k, it in pairs(log_state) do

@@ -159,7 +159,8 @@ function ops.twi(id)
       actions[i] = { put = it }
     elseif r < 0.75 then
       say("E", id, k[1], k[2], "upd", id)
-      actions[i] = { update = { PK = k[1], SK = k[2] }, changes = { set = { v = id }, add = { n = 1 } } }
+      actions[i] = { update = { PK = k[1], SK = k[2] },
+                     changes = { set = { v = id }, add = { n = 1 } } }
     else
       say("E", id, k[1], k[2], "del")
       actions[i] = { delete = { PK = k[1], SK = k[2] } }

@@ -73,7 +73,8 @@ check(refused.code == "IOError", "the refused put returns code IOError", refused
 check(type(refused.msg) == "string" and
       (refused.msg:find("no space left", 1, true) or refused.msg:find("file-size limit", 1, true)),
       "the refused put says why: " .. tostring(refused.msg))
-check(same_as_model(db), "every acknowledged put is there after the refusal", select(2, same_as_model(db)))
+check(same_as_model(db), "every acknowledged put is there after the refusal",
+      select(2, same_as_model(db)))
 
 -- 2. more writes on the full disk
 local ok_writes, io_errors, bad = 0, 0, {}
@@ -85,10 +86,13 @@ local function attempt(what, f, apply)
   elseif res[1] and res[2] == nil and res[4] == "IOError" then
     io_errors = io_errors + 1
   else
-    bad[#bad + 1] = what .. ": " .. tostring(res[2]) .. " " .. tostring(res[3]) .. " " .. tostring(res[4])
+    bad[#bad + 1] = string.format("%s: %s %s %s", what, tostring(res[2]), tostring(res[3]),
+                                  tostring(res[4]))
   end
   local same, why = same_as_model(db)
-  if not same then bad[#bad + 1] = what .. ": database differs from the acknowledged writes: " .. why end
+  if not same then
+    bad[#bad + 1] = what .. ": database differs from the acknowledged writes: " .. why
+  end
 end
 
 for r = 1, 40 do
@@ -98,7 +102,9 @@ for r = 1, 40 do
   local kind = r % 5
   if kind == 0 then
     local big = string.rep("b", 20000)
-    attempt("put", function() return db:put_item { PK = "new", SK = r, v = -r, g = "g", pad = big } end,
+    attempt("put", function()
+      return db:put_item { PK = "new", SK = r, v = -r, g = "g", pad = big }
+    end,
       function() model["new/" .. r] = { v = -r } end)
   elseif kind == 1 and model[key] then
     attempt("update", function()
@@ -150,7 +156,8 @@ if ballast and db2 then
   local ok2, m2, c2 = db:put_item { PK = "after", SK = 1, v = 1, g = "g", pad = PAD }
   check(ok2 == true, "with space freed, writes work again", tostring(m2) .. " " .. tostring(c2))
   if ok2 then model["after/1"] = { v = 1 } end
-  check(same_as_model(db), "and the database holds what was acknowledged", select(2, same_as_model(db)))
+  check(same_as_model(db), "and the database holds what was acknowledged",
+        select(2, same_as_model(db)))
 end
 if db2 then db:close() end
 print(pass .. " passed, " .. fail .. " failed")
