@@ -82,12 +82,23 @@ function M.wait(w, seconds)
   return status, M.output(w)
 end
 
+-- A shell test, with builtins only (no ps: the specs may run with a
+-- sanitizer runtime preloaded, which some tools do not survive): does a
+-- process of group $1 still run (is it in /proc and not a zombie)?
+local GROUP_RUNS = [[
+for s in /proc/[0-9]*/stat; do
+  read -r line < "$s" 2>/dev/null || continue
+  set -- $line
+  [ "$5" = "$G" ] && [ "$3" != Z ] && exit 0
+done
+exit 1]]
+
 --- Send SIGKILL to the worker's process group and wait until none of
 -- its processes runs any more (the shell recording the status dies too).
 function M.kill(w)
   os.execute("kill -9 -" .. w.pid .. " 2>/dev/null")
   for _ = 1, 250 do
-    if not succeeded("ps -o stat= -g " .. w.pid .. " | grep -qv '^Z'") then break end
+    if not succeeded("G=" .. w.pid .. " sh -c " .. q(GROUP_RUNS)) then break end
     sleep(0.02)
   end
 end
