@@ -47,6 +47,17 @@ export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after
 export LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp:print_suppressions=0:exitcode=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$LOG/san/report
 
+# Programs that hang with the ASan runtime preloaded (procps' ps waits
+# forever on a lock during its start-up) are run through a wrapper, first
+# on PATH, that starts them without it.
+mkdir -p "$LOG/bin"
+for tool in ps; do
+  real=$(command -v "$tool") || continue
+  printf '#!/bin/sh\nunset LD_PRELOAD\nexec %s "$@"\n' "$real" >"$LOG/bin/$tool"
+  chmod +x "$LOG/bin/$tool"
+done
+export PATH="$LOG/bin:$PATH"
+
 # Print the reports that count, and clear the report directory.
 sanitizer_report() {
   for r in "$LOG"/san/report.*; do
