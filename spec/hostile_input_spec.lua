@@ -354,6 +354,12 @@ local function render(v, out)
     out[#out + 1] = "}"
   elseif t == "number" then
     out[#out + 1] = string.format("%.17g", v)
+  elseif t == "string" and #v > 4096 then
+    -- long strings (the 10 MB one) by length and 64 samples: rendering
+    -- them whole after every call would dominate the run
+    local step = math.floor(#v / 64)
+    out[#out + 1] = "s" .. #v .. ":"
+    for i = 1, #v, step do out[#out + 1] = v:sub(i, i + 7) end
   else
     out[#out + 1] = t:sub(1, 1) .. tostring(v)
   end
@@ -454,8 +460,22 @@ describe("hostile input", function()
           r2:close()
         end
         if call[1]:find("^dynafile%.open") then os.execute("rm -rf " .. shq(other)) end
-        pcall(collectgarbage) -- runs the raising __gc (a warning in 5.4)
+        if val[1]:find("__gc", 1, true) then
+          pcall(collectgarbage) -- runs the raising __gc (a warning in 5.4)
+        end
         local failed = not ok or (res[2] == nil and res[3] ~= nil)
+        if not failed and val[1] == "10 MB string" then
+          -- a stored 10 MB value would slow every later call of the group:
+          -- put the seed items back and drop any other item holding it
+          local big = {}
+          for it in db:scan() do
+            for _, a in pairs(it) do
+              if type(a) == "string" and #a > 1e6 then big[#big + 1] = key(it.PK, it.SK) end
+            end
+          end
+          for _, k in ipairs(big) do assert(db:delete_item(k)) end
+          seed(db)
+        end
         local now = checksum(db)
         if failed and now ~= sum then
           problems[#problems + 1] = what .. ": failed, but changed the database"
