@@ -3,6 +3,7 @@
 #   make            build the C core and the Lua module for $(LUA)
 #   make demo       install what is missing, build, run examples/quickstart.lua
 #   make test       install what is missing, build, run every test
+#   make js-deps    install the pinned JavaScript test clients (tests/js)
 #   make tsan       build the core and tests/test_threads.c with
 #                   ThreadSanitizer (TSAN_CC=gcc or clang) and run it
 #   make install    PREFIX, DESTDIR, LUA_CMOD, LUA_LMOD honoured
@@ -53,8 +54,8 @@ LIB := $(B)/libdynafile.a
 C_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 C_EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all deps demo test test-c test-lua bench install uninstall clean docs \
-        format lint tsan
+.PHONY: all deps js-deps demo test test-c test-lua bench install uninstall clean \
+        docs format lint tsan
 
 all: $(MODULE) $(LIB)
 
@@ -89,6 +90,10 @@ $(B)/examples/%: examples/%.c $(LIB) | $(B)
 deps:
 	@sh scripts/install-deps.sh
 
+# npm ci in tests/js when needed (the AWS SDK for JavaScript v3, dynalite)
+js-deps: deps
+	@sh scripts/js-deps.sh
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(B)/?.so;;" \
@@ -96,7 +101,9 @@ demo: deps
 
 # run-tests.sh builds every Lua version itself (make LUA=... all, test-c) and
 # counts a build failure as a test failure, so the other suites still run.
+# A failed npm ci does not stop the run: the JavaScript suites then fail.
 test: deps
+	@sh scripts/js-deps.sh || echo "make test: npm ci failed in tests/js"
 	@MAKE="$(MAKE)" sh scripts/run-tests.sh
 
 test-c: $(C_TESTS) $(C_EXAMPLES)

@@ -27,6 +27,7 @@ PACKAGES="
   strace
   nginx-light libnginx-mod-http-lua curl
   clang libclang-rt-14-dev valgrind lua-check
+  lua-luaossl awscli wrk
 "
 # What each group is for:
 #   gcc libc6-dev make pkg-config   C toolchain (libc6-dev is only a Recommends
@@ -39,6 +40,13 @@ PACKAGES="
 #   strace                          crash / process tests
 #   nginx-light libnginx-mod-http-lua curl   OpenResty-style integration test
 #   clang libclang-rt-14-dev valgrind lua-check   sanitizers, leak checks, lint
+#   lua-luaossl                     HMAC-SHA256 for `dynafile serve --auth` (SigV4)
+#   awscli wrk                      serve's tests (the AWS CLI) and `make bench-serve`
+#   nodejs npm                      the JavaScript test clients in tests/js (AWS SDK
+#                                   v3, dynalite), added only when the `node` or
+#                                   `npm` command is missing: Debian's npm conflicts
+#                                   with the nodejs of other distributors
+#                                   (nodesource), which brings its own npm
 
 # `make docs` only (not needed to build or test): LDoc and the Markdown
 # formatter it uses, installed on demand with --docs.
@@ -46,6 +54,14 @@ DOC_PACKAGES="lua5.1 lua-ldoc lua-markdown"
 if [ "${1:-}" = "--docs" ]; then
   PACKAGES=$DOC_PACKAGES
   shift
+fi
+
+# node and npm: Debian's packages only when the commands are missing (a
+# nodejs from elsewhere, such as nodesource's, includes npm and conflicts
+# with Debian's npm package).
+if [ "$PACKAGES" != "$DOC_PACKAGES" ]; then
+  command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
+  command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 fi
 
 case "${1:-}" in
