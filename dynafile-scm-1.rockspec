@@ -65,7 +65,9 @@ build = {
     ["dynafile"] = "lua/dynafile/init.lua",
     ["dynafile.batch"] = "lua/dynafile/batch.lua",
     ["dynafile.cli"] = "lua/dynafile/cli.lua",
+    ["dynafile.ddbjson"] = "lua/dynafile/ddbjson.lua",
     ["dynafile.json"] = "lua/dynafile/json.lua",
+    ["dynafile.types"] = "lua/dynafile/types.lua",
     ["dynafile.update"] = "lua/dynafile/update.lua",
   },
   install = {

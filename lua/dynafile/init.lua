@@ -12,6 +12,7 @@
 
 local core = require "dynafile.core"
 local update = require "dynafile.update"
+local types = require "dynafile.types"
 
 local error, type, pairs, ipairs, select, next = error, type, pairs, ipairs, select, next
 local setmetatable, getmetatable, tostring, pcall = setmetatable, getmetatable, tostring, pcall
@@ -67,6 +68,26 @@ function M.array(t)
   if not ok then error("dynafile.array: t: " .. tostring(r), 2) end
   return r
 end
+
+-- DynamoDB's value types (see dynafile.types for the details).
+
+--- Make a set value (DynamoDB's SS, NS or BS): `dynafile.set{"a", "b"}`,
+-- `dynafile.set({}, "N")`.  See `dynafile.types.set`.
+M.set = types.set
+--- Make a binary value (DynamoDB's B) from a string.  See
+-- `dynafile.types.binary`.
+M.binary = types.binary
+--- Make a decimal value, an exact DynamoDB number: `dynafile.decimal("0.1")`.
+-- See `dynafile.types.decimal`.
+M.decimal = types.decimal
+--- The DynamoDB type of a value ("S", "N", "B", "BOOL", "NULL", "M", "L",
+-- "SS", "NS", "BS"), nil for a value no item can hold.
+M.type = types.type
+--- The Lua value of a DynamoDB N string: a Lua number when exact, else a
+-- decimal value (an `int64_t` cdata for big integers under LuaJIT).
+M.number = types.number
+--- DynamoDB's canonical N string of a number value ("1.5", "100", "0").
+M.number_string = types.number_string
 
 local DB = {}
 DB.__index = DB
