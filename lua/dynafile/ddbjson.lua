@@ -47,6 +47,9 @@ Error.__index = Error
 Error.__tostring = function(e) return e.code .. ": " .. e.message end
 
 --- Is e an error raised by this module?
+-- @param e a value caught by pcall
+-- @treturn boolean
+-- @raise nothing
 function M.is_error(e)
   return getmetatable(e) == Error
 end
@@ -73,6 +76,9 @@ for i = 1, 64 do
 end
 
 --- Standard base64 (with padding) of a string.
+-- @tparam string s the bytes
+-- @treturn string
+-- @raise nothing
 function M.base64_encode(s)
   local out, n = {}, #s
   for i = 1, n, 3 do
@@ -86,8 +92,10 @@ function M.base64_encode(s)
   return table_concat(out)
 end
 
---- Decode standard base64 (padding required, no whitespace): the bytes,
--- or nil and why not (DynamoDB's wording).
+--- Decode standard base64 (padding required, no whitespace).
+-- @tparam string s the base64 text
+-- @return the bytes, or nil and why not (DynamoDB's wording)
+-- @raise nothing
 function M.base64_decode(s)
   if type(s) ~= "string" then return nil, "not a string" end
   local n = #s
@@ -274,7 +282,9 @@ function M.decode_value(av)
   return decode(av, 0)
 end
 
---- The Lua item of an AttributeValue map (`{name = av, ...}`).
+--- The Lua item of an AttributeValue map.
+-- @tparam table t `{name = av, ...}`
+-- @treturn table the item
 -- @raise an error object for a malformed map or value
 function M.decode_item(t)
   if type(t) ~= "table" then
@@ -382,6 +392,8 @@ function M.encode_value(v)
 end
 
 --- The AttributeValue map of a Lua item.
+-- @tparam table item the item
+-- @treturn table `{name = av, ...}`
 -- @raise an error object as `encode_value`, or when item is not a table
 function M.encode_item(item)
   if type(item) ~= "table" or getmetatable(item) ~= nil and types_type(item) ~= "M" then

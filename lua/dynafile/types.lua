@@ -224,11 +224,17 @@ DEC_MT.__unm = function(d) return new_decimal(-d.sign, d.digits, d.exp) end
 
 --- The nearest Lua number (a float, or an integer when the value is one
 -- that fits): may lose digits.
+-- @param d the decimal value
+-- @treturn number
+-- @raise nothing
 function dec_methods.tonumber(d)
   return tonumber(plain(d.sign, d.digits, d.exp))
 end
 
 --- DynamoDB's canonical string of the value (as `tostring(d)`).
+-- @param d the decimal value
+-- @treturn string plain digits, no exponent ("-0.001", "12500")
+-- @raise nothing
 function dec_methods.string(d)
   return plain(d.sign, d.digits, d.exp)
 end
@@ -262,6 +268,9 @@ function M.decimal(v)
 end
 
 --- Is v a decimal value?
+-- @param v any value
+-- @treturn boolean
+-- @raise nothing
 function M.is_decimal(v)
   return type(v) == "table" and getmetatable(v) == DEC_MT
 end
@@ -331,8 +340,10 @@ function M.number(s)
   return to_lua(sign, digits, e)
 end
 
---- Parse an N string without raising: the Lua value, or nil and
--- DynamoDB's message.
+--- Parse an N string without raising.
+-- @param s the N string
+-- @return the Lua value as `number` gives it, or nil and DynamoDB's message
+-- @raise nothing
 function M.parse_number(s)
   local sign, digits, e = parse(s)
   if not sign then return nil, digits end
@@ -353,8 +364,11 @@ function M.number_string(v)
   return plain(s, d, e)
 end
 
---- Does the number v fit DynamoDB's range and precision?  Returns true,
--- or false and DynamoDB's message.
+--- Does the number v fit DynamoDB's range and precision?
+-- @param v a Lua number, decimal value or int64 cdata
+-- @return true, or false and DynamoDB's message (also for NaN, the
+--   infinities and what is no number)
+-- @raise nothing
 function M.number_in_range(v)
   local s, d, e = parts(v)
   if not s then return false, d end
@@ -366,7 +380,10 @@ function M.number_in_range(v)
   return true
 end
 
---- Compare two number values numerically: -1, 0 or 1.
+--- Compare two number values numerically, as decimals.
+-- @param a a Lua number, decimal value or int64 cdata
+-- @param b the same
+-- @treturn number -1, 0 or 1
 -- @raise when either is not a number value (or NaN)
 function M.compare_numbers(a, b)
   local sa, da, ea = parts(a)
@@ -402,8 +419,14 @@ else
 end
 
 --- The bytes of a binary value, as a Lua string.
+-- @param b the binary value
+-- @treturn string
+-- @raise nothing
 function bin_methods.bytes(b) return bytes_of(b) end
---- The number of bytes (also `#b`, except on Lua 5.1 without the C module).
+--- The number of bytes (as `#b`).
+-- @param b the binary value
+-- @treturn integer
+-- @raise nothing
 function bin_methods.len(b) return #bytes_of(b) end
 
 --- Make a binary value (DynamoDB's B): bytes that are stored, compared
@@ -421,11 +444,17 @@ function M.binary(s)
 end
 
 --- Is v a binary value?
+-- @param v any value
+-- @treturn boolean
+-- @raise nothing
 function M.is_binary(v)
   return getmetatable(v) == BIN_MT and (type(v) == "table" or type(v) == "userdata")
 end
 
---- The bytes of a binary value (nil for anything else).
+--- The bytes of a binary value.
+-- @param v any value
+-- @treturn string|nil the bytes, nil when v is not a binary value
+-- @raise nothing
 function M.binary_bytes(v)
   if M.is_binary(v) then return bytes_of(v) end
   return nil
@@ -492,7 +521,12 @@ for kind, mt in pairs(SET_MT) do
 end
 
 --- Does the set hold v?  Numbers compare numerically (1 and 1.0 are the
--- same element), binary values by their bytes.
+-- same element), binary values by their bytes (a string set holds no
+-- binary value, a binary set takes a string for its bytes).
+-- @param s the set
+-- @param v the value looked for
+-- @treturn boolean
+-- @raise nothing
 function set_methods.contains(s, v)
   local kind = getmetatable(s).kind
   local key = element_key(kind, v)
@@ -503,7 +537,10 @@ function set_methods.contains(s, v)
   return false
 end
 
---- Add v to the set unless it holds it already.  Returns the set.
+--- Add v to the set unless it holds it already.
+-- @param s the set
+-- @param v the element (a string for a binary set becomes a binary value)
+-- @return s
 -- @raise when v does not belong in the set (a number in a string set...)
 function set_methods.add(s, v)
   local kind = getmetatable(s).kind
@@ -516,7 +553,11 @@ function set_methods.add(s, v)
   return s
 end
 
---- Remove v from the set, if it holds it.  Returns the set.
+--- Remove v from the set, if it holds it (the order of the others stays).
+-- @param s the set
+-- @param v the element
+-- @return s
+-- @raise nothing
 function set_methods.delete(s, v)
   local kind = getmetatable(s).kind
   local key = element_key(kind, v)
@@ -582,6 +623,9 @@ function M.set(list, kind)
 end
 
 --- Is v a set value?
+-- @param v any value
+-- @treturn boolean
+-- @raise nothing
 function M.is_set(v)
   return type(v) == "table" and SET_KIND[getmetatable(v)] ~= nil
 end
@@ -592,6 +636,9 @@ end
 -- "SS", "NS" or "BS"; nil for a value no item can hold (nil, NaN,
 -- functions, ...).  A table is "L" when marked with `dynafile.array` or
 -- when its keys are exactly 1..n (n > 0), else "M".
+-- @param v any value
+-- @treturn string|nil
+-- @raise nothing
 function M.type(v)
   local tv = type(v)
   if tv == "string" then return "S" end
