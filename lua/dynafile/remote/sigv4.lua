@@ -1,0 +1,134 @@
+--- dynafile.remote.sigv4: AWS Signature Version 4 for requests to DynamoDB.
+--
+-- Signs an HTTP request (method, path, query, headers, body) with an
+-- access key: the canonical request, the string to sign and the signature
+-- are built as AWS's SigV4 specification defines them; SHA-256 and
+-- HMAC-SHA256 come from OpenSSL through luaossl.
+--
+-- Invariant: the headers named in SignedHeaders are exactly the ones the
+-- request sends, with the values signed (the caller sends `headers` as
+-- returned, and adds no header afterwards).  The derived signing key is
+-- cached per (secret, date, region, service), so a request costs one HMAC
+-- for the key of the day's first request only, and two SHA-256 digests
+-- and one HMAC afterwards.
+-- @module dynafile.remote.sigv4
+
+local digest = require "openssl.digest"
+local hmac = require "openssl.hmac"
+
+local pairs, ipairs, tostring = pairs, ipairs, tostring
+local string_format, string_byte, table_sort, table_concat =
+  string.format, string.byte, table.sort, table.concat
+local os_date = os.date
+
+local M = {}
+
+local HEX = {}
+for i = 0, 255 do HEX[i] = string_format("%02x", i) end
+
+--- Lower-case hexadecimal of a byte string.
+-- @tparam string s bytes
+-- @treturn string hex digits
+function M.hex(s)
+  local n = #s
+  local out = {}
+  for i = 1, n do out[i] = HEX[string_byte(s, i)] end
+  return table_concat(out)
+end
+local hex = M.hex
+
+--- SHA-256 of s, in hex.
+-- @tparam string s bytes
+-- @treturn string 64 hex digits
+function M.sha256_hex(s)
+  return hex(digest.new("sha256"):final(s))
+end
+local sha256_hex = M.sha256_hex
+
+local function hmac256(key, msg)
+  return hmac.new(key, "sha256"):final(msg)
+end
+
+-- One cached signing key: most programs sign with one key, one region and
+-- one service, so the cache holds the last one derived.
+local cached = { secret = nil, date = nil, region = nil, service = nil, key = nil }
+
+--- The SigV4 signing key for a day (YYYYMMDD), region and service.
+-- @treturn string the 32-byte key
+function M.signing_key(secret, date, region, service)
+  local c = cached
+  if c.secret == secret and c.date == date and c.region == region and c.service == service then
+    return c.key
+  end
+  local k = hmac256("AWS4" .. secret, date)
+  k = hmac256(k, region)
+  k = hmac256(k, service)
+  k = hmac256(k, "aws4_request")
+  c.secret, c.date, c.region, c.service, c.key = secret, date, region, service, k
+  return k
+end
+
+local function trim(v)
+  -- header values: leading and trailing spaces removed, inner runs of
+  -- spaces made one
+  return (tostring(v):gsub("^%s+", ""):gsub("%s+$", ""):gsub("%s+", " "))
+end
+
+--- Sign a request.
+-- @tparam table r `{method = "POST", path = "/", query = "a=1&b=2"` (already
+--   URI-encoded and sorted, or nil)`, headers = {name = value}` (must hold
+--   `host`)`, body = string, time = epoch seconds (default now),
+--   region = ..., service = "dynamodb"}`
+-- @tparam table creds `{access_key_id = ..., secret_access_key = ...,
+--   session_token = ... or nil}`
+-- @treturn table the headers to send: those given plus `x-amz-date`,
+--   `x-amz-security-token` (with a session token), `x-amz-content-sha256`
+--   when asked for, and `authorization`
+-- @treturn string the canonical request (for tests and debugging)
+function M.sign(r, creds)
+  local t = r.time or os.time()
+  local amz_date = os_date("!%Y%m%dT%H%M%SZ", t)
+  local date = amz_date:sub(1, 8)
+  local headers = {}
+  for k, v in pairs(r.headers) do headers[k:lower()] = v end
+  headers["x-amz-date"] = amz_date
+  if creds.session_token then headers["x-amz-security-token"] = creds.session_token end
+  local names = {}
+  for k in pairs(headers) do names[#names + 1] = k end
+  table_sort(names)
+  local canon = {}
+  for i, k in ipairs(names) do canon[i] = k .. ":" .. trim(headers[k]) .. "\n" end
+  local signed = table_concat(names, ";")
+  local body = r.body or ""
+  local payload_hash = headers["x-amz-content-sha256"] or sha256_hex(body)
+  local creq = table_concat({
+    r.method, r.path or "/", r.query or "", table_concat(canon), signed, payload_hash,
+  }, "\n")
+  local scope = string_format("%s/%s/%s/aws4_request", date, r.region, r.service)
+  local sts = "AWS4-HMAC-SHA256\n" .. amz_date .. "\n" .. scope .. "\n" .. sha256_hex(creq)
+  local key = M.signing_key(creds.secret_access_key, date, r.region, r.service)
+  local sig = hex(hmac256(key, sts))
+  headers.authorization = string_format(
+    "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+    creds.access_key_id, scope, signed, sig)
+  return headers, creq
+end
+
+-- Not used by DynamoDB's POST / requests, but part of SigV4: the
+-- canonical form of a query string, for callers that have one.
+--- The canonical query string: parameters URI-encoded and sorted.
+-- @tparam table params `{name = value}`
+-- @treturn string
+function M.canonical_query(params)
+  local function enc(s)
+    return (tostring(s):gsub("[^%w%-%._~]", function(ch)
+      return string_format("%%%02X", string_byte(ch))
+    end))
+  end
+  local parts = {}
+  for k, v in pairs(params) do parts[#parts + 1] = enc(k) .. "=" .. enc(v) end
+  table_sort(parts)
+  return table_concat(parts, "&")
+end
+
+return M
