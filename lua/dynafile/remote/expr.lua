@@ -1,0 +1,558 @@
+--- dynafile.remote.expr: dynafile's filter and condition strings, as
+-- DynamoDB expressions and as Lua predicates.
+--
+-- A string is first compiled by the core (so a syntax error reads exactly
+-- as with a local database), then parsed here into a small tree, which is
+-- either translated into a DynamoDB expression (names and values as
+-- placeholders, collected in a `names` builder shared by the whole
+-- request) or evaluated on a Lua item.  The tree follows the language of
+-- src/expr.c: `== = != <> < <= > >=`, `in [...]`, `=~ /re/`, `and or not
+-- && || !`, parentheses, `exists`, `begins_with`, `contains`, `size`,
+-- paths `a.b[0]` and `` `any name` ``.
+--
+-- Invariant: the translation means what the local evaluator means.  Where
+-- DynamoDB differs, the translation compensates: `x != v` holds only when x
+-- exists (DynamoDB's `<>` also holds for a missing attribute), `in []` is
+-- false.  A regular expression has no DynamoDB form: `translate` returns
+-- nil and the caller evaluates the tree in Lua (`eval`) or refuses.
+-- @module dynafile.remote.expr
+
+local core = require "dynafile.core"
+local values = require "dynafile.remote.values"
+
+local type, pairs, ipairs, pcall, tonumber, tostring, error, next, getmetatable, setmetatable =
+  type, pairs, ipairs, pcall, tonumber, tostring, error, next, getmetatable, setmetatable
+local string_format, string_char, table_concat = string.format, string.char, table.concat
+local math_tointeger = math.tointeger
+
+local null, array_mt = core.null, core.array_mt
+
+local M = {}
+
+-- ------------------------------------------------------------- builder
+
+--- Placeholders for one request: `#nK` names and `:vK` values.
+-- @type names
+local Names = {}
+Names.__index = Names
+
+--- A new, empty builder.
+function M.names()
+  return setmetatable({ n = {}, v = {}, by_name = {}, nn = 0, nv = 0 }, Names)
+end
+
+--- The placeholder of an attribute name.
+function Names:name(s)
+  local p = self.by_name[s]
+  if p then return p end
+  self.nn = self.nn + 1
+  p = "#n" .. self.nn
+  self.by_name[s] = p
+  self.n[p] = s
+  return p
+end
+
+--- The placeholder of a value (encoded now; raises on a value DynamoDB
+-- cannot hold).
+function Names:value(v, fn, where)
+  self.nv = self.nv + 1
+  local p = ":v" .. self.nv
+  self.v[p] = values.encode_value(v, fn, where or "value")
+  return p
+end
+
+--- A document path, from segments (strings; 0-based integer positions
+-- are numbers).
+function Names:path(segs)
+  local out = {}
+  for i = 1, #segs do
+    local s = segs[i]
+    if type(s) == "number" then
+      out[#out + 1] = "[" .. s .. "]"
+    else
+      if i > 1 then out[#out + 1] = "." end
+      out[#out + 1] = self:name(s)
+    end
+  end
+  return table_concat(out)
+end
+
+--- Put the placeholders into a request (only those used).
+function Names:into(req)
+  if next(self.n) then req.ExpressionAttributeNames = self.n end
+  if next(self.v) then req.ExpressionAttributeValues = self.v end
+  return req
+end
+
+-- ------------------------------------------------------------- lexer
+
+local KEYWORDS = {
+  ["and"] = "and", AND = "and", ["or"] = "or", OR = "or", ["not"] = "not", NOT = "not",
+  ["in"] = "in", IN = "in", ["true"] = "true", TRUE = "true", ["false"] = "false",
+  FALSE = "false", ["null"] = "null", NULL = "null",
+}
+local FUNCS = { exists = true, begins_with = true, contains = true, size = true }
+local ESC = { n = "\n", t = "\t", r = "\r", ["0"] = "\0", ["\\"] = "\\", ['"'] = '"',
+  ["'"] = "'", ["`"] = "`" }
+
+local function quoted(src, i, q)
+  -- src:sub(i, i) == q; returns the unescaped text and the index after it
+  local out, j = {}, i + 1
+  while true do
+    local ch = src:sub(j, j)
+    if ch == "" then error("unterminated quote", 0) end
+    if ch == q then return table_concat(out), j + 1 end
+    if ch == "\\" then
+      local e = src:sub(j + 1, j + 1)
+      if e == "x" then
+        out[#out + 1] = string_char(tonumber(src:sub(j + 2, j + 3), 16))
+        j = j + 4
+      else
+        out[#out + 1] = ESC[e] or ("\\" .. e)
+        j = j + 2
+      end
+    else
+      out[#out + 1] = ch
+      j = j + 1
+    end
+  end
+end
+
+-- Tokens: {t = kind, v = value, segs = path segments}
+local function lex(src)
+  local toks, i, n = {}, 1, #src
+  local function path(first, j)
+    local segs = { first }
+    while true do
+      local ch = src:sub(j, j)
+      if ch == "." then
+        if src:sub(j + 1, j + 1) == "`" then
+          local s
+          s, j = quoted(src, j + 1, "`")
+          segs[#segs + 1] = s
+        else
+          local s = src:match("^[%a_][%w_]*", j + 1)
+          segs[#segs + 1] = s
+          j = j + 1 + #s
+        end
+      elseif ch == "[" then
+        local d = src:match("^%d+", j + 1)
+        segs[#segs + 1] = tonumber(d)
+        j = j + 2 + #d
+      else
+        return segs, j
+      end
+    end
+  end
+  while i <= n do
+    local ch = src:sub(i, i)
+    if ch:find("%s") then
+      i = i + 1
+    elseif ch == '"' or ch == "'" then
+      local s
+      s, i = quoted(src, i, ch)
+      toks[#toks + 1] = { t = "lit", v = s }
+    elseif ch == "`" then
+      local s
+      s, i = quoted(src, i, "`")
+      local segs
+      segs, i = path(s, i)
+      toks[#toks + 1] = { t = "path", segs = segs }
+    elseif ch == "/" then
+      -- a regex (after =~): up to the next unescaped slash, then flags
+      local j, out = i + 1, {}
+      while true do
+        local c = src:sub(j, j)
+        if c == "\\" and src:sub(j + 1, j + 1) == "/" then
+          out[#out + 1] = "/"
+          j = j + 2
+        elseif c == "/" then
+          break
+        else
+          out[#out + 1] = c
+          j = j + 1
+        end
+      end
+      local flags = src:match("^i", j + 1) or ""
+      toks[#toks + 1] = { t = "re", v = table_concat(out), flags = flags }
+      i = j + 1 + #flags
+    elseif src:find("^%-?%d", i) then
+      local num = src:match("^%-?%d+%.?%d*[eE][%+%-]?%d+", i) or src:match("^%-?%d+%.?%d*", i)
+      local v = tonumber(num)
+      if math_tointeger and not num:find("[%.eE]") then v = math_tointeger(v) or v end
+      toks[#toks + 1] = { t = "lit", v = v }
+      i = i + #num
+    elseif ch:find("[%a_]") then
+      local w = src:match("^[%a_][%w_]*", i)
+      local after = i + #w
+      if FUNCS[w] and src:match("^%s*%(", after) then
+        toks[#toks + 1] = { t = "fn", v = w }
+        i = after
+      elseif KEYWORDS[w] then
+        local k = KEYWORDS[w]
+        if k == "true" then
+          toks[#toks + 1] = { t = "lit", v = true }
+        elseif k == "false" then
+          toks[#toks + 1] = { t = "lit", v = false }
+        elseif k == "null" then
+          toks[#toks + 1] = { t = "lit", v = null }
+        else
+          toks[#toks + 1] = { t = k }
+        end
+        i = after
+      else
+        local segs
+        segs, i = path(w, after)
+        toks[#toks + 1] = { t = "path", segs = segs }
+      end
+    else
+      local two = src:sub(i, i + 1)
+      local ops2 = { ["=="] = "==", ["!="] = "!=", ["<>"] = "!=", ["<="] = "<=",
+        [">="] = ">=", ["=~"] = "=~", ["&&"] = "and", ["||"] = "or" }
+      if ops2[two] then
+        local o = ops2[two]
+        toks[#toks + 1] = (o == "and" or o == "or") and { t = o } or { t = "op", v = o }
+        i = i + 2
+      elseif ch == "=" then
+        toks[#toks + 1] = { t = "op", v = "==" }
+        i = i + 1
+      elseif ch == "<" or ch == ">" then
+        toks[#toks + 1] = { t = "op", v = ch }
+        i = i + 1
+      elseif ch == "!" then
+        toks[#toks + 1] = { t = "not" }
+        i = i + 1
+      else
+        toks[#toks + 1] = { t = ch }
+        i = i + 1
+      end
+    end
+  end
+  return toks
+end
+
+-- ------------------------------------------------------------- parser
+
+local function parse(src)
+  local toks, pos = lex(src), 1
+  local function peek() return toks[pos] or { t = "eof" } end
+  local function take(t)
+    local tk = toks[pos]
+    if not tk or (t and tk.t ~= t) then error("unexpected token", 0) end
+    pos = pos + 1
+    return tk
+  end
+  local expr
+  local function operand()
+    local tk = peek()
+    if tk.t == "path" then
+      take()
+      return { k = "path", segs = tk.segs }
+    elseif tk.t == "lit" then
+      take()
+      return { k = "lit", v = tk.v }
+    elseif tk.t == "fn" and tk.v == "size" then
+      take()
+      take("(")
+      local p = take("path")
+      take(")")
+      return { k = "size", segs = p.segs }
+    end
+    error("operand expected", 0)
+  end
+  local function primary()
+    local tk = peek()
+    if tk.t == "(" then
+      take()
+      local e = expr()
+      take(")")
+      return e
+    elseif tk.t == "fn" and tk.v ~= "size" then
+      take()
+      take("(")
+      if tk.v == "exists" then
+        local p = take("path")
+        take(")")
+        return { k = "exists", segs = p.segs }
+      end
+      local a = operand()
+      take(",")
+      local b = operand()
+      take(")")
+      return { k = tk.v, a = a, b = b }
+    end
+    local a = operand()
+    local op = peek()
+    if op.t == "in" then
+      take()
+      take("[")
+      local list = {}
+      if peek().t ~= "]" then
+        repeat
+          list[#list + 1] = take("lit").v
+        until peek().t ~= "," or not take(",")
+      end
+      take("]")
+      return { k = "in", a = a, list = list }
+    end
+    take("op")
+    if op.v == "=~" then
+      local re = take("re")
+      return { k = "match", a = a, re = re.v, flags = re.flags }
+    end
+    return { k = "cmp", op = op.v, a = a, b = operand() }
+  end
+  local function unary()
+    if peek().t == "not" then
+      take()
+      return { k = "not", x = unary() }
+    end
+    return primary()
+  end
+  local function chain(kind, sub)
+    local first = sub()
+    if peek().t ~= kind then return first end
+    local list = { first }
+    while peek().t == kind do
+      take()
+      list[#list + 1] = sub()
+    end
+    return { k = kind, list = list }
+  end
+  local function conj() return chain("and", unary) end
+  expr = function() return chain("or", conj) end
+  local tree = expr()
+  if pos <= #toks then error("trailing tokens", 0) end
+  return tree
+end
+
+--- Compile an expression string.
+-- @tparam string src the expression
+-- @treturn table|nil the tree
+-- @treturn string the core's message when it does not parse
+function M.compile(src)
+  local ok, msg = core.compile(src)
+  if not ok then return nil, msg end
+  local pok, tree = pcall(parse, src)
+  if not pok then return nil, "filter: " .. tostring(tree) end
+  return tree
+end
+
+--- The top-level attribute names a tree reads.
+function M.attributes(tree, out)
+  out = out or {}
+  local k = tree.k
+  if k == "and" or k == "or" then
+    for _, x in ipairs(tree.list) do M.attributes(x, out) end
+  elseif k == "not" then
+    M.attributes(tree.x, out)
+  elseif k == "exists" then
+    out[tree.segs[1]] = true
+  else
+    for _, o in ipairs { tree.a or false, tree.b or false } do
+      if o and o.segs then out[o.segs[1]] = true end
+    end
+  end
+  return out
+end
+
+--- Whether a tree holds a regular expression (no DynamoDB form).
+function M.has_regex(tree)
+  local k = tree.k
+  if k == "match" then return true end
+  if k == "and" or k == "or" then
+    for _, x in ipairs(tree.list) do
+      if M.has_regex(x) then return true end
+    end
+  elseif k == "not" then
+    return M.has_regex(tree.x)
+  end
+  return false
+end
+
+-- ------------------------------------------------------------- to DynamoDB
+
+local DDB_OP = { ["=="] = "=", ["!="] = "<>", ["<"] = "<", ["<="] = "<=", [">"] = ">",
+  [">="] = ">=" }
+
+local function operand_text(o, b, fn)
+  if o.k == "path" then return b:path(o.segs) end
+  if o.k == "size" then return "size(" .. b:path(o.segs) .. ")" end
+  return b:value(o.v, fn)
+end
+
+local function translate(t, b, fn)
+  local k = t.k
+  if k == "and" or k == "or" then
+    local parts = {}
+    for i, x in ipairs(t.list) do parts[i] = translate(x, b, fn) end
+    return "(" .. table_concat(parts, k == "and" and " AND " or " OR ") .. ")"
+  elseif k == "not" then
+    return "(NOT " .. translate(t.x, b, fn) .. ")"
+  elseif k == "exists" then
+    return "attribute_exists(" .. b:path(t.segs) .. ")"
+  elseif k == "cmp" then
+    local a, c = operand_text(t.a, b, fn), operand_text(t.b, b, fn)
+    local s = a .. " " .. DDB_OP[t.op] .. " " .. c
+    if t.op == "!=" then
+      -- dynafile: a missing attribute makes != false as well
+      local guards = {}
+      for _, o in ipairs { t.a, t.b } do
+        if o.k ~= "lit" then guards[#guards + 1] = "attribute_exists(" .. b:path(o.segs) .. ")" end
+      end
+      guards[#guards + 1] = s
+      s = "(" .. table_concat(guards, " AND ") .. ")"
+    end
+    return s
+  elseif k == "in" then
+    local a = operand_text(t.a, b, fn)
+    if #t.list == 0 then
+      local p = t.a.segs and b:path(t.a.segs) or b:name("_")
+      return "(attribute_exists(" .. p .. ") AND attribute_not_exists(" .. p .. "))"
+    end
+    local vs = {}
+    for i, v in ipairs(t.list) do vs[i] = b:value(v, fn) end
+    return a .. " IN (" .. table_concat(vs, ", ") .. ")"
+  elseif k == "begins_with" or k == "contains" then
+    return k .. "(" .. operand_text(t.a, b, fn) .. ", " .. operand_text(t.b, b, fn) .. ")"
+  end
+  error("dynafile: regular expressions have no DynamoDB form", 0)
+end
+
+--- The DynamoDB form of a tree, its placeholders added to `b`; nil when
+-- it has none (a regular expression).
+-- @raise when a literal cannot be a DynamoDB value
+function M.translate(tree, b, fn)
+  if M.has_regex(tree) then return nil end
+  return translate(tree, b, fn)
+end
+
+-- ------------------------------------------------------------- in Lua
+
+local function is_list(v)
+  return type(v) == "table" and (v[1] ~= nil or getmetatable(v) == array_mt)
+end
+
+local function resolve(item, segs)
+  local v = item
+  for i = 1, #segs do
+    if type(v) ~= "table" then return nil end
+    local s = segs[i]
+    if type(s) == "number" then
+      if not is_list(v) then return nil end
+      v = v[s + 1]
+    else
+      if is_list(v) then return nil end
+      v = v[s]
+    end
+    if v == nil then return nil end
+  end
+  return v
+end
+
+local function size_of(v)
+  if type(v) == "string" then return #v end
+  if type(v) == "table" and v ~= null then
+    if is_list(v) then return #v end
+    local n = 0
+    for _ in pairs(v) do n = n + 1 end
+    return n
+  end
+  return nil
+end
+
+local function value_of(o, item)
+  if o.k == "lit" then return o.v end
+  local v = item and resolve(item, o.segs)
+  if o.k == "size" then return v ~= nil and size_of(v) or nil end
+  return v
+end
+
+local function deep_equal(a, b)
+  if a == b then return true end
+  local ta, tb = type(a), type(b)
+  if ta ~= tb or ta ~= "table" or a == null or b == null then return false end
+  if is_list(a) ~= is_list(b) then return false end
+  for k, v in pairs(a) do
+    if not deep_equal(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+M.deep_equal = deep_equal
+
+local function ordered(a, b)
+  local ta = type(a)
+  if ta ~= type(b) then return false end
+  return ta == "number" or ta == "string" or ta == "boolean"
+end
+
+local function num(v) -- booleans order false < true
+  if v == true then return 1 elseif v == false then return 0 end
+  return v
+end
+
+local function eval(t, item)
+  local k = t.k
+  if k == "and" then
+    for _, x in ipairs(t.list) do
+      if not eval(x, item) then return false end
+    end
+    return true
+  elseif k == "or" then
+    for _, x in ipairs(t.list) do
+      if eval(x, item) then return true end
+    end
+    return false
+  elseif k == "not" then
+    return not eval(t.x, item)
+  elseif k == "exists" then
+    return item ~= nil and resolve(item, t.segs) ~= nil
+  elseif k == "in" then
+    local a = value_of(t.a, item)
+    if a == nil then return false end
+    for _, v in ipairs(t.list) do
+      if deep_equal(a, v) then return true end
+    end
+    return false
+  end
+  local a, b = value_of(t.a, item), nil
+  if a == nil then return false end
+  if k == "match" then
+    error("dynafile: regular expressions (=~) are not supported by the DynamoDB backend", 0)
+  end
+  b = value_of(t.b, item)
+  if b == nil then return false end
+  if k == "cmp" then
+    local op = t.op
+    if op == "==" then return deep_equal(a, b) end
+    if op == "!=" then return not deep_equal(a, b) end
+    if not ordered(a, b) then return false end
+    a, b = num(a), num(b)
+    if op == "<" then return a < b end
+    if op == "<=" then return a <= b end
+    if op == ">" then return a > b end
+    return a >= b
+  elseif k == "begins_with" then
+    return type(a) == "string" and type(b) == "string" and a:sub(1, #b) == b
+  elseif k == "contains" then
+    if type(a) == "string" and type(b) == "string" then return a:find(b, 1, true) ~= nil end
+    if is_list(a) then
+      for i = 1, #a do
+        if deep_equal(a[i], b) then return true end
+      end
+    end
+    return false
+  end
+  return false
+end
+
+--- Evaluate a tree on a Lua item (nil: no item).
+-- @raise on a regular expression
+function M.eval(tree, item)
+  return eval(tree, item) and true or false
+end
+
+return M
