@@ -251,6 +251,16 @@ function M.open(path, opts)
   if type(path) ~= "string" or path == "" then
     fail(fn, "path must be a non-empty string, got %s", type(path))
   end
+  if path:find("^dynamodb://") then
+    -- a DynamoDB table (dynafile.remote.db); index definitions are checked
+    -- here, as for a local database
+    local defs = {}
+    if type(opts) == "table" then
+      index_defs(fn, opts.gsi, "gsi", defs)
+      index_defs(fn, opts.lsi, "lsi", defs)
+    end
+    return require("dynafile.remote.db").open(path, opts, defs)
+  end
   if path:find("\0", 1, true) then
     fail(fn, "path must not contain NUL bytes") -- C would cut it short
   end

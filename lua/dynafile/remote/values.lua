@@ -76,6 +76,16 @@ local function is_list(t)
   return count == n
 end
 
+M.is_list = is_list
+
+--- The number of elements of a list or map.
+function M.size_of(t)
+  if is_list(t) then return #t end
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
 local encode_value
 local function fail(fn, path, msg)
   error(string_format("dynafile.%s: %s: %s", fn, path, msg), 0)

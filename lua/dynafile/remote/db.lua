@@ -1,0 +1,1295 @@
+--- dynafile.remote.db: a handle on a DynamoDB table with the API of a
+-- local dynafile database.
+--
+-- `dynafile.open("dynamodb://TABLE", opts)` lands here.  Every method of a
+-- local handle exists; each either does what the local one does, through
+-- DynamoDB's operations, or returns `nil, message, "NotSupported"` saying
+-- why.  Where DynamoDB's semantics differ the README's table says so.
+--
+-- Lua code the server cannot run -- condition functions, update
+-- functions, `db:transaction(fn)`, condition strings with a regular
+-- expression, list `add`/`delete` -- runs here, optimistically: the item
+-- is read (strongly consistent), the code runs on it, and the write is
+-- conditional on the item being exactly as read (every attribute equal);
+-- when another writer got there first the read and the code run again.
+--
+-- Invariants: a call reports success only for a write DynamoDB applied
+-- once; `ConditionalCheckFailed` only for one it did not apply; when a
+-- lost response leaves that undecidable for a write that must not be
+-- repeated, `UnknownOutcome`.  Listeners hear a write only after DynamoDB
+-- acknowledged it.
+-- @module dynafile.remote.db
+
+local core = require "dynafile.core"
+local update = require "dynafile.update"
+local client = require "dynafile.remote.client"
+local credentials = require "dynafile.remote.credentials"
+local expr = require "dynafile.remote.expr"
+local http = require "dynafile.remote.http"
+local tables = require "dynafile.remote.table"
+local values = require "dynafile.remote.values"
+
+local error, type, pairs, ipairs, next, tostring, pcall, select =
+  error, type, pairs, ipairs, next, tostring, pcall, select
+local setmetatable, getmetatable = setmetatable, getmetatable
+local string_format, table_concat = string.format, table.concat
+local math_random, math_min, math_floor, math_huge = math.random, math.min, math.floor, math.huge
+local os_time, io = os.time, io
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
+local encode_value, decode_item, encode_item = values.encode_value, values.decode_item,
+  values.encode_item
+local deep_equal = expr.deep_equal
+
+local M = {}
+
+-- ------------------------------------------------------------- errors
+
+local getinfo = debug and debug.getinfo -- luacheck: ignore 143
+local LIB_DIR = getinfo and (getinfo(1, "S").source or ""):match("^(@.*[/\\])remote[/\\]db%.lua$")
+
+-- Raise a misuse error at the caller's line (the first frame outside
+-- lua/dynafile/).
+local function raise(msg)
+  local level = 3
+  if LIB_DIR then
+    level = 2
+    while true do
+      local info = getinfo(level, "S")
+      if not info then
+        level = 0
+        break
+      end
+      local src = info.source or ""
+      if info.what ~= "tail" and src:sub(1, #LIB_DIR) ~= LIB_DIR then break end
+      level = level + 1
+    end
+  end
+  error(msg, level)
+end
+
+local function fail(fn, fmt, ...)
+  raise(string_format("dynafile.%s: " .. fmt, fn, ...))
+end
+
+local function not_supported(fn, why)
+  return nil, string_format("dynafile.%s: not supported by the DynamoDB backend: %s", fn, why),
+    "NotSupported"
+end
+
+local function check_opts(fn, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then fail(fn, "options must be a table, got %s", type(opts)) end
+  for k in pairs(opts) do
+    if not allowed[k] then fail(fn, "unknown option '%s'", tostring(k)) end
+  end
+  return opts
+end
+
+local DB = {}
+DB.__index = DB
+DB.__name = "dynafile.remote.db"
+M.DB = DB
+
+local function check_open(self, fn)
+  if getmetatable(self) ~= DB then
+    raise(string_format("dynafile.%s: expected a database handle (use db:%s)", fn, fn))
+  end
+  if self._closed then raise(string_format("dynafile.%s: database is closed", fn)) end
+end
+
+local function check_writable(self, fn)
+  if self._readonly then
+    raise(string_format("dynafile.%s: the database is opened read-only", fn))
+  end
+end
+
+-- ------------------------------------------------------------- keys
+
+local function key_value_ok(v)
+  local t = type(v)
+  if t == "string" then return true end
+  return t == "number" and v == v
+end
+
+local function check_key(self, key, fn)
+  if type(key) ~= "table" then fail(fn, "key must be a table, got %s", type(key)) end
+  for _, name in ipairs(self._keys) do
+    local v = key[name]
+    if v == nil then fail(fn, "key attribute %s is missing", name) end
+    if not key_value_ok(v) then
+      fail(fn, "key attribute %s must be a string or a number, not %s", name,
+        v ~= v and "NaN" or type(v))
+    end
+  end
+end
+
+local function key_of(self, item, index)
+  local k = { [self._pk] = item[self._pk] }
+  if self._sk then k[self._sk] = item[self._sk] end
+  if index then
+    local d = self._schema.indexes[index]
+    if d then
+      if d.pk then k[d.pk] = item[d.pk] end
+      if d.sk then k[d.sk] = item[d.sk] end
+    end
+  end
+  return k
+end
+
+local function encode_key(self, key, fn)
+  local k = {}
+  for _, name in ipairs(self._keys) do k[name] = encode_value(key[name], fn, name) end
+  return k
+end
+
+-- A string naming the item a key points at (1 and 1.0 are one number).
+local function identity(self, key)
+  local parts = {}
+  for i, name in ipairs(self._keys) do
+    local v = key[name]
+    if type(v) == "number" then
+      parts[i] = "n" .. values.number_string(v)
+    else
+      parts[i] = "s" .. tostring(v)
+    end
+  end
+  return table_concat(parts, "\0")
+end
+
+-- ------------------------------------------------------------- time, TTL
+
+local function now(self)
+  local clock = self._clock
+  if clock then return clock() end
+  return os_time()
+end
+
+-- Whether an item is expired (it is then invisible, as locally).
+local function expired(self, item, t)
+  if not item then return false end
+  local f = self._ttl_fn
+  if f then return f(item, t or now(self)) and true or false end
+  local a = self._ttl_attr
+  if a then
+    local v = item[a]
+    return type(v) == "number" and v < (t or now(self))
+  end
+  return false
+end
+
+-- ------------------------------------------------------------- requests
+
+local function call(self, op, req, mode)
+  return self._client:call(op, req, mode)
+end
+
+local function prefix(fn, msg)
+  if msg and not msg:find("^dynafile%.") then return "dynafile." .. fn .. ": " .. msg end
+  return msg
+end
+
+-- The raw stored item (expired or not), read strongly consistent.
+local function read_raw(self, fn, key)
+  local r, msg, code = call(self, "GetItem", {
+    TableName = self._table, Key = encode_key(self, key, fn), ConsistentRead = true,
+  })
+  if not r then return nil, prefix(fn, msg), code end
+  return r.Item and decode_item(r.Item) or false
+end
+
+-- ------------------------------------------------------------- listeners
+
+local shared = {} -- per table (endpoint and name): listeners, delivery queue
+
+local function report_listener_error(self, err, event)
+  local h = self._listener_error
+  if h then
+    local ok, e2 = pcall(h, err, event)
+    if ok then return end
+    err = tostring(err) .. " (and the listener_error handler failed: " .. tostring(e2) .. ")"
+  end
+  io.stderr:write("dynafile: stream listener error: ", tostring(err), "\n")
+end
+
+local function has_listeners(self)
+  return #self._st.listeners > 0
+end
+
+local function dispatch(self, events)
+  local st = self._st
+  local q = st.queue
+  for i = 1, #events do q[#q + 1] = { self, events[i] } end
+  if st.dispatching then return end
+  st.dispatching = true
+  local ok, err = pcall(function()
+    while st.qhead <= #q do
+      local by, ev = q[st.qhead][1], q[st.qhead][2]
+      q[st.qhead] = false
+      st.qhead = st.qhead + 1
+      local list = st.listeners
+      for j = 1, #list do
+        local lok, lerr = pcall(list[j].fn, ev)
+        if not lok then report_listener_error(by, lerr, ev) end
+      end
+    end
+  end)
+  st.queue, st.qhead, st.dispatching = {}, 1, false
+  if not ok then error(err, 0) end
+end
+
+-- ------------------------------------------------------------- conditions
+
+-- A condition: a function, or a string compiled into a tree.  Returns
+-- the compiled form, or nil, message (a string that does not parse).
+local function compile_condition(fn, c)
+  if type(c) == "function" then return { fn = c } end
+  if type(c) ~= "string" then
+    fail(fn, "condition must be a function or an expression string, got %s", type(c))
+  end
+  local tree, msg = expr.compile(c)
+  if not tree then
+    return nil, string_format("dynafile.%s: condition: %s", fn, (msg:gsub("^filter: ", "")))
+  end
+  return { tree = tree, server = not expr.has_regex(tree) }
+end
+
+-- Conditions that a value at path p is exactly v.  Lists and maps are
+-- compared by size and element by element when `flat` (some DynamoDB
+-- implementations, dynalite among them, do not compare documents with =),
+-- else as whole values.
+local function equal_parts(b, parts, p, v, flat, where)
+  if flat and type(v) == "table" and v ~= core.null and next(v) ~= nil then
+    parts[#parts + 1] = "size(" .. p .. ") = " .. b:value(values.size_of(v), "condition", where)
+    if values.is_list(v) then
+      for i = 1, #v do equal_parts(b, parts, p .. "[" .. (i - 1) .. "]", v[i], flat, where) end
+    else
+      for k, x in pairs(v) do equal_parts(b, parts, p .. "." .. b:name(k), x, flat, where) end
+    end
+    return
+  end
+  parts[#parts + 1] = p .. " = " .. b:value(v, "condition", where)
+end
+
+-- DynamoDB's limit on the length of an expression.
+local EXPRESSION_MAX = 4096
+
+-- The condition "the item is exactly `raw`" (false: absent).
+local function image_condition(self, b, raw)
+  local pk = b:name(self._pk)
+  if not raw then return "attribute_not_exists(" .. pk .. ")" end
+  local is_key = self._is_key
+  for _, flat in ipairs { true, false } do
+    local parts = { "attribute_exists(" .. pk .. ")" }
+    local mark_n, mark_v = b.nn, b.nv
+    for k, v in pairs(raw) do
+      if not is_key[k] then equal_parts(b, parts, b:name(k), v, flat, k) end
+    end
+    local c = table_concat(parts, " AND ")
+    if #c <= EXPRESSION_MAX - 512 or not flat then return c end
+    -- too long compared element by element: drop those values, compare whole
+    for i = mark_v + 1, b.nv do b.v[":v" .. i] = nil end
+    b.nv = mark_v
+    local _ = mark_n
+  end
+end
+
+local function cond_failed(fn)
+  return nil, string_format("dynafile.%s: the condition failed", fn), "ConditionalCheckFailed"
+end
+
+-- Send a conditional or otherwise delicate write.  `idempotent`: applying
+-- it twice leaves what applying it once does; then a lost response is
+-- answered by sending it again, and a second answer of
+-- ConditionalCheckFailed is checked with `verify(current_item_or_false)`
+-- (true: the first attempt was applied).  Otherwise a lost response is
+-- UnknownOutcome.
+local function send_write(self, fn, op, req, idempotent, verify)
+  if idempotent and not req.ConditionExpression then
+    local r, msg, code, e = call(self, op, req, "idempotent")
+    if not r then return nil, prefix(fn, msg), code, e end
+    return r
+  end
+  local r, msg, code, e = call(self, op, req, "once")
+  if r then return r end
+  if code ~= "UnknownOutcome" or not idempotent then return nil, prefix(fn, msg), code, e end
+  for _ = 1, 3 do
+    r, msg, code, e = call(self, op, req, "once")
+    if r then return r end
+    if code == "ConditionalCheckFailed" then
+      local cur = verify and read_raw(self, fn, req.Key or key_of(self, decode_item(req.Item)))
+      if cur ~= nil and verify(cur) then return { verified = true, current = cur } end
+      return nil, prefix(fn, "the write's first response was lost and its condition now fails: "
+        .. "it may or may not have been applied"), "UnknownOutcome"
+    end
+    if code ~= "UnknownOutcome" then return nil, prefix(fn, msg), code, e end
+  end
+  return nil, prefix(fn, msg), code, e
+end
+
+-- ------------------------------------------------------------- opening
+
+local OPEN_OPTS = {
+  pk = true, sk = true, ttl = true, clock = true, gsi = true, lsi = true, readonly = true,
+  listener_error = true,
+  -- the DynamoDB backend's own
+  endpoint = true, region = true, credentials = true, profile = true, timeout = true,
+  max_attempts = true, types = true, billing = true, create = true, wait = true,
+  consistent = true, tls = true, optimistic_retries = true,
+  -- local only: accepted and refused with a reason
+  sync = true, map_size = true, max_readers = true, progress = true, stream = true,
+}
+local LOCAL_ONLY = {
+  sync = "durability is DynamoDB's", map_size = "there is no map", max_readers = "there are "
+    .. "no reader slots", progress = "index backfill runs in DynamoDB",
+  stream = "the change log is local; use DynamoDB Streams",
+}
+
+local function is_loopback(host)
+  return host == "localhost" or host:match("^127%.") ~= nil or host == "::1"
+end
+
+--- Open a DynamoDB table as a dynafile database (see `dynafile.open`).
+-- @tparam string url "dynamodb://TABLE"
+-- @tparam[opt] table opts the options of a local open that apply (`pk`,
+--   `sk`, `gsi`, `lsi`, `ttl`, `clock`, `readonly`, `listener_error`) and
+--   the backend's: `endpoint`, `region`, `credentials`, `profile`,
+--   `timeout`, `max_attempts`, `types`, `billing`, `create`, `wait`,
+--   `consistent`, `tls`, `optimistic_retries`
+-- @treturn table|nil the handle
+-- @treturn string message on failure
+-- @treturn string code on failure
+function M.open(url, opts, index_defs)
+  local fn = "open"
+  local name = url:match("^dynamodb://([%w_%.%-]+)$")
+  if not name then
+    fail(fn, "'%s': the table name after dynamodb:// must be 3-255 letters, digits, _ . -", url)
+  end
+  if #name < 3 or #name > 255 then fail(fn, "table name must be 3 to 255 characters long") end
+  opts = check_opts(fn, opts, OPEN_OPTS)
+  for k, why in pairs(LOCAL_ONLY) do
+    if opts[k] ~= nil then
+      return not_supported(fn, string_format("option %s (%s)", k, why))
+    end
+  end
+  local o = { indexes = {}, types = {} }
+  if opts.pk ~= nil then
+    if type(opts.pk) ~= "string" or opts.pk == "" then fail(fn, "pk must be an attribute name") end
+    o.pk = opts.pk
+  end
+  if opts.sk ~= nil then
+    if opts.sk ~= false and (type(opts.sk) ~= "string" or opts.sk == "") then
+      fail(fn, "sk must be an attribute name or false")
+    end
+    o.sk = opts.sk
+  elseif o.pk then
+    o.sk = "SK"
+  end
+  local ttl_fn
+  if type(opts.ttl) == "string" and opts.ttl ~= "" then
+    o.ttl_attr = opts.ttl
+  elseif type(opts.ttl) == "function" then
+    ttl_fn = opts.ttl
+  elseif opts.ttl ~= nil then
+    fail(fn, "ttl must be an attribute name or a function, got %s", type(opts.ttl))
+  end
+  if opts.clock ~= nil and type(opts.clock) ~= "function" then fail(fn, "clock must be a function") end
+  if opts.readonly ~= nil and type(opts.readonly) ~= "boolean" then
+    fail(fn, "readonly must be a boolean")
+  end
+  if opts.listener_error ~= nil and type(opts.listener_error) ~= "function" then
+    fail(fn, "listener_error must be a function")
+  end
+  if opts.types ~= nil then
+    if type(opts.types) ~= "table" then fail(fn, "types must be a table {attribute = \"S\"|\"N\"|\"B\"}") end
+    for k, v in pairs(opts.types) do
+      if type(k) ~= "string" or (v ~= "S" and v ~= "N" and v ~= "B") then
+        fail(fn, "types: %s must be \"S\", \"N\" or \"B\"", tostring(k))
+      end
+      o.types[k] = v
+    end
+  end
+  for _, k in ipairs { "timeout", "wait" } do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or not (v > 0) or v == math_huge) then
+      fail(fn, "%s must be a positive number of seconds", k)
+    end
+  end
+  for _, k in ipairs { "max_attempts", "optimistic_retries" } do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or v < 1 or v ~= math_floor(v) or v == math_huge) then
+      fail(fn, "%s must be a positive integer", k)
+    end
+  end
+  if opts.billing ~= nil and opts.billing ~= "on_demand" and (type(opts.billing) ~= "table"
+      or type(opts.billing.read) ~= "number" or type(opts.billing.write) ~= "number") then
+    fail(fn, "billing must be \"on_demand\" or {read = units, write = units}")
+  end
+  if opts.endpoint ~= nil and type(opts.endpoint) ~= "string" then
+    fail(fn, "endpoint must be a URL string")
+  end
+  if opts.credentials ~= nil then
+    local c = opts.credentials
+    if type(c) ~= "table" or type(c.access_key_id) ~= "string"
+        or type(c.secret_access_key) ~= "string"
+        or (c.session_token ~= nil and type(c.session_token) ~= "string") then
+      fail(fn, "credentials must be {access_key_id = s, secret_access_key = s [, session_token = s]}")
+    end
+  end
+  o.indexes = index_defs or {}
+  o.billing, o.create, o.wait = opts.billing, opts.create, opts.wait
+
+  local region = credentials.region(opts)
+  if not region then
+    if not opts.endpoint then
+      return nil, "dynafile.open: no region: give the region option, or set AWS_REGION", "ValidationError"
+    end
+    region = "us-east-1"
+  end
+  local creds, where = credentials.resolve(opts)
+  if not creds then
+    local ep = opts.endpoint and http.parse_url(opts.endpoint)
+    if ep and is_loopback(ep.host) then
+      -- a local server (dynalite, `dynafile serve`) takes any key
+      creds = { access_key_id = "dynafile", secret_access_key = "dynafile" }
+    else
+      return nil, "dynafile.open: " .. where, "AccessDenied"
+    end
+  end
+  local c, why = client.new {
+    endpoint = opts.endpoint, region = region, credentials = creds, timeout = opts.timeout,
+    max_attempts = opts.max_attempts, tls = opts.tls,
+  }
+  if not c then fail(fn, "%s", why) end
+  local schema, msg, code = tables.ensure(c, name, o)
+  if not schema then
+    c:close()
+    return nil, prefix(fn, msg), code
+  end
+  local keys = { schema.pk, schema.sk }
+  local sid = c.url .. "\0" .. name
+  local st = shared[sid]
+  if not st then
+    st = { listeners = {}, queue = {}, qhead = 1, handles = 0 }
+    shared[sid] = st
+  end
+  st.handles = st.handles + 1
+  local self = setmetatable({
+    _client = c, _table = name, _url = url, _sid = sid, _st = st,
+    _schema = schema, _pk = schema.pk, _sk = schema.sk, _keys = keys,
+    _is_key = { [schema.pk] = true, [schema.sk or false] = schema.sk and true or nil },
+    _ttl_attr = schema.ttl, _ttl_fn = ttl_fn, _clock = opts.clock,
+    _readonly = opts.readonly or false, _listener_error = opts.listener_error,
+    _consistent = opts.consistent ~= false,
+    _retries = opts.optimistic_retries or 16,
+    _closed = false,
+  }, DB)
+  return self
+end
+
+-- ------------------------------------------------------------- reads
+
+--- Read the item with `key` (strongly consistent unless opened with
+-- `consistent = false`).
+function DB:get_item(key)
+  check_open(self, "get_item")
+  check_key(self, key, "get_item")
+  local r, msg, code = call(self, "GetItem", {
+    TableName = self._table, Key = encode_key(self, key, "get_item"),
+    ConsistentRead = self._consistent,
+  })
+  if not r then return nil, prefix("get_item", msg), code end
+  local item = r.Item and decode_item(r.Item)
+  if item and (self._ttl_attr or self._ttl_fn) and expired(self, item) then return nil end
+  return item
+end
+
+local function backoff(self, attempt)
+  local c = self._client
+  http.sleep(math_random() * math_min(c.backoff_cap, c.backoff * 2 ^ attempt))
+end
+
+--- Read several items: chunks of 100 keys, UnprocessedKeys read again
+-- after a backoff.  Not one snapshot: each item is read strongly
+-- consistent on its own.
+function DB:batch_get_item(keys)
+  local fn = "batch_get_item"
+  check_open(self, fn)
+  if type(keys) ~= "table" then fail(fn, "keys must be a list of keys") end
+  local n = #keys
+  local slot, order = {}, {}
+  for i = 1, n do
+    local k = keys[i]
+    if type(k) ~= "table" then fail(fn, "keys[%d] must be a key table, got %s", i, type(k)) end
+    check_key(self, k, fn)
+    local id = identity(self, k)
+    if not slot[id] then
+      slot[id] = {}
+      order[#order + 1] = { id = id, key = encode_key(self, k, fn) }
+    end
+    local s = slot[id]
+    s[#s + 1] = i
+  end
+  local out = {}
+  for i = 1, n do out[i] = false end
+  local t = now(self)
+  local pos = 1
+  while pos <= #order do
+    local chunk = {}
+    for j = pos, math_min(pos + 99, #order) do chunk[#chunk + 1] = order[j].key end
+    pos = pos + #chunk
+    local pending = chunk
+    local attempt = 0
+    local deadline = http.now() + self._client.timeout
+    while pending and #pending > 0 do
+      local r, msg, code = call(self, "BatchGetItem", { RequestItems = {
+        [self._table] = { Keys = pending, ConsistentRead = self._consistent } } })
+      if not r then return nil, prefix(fn, msg), code end
+      for _, av in ipairs(r.Responses and r.Responses[self._table] or {}) do
+        local item = decode_item(av)
+        if not expired(self, item, t) then
+          for _, i in ipairs(slot[identity(self, item)] or {}) do out[i] = item end
+        end
+      end
+      local u = r.UnprocessedKeys and r.UnprocessedKeys[self._table]
+      pending = u and u.Keys
+      if pending and #pending > 0 then
+        if http.now() >= deadline then
+          return nil, "dynafile.batch_get_item: DynamoDB kept returning unprocessed keys "
+            .. "(throttled) until the timeout", "Throttled"
+        end
+        attempt = attempt + 1
+        backoff(self, attempt)
+      end
+    end
+  end
+  return out
+end
+
+local QUERY_OPTS = {
+  starts_with = true, begins_with = true, eq = true, lt = true, le = true,
+  gt = true, ge = true, between = true, scan_index_forward = true,
+  index = true, filter = true, limit = true, start_after = true, stats = true,
+}
+local SCAN_OPTS = {
+  filter = true, limit = true, start_after = true, index = true,
+  segment = true, segments = true, stats = true,
+}
+local CONDS = { begins_with = 1, eq = 2, lt = 3, le = 4, gt = 5, ge = 6, between = 7 }
+local KEY_OP = { eq = "=", lt = "<", le = "<=", gt = ">", ge = ">=" }
+
+local function key_arg(fn, name, v)
+  local tv = type(v)
+  if tv ~= "string" and tv ~= "number" then
+    fail(fn, "%s must be a string or a number, got %s", name, tv)
+  end
+  if v ~= v then fail(fn, "%s must not be NaN", name) end
+end
+
+local function positive_int(fn, name, v)
+  if type(v) ~= "number" or v < 1 or v ~= math_floor(v) or v == math_huge then
+    fail(fn, "%s must be a positive integer", name)
+  end
+end
+
+-- Sort-key order: numbers before strings, each in its own order.
+local function key_less(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta == "number" end
+  return a < b
+end
+
+-- The request and reading plan of a query or scan; raises on misuse,
+-- returns nil, message, code for a filter string that does not parse or
+-- cannot run here.
+local function build_read(self, fn, pk, opts, scanning)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then fail(fn, "options must be a table, got %s", type(opts)) end
+  local allowed = scanning and SCAN_OPTS or QUERY_OPTS
+  local cond
+  for k in pairs(opts) do
+    if not allowed[k] then fail(fn, "unknown option '%s'", tostring(k)) end
+    if CONDS[k] then
+      if cond then
+        local a, b = cond, k
+        if CONDS[a] > CONDS[b] then a, b = b, a end
+        fail(fn, "only one key condition allowed (%s and %s)", a, b)
+      end
+      cond = k
+    end
+  end
+  local b = expr.names()
+  local req = { TableName = self._table }
+  local plan = { req = req, names = b, db = self }
+  local index = opts.index
+  local pk_attr, sk_attr = self._pk, self._sk
+  if index ~= nil then
+    if type(index) ~= "string" then fail(fn, "index must be an index name") end
+    local d = self._schema.indexes[index]
+    if not d then fail(fn, "index: no index named %s", index) end
+    req.IndexName = index
+    plan.index = index
+    if d.kind == "gsi" then pk_attr = d.pk end
+    sk_attr = d.sk
+    if d.kind == "gsi" then plan.gsi = true end
+  end
+  if self._consistent and not plan.gsi then req.ConsistentRead = true end
+  local key_attrs = { [pk_attr] = true }
+  if sk_attr then key_attrs[sk_attr] = true end
+  if not scanning then
+    key_arg(fn, "partition key", pk)
+    local parts = { b:name(pk_attr) .. " = " .. b:value(pk, fn, "partition key") }
+    if cond then
+      local v = opts[cond]
+      if not sk_attr then fail(fn, "%s: the table has no sort key", cond) end
+      local s = b:name(sk_attr)
+      if cond == "between" then
+        if type(v) ~= "table" or v[1] == nil or v[2] == nil then
+          fail(fn, "between must be a list {lo, hi}")
+        end
+        key_arg(fn, "between[1]", v[1])
+        key_arg(fn, "between[2]", v[2])
+        parts[2] = s .. " BETWEEN " .. b:value(v[1], fn) .. " AND " .. b:value(v[2], fn)
+      elseif cond == "begins_with" then
+        key_arg(fn, cond, v)
+        if type(v) ~= "string" then fail(fn, "begins_with must be a string") end
+        parts[2] = "begins_with(" .. s .. ", " .. b:value(v, fn) .. ")"
+      else
+        key_arg(fn, cond, v)
+        parts[2] = s .. " " .. KEY_OP[cond] .. " " .. b:value(v, fn)
+      end
+    end
+    local f = opts.scan_index_forward
+    if f ~= nil and type(f) ~= "boolean" then fail(fn, "scan_index_forward must be a boolean") end
+    if f == false then req.ScanIndexForward = false end
+    local start = opts.starts_with
+    if start ~= nil then
+      key_arg(fn, "starts_with", start)
+      if sk_attr then
+        if not cond then
+          parts[2] = b:name(sk_attr) .. (f == false and " <= " or " >= ") .. b:value(start, fn)
+        else
+          -- two conditions on the sort key: DynamoDB takes one, the other
+          -- skips items here (they arrive in order)
+          plan.skip_before, plan.skip_attr, plan.reverse = start, sk_attr, f == false
+        end
+      end
+    end
+    req.KeyConditionExpression = table_concat(parts, " AND ")
+  else
+    local k, n = opts.segment, opts.segments
+    if (k == nil) ~= (n == nil) then fail(fn, "segment and segments go together") end
+    if n ~= nil then
+      positive_int(fn, "segments", n)
+      positive_int(fn, "segment", k)
+      if k > n then fail(fn, "segment must be in 1..segments") end
+      if n > 4096 then fail(fn, "segments must be at most 4096") end
+      req.Segment, req.TotalSegments = k - 1, n
+    end
+  end
+  local limit = opts.limit
+  if limit ~= nil then positive_int(fn, "limit", limit) end
+  plan.limit = limit
+  local after = opts.start_after
+  if after ~= nil then
+    if type(after) ~= "table" then fail(fn, "start_after must be a key table") end
+    local esk = {}
+    for kname, v in pairs(after) do esk[kname] = encode_value(v, fn, "start_after." .. kname) end
+    req.ExclusiveStartKey = esk
+  end
+  local stats = opts.stats
+  if stats ~= nil then
+    if type(stats) ~= "table" then fail(fn, "stats must be a table") end
+    stats.examined, stats.decoded, stats.pages = 0, 0, 0
+    plan.stats = stats
+  end
+  local f = opts.filter
+  if type(f) == "function" then
+    plan.lua_filter = f
+  elseif type(f) == "string" then
+    local tree, msg = expr.compile(f)
+    if not tree then return nil, string_format("dynafile.%s: %s", fn, msg), "ValidationError" end
+    if expr.has_regex(tree) then
+      return not_supported(fn, "regular expressions (=~) in filters have no DynamoDB form")
+    end
+    local uses_key = false
+    if not scanning then
+      for a in pairs(expr.attributes(tree)) do
+        if key_attrs[a] then uses_key = true end
+      end
+    end
+    if uses_key then
+      -- DynamoDB refuses key attributes in a query's filter: run it here
+      plan.tree = tree
+    else
+      req.FilterExpression = expr.translate(tree, b, fn)
+    end
+  elseif f ~= nil then
+    fail(fn, "filter must be a function or an expression string, got %s", type(f))
+  end
+  b:into(req)
+  plan.here = plan.lua_filter or plan.tree or plan.skip_before ~= nil
+    or self._ttl_attr ~= nil or self._ttl_fn ~= nil
+  plan.op = scanning and "Scan" or "Query"
+  plan.fn = fn
+  plan.now = (self._ttl_attr or self._ttl_fn) and now(self) or nil
+  plan.items, plan.pos, plan.n, plan.returned = nil, 0, 0, 0
+  plan.done = false
+  return plan
+end
+
+-- Read the next page of a plan into plan.items.
+local function fill(p)
+  if p.done then return false end
+  local req = p.req
+  if p.limit and not p.here then
+    req.Limit = p.limit - p.returned
+  elseif p.limit then
+    req.Limit = math_min(1000, (p.limit - p.returned) * 2 + 10)
+  end
+  local self = p.db
+  local r, msg, code = call(self, p.op, req)
+  if not r then
+    p.done = true
+    return nil, prefix(p.fn, msg), code
+  end
+  local items = r.Items or {}
+  local out = {}
+  for i = 1, #items do out[i] = decode_item(items[i]) end
+  p.items, p.pos, p.n = out, 0, #out
+  local lek = r.LastEvaluatedKey
+  if lek then
+    req.ExclusiveStartKey = lek
+    p.next_key = decode_item(lek)
+  else
+    p.done = true
+    p.next_key = nil
+  end
+  local stats = p.stats
+  if stats then
+    stats.examined = stats.examined + (r.ScannedCount or 0)
+    stats.decoded = stats.decoded + #out
+    stats.pages = stats.pages + 1
+  end
+  return true
+end
+
+-- The next item of a plan: item, or nil at the end, or nil, msg, code.
+local function read_next(p)
+  local self = p.db
+  while true do
+    if p.limit and p.returned >= p.limit then return nil end
+    if p.pos < p.n then
+      p.pos = p.pos + 1
+      local it = p.items[p.pos]
+      local keep = true
+      if p.skip_before ~= nil then
+        local v = it[p.skip_attr]
+        if p.reverse then keep = not key_less(p.skip_before, v) else keep = not key_less(v, p.skip_before) end
+      end
+      if keep and p.now and expired(self, it, p.now) then keep = false end
+      if keep and p.tree and not expr.eval(p.tree, it) then keep = false end
+      if keep and p.lua_filter and not p.lua_filter(it) then keep = false end
+      if keep then
+        p.returned = p.returned + 1
+        p.last = it
+        return it
+      end
+    else
+      local ok, msg, code = fill(p)
+      if not ok then return nil, msg, code end
+    end
+  end
+end
+
+local CLOSER = setmetatable({}, { __close = function() end })
+
+local function iterate(self, fn, pk, opts, scanning)
+  check_open(self, fn)
+  local p, msg = build_read(self, fn, pk, opts, scanning)
+  if not p then raise(msg) end
+  return function()
+    local it, m = read_next(p)
+    if it == nil and m ~= nil then error(m, 2) end
+    return it
+  end, nil, nil, CLOSER
+end
+
+--- Iterate over a partition (as a local `db:query`).  `limit` counts items
+-- returned, as locally (DynamoDB's Limit, which counts items evaluated,
+-- is chosen per request).
+function DB:query(pk, opts)
+  return iterate(self, "query", pk, opts, false)
+end
+
+--- Iterate over the table or an index (as a local `db:scan`).
+function DB:scan(opts)
+  return iterate(self, "scan", nil, opts, true)
+end
+
+local PAGE = 100
+
+local function page(self, fn, pk, opts, scanning)
+  check_open(self, fn)
+  local p, msg, code = build_read(self, fn, pk, opts, scanning)
+  if not p then return nil, msg, code end
+  p.limit = p.limit or PAGE
+  local items = {}
+  while true do
+    local it, m, c = read_next(p)
+    if it == nil then
+      if m ~= nil then return nil, m, c end
+      break
+    end
+    items[#items + 1] = it
+  end
+  if p.pos < p.n then return items, key_of(self, p.last, p.index) end
+  if p.done then return items, nil end
+  return items, p.next_key
+end
+
+--- One page of a query: up to `opts.limit` (default 100) items, and the
+-- key to resume after.
+function DB:query_page(pk, opts)
+  return page(self, "query_page", pk, opts, false)
+end
+
+--- One page of a scan.
+function DB:scan_page(opts)
+  return page(self, "scan_page", nil, opts, true)
+end
+
+-- ------------------------------------------------------------- writes
+
+local PUT_OPTS = { condition = true, return_old = true }
+
+-- Read, decide, write conditionally on the image read; again when the
+-- item changed meanwhile.  `decide(old_visible, raw)` returns the request
+-- to send (op, req, verify) or nil, msg, code to stop.
+local function optimistic(self, fn, key, decide)
+  for _ = 1, self._retries do
+    local raw, msg, code = read_raw(self, fn, key)
+    if raw == nil then return nil, msg, code end
+    local visible = raw
+    if raw and expired(self, raw) then visible = nil end
+    if not raw then visible = nil end
+    local op, req, verify = decide(visible, raw or false)
+    if not op then return nil, req, verify end
+    local r, m, c = send_write(self, fn, op, req, true, verify)
+    if r then return r, visible end
+    if c ~= "ConditionalCheckFailed" then return nil, m, c end
+  end
+  return nil, string_format("dynafile.%s: the item kept changing under the optimistic check "
+    .. "(%d attempts)", fn, self._retries), "ConditionalCheckFailed"
+end
+
+local function put_events(self, old, new)
+  if has_listeners(self) then
+    dispatch(self, { { action = "PUT", old = old or nil, new = new } })
+  end
+end
+
+--- Write an item (see the local `db:put_item`).
+function DB:put_item(item, opts)
+  local fn = "put_item"
+  check_open(self, fn)
+  check_writable(self, fn)
+  opts = check_opts(fn, opts, PUT_OPTS)
+  if type(item) ~= "table" then fail(fn, "item must be a table, got %s", type(item)) end
+  check_key(self, item, fn)
+  local av = encode_item(item, fn)
+  local cond, msg
+  if opts.condition ~= nil then
+    cond, msg = compile_condition(fn, opts.condition)
+    if not cond then return nil, msg, "ValidationError" end
+  end
+  local want_old = opts.return_old or has_listeners(self)
+  local ttl = self._ttl_attr or self._ttl_fn
+  if cond and (cond.fn or not cond.server or ttl) then
+    -- the condition runs here on the item as read (an expired item counts
+    -- as absent, as locally)
+    local r, old, code = optimistic(self, fn, item, function(visible, raw)
+      local ok
+      if cond.fn then ok = cond.fn(visible) else ok = expr.eval(cond.tree, visible) end
+      if not ok then return cond_failed(fn) end
+      local b = expr.names()
+      local req = b:into { TableName = self._table, Item = av,
+        ConditionExpression = image_condition(self, b, raw) }
+      return "PutItem", req, function(cur) return cur and deep_equal(cur, item) end
+    end)
+    if not r then return nil, old, code end
+    put_events(self, old, item)
+    if opts.return_old then return true, old end
+    return true
+  end
+  local req = { TableName = self._table, Item = av }
+  if want_old then req.ReturnValues = "ALL_OLD" end
+  if cond then
+    local b = expr.names()
+    req.ConditionExpression = expr.translate(cond.tree, b, fn)
+    b:into(req)
+  end
+  local r, m, code = send_write(self, fn, "PutItem", req, true,
+    function(cur) return cur and deep_equal(cur, item) end)
+  if not r then
+    if code == "ConditionalCheckFailed" then return cond_failed(fn) end
+    return nil, m, code
+  end
+  if r.verified and opts.return_old then
+    return nil, "dynafile.put_item: the write was applied, but its first response (with the "
+      .. "old item) was lost", "UnknownOutcome"
+  end
+  local old = r.Attributes and decode_item(r.Attributes) or nil
+  if old and ttl and expired(self, old) then old = nil end
+  put_events(self, old, item)
+  if opts.return_old then return true, old end
+  return true
+end
+
+--- Delete the item with `key` (see the local `db:delete_item`).
+function DB:delete_item(key, opts)
+  local fn = "delete_item"
+  check_open(self, fn)
+  check_writable(self, fn)
+  opts = check_opts(fn, opts, PUT_OPTS)
+  check_key(self, key, fn)
+  local cond, msg
+  if opts.condition ~= nil then
+    cond, msg = compile_condition(fn, opts.condition)
+    if not cond then return nil, msg, "ValidationError" end
+  end
+  local ttl = self._ttl_attr or self._ttl_fn
+  local old
+  if cond and (cond.fn or not cond.server or ttl) then
+    local r, o, code = optimistic(self, fn, key, function(visible, raw)
+      local ok
+      if cond.fn then ok = cond.fn(visible) else ok = expr.eval(cond.tree, visible) end
+      if not ok then return cond_failed(fn) end
+      if not raw then return "none" end
+      local b = expr.names()
+      return "DeleteItem", b:into { TableName = self._table, Key = encode_key(self, key, fn),
+        ConditionExpression = image_condition(self, b, raw) }, function(cur) return cur == false end
+    end)
+    if r == nil and code then return nil, o, code end
+    old = o
+  else
+    local req = { TableName = self._table, Key = encode_key(self, key, fn), ReturnValues = "ALL_OLD" }
+    if cond then
+      local b = expr.names()
+      req.ConditionExpression = expr.translate(cond.tree, b, fn)
+      b:into(req)
+    end
+    local r, m, code = send_write(self, fn, "DeleteItem", req, true,
+      function(cur) return cur == false end)
+    if not r then
+      if code == "ConditionalCheckFailed" then return cond_failed(fn) end
+      return nil, m, code
+    end
+    if r.verified and opts.return_old then
+      return nil, "dynafile.delete_item: the delete was applied, but its first response (with "
+        .. "the old item) was lost", "UnknownOutcome"
+    end
+    old = r.Attributes and decode_item(r.Attributes) or nil
+    if old and ttl and expired(self, old) then
+      if has_listeners(self) then
+        dispatch(self, { { action = "DELETE", old = old, expired = true } })
+      end
+      old = nil
+    end
+  end
+  if old and has_listeners(self) then dispatch(self, { { action = "DELETE", old = old } }) end
+  if opts.return_old then return true, old end
+  return true
+end
+
+-- The DynamoDB UpdateExpression of a compiled plan of changes; nil when
+-- the plan needs the item read here (list add/delete).
+local function plan_expression(self, plan, b, fn)
+  local sets, removes = {}, {}
+  local function path(segs)
+    local p = {}
+    for i, s in ipairs(segs) do p[i] = type(s) == "number" and s - 1 or s end
+    return b:path(p)
+  end
+  for _, op in ipairs(plan.set) do
+    sets[#sets + 1] = path(op.segs) .. " = " .. b:value(op.value, fn, op.path)
+  end
+  for _, op in ipairs(plan.add) do
+    if type(op.value) ~= "number" then return nil end
+    local p = path(op.segs)
+    sets[#sets + 1] = p .. " = if_not_exists(" .. p .. ", " .. b:value(0, fn) .. ") + "
+      .. b:value(op.value, fn, op.path)
+  end
+  if #plan.delete > 0 then return nil end
+  for _, op in ipairs(plan.remove) do removes[#removes + 1] = path(op.segs) end
+  local parts = {}
+  if #sets > 0 then parts[#parts + 1] = "SET " .. table_concat(sets, ", ") end
+  if #removes > 0 then parts[#parts + 1] = "REMOVE " .. table_concat(removes, ", ") end
+  return table_concat(parts, " "), #plan.add > 0
+end
+
+-- The UpdateItem request that turns `raw` (false: absent) into `new`,
+-- conditional on the item being `raw`.
+local function image_update(self, fn, key, raw, new)
+  local b = expr.names()
+  local sets, removes = {}, {}
+  local is_key = self._is_key
+  for k, v in pairs(new) do
+    if not is_key[k] and not (raw and deep_equal(raw[k], v)) then
+      sets[#sets + 1] = b:name(k) .. " = " .. b:value(v, fn, k)
+    end
+  end
+  if raw then
+    for k in pairs(raw) do
+      if new[k] == nil and not is_key[k] then removes[#removes + 1] = b:name(k) end
+    end
+  end
+  local req = { TableName = self._table, Key = encode_key(self, key, fn),
+    ConditionExpression = image_condition(self, b, raw), ReturnValues = "ALL_NEW" }
+  local parts = {}
+  if #sets > 0 then parts[#parts + 1] = "SET " .. table_concat(sets, ", ") end
+  if #removes > 0 then parts[#parts + 1] = "REMOVE " .. table_concat(removes, ", ") end
+  if #parts > 0 then req.UpdateExpression = table_concat(parts, " ") end
+  return b:into(req)
+end
+
+local UPDATE_OPTS = { condition = true, return_old = true }
+
+--- Update (or create) the item with `key` (see the local
+-- `db:update_item`).  A table of changes goes to DynamoDB as an
+-- UpdateExpression; an update function, list `add`/`delete`, a
+-- condition function, `return_old` and listeners take the optimistic
+-- path (read, apply here, write conditionally on the image read).
+function DB:update_item(key, changes, opts)
+  local fn = "update_item"
+  check_open(self, fn)
+  check_writable(self, fn)
+  opts = check_opts(fn, opts, UPDATE_OPTS)
+  check_key(self, key, fn)
+  local plan = update.compile(self, fn, changes)
+  local cond, msg
+  if opts.condition ~= nil then
+    cond, msg = compile_condition(fn, opts.condition)
+    if not cond then return nil, msg, "ValidationError" end
+  end
+  local ttl = self._ttl_attr or self._ttl_fn
+  local direct = type(plan) == "table" and not opts.return_old and not has_listeners(self)
+    and not ttl and not (cond and (cond.fn or not cond.server))
+  if direct then
+    local b = expr.names()
+    local ue, adds = plan_expression(self, plan, b, fn)
+    if ue then
+      local req = { TableName = self._table, Key = encode_key(self, key, fn),
+        ReturnValues = "ALL_NEW" }
+      if ue ~= "" then req.UpdateExpression = ue end
+      if cond then req.ConditionExpression = expr.translate(cond.tree, b, fn) end
+      b:into(req)
+      local r, m, code = send_write(self, fn, "UpdateItem", req, not adds and not cond, nil)
+      if r then return decode_item(r.Attributes or encode_key(self, key, fn)) end
+      if code == "ConditionalCheckFailed" then return cond_failed(fn) end
+      -- DynamoDB does not create the maps on a path, dynafile does: a
+      -- path through a missing map takes the optimistic path below
+      if not (code == "ValidationError" and m:find("document path", 1, true)) then
+        return nil, m, code
+      end
+    end
+  end
+  local new_item
+  local r, old, code = optimistic(self, fn, key, function(visible, raw)
+    if cond then
+      local ok
+      if cond.fn then ok = cond.fn(visible) else ok = expr.eval(cond.tree, visible) end
+      if not ok then return cond_failed(fn) end
+    end
+    local base = visible and update.copy(visible) or nil
+    local new, umsg = update.apply(self, fn, key, base, plan)
+    if not new then return nil, umsg, "ValidationError" end
+    new_item = new
+    return "UpdateItem", image_update(self, fn, key, raw, new), function(cur)
+      return cur and deep_equal(cur, new)
+    end
+  end)
+  if not r then return nil, old, code end
+  local new = r.Attributes and decode_item(r.Attributes) or (r.current or new_item)
+  if has_listeners(self) then dispatch(self, { { action = "PUT", old = old, new = new } }) end
+  if opts.return_old then return new, old end
+  return new
+end
+
+-- ------------------------------------------------------------- TTL
+
+--- Delete the expired items now, each with a DELETE event marked
+-- `expired = true` (a scan, then a delete conditional on the item still
+-- being expired).
+function DB:purge_expired(limit)
+  local fn = "purge_expired"
+  check_open(self, fn)
+  check_writable(self, fn)
+  if limit ~= nil then positive_int(fn, "limit", limit) end
+  if not self._ttl_attr and not self._ttl_fn then return 0 end
+  local t = now(self)
+  local n = 0
+  local b = expr.names()
+  local req = { TableName = self._table, ConsistentRead = self._consistent or nil }
+  if self._ttl_attr then
+    req.FilterExpression = b:name(self._ttl_attr) .. " < " .. b:value(t, fn)
+    b:into(req)
+  end
+  repeat
+    local r, msg, code = call(self, "Scan", req)
+    if not r then return nil, prefix(fn, msg), code end
+    for _, av in ipairs(r.Items or {}) do
+      local item = decode_item(av)
+      if expired(self, item, t) then
+        local db = expr.names()
+        local dreq = { TableName = self._table, Key = encode_key(self, item, fn),
+          ConditionExpression = image_condition(self, db, item), ReturnValues = "ALL_OLD" }
+        db:into(dreq)
+        local d, dmsg, dcode = send_write(self, fn, "DeleteItem", dreq, true,
+          function(cur) return cur == false end)
+        if d then
+          n = n + 1
+          if has_listeners(self) then
+            dispatch(self, { { action = "DELETE", old = item, expired = true } })
+          end
+        elseif dcode ~= "ConditionalCheckFailed" then
+          return nil, dmsg, dcode
+        end
+        if limit and n >= limit then return n end
+      end
+    end
+    req.ExclusiveStartKey = r.LastEvaluatedKey
+  until not r.LastEvaluatedKey
+  return n
+end
+
+-- ------------------------------------------------------------- listeners
+
+--- Register a listener for the writes this process makes to the table
+-- (through any handle on it).  Writes by other processes or clients are
+-- not heard.
+function DB:add_stream_listener(f)
+  check_open(self, "add_stream_listener")
+  if type(f) ~= "function" then fail("add_stream_listener", "listener must be a function") end
+  local st = self._st
+  local list = { unpack(st.listeners) }
+  local h = { fn = f }
+  list[#list + 1] = h
+  st.listeners = list
+  return h
+end
+
+--- Remove a listener.
+function DB:remove_stream_listener(h)
+  check_open(self, "remove_stream_listener")
+  local st = self._st
+  local list, found = {}, false
+  for _, x in ipairs(st.listeners) do
+    if x == h then found = true else list[#list + 1] = x end
+  end
+  st.listeners = list
+  return found
+end
+
+--- Not supported: the change log is a local database's.
+function DB:poll_stream()
+  check_open(self, "poll_stream")
+  return not_supported("poll_stream", "the change log belongs to local databases; listeners "
+    .. "hear this process's own writes, DynamoDB Streams carry the others")
+end
+
+-- ------------------------------------------------------------- the rest
+
+--- Not supported: DynamoDB keeps its indexes itself.
+function DB:check()
+  check_open(self, "check")
+  return not_supported("check", "DynamoDB maintains its indexes; there is nothing to verify here")
+end
+
+--- Drop a global secondary index (waits until it is gone).  Local
+-- secondary indexes cannot be dropped in DynamoDB.
+function DB:drop_index(name)
+  check_open(self, "drop_index")
+  if type(name) ~= "string" then fail("drop_index", "name must be an index name, got %s", type(name)) end
+  local d = self._schema.indexes[name]
+  if not d then fail("drop_index", "no index named %s", name) end
+  if self._readonly then
+    return nil, "dynafile.drop_index: the database is opened read-only", "ReadOnly"
+  end
+  if d.kind == "lsi" then
+    return not_supported("drop_index", "DynamoDB cannot drop a local secondary index")
+  end
+  local s, msg, code = tables.drop_gsi(self._client, self._table, name)
+  if not s then return nil, prefix("drop_index", msg), code end
+  s.ttl, s.server_ttl = self._schema.ttl, self._schema.server_ttl
+  self._schema = s
+  return true
+end
+
+--- The schema in force: `{pk, sk, ttl, indexes = {name = {kind, pk, sk,
+-- projection}}}`, as a local handle gives it, plus `types` (the key
+-- attributes' DynamoDB types) and `table` (the table name).
+function DB:schema()
+  check_open(self, "schema")
+  local s = self._schema
+  local idx = {}
+  for name, d in pairs(s.indexes) do
+    idx[name] = { name = name, kind = d.kind, pk = d.pk, sk = d.sk, projection = d.projection }
+  end
+  local types = {}
+  for k, v in pairs(s.types) do types[k] = v end
+  return { pk = s.pk, sk = s.sk, ttl = s.ttl, indexes = idx, types = types, table = self._table }
+end
+
+--- Statistics from DescribeTable (DynamoDB updates its counts about every
+-- six hours): `items`, `used_bytes`, `index_entries`, `status`, and
+-- `requests`/`retries`/`throttled` counted by this handle's client.
+function DB:stat()
+  check_open(self, "stat")
+  local r, msg, code = call(self, "DescribeTable", { TableName = self._table })
+  if not r then return nil, prefix("stat", msg), code end
+  local d = r.Table
+  local entries = 0
+  for _, list in ipairs { d.GlobalSecondaryIndexes or {}, d.LocalSecondaryIndexes or {} } do
+    for _, x in ipairs(list) do entries = entries + (x.ItemCount or 0) end
+  end
+  local cs = self._client.stats
+  return {
+    items = math_floor(d.ItemCount or 0), used_bytes = math_floor(d.TableSizeBytes or 0),
+    index_entries = math_floor(entries),
+    status = d.TableStatus, table = self._table, requests = cs.requests, retries = cs.retries,
+    throttled = cs.throttled,
+  }
+end
+
+--- Close the handle: its idle connections are closed; further calls raise.
+function DB:close()
+  if self._closed then return true end
+  self._closed = true
+  self._client:close()
+  local st = self._st
+  st.handles = st.handles - 1
+  if st.handles == 0 and shared[self._sid] == st then shared[self._sid] = nil end
+  return true
+end
+
+DB.__close = DB.close
+DB.__gc = DB.close
+
+function DB:__tostring()
+  return string_format("dynafile.db(%s)%s", self._url, self._closed and " closed" or "")
+end
+
+-- Internals for dynafile.remote.batch.
+M._internal = {
+  raise = raise, fail = fail, check_open = check_open, check_writable = check_writable,
+  check_key = check_key, check_opts = check_opts, key_of = key_of, encode_key = encode_key,
+  identity = identity, call = call, prefix = prefix, read_raw = read_raw, expired = expired,
+  has_listeners = has_listeners, dispatch = dispatch, compile_condition = compile_condition,
+  image_condition = image_condition, image_update = image_update, plan_expression = plan_expression,
+  backoff = backoff, not_supported = not_supported, now = now,
+}
+
+require("dynafile.remote.batch")(M)
+
+return M
