@@ -32,10 +32,10 @@ function M.start()
   f:close()
   local p = io.popen("exec node '" .. script .. "' 2>&1", "r")
   if not p then return nil, "cannot run node" end
-  local line = p:read("l")
+  local line = p:read("*l")
   local port, pid = (line or ""):match("^(%d+) (%d+)$")
   if not port then
-    local rest = p:read("a") or ""
+    local rest = p:read("*a") or ""
     p:close()
     return nil, "dynalite did not start: " .. tostring(line) .. "\n" .. rest
   end

@@ -31,7 +31,7 @@ local math_random, math_min = math.random, math.min
 local http = require "dynafile.remote.http"
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
-local encode_item, decode_item = values.encode_item, values.decode_item
+local encode_item = values.encode_item
 
 return function(M)
   local DB, I = M.DB, M._internal
@@ -52,7 +52,8 @@ return function(M)
 
   local function writer_check(w, fn)
     if getmetatable(w) ~= Writer then
-      error(string_format("dynafile.batch_writer.%s: expected a batch writer (use w:%s)", fn, fn), 3)
+      error(string_format("dynafile.batch_writer.%s: expected a batch writer (use w:%s)",
+        fn, fn), 3)
     end
     if w._closed then
       error(string_format("dynafile.batch_writer.%s: the batch writer is closed", fn), 3)
@@ -131,7 +132,8 @@ return function(M)
       local events = {}
       for i = 1, n do
         local op = ops[i]
-        events[i] = op.put and { action = "PUT", new = op.put } or { action = "DELETE", old = op.delete }
+        events[i] = op.put and { action = "PUT", new = op.put }
+          or { action = "DELETE", old = op.delete }
       end
       I.dispatch(db, events)
     end
@@ -299,7 +301,9 @@ return function(M)
     local s = slot(self, item)
     local ok, msg = holds(self, "put_item", opts.condition, s.cur)
     if ok == nil then return nil, msg, "ValidationError" end
-    if not ok then return failed(self, "put_item", "ConditionalCheckFailed", "the condition failed") end
+    if not ok then
+      return failed(self, "put_item", "ConditionalCheckFailed", "the condition failed")
+    end
     local prev = s.cur
     s.cur, s.written = update.copy(item), true
     passed(self)
@@ -516,7 +520,11 @@ return function(M)
           if raw and I.expired(self, raw) then visible = false end
           local ok = true
           if a.cond then
-            if a.cond.fn then ok = a.cond.fn(visible or nil) else ok = expr.eval(a.cond.tree, visible or nil) end
+            if a.cond.fn then
+              ok = a.cond.fn(visible or nil)
+            else
+              ok = expr.eval(a.cond.tree, visible or nil)
+            end
           end
           if not ok then
             reasons[i] = { code = "ConditionalCheckFailed", message = "the condition failed" }
@@ -572,7 +580,8 @@ return function(M)
       if failed_at then
         for i = 1, #list do reasons[i] = reasons[i] or { code = "None" } end
         return nil, string_format("dynafile.%s: transaction canceled: actions[%d] (%s): %s", fn,
-          failed_at, list[failed_at].kind, reasons[failed_at].message), "TransactionCanceled", reasons
+          failed_at, list[failed_at].kind, reasons[failed_at].message), "TransactionCanceled",
+          reasons
       end
       local ok, msg, code, rs = commit(self, fn, items)
       if ok then

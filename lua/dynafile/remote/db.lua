@@ -20,7 +20,6 @@
 -- acknowledged it.
 -- @module dynafile.remote.db
 
-local core = require "dynafile.core"
 local update = require "dynafile.update"
 local client = require "dynafile.remote.client"
 local credentials = require "dynafile.remote.credentials"
@@ -29,8 +28,8 @@ local http = require "dynafile.remote.http"
 local tables = require "dynafile.remote.table"
 local values = require "dynafile.remote.values"
 
-local error, type, pairs, ipairs, next, tostring, pcall, select =
-  error, type, pairs, ipairs, next, tostring, pcall, select
+local error, type, pairs, ipairs, tostring, pcall =
+  error, type, pairs, ipairs, tostring, pcall
 local setmetatable, getmetatable = setmetatable, getmetatable
 local string_format, table_concat = string.format, table.concat
 local math_random, math_min, math_floor, math_huge = math.random, math.min, math.floor, math.huge
@@ -259,9 +258,11 @@ end
 -- implementations, dynalite among them, do not compare documents with =),
 -- else as whole values.
 local function equal_parts(b, parts, p, v, flat, where)
-  if flat and type(v) == "table" and v ~= core.null and next(v) ~= nil then
-    parts[#parts + 1] = "size(" .. p .. ") = " .. b:value(values.size_of(v), "condition", where)
-    if values.is_list(v) then
+  if flat and values.is_document(v) then
+    local list = values.is_list(v)
+    parts[#parts + 1] = "attribute_type(" .. p .. ", " .. b:value(list and "L" or "M", "condition",
+      where) .. ") AND size(" .. p .. ") = " .. b:value(values.size_of(v), "condition", where)
+    if list then
       for i = 1, #v do equal_parts(b, parts, p .. "[" .. (i - 1) .. "]", v[i], flat, where) end
     else
       for k, x in pairs(v) do equal_parts(b, parts, p .. "." .. b:name(k), x, flat, where) end
@@ -393,7 +394,9 @@ function M.open(url, opts, index_defs)
   elseif opts.ttl ~= nil then
     fail(fn, "ttl must be an attribute name or a function, got %s", type(opts.ttl))
   end
-  if opts.clock ~= nil and type(opts.clock) ~= "function" then fail(fn, "clock must be a function") end
+  if opts.clock ~= nil and type(opts.clock) ~= "function" then
+    fail(fn, "clock must be a function")
+  end
   if opts.readonly ~= nil and type(opts.readonly) ~= "boolean" then
     fail(fn, "readonly must be a boolean")
   end
@@ -401,7 +404,9 @@ function M.open(url, opts, index_defs)
     fail(fn, "listener_error must be a function")
   end
   if opts.types ~= nil then
-    if type(opts.types) ~= "table" then fail(fn, "types must be a table {attribute = \"S\"|\"N\"|\"B\"}") end
+    if type(opts.types) ~= "table" then
+      fail(fn, "types must be a table {attribute = \"S\"|\"N\"|\"B\"}")
+    end
     for k, v in pairs(opts.types) do
       if type(k) ~= "string" or (v ~= "S" and v ~= "N" and v ~= "B") then
         fail(fn, "types: %s must be \"S\", \"N\" or \"B\"", tostring(k))
@@ -411,7 +416,7 @@ function M.open(url, opts, index_defs)
   end
   for _, k in ipairs { "timeout", "wait" } do
     local v = opts[k]
-    if v ~= nil and (type(v) ~= "number" or not (v > 0) or v == math_huge) then
+    if v ~= nil and (type(v) ~= "number" or v ~= v or v <= 0 or v == math_huge) then
       fail(fn, "%s must be a positive number of seconds", k)
     end
   end
@@ -433,7 +438,8 @@ function M.open(url, opts, index_defs)
     if type(c) ~= "table" or type(c.access_key_id) ~= "string"
         or type(c.secret_access_key) ~= "string"
         or (c.session_token ~= nil and type(c.session_token) ~= "string") then
-      fail(fn, "credentials must be {access_key_id = s, secret_access_key = s [, session_token = s]}")
+      fail(fn, "credentials must be {access_key_id = s, secret_access_key = s "
+        .. "[, session_token = s]}")
     end
   end
   o.indexes = index_defs or {}
@@ -442,7 +448,8 @@ function M.open(url, opts, index_defs)
   local region = credentials.region(opts)
   if not region then
     if not opts.endpoint then
-      return nil, "dynafile.open: no region: give the region option, or set AWS_REGION", "ValidationError"
+      return nil, "dynafile.open: no region: give the region option, or set AWS_REGION",
+        "ValidationError"
     end
     region = "us-east-1"
   end
@@ -785,7 +792,11 @@ local function read_next(p)
       local keep = true
       if p.skip_before ~= nil then
         local v = it[p.skip_attr]
-        if p.reverse then keep = not key_less(p.skip_before, v) else keep = not key_less(v, p.skip_before) end
+        if p.reverse then
+          keep = not key_less(p.skip_before, v)
+        else
+          keep = not key_less(v, p.skip_before)
+        end
       end
       if keep and p.now and expired(self, it, p.now) then keep = false end
       if keep and p.tree and not expr.eval(p.tree, it) then keep = false end
@@ -973,7 +984,8 @@ function DB:delete_item(key, opts)
     if r == nil and code then return nil, o, code end
     old = o
   else
-    local req = { TableName = self._table, Key = encode_key(self, key, fn), ReturnValues = "ALL_OLD" }
+    local req = { TableName = self._table, Key = encode_key(self, key, fn),
+      ReturnValues = "ALL_OLD" }
     if cond then
       local b = expr.names()
       req.ConditionExpression = expr.translate(cond.tree, b, fn)
@@ -1004,7 +1016,7 @@ end
 
 -- The DynamoDB UpdateExpression of a compiled plan of changes; nil when
 -- the plan needs the item read here (list add/delete).
-local function plan_expression(self, plan, b, fn)
+local function plan_expression(_, plan, b, fn)
   local sets, removes = {}, {}
   local function path(segs)
     local p = {}
@@ -1210,7 +1222,9 @@ end
 -- secondary indexes cannot be dropped in DynamoDB.
 function DB:drop_index(name)
   check_open(self, "drop_index")
-  if type(name) ~= "string" then fail("drop_index", "name must be an index name, got %s", type(name)) end
+  if type(name) ~= "string" then
+    fail("drop_index", "name must be an index name, got %s", type(name))
+  end
   local d = self._schema.indexes[name]
   if not d then fail("drop_index", "no index named %s", name) end
   if self._readonly then

@@ -22,7 +22,7 @@ local values = require "dynafile.remote.values"
 
 local type, pairs, ipairs, pcall, tonumber, tostring, error, next, getmetatable, setmetatable =
   type, pairs, ipairs, pcall, tonumber, tostring, error, next, getmetatable, setmetatable
-local string_format, string_char, table_concat = string.format, string.char, table.concat
+local string_char, table_concat = string.char, table.concat
 local math_tointeger = math.tointeger
 
 local null, array_mt = core.null, core.array_mt
@@ -518,12 +518,12 @@ local function eval(t, item)
     end
     return false
   end
-  local a, b = value_of(t.a, item), nil
+  local a = value_of(t.a, item)
   if a == nil then return false end
   if k == "match" then
     error("dynafile: regular expressions (=~) are not supported by the DynamoDB backend", 0)
   end
-  b = value_of(t.b, item)
+  local b = value_of(t.b, item)
   if b == nil then return false end
   if k == "cmp" then
     local op = t.op

@@ -170,7 +170,15 @@ local function add_gsi(c, name, d, desc, o)
           WriteCapacityUnits = desc.ProvisionedThroughput.WriteCapacityUnits } or nil,
     } } },
   }
-  return c:call("UpdateTable", req)
+  local r, msg, code = c:call("UpdateTable", req)
+  if not r and code == "ValidationError" and msg:find("provisionedThroughput", 1, true) then
+    -- servers of the API before on-demand tables (dynalite) want a
+    -- throughput for every new index
+    local spec = req.GlobalSecondaryIndexUpdates[1].Create
+    spec.ProvisionedThroughput = { ReadCapacityUnits = 1, WriteCapacityUnits = 1 }
+    return c:call("UpdateTable", req)
+  end
+  return r, msg, code
 end
 
 --- Make the table match the options.
@@ -225,7 +233,8 @@ function M.ensure(c, name, o)
     if have then
       if have.kind ~= want.kind or (want.kind == "gsi" and have.pk ~= want.pk)
           or have.sk ~= want.sk
-          or not same_projection(have.projection, projection_from(projection_of(want.projection))) then
+          or not same_projection(have.projection,
+            projection_from(projection_of(want.projection))) then
         return differ("index " .. want.name .. " is defined differently")
       end
     elseif want.kind == "lsi" then
@@ -233,10 +242,18 @@ function M.ensure(c, name, o)
         .. "table creation)")
     else
       local ur, umsg, ucode = add_gsi(c, name, want, d, o)
-      if not ur then return nil, "dynafile.open: adding index " .. want.name .. ": " .. umsg, ucode end
+      if not ur then
+        return nil, "dynafile.open: adding index " .. want.name .. ": " .. umsg, ucode
+      end
       d, msg, code = wait_active(c, name, deadline)
       if not d then return nil, msg, code end
       s = M.schema_of(d)
+      if not s.indexes[want.name] then
+        -- dynalite answers UpdateTable without adding the index
+        return nil, string_format("dynafile.open: not supported by the DynamoDB backend: the "
+          .. "server accepted index %s for table %s but did not create it", want.name, name),
+          "NotSupported"
+      end
     end
   end
   if o.ttl_attr then
