@@ -28,6 +28,7 @@ PACKAGES="
   nginx-light libnginx-mod-http-lua curl
   clang libclang-rt-14-dev valgrind lua-check
   lua-luaossl awscli wrk
+  lua-socket lua-sec
 "
 # What each group is for:
 #   gcc libc6-dev make pkg-config   C toolchain (libc6-dev is only a Recommends
@@ -41,6 +42,8 @@ PACKAGES="
 #   nginx-light libnginx-mod-http-lua curl   OpenResty-style integration test
 #   clang libclang-rt-14-dev valgrind lua-check   sanitizers, leak checks, lint
 #   lua-luaossl                     HMAC-SHA256 for `dynafile serve --auth` (SigV4)
+#                                   and for the DynamoDB backend's signing
+#   lua-socket lua-sec              the DynamoDB backend's HTTP(S) outside nginx
 #   awscli wrk                      serve's tests (the AWS CLI) and `make bench-serve`
 #   nodejs npm                      the JavaScript test clients in tests/js (AWS SDK
 #                                   v3, dynalite), added only when the `node` or

@@ -198,7 +198,9 @@ local function open_with_progress(path, c, progress)
   end
 end
 
---- Open (creating when missing) the database in directory `path`.
+--- Open (creating when missing) the database in directory `path`, or,
+-- with a path `"dynamodb://TABLE"`, a DynamoDB table through the same API
+-- (see dynafile.remote.db and the README's "The same API over DynamoDB").
 -- Handles opened on one directory in one process share one LMDB
 -- environment; open after fork, never before (nginx forks its workers).
 --

@@ -1,0 +1,64 @@
+-- SigV4 signing and the credential and region lookup of the DynamoDB
+-- backend.
+local sigv4 = require "dynafile.remote.sigv4"
+local credentials = require "dynafile.remote.credentials"
+
+describe("SigV4", function()
+  it("signs AWS's documented example request to the same signature", function()
+    -- AWS's Signature Version 4 example: GET iam ListUsers, 2015-08-30
+    local t = 1440938160 -- 20150830T123600Z
+    local h, creq = sigv4.sign({
+      method = "GET", path = "/", query = "Action=ListUsers&Version=2010-05-08",
+      headers = { host = "iam.amazonaws.com",
+        ["content-type"] = "application/x-www-form-urlencoded; charset=utf-8" },
+      body = "", time = t, region = "us-east-1", service = "iam",
+    }, { access_key_id = "AKIDEXAMPLE",
+         secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" })
+    assert.equal("20150830T123600Z", h["x-amz-date"])
+    assert.equal("f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59",
+      sigv4.sha256_hex(creq))
+    assert.equal("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, "
+      .. "SignedHeaders=content-type;host;x-amz-date, "
+      .. "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7",
+      h.authorization)
+  end)
+
+  it("signs the session token and changes the signature with the body", function()
+    local r = { method = "POST", path = "/", body = "{}", time = 1440938160,
+      region = "eu-west-1", service = "dynamodb", headers = { host = "h" } }
+    local c = { access_key_id = "A", secret_access_key = "S", session_token = "T" }
+    local h1 = sigv4.sign(r, c)
+    assert.equal("T", h1["x-amz-security-token"])
+    assert.matches("SignedHeaders=host;x%-amz%-date;x%-amz%-security%-token,", h1.authorization)
+    r.body = "{ }"
+    local h2 = sigv4.sign(r, c)
+    assert.are_not.equal(h1.authorization, h2.authorization)
+  end)
+end)
+
+describe("credentials and region", function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir)
+  local function write(name, text)
+    local f = assert(io.open(dir .. "/" .. name, "w"))
+    f:write(text)
+    f:close()
+    return dir .. "/" .. name
+  end
+
+  it("prefer the options, and read profiles from the shared files", function()
+    local c, where = credentials.resolve({ credentials = { access_key_id = "a",
+      secret_access_key = "b" } })
+    assert.equal("a", c.access_key_id)
+    assert.equal("the credentials option", where)
+    local ini = credentials.read_ini(write("credentials",
+      "[default]\naws_access_key_id = K1\naws_secret_access_key=S1\n\n[dev]\n"
+      .. "aws_access_key_id=K2\naws_secret_access_key = S2\naws_session_token = T2\n"))
+    assert.same({ aws_access_key_id = "K2", aws_secret_access_key = "S2",
+      aws_session_token = "T2" }, ini.dev)
+    local cfg = credentials.read_ini(write("config", "[profile dev]\nregion = eu-north-1\n"))
+    assert.equal("eu-north-1", cfg["profile dev"].region)
+    assert.equal("ap-south-1", credentials.region({ region = "ap-south-1" }))
+  end)
+end)
