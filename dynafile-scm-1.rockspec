@@ -45,6 +45,7 @@ build = {
         "src/check.c",
         "src/codec.c",
         "src/db.c",
+        "src/decimal.c",
         "src/error.c",
         "src/expr.c",
         "src/index.c",

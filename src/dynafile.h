@@ -163,7 +163,12 @@ typedef enum df_type {
   DF_TSTR,   /* s, n: bytes, not NUL-terminated */
   DF_TBIN,   /* s, n */
   DF_TARRAY, /* n: element count; s points at the first element */
-  DF_TMAP    /* n: pair count; s points at the first key */
+  DF_TMAP,   /* n: pair count; s points at the first key */
+  DF_TDECIMAL, /* a number no int64, uint64 or double holds exactly:
+                  s, n are its encoding (see "Numbers" below) */
+  DF_TSS,    /* string set: n elements (str), s points at the first */
+  DF_TNS,    /* number set: n elements (numbers), s points at the first */
+  DF_TBS     /* binary set: n elements (bin), s points at the first */
 } df_type;
 
 /* A value, either given by the caller (key values) or read from item

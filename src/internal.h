@@ -113,6 +113,90 @@ int df__mp_path_find(const void *item, size_t len, const df_path *path,
  * comparable (different kinds, NaN, containers). */
 int df__value_cmp(const df_value *a, const df_value *b);
 
+/* ---------------------------------------------------------- decimal.c */
+/* Exact decimal numbers (DynamoDB's N) and the order-preserving encoding
+ * of every number; see the comment at the top of decimal.c. */
+
+#define DF_DEC_DIGITS 40      /* digits a df_dec holds */
+#define DF_DEC_MAX_DIGITS 38  /* DynamoDB's precision */
+#define DF_DEC_MAX_EXP 125    /* exponent of the leading digit: 9.9..E+125 */
+#define DF_DEC_MIN_EXP (-130) /* 1E-130 */
+/* Longest number encoding: tag, exponent, DF_DEC_DIGITS nibbles + end. */
+#define DF_NUM_ENC_MAX (3 + DF_DEC_DIGITS / 2 + 1)
+/* Room for the plain string of any double or DynamoDB number. */
+#define DF_DEC_STR_MAX 400
+
+/* The tags of the number encoding, below DF_TAG_STR. */
+#define DF_TAG_NUM_NEGINF 0x10
+#define DF_TAG_NUM_NEG 0x11
+#define DF_TAG_NUM_ZERO 0x12
+#define DF_TAG_NUM_POS 0x13
+#define DF_TAG_NUM_POSINF 0x14
+
+/* A normalised decimal: sign * d[0..n) * 10^exp, no leading or trailing
+ * zero digit; zero is sign 0, n 0; an infinity is inf 1, n 0. */
+typedef struct df_dec {
+  int sign; /* -1, 0, 1 */
+  int inf;
+  int exp;
+  int n;
+  unsigned char d[DF_DEC_DIGITS];
+} df_dec;
+
+/* Why a number is refused (df__dec_msg gives DynamoDB's message). */
+enum {
+  DF_DEC_OK = 0,
+  DF_DEC_SYNTAX,    /* not a number */
+  DF_DEC_PRECISION, /* more than 38 significant digits */
+  DF_DEC_OVERFLOW,  /* magnitude above 9.9..E+125 (or infinite) */
+  DF_DEC_UNDERFLOW, /* magnitude below 1E-130 */
+  DF_DEC_NAN
+};
+
+/* Parse DynamoDB's number syntax ([+-] digits [. digits] [e [+-] digits];
+ * "1.", ".5" accepted; no spaces, no NaN/Infinity).  DF_DEC_OK,
+ * DF_DEC_SYNTAX, or DF_DEC_PRECISION (more than DF_DEC_DIGITS significant
+ * digits).  The range is not checked: see df__dec_range. */
+int df__dec_parse(const char *s, size_t len, df_dec *out);
+/* DF_DEC_OK when d is within DynamoDB's precision and range (zero is),
+ * else DF_DEC_PRECISION, DF_DEC_OVERFLOW or DF_DEC_UNDERFLOW. */
+int df__dec_range(const df_dec *d);
+/* DynamoDB's message for a DF_DEC_* reason (a static string). */
+const char *df__dec_msg(int reason);
+void df__dec_from_int(int64_t i, df_dec *out);
+void df__dec_from_uint(uint64_t u, df_dec *out);
+/* The shortest decimal that reads back as f.  DF_DEC_OK, or DF_DEC_NAN. */
+int df__dec_from_double(double f, df_dec *out);
+/* The decimal of a number value (DF_TINT, DF_TUINT, DF_TFLOAT,
+ * DF_TDECIMAL).  DF_OK; DF_EVALIDATION for NaN or a value that is not a
+ * number; DF_ECORRUPT for a malformed decimal payload. */
+int df__dec_from_value(const df_value *v, df_dec *out);
+/* 1 and *out when d is exactly an int64 / a uint64, else 0. */
+int df__dec_int64(const df_dec *d, int64_t *out);
+int df__dec_uint64(const df_dec *d, uint64_t *out);
+/* The nearest double in *out; returns 1 when that double's value (its
+ * shortest decimal) is exactly d, 0 when it is not (or overflows). */
+int df__dec_double(const df_dec *d, double *out);
+/* The plain string (DynamoDB's canonical form: no exponent, "0" for zero;
+ * "inf"/"-inf").  Writes at most cap bytes, NUL included; returns the
+ * length the whole string needs (DF_DEC_STR_MAX is enough for any double
+ * and any DynamoDB number). */
+size_t df__dec_str(const df_dec *d, char *buf, size_t cap);
+/* -1, 0, 1. */
+int df__dec_cmp(const df_dec *a, const df_dec *b);
+/* The order-preserving encoding into out (DF_NUM_ENC_MAX bytes); returns
+ * its length, or 0 for an exponent beyond any double or DynamoDB number. */
+size_t df__dec_enc(const df_dec *d, unsigned char *out);
+/* Decode one encoding at p (avail bytes): DF_OK with *used, or
+ * DF_ECORRUPT unless it is the canonical encoding of a number. */
+int df__dec_dec(const unsigned char *p, size_t avail, df_dec *out,
+                size_t *used);
+/* a + b (a - b when negate_b), exactly: DF_DEC_OK, or DF_DEC_PRECISION
+ * when the exact result has more than DF_DEC_DIGITS digits, or
+ * DF_DEC_OVERFLOW for an infinity.  The range of the result is for the
+ * caller to check (df__dec_range). */
+int df__dec_add(const df_dec *a, const df_dec *b, int negate_b, df_dec *out);
+
 /* -------------------------------------------------------------- key.c */
 /* Order-preserving key encoding (see the comment at the top of key.c). */
 

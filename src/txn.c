@@ -46,11 +46,15 @@ static const char *type_name(df_type t) {
     case DF_TBOOL: return "a boolean";
     case DF_TINT:
     case DF_TUINT:
-    case DF_TFLOAT: return "a number";
+    case DF_TFLOAT:
+    case DF_TDECIMAL: return "a number";
     case DF_TSTR: return "a string";
     case DF_TBIN: return "binary";
     case DF_TARRAY: return "a list";
     case DF_TMAP: return "a map";
+    case DF_TSS: return "a string set";
+    case DF_TNS: return "a number set";
+    case DF_TBS: return "a binary set";
   }
   return "?";
 }
