@@ -231,6 +231,98 @@ int df__key_dec(const unsigned char **p, const unsigned char *end,
 void df__key_put_u64(unsigned char *out, uint64_t v);
 uint64_t df__key_get_u64(const unsigned char *p);
 
+/* ----------------------------------------------------------- crc32c.c */
+/* CRC-32C of n bytes, continuing `crc` (0 to start). */
+uint32_t df__crc32c(uint32_t crc, const void *p, size_t n);
+/* The same without the processor's crc32 instruction (for tests). */
+uint32_t df__crc32c_portable(uint32_t crc, const void *p, size_t n);
+
+/* ------------------------------------------------------------- redo.c */
+/* The redo log file <dir>/redo.log (format and invariants: redo.c). */
+
+#define DF_REDO_HEADER_SIZE 4096
+#define DF_REDO_AREA 8192 /* offset of the first record */
+#define DF_REDO_META_LEN 512
+
+enum { DF_REDO_PUT = 1, DF_REDO_DEL = 2, DF_REDO_CLEAR = 3 };
+
+typedef struct df_redo df_redo;
+
+/* A checkpoint: what recovery starts from. */
+typedef struct df_redo_header {
+  uint64_t log_id;     /* random per log; seeds the record checksums */
+  uint64_t counter;    /* +1 per checkpoint; slot = counter & 1 */
+  uint64_t base_txnid; /* LMDB transaction id of the checkpoint snapshot */
+  uint64_t next_seq;   /* sequence number of the first record after it */
+  uint64_t first_off;  /* where that record is (>= DF_REDO_AREA) */
+  uint32_t psize;      /* LMDB page size (where meta page 1 starts) */
+  uint32_t flags;
+  unsigned char meta[2][DF_REDO_META_LEN]; /* LMDB meta pages, head */
+} df_redo_header;
+
+/* A record being built: ops appended in order, then sealed. */
+typedef struct df_redo_rec {
+  df_buf buf;
+  uint32_t n_ops;
+} df_redo_rec;
+
+/* One operation of a record; key and val borrow the record's bytes. */
+typedef struct df_redo_op {
+  int kind;     /* DF_REDO_PUT, DF_REDO_DEL, DF_REDO_CLEAR */
+  unsigned dbi; /* which sub-database (the caller's numbering, 0..255) */
+  const unsigned char *key, *val;
+  size_t klen, vlen;
+} df_redo_op;
+
+/* Every function taking (err, errlen) writes a message there on failure.
+ * Errors: DF_ENOTFOUND (no such file / no valid header or record),
+ * DF_EIO, DF_EDISKFULL, DF_EACCESS, DF_EREADONLY, DF_ENOMEM, DF_EINVAL. */
+int df__redo_open(const char *dir, int readonly, df_redo **out, char *err,
+                  size_t errlen);
+void df__redo_close(df_redo *r); /* accepts NULL */
+int df__redo_fd(const df_redo *r);
+uint64_t df__redo_size(const df_redo *r);
+int df__redo_flush(df_redo *r, char *err, size_t errlen); /* fdatasync */
+/* Grow the file, zero-filled and flushed, to at least `end` bytes. */
+int df__redo_reserve(df_redo *r, uint64_t end, char *err, size_t errlen);
+/* The valid header slot with the larger counter. */
+int df__redo_header_read(df_redo *r, df_redo_header *h, char *err,
+                         size_t errlen);
+/* Write h into slot counter & 1 and flush. */
+int df__redo_header_write(df_redo *r, const df_redo_header *h, char *err,
+                          size_t errlen);
+
+void df__redo_rec_init(df_redo_rec *rec);
+void df__redo_rec_free(df_redo_rec *rec);
+int df__redo_rec_reset(df_redo_rec *rec); /* empty; 0 or DF_ENOMEM */
+int df__redo_rec_put(df_redo_rec *rec, unsigned dbi, const void *k, size_t klen,
+                     const void *v, size_t vlen);
+int df__redo_rec_del(df_redo_rec *rec, unsigned dbi, const void *k,
+                     size_t klen);
+int df__redo_rec_clear(df_redo_rec *rec, unsigned dbi);
+/* The length the record will have once sealed. */
+size_t df__redo_rec_sealed_len(const df_redo_rec *rec);
+/* Fill in the head and checksum: rec->buf then holds the whole record.
+ * Ops may not be added after sealing (reset first). */
+int df__redo_rec_seal(df_redo_rec *rec, uint64_t log_id, uint64_t seq);
+/* Write a sealed record at `off` (a multiple of 8, >= DF_REDO_AREA),
+ * growing the file first when needed.  Not flushed. */
+int df__redo_append(df_redo *r, const df_redo_rec *rec, uint64_t off, char *err,
+                    size_t errlen);
+/* Void the record at `off` and flush. */
+int df__redo_void(df_redo *r, uint64_t off, char *err, size_t errlen);
+/* Read the record at `off` into out when it is valid with sequence
+ * number `seq`; DF_ENOTFOUND when it is not (the log ends there). */
+int df__redo_read(df_redo *r, uint64_t off, uint64_t log_id, uint64_t seq,
+                  df_buf *out, char *err, size_t errlen);
+/* The ops of a valid record: body bounds, then one op per call of
+ * df__redo_op_next (1: *op filled, 0: no more, DF_ECORRUPT). */
+uint32_t df__redo_rec_ops(const void *rec, size_t len);
+void df__redo_rec_body(const void *rec, size_t len, const unsigned char **p,
+                       const unsigned char **end);
+int df__redo_op_next(const unsigned char **p, const unsigned char *end,
+                     df_redo_op *op);
+
 /* ------------------------------------------------------------ error.c */
 /* Format a message into a fixed buffer (truncating), return code. */
 int df__fmt(char *buf, size_t cap, int code, const char *fmt, ...)
