@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# crash.sh -- the crash loop in CI: 200 SIGKILLs of a writer with
-# sync = "full", each followed by a full check (tests/crash/driver.lua).
-# `make crashtest` runs the long version (1,000 kills).
+# crash.sh -- the crash loop in CI: 200 SIGKILLs of 1 to 3 writer
+# processes at once, in each sync mode in turn ("full", "normal", "off"),
+# each followed by a full check (tests/crash/driver.lua).  `make crash`
+# (or `make crashtest`) runs the long version (1,000 kills).
 #
 # First the checker is checked: with CRASH_TAMPER=1 the driver damages the
 # database itself after each kill, and every one of those cycles must be

@@ -1,6 +1,9 @@
 # reliability.mk -- included by the Makefile: the reliability suites.
 #
-#   make crashtest   the crash loop, 1,000 SIGKILLs (CI runs 200: tests/crash.sh)
+#   make crash       the long crash tests: the SIGKILL loop (1,000 kills) and
+#                    the power-loss simulator (100 images per sync mode);
+#                    CI runs short versions (tests/crash.sh, powerloss.sh)
+#   make crashtest   the SIGKILL loop alone, 1,000 kills
 #   make fuzz        each libFuzzer harness in fuzz/ for FUZZ_TIME seconds
 #   make asan        C tests and the busted suite under ASan + UBSan
 #   make valgrind    the busted suite under valgrind's leak checker
@@ -43,6 +46,29 @@ crashtest: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4 all
 	CRASH_KILLS=$(CRASH_KILLS) bash tests/crash.sh
 
+# ----------------------------------------------- power-loss simulator
+# plsim.so records the writes of the processes it is preloaded into;
+# plimage builds crash images from what it recorded (tests/powerloss/).
+PL_B := build/powerloss
+PL_CFLAGS := -std=c99 -D_GNU_SOURCE $(WARN) -O2 -g
+
+$(PL_B)/plsim.so: tests/powerloss/plsim.c
+	@mkdir -p $(PL_B)
+	$(CC) $(PL_CFLAGS) -fPIC -shared $< -o $@ -ldl -lpthread
+
+$(PL_B)/plimage: tests/powerloss/plimage.c
+	@mkdir -p $(PL_B)
+	$(CC) $(PL_CFLAGS) $< -o $@
+
+powerloss-build: $(PL_B)/plsim.so $(PL_B)/plimage
+
+POWERLOSS_IMAGES ?= 100
+
+crash: deps
+	@$(MAKE) --no-print-directory LUA=lua5.4 all powerloss-build
+	CRASH_KILLS=$(CRASH_KILLS) bash tests/crash.sh
+	POWERLOSS_IMAGES=$(POWERLOSS_IMAGES) bash tests/powerloss.sh
+
 # --------------------------------------------------------------- fuzzing
 FUZZ_CC ?= clang
 FUZZ_TIME ?= 60
@@ -68,4 +94,4 @@ asan: deps
 valgrind: deps
 	bash tests/valgrind.sh
 
-.PHONY: crashtest fuzz fuzz-build asan valgrind
+.PHONY: crash crashtest powerloss-build fuzz fuzz-build asan valgrind

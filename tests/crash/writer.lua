@@ -1,8 +1,11 @@
--- writer.lua -- the process the crash loop kills (tests/crash/driver.lua).
+-- writer.lua -- the process the crash tests kill (tests/crash/driver.lua,
+-- tests/powerloss/driver.lua).
 --
---   lua5.4 writer.lua DIR SEED FIRST_ID
+--   lua5.4 writer.lua DIR SEED FIRST_ID [SYNC [PREFIX]]
 --
--- Opens the database in DIR with sync = "full" and performs random puts,
+-- Opens the database in DIR with sync = SYNC ("full" by default) and
+-- performs, on partition keys that start with PREFIX (default none, so
+-- several writers can each keep to their own items), random puts,
 -- conditional puts, updates, deletes, batches, transactions and
 -- transact_write_items calls until it is killed.  Before each operation it
 -- prints what the operation will do if it commits, and after the call
@@ -14,13 +17,18 @@
 --                                      ("-" for an absent g or m)
 --   E <id> <pk> <sk> upd <v>           effect: v set, n incremented
 --   E <id> <pk> <sk> del               effect: the item is deleted
---   A <id> ok | A <id> cond            acknowledged: committed, or refused
---                                      by its condition (nothing written)
+--   A <id> ok <t> | A <id> cond <t>    acknowledged at time t (epoch
+--                                      seconds, fractional): committed, or
+--                                      refused by its condition (nothing
+--                                      written)
 local dynafile = require "dynafile"
+local has_system, system = pcall(require, "system") -- lua-system: gettime
 
 local dir, seed, first = arg[1], tonumber(arg[2]), tonumber(arg[3])
-assert(dir and seed and first, "usage: writer.lua DIR SEED FIRST_ID")
+local sync, prefix = arg[4] or "full", arg[5] or ""
+assert(dir and seed and first, "usage: writer.lua DIR SEED FIRST_ID [SYNC [PREFIX]]")
 math.randomseed(seed)
+local now = has_system and system.gettime or os.time
 
 local out = io.stdout
 local function say(...)
@@ -28,11 +36,11 @@ local function say(...)
   out:flush()
 end
 
-local db = assert(dynafile.open(dir, { sync = "full" }))
+local db = assert(dynafile.open(dir, { sync = sync }))
 
 local NPK, NSK = 6, 10
 local function rkey()
-  return "p" .. math.random(0, NPK - 1), math.random(0, NSK - 1)
+  return prefix .. "p" .. math.random(0, NPK - 1), math.random(0, NSK - 1)
 end
 local function pad()
   local r = math.random()
@@ -188,6 +196,6 @@ say("READY")
 local id = first
 while true do
   local outcome = ops[pick()](id)
-  say("A", id, outcome)
+  say("A", id, outcome, string.format("%.4f", now()))
   id = id + 1
 end
