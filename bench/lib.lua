@@ -15,6 +15,8 @@
 --                                of work), print both rates and the ratio
 --                                dynafile/SQLite; target: the ratio wanted;
 --                                opts.rounds: best of that many runs
+--   h.record(name, ratio, target) add a comparison measured elsewhere (in
+--                                other processes) to the summary
 --   h.bytes_written()            bytes this process has written so far
 --   h.summary()                  print every comparison and the targets
 local M = {}
@@ -148,12 +150,21 @@ function M.compare(name, unit, n, ours, theirs, target, opts)
   return r
 end
 
+--- Record a comparison measured elsewhere (in other processes, say):
+-- `ratio` is dynafile's rate over the peer's.
+function M.record(name, ratio, target)
+  local r = { name = name, ratio = ratio, target = target }
+  results[#results + 1] = r
+  return r
+end
+
 --- Print every comparison once more, and whether the targets were met.
 -- Returns the number of missed targets.
 function M.summary()
   local missed = 0
   print("")
-  print("summary (ratio = dynafile rate / SQLite rate, higher is better)")
+  print("summary (ratio = dynafile rate / peer rate, higher is better; the peer is SQLite"
+    .. " unless named)")
   for _, r in ipairs(results) do
     local mark = ""
     if r.target then
@@ -164,7 +175,7 @@ function M.summary()
         missed = missed + 1
       end
     end
-    print(string_format("  %-34s %7.2fx  %s", r.name, r.ratio, mark))
+    print(string_format("  %-40s %7.2fx  %s", r.name, r.ratio, mark))
   end
   return missed
 end

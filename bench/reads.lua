@@ -1,148 +1,180 @@
---- bench/reads.lua: the read workload -- a full scan with a filter string
--- evaluated in C, the same scan with a Lua function filter, and a
--- 10-item begins_with query -- for dynafile and for SQLite (LuaDBI, WAL
--- mode, PRIMARY KEY(pk, sk), the item as JSON text).
+--- bench/reads.lua: reads from a process that has just opened the store --
+-- full scans with a Lua filter and with a filter the store evaluates,
+-- random get_item, a 10-item begins_with query and a whole-partition
+-- query -- for dynafile, SQLite (LuaDBI, WAL mode, PRIMARY KEY(pk, sk),
+-- the item as JSON text decoded with cjson) and, for the Lua-filter scan,
+-- the original Python dynafile (0.1.3, a pickle file per partition, a
+-- Python callable as the filter).
 --
--- 100,000 items in 1,000 partitions of 100: PK "part#"..p, SK
--- string.format("item#%03d", j) for j = 0..99, score = (p * 100 + j) % 1000
--- (so `score > 899` holds for one item in ten), a name and a 100-byte
--- payload.  Both sides hand every matching item to the program as a Lua
--- table: dynafile decodes MessagePack, SQLite's rows are decoded with
--- cjson.  Every measurement checks that both stores returned the same
--- number of items.
+-- The data set is bench/core.lua's: 100,000 items of about 200 bytes in
+-- 1,000 partitions, loaded in transactions of 1,000 (the Python peer: one
+-- batch per partition).  Every read phase runs in a fresh process
+-- (bench/reads/phase.lua, bench/reads/python_dynafile.py), timed by its CPU
+-- time from before the store is opened to the end of the workload, so the
+-- figures include what a program pays on its first pass over a store it
+-- has just opened.  Each phase runs BENCH_RUNS times (default 3), the
+-- stores alternating; the figure is the median, and the ratio the median
+-- of the ratios of each run (both stores measured in the same run).  Both
+-- stores must agree on every result.
 --
---   scan, filter string score > 899    dynafile evaluates the filter in C
---                                      on the stored bytes; SQLite
---                                      filters with json_extract in SQL
---   scan, Lua filter vs SQL filter     the same scan with a Lua function
---                                      filter (every item becomes a table
---                                      first) against the same SQL
---   begins_with query (10 of 100)      query(pk, {begins_with = "item#05"})
---                                      against pk = ? AND sk >= ? AND sk < ?
-local dynafile = require "dynafile"
-local cjson = require "cjson"
+-- Also printed: bytes on disk after the load, and the peak resident set
+-- of each phase (file-backed pages of a memory map count in it).
+--
+-- The Python peer is looked for in BENCH_PYTHON_DYNAFILE, else in
+-- ../shared/anchors/python-dynafile/src (from the repository root); when
+-- it is missing, its comparison is skipped and says so.  It needs Debian's
+-- python3-sortedcontainers and python3-atomicwrites (`make bench` installs
+-- them).
+local string_format = string.format
 
-local PARTITIONS = 1000
-local PER = 100
-local N = PARTITIONS * PER
-local QUERIES = tonumber(os.getenv("BENCH_QUERIES")) or 20000
-local SCANS = tonumber(os.getenv("BENCH_SCANS")) or 3
-local string_format, string_rep = string.format, string.rep
--- Reads of cached data in this one process: timed by CPU time, best of 3.
-local TIMING = { rounds = 3, cpu = true }
+local RUNS = tonumber(os.getenv("BENCH_RUNS")) or 3
 
-local function make_item(p, j)
-  return {
-    PK = "part#" .. p,
-    SK = string_format("item#%03d", j),
-    name = "name " .. (p * PER + j),
-    score = (p * PER + j) % 1000,
-    payload = string_rep(string.char(97 + j % 26), 100),
-  }
+local HERE = (arg and arg[0] or "bench/bench.lua"):match("^(.*)/[^/]*$") or "."
+local LUA = arg and arg[-1] or "lua5.4"
+local PYTHON_SOURCE = os.getenv("BENCH_PYTHON_DYNAFILE")
+                      or "../shared/anchors/python-dynafile/src"
+
+local function exists(path)
+  local f = io.open(path)
+  if f then f:close() end
+  return f ~= nil
 end
 
+local function python()
+  if exists("/usr/bin/python3") then return "/usr/bin/python3" end
+  return "python3"
+end
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- Run one phase in a fresh process; its result line parsed.
+local function phase(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("*a")
+  p:close()
+  local units, check, cpu, wall, hwm, anon, file =
+    out:match("ok (%d+) (%S+) ([%d.]+) ([%d.]+) (%d+) (%d+) (%d+)")
+  if not units then error("phase failed: " .. cmd .. "\n" .. out, 0) end
+  return { units = tonumber(units), check = tonumber(check), cpu = tonumber(cpu),
+           wall = tonumber(wall), hwm = tonumber(hwm), anon = tonumber(anon),
+           file = tonumber(file) }
+end
+
+local function lua_phase(store, workload, dir)
+  return phase(string_format("%s %s %s %s %s", LUA, shell_quote(HERE .. "/reads/phase.lua"),
+    store, workload, shell_quote(dir)))
+end
+
+local function python_phase(workload, dir)
+  return phase(string_format("%s %s %s %s %s", python(),
+    shell_quote(HERE .. "/reads/python_dynafile.py"), shell_quote(PYTHON_SOURCE), workload,
+    shell_quote(dir)))
+end
+
+local function median(list)
+  local t = {}
+  for i, v in ipairs(list) do t[i] = v end
+  table.sort(t)
+  local n = #t
+  if n % 2 == 1 then return t[(n + 1) / 2] end
+  return (t[n / 2] + t[n / 2 + 1]) / 2
+end
+
+local function dir_bytes(dir)
+  local p = assert(io.popen("du -sb " .. shell_quote(dir)))
+  local n = tonumber((p:read("*l") or ""):match("^(%d+)"))
+  p:close()
+  return n or 0
+end
+
+local function fmt_rate(r)
+  if r >= 1e6 then return string_format("%7.2f M", r / 1e6) end
+  if r >= 1e3 then return string_format("%7.1f k", r / 1e3) end
+  return string_format("%7.1f  ", r)
+end
+
+local WORKLOADS = {
+  { id = "scan_lua", name = "scan, Lua filter", unit = "items", target = 4,
+    python = 1.5 },
+  { id = "scan_string", name = "scan, filter in the store", unit = "items", target = 4 },
+  { id = "get", name = "random get_item", unit = "gets", target = 6 },
+  { id = "query_prefix", name = "begins_with query, 10 items", unit = "queries", target = 5 },
+  { id = "query_part", name = "query a whole partition (100)", unit = "queries", target = 4 },
+}
+
 return function(h)
-  print(string_format("reads: %d items in %d partitions of %d", N, PARTITIONS, PER))
+  local with_python = exists(PYTHON_SOURCE .. "/dynafile/__init__.py")
+  print(string_format("reads: the core data set, every read phase a fresh process, "
+    .. "median of %d runs, CPU time", RUNS))
+  local dirs = { dynafile = h.tmpdir("reads-dynafile"), sqlite = h.tmpdir("reads-sqlite"),
+                 python = h.tmpdir("reads-python") }
 
-  local db = assert(dynafile.open(h.tmpdir("reads-dynafile"),
-    { pk = "PK", sk = "SK", sync = "off" }))
-  local sql, exec = h.sqlite(h.tmpdir("reads-sqlite") .. "/bench.db")
-  exec("PRAGMA synchronous=OFF")
-  exec("CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, doc TEXT NOT NULL, " ..
-       "PRIMARY KEY (pk, sk))")
+  -- load (not compared: the core and writes groups measure loading) ------
+  local loads = { dynafile = lua_phase("dynafile", "load", dirs.dynafile),
+                  sqlite = lua_phase("sqlite", "load", dirs.sqlite) }
+  if with_python then
+    loads.python = python_phase("load", dirs.python)
+  else
+    print("  the original Python dynafile was not found at " .. PYTHON_SOURCE
+      .. " (set BENCH_PYTHON_DYNAFILE): its comparison is skipped")
+  end
+  local disk = { dynafile = dir_bytes(dirs.dynafile), sqlite = dir_bytes(dirs.sqlite),
+                 python = with_python and dir_bytes(dirs.python) or nil }
+  print(string_format("  on disk: dynafile %.1f MB, SQLite %.1f MB (%.2fx)%s",
+    disk.dynafile / 1e6, disk.sqlite / 1e6, disk.dynafile / disk.sqlite,
+    disk.python and string_format(", Python dynafile %.1f MB", disk.python / 1e6) or ""))
+  print(string_format("  peak RSS of the load: dynafile %.1f MB, SQLite %.1f MB",
+    loads.dynafile.hwm / 1024, loads.sqlite.hwm / 1024))
 
-  -- load (not compared: the core group measures loading) ------------------
-  local ins = assert(sql:prepare("INSERT INTO items (pk, sk, doc) VALUES (?, ?, ?)"))
-  local begin, commit = assert(sql:prepare("BEGIN")), assert(sql:prepare("COMMIT"))
-  for p = 0, PARTITIONS - 1 do
-    db:batch_write(function(w)
-      for j = 0, PER - 1 do w:put_item(make_item(p, j)) end
-    end)
-    assert(begin:execute())
-    for j = 0, PER - 1 do
-      local item = make_item(p, j)
-      assert(ins:execute(item.PK, item.SK, cjson.encode(item)))
+  for _, w in ipairs(WORKLOADS) do
+    local runs = { dynafile = {}, sqlite = {}, python = {} }
+    for r = 1, RUNS do
+      -- alternate which store runs first
+      local a, b = "dynafile", "sqlite"
+      if r % 2 == 0 then a, b = b, a end
+      runs[a][r] = lua_phase(a, w.id, dirs[a])
+      runs[b][r] = lua_phase(b, w.id, dirs[b])
+      if w.python and with_python then runs.python[r] = python_phase(w.id, dirs.python) end
+      for _, s in ipairs({ "sqlite", "python" }) do
+        local x = runs[s][r]
+        if x and x.check ~= runs.dynafile[r].check then
+          error(string_format("%s: dynafile and %s disagree (%s vs %s)", w.name, s,
+            tostring(runs.dynafile[r].check), tostring(x.check)), 0)
+        end
+      end
     end
-    assert(commit:execute())
-  end
-  ins:close()
-
-  local function sql_filtered_scan()
-    local sel = assert(sql:prepare(
-      "SELECT doc FROM items WHERE json_extract(doc, '$.score') > 899"))
-    local count = 0
-    for _ = 1, SCANS do
-      assert(sel:execute())
-      for row in sel:rows(false) do
-        if cjson.decode(row[1]).score then count = count + 1 end
+    local function summary(s)
+      local list = runs[s]
+      if #list == 0 then return nil end
+      local cpu, ratio, hwm = {}, {}, {}
+      for r, x in ipairs(list) do
+        cpu[r] = x.cpu
+        ratio[r] = x.cpu / runs.dynafile[r].cpu
+        hwm[r] = x.hwm
+      end
+      local c = median(cpu)
+      return { rate = list[1].units / c, cpu = c, ratio = median(ratio), ratios = ratio,
+               hwm = median(hwm) }
+    end
+    local ours = summary("dynafile")
+    for _, s in ipairs({ "sqlite", "python" }) do
+      local theirs = summary(s)
+      if theirs then
+        local peer = s == "sqlite" and "SQLite" or "Python dynafile"
+        local target = s == "sqlite" and w.target or w.python
+        local ratios = {}
+        for r, x in ipairs(theirs.ratios) do ratios[r] = string_format("%.2f", x) end
+        local name = w.name .. (s == "python" and " vs Python" or "")
+        print(string_format("%-36s dynafile %s%s/s %6.3f s   %s %s%s/s %6.3f s cpu  "
+          .. "ratio %5.2fx (runs %s)%s", name, fmt_rate(ours.rate), w.unit, ours.cpu, peer,
+          fmt_rate(theirs.rate), w.unit, theirs.cpu, theirs.ratio, table.concat(ratios, " "),
+          target and string_format("  (target %gx: %s)", target,
+            theirs.ratio >= target and "met" or "MISSED") or ""))
+        print(string_format("%-36s peak RSS: dynafile %.1f MB, %s %.1f MB", "",
+          ours.hwm / 1024, peer, theirs.hwm / 1024))
+        h.record(name, theirs.ratio, target)
       end
     end
-    sel:close()
-    return count
+    io.stdout:flush()
   end
-
-  -- full scan, filter string ----------------------------------------------
-  h.compare("scan, filter string score > 899", "items", N * SCANS,
-    function()
-      local count = 0
-      for _ = 1, SCANS do
-        for item in db:scan({ filter = "score > 899" }) do
-          if item.score then count = count + 1 end
-        end
-      end
-      return count
-    end,
-    sql_filtered_scan, 3, TIMING)
-
-  -- the same scan, Lua function filter --------------------------------------
-  h.compare("scan, Lua filter vs SQL filter", "items", N * SCANS,
-    function()
-      local count = 0
-      local function f(item) return item.score > 899 end
-      for _ = 1, SCANS do
-        for item in db:scan({ filter = f }) do
-          if item.score then count = count + 1 end
-        end
-      end
-      return count
-    end,
-    sql_filtered_scan, nil, TIMING)
-
-  -- 10-item begins_with query on a 100-item partition ------------------------
-  math.randomseed(11)
-  local parts, prefixes = {}, {}
-  for q = 1, QUERIES do
-    parts[q] = "part#" .. math.random(0, PARTITIONS - 1)
-    prefixes[q] = string_format("item#%02d", math.random(0, PER / 10 - 1))
-  end
-  h.compare("begins_with query, 10 of 100", "queries", QUERIES,
-    function()
-      local count = 0
-      for q = 1, QUERIES do
-        for item in db:query(parts[q], { begins_with = prefixes[q] }) do
-          if item.score then count = count + 1 end
-        end
-      end
-      return count
-    end,
-    function()
-      local sel = assert(sql:prepare(
-        "SELECT doc FROM items WHERE pk = ? AND sk >= ? AND sk < ? ORDER BY sk"))
-      local count = 0
-      for q = 1, QUERIES do
-        -- LuaDBI binds parameters without copying them: keep them alive in
-        -- locals until the rows have been read.
-        local pk, lo = parts[q], prefixes[q]
-        local hi = lo:sub(1, -2) .. string.char(lo:byte(-1) + 1)
-        assert(sel:execute(pk, lo, hi))
-        for row in sel:rows(false) do
-          if cjson.decode(row[1]).score then count = count + 1 end
-        end
-      end
-      sel:close()
-      return count
-    end, 5, TIMING)
-
-  db:close()
-  sql:close()
 end
