@@ -119,6 +119,7 @@ tsan:
 	TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/test_threads
 
 bench: deps
+	@sh scripts/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all
 	LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="$(B)/?.so;;" \
 	  $(LUA_BIN) bench/bench.lua

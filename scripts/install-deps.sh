@@ -10,6 +10,7 @@
 #   sh scripts/install-deps.sh --list   print the package list and exit
 #   sh scripts/install-deps.sh --check  exit 1 (listing them) if any is missing
 #   sh scripts/install-deps.sh --docs   the same for what `make docs` needs
+#   sh scripts/install-deps.sh --bench  the same for what `make bench` needs
 #
 # Note: luajit2 (OpenResty's LuaJIT) is used on purpose, never the `luajit`
 # package, which conflicts with nginx's Lua module (libnginx-mod-http-lua).
@@ -54,8 +55,14 @@ PACKAGES="
 # `make docs` only (not needed to build or test): LDoc and the Markdown
 # formatter it uses, installed on demand with --docs.
 DOC_PACKAGES="lua5.1 lua-ldoc lua-markdown"
+# `make bench` only: the original Python dynafile, a peer of bench/reads.lua,
+# runs on Debian's python3 with these two libraries.
+BENCH_PACKAGES="python3 python3-sortedcontainers python3-atomicwrites"
 if [ "${1:-}" = "--docs" ]; then
   PACKAGES=$DOC_PACKAGES
+  shift
+elif [ "${1:-}" = "--bench" ]; then
+  PACKAGES=$BENCH_PACKAGES
   shift
 fi
 
@@ -70,7 +77,7 @@ fi
 case "${1:-}" in
   --list) for p in $PACKAGES; do echo "$p"; done; exit 0 ;;
   --check|"") ;;
-  *) echo "usage: $0 [--docs] [--list|--check]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--docs|--bench] [--list|--check]" >&2; exit 2 ;;
 esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

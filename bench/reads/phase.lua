@@ -16,12 +16,15 @@
 --                 whose sort key begins with a given prefix
 --   query_part    BENCH_PART_QUERIES queries for a whole partition (100)
 -- The clock runs from before the store is opened to the end of the
--- workload.  Every workload hands each item it returns to the program as a
--- Lua table, and checks it.  The phase prints one line:
+-- workload (the modules are loaded before).  Every workload hands each
+-- item it returns to the program as a Lua table, and checks it.  The phase
+-- prints one line:
 --   ok UNITS CHECK CPU_SECONDS WALL_SECONDS PEAK_RSS_KB ANON_KB FILE_KB
+--      MINOR_FAULTS MAJOR_FAULTS
 -- CHECK (a count or a sum) must agree between the stores; the memory
 -- figures are the process's peak resident set (VmHWM) and its anonymous and
--- file-backed parts at the end (RssAnon, RssFile) from /proc/self/status.
+-- file-backed parts at the end (RssAnon, RssFile) from /proc/self/status,
+-- the page faults those of the whole process (/proc/self/stat).
 --
 -- The data set is the one of bench/core.lua: PK "user#"..(i % 1000), SK
 -- string.format("item#%08d", i), a name, score = i % 1000, two tags and a
@@ -66,6 +69,20 @@ local function now()
   return assert(tonumber(s))
 end
 
+-- minor and major page faults of this process so far
+local function faults()
+  local f = io.open("/proc/self/stat")
+  if not f then return 0, 0 end
+  local s = f:read("*a")
+  f:close()
+  -- the fields after the command name (which is in parentheses)
+  local rest = s:match("%) (.*)$") or ""
+  local fields = {}
+  for x in rest:gmatch("%S+") do fields[#fields + 1] = x end
+  -- minflt is field 10 of stat(5), majflt field 12; rest starts at field 3
+  return tonumber(fields[8]) or 0, tonumber(fields[10]) or 0
+end
+
 local function status_kb(field)
   local f = io.open("/proc/self/status")
   if not f then return 0 end
@@ -95,12 +112,19 @@ elseif workload == "query_part" then
   for q = 1, PART_QUERIES do parts[q] = "user#" .. r(PARTITIONS) end
 end
 
+-- the modules, loaded before the clock starts
+local dynafile, DBI, cjson
+if store == "dynafile" then
+  dynafile = require "dynafile"
+else
+  DBI, cjson = require "DBI", require "cjson"
+end
+
 local run = {}
 
 -- dynafile -------------------------------------------------------------------
 
 function run.dynafile_load()
-  local dynafile = require "dynafile"
   local db = assert(dynafile.open(dir, { pk = "PK", sk = "SK", sync = "off" }))
   for b = 0, N - 1, BATCH do
     db:batch_write(function(w)
@@ -112,7 +136,7 @@ function run.dynafile_load()
 end
 
 local function dynafile_scan(filter)
-  local db = assert(require("dynafile").open(dir))
+  local db = assert(dynafile.open(dir))
   local count = 0
   for item in db:scan({ filter = filter }) do
     if item.score > 899 then count = count + 1 end
@@ -130,7 +154,7 @@ function run.dynafile_scan_string()
 end
 
 function run.dynafile_get()
-  local db = assert(require("dynafile").open(dir))
+  local db = assert(dynafile.open(dir))
   local sum = 0
   for j = 1, GETS do
     local k = get_keys[j]
@@ -141,7 +165,7 @@ function run.dynafile_get()
 end
 
 function run.dynafile_query_prefix()
-  local db = assert(require("dynafile").open(dir))
+  local db = assert(dynafile.open(dir))
   local count = 0
   for q = 1, QUERIES do
     for item in db:query(prefix_parts[q], { begins_with = prefix_of[q] }) do
@@ -153,7 +177,7 @@ function run.dynafile_query_prefix()
 end
 
 function run.dynafile_query_part()
-  local db = assert(require("dynafile").open(dir))
+  local db = assert(dynafile.open(dir))
   local count = 0
   for q = 1, PART_QUERIES do
     for item in db:query(parts[q]) do
@@ -167,7 +191,6 @@ end
 -- SQLite ---------------------------------------------------------------------
 
 local function sqlite_open()
-  local DBI = require "DBI"
   local dbh = assert(DBI.Connect("SQLite3", dir .. "/bench.db"))
   dbh:autocommit(true)
   local function exec(sql)
@@ -180,7 +203,6 @@ local function sqlite_open()
 end
 
 function run.sqlite_load()
-  local cjson = require "cjson"
   local sql, exec = sqlite_open()
   exec("PRAGMA synchronous=OFF")
   exec("CREATE TABLE items (pk TEXT NOT NULL, sk TEXT NOT NULL, item TEXT NOT NULL, " ..
@@ -203,7 +225,7 @@ function run.sqlite_load()
 end
 
 local function sqlite_scan(query, lua_filter)
-  local decode = require("cjson").decode
+  local decode = cjson.decode
   local sql = sqlite_open()
   local sel = assert(sql:prepare(query))
   local count = 0
@@ -228,7 +250,7 @@ function run.sqlite_scan_string()
 end
 
 function run.sqlite_get()
-  local decode = require("cjson").decode
+  local decode = cjson.decode
   local sql = sqlite_open()
   local sel = assert(sql:prepare("SELECT item FROM items WHERE pk = ? AND sk = ?"))
   local sum = 0
@@ -246,7 +268,7 @@ function run.sqlite_get()
 end
 
 function run.sqlite_query_prefix()
-  local decode = require("cjson").decode
+  local decode = cjson.decode
   local sql = sqlite_open()
   local sel = assert(sql:prepare(
     "SELECT item FROM items WHERE pk = ? AND sk >= ? AND sk < ? ORDER BY sk"))
@@ -265,7 +287,7 @@ function run.sqlite_query_prefix()
 end
 
 function run.sqlite_query_part()
-  local decode = require("cjson").decode
+  local decode = cjson.decode
   local sql = sqlite_open()
   local sel = assert(sql:prepare("SELECT item FROM items WHERE pk = ? ORDER BY sk"))
   local count = 0
@@ -289,5 +311,6 @@ collectgarbage("collect")
 local w0, c0 = now(), os.clock()
 local units, check = fn()
 local c1, w1 = os.clock(), now()
-print(string_format("ok %d %s %.6f %.6f %d %d %d", units, tostring(check), c1 - c0, w1 - w0,
-  status_kb("VmHWM"), status_kb("RssAnon"), status_kb("RssFile")))
+local minflt, majflt = faults()
+print(string_format("ok %d %s %.6f %.6f %d %d %d %d %d", units, tostring(check), c1 - c0, w1 - w0,
+  status_kb("VmHWM"), status_kb("RssAnon"), status_kb("RssFile"), minflt, majflt))

@@ -11,6 +11,7 @@ full scan with a Python callable as the filter, `score > 899`).  The clock
 runs from before the database object is made to the end of the workload.
 Prints the same line as phase.lua:
     ok UNITS CHECK CPU_SECONDS WALL_SECONDS PEAK_RSS_KB ANON_KB FILE_KB
+       MINOR_FAULTS MAJOR_FAULTS
 Needs Debian's python3-sortedcontainers and python3-atomicwrites.
 """
 import gc
@@ -44,6 +45,15 @@ def status_kb(field):
     return 0
 
 
+def faults():
+    try:
+        with open("/proc/self/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return int(rest[7]), int(rest[9])
+    except (OSError, IndexError, ValueError):
+        return 0, 0
+
+
 def load(Dynafile, path):
     db = Dynafile(path, pk_attribute="PK", sk_attribute="SK")
     for p in range(PARTITIONS):
@@ -72,9 +82,10 @@ def main():
     w0, c0 = time.time(), time.process_time()
     units, check = fn(Dynafile, path)
     c1, w1 = time.process_time(), time.time()
-    print("ok %d %s %.6f %.6f %d %d %d" % (units, check, c1 - c0, w1 - w0,
-                                          status_kb("VmHWM"), status_kb("RssAnon"),
-                                          status_kb("RssFile")))
+    minflt, majflt = faults()
+    print("ok %d %s %.6f %.6f %d %d %d %d %d" % (units, check, c1 - c0, w1 - w0,
+                                                status_kb("VmHWM"), status_kb("RssAnon"),
+                                                status_kb("RssFile"), minflt, majflt))
 
 
 if __name__ == "__main__":
