@@ -8,7 +8,8 @@
  *  - df__mp_validate(depth) accepts exactly what one df__mp_skip consumes
  *    to the end, when the nesting is within depth;
  *  - a validated value re-encoded with the writer validates again, and
- *    re-encoding that gives the same bytes (the writer is canonical);
+ *    re-encoding that gives the same bytes (the writer is canonical; sets
+ *    go through the set writer, decimals keep their payload);
  *  - df__mp_map_find and df__mp_path_find return a value whose bytes lie
  *    inside the input and read back as the value reported;
  *  - df__value_cmp is antisymmetric on the scalars read.
@@ -51,6 +52,20 @@ static int reencode(const unsigned char **p, const unsigned char *end,
       return 0;
     case DF_TFLOAT:
       return df__mp_put_float(out, v.f) ? -1 : 0;
+    case DF_TDECIMAL:
+      return df__mp_put_ext(out, DF_EXT_DECIMAL, v.s, v.n) ? -1 : 0;
+    case DF_TSS:
+    case DF_TNS:
+    case DF_TBS: {
+      /* the elements again, through the set writer (sorted, distinct) */
+      const unsigned char *q = (const unsigned char *)v.s;
+      size_t start = out->len;
+      for (i = 0; i < v.n; i++)
+        if (reencode(&q, q + v.u - (size_t)(q - (const unsigned char *)v.s),
+                     out, depth + 1))
+          return -1;
+      return df__mp_finish_set(out, start, v.type, v.n, NULL) ? -1 : 0;
+    }
     default:
       return df__mp_put_value(out, &v) ? -1 : 0;
   }

@@ -11,12 +11,30 @@
  *
  * Depth: a scalar has depth 0, a map or array of scalars depth 1, and so
  * on; an item (a map) of depth DF_MAX_DEPTH is accepted, one more level
- * is not.
+ * is not.  A set counts as a scalar.
+ *
+ * DynamoDB's types in MessagePack (the on-disk format of item values):
+ *   S    str                    BOOL  true / false
+ *   N    int, uint or float64 when one of them holds the number exactly
+ *        (a float by its shortest decimal: see decimal.c), else ext type 1
+ *        whose payload is the number's order-preserving encoding
+ *        (decimal.c), at most DF_NUM_ENC_MAX bytes, never an infinity
+ *   B    bin                    NULL  nil
+ *   M    map (str keys)         L     array
+ *   SS   ext type 2, NS ext type 3, BS ext type 4: the payload is one
+ *        array of the set's elements (str, numbers as N above, bin),
+ *        sorted (bytewise; numerically), distinct, at least one.
+ * Ext types are written in the smallest form (fixext 1/2/4/8/16, ext
+ * 8/16/32).  Any other ext type is malformed.
  */
 #include <math.h>
 #include <string.h>
 
 #include "internal.h"
+
+static int is_num(df_type t) {
+  return t == DF_TINT || t == DF_TUINT || t == DF_TFLOAT || t == DF_TDECIMAL;
+}
 
 /* ------------------------------------------------------------- writer */
 
@@ -117,6 +135,153 @@ int df__mp_put_value(df_buf *b, const df_value *v) {
   }
 }
 
+int df__mp_put_ext(df_buf *b, int type, const void *p, size_t n) {
+  int rc;
+  unsigned char t = (unsigned char)(signed char)type;
+  if (n > 0xffffffffu) return DF_EINVAL;
+  switch (n) {
+    case 1:
+      rc = df__buf_putc(b, 0xd4);
+      break;
+    case 2:
+      rc = df__buf_putc(b, 0xd5);
+      break;
+    case 4:
+      rc = df__buf_putc(b, 0xd6);
+      break;
+    case 8:
+      rc = df__buf_putc(b, 0xd7);
+      break;
+    case 16:
+      rc = df__buf_putc(b, 0xd8);
+      break;
+    default:
+      if (n <= 0xff)
+        rc = put_be(b, 0xc7, n, 1);
+      else if (n <= 0xffff)
+        rc = put_be(b, 0xc8, n, 2);
+      else
+        rc = put_be(b, 0xc9, n, 4);
+  }
+  if (!rc) rc = df__buf_putc(b, t);
+  if (!rc && n) rc = df__buf_append(b, p, n);
+  return rc;
+}
+
+int df__mp_put_dec(df_buf *b, const df_dec *d) {
+  int64_t i;
+  uint64_t u;
+  double f;
+  unsigned char enc[DF_NUM_ENC_MAX];
+  size_t n;
+  if (d->inf) return df__mp_put_float(b, d->sign < 0 ? -HUGE_VAL : HUGE_VAL);
+  if (df__dec_int64(d, &i)) return df__mp_put_int(b, i);
+  if (df__dec_uint64(d, &u)) return df__mp_put_uint(b, u);
+  if (df__dec_double(d, &f)) return df__mp_put_float(b, f);
+  n = df__dec_enc(d, enc);
+  if (n == 0) return DF_EINVAL;
+  return df__mp_put_ext(b, DF_EXT_DECIMAL, enc, n);
+}
+
+/* An element of a set being finished: its value and its bytes. */
+typedef struct set_elem {
+  df_value v;
+  size_t off, len;
+} set_elem;
+
+/* Stable merge sort of idx[0..n) by the values of e (tmp: n more). */
+static void sort_elems(const set_elem *e, size_t *idx, size_t *tmp, size_t n) {
+  size_t width, i;
+  for (width = 1; width < n; width *= 2) {
+    for (i = 0; i < n; i += 2 * width) {
+      size_t lo = i, mid = i + width < n ? i + width : n;
+      size_t hi = i + 2 * width < n ? i + 2 * width : n, a = lo, b = mid,
+             k = lo;
+      while (a < mid && b < hi)
+        tmp[k++] =
+            df__value_cmp(&e[idx[b]].v, &e[idx[a]].v) < 0 ? idx[b++] : idx[a++];
+      while (a < mid) tmp[k++] = idx[a++];
+      while (b < hi) tmp[k++] = idx[b++];
+    }
+    memcpy(idx, tmp, n * sizeof *idx);
+  }
+}
+
+int df__mp_finish_set(df_buf *b, size_t start, df_type kind, size_t count,
+                      const char **why) {
+  set_elem *e = NULL;
+  size_t *idx = NULL, i;
+  const unsigned char *p, *end;
+  df_buf pay;
+  int rc = DF_OK, ext;
+  const char *msg = NULL;
+  ext = kind == DF_TSS ? DF_EXT_SS : kind == DF_TNS ? DF_EXT_NS : DF_EXT_BS;
+  df__buf_init(&pay);
+  if (b->failed) return DF_ENOMEM;
+  if (count == 0 || (kind != DF_TSS && kind != DF_TNS && kind != DF_TBS)) {
+    msg = "a set must hold at least one element";
+    rc = DF_EVALIDATION;
+    goto done;
+  }
+  e = df__malloc(count * sizeof *e);
+  idx = df__malloc(2 * count * sizeof *idx);
+  if (!e || !idx) {
+    rc = DF_ENOMEM;
+    goto done;
+  }
+  p = b->p + start;
+  end = b->p + b->len;
+  for (i = 0; i < count; i++) {
+    const unsigned char *q = p;
+    df_type t;
+    if (df__mp_read(&p, end, &e[i].v) != 0) {
+      msg = "malformed element";
+      rc = DF_EVALIDATION;
+      goto done;
+    }
+    t = e[i].v.type;
+    if ((kind == DF_TSS && t != DF_TSTR) || (kind == DF_TBS && t != DF_TBIN) ||
+        (kind == DF_TNS &&
+         (!is_num(t) || (t == DF_TFLOAT && isnan(e[i].v.f))))) {
+      msg = kind == DF_TSS   ? "a string set holds strings only"
+            : kind == DF_TBS ? "a binary set holds binary values only"
+                             : "a number set holds numbers only (not NaN)";
+      rc = DF_EVALIDATION;
+      goto done;
+    }
+    e[i].off = (size_t)(q - b->p);
+    e[i].len = (size_t)(p - q);
+    idx[i] = i;
+  }
+  if (p != end) {
+    msg = "malformed element";
+    rc = DF_EVALIDATION;
+    goto done;
+  }
+  sort_elems(e, idx, idx + count, count);
+  for (i = 1; i < count; i++)
+    if (df__value_cmp(&e[idx[i - 1]].v, &e[idx[i]].v) == 0) {
+      msg = "a set holds each value once (two elements are equal)";
+      rc = DF_EVALIDATION;
+      goto done;
+    }
+  df__mp_put_array(&pay, (uint32_t)count);
+  for (i = 0; i < count; i++)
+    df__buf_append(&pay, b->p + e[idx[i]].off, e[idx[i]].len);
+  if (pay.failed || count > 0xffffffffu) {
+    rc = DF_ENOMEM;
+    goto done;
+  }
+  b->len = start;
+  rc = df__mp_put_ext(b, ext, pay.p, pay.len);
+done:
+  if (why) *why = msg;
+  df__free(e);
+  df__free(idx);
+  df__buf_free(&pay);
+  return rc;
+}
+
 /* ------------------------------------------------------------- reader */
 
 static uint64_t get_be(const unsigned char *p, int nbytes) {
@@ -154,6 +319,52 @@ static int take_container(const unsigned char **p, const unsigned char *end,
   v->type = t;
   v->n = (size_t)n;
   v->s = (const char *)*p;
+  return 0;
+}
+
+/* An ext value: the type byte at *p, then n payload bytes.  Only the
+ * types of the data model are known (see the top of this file); a set's
+ * payload must hold one array, whose elements are checked by
+ * df__mp_validate, not here. */
+static int take_ext(const unsigned char **p, const unsigned char *end,
+                    uint64_t n, df_value *v) {
+  const unsigned char *pay, *pend;
+  signed char type;
+  if (end - *p < 1 || (uint64_t)(end - *p - 1) < n) return DF_ECORRUPT;
+  type = (signed char)**p;
+  pay = *p + 1;
+  pend = pay + n;
+  switch (type) {
+    case DF_EXT_DECIMAL: {
+      df_dec d;
+      size_t used;
+      if (df__dec_dec(pay, (size_t)n, &d, &used) != DF_OK || used != n ||
+          d.inf || d.sign == 0)
+        return DF_ECORRUPT;
+      v->type = DF_TDECIMAL;
+      v->s = (const char *)pay;
+      v->n = (size_t)n;
+      break;
+    }
+    case DF_EXT_SS:
+    case DF_EXT_NS:
+    case DF_EXT_BS: {
+      const unsigned char *q = pay;
+      df_value a;
+      if (df__mp_read(&q, pend, &a) != 0 || a.type != DF_TARRAY)
+        return DF_ECORRUPT;
+      v->type = type == DF_EXT_SS   ? DF_TSS
+                : type == DF_EXT_NS ? DF_TNS
+                                    : DF_TBS;
+      v->n = a.n;
+      v->s = a.s;
+      v->u = (uint64_t)(pend - q); /* the elements' bytes */
+      break;
+    }
+    default:
+      return DF_ECORRUPT;
+  }
+  *p = pend;
   return 0;
 }
 
@@ -276,7 +487,21 @@ int df__mp_read(const unsigned char **pp, const unsigned char *end,
       rc = take_be(&p, end, c == 0xde ? 2 : 4, &x);
       if (!rc) rc = take_container(&p, end, DF_TMAP, x, v);
       break;
-    default: /* 0xc1 (never used), ext and fixext types */
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+      p++;
+      rc = take_ext(&p, end, (uint64_t)1 << (c - 0xd4), v);
+      break;
+    case 0xc7:
+    case 0xc8:
+    case 0xc9:
+      rc = take_be(&p, end, c == 0xc7 ? 1 : c == 0xc8 ? 2 : 4, &x);
+      if (!rc) rc = take_ext(&p, end, x, v);
+      break;
+    default: /* 0xc1 (never used) */
       rc = DF_ECORRUPT;
       break;
   }
@@ -348,10 +573,39 @@ static inline size_t scalar_size(const unsigned char *p,
   return n <= room ? (size_t)n : 0;
 }
 
-/* Skip one whole value with at most max_depth nested container levels.
+/* The elements of a set read by df__mp_read: of the set's kind, sorted,
+ * distinct, at least one, filling the payload exactly.  0 or
+ * DF_ECORRUPT. */
+static int check_set(const df_value *set) {
+  const unsigned char *p = (const unsigned char *)set->s, *end = p + set->u;
+  df_value prev, x;
+  size_t i;
+  if (set->n == 0) return DF_ECORRUPT;
+  for (i = 0; i < set->n; i++) {
+    if (df__mp_read(&p, end, &x) != 0) return DF_ECORRUPT;
+    switch (set->type) {
+      case DF_TSS:
+        if (x.type != DF_TSTR) return DF_ECORRUPT;
+        break;
+      case DF_TBS:
+        if (x.type != DF_TBIN) return DF_ECORRUPT;
+        break;
+      default:
+        if (!is_num(x.type) || (x.type == DF_TFLOAT && isnan(x.f)))
+          return DF_ECORRUPT;
+        break;
+    }
+    if (i > 0 && df__value_cmp(&prev, &x) != -1) return DF_ECORRUPT;
+    prev = x;
+  }
+  return p == end ? 0 : DF_ECORRUPT;
+}
+
+/* Skip one whole value with at most max_depth nested container levels;
+ * when `check`, also the elements of every set (df__mp_validate).
  * stack[d] counts the values still to read at level d. */
 static int walk(const unsigned char **pp, const unsigned char *end,
-                int max_depth) {
+                int max_depth, int check) {
   uint64_t stack[DF_MAX_DEPTH + 1];
   const unsigned char *p = *pp;
   int depth = 0;
@@ -377,6 +631,9 @@ static int walk(const unsigned char **pp, const unsigned char *end,
     }
     if (df__mp_read(&p, end, &v)) return DF_ECORRUPT;
     stack[depth]--;
+    if (check && (v.type == DF_TSS || v.type == DF_TNS || v.type == DF_TBS) &&
+        check_set(&v))
+      return DF_ECORRUPT;
     if (v.type == DF_TARRAY || v.type == DF_TMAP) {
       if (depth >= max_depth) return DF_ECORRUPT;
       depth++;
@@ -391,14 +648,14 @@ int df__mp_skip(const unsigned char **p, const unsigned char *end) {
     *p += n;
     return 0;
   }
-  return walk(p, end, DF_MAX_DEPTH);
+  return walk(p, end, DF_MAX_DEPTH, 0);
 }
 
 int df__mp_validate(const void *p, size_t len, int max_depth) {
   const unsigned char *q = p, *end;
   if (!p || len == 0) return DF_ECORRUPT;
   end = q + len;
-  if (walk(&q, end, max_depth)) return DF_ECORRUPT;
+  if (walk(&q, end, max_depth, 1)) return DF_ECORRUPT;
   return q == end ? 0 : DF_ECORRUPT;
 }
 
@@ -577,8 +834,30 @@ static int cmp_i64_u64(int64_t i, uint64_t u) {
   return (uint64_t)i < u ? -1 : (uint64_t)i > u;
 }
 
-static int is_num(df_type t) {
-  return t == DF_TINT || t == DF_TUINT || t == DF_TFLOAT;
+/* Compare as decimals (the rule for every number; see decimal.c). */
+static int cmp_dec(const df_value *a, const df_value *b) {
+  df_dec x, y;
+  if (df__dec_from_value(a, &x) != DF_OK || df__dec_from_value(b, &y) != DF_OK)
+    return 2;
+  return df__dec_cmp(&x, &y);
+}
+
+#define TWO53 9007199254740992.0
+
+/* A double's value is its shortest decimal.  Below 2^53 in magnitude that
+ * decimal and the double's exact binary value stand in the same order to
+ * every integer (integers there are doubles themselves), so the exact
+ * comparison gives the answer; beyond, the decimal decides. */
+static int cmp_int_float(const df_value *iv, double f) {
+  if (isnan(f)) return 2;
+  if (fabs(f) >= TWO53 && !isinf(f)) {
+    df_value fv;
+    memset(&fv, 0, sizeof fv);
+    fv.type = DF_TFLOAT;
+    fv.f = f;
+    return cmp_dec(iv, &fv);
+  }
+  return iv->type == DF_TINT ? cmp_i64_f(iv->i, f) : cmp_u64_f(iv->u, f);
 }
 
 static int cmp_num(const df_value *a, const df_value *b) {
@@ -586,12 +865,12 @@ static int cmp_num(const df_value *a, const df_value *b) {
     if (isnan(a->f) || isnan(b->f)) return 2;
     return a->f < b->f ? -1 : a->f > b->f;
   }
+  if (a->type == DF_TDECIMAL || b->type == DF_TDECIMAL) return cmp_dec(a, b);
   if (a->type == DF_TFLOAT) {
-    int c = b->type == DF_TINT ? cmp_i64_f(b->i, a->f) : cmp_u64_f(b->u, a->f);
+    int c = cmp_int_float(b, a->f);
     return c == 2 ? 2 : -c;
   }
-  if (b->type == DF_TFLOAT)
-    return a->type == DF_TINT ? cmp_i64_f(a->i, b->f) : cmp_u64_f(a->u, b->f);
+  if (b->type == DF_TFLOAT) return cmp_int_float(a, b->f);
   if (a->type == DF_TINT && b->type == DF_TINT)
     return a->i < b->i ? -1 : a->i > b->i;
   if (a->type == DF_TUINT && b->type == DF_TUINT)
@@ -600,12 +879,47 @@ static int cmp_num(const df_value *a, const df_value *b) {
   return -cmp_i64_u64(b->i, a->u);
 }
 
-/* str and bin are one kind here (both are the "string" of the data model
- * and a client may send either). */
+static int is_set(df_type t) {
+  return t == DF_TSS || t == DF_TNS || t == DF_TBS;
+}
+
+/* Two sets of one kind: 0 when they hold the same elements, else 2.
+ * Stored sets are sorted and distinct, so element i meets element i. */
+static int cmp_set(const df_value *a, const df_value *b) {
+  const unsigned char *p = (const unsigned char *)a->s, *pe = p + a->u;
+  const unsigned char *q = (const unsigned char *)b->s, *qe = q + b->u;
+  size_t i;
+  if (a->n != b->n) return 2;
+  for (i = 0; i < a->n; i++) {
+    df_value x, y;
+    if (df__mp_read(&p, pe, &x) || df__mp_read(&q, qe, &y) ||
+        df__value_cmp(&x, &y) != 0)
+      return 2;
+  }
+  return 0;
+}
+
+int df__mp_set_contains(const df_value *set, const df_value *x) {
+  const unsigned char *p = (const unsigned char *)set->s, *end = p + set->u;
+  size_t i;
+  if (!is_set(set->type)) return 0;
+  for (i = 0; i < set->n; i++) {
+    df_value e;
+    int c;
+    if (df__mp_read(&p, end, &e)) return DF_ECORRUPT;
+    c = df__value_cmp(&e, x);
+    if (c == 0) return 1;
+    if (c == 1) return 0; /* sorted: x is not further on */
+  }
+  return 0;
+}
+
+/* Strings compare with strings, binaries with binaries (DynamoDB's S and B
+ * are different types). */
 int df__value_cmp(const df_value *a, const df_value *b) {
   if (is_num(a->type) && is_num(b->type)) return cmp_num(a, b);
-  if ((a->type == DF_TSTR || a->type == DF_TBIN) &&
-      (b->type == DF_TSTR || b->type == DF_TBIN)) {
+  if ((a->type == DF_TSTR && b->type == DF_TSTR) ||
+      (a->type == DF_TBIN && b->type == DF_TBIN)) {
     size_t m = a->n < b->n ? a->n : b->n;
     int c = m ? memcmp(a->s, b->s, m) : 0;
     if (c) return sign3(c);
@@ -616,5 +930,6 @@ int df__value_cmp(const df_value *a, const df_value *b) {
     return x < y ? -1 : x > y;
   }
   if (a->type == DF_TNIL && b->type == DF_TNIL) return 0;
+  if (is_set(a->type) && a->type == b->type) return cmp_set(a, b);
   return 2;
 }

@@ -36,8 +36,9 @@
 #include "internal.h"
 
 #define EXP_BIAS 0x8000
-#define EXP_CLAMP 1000000000L /* written exponents beyond this: out of range \
-                               */
+#define EXP_CLAMP                                            \
+  1000000000L /* written exponents beyond this: out of range \
+               */
 
 static void set_zero(df_dec *d) {
   memset(d, 0, sizeof *d);

@@ -1068,8 +1068,7 @@ int df_expr_compile(const char *src, size_t len, df_expr **out, char *err,
   p.e = e;
   if ((rc = lex(&p))) goto failed;
   if (p.tok == T_END) {
-    rc = fail(&p, DF_EVALIDATION, "empty expression at column %zu",
-              p.tpos + 1);
+    rc = fail(&p, DF_EVALIDATION, "empty expression at column %zu", p.tpos + 1);
     goto failed;
   }
   if ((rc = parse_list(&p, N_OR, &e->root))) goto failed;
@@ -1134,6 +1133,9 @@ static int fetch(const df_expr *e, const ctx *c, const operand *o,
     case DF_TBIN:
     case DF_TARRAY:
     case DF_TMAP:
+    case DF_TSS:
+    case DF_TNS:
+    case DF_TBS:
       v->i = (int64_t)v->n;
       v->type = DF_TINT;
       return 1;
@@ -1307,6 +1309,8 @@ static int eval(const df_expr *e, const ctx *c, uint32_t i) {
       if ((r = fetch(e, c, &n->b, &b)) <= 0) return r;
       if (bytes_pair(&a, &b))
         return b.n == 0 || (a.n >= b.n && memmem(a.s, a.n, b.s, b.n) != NULL);
+      if (a.type == DF_TSS || a.type == DF_TNS || a.type == DF_TBS)
+        return df__mp_set_contains(&a, &b);
       if (a.type == DF_TARRAY) {
         const unsigned char *q = (const unsigned char *)a.s;
         size_t j;

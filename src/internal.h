@@ -51,68 +51,6 @@ int df__buf_reserve(df_buf *b, size_t extra);   /* 0 or DF_ENOMEM */
 int df__buf_append(df_buf *b, const void *p, size_t n);
 int df__buf_putc(df_buf *b, unsigned char c);
 
-/* ------------------------------------------------------------ codec.c */
-/* MessagePack.  The writer appends to a df_buf.  The reader is
- * allocation-free and bounds-checked: it never reads outside [p, end). */
-
-int df__mp_put_nil(df_buf *b);
-int df__mp_put_bool(df_buf *b, int v);
-int df__mp_put_int(df_buf *b, int64_t v);  /* smallest encoding */
-int df__mp_put_uint(df_buf *b, uint64_t v);
-int df__mp_put_float(df_buf *b, double v); /* always float64 */
-int df__mp_put_str(df_buf *b, const char *s, size_t n);
-int df__mp_put_bin(df_buf *b, const void *s, size_t n);
-int df__mp_put_array(df_buf *b, uint32_t n); /* header only */
-int df__mp_put_map(df_buf *b, uint32_t n);   /* header only */
-/* Append a df_value of scalar type (NIL..BIN). */
-int df__mp_put_value(df_buf *b, const df_value *v);
-
-/* Read the value at *p.  Scalars and strings are consumed whole; for an
- * array or map only the header is consumed (v->n is the count and v->s
- * points at the first element).  Returns 0, or DF_ECORRUPT when the bytes
- * are truncated or invalid (ext types are invalid). */
-int df__mp_read(const unsigned char **p, const unsigned char *end,
-                df_value *v);
-/* Skip one complete value (containers with their contents), at most
- * DF_MAX_DEPTH nested levels.  0 or DF_ECORRUPT. */
-int df__mp_skip(const unsigned char **p, const unsigned char *end);
-/* Check that [p, p+len) is exactly one well-formed value nested at most
- * max_depth levels.  0 or DF_ECORRUPT. */
-int df__mp_validate(const void *p, size_t len, int max_depth);
-
-/* Find a top-level attribute of a map.  Returns 1 and fills *v (and, when
- * non-NULL, *vstart and *vend: the bytes of the whole value) when found, 0
- * when absent or when the bytes are not a map, DF_ECORRUPT when malformed. */
-int df__mp_map_find(const void *map, size_t len, const char *name,
-                    size_t name_len, df_value *v, const unsigned char **vstart,
-                    const unsigned char **vend);
-
-/* A document path: attribute names and list indexes, e.g. data.items[2].x */
-typedef struct df_path_seg {
-  const char *name; /* NULL for an index segment */
-  size_t len;
-  uint32_t index;
-} df_path_seg;
-
-typedef struct df_path {
-  size_t n;
-  df_path_seg seg[DF_MAX_DEPTH];
-} df_path;
-
-/* Parse "a.b[3].c" (names are runs of anything but '.', '[' and ']').
- * Segments borrow `s`.  0 or DF_EVALIDATION. */
-int df__path_parse(const char *s, size_t n, df_path *out);
-/* Find a path in item bytes; same results as df__mp_map_find. */
-int df__mp_path_find(const void *item, size_t len, const df_path *path,
-                     df_value *v, const unsigned char **vstart,
-                     const unsigned char **vend);
-
-/* Compare two scalar values the way filters do.  Numbers (int, uint,
- * float) compare numerically together, strings and binaries bytewise,
- * booleans false < true.  Returns -1/0/1, or 2 when the types are not
- * comparable (different kinds, NaN, containers). */
-int df__value_cmp(const df_value *a, const df_value *b);
-
 /* ---------------------------------------------------------- decimal.c */
 /* Exact decimal numbers (DynamoDB's N) and the order-preserving encoding
  * of every number; see the comment at the top of decimal.c. */
@@ -196,6 +134,97 @@ int df__dec_dec(const unsigned char *p, size_t avail, df_dec *out,
  * DF_DEC_OVERFLOW for an infinity.  The range of the result is for the
  * caller to check (df__dec_range). */
 int df__dec_add(const df_dec *a, const df_dec *b, int negate_b, df_dec *out);
+
+/* ------------------------------------------------------------ codec.c */
+/* MessagePack.  The writer appends to a df_buf.  The reader is
+ * allocation-free and bounds-checked: it never reads outside [p, end). */
+
+int df__mp_put_nil(df_buf *b);
+int df__mp_put_bool(df_buf *b, int v);
+int df__mp_put_int(df_buf *b, int64_t v);  /* smallest encoding */
+int df__mp_put_uint(df_buf *b, uint64_t v);
+int df__mp_put_float(df_buf *b, double v); /* always float64 */
+int df__mp_put_str(df_buf *b, const char *s, size_t n);
+int df__mp_put_bin(df_buf *b, const void *s, size_t n);
+int df__mp_put_array(df_buf *b, uint32_t n); /* header only */
+int df__mp_put_map(df_buf *b, uint32_t n);   /* header only */
+/* Append a df_value of scalar type (NIL..BIN). */
+int df__mp_put_value(df_buf *b, const df_value *v);
+/* Append an ext value of `type` with n payload bytes (smallest form). */
+int df__mp_put_ext(df_buf *b, int type, const void *p, size_t n);
+/* Append the number d in its canonical stored form: int, uint or float64
+ * when one holds it exactly, else ext DF_EXT_DECIMAL (an infinity as a
+ * float).  0, DF_ENOMEM, or DF_EINVAL for an unencodable exponent. */
+int df__mp_put_dec(df_buf *b, const df_dec *d);
+
+/* The elements of a set, written one after another into b from offset
+ * `start` on (count MessagePack values): replace them by the set's stored
+ * form, ext type of `kind` (DF_TSS, DF_TNS, DF_TBS) holding the elements
+ * sorted.  DF_OK; DF_EVALIDATION (*why, optional, says what) when there is
+ * no element, one is not of the kind (or NaN), or two are equal; DF_ENOMEM
+ * (also when b had failed). */
+int df__mp_finish_set(df_buf *b, size_t start, df_type kind, size_t count,
+                      const char **why);
+
+/* MessagePack ext types of the data model (see the top of codec.c). */
+#define DF_EXT_DECIMAL 1
+#define DF_EXT_SS 2
+#define DF_EXT_NS 3
+#define DF_EXT_BS 4
+
+/* Read the value at *p.  Scalars, strings, decimals and sets are consumed
+ * whole; for an array or map only the header is consumed (v->n is the
+ * count and v->s points at the first element).  For a set (DF_TSS, DF_TNS,
+ * DF_TBS) v->n is the element count, v->s points at the first element and
+ * v->u is the elements' length in bytes.  Returns 0, or DF_ECORRUPT when
+ * the bytes are truncated or invalid (unknown ext types are invalid). */
+int df__mp_read(const unsigned char **p, const unsigned char *end,
+                df_value *v);
+/* Skip one complete value (containers with their contents), at most
+ * DF_MAX_DEPTH nested levels.  0 or DF_ECORRUPT. */
+int df__mp_skip(const unsigned char **p, const unsigned char *end);
+/* Check that [p, p+len) is exactly one well-formed value nested at most
+ * max_depth levels, every set's elements of its kind, sorted and distinct.
+ * 0 or DF_ECORRUPT. */
+int df__mp_validate(const void *p, size_t len, int max_depth);
+
+/* Find a top-level attribute of a map.  Returns 1 and fills *v (and, when
+ * non-NULL, *vstart and *vend: the bytes of the whole value) when found, 0
+ * when absent or when the bytes are not a map, DF_ECORRUPT when malformed. */
+int df__mp_map_find(const void *map, size_t len, const char *name,
+                    size_t name_len, df_value *v, const unsigned char **vstart,
+                    const unsigned char **vend);
+
+/* A document path: attribute names and list indexes, e.g. data.items[2].x */
+typedef struct df_path_seg {
+  const char *name; /* NULL for an index segment */
+  size_t len;
+  uint32_t index;
+} df_path_seg;
+
+typedef struct df_path {
+  size_t n;
+  df_path_seg seg[DF_MAX_DEPTH];
+} df_path;
+
+/* Parse "a.b[3].c" (names are runs of anything but '.', '[' and ']').
+ * Segments borrow `s`.  0 or DF_EVALIDATION. */
+int df__path_parse(const char *s, size_t n, df_path *out);
+/* Find a path in item bytes; same results as df__mp_map_find. */
+int df__mp_path_find(const void *item, size_t len, const df_path *path,
+                     df_value *v, const unsigned char **vstart,
+                     const unsigned char **vend);
+
+/* Compare two scalar values the way filters do.  Numbers (int, uint,
+ * float, decimal) compare numerically as decimals (a float by its shortest
+ * decimal), strings with strings and binaries with binaries bytewise,
+ * booleans false < true, sets of one kind equal (0) when they hold the
+ * same elements.  Returns -1/0/1, or 2 when the values are not comparable
+ * (different kinds, NaN, containers, unequal sets). */
+int df__value_cmp(const df_value *a, const df_value *b);
+/* Does the set `set` (DF_TSS/TNS/TBS as df__mp_read gives it) hold x
+ * (numbers by value)?  1, 0, or DF_ECORRUPT. */
+int df__mp_set_contains(const df_value *set, const df_value *x);
 
 /* -------------------------------------------------------------- key.c */
 /* Order-preserving key encoding (see the comment at the top of key.c). */

@@ -617,14 +617,20 @@ static void test_value_cmp(void) {
   CMP(vi(0), vf(-0.0), 0);
   CMP(vi(0), vf(DBL_MIN), -1);
   CMP(vi(0), vf(-DBL_MIN), 1);
-  /* int64 limits against doubles: no rounding through double */
+  /* int64 limits against doubles: a double's value is its shortest
+   * decimal, so the double 2^63-1024 is 9223372036854775000 and the
+   * double -2^63 is -9223372036854776000 */
   CMP(vi(INT64_MAX), vf(two63), -1);
   CMP(vi(INT64_MAX), vf(nextafter(two63, 0)), 1);
-  CMP(vi(INT64_MAX - 1022), vf(nextafter(two63, 0)), 1);
-  CMP(vi(INT64_MAX - 1023), vf(nextafter(two63, 0)), 0); /* 2^63-1024 */
+  CMP(vi(9223372036854775000LL), vf(nextafter(two63, 0)), 0);
+  CMP(vi(9223372036854775001LL), vf(nextafter(two63, 0)), 1);
+  CMP(vi(INT64_MAX - 1022), vf(nextafter(two63, 0)), -1);
+  CMP(vi(INT64_MAX - 1023), vf(nextafter(two63, 0)), -1); /* 2^63-1024 */
   CMP(vi(INT64_MAX - 1024), vf(nextafter(two63, 0)), -1);
-  CMP(vi(INT64_MIN), vf(-two63), 0);
+  CMP(vi(INT64_MIN), vf(-two63), 1);
   CMP(vi(INT64_MIN + 1), vf(-two63), 1);
+  CMP(vi(1152921504606846976LL), vf(1152921504606846976.0), -1); /* 2^60 */
+  CMP(vi(1152921504606847000LL), vf(1152921504606846976.0), 0);
   CMP(vi(INT64_MIN), vf(nextafter(-two63, -INFINITY)), 1);
   CMP(vi((1LL << 53) + 1), vf(9007199254740992.0), 1);
   CMP(vi((1LL << 53) + 1), vf(9007199254740994.0), -1);
@@ -639,8 +645,10 @@ static void test_value_cmp(void) {
   /* unsigned */
   CMP(vu(UINT64_MAX), vf(two64), -1);
   CMP(vu(UINT64_MAX), vf(nextafter(two64, 0)), 1);
-  CMP(vu(UINT64_MAX - 2047), vf(nextafter(two64, 0)), 0);
-  CMP(vu((uint64_t)INT64_MAX + 1), vf(two63), 0);
+  CMP(vu(UINT64_MAX - 2047), vf(nextafter(two64, 0)), -1);
+  CMP(vu(18446744073709550000ULL), vf(nextafter(two64, 0)), 0);
+  CMP(vu((uint64_t)INT64_MAX + 1), vf(two63), -1);
+  CMP(vu(9223372036854776000ULL), vf(two63), 0);
   CMP(vu((uint64_t)INT64_MAX + 1), vi(INT64_MAX), 1);
   CMP(vu((uint64_t)INT64_MAX + 1), vi(-1), 1);
   CMP(vu(UINT64_MAX), vu(UINT64_MAX - 1), 1);
@@ -653,7 +661,8 @@ static void test_value_cmp(void) {
   CMP(vs_(DF_TSTR, "", 0), vs_(DF_TSTR, "", 0), 0);
   CMP(vs_(DF_TSTR, "a\0b", 3), vs_(DF_TSTR, "a\0c", 3), -1);
   CMP(vs_(DF_TSTR, "\xff", 1), vs_(DF_TSTR, "a", 1), 1);
-  CMP(vs_(DF_TBIN, "abc", 3), vs_(DF_TSTR, "abc", 3), 0);
+  CMP(vs_(DF_TBIN, "abc", 3), vs_(DF_TSTR, "abc", 3), 2); /* B is not S */
+  CMP(vs_(DF_TBIN, "abc", 3), vs_(DF_TBIN, "abd", 3), -1);
   CMP(vs_(DF_TSTR, "1", 1), vi(1), 2);
   /* booleans, nil, mixed kinds */
   memset(&t, 0, sizeof t);
@@ -676,8 +685,22 @@ static void test_value_cmp(void) {
   CMP(vs_(DF_TARRAY, NULL, 0), vs_(DF_TARRAY, NULL, 0), 2);
 }
 
-/* Random int/float pairs against a long double reference (exact for
- * int64 on x86-64; skipped where long double is plain double). */
+/* The shortest decimal of f as a long double: exact for the doubles this
+ * test makes (integers below 2^64 beyond 2^53, binary fractions below). */
+static long double shortest_ld(double f) {
+  char buf[40];
+  int p;
+  for (p = 1; p <= 17; p++) {
+    snprintf(buf, sizeof buf, "%.*e", p - 1, f);
+    if (strtod(buf, NULL) == f) break;
+  }
+  if (fabs(f) < 9007199254740992.0) return (long double)f;
+  return strtold(buf, NULL);
+}
+
+/* Random int/float pairs against a long double reference of the double's
+ * decimal value (exact for int64 on x86-64; skipped where long double is
+ * plain double). */
 static void test_value_cmp_random(void) {
   int k, bad = 0;
   if (LDBL_MANT_DIG < 64) return;
@@ -704,7 +727,7 @@ static void test_value_cmp_random(void) {
         break;
     }
     li = (long double)i;
-    lf = (long double)f;
+    lf = shortest_ld(f);
     want = li < lf ? -1 : li > lf;
     a = vi(i);
     b = vf(f);
@@ -712,6 +735,242 @@ static void test_value_cmp_random(void) {
     if (got != want) bad++;
   }
   CHECK_EQ_INT(bad, 0);
+}
+
+/* ---------------------------------------------------- data model types */
+
+static df_dec dec_of(const char *s) {
+  df_dec d;
+  CHECK_EQ_INT(df__dec_parse(s, strlen(s), &d), DF_DEC_OK);
+  return d;
+}
+
+/* Write the number `s` canonically and read it back. */
+static df_value number_back(df_buf *b, const char *s) {
+  df_dec d = dec_of(s);
+  const unsigned char *p;
+  df_value v;
+  df__buf_reset(b);
+  CHECK_EQ_INT(df__mp_put_dec(b, &d), 0);
+  CHECK_EQ_INT(validate_exact(b->p, b->len, 0), 0);
+  p = b->p;
+  CHECK_EQ_INT(df__mp_read(&p, b->p + b->len, &v), 0);
+  CHECK(p == b->p + b->len);
+  return v;
+}
+
+static void test_decimals(void) {
+  df_buf b;
+  df_value v, w;
+  df_dec d;
+  size_t n;
+  int i;
+  df__buf_init(&b);
+  v = number_back(&b, "42");
+  CHECK(v.type == DF_TINT && v.i == 42);
+  v = number_back(&b, "-9223372036854775808");
+  CHECK(v.type == DF_TINT && v.i == INT64_MIN);
+  v = number_back(&b, "18446744073709551615");
+  CHECK(v.type == DF_TUINT && v.u == UINT64_MAX);
+  v = number_back(&b, "0.1");
+  CHECK(v.type == DF_TFLOAT && v.f == 0.1);
+  v = number_back(&b, "1e125");
+  CHECK(v.type == DF_TFLOAT && v.f == 1e125);
+  v = number_back(&b, "0.10000000000000001");
+  CHECK_EQ_INT(v.type, DF_TDECIMAL);
+  CHECK(b.p[0] == 0xc7 || (b.p[0] >= 0xd4 && b.p[0] <= 0xd8));
+  CHECK_EQ_INT(df__dec_from_value(&v, &d), DF_OK);
+  {
+    char buf[DF_DEC_STR_MAX];
+    df__dec_str(&d, buf, sizeof buf);
+    CHECK(strcmp(buf, "0.10000000000000001") == 0);
+  }
+  /* a decimal compares with every kind of number */
+  w = vf(0.1);
+  CMP(v, w, 1);
+  w = vi(1);
+  CMP(v, w, -1);
+  v = number_back(&b, "12345678901234567890123456789012345678");
+  CHECK_EQ_INT(v.type, DF_TDECIMAL);
+  CMP(v, vu(UINT64_MAX), 1);
+  CMP(v, vf(1.2345678901234568e37),
+      -1); /* 12345678901234568000000000000000000000 */
+  CMP(v, vs_(DF_TSTR, "1", 1), 2);
+  /* every payload length takes the smallest ext form */
+  for (i = 1; i <= 38; i++) {
+    char digits[64];
+    int k;
+    for (k = 0; k < i; k++) digits[k] = (char)('1' + k % 9);
+    snprintf(digits + i, sizeof digits - (size_t)i, "e-%d", 60);
+    v = number_back(&b, digits);
+    if (i <= 15) { /* a double holds up to 15 digits exactly */
+      CHECK_EQ_INT(v.type, DF_TFLOAT);
+      continue;
+    }
+    if (i >= 18) CHECK_EQ_INT(v.type, DF_TDECIMAL);
+    if (v.type != DF_TDECIMAL) continue;
+    n = v.n;
+    CHECK(b.len ==
+          n + (n == 1 || n == 2 || n == 4 || n == 8 || n == 16 ? 2 : 3));
+  }
+  /* malformed decimals: unknown ext type, non-canonical or infinite
+   * payload, zero (an int's job), truncated */
+  {
+    const unsigned char bad1[] = {0xd4, 0x07, 0x12};
+    const unsigned char bad2[] = {0xd5, 0x01, 0x13, 0x80};
+    const unsigned char bad3[] = {0xd4, 0x01, 0x14};
+    const unsigned char bad4[] = {0xd4, 0x01, 0x12};
+    const unsigned char bad5[] = {0xc7, 0x04, 0x01, 0x13, 0x80, 0x01};
+    const unsigned char ok[] = {0xc7, 0x04, 0x01, 0x13, 0x80, 0x01, 0x20};
+    CHECK_EQ_INT(validate_exact(bad1, sizeof bad1, 0), DF_ECORRUPT);
+    CHECK_EQ_INT(validate_exact(bad2, sizeof bad2, 0), DF_ECORRUPT);
+    CHECK_EQ_INT(validate_exact(bad3, sizeof bad3, 0), DF_ECORRUPT);
+    CHECK_EQ_INT(validate_exact(bad4, sizeof bad4, 0), DF_ECORRUPT);
+    CHECK_EQ_INT(validate_exact(bad5, sizeof bad5, 0), DF_ECORRUPT);
+    CHECK_EQ_INT(validate_exact(ok, sizeof ok, 0), 0);
+  }
+  df__buf_free(&b);
+}
+
+/* Encode the elements (values given as Lua-like strings: "s:x", "b:x",
+ * "n:1.5") and finish them into a set of kind. */
+static int make_set(df_buf *b, df_type kind, const char *const *elems, size_t n,
+                    const char **why) {
+  size_t i;
+  df__buf_reset(b);
+  df__mp_put_map(b, 1);
+  df__mp_put_str(b, "s", 1);
+  {
+    size_t start = b->len;
+    for (i = 0; i < n; i++) {
+      const char *e = elems[i];
+      if (e[0] == 's')
+        df__mp_put_str(b, e + 2, strlen(e + 2));
+      else if (e[0] == 'b')
+        df__mp_put_bin(b, e + 2, strlen(e + 2));
+      else if (e[0] == 'f')
+        df__mp_put_float(b, strtod(e + 2, NULL));
+      else {
+        df_dec d = dec_of(e + 2);
+        df__mp_put_dec(b, &d);
+      }
+    }
+    return df__mp_finish_set(b, start, kind, n, why);
+  }
+}
+
+static void test_sets(void) {
+  df_buf b, c;
+  df_value v, w, x;
+  const char *why;
+  const char *ss[] = {"s:pear", "s:apple", "s:fig", "s:app"};
+  const char *ns[] = {"n:10", "n:-1.5", "n:0.10000000000000001", "f:0.1",
+                      "n:1e20"};
+  const char *bs[] = {"b:\x02", "b:\x01\x02", "b:\x01"};
+  df__buf_init(&b);
+  df__buf_init(&c);
+  CHECK_EQ_INT(make_set(&b, DF_TSS, ss, 4, &why), DF_OK);
+  CHECK_EQ_INT(validate_exact(b.p, b.len, 1), 0);
+  CHECK_EQ_INT(df__mp_map_find(b.p, b.len, "s", 1, &v, NULL, NULL), 1);
+  CHECK_EQ_INT(v.type, DF_TSS);
+  CHECK_EQ_UINT(v.n, 4);
+  {
+    /* sorted bytewise, a prefix first */
+    const unsigned char *p = (const unsigned char *)v.s, *end = p + v.u;
+    const char *want[] = {"app", "apple", "fig", "pear"};
+    size_t i;
+    for (i = 0; i < 4; i++) {
+      CHECK_EQ_INT(df__mp_read(&p, end, &x), 0);
+      CHECK(x.type == DF_TSTR && x.n == strlen(want[i]) &&
+            memcmp(x.s, want[i], x.n) == 0);
+    }
+    CHECK(p == end);
+  }
+  x = vs_(DF_TSTR, "fig", 3);
+  CHECK_EQ_INT(df__mp_set_contains(&v, &x), 1);
+  x = vs_(DF_TSTR, "figs", 4);
+  CHECK_EQ_INT(df__mp_set_contains(&v, &x), 0);
+  x = vs_(DF_TBIN, "fig", 3);
+  CHECK_EQ_INT(df__mp_set_contains(&v, &x), 0);
+  /* the same elements in another order make an equal set */
+  {
+    const char *ss2[] = {"s:fig", "s:app", "s:pear", "s:apple"};
+    CHECK_EQ_INT(make_set(&c, DF_TSS, ss2, 4, &why), DF_OK);
+    CHECK_EQ_INT(b.len, c.len);
+    CHECK(memcmp(b.p, c.p, b.len) == 0);
+    CHECK_EQ_INT(df__mp_map_find(c.p, c.len, "s", 1, &w, NULL, NULL), 1);
+    CMP(v, w, 0);
+    CHECK_EQ_INT(make_set(&c, DF_TSS, ss2, 3, &why), DF_OK);
+    CHECK_EQ_INT(df__mp_map_find(c.p, c.len, "s", 1, &w, NULL, NULL), 1);
+    CMP(v, w, 2);
+  }
+  /* numbers: sorted by value, every kind of number */
+  CHECK_EQ_INT(make_set(&b, DF_TNS, ns, 5, &why), DF_OK);
+  CHECK_EQ_INT(validate_exact(b.p, b.len, 1), 0);
+  CHECK_EQ_INT(df__mp_map_find(b.p, b.len, "s", 1, &v, NULL, NULL), 1);
+  CHECK_EQ_INT(v.type, DF_TNS);
+  x = vf(0.1);
+  CHECK_EQ_INT(df__mp_set_contains(&v, &x), 1);
+  x = vi(10);
+  CHECK_EQ_INT(df__mp_set_contains(&v, &x), 1);
+  x = vf(10.0);
+  CHECK_EQ_INT(df__mp_set_contains(&v, &x), 1);
+  x = vi(11);
+  CHECK_EQ_INT(df__mp_set_contains(&v, &x), 0);
+  {
+    const unsigned char *p = (const unsigned char *)v.s, *end = p + v.u;
+    df_value prev;
+    size_t i;
+    for (i = 0; i < v.n; i++) {
+      CHECK_EQ_INT(df__mp_read(&p, end, &x), 0);
+      if (i) CHECK_EQ_INT(df__value_cmp(&prev, &x), -1);
+      prev = x;
+    }
+  }
+  CHECK_EQ_INT(make_set(&b, DF_TBS, bs, 3, &why), DF_OK);
+  CHECK_EQ_INT(validate_exact(b.p, b.len, 1), 0);
+  /* refused: duplicates (1 and 1.0 are one number), wrong kinds, none */
+  {
+    const char *dup[] = {"n:1", "f:1.0"};
+    const char *dup_s[] = {"s:a", "s:b", "s:a"};
+    const char *mixed[] = {"s:a", "b:a"};
+    const char *nan[] = {"f:nan"};
+    CHECK_EQ_INT(make_set(&b, DF_TNS, dup, 2, &why), DF_EVALIDATION);
+    CHECK(why && strstr(why, "once"));
+    CHECK_EQ_INT(make_set(&b, DF_TSS, dup_s, 3, &why), DF_EVALIDATION);
+    CHECK_EQ_INT(make_set(&b, DF_TSS, mixed, 2, &why), DF_EVALIDATION);
+    CHECK_EQ_INT(make_set(&b, DF_TBS, mixed, 2, &why), DF_EVALIDATION);
+    CHECK_EQ_INT(make_set(&b, DF_TNS, mixed, 1, &why), DF_EVALIDATION);
+    CHECK_EQ_INT(make_set(&b, DF_TNS, nan, 1, &why), DF_EVALIDATION);
+    CHECK_EQ_INT(make_set(&b, DF_TSS, mixed, 0, &why), DF_EVALIDATION);
+  }
+  /* hand-made payloads the validator refuses: unsorted, duplicate, empty,
+   * wrong element type, bytes after the array, not an array */
+  {
+    const unsigned char unsorted[] = {0xc7, 5,   0x02, 0x92,
+                                      0xa1, 'b', 0xa1, 'a'};
+    const unsigned char dup[] = {0xc7, 5, 0x02, 0x92, 0xa1, 'a', 0xa1, 'a'};
+    const unsigned char empty[] = {0xd4, 0x02, 0x90};
+    const unsigned char wrong[] = {0xd5, 0x02, 0x91, 0x01};
+    const unsigned char extra[] = {0xd6, 0x03, 0x91, 0x01, 0x02, 0x03};
+    const unsigned char notarr[] = {0xd4, 0x03, 0x01};
+    const unsigned char good[] = {0xc7, 5, 0x02, 0x92, 0xa1, 'a', 0xa1, 'b'};
+    const unsigned char goodn[] = {0xd6, 0x03, 0x93, 0x01, 0x02, 0x03};
+    const unsigned char *p = unsorted;
+    CHECK_EQ_INT(validate_exact(unsorted, sizeof unsorted, 0), DF_ECORRUPT);
+    CHECK_EQ_INT(validate_exact(dup, sizeof dup, 0), DF_ECORRUPT);
+    CHECK_EQ_INT(validate_exact(empty, sizeof empty, 0), DF_ECORRUPT);
+    CHECK_EQ_INT(validate_exact(wrong, sizeof wrong, 0), DF_ECORRUPT);
+    CHECK_EQ_INT(validate_exact(extra, sizeof extra, 0), DF_ECORRUPT);
+    CHECK_EQ_INT(validate_exact(notarr, sizeof notarr, 0), DF_ECORRUPT);
+    CHECK_EQ_INT(validate_exact(good, sizeof good, 0), 0);
+    CHECK_EQ_INT(validate_exact(goodn, sizeof goodn, 0), 0);
+    /* skipping does not look inside */
+    CHECK_EQ_INT(df__mp_skip(&p, unsorted + sizeof unsorted), 0);
+    CHECK(p == unsorted + sizeof unsorted);
+  }
+  df__buf_free(&b);
+  df__buf_free(&c);
 }
 
 /* -------------------------------------------------------------- fuzz */
@@ -853,6 +1112,8 @@ int main(void) {
   RUN_TEST(test_paths);
   RUN_TEST(test_value_cmp);
   RUN_TEST(test_value_cmp_random);
+  RUN_TEST(test_decimals);
+  RUN_TEST(test_sets);
   RUN_TEST(test_fuzz);
   RUN_TEST(test_alloc_errors);
   return check_done("test_codec");

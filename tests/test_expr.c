@@ -5,7 +5,9 @@
  * missing attributes, functions, regex, corrupt bytes).
  *
  * Items are written in a small JSON-like notation ('single' quotes for
- * strings, x'..' for binaries, n for nil, 1.0 for floats) and encoded with
+ * strings, x'..' for binaries, n for nil, 1.0 for floats, d'..' for a
+ * number in its canonical stored form, <..> for a set of the kind of its
+ * first element) and encoded with
  * df__mp_put_*; each is evaluated from a heap copy of exactly its length,
  * so an AddressSanitizer build catches any read past the end.
  */
@@ -54,10 +56,37 @@ static int enc_container(const char **s, df_buf *b, char close, int map) {
   return rc;
 }
 
+/* <e, ...>: a set of the kind of its first element. */
+static int enc_set(const char **s, df_buf *b) {
+  size_t start = b->len, n = 0;
+  df_type kind;
+  int rc = 0;
+  (*s)++;
+  skip_ws(s);
+  kind = **s == '\'' ? DF_TSS : **s == 'x' ? DF_TBS : DF_TNS;
+  while (**s != '>' && !rc) {
+    rc = enc(s, b);
+    n++;
+    skip_ws(s);
+    if (**s == ',') (*s)++;
+    skip_ws(s);
+  }
+  (*s)++;
+  return rc ? rc : df__mp_finish_set(b, start, kind, n, NULL);
+}
+
 static int enc(const char **s, df_buf *b) {
   skip_ws(s);
   if (**s == '{') return enc_container(s, b, '}', 1);
   if (**s == '[') return enc_container(s, b, ']', 0);
+  if (**s == '<') return enc_set(s, b);
+  if (**s == 'd' && (*s)[1] == '\'') {
+    const char *st = *s + 2;
+    df_dec d;
+    *s = strchr(st, '\'') + 1;
+    if (df__dec_parse(st, (size_t)(*s - st - 1), &d)) return -1;
+    return df__mp_put_dec(b, &d);
+  }
   if (**s == '\'' || (**s == 'x' && (*s)[1] == '\'')) {
     int bin = **s == 'x';
     const char *st;
@@ -294,8 +323,36 @@ static void test_compare(void) {
   F("a == b", "{'a':[1,2],'b':{'1':2}}");
   T("a != b", "{'a':[1,2],'b':[2,1]}");
   F("a < b", "{'a':[1],'b':[2]}");
-  /* strings and binaries compare bytewise together */
-  T("b == 'ab'", "{'b':x'ab'}");
+  /* binaries are DynamoDB's B, a type of their own: never equal to a
+   * string (datamodel-values) */
+  F("b == 'ab'", "{'b':x'ab'}");
+  T("b == c", "{'b':x'ab','c':x'ab'}");
+  T("b < c", "{'b':x'ab','c':x'ac'}");
+}
+
+/* DynamoDB's sets and exact decimals (datamodel-values). */
+static void test_sets_and_decimals(void) {
+  const char *it =
+      "{'ss':<'b','a'>,'ns':<1,2.5,d'0.10000000000000001'>,"
+      "'bs':<x'01',x'02'>,'ss2':<'a','b'>,'d':d'0.10000000000000001',"
+      "'big':d'12345678901234567890123456789012345678'}";
+  T("size(ss) == 2", it);
+  T("size(ns) == 3", it);
+  T("contains(ss, 'a')", it);
+  F("contains(ss, 'c')", it);
+  T("contains(ns, 1.0)", it);
+  T("contains(ns, 2.5)", it);
+  F("contains(ns, 0.1)", it);
+  F("contains(ss, 1)", it);
+  T("ss == ss2", it);
+  F("ss == ns", it);
+  F("ss < ss2", it);
+  F("d == 0.1", it);
+  T("d > 0.1", it);
+  T("d < 0.10000000000000002", it);
+  T("big < 1.2345678901234568e37", it); /* the double nearest */
+  T("big > 1.2345678901234566e37", it);
+  F("big < 1", it);
 }
 
 static void test_missing(void) {
@@ -725,6 +782,7 @@ int main(void) {
   RUN_TEST(test_seed_examples);
   RUN_TEST(test_precedence);
   RUN_TEST(test_compare);
+  RUN_TEST(test_sets_and_decimals);
   RUN_TEST(test_missing);
   RUN_TEST(test_in);
   RUN_TEST(test_paths);
