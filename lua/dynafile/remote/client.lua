@@ -130,8 +130,8 @@ end
 -- @tparam string op the operation name, e.g. "PutItem"
 -- @tparam table req the request body
 -- @tparam[opt] string mode "idempotent" (default) or "once"
--- @tparam[opt] number timeout seconds for this call, retries included
---   (default: the client's)
+-- @tparam[opt] number deadline the `http.now()` time by which the call
+--   returns, retries included (default: now plus the client's timeout)
 -- @treturn table|nil the response
 -- @treturn string the message on failure
 -- @treturn string the code on failure: "ConditionalCheckFailed",
@@ -141,9 +141,9 @@ end
 --   "UnknownOutcome" (mode "once": the request may have been applied),
 --   "AccessDenied", "NotSupported", ...
 -- @treturn table the decoded error body (CancellationReasons, Item)
-function Client:call(op, req, mode, timeout)
+function Client:call(op, req, mode, deadline)
   local start = http.now()
-  local deadline = start + (timeout or self.timeout)
+  deadline = deadline or start + self.timeout
   local body = json.encode(req)
   if body:find(EMPTY_LIST_JSON, 1, true) then body = empty_lists(body) end
   local ep = self.ep

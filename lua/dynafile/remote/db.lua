@@ -179,8 +179,14 @@ end
 
 -- ------------------------------------------------------------- requests
 
-local function call(self, op, req, mode)
-  return self._client:call(op, req, mode)
+local function call(self, op, req, mode, deadline)
+  return self._client:call(op, req, mode, deadline)
+end
+
+-- The time by which a call that starts now must return: every request it
+-- makes (a read, a write, their retries) shares it.
+local function deadline_of(self)
+  return http.now() + self._client.timeout
 end
 
 local function prefix(fn, msg)
@@ -189,10 +195,10 @@ local function prefix(fn, msg)
 end
 
 -- The raw stored item (expired or not), read strongly consistent.
-local function read_raw(self, fn, key)
+local function read_raw(self, fn, key, deadline)
   local r, msg, code = call(self, "GetItem", {
     TableName = self._table, Key = encode_key(self, key, fn), ConsistentRead = true,
-  })
+  }, nil, deadline)
   if not r then return nil, prefix(fn, msg), code end
   return r.Item and decode_item(r.Item) or false
 end
@@ -305,20 +311,22 @@ end
 -- ConditionalCheckFailed is checked with `verify(current_item_or_false)`
 -- (true: the first attempt was applied).  Otherwise a lost response is
 -- UnknownOutcome.
-local function send_write(self, fn, op, req, idempotent, verify)
+local function send_write(self, fn, op, req, idempotent, verify, deadline)
+  deadline = deadline or deadline_of(self)
   if idempotent and not req.ConditionExpression then
-    local r, msg, code, e = call(self, op, req, "idempotent")
+    local r, msg, code, e = call(self, op, req, "idempotent", deadline)
     if not r then return nil, prefix(fn, msg), code, e end
     return r
   end
-  local r, msg, code, e = call(self, op, req, "once")
+  local r, msg, code, e = call(self, op, req, "once", deadline)
   if r then return r end
   if code ~= "UnknownOutcome" or not idempotent then return nil, prefix(fn, msg), code, e end
   for _ = 1, 3 do
-    r, msg, code, e = call(self, op, req, "once")
+    r, msg, code, e = call(self, op, req, "once", deadline)
     if r then return r end
     if code == "ConditionalCheckFailed" then
-      local cur = verify and read_raw(self, fn, req.Key or key_of(self, decode_item(req.Item)))
+      local cur = verify and read_raw(self, fn, req.Key and decode_item(req.Key)
+        or key_of(self, decode_item(req.Item)), deadline)
       if cur ~= nil and verify(cur) then return { verified = true, current = cur } end
       return nil, prefix(fn, "the write's first response was lost and its condition now fails: "
         .. "it may or may not have been applied"), "UnknownOutcome"
@@ -877,16 +885,17 @@ local PUT_OPTS = { condition = true, return_old = true }
 -- Read, decide, write conditionally on the image read; again when the
 -- item changed meanwhile.  `decide(old_visible, raw)` returns the request
 -- to send (op, req, verify) or nil, msg, code to stop.
-local function optimistic(self, fn, key, decide)
+local function optimistic(self, fn, key, decide, deadline)
+  deadline = deadline or deadline_of(self)
   for _ = 1, self._retries do
-    local raw, msg, code = read_raw(self, fn, key)
+    local raw, msg, code = read_raw(self, fn, key, deadline)
     if raw == nil then return nil, msg, code end
     local visible = raw
     if raw and expired(self, raw) then visible = nil end
     if not raw then visible = nil end
     local op, req, verify = decide(visible, raw or false)
     if not op then return nil, req, verify end
-    local r, m, c = send_write(self, fn, op, req, true, verify)
+    local r, m, c = send_write(self, fn, op, req, true, verify, deadline)
     if r then return r, visible end
     if c ~= "ConditionalCheckFailed" then return nil, m, c end
   end
@@ -1085,6 +1094,7 @@ function DB:update_item(key, changes, opts)
     if not cond then return nil, msg, "ValidationError" end
   end
   local ttl = self._ttl_attr or self._ttl_fn
+  local deadline = deadline_of(self)
   local direct = type(plan) == "table" and not opts.return_old and not has_listeners(self)
     and not ttl and not (cond and (cond.fn or not cond.server))
   if direct then
@@ -1096,7 +1106,8 @@ function DB:update_item(key, changes, opts)
       if ue ~= "" then req.UpdateExpression = ue end
       if cond then req.ConditionExpression = expr.translate(cond.tree, b, fn) end
       b:into(req)
-      local r, m, code = send_write(self, fn, "UpdateItem", req, not adds and not cond, nil)
+      local r, m, code = send_write(self, fn, "UpdateItem", req, not adds and not cond, nil,
+        deadline)
       if r then return decode_item(r.Attributes or encode_key(self, key, fn)) end
       if code == "ConditionalCheckFailed" then return cond_failed(fn) end
       -- DynamoDB does not create the maps on a path, dynafile does: a
@@ -1120,7 +1131,7 @@ function DB:update_item(key, changes, opts)
     return "UpdateItem", image_update(self, fn, key, raw, new), function(cur)
       return cur and deep_equal(cur, new)
     end
-  end)
+  end, deadline)
   if not r then return nil, old, code end
   local new = r.Attributes and decode_item(r.Attributes) or (r.current or new_item)
   if has_listeners(self) then dispatch(self, { { action = "PUT", old = old, new = new } }) end
