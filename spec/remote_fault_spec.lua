@@ -7,6 +7,9 @@ local dynafile = require "dynafile"
 local dynalite = dofile("tests/js/dynalite.lua")
 local socket = require "socket"
 
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+
 local TIMEOUT = 1.0
 local FAULTS = "drop_before=0.06,drop_after=0.06,delay=0.02,throttle=0.12,e500=0.05,e500_after=0.05"
 
@@ -47,9 +50,9 @@ describe("the DynamoDB backend under faults", function()
     local longest = 0
     local function timed(f, ...)
       local t0 = socket.gettime()
-      local r = table.pack(f(...))
+      local r = pack(f(...))
       longest = math.max(longest, socket.gettime() - t0)
-      return table.unpack(r, 1, r.n)
+      return unpack(r, 1, r.n)
     end
     local acked, added, unknown_adds, cond_acked = {}, 0, 0, {}
     local outcomes = {}
