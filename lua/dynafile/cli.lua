@@ -33,6 +33,8 @@ commands:
   import DIR FILE [--format F]  load items from a file ("-": stdin)
   purge-expired DIR             delete expired items (TTL attribute)
   check DIR                     verify every index against the items
+  copy SRC DST                  copy a table between a database, a DynamoDB
+                                table (dynamodb://T) and a DynamoDB JSON file
 
 Key arguments (PK, SK) that read as a JSON number are numbers; write them as
 a JSON string ('"42"') to mean the string.  Every command takes --help and
@@ -82,6 +84,7 @@ name the key attributes when DIR is a new database (default PK and SK).]],
   ["purge-expired"] = [[
 usage: dynafile purge-expired DIR
 Delete every item whose TTL attribute is in the past; print the count.]],
+  copy = require("dynafile.copy").HELP,
   check = [[
 usage: dynafile check DIR [--table]
 Verify every index and the TTL entries against the items; exit 1 when
@@ -104,12 +107,13 @@ local OPTIONS = {
     ["no-sk"] = "flag", table = "flag" },
   ["purge-expired"] = { table = "flag" },
   check = { table = "flag" },
+  copy = require("dynafile.copy").OPTIONS,
 }
 
 local ARGS = {
   info = { 1, 1 }, get = { 2, 3 }, query = { 2, 2 }, scan = { 1, 1 }, put = { 2, 2 },
   delete = { 2, 3 }, export = { 1, 1 }, import = { 2, 2 }, ["purge-expired"] = { 1, 1 },
-  check = { 1, 1 },
+  check = { 1, 1 }, copy = { 2, 2 },
 }
 
 -- A usage error: printed with the command's help, exit 2.
@@ -526,6 +530,17 @@ C["purge-expired"] = function(io_, opts, pos)
   return 0
 end
 
+-- The command that runs this program, for the workers of a parallel
+-- copy (set by main from arg[-1] and arg[0]).
+local self_command
+
+function C.copy(io_, opts, pos)
+  local ok, status = pcall(require("dynafile.copy").run, io_, opts, pos, self_command)
+  if ok then return status end
+  if type(status) == "table" and status.usage then usage("%s", status.usage) end
+  error(status, 0)
+end
+
 function C.check(io_, opts, pos)
   local db = open_db(pos[1], false)
   local r = check(db:check())
@@ -552,6 +567,10 @@ function M.main(args, io_)
     return 2
   end
   local rest = { select(2, (table.unpack or unpack)(args)) } -- luacheck: ignore 143
+  if args[0] and args[-1] then
+    self_command = string_format("'%s' '%s'", (tostring(args[-1]):gsub("'", "'\\''")),
+      (tostring(args[0]):gsub("'", "'\\''")))
+  end
   local ok, status = pcall(function()
     local opts, pos = parse(cmd, rest)
     if opts.help then
