@@ -87,7 +87,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "expr_tree.h"
 
 #ifndef REG_STARTEND
 #error "expr.c needs regexec's REG_STARTEND (glibc, the BSDs, macOS)"
@@ -97,24 +97,8 @@
 #define RX_MAX_NEST 32    /* groups inside a regex */
 #define RX_MAX_COST 20000 /* estimated regcomp nodes after expansion */
 #define NUM_MAX 512       /* longest float literal */
-#define NONE UINT32_MAX
+#define NONE DF__EXPR_NONE
 
-/* node kinds */
-enum {
-  N_OR,
-  N_AND,
-  N_NOT,
-  N_CMP,
-  N_IN,
-  N_MATCH,
-  N_EXISTS,
-  N_BEGINS,
-  N_CONTAINS
-};
-/* comparison operators */
-enum { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
-/* operand kinds */
-enum { A_LIT, A_PATH, A_SIZE };
 /* functions */
 enum { F_EXISTS, F_BEGINS, F_CONTAINS, F_SIZE };
 /* tokens */
@@ -145,39 +129,9 @@ enum {
   T_NULL
 };
 
-typedef struct operand {
-  uint32_t kind; /* A_* */
-  uint32_t idx;  /* literal index (A_LIT) or path index */
-} operand;
-
-typedef struct node {
-  uint8_t kind, op;
-  uint32_t next;  /* next sibling under an AND/OR, NONE at the end */
-  uint32_t child; /* AND/OR: first child; NOT: child; IN: first literal;
-                     MATCH: regex index */
-  uint32_t count; /* IN: number of literals */
-  operand a, b;
-} node;
-
-typedef struct pathref {
-  uint32_t first, n; /* a run of segs */
-} pathref;
-
-struct df_expr {
-  node *nodes;
-  size_t n_nodes, cap_nodes;
-  df_value *lits;
-  size_t n_lits, cap_lits;
-  df_path_seg *segs;
-  size_t n_segs, cap_segs;
-  pathref *paths;
-  size_t n_paths, cap_paths;
-  regex_t **rx;
-  size_t n_rx, cap_rx;
-  char *pool; /* never reallocated: pointers into it are stable */
-  size_t pool_len, pool_cap;
-  uint32_t root;
-};
+typedef df__operand operand;
+typedef df__node node;
+typedef df__pathref pathref;
 
 /* ================================================================ parser */
 
@@ -240,7 +194,7 @@ static int fail_tok(parser *p) {
 }
 
 /* Make room for one more element of size `el` in *arr. */
-static int grow(void *arrp, size_t *cap, size_t used, size_t el) {
+int df__grow(void *arrp, size_t *cap, size_t used, size_t el) {
   void **arr = (void **)arrp;
   size_t ncap;
   void *np;
@@ -352,7 +306,8 @@ static int lex_quoted(parser *p, const char *what, const char **s, size_t *n) {
 
 static int add_seg(parser *p, const char *name, size_t len, uint32_t index) {
   df_expr *e = p->e;
-  if (grow(&e->segs, &e->cap_segs, e->n_segs, sizeof *e->segs)) return nomem(p);
+  if (df__grow(&e->segs, &e->cap_segs, e->n_segs, sizeof *e->segs))
+    return nomem(p);
   e->segs[e->n_segs].name = name;
   e->segs[e->n_segs].len = len;
   e->segs[e->n_segs].index = index;
@@ -485,7 +440,7 @@ static int lex_word(parser *p) {
       if ((rc = add_seg(p, NULL, 0, (uint32_t)v))) return rc;
     }
   }
-  if (grow(&e->paths, &e->cap_paths, e->n_paths, sizeof *e->paths))
+  if (df__grow(&e->paths, &e->cap_paths, e->n_paths, sizeof *e->paths))
     return nomem(p);
   e->paths[e->n_paths].first = first;
   e->paths[e->n_paths].n = (uint32_t)(e->n_segs - first);
@@ -824,7 +779,7 @@ static int lex_regex(parser *p, uint32_t *out) {
   e->pool_len += k + 1;
   p->pos = pos;
   if ((rc = rx_check(p, pat, k, open + 1))) return rc;
-  if (grow(&e->rx, &e->cap_rx, e->n_rx, sizeof *e->rx)) return nomem(p);
+  if (df__grow(&e->rx, &e->cap_rx, e->n_rx, sizeof *e->rx)) return nomem(p);
   rx = df__malloc(sizeof *rx);
   if (!rx) return nomem(p);
   rc = regcomp(rx, pat, REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0));
@@ -844,7 +799,7 @@ static int lex_regex(parser *p, uint32_t *out) {
 static int new_node(parser *p, int kind, uint32_t *out) {
   df_expr *e = p->e;
   node *n;
-  if (grow(&e->nodes, &e->cap_nodes, e->n_nodes, sizeof *e->nodes))
+  if (df__grow(&e->nodes, &e->cap_nodes, e->n_nodes, sizeof *e->nodes))
     return nomem(p);
   n = &e->nodes[e->n_nodes];
   memset(n, 0, sizeof *n);
@@ -857,7 +812,8 @@ static int new_node(parser *p, int kind, uint32_t *out) {
 
 static int add_lit(parser *p, uint32_t *out) {
   df_expr *e = p->e;
-  if (grow(&e->lits, &e->cap_lits, e->n_lits, sizeof *e->lits)) return nomem(p);
+  if (df__grow(&e->lits, &e->cap_lits, e->n_lits, sizeof *e->lits))
+    return nomem(p);
   e->lits[e->n_lits] = p->val;
   *out = (uint32_t)e->n_lits++;
   return 0;
@@ -876,20 +832,20 @@ static int expect(parser *p, int tok) {
 static int parse_operand(parser *p, operand *o) {
   int rc;
   if (p->tok == T_PATH) {
-    o->kind = A_PATH;
+    o->kind = DF__A_PATH;
     o->idx = p->path;
     return lex(p);
   }
   if (p->tok == T_FUNC && p->fn == F_SIZE) {
     if ((rc = lex(p))) return rc;
     if (p->tok != T_PATH) return fail_tok(p);
-    o->kind = A_SIZE;
+    o->kind = DF__A_SIZE;
     o->idx = p->path;
     if ((rc = lex(p))) return rc;
     return expect(p, T_RP);
   }
   if (is_literal(p->tok)) {
-    o->kind = A_LIT;
+    o->kind = DF__A_LIT;
     if ((rc = add_lit(p, &o->idx))) return rc;
     return lex(p);
   }
@@ -903,7 +859,7 @@ static int parse_func(parser *p, uint32_t *out) {
   if ((rc = lex(p))) return rc;
   if (fn == F_EXISTS) {
     if (p->tok != T_PATH) return fail_tok(p);
-    a.kind = A_PATH;
+    a.kind = DF__A_PATH;
     a.idx = p->path;
     b = a;
     if ((rc = lex(p))) return rc;
@@ -914,9 +870,9 @@ static int parse_func(parser *p, uint32_t *out) {
   }
   if ((rc = expect(p, T_RP))) return rc;
   if ((rc = new_node(p,
-                     fn == F_EXISTS   ? N_EXISTS
-                     : fn == F_BEGINS ? N_BEGINS
-                                      : N_CONTAINS,
+                     fn == F_EXISTS   ? DF__N_EXISTS
+                     : fn == F_BEGINS ? DF__N_BEGINS
+                                      : DF__N_CONTAINS,
                      &id)))
     return rc;
   p->e->nodes[id].a = a;
@@ -930,13 +886,13 @@ static int parse_list(parser *p, int kind, uint32_t *out);
 static int parse_primary(parser *p, uint32_t *out) {
   operand a, b;
   uint32_t id, aux = 0, count = 0;
-  int rc, kind = N_CMP, op = 0;
+  int rc, kind = DF__N_CMP, op = 0;
   if (p->tok == T_LP) {
     if (p->depth >= MAX_NEST)
       return fail(p, DF_EVALIDATION, "nesting deeper than %d at column %zu",
                   MAX_NEST, p->tpos + 1);
     p->depth++;
-    if ((rc = lex(p)) || (rc = parse_list(p, N_OR, out))) return rc;
+    if ((rc = lex(p)) || (rc = parse_list(p, DF__N_OR, out))) return rc;
     p->depth--;
     return expect(p, T_RP);
   }
@@ -945,34 +901,39 @@ static int parse_primary(parser *p, uint32_t *out) {
   memset(&b, 0, sizeof b);
   switch (p->tok) {
     case T_EQ:
-      op = OP_EQ;
+      op = DF__OP_EQ;
       goto cmp;
     case T_NE:
-      op = OP_NE;
+      op = DF__OP_NE;
       goto cmp;
     case T_LT:
-      op = OP_LT;
+      op = DF__OP_LT;
       goto cmp;
     case T_LE:
-      op = OP_LE;
+      op = DF__OP_LE;
       goto cmp;
     case T_GT:
-      op = OP_GT;
+      op = DF__OP_GT;
       goto cmp;
     case T_GE:
-      op = OP_GE;
+      op = DF__OP_GE;
     cmp:
-      kind = N_CMP;
+      kind = DF__N_CMP;
       if ((rc = lex(p)) || (rc = parse_operand(p, &b))) return rc;
       break;
     case T_IN:
-      kind = N_IN;
+      kind = DF__N_IN;
       if ((rc = lex(p)) || (rc = expect(p, T_LB))) return rc;
-      aux = (uint32_t)p->e->n_lits;
+      aux = (uint32_t)p->e->n_ops;
       while (p->tok != T_RB) {
         uint32_t li;
         if (!is_literal(p->tok)) return fail_tok(p);
         if ((rc = add_lit(p, &li)) || (rc = lex(p))) return rc;
+        if (df__grow(&p->e->ops, &p->e->cap_ops, p->e->n_ops,
+                     sizeof *p->e->ops))
+          return nomem(p);
+        p->e->ops[p->e->n_ops].kind = DF__A_LIT;
+        p->e->ops[p->e->n_ops++].idx = li;
         count++;
         if (p->tok != T_COMMA) break;
         if ((rc = lex(p))) return rc;
@@ -982,7 +943,7 @@ static int parse_primary(parser *p, uint32_t *out) {
       if ((rc = expect(p, T_RB))) return rc;
       break;
     case T_MATCH:
-      kind = N_MATCH;
+      kind = DF__N_MATCH;
       if ((rc = lex_regex(p, &aux)) || (rc = lex(p))) return rc;
       break;
     default:
@@ -1010,22 +971,23 @@ static int parse_unary(parser *p, uint32_t *out) {
     *out = child;
     return 0;
   }
-  if ((rc = new_node(p, N_NOT, out))) return rc;
+  if ((rc = new_node(p, DF__N_NOT, out))) return rc;
   p->e->nodes[*out].child = child;
   return 0;
 }
 
-/* kind N_OR: and-terms separated by or; N_AND: unaries separated by and.
- * Recursion: N_OR calls N_AND once, which never recurses here. */
+/* kind DF__N_OR: and-terms separated by or; DF__N_AND: unaries separated by
+ * and. Recursion: DF__N_OR calls DF__N_AND once, which never recurses here. */
 static int parse_list(parser *p, int kind, uint32_t *out) {
-  int optok = kind == N_OR ? T_OR : T_AND, rc;
+  int optok = kind == DF__N_OR ? T_OR : T_AND, rc;
   uint32_t first, last, grp = NONE, nx;
-  rc = kind == N_OR ? parse_list(p, N_AND, &first) : parse_unary(p, &first);
+  rc = kind == DF__N_OR ? parse_list(p, DF__N_AND, &first)
+                        : parse_unary(p, &first);
   if (rc) return rc;
   last = first;
   while (p->tok == optok) {
     if ((rc = lex(p))) return rc;
-    rc = kind == N_OR ? parse_list(p, N_AND, &nx) : parse_unary(p, &nx);
+    rc = kind == DF__N_OR ? parse_list(p, DF__N_AND, &nx) : parse_unary(p, &nx);
     if (rc) return rc;
     if (grp == NONE) {
       if ((rc = new_node(p, kind, &grp))) return rc;
@@ -1051,18 +1013,11 @@ int df_expr_compile(const char *src, size_t len, df_expr **out, char *err,
   *out = NULL;
   if (!src && len) return fail(&p, DF_EINVAL, "NULL source");
   if (len > NONE / 4) return fail(&p, DF_EVALIDATION, "expression too long");
-  e = df__malloc(sizeof *e);
-  if (!e) return nomem(&p);
-  memset(e, 0, sizeof *e);
   /* Every name, string and regex copied out takes no more bytes than its
    * span of source (quotes and slashes pay for the regex's NUL), so the
    * pool never needs to grow and its pointers stay valid. */
-  e->pool_cap = len + 1;
-  e->pool = df__malloc(e->pool_cap);
-  if (!e->pool) {
-    df_expr_free(e);
-    return nomem(&p);
-  }
+  e = df__expr_alloc(len + 1);
+  if (!e) return nomem(&p);
   p.src = src ? src : "";
   p.len = len;
   p.e = e;
@@ -1071,7 +1026,7 @@ int df_expr_compile(const char *src, size_t len, df_expr **out, char *err,
     rc = fail(&p, DF_EVALIDATION, "empty expression at column %zu", p.tpos + 1);
     goto failed;
   }
-  if ((rc = parse_list(&p, N_OR, &e->root))) goto failed;
+  if ((rc = parse_list(&p, DF__N_OR, &e->root))) goto failed;
   if (p.tok != T_END) {
     rc = fail_tok(&p);
     goto failed;
@@ -1083,9 +1038,25 @@ failed:
   return rc;
 }
 
+df_expr *df__expr_alloc(size_t pool_cap) {
+  df_expr *e = df__malloc(sizeof *e);
+  if (!e) return NULL;
+  memset(e, 0, sizeof *e);
+  e->pool_cap = pool_cap;
+  e->pool = df__malloc(pool_cap ? pool_cap : 1);
+  if (!e->pool) {
+    df__free(e);
+    return NULL;
+  }
+  return e;
+}
+
 void df_expr_free(df_expr *e) {
   size_t i;
   if (!e) return;
+  df__free(e->ops);
+  df__free(e->vbuf);
+  df__free(e->nbuf);
   for (i = 0; i < e->n_rx; i++) {
     regfree(e->rx[i]);
     df__free(e->rx[i]);
@@ -1106,16 +1077,19 @@ typedef struct ctx {
   size_t len;
 } ctx;
 
-/* Resolve an operand: 1 found (*v filled), 0 missing, or DF_ECORRUPT. */
-static int fetch(const df_expr *e, const ctx *c, const operand *o,
-                 df_value *v) {
+/* Resolve an operand: 1 found (*v filled, *vend: the end of the bytes it
+ * points into, for containers), 0 missing, or DF_ECORRUPT. */
+static int fetch(const df_expr *e, const ctx *c, const operand *o, df_value *v,
+                 const unsigned char **vend) {
   const pathref *pr;
   const df_path_seg *sg;
   int rc;
-  if (o->kind == A_LIT) {
+  if (o->kind == DF__A_LIT) {
     *v = e->lits[o->idx];
+    *vend = e->vbuf ? e->vbuf + e->vlen : NULL;
     return 1;
   }
+  *vend = c->end;
   if (!c->len) return 0;
   pr = &e->paths[o->idx];
   sg = &e->segs[pr->first];
@@ -1127,7 +1101,7 @@ static int fetch(const df_expr *e, const ctx *c, const operand *o,
     memcpy(path.seg, sg, pr->n * sizeof *sg);
     rc = df__mp_path_find(c->item, c->len, &path, v, NULL, NULL);
   }
-  if (rc != 1 || o->kind != A_SIZE) return rc;
+  if (rc != 1 || o->kind != DF__A_SIZE) return rc;
   switch (v->type) {
     case DF_TSTR:
     case DF_TBIN:
@@ -1162,41 +1136,42 @@ static int is_container(const df_value *v) {
   return v->type == DF_TARRAY || v->type == DF_TMAP;
 }
 
-/* Equality as == sees it: 1, 0 or DF_ECORRUPT. */
-static int equal(const df_value *a, const df_value *b, const unsigned char *end,
-                 int depth) {
+/* Equality as == sees it: 1, 0 or DF_ECORRUPT.  A container's elements
+ * are read up to its own end (ea for a, eb for b). */
+static int equal(const df_value *a, const unsigned char *ea, const df_value *b,
+                 const unsigned char *eb, int depth) {
   const unsigned char *pa, *pb;
   size_t i, j;
   int rc;
   if (a->type == DF_TNIL || b->type == DF_TNIL) return a->type == b->type;
   if (!is_container(a) && !is_container(b)) return df__value_cmp(a, b) == 0;
   if (a->type != b->type || a->n != b->n) return 0;
-  if (depth > DF_MAX_DEPTH) return DF_ECORRUPT;
+  if (depth > DF_MAX_DEPTH || !ea || !eb) return DF_ECORRUPT;
   pa = (const unsigned char *)a->s;
   if (a->type == DF_TARRAY) {
     pb = (const unsigned char *)b->s;
     for (i = 0; i < a->n; i++) {
       df_value x, y;
-      if ((rc = next_elem(&pa, end, &x)) || (rc = next_elem(&pb, end, &y)))
+      if ((rc = next_elem(&pa, ea, &x)) || (rc = next_elem(&pb, eb, &y)))
         return rc;
-      if ((rc = equal(&x, &y, end, depth + 1)) != 1) return rc;
+      if ((rc = equal(&x, ea, &y, eb, depth + 1)) != 1) return rc;
     }
     return 1;
   }
   for (i = 0; i < a->n; i++) {
     df_value ka, va;
     int found = 0;
-    if ((rc = next_elem(&pa, end, &ka)) || (rc = next_elem(&pa, end, &va)))
+    if ((rc = next_elem(&pa, ea, &ka)) || (rc = next_elem(&pa, ea, &va)))
       return rc;
     pb = (const unsigned char *)b->s;
     for (j = 0; j < b->n; j++) {
       df_value kb, vb;
-      if ((rc = next_elem(&pb, end, &kb)) || (rc = next_elem(&pb, end, &vb)))
+      if ((rc = next_elem(&pb, eb, &kb)) || (rc = next_elem(&pb, eb, &vb)))
         return rc;
-      rc = equal(&ka, &kb, end, depth + 1);
+      rc = equal(&ka, ea, &kb, eb, depth + 1);
       if (rc < 0) return rc;
       if (rc) {
-        if ((rc = equal(&va, &vb, end, depth + 1)) != 1) return rc;
+        if ((rc = equal(&va, ea, &vb, eb, depth + 1)) != 1) return rc;
         found = 1;
         break;
       }
@@ -1206,17 +1181,60 @@ static int equal(const df_value *a, const df_value *b, const unsigned char *end,
   return 1;
 }
 
+/* The DynamoDB type name (DF__TY_*) of a stored value. */
+static int type_of(const df_value *v) {
+  switch (v->type) {
+    case DF_TSTR:
+      return DF__TY_S;
+    case DF_TINT:
+    case DF_TUINT:
+    case DF_TFLOAT:
+      return DF__TY_N;
+    case DF_TBIN:
+      return DF__TY_B;
+    case DF_TBOOL:
+      return DF__TY_BOOL;
+    case DF_TMAP:
+      return DF__TY_M;
+    case DF_TARRAY:
+      return DF__TY_L;
+    default:
+      return DF__TY_NULL;
+  }
+}
+
+/* A bare attribute as a condition: present and not false, null, zero or
+ * the empty string/binary. */
+static int truthy(const df_value *v) {
+  switch (v->type) {
+    case DF_TNIL:
+      return 0;
+    case DF_TBOOL:
+    case DF_TINT:
+      return v->i != 0;
+    case DF_TUINT:
+      return v->u != 0;
+    case DF_TFLOAT:
+      return v->f != 0;
+    case DF_TSTR:
+    case DF_TBIN:
+      return v->n != 0;
+    default:
+      return 1;
+  }
+}
+
 static int order(const df_value *a, const df_value *b, int op) {
   int c;
   if (a->type == DF_TNIL || b->type == DF_TNIL) return 0;
   c = df__value_cmp(a, b);
   if (c == 2) return 0;
   switch (op) {
-    case OP_LT:
+    case DF__OP_LT:
       return c < 0;
-    case OP_LE:
+    case DF__OP_LE:
       return c <= 0;
-    case OP_GT:
+    case DF__OP_GT:
       return c > 0;
     default:
       return c >= 0;
@@ -1265,48 +1283,59 @@ static int rx_match(const regex_t *rx, const char *s, size_t n) {
 
 static int eval(const df_expr *e, const ctx *c, uint32_t i) {
   const node *n = &e->nodes[i];
-  df_value a, b;
+  const unsigned char *ea, *eb, *ec;
+  df_value a, b, x;
   uint32_t k;
   int r;
   switch (n->kind) {
-    case N_OR:
+    case DF__N_OR:
       for (k = n->child; k != NONE; k = e->nodes[k].next)
         if ((r = eval(e, c, k)) != 0) return r;
       return 0;
-    case N_AND:
+    case DF__N_AND:
       for (k = n->child; k != NONE; k = e->nodes[k].next)
         if ((r = eval(e, c, k)) != 1) return r;
       return 1;
-    case N_NOT:
+    case DF__N_NOT:
       r = eval(e, c, n->child);
       return r < 0 ? r : !r;
-    case N_EXISTS:
-      return fetch(e, c, &n->a, &a);
+    case DF__N_EXISTS:
+      return fetch(e, c, &n->a, &a, &ea);
     default:
       break;
   }
-  if ((r = fetch(e, c, &n->a, &a)) <= 0) return r;
+  if ((r = fetch(e, c, &n->a, &a, &ea)) <= 0) return r;
   switch (n->kind) {
-    case N_CMP:
-      if ((r = fetch(e, c, &n->b, &b)) <= 0) return r;
-      if (n->op == OP_EQ) return equal(&a, &b, c->end, 0);
-      if (n->op == OP_NE) {
-        r = equal(&a, &b, c->end, 0);
+    case DF__N_CMP:
+      if ((r = fetch(e, c, &n->b, &b, &eb)) <= 0) return r;
+      if (n->op == DF__OP_EQ) return equal(&a, ea, &b, eb, 0);
+      if (n->op == DF__OP_NE) {
+        r = equal(&a, ea, &b, eb, 0);
         return r < 0 ? r : !r;
       }
       return order(&a, &b, n->op);
-    case N_IN:
-      for (k = 0; k < n->count; k++)
-        if ((r = equal(&a, &e->lits[n->child + k], c->end, 0)) != 0) return r;
+    case DF__N_BETWEEN:
+      if ((r = fetch(e, c, &n->b, &b, &eb)) <= 0) return r;
+      if ((r = fetch(e, c, &n->c, &x, &ec)) <= 0) return r;
+      return order(&a, &b, DF__OP_GE) && order(&a, &x, DF__OP_LE);
+    case DF__N_IN:
+      for (k = 0; k < n->count; k++) {
+        if ((r = fetch(e, c, &e->ops[n->child + k], &b, &eb)) < 0) return r;
+        if (r && (r = equal(&a, ea, &b, eb, 0)) != 0) return r;
+      }
       return 0;
-    case N_MATCH:
+    case DF__N_TYPE:
+      return type_of(&a) == n->op;
+    case DF__N_TRUTH:
+      return truthy(&a);
+    case DF__N_MATCH:
       return a.type == DF_TSTR ? rx_match(e->rx[n->child], a.s, a.n) : 0;
-    case N_BEGINS:
-      if ((r = fetch(e, c, &n->b, &b)) <= 0) return r;
+    case DF__N_BEGINS:
+      if ((r = fetch(e, c, &n->b, &b, &eb)) <= 0) return r;
       return bytes_pair(&a, &b) && a.n >= b.n &&
              (b.n == 0 || !memcmp(a.s, b.s, b.n));
-    case N_CONTAINS:
-      if ((r = fetch(e, c, &n->b, &b)) <= 0) return r;
+    case DF__N_CONTAINS:
+      if ((r = fetch(e, c, &n->b, &b, &eb)) <= 0) return r;
       if (bytes_pair(&a, &b))
         return b.n == 0 || (a.n >= b.n && memmem(a.s, a.n, b.s, b.n) != NULL);
       if (a.type == DF_TSS || a.type == DF_TNS || a.type == DF_TBS)
@@ -1315,9 +1344,8 @@ static int eval(const df_expr *e, const ctx *c, uint32_t i) {
         const unsigned char *q = (const unsigned char *)a.s;
         size_t j;
         for (j = 0; j < a.n; j++) {
-          df_value x;
-          if ((r = next_elem(&q, c->end, &x))) return r;
-          if ((r = equal(&x, &b, c->end, 0)) != 0) return r;
+          if ((r = next_elem(&q, ea, &x))) return r;
+          if ((r = equal(&x, ea, &b, eb, 0)) != 0) return r;
         }
       }
       return 0;
