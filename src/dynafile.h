@@ -660,6 +660,78 @@ int df_expr_eval(const df_expr *e, const void *item, size_t len);
 /* Free a compiled expression; NULL accepted. */
 void df_expr_free(df_expr *e);
 
+/* ------------------------------------------------ DynamoDB expressions */
+
+/* DynamoDB's expression language (ConditionExpression, FilterExpression,
+ * KeyConditionExpression, ProjectionExpression, UpdateExpression), with
+ * its placeholders, reserved words, limits and error messages; described
+ * at the top of src/ddbexpr.c.  Errors are DF_EVALIDATION with DynamoDB's
+ * message in err ("Invalid FilterExpression: Syntax error; token: ...").
+ *
+ * The names and values of one request come first, as a df_ddb_args made
+ * from two MessagePack maps: ExpressionAttributeNames ({"#n": "name"}) and
+ * ExpressionAttributeValues ({":v": value}); either may be NULL/0 (absent).
+ * Every expression of the request is then compiled against it; each marks
+ * the placeholders it uses, and df_ddb_args_check_unused reports the ones
+ * no expression used, as DynamoDB does.  Compiled objects copy what they
+ * need: the args may be freed before them.  An args object is used by one
+ * thread at a time (compiling marks it). */
+typedef struct df_ddb_args df_ddb_args;
+enum {
+  DF_DDB_CONDITION = 1,
+  DF_DDB_FILTER = 2,
+  DF_DDB_KEY_CONDITION = 3,
+  DF_DDB_UPDATE = 4,
+  DF_DDB_PROJECTION = 5
+};
+/* Errors: DF_EVALIDATION (not maps, an invalid key, an empty map, an
+ * empty name), DF_EINVAL, DF_ENOMEM. */
+int df_ddb_args_new(const void *names, size_t names_len, const void *values,
+                    size_t values_len, df_ddb_args **out, char *err,
+                    size_t errlen);
+void df_ddb_args_free(df_ddb_args *a);
+/* DF_EVALIDATION ("Value provided in ExpressionAttributeNames unused in
+ * expressions: keys: {#x}") when a placeholder was used by no expression
+ * compiled so far, else 0. */
+int df_ddb_args_check_unused(const df_ddb_args *a, char *err, size_t errlen);
+
+/* Compile a condition (kind DF_DDB_CONDITION, DF_DDB_FILTER or
+ * DF_DDB_KEY_CONDITION, which only changes the messages) into a df_expr
+ * evaluated by df_expr_eval like any other.  a may be NULL (no names or
+ * values).  Errors: DF_EVALIDATION, DF_EINVAL, DF_ENOMEM. */
+int df_ddb_condition(df_ddb_args *a, int kind, const char *src, size_t len,
+                     df_expr **out, char *err, size_t errlen);
+
+/* A KeyConditionExpression decomposed for df_query: the partition-key
+ * value and at most one condition on the sort key.  Values are borrowed
+ * from the df_ddb_args (valid until it is freed). */
+typedef struct df_key_condition {
+  df_value pk;
+  int cond; /* DF_COND_*, DF_COND_NONE without a sort-key condition */
+  df_value lo, hi;
+} df_key_condition;
+/* pk, sk: the key attribute names of the table or index queried (sk NULL
+ * without a sort key).  Errors: DF_EVALIDATION with DynamoDB's messages
+ * ("Query condition missed key schema element: PK", "Invalid operator
+ * used in KeyConditionExpression: OR", ...), DF_EINVAL, DF_ENOMEM. */
+int df_ddb_key_condition(df_ddb_args *a, const char *src, size_t len,
+                         const char *pk, const char *sk,
+                         df_key_condition *out, char *err, size_t errlen);
+
+/* A ProjectionExpression: which document paths of an item to return. */
+typedef struct df_projection df_projection;
+int df_ddb_projection(df_ddb_args *a, const char *src, size_t len,
+                      df_projection **out, char *err, size_t errlen);
+/* The projected item: a MessagePack map holding only the projected paths
+ * (nested maps and lists keep their shape; list elements keep their order
+ * and close up).  *out is borrowed until the next call on the projection
+ * or its free, so one thread at a time.  Errors: DF_ECORRUPT (malformed
+ * item bytes), DF_EINVAL, DF_ENOMEM. */
+int df_projection_apply(df_projection *p, const void *item, size_t len,
+                        const void **out, size_t *out_len);
+size_t df_projection_count(const df_projection *p);
+void df_projection_free(df_projection *p);
+
 /* ---------------------------------------------------------------- testing */
 
 /* Make the Nth allocation from now fail (1 = the next one), 0 to stop.

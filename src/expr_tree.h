@@ -94,6 +94,8 @@ struct df_expr {
 /* Make room for one more element of size `el` in *arr (a growable array
  * of *cap elements, `used` in use).  0 or DF_ENOMEM. */
 int df__grow(void *arrp, size_t *cap, size_t used, size_t el);
+/* Is s[0..n) one of DynamoDB's reserved words (any case)?  (ddbexpr.c) */
+int df__ddb_is_reserved(const char *s, size_t n);
 /* A new empty expression with a pool of pool_cap bytes.  NULL: no memory. */
 df_expr *df__expr_alloc(size_t pool_cap);
 
