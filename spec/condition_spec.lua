@@ -92,7 +92,8 @@ describe("a conditional write", function()
 
   it("raises on a condition that is neither a function nor a string", function()
     assert.has_error(function() db:put_item({ PK = "c", SK = 1 }, { condition = 1 }) end,
-      "dynafile.put_item: condition must be a function or an expression string, got number")
+      "dynafile.put_item: condition must be a function, an expression string or a "
+      .. "dynafile.expr, got number")
     assert.has_error(function() db:delete_item(K, { condition = true }) end)
     assert.has_error(function() db:put_item({ PK = "c", SK = 1 }, { when = "x" }) end,
       "dynafile.put_item: unknown option 'when'")

@@ -550,7 +550,7 @@ static int syntax(parser *p) {
   size_t to = t->pos + t->len;
   char tb[80], nb[160];
   if (k + 1 < p->nt && t->kind != K_END) to = p->t[k + 1].pos + p->t[k + 1].len;
-  if (t->kind == K_END) to = p->len;
+  if (t->kind == K_END) to = k > 0 ? p->t[k - 1].pos + p->t[k - 1].len : p->len;
   if (to < from) to = from;
   shown(p->src + from, to - from, nb, sizeof nb);
   if (t->kind == K_END)

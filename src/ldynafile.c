@@ -47,6 +47,8 @@ static int raise_error(lua_State *L, const char *fmt, ...) {
 #define DB_MT "dynafile.db"
 #define TXN_MT "dynafile.txn"
 #define EXPR_MT "dynafile.expr"
+#define ARGS_MT "dynafile.ddb_args"
+#define PROJ_MT "dynafile.projection"
 #define ARRAY_MT "dynafile.array"
 #define OPENER_MT "dynafile.opener"
 #define DF_MAX_INDEXES_LUA 64
@@ -70,6 +72,16 @@ typedef struct ltxn {
 typedef struct lexpr {
   df_expr *e;
 } lexpr;
+
+typedef struct largs {
+  df_ddb_args *a;
+  df_buf b; /* encoding scratch, freed with the args */
+} largs;
+
+typedef struct lproj {
+  df_projection *p;
+  df_buf b; /* encoding scratch for project() */
+} lproj;
 
 /* ------------------------------------------------------------- errors */
 
@@ -555,6 +567,30 @@ static void names_open(lua_State *L, names *nm) {
 /* [-0, +1, e] */
 static void push_item(lua_State *L, const void *item, size_t len) {
   push_item_named(L, NULL, item, len);
+}
+
+/* The projection at idx (a dynafile.projection userdata), NULL for nil. */
+static df_projection *opt_projection(lua_State *L, int idx, const char *fn) {
+  lproj *pr;
+  if (lua_isnoneornil(L, idx)) return NULL;
+  pr = luaL_testudata(L, idx, PROJ_MT);
+  if (!pr || !pr->p)
+    luaL_error(L, "dynafile.%s: projection: not a compiled projection", fn);
+  return pr->p;
+}
+
+/* Push an item, projected first when pr is non-NULL.  [-0, +1, e] */
+static void push_projected(lua_State *L, const names *nm, df_projection *pr,
+                           const void *item, size_t len) {
+  if (pr) {
+    const void *o;
+    size_t ol;
+    int rc = df_projection_apply(pr, item, len, &o, &ol);
+    if (rc) luaL_error(L, "dynafile: projection: %s", df_strerror(rc));
+    item = o;
+    len = ol;
+  }
+  push_item_named(L, nm, item, len);
 }
 
 /* ---------------------------------------------------------------- keys */
@@ -1116,6 +1152,7 @@ static int l_db_get(lua_State *L) {
   size_t len;
   int code;
   double now = opt_now(L, 3);
+  df_projection *pr = opt_projection(L, 4, "get_item");
   check_key(L, 2, d->db, "get_item", &k);
   code = df_db_get(d->db, &k, now, &item, &len);
   if (code == DF_ENOTFOUND) {
@@ -1127,7 +1164,7 @@ static int l_db_get(lua_State *L) {
   {
     names nm;
     names_open(L, &nm);
-    push_item_named(L, &nm, item, len);
+    push_projected(L, &nm, pr, item, len);
   }
   return 1;
 }
@@ -1207,6 +1244,7 @@ static int l_db_page(lua_State *L) {
   size_t plen;
   int code;
   names nm;
+  df_projection *pr;
 
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
@@ -1265,6 +1303,9 @@ static int l_db_page(lua_State *L) {
     q.filter = x->e;
   }
   lua_pop(L, 1);
+  lua_getfield(L, 2, "projection");
+  pr = opt_projection(L, -1, fn);
+  lua_pop(L, 1);
   lua_getfield(L, 2, "max");
   max_items = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : 100;
   lua_pop(L, 1);
@@ -1292,7 +1333,7 @@ static int l_db_page(lua_State *L) {
   lua_createtable(L, (int)n, 0);
   for (i = 0; i < n; i++) {
     df_page_item(d->page, i, &p, &plen);
-    push_item_named(L, &nm, p, plen);
+    push_projected(L, &nm, pr, p, plen);
     lua_rawseti(L, -2, (int)i + 1);
   }
   df_page_next_key(d->page, &p, &plen);
@@ -1375,6 +1416,7 @@ static int l_txn_get(lua_State *L) {
   const void *item;
   size_t len;
   int code;
+  df_projection *pr = opt_projection(L, 3, "get_item");
   check_key(L, 2, d->db, "get_item", &k);
   code = df_txn_get(t->t, &k, &item, &len);
   if (code == DF_ENOTFOUND) {
@@ -1383,6 +1425,10 @@ static int l_txn_get(lua_State *L) {
   }
   if (code != DF_OK)
     return fail_or_raise(L, "get_item", code, df_txn_errmsg(t->t));
+  if (pr) {
+    int rc = df_projection_apply(pr, item, len, &item, &len);
+    if (rc) return luaL_error(L, "dynafile: projection: %s", df_strerror(rc));
+  }
   /* copy before decoding: decoding may raise, LMDB memory must not be
    * referenced past a longjmp (it is not, but keep the rule simple) */
   lua_pushlstring(L, item, len);
@@ -1601,6 +1647,187 @@ static int l_expr_gc(lua_State *L) {
   return 0;
 }
 
+/* ------------------------------------------- DynamoDB expression args */
+
+/* Encode the map at idx (a table or nil) for df_ddb_args_new; the bytes
+ * stay on the stack as a string (or nil).  [-0, +1, e] */
+static void push_arg_map(lua_State *L, int idx, df_buf *b, const char *what) {
+  if (lua_isnil(L, idx)) {
+    lua_pushnil(L);
+    return;
+  }
+  if (!lua_istable(L, idx))
+    luaL_error(L, "dynafile.expr: %s must be a table, got %s", what,
+               luaL_typename(L, idx));
+  encode_item(L, idx, b, "expr");
+  lua_pushlstring(L, (const char *)b->p, b->len);
+}
+
+/* core.ddb_args(names, values) -> args | nil, msg, "ValidationError" */
+static int l_ddb_args(lua_State *L) {
+  char err[512];
+  size_t nl = 0, vl = 0;
+  const char *ns, *vs;
+  largs *a;
+  int code;
+  lua_settop(L, 2);
+  a = lua_newuserdata(L, sizeof *a); /* 3: owns the scratch buffer */
+  a->a = NULL;
+  df__buf_init(&a->b);
+  luaL_setmetatable(L, ARGS_MT);
+  push_arg_map(L, 1, &a->b, "names");  /* 4 */
+  push_arg_map(L, 2, &a->b, "values"); /* 5 */
+  df__buf_free(&a->b);
+  ns = lua_tolstring(L, 4, &nl);
+  vs = lua_tolstring(L, 5, &vl);
+  err[0] = 0;
+  code = df_ddb_args_new(ns, ns ? nl : 0, vs, vs ? vl : 0, &a->a, err,
+                         sizeof err);
+  if (code != DF_OK) return push_fail(L, code, err);
+  lua_settop(L, 3);
+  return 1;
+}
+
+static largs *check_args(lua_State *L) {
+  largs *a = luaL_checkudata(L, 1, ARGS_MT);
+  if (!a->a) luaL_error(L, "dynafile.expr: arguments already freed");
+  return a;
+}
+
+/* args:condition(kind, src) -> expr | nil, msg, code
+ * kind: "condition", "filter" or "key_condition" */
+static int l_args_condition(lua_State *L) {
+  largs *a = check_args(L);
+  const char *kind = luaL_checkstring(L, 2);
+  size_t n;
+  const char *src = luaL_checklstring(L, 3, &n);
+  char err[600];
+  lexpr *x;
+  int k = !strcmp(kind, "filter")          ? DF_DDB_FILTER
+          : !strcmp(kind, "key_condition") ? DF_DDB_KEY_CONDITION
+                                           : DF_DDB_CONDITION;
+  int code;
+  x = lua_newuserdata(L, sizeof *x);
+  x->e = NULL;
+  luaL_setmetatable(L, EXPR_MT);
+  err[0] = 0;
+  code = df_ddb_condition(a->a, k, src, n, &x->e, err, sizeof err);
+  if (code != DF_OK) return push_fail(L, code, err);
+  return 1;
+}
+
+/* args:projection(src) -> projection | nil, msg, code */
+static int l_args_projection(lua_State *L) {
+  largs *a = check_args(L);
+  size_t n;
+  const char *src = luaL_checklstring(L, 2, &n);
+  char err[600];
+  lproj *pr;
+  int code;
+  pr = lua_newuserdata(L, sizeof *pr);
+  pr->p = NULL;
+  df__buf_init(&pr->b);
+  luaL_setmetatable(L, PROJ_MT);
+  err[0] = 0;
+  code = df_ddb_projection(a->a, src, n, &pr->p, err, sizeof err);
+  if (code != DF_OK) return push_fail(L, code, err);
+  return 1;
+}
+
+static void push_df_value(lua_State *L, const df_value *v) {
+  df_buf b;
+  df__buf_init(&b);
+  if (v->type == DF_TARRAY || v->type == DF_TMAP || df__mp_put_value(&b, v) ||
+      b.failed) {
+    df__buf_free(&b);
+    lua_pushnil(L);
+    return;
+  }
+  lua_pushlstring(L, (const char *)b.p, b.len);
+  df__buf_free(&b);
+  {
+    size_t n;
+    const unsigned char *s = (const unsigned char *)lua_tolstring(L, -1, &n);
+    const unsigned char *p = s;
+    dec_value(L, &p, s + n, 0, NULL);
+  }
+  lua_remove(L, -2);
+}
+
+/* args:key_condition(src, pk, sk) -> {pk = v, cond = "eq"..., lo =, hi =}
+ * | nil, msg, code */
+static int l_args_key_condition(lua_State *L) {
+  static const char *conds[] = {NULL,   "eq", "lt",      "le",
+                                "gt",   "ge", "between", "begins_with"};
+  largs *a = check_args(L);
+  size_t n;
+  const char *src = luaL_checklstring(L, 2, &n);
+  const char *pk = luaL_checkstring(L, 3);
+  const char *sk = luaL_optstring(L, 4, NULL);
+  char err[600];
+  df_key_condition kc;
+  int code;
+  err[0] = 0;
+  code = df_ddb_key_condition(a->a, src, n, pk, sk, &kc, err, sizeof err);
+  if (code != DF_OK) return push_fail(L, code, err);
+  lua_createtable(L, 0, 4);
+  push_df_value(L, &kc.pk);
+  lua_setfield(L, -2, "pk");
+  if (kc.cond > 0 && kc.cond <= DF_COND_BEGINS_WITH) {
+    lua_pushstring(L, conds[kc.cond]);
+    lua_setfield(L, -2, "cond");
+    push_df_value(L, &kc.lo);
+    lua_setfield(L, -2, "lo");
+    if (kc.cond == DF_COND_BETWEEN) {
+      push_df_value(L, &kc.hi);
+      lua_setfield(L, -2, "hi");
+    }
+  }
+  return 1;
+}
+
+/* core.project(projection, item_table, fn) -> the projected item */
+static int l_project(lua_State *L) {
+  lproj *pr = luaL_checkudata(L, 1, PROJ_MT);
+  const char *fn = luaL_optstring(L, 3, "query");
+  const void *o;
+  size_t ol;
+  int rc;
+  if (!pr->p) return luaL_error(L, "dynafile.%s: projection freed", fn);
+  encode_item(L, 2, &pr->b, fn);
+  rc = df_projection_apply(pr->p, pr->b.p, pr->b.len, &o, &ol);
+  if (rc) return luaL_error(L, "dynafile.%s: projection: %s", fn,
+                            df_strerror(rc));
+  push_item(L, o, ol);
+  return 1;
+}
+
+/* args:check_unused() -> true | nil, msg, "ValidationError" */
+static int l_args_check_unused(lua_State *L) {
+  largs *a = check_args(L);
+  char err[600];
+  int code = df_ddb_args_check_unused(a->a, err, sizeof err);
+  if (code != DF_OK) return push_fail(L, code, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_args_gc(lua_State *L) {
+  largs *a = luaL_checkudata(L, 1, ARGS_MT);
+  df_ddb_args_free(a->a);
+  a->a = NULL;
+  df__buf_free(&a->b);
+  return 0;
+}
+
+static int l_proj_gc(lua_State *L) {
+  lproj *pr = luaL_checkudata(L, 1, PROJ_MT);
+  df_projection_free(pr->p);
+  pr->p = NULL;
+  df__buf_free(&pr->b);
+  return 0;
+}
+
 /* ------------------------------------------------------------- codec */
 
 static int l_encode(lua_State *L) {
@@ -1652,7 +1879,16 @@ static const luaL_Reg funcs[] = {{"open", l_open},
                                  {"compile", l_compile},
                                  {"eval", l_eval},
                                  {"decode", l_decode},
+                                 {"ddb_args", l_ddb_args},
+                                 {"project", l_project},
                                  {NULL, NULL}};
+
+static const luaL_Reg args_methods[] = {
+    {"condition", l_args_condition},
+    {"projection", l_args_projection},
+    {"key_condition", l_args_key_condition},
+    {"check_unused", l_args_check_unused},
+    {NULL, NULL}};
 
 /* A metatable whose methods share two upvalues: the attribute-name cache
  * (push_name), the two values on top of the stack.  [-0, +0, e] */
@@ -1680,6 +1916,17 @@ int luaopen_dynafile_core(lua_State *L) {
   lua_pop(L, 2);
   luaL_newmetatable(L, EXPR_MT);
   lua_pushcfunction(L, l_expr_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, ARGS_MT);
+  lua_newtable(L);
+  luaL_setfuncs(L, args_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_args_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, PROJ_MT);
+  lua_pushcfunction(L, l_proj_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newmetatable(L, ARRAY_MT);

@@ -28,6 +28,7 @@ local math_tointeger = math.tointeger -- nil before Lua 5.3
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local update = require "dynafile.update"
+local expr = require "dynafile.expr"
 
 return function(M)
   local DB = M._DB
@@ -581,8 +582,10 @@ return function(M)
       end
       local cond
       if a.condition ~= nil then
-        if type(a.condition) ~= "function" and type(a.condition) ~= "string" then
-          fail(fn, "actions[%d].condition must be a function or an expression string", i)
+        if type(a.condition) ~= "function" and type(a.condition) ~= "string"
+            and not expr.is(a.condition) then
+          fail(fn, "actions[%d].condition must be a function, an expression string or a "
+            .. "dynafile.expr", i)
         end
         local msg
         cond, msg = compile_condition(where, a.condition)

@@ -13,10 +13,12 @@
 local core = require "dynafile.core"
 local update = require "dynafile.update"
 local types = require "dynafile.types"
+local expr = require "dynafile.expr"
 
 local error, type, pairs, ipairs, select, next = error, type, pairs, ipairs, select, next
 local setmetatable, getmetatable, tostring, pcall = setmetatable, getmetatable, tostring, pcall
 local os_time, string_format, table_sort = os.time, string.format, table.sort
+local table_concat = table.concat
 local math_floor, math_huge = math.floor, math.huge
 local io = io
 local co_running, co_status = coroutine.running, coroutine.status
@@ -88,6 +90,21 @@ M.type = types.type
 M.number = types.number
 --- DynamoDB's canonical N string of a number value ("1.5", "100", "0").
 M.number_string = types.number_string
+
+--- A DynamoDB expression with its names and values, accepted wherever a
+-- filter, condition, key condition, update or projection is (see
+-- dynafile.expr).
+-- @function expr
+-- @tparam string text the expression, in DynamoDB's syntax
+-- @tparam[opt] table names `{["#n"] = "attribute name"}`
+-- @tparam[opt] table values `{[":v"] = value}`
+-- @treturn table an expression object
+M.expr = expr.new
+
+--- Compile the expressions of one DynamoDB request against one set of
+-- names and values (see dynafile.expr.request).
+-- @function expressions
+M.expressions = expr.request
 
 local DB = {}
 DB.__index = DB
@@ -554,8 +571,14 @@ end
 
 local function compile_condition(fn, c)
   if type(c) == "function" then return c end
+  if expr.is(c) then
+    local e, msg = expr.compiled(c, "condition")
+    if not e then return nil, string_format("dynafile.%s: condition: %s", fn, msg) end
+    return e
+  end
   if type(c) ~= "string" then
-    fail(fn, "condition must be a function or an expression string, got %s", type(c))
+    fail(fn, "condition must be a function, an expression string or a dynafile.expr, got %s",
+      type(c))
   end
   local e, msg = core.compile(c)
   if not e then
@@ -756,14 +779,71 @@ end
 -- @treturn string code, on an I/O failure only ("IOError", "Corrupt", ...)
 -- @raise on an invalid key (missing attribute, wrong type, too long) or a
 --   closed handle
-function DB:get_item(key)
+function DB:get_item(key, opts)
   local h = getmetatable(self) == DB and self._c
   if not h then check_open(self, "get_item") end
+  if opts ~= nil then return self:_get_projected(key, opts) end
   if not self._timed then return h:get(key) end
   local t = now(self)
   local item = h:get(key, t)
   if item and self._ttl_fn and is_expired(self, item, t) then return nil end
   return item
+end
+
+local GET_OPTS = { projection = true }
+
+-- get_item with options: a projection, applied after the TTL function
+-- (which judges the whole item).
+function DB:_get_projected(key, opts)
+  opts = check_opts("get_item", opts, GET_OPTS)
+  local pr
+  if opts.projection ~= nil then
+    local msg
+    pr, msg = M._projection("get_item", opts.projection)
+    if not pr then return nil, msg, "ValidationError" end
+  end
+  local t = now(self)
+  if self._ttl_fn then
+    local item = self._c:get(key, t)
+    if item == nil or is_expired(self, item, t) then return nil end
+    if pr then return core.project(pr, item, "get_item") end
+    return item
+  end
+  return self._c:get(key, t, pr)
+end
+
+-- Compile a projection option: a dynafile.expr (a ProjectionExpression)
+-- or a list of document paths in DynamoDB's syntax.
+function M._projection(fn, pj)
+  local x = pj
+  if type(pj) == "table" and not expr.is(pj) then
+    local n = #pj
+    if n == 0 then fail(fn, "projection must be a non-empty list of paths or a dynafile.expr") end
+    -- every name through a placeholder: any attribute name works
+    local parts, names, k = {}, {}, 0
+    for i = 1, n do
+      if type(pj[i]) ~= "string" then
+        fail(fn, "projection[%d] must be a path string, got %s", i, type(pj[i]))
+      end
+      local text = ""
+      for _, seg in ipairs(update.parse_path(fn, pj[i])) do
+        if type(seg) == "number" then
+          text = text .. "[" .. (seg - 1) .. "]"
+        else
+          k = k + 1
+          names["#p" .. k] = seg
+          text = text .. (text == "" and "" or ".") .. "#p" .. k
+        end
+      end
+      parts[i] = text
+    end
+    x = expr.new(table_concat(parts, ", "), names)
+  elseif not expr.is(pj) then
+    fail(fn, "projection must be a list of paths or a dynafile.expr, got %s", type(pj))
+  end
+  local pr, msg = expr.compiled(x, "projection")
+  if not pr then return nil, string_format("dynafile.%s: %s", fn, msg) end
+  return pr
 end
 
 --- Read several items in one consistent snapshot.
@@ -806,10 +886,11 @@ local QUERY_OPTS = {
   starts_with = true, begins_with = true, eq = true, lt = true, le = true,
   gt = true, ge = true, between = true, scan_index_forward = true,
   index = true, filter = true, limit = true, start_after = true, stats = true,
+  key_condition = true, projection = true,
 }
 local SCAN_OPTS = {
   filter = true, limit = true, start_after = true, index = true,
-  segment = true, segments = true, stats = true,
+  segment = true, segments = true, stats = true, projection = true,
 }
 local NO_OPTS = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 
@@ -848,7 +929,7 @@ local function build_spec(self, fn, pk, opts, scanning)
     -- the reader's fields (reader_new)
     h = nil, db = nil, lua_filter = nil, limit = nil, ttl_fn = nil,
     items = nil, pos = 0, n = 0, next_key = nil, done = false, returned = 0,
-    last = nil, filled = false,
+    last = nil, filled = false, projection = nil, late_projection = nil,
   }
   local cond
   for k, v in pairs(opts) do
@@ -877,6 +958,27 @@ local function build_spec(self, fn, pk, opts, scanning)
     end
   end
   if not scanning then
+    local kx = opts.key_condition
+    if expr.is(pk) then
+      if kx ~= nil then fail(fn, "a key condition given twice (as pk and as key_condition)") end
+      kx, pk = pk, nil
+    end
+    if kx ~= nil then
+      if not expr.is(kx) then fail(fn, "key_condition must be a dynafile.expr") end
+      if cond then fail(fn, "only one key condition allowed (%s and key_condition)", cond) end
+      if pk ~= nil then fail(fn, "the partition key comes from key_condition; pass nil") end
+      local kpk, ksk = self._pk, self._sk
+      local index = opts.index
+      local d = type(index) == "string" and self._schema.indexes[index]
+      if d then
+        kpk = d.pk or self._pk
+        ksk = d.sk
+      end
+      local kc, msg = expr.key_condition(kx, kpk, ksk)
+      if not kc then return nil, string_format("dynafile.%s: %s", fn, msg) end
+      pk, cond = kc.pk, kc.cond
+      spec.lo, spec.hi = kc.lo, kc.hi
+    end
     key_arg(fn, "partition key", pk)
     spec.pk, spec.cond = pk, cond
     local start = opts.starts_with
@@ -926,8 +1028,19 @@ local function build_spec(self, fn, pk, opts, scanning)
     local e, msg = core.compile(f)
     if not e then return nil, string_format("dynafile.%s: %s", fn, msg) end
     spec.filter = e
+  elseif expr.is(f) then
+    local e, msg = expr.compiled(f, "filter")
+    if not e then return nil, string_format("dynafile.%s: %s", fn, msg) end
+    spec.filter = e
   elseif f ~= nil then
-    fail(fn, "filter must be a function or an expression string, got %s", type(f))
+    fail(fn, "filter must be a function, an expression string or a dynafile.expr, got %s",
+      type(f))
+  end
+  local pj = opts.projection
+  if pj ~= nil then
+    local pr, msg = M._projection(fn, pj)
+    if not pr then return nil, msg end
+    spec.projection = pr
   end
   return spec, lua_filter, limit
 end
@@ -963,6 +1076,10 @@ end
 
 local function reader_new(self, r, lua_filter, limit)
   local stats = r.stats
+  if r.projection and (lua_filter or self._ttl_fn) then
+    -- Lua code judges whole items: project after it, in reader_read
+    r.late_projection, r.projection = r.projection, nil
+  end
   if stats then stats.examined, stats.decoded, stats.pages = 0, 0, 0 end
   local ttl_fn = self._ttl_fn
   if ttl_fn and r.index and self._schema.indexes[r.index].projection ~= "all" then
@@ -1018,6 +1135,8 @@ local function reader_read(r)
       if not (ttl_fn and ttl_fn(it, r.now)) and (not filter or filter(it)) then
         r.returned = r.returned + 1
         r.last = it
+        local lp = r.late_projection
+        if lp then return core.project(lp, it, r.fn) end
         return it
       end
     else
@@ -1047,7 +1166,7 @@ local function iterate(self, fn, pk, opts, scanning)
   local r = reader_new(self, spec, lua_filter, limit)
   -- a closure, so the iterator also works called on its own (`it()`);
   -- it raises when a page cannot be read
-  if not limit and not r.ttl_fn then
+  if not limit and not r.ttl_fn and not r.late_projection then
     -- the common loop, with its state in upvalues (the hot path of scans)
     local items, pos, n = nil, 0, 0
     return function()
