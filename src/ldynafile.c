@@ -1802,6 +1802,46 @@ static int l_project(lua_State *L) {
   return 1;
 }
 
+/* expr:eval(item) -> boolean, on a Lua item table (nil: no item) */
+static int l_expr_eval_item(lua_State *L) {
+  lexpr *x = luaL_checkudata(L, 1, EXPR_MT);
+  df_buf b;
+  int r;
+  if (!x->e) return luaL_error(L, "dynafile: expression freed");
+  if (lua_isnoneornil(L, 2)) {
+    r = df_expr_eval(x->e, NULL, 0);
+  } else {
+    lua_settop(L, 2);
+    df__buf_init(&b);
+    /* the bytes go into a Lua string so nothing leaks if encoding raises */
+    {
+      lproj *holder = lua_newuserdata(L, sizeof *holder); /* 3 */
+      holder->p = NULL;
+      df__buf_init(&holder->b);
+      luaL_setmetatable(L, PROJ_MT);
+      encode_item(L, 2, &holder->b, "eval");
+      r = df_expr_eval(x->e, holder->b.p, holder->b.len);
+    }
+    (void)b;
+  }
+  if (r < 0) return luaL_error(L, "dynafile: malformed item bytes");
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+/* core.kind(v) -> "expr" | "projection" | "ddb_args" | nil */
+static int l_kind(lua_State *L) {
+  if (luaL_testudata(L, 1, EXPR_MT))
+    lua_pushliteral(L, "expr");
+  else if (luaL_testudata(L, 1, PROJ_MT))
+    lua_pushliteral(L, "projection");
+  else if (luaL_testudata(L, 1, ARGS_MT))
+    lua_pushliteral(L, "ddb_args");
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
 /* args:check_unused() -> true | nil, msg, "ValidationError" */
 static int l_args_check_unused(lua_State *L) {
   largs *a = check_args(L);
@@ -1881,6 +1921,7 @@ static const luaL_Reg funcs[] = {{"open", l_open},
                                  {"decode", l_decode},
                                  {"ddb_args", l_ddb_args},
                                  {"project", l_project},
+                                 {"kind", l_kind},
                                  {NULL, NULL}};
 
 static const luaL_Reg args_methods[] = {
@@ -1917,6 +1958,10 @@ int luaopen_dynafile_core(lua_State *L) {
   luaL_newmetatable(L, EXPR_MT);
   lua_pushcfunction(L, l_expr_gc);
   lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  lua_pushcfunction(L, l_expr_eval_item);
+  lua_setfield(L, -2, "eval");
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   luaL_newmetatable(L, ARGS_MT);
   lua_newtable(L);
@@ -1928,6 +1973,10 @@ int luaopen_dynafile_core(lua_State *L) {
   luaL_newmetatable(L, PROJ_MT);
   lua_pushcfunction(L, l_proj_gc);
   lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  lua_pushcfunction(L, l_project);
+  lua_setfield(L, -2, "apply");
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   luaL_newmetatable(L, ARRAY_MT);
   lua_pop(L, 1);

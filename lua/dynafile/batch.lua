@@ -29,6 +29,7 @@ local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local update = require "dynafile.update"
 local expr = require "dynafile.expr"
+local core = require "dynafile.core"
 
 return function(M)
   local DB = M._DB
@@ -583,7 +584,7 @@ return function(M)
       local cond
       if a.condition ~= nil then
         if type(a.condition) ~= "function" and type(a.condition) ~= "string"
-            and not expr.is(a.condition) then
+            and not expr.is(a.condition) and core.kind(a.condition) ~= "expr" then
           fail(fn, "actions[%d].condition must be a function, an expression string or a "
             .. "dynafile.expr", i)
         end

@@ -106,6 +106,20 @@ M.expr = expr.new
 -- @function expressions
 M.expressions = expr.request
 
+--- The names and values of one DynamoDB request, for compiling its
+-- expressions one by one: `args:condition(kind, text)` (kind "condition",
+-- "filter" or "key_condition"), `args:key_condition(text, pk, sk)`,
+-- `args:projection(text)`, `args:update(text)` and `args:check_unused()`,
+-- each returning its result or `nil, message, "ValidationError"` with
+-- DynamoDB's message.  Compiled conditions and projections are accepted
+-- as `condition`, `filter` and `projection` options; a compiled condition
+-- also has `e:eval(item)`, a projection `p:apply(item)`.
+-- @function ddb_args
+-- @tparam[opt] table names `{["#n"] = "attribute name"}`
+-- @tparam[opt] table values `{[":v"] = value}`
+-- @return the args object, or nil, message, "ValidationError"
+M.ddb_args = core.ddb_args
+
 local DB = {}
 DB.__index = DB
 DB.__name = "dynafile.db"
@@ -571,6 +585,7 @@ end
 
 local function compile_condition(fn, c)
   if type(c) == "function" then return c end
+  if core.kind(c) == "expr" then return c end
   if expr.is(c) then
     local e, msg = expr.compiled(c, "condition")
     if not e then return nil, string_format("dynafile.%s: condition: %s", fn, msg) end
@@ -815,6 +830,7 @@ end
 -- Compile a projection option: a dynafile.expr (a ProjectionExpression)
 -- or a list of document paths in DynamoDB's syntax.
 function M._projection(fn, pj)
+  if core.kind(pj) == "projection" then return pj end
   local x = pj
   if type(pj) == "table" and not expr.is(pj) then
     local n = #pj
@@ -1028,6 +1044,8 @@ local function build_spec(self, fn, pk, opts, scanning)
     local e, msg = core.compile(f)
     if not e then return nil, string_format("dynafile.%s: %s", fn, msg) end
     spec.filter = e
+  elseif core.kind(f) == "expr" then
+    spec.filter = f
   elseif expr.is(f) then
     local e, msg = expr.compiled(f, "filter")
     if not e then return nil, string_format("dynafile.%s: %s", fn, msg) end
