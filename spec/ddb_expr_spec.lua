@@ -230,3 +230,120 @@ describe("DynamoDB expressions", function()
     end)
   end)
 end)
+
+describe("updates", function()
+  local dir, db
+  local K = { PK = "u", SK = 1 }
+
+  before_each(function()
+    dir = tmpdir()
+    db = assert(dynafile.open(dir, { pk = "PK", sk = "SK" }))
+  end)
+
+  after_each(function()
+    db:close()
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  local function get() return db:get_item(K) end
+
+  describe("in DynamoDB's syntax", function()
+    it("sets with arithmetic, if_not_exists and list_append, and removes", function()
+      db:put_item { PK = "u", SK = 1, n = 5, b = "gone", l = { 1 }, m = { x = 1 } }
+      local new = db:update_item(K, E("SET n = n + :one, c = if_not_exists(c, :zero), "
+        .. "l = list_append(l, :more), m.y = n - :one, d = if_not_exists(n, :zero) REMOVE b",
+        nil, { [":one"] = 1, [":zero"] = 0, [":more"] = { 2, 3 } }))
+      assert.same({ PK = "u", SK = 1, n = 6, c = 0, l = { 1, 2, 3 }, m = { x = 1, y = 4 }, d = 5 },
+        new)
+      assert.same(new, get())
+    end)
+
+    it("reads every value from the item as it was: SET a = b, b = a swaps", function()
+      db:put_item { PK = "u", SK = 1, a = "A", b = "B" }
+      assert.same({ PK = "u", SK = 1, a = "B", b = "A" }, db:update_item(K, E("SET a = b, b = a")))
+    end)
+
+    it("adds to numbers, removes list elements and creates the item", function()
+      db:put_item { PK = "u", SK = 1, n = 1, l = { "a", "b", "c", "d" } }
+      local new = db:update_item(K, E("ADD n :two, fresh :two REMOVE l[0], l[2]", nil,
+        { [":two"] = 2 }))
+      assert.same({ PK = "u", SK = 1, n = 3, fresh = 2, l = { "b", "d" } }, new)
+      new = db:update_item({ PK = "v", SK = 2 }, E("SET #a = :a", { ["#a"] = "a" }, { [":a"] = 1 }))
+      assert.same({ PK = "v", SK = 2, a = 1 }, new)
+    end)
+
+    it("returns DynamoDB's messages and writes nothing", function()
+      db:put_item { PK = "u", SK = 1, n = 1, s = "x" }
+      local before = get()
+      local cases = {
+        { E("SET a = :v SET b = :v", nil, { [":v"] = 1 }),
+          'Invalid UpdateExpression: The "SET" section can only be used once in an update '
+          .. "expression;" },
+        { E("SET a.b = :v, a = :v", nil, { [":v"] = 1 }),
+          "Invalid UpdateExpression: Two document paths overlap with each other; must remove "
+          .. "or rewrite one of these paths; path one: [a, b], path two: [a]" },
+        { E("SET q = z + :v", nil, { [":v"] = 1 }),
+          "The provided expression refers to an attribute that does not exist in the item" },
+        { E("SET nope.such = :v", nil, { [":v"] = 1 }),
+          "The document path provided in the update expression is invalid for update" },
+        { E("SET n = s + :v", nil, { [":v"] = 1 }),
+          "An operand in the update expression has an incorrect data type" },
+        { E("ADD s :v", nil, { [":v"] = 1 }),
+          "An operand in the update expression has an incorrect data type" },
+        { E("ADD n :v", nil, { [":v"] = "x" }),
+          "Invalid UpdateExpression: Incorrect operand type for operator or function; "
+          .. "operator: ADD, operand type: STRING" },
+        { E("SET SK = :v", nil, { [":v"] = 2 }),
+          "One or more parameter values were invalid: Cannot update attribute SK. This "
+          .. "attribute is part of the key" },
+        { E("SET a = :v", nil, { [":v"] = 1, [":w"] = 2 }),
+          "Value provided in ExpressionAttributeValues unused in expressions: keys: {:w}" },
+        { E("SET a = :v + ", nil, { [":v"] = 1 }),
+          'Invalid UpdateExpression: Syntax error; token: "<EOF>", near: "+"' },
+      }
+      for _, c in ipairs(cases) do
+        local ok, msg, code = db:update_item(K, c[1])
+        assert.is_nil(ok)
+        assert.equal("ValidationError", code)
+        assert.equal("dynafile.update_item: " .. c[2], msg)
+        assert.same(before, get())
+      end
+    end)
+
+    it("works in transactions and transact_write_items", function()
+      db:put_item { PK = "u", SK = 1, n = 1 }
+      assert.is_true(db:transact_write_items {
+        { update = K, changes = E("SET n = n + :one", nil, { [":one"] = 1 }) },
+      })
+      db:transaction(function(tx)
+        tx:update_item(K, E("SET n = n * :one", nil, { [":one"] = 1 }))
+      end)
+      assert.equal(2, get().n)
+    end)
+  end)
+
+  describe("in either syntax", function()
+    it("keeps the exact bytes of every attribute it does not name", function()
+      db:put_item { PK = "u", SK = 1, f = 1.0, big = 9007199254740993, nested = { g = 2.0 } }
+      local function raw() return db._c:encode(get()) end
+      local before = raw()
+      assert.is_table(db:update_item(K, { set = { extra = 1 } }))
+      assert.is_table(db:update_item(K, E("REMOVE extra")))
+      assert.equal(before, raw())
+      assert.equal(9007199254740993, get().big)
+    end)
+
+    it("reads backtick-quoted names in table paths as in filter strings", function()
+      db:put_item { PK = "u", SK = 1 }
+      db:update_item(K, { set = { ["`a.b`"] = 1, ["m.`x y`"] = 2 } })
+      assert.same({ PK = "u", SK = 1, ["a.b"] = 1, m = { ["x y"] = 2 } }, get())
+      assert.equal(1, #db:query_page("u", { filter = "`a.b` == 1 and m.`x y` == 2" }))
+    end)
+
+    it("adds a list to a new attribute as a set: one copy of each value", function()
+      db:put_item { PK = "u", SK = 1 }
+      db:update_item(K, { add = { l = { "x", "x", 1, 1.0 } } })
+      assert.same({ "x", 1 }, get().l)
+    end)
+  end)
+end)

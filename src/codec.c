@@ -735,6 +735,16 @@ int df__path_parse(const char *s, size_t n, df_path *out) {
   while (i < n) {
     if (need_name) {
       size_t st = i;
+      if (s[i] == '`') { /* `any name` (no backtick inside) */
+        st = ++i;
+        while (i < n && s[i] != '`') i++;
+        if (i >= n) return DF_EVALIDATION; /* unterminated */
+        if (add_seg(out, s + st, i - st, 0)) return DF_EVALIDATION;
+        i++;
+        if (i < n && s[i] != '.' && s[i] != '[') return DF_EVALIDATION;
+        need_name = 0;
+        continue;
+      }
       while (i < n && s[i] != '.' && s[i] != '[' && s[i] != ']') i++;
       if (i == st) return DF_EVALIDATION; /* empty name */
       if (add_seg(out, s + st, i - st, 0)) return DF_EVALIDATION;

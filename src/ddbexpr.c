@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "expr_tree.h"
+#include "update.h"
 
 #define EXPR_MAX 4096
 #define ARGS_MAX (2u * 1024 * 1024)
@@ -503,7 +504,9 @@ typedef struct parser {
   df_ddb_args *args;
   char *err;
   size_t errlen;
-  int synerr; /* a syntax error is recorded */
+  int synerr;              /* a syntax error is recorded */
+  unsigned sections;       /* update sections seen (bit per X_SET..X_DELETE) */
+  const char *dup_section; /* the first section given twice */
 } parser;
 
 static const char *kind_name(int kind) {
@@ -920,6 +923,14 @@ static int parse_update(parser *p, uint32_t *out) {
       kind = X_DELETE;
     else
       return syntax(p);
+    if (p->sections & (1u << (kind - X_SET))) {
+      if (!p->dup_section)
+        p->dup_section = kind == X_SET      ? "SET"
+                         : kind == X_REMOVE ? "REMOVE"
+                         : kind == X_ADD    ? "ADD"
+                                            : "DELETE";
+    }
+    p->sections |= 1u << (kind - X_SET);
     p->pos++;
     for (;;) {
       if ((rc = new_x(p, kind, &act))) return rc;
@@ -2493,11 +2504,12 @@ void df_projection_free(df_projection *pr) {
 
 /* Two paths overlap (one is a prefix of the other) or conflict (a name
  * where the other has an index): DynamoDB refuses both. */
-static int check_overlaps(parser *p, uint32_t root) {
-  uint32_t i, j;
+static int check_overlaps(parser *p, const uint32_t *list, size_t count) {
+  size_t li, lj;
   char b1[400], b2[400];
-  for (i = p->x[root].child; i != NONE; i = p->x[i].next)
-    for (j = p->x[i].next; j != NONE; j = p->x[j].next) {
+  for (li = 0; li < count; li++)
+    for (lj = li + 1; lj < count; lj++) {
+      uint32_t i = list[li], j = list[lj];
       uint32_t k, n = p->x[i].n < p->x[j].n ? p->x[i].n : p->x[j].n;
       int conflict = 0, differ = 0;
       for (k = 0; k < n && !differ; k++) {
@@ -2553,10 +2565,18 @@ int df_ddb_projection(df_ddb_args *a, const char *src, size_t len,
   c.p = &p;
   for (k = p.x[root].child; k != NONE; k = p.x[k].next) check_path(&c, k);
   if ((rc = report(&c))) goto done;
-  if ((rc = check_overlaps(&p, root))) goto done;
   for (k = p.x[root].child; k != NONE; k = p.x[k].next) {
     np++;
     nseg += p.x[k].n;
+  }
+  {
+    uint32_t *list = df__malloc((np ? np : 1) * sizeof *list);
+    size_t i = 0;
+    if (!list) goto oom;
+    for (k = p.x[root].child; k != NONE; k = p.x[k].next) list[i++] = k;
+    rc = check_overlaps(&p, list, np);
+    df__free(list);
+    if (rc) goto done;
   }
   pr = df__malloc(sizeof *pr);
   if (!pr) goto oom;
@@ -2735,4 +2755,183 @@ int df_projection_apply(df_projection *pr, const void *item, size_t len,
 
 size_t df_projection_count(const df_projection *pr) {
   return pr ? pr->n_paths : 0;
+}
+
+/* ============================================================ updates */
+
+static const char *long_type(const df_value *v) {
+  switch (v->type) {
+    case DF_TSTR:
+      return "STRING";
+    case DF_TINT:
+    case DF_TUINT:
+    case DF_TFLOAT:
+      return "NUMBER";
+    case DF_TBIN:
+      return "BINARY";
+    case DF_TBOOL:
+      return "BOOLEAN";
+    case DF_TNIL:
+      return "NULL";
+    case DF_TARRAY:
+      return "LIST";
+    case DF_TMAP:
+      return "MAP";
+    default:
+      return "?";
+  }
+}
+
+typedef struct ubuild {
+  parser *p;
+  df_update *u;
+  const unsigned char *vcopy; /* the values map, kept by u */
+  const char *ncopy;          /* the names map, kept by u */
+  char *src;                  /* the source, kept by u */
+} ubuild;
+
+static int upath(ubuild *b, uint32_t x, uint32_t *out) {
+  parser *p = b->p;
+  df_path_seg segs[DF_MAX_DEPTH];
+  uint32_t i;
+  for (i = 0; i < p->x[x].n && i < DF_MAX_DEPTH; i++) {
+    const token *t = tok_of(p, p->elems[p->x[x].first + i]);
+    segs[i].index = 0;
+    segs[i].name = NULL;
+    segs[i].len = 0;
+    if (t->kind == K_NUM) {
+      segs[i].index = (uint32_t)strtoul(p->src + t->pos, NULL, 10);
+    } else if (t->kind == K_NAME) {
+      name_ent *ne = find_name(p->args, p->src + t->pos, t->len);
+      segs[i].name = b->ncopy + (ne->v - (const char *)p->args->nbuf);
+      segs[i].len = ne->vn;
+    } else {
+      segs[i].name = b->src + t->pos;
+      segs[i].len = t->len;
+    }
+  }
+  return df__update_path(b->u, segs, i, out);
+}
+
+static int uvalue(ubuild *b, uint32_t x, uint32_t *out) {
+  parser *p = b->p;
+  uint32_t va, vb, pa;
+  int rc;
+  switch (p->x[x].kind) {
+    case X_VALUE: {
+      value_ent *v = value_of(p, x);
+      const unsigned char *s = b->vcopy + (v->start - p->args->vbuf);
+      return df__update_val(b->u, DF__UV_CONST, NONE, NONE, NONE, s,
+                            (size_t)(v->end - v->start), out);
+    }
+    case X_PATH:
+      if ((rc = upath(b, x, &pa))) return rc;
+      return df__update_val(b->u, DF__UV_PATH, NONE, NONE, pa, NULL, 0, out);
+    case X_ARITH:
+      if ((rc = uvalue(b, nth_child(p, x, 0), &va)) ||
+          (rc = uvalue(b, nth_child(p, x, 1), &vb)))
+        return rc;
+      return df__update_val(b->u,
+                            p->x[x].op == K_PLUS ? DF__UV_PLUS : DF__UV_MINUS,
+                            va, vb, NONE, NULL, 0, out);
+    case X_FUNC:
+      if (tok_is(p, p->x[x].tok, "if_not_exists")) {
+        if ((rc = upath(b, nth_child(p, x, 0), &pa)) ||
+            (rc = uvalue(b, nth_child(p, x, 1), &vb)))
+          return rc;
+        return df__update_val(b->u, DF__UV_IF_NOT_EXISTS, NONE, vb, pa, NULL, 0,
+                              out);
+      }
+      if ((rc = uvalue(b, nth_child(p, x, 0), &va)) ||
+          (rc = uvalue(b, nth_child(p, x, 1), &vb)))
+        return rc;
+      return df__update_val(b->u, DF__UV_LIST_APPEND, va, vb, NONE, NULL, 0,
+                            out);
+    default:
+      return DF_EINVAL;
+  }
+}
+
+int df_ddb_update(df_ddb_args *a, const char *src, size_t len, df_update **out,
+                  char *err, size_t errlen) {
+  parser p;
+  checker c;
+  ubuild b;
+  uint32_t root, k, *list = NULL;
+  size_t n = 0;
+  int rc;
+  if (!out) return DF_EINVAL;
+  *out = NULL;
+  if ((rc = parse_start(&p, a, DF_DDB_UPDATE, src, len, err, errlen))) {
+    parse_end(&p);
+    return rc;
+  }
+  if ((rc = parse_whole(&p, &root))) goto done;
+  memset(&c, 0, sizeof c);
+  c.p = &p;
+  if (p.dup_section)
+    note(&c, E_SECTION,
+         "The \"%s\" section can only be used once in an update expression;",
+         p.dup_section);
+  for (k = p.x[root].child; k != NONE; k = p.x[k].next) {
+    uint32_t path = p.x[k].child, val = p.x[path].next;
+    check_path(&c, path);
+    n++;
+    if (val == NONE) continue;
+    check_operand(&c, val, 0);
+    if (p.x[k].kind == X_ADD || p.x[k].kind == X_DELETE) {
+      const df_value *v = literal(&p, val);
+      /* ADD takes numbers and sets, DELETE sets */
+      if (v && (p.x[k].kind == X_DELETE ||
+                !(v->type == DF_TINT || v->type == DF_TUINT ||
+                  v->type == DF_TFLOAT)))
+        note(&c, E_TYPE,
+             "Incorrect operand type for operator or function; operator: "
+             "%s, operand type: %s",
+             p.x[k].kind == X_ADD ? "ADD" : "DELETE", long_type(v));
+    }
+  }
+  if ((rc = report(&c))) goto done;
+  list = df__malloc((n ? n : 1) * sizeof *list);
+  if (!list) {
+    rc = nomem(&p);
+    goto done;
+  }
+  n = 0;
+  for (k = p.x[root].child; k != NONE; k = p.x[k].next)
+    list[n++] = p.x[k].child;
+  if ((rc = check_overlaps(&p, list, n))) goto done;
+  memset(&b, 0, sizeof b);
+  b.p = &p;
+  if ((rc = df__update_alloc(0, &b.u))) {
+    rc = nomem(&p);
+    goto done;
+  }
+  if ((a && a->nbuf && !(b.ncopy = df__update_keep(b.u, a->nbuf, a->nlen))) ||
+      (a && a->vbuf && !(b.vcopy = df__update_keep(b.u, a->vbuf, a->vlen))) ||
+      !(b.src = df__update_keep(b.u, p.src, len))) {
+    df_update_free(b.u);
+    rc = nomem(&p);
+    goto done;
+  }
+  for (k = p.x[root].child; k != NONE && !rc; k = p.x[k].next) {
+    uint32_t path = p.x[k].child, val = p.x[path].next, pi, vi = NONE;
+    int kind = p.x[k].kind == X_SET      ? DF_UPD_SET
+               : p.x[k].kind == X_REMOVE ? DF_UPD_REMOVE
+               : p.x[k].kind == X_ADD    ? DF_UPD_ADD
+                                         : DF_UPD_DELETE;
+    rc = upath(&b, path, &pi);
+    if (!rc && val != NONE) rc = uvalue(&b, val, &vi);
+    if (!rc) rc = df__update_act(b.u, kind, pi, vi, NULL);
+  }
+  if (rc) {
+    df_update_free(b.u);
+    rc = nomem(&p);
+    goto done;
+  }
+  *out = b.u;
+done:
+  df__free(list);
+  parse_end(&p);
+  return rc;
 }

@@ -732,6 +732,49 @@ int df_projection_apply(df_projection *p, const void *item, size_t len,
 size_t df_projection_count(const df_projection *p);
 void df_projection_free(df_projection *p);
 
+/* --------------------------------------------------------------- updates */
+
+/* An update program: DynamoDB's UpdateExpression (df_ddb_update) or
+ * dynafile's table of changes (df_update_new + df_update_add), applied to
+ * an item's stored bytes by df_update_apply; semantics at the top of
+ * src/update.c.  Attributes the update does not name keep their exact
+ * bytes.  A program is used by one thread at a time (apply writes into
+ * its own buffer). */
+typedef struct df_update df_update;
+enum { DF_UPD_SET = 1, DF_UPD_REMOVE = 2, DF_UPD_ADD = 3, DF_UPD_DELETE = 4 };
+
+/* Compile an UpdateExpression.  Errors: DF_EVALIDATION with DynamoDB's
+ * message, DF_EINVAL, DF_ENOMEM. */
+int df_ddb_update(df_ddb_args *a, const char *src, size_t len,
+                  df_update **out, char *err, size_t errlen);
+/* An empty table-form program (missing maps on a SET path are created;
+ * ADD and DELETE of a list act as set union and difference). */
+int df_update_new(df_update **out);
+/* Add one change: action DF_UPD_*, a document path ("a.b[2]", names may
+ * be `backtick quoted`), and for all but DF_UPD_REMOVE one MessagePack
+ * value.  where (optional) prefixes the messages of this change.  Both
+ * are copied.  Errors: DF_EVALIDATION (malformed path or value),
+ * DF_EINVAL, DF_ENOMEM. */
+int df_update_add(df_update *u, int action, const char *path, size_t path_len,
+                  const void *value, size_t value_len, const char *where,
+                  char *err, size_t errlen);
+/* Apply to `old` (NULL/0: no item; the new item starts from `key`, a
+ * MessagePack map of the key attributes) and return the new item in *out
+ * (borrowed until the next apply on u or its free).  key_names: the key
+ * attributes, which no change may name.  Errors: DF_EVALIDATION (the
+ * changes do not fit the item -- a path through a value of another type,
+ * ADD to a string, an integer overflow -- or name a key attribute; the
+ * message in err), DF_ECORRUPT (malformed stored bytes), DF_EINVAL,
+ * DF_ENOMEM. */
+int df_update_apply(df_update *u, const void *old, size_t old_len,
+                    const void *key, size_t key_len,
+                    const char *const *key_names, size_t n_keys,
+                    const void **out, size_t *out_len, char *err,
+                    size_t errlen);
+/* The number of actions of a program (0 for NULL). */
+size_t df_update_count(const df_update *u);
+void df_update_free(df_update *u);
+
 /* ---------------------------------------------------------------- testing */
 
 /* Make the Nth allocation from now fail (1 = the next one), 0 to stop.

@@ -1181,6 +1181,14 @@ static int equal(const df_value *a, const unsigned char *ea, const df_value *b,
   return 1;
 }
 
+int df__value_equal(const unsigned char *a, const unsigned char *ae,
+                    const unsigned char *b, const unsigned char *be) {
+  df_value x, y;
+  const unsigned char *p = a, *q = b;
+  if (df__mp_read(&p, ae, &x) || df__mp_read(&q, be, &y)) return DF_ECORRUPT;
+  return equal(&x, ae, &y, be, 0);
+}
+
 /* The DynamoDB type name (DF__TY_*) of a stored value. */
 static int type_of(const df_value *v) {
   switch (v->type) {

@@ -96,6 +96,10 @@ struct df_expr {
 int df__grow(void *arrp, size_t *cap, size_t used, size_t el);
 /* Is s[0..n) one of DynamoDB's reserved words (any case)?  (ddbexpr.c) */
 int df__ddb_is_reserved(const char *s, size_t n);
+/* == between two encoded values [a, ae) and [b, be) as filters see it:
+ * 1, 0, or DF_ECORRUPT.  (expr.c) */
+int df__value_equal(const unsigned char *a, const unsigned char *ae,
+                    const unsigned char *b, const unsigned char *be);
 /* A new empty expression with a pool of pool_cap bytes.  NULL: no memory. */
 df_expr *df__expr_alloc(size_t pool_cap);
 

@@ -207,7 +207,8 @@ typedef struct df_path {
   df_path_seg seg[DF_MAX_DEPTH];
 } df_path;
 
-/* Parse "a.b[3].c" (names are runs of anything but '.', '[' and ']').
+/* Parse "a.b[3].c" (names are runs of anything but '.', '[' and ']', or
+ * `backtick quoted` with no backtick inside, as in filter strings).
  * Segments borrow `s`.  0 or DF_EVALIDATION. */
 int df__path_parse(const char *s, size_t n, df_path *out);
 /* Find a path in item bytes; same results as df__mp_map_find. */

@@ -49,6 +49,7 @@ static int raise_error(lua_State *L, const char *fmt, ...) {
 #define EXPR_MT "dynafile.expr"
 #define ARGS_MT "dynafile.ddb_args"
 #define PROJ_MT "dynafile.projection"
+#define UPD_MT "dynafile.update"
 #define ARRAY_MT "dynafile.array"
 #define OPENER_MT "dynafile.opener"
 #define DF_MAX_INDEXES_LUA 64
@@ -61,7 +62,7 @@ typedef struct ldb {
   df_db *db;
   df_page *page;
   df_stream *stream; /* change-log reads, made on first use */
-  df_buf buf; /* encoding scratch */
+  df_buf buf;        /* encoding scratch */
 } ldb;
 
 typedef struct ltxn {
@@ -78,6 +79,11 @@ typedef struct largs {
   df_buf b; /* encoding scratch, freed with the args */
 } largs;
 
+typedef struct lupd {
+  df_update *u;
+  df_buf b; /* encoding scratch */
+} lupd;
+
 typedef struct lproj {
   df_projection *p;
   df_buf b; /* encoding scratch for project() */
@@ -88,24 +94,42 @@ typedef struct lproj {
 /* Stable code strings for the Lua side. */
 static const char *code_name(int code) {
   switch (code) {
-    case DF_ENOMEM: return "NoMemory";
-    case DF_EINVAL: return "InvalidArgument";
-    case DF_EVALIDATION: return "ValidationError";
-    case DF_ESCHEMA: return "ValidationError";
-    case DF_ENOTFOUND: return "NotFound";
-    case DF_ECONDITION: return "ConditionalCheckFailed";
-    case DF_EIO: return "IOError";
-    case DF_EDISKFULL: return "IOError";
-    case DF_EACCESS: return "IOError";
-    case DF_ECORRUPT: return "Corrupt";
-    case DF_EVERSION: return "VersionMismatch";
-    case DF_EFORKED: return "Forked";
-    case DF_ECLOSED: return "Closed";
-    case DF_EREADONLY: return "ReadOnly";
-    case DF_EBUSY: return "Busy";
-    case DF_ERETRY: return "Retry";
-    case DF_EREADERS: return "ReadersFull";
-    default: return "Error";
+    case DF_ENOMEM:
+      return "NoMemory";
+    case DF_EINVAL:
+      return "InvalidArgument";
+    case DF_EVALIDATION:
+      return "ValidationError";
+    case DF_ESCHEMA:
+      return "ValidationError";
+    case DF_ENOTFOUND:
+      return "NotFound";
+    case DF_ECONDITION:
+      return "ConditionalCheckFailed";
+    case DF_EIO:
+      return "IOError";
+    case DF_EDISKFULL:
+      return "IOError";
+    case DF_EACCESS:
+      return "IOError";
+    case DF_ECORRUPT:
+      return "Corrupt";
+    case DF_EVERSION:
+      return "VersionMismatch";
+    case DF_EFORKED:
+      return "Forked";
+    case DF_ECLOSED:
+      return "Closed";
+    case DF_EREADONLY:
+      return "ReadOnly";
+    case DF_EBUSY:
+      return "Busy";
+    case DF_ERETRY:
+      return "Retry";
+    case DF_EREADERS:
+      return "ReadersFull";
+    default:
+      return "Error";
   }
 }
 
@@ -192,12 +216,15 @@ static int classify(enc *e, int idx, size_t *count) {
       strs++;
     } else if (lua_type(L, -1) == LUA_TNUMBER && compat_isinteger(L, -1)) {
       lua_Number k = lua_tonumber(L, -1);
-      if (k >= 1 && k <= (lua_Number)len) ints++;
-      else ints = -1000000000; /* integer key outside 1..n: not a list */
+      if (k >= 1 && k <= (lua_Number)len)
+        ints++;
+      else
+        ints = -1000000000; /* integer key outside 1..n: not a list */
     } else {
       lua_pop(L, 1);
-      return enc_fail(e, "table keys must be strings (a map) or 1..n "
-                         "(a list)");
+      return enc_fail(e,
+                      "table keys must be strings (a map) or 1..n "
+                      "(a list)");
     }
   }
   *count = n;
@@ -285,8 +312,8 @@ static void enc_value(enc *e, int idx) {
       df__mp_put_nil(e->b);
       break;
     default:
-      enc_fail(e, lua_pushfstring(L, "cannot store a %s",
-                                  luaL_typename(L, idx)));
+      enc_fail(e,
+               lua_pushfstring(L, "cannot store a %s", luaL_typename(L, idx)));
   }
 }
 
@@ -306,13 +333,17 @@ static void encode_item(lua_State *L, int idx, df_buf *b, const char *fn) {
   if (b->failed) luaL_error(L, "dynafile.%s: out of memory", fn);
   if (b->len && b->p[0] != 0x80 && (b->p[0] & 0xf0) != 0x80 &&
       b->p[0] != 0xde && b->p[0] != 0xdf)
-    luaL_error(L, "dynafile.%s: item must be a map of attributes, not a "
-                  "list", fn);
+    luaL_error(L,
+               "dynafile.%s: item must be a map of attributes, not a "
+               "list",
+               fn);
 }
 
 /* ------------------------------------------------------------ decoding */
 
-static void push_array_mt(lua_State *L) { luaL_getmetatable(L, ARRAY_MT); }
+static void push_array_mt(lua_State *L) {
+  luaL_getmetatable(L, ARRAY_MT);
+}
 
 /* Big-endian unsigned integer of nb bytes at p. */
 static uint64_t be_uint(const unsigned char *p, int nb) {
@@ -445,8 +476,10 @@ static int dec_value(lua_State *L, const unsigned char **pp,
         nb = 1 << (c - 0xcc);
         if (avail < (size_t)nb) return -1;
         u = be_uint(p, nb);
-        if (u > (uint64_t)INT64_MAX) lua_pushnumber(L, (lua_Number)u);
-        else compat_pushint(L, (int64_t)u);
+        if (u > (uint64_t)INT64_MAX)
+          lua_pushnumber(L, (lua_Number)u);
+        else
+          compat_pushint(L, (int64_t)u);
         p += nb;
         break;
       }
@@ -516,7 +549,7 @@ map:
   lua_createtable(L, 0, (int)n);
   for (i = 0; i < n; i++) {
     int kt;
-    if (nm != NULL && p < end && *p > 0xa0 && *p <= 0xbf &&
+    if (nm != NULL && p<end && * p> 0xa0 && *p <= 0xbf &&
         (size_t)(*p & 0x1f) < (size_t)(end - p)) {
       size_t kn = *p & 0x1f;
       push_name(L, nm, p + 1, kn);
@@ -595,8 +628,8 @@ static void push_projected(lua_State *L, const names *nm, df_projection *pr,
 
 /* ---------------------------------------------------------------- keys */
 
-static void key_value(lua_State *L, int idx, const char *fn,
-                      const char *attr, df_value *v) {
+static void key_value(lua_State *L, int idx, const char *fn, const char *attr,
+                      df_value *v) {
   switch (lua_type(L, idx)) {
     case LUA_TSTRING:
       v->type = DF_TSTR;
@@ -729,9 +762,12 @@ static void read_open_args(lua_State *L, int t, open_args *a) {
   lua_getfield(L, t, "sync");
   if (lua_isstring(L, -1)) {
     const char *m = lua_tostring(L, -1);
-    if (strcmp(m, "normal") == 0) a->o.sync = DF_SYNC_NORMAL;
-    else if (strcmp(m, "off") == 0) a->o.sync = DF_SYNC_OFF;
-    else a->o.sync = DF_SYNC_FULL;
+    if (strcmp(m, "normal") == 0)
+      a->o.sync = DF_SYNC_NORMAL;
+    else if (strcmp(m, "off") == 0)
+      a->o.sync = DF_SYNC_OFF;
+    else
+      a->o.sync = DF_SYNC_FULL;
   }
   lua_getfield(L, t, "readonly");
   a->o.readonly = lua_toboolean(L, -1);
@@ -773,8 +809,10 @@ static void read_open_args(lua_State *L, int t, open_args *a) {
           lua_rawgeti(L, pt, (int)j + 1);
           a->incs[i][j] = lua_tostring(L, -1);
           if (a->incs[i][j] == NULL)
-            luaL_error(L, "dynafile.open: index %s: projection names must "
-                          "be strings", x->name ? x->name : "?");
+            luaL_error(L,
+                       "dynafile.open: index %s: projection names must "
+                       "be strings",
+                       x->name ? x->name : "?");
           lua_pop(L, 1);
         }
         x->include = a->incs[i];
@@ -1037,8 +1075,7 @@ static int l_db_drop_index(lua_State *L) {
   const char *name = luaL_checkstring(L, 2);
   int code = df_db_drop_index(d->db, name);
   if (code == DF_ENOTFOUND)
-    return luaL_error(L, "dynafile.drop_index: name: no index named %s",
-                      name);
+    return luaL_error(L, "dynafile.drop_index: name: no index named %s", name);
   if (code != DF_OK)
     return fail_or_raise(L, "drop_index", code, df_db_errmsg(d->db));
   lua_pushboolean(L, 1);
@@ -1337,8 +1374,10 @@ static int l_db_page(lua_State *L) {
     lua_rawseti(L, -2, (int)i + 1);
   }
   df_page_next_key(d->page, &p, &plen);
-  if (p) push_item(L, p, plen);
-  else lua_pushnil(L);
+  if (p)
+    push_item(L, p, plen);
+  else
+    lua_pushnil(L);
   lua_pushinteger(L, (lua_Integer)df_page_examined(d->page));
   return 3;
 }
@@ -1460,8 +1499,10 @@ static int l_txn_put(lua_State *L) {
   code = df_txn_put(t->t, item, len, want_old ? &old : NULL, &old_len);
   if (code != DF_OK) return fail_or_raise(L, fn, code, df_txn_errmsg(t->t));
   lua_pushboolean(L, 1);
-  if (old) push_item(L, old, old_len);
-  else lua_pushnil(L);
+  if (old)
+    push_item(L, old, old_len);
+  else
+    lua_pushnil(L);
   return 2;
 }
 
@@ -1482,8 +1523,81 @@ static int l_txn_delete(lua_State *L) {
     code = df_txn_delete(t->t, &k, &found, want_old ? &old : NULL, &old_len);
   if (code != DF_OK) return fail_or_raise(L, fn, code, df_txn_errmsg(t->t));
   lua_pushboolean(L, found);
-  if (old) push_item(L, old, old_len);
-  else lua_pushnil(L);
+  if (old)
+    push_item(L, old, old_len);
+  else
+    lua_pushnil(L);
+  return 2;
+}
+
+/* txn:update(key, update, want_old, fn) -> new, old | nil, msg, code
+ * The update applied to the stored item's bytes (or to the key alone
+ * when there is none), written back in this transaction. */
+static int l_txn_update(lua_State *L) {
+  ltxn *t = check_txn(L, 1, "update_item");
+  ldb *d = txn_db(L, 1);
+  lupd *u = luaL_checkudata(L, 3, UPD_MT);
+  int want_old = lua_toboolean(L, 4);
+  const char *fn = luaL_optstring(L, 5, "update_item");
+  const df_schema *sc = df_db_schema(d->db);
+  const char *keys[2];
+  size_t nkeys = 0;
+  df_key k;
+  const void *old = NULL, *nw;
+  size_t old_len = 0, nlen;
+  char err[600];
+  int code, kt, ot;
+  if (!u->u) return luaL_error(L, "dynafile.%s: update freed", fn);
+  lua_settop(L, 5);
+  check_key(L, 2, d->db, fn, &k);
+  /* the key map: just the key attributes of the key table */
+  keys[nkeys++] = sc->pk;
+  if (sc->sk) keys[nkeys++] = sc->sk;
+  lua_createtable(L, 0, 2); /* check_key may have pushed: index by top */
+  kt = lua_gettop(L);
+  lua_getfield(L, 2, sc->pk);
+  lua_setfield(L, kt, sc->pk);
+  if (sc->sk) {
+    lua_getfield(L, 2, sc->sk);
+    lua_setfield(L, kt, sc->sk);
+  }
+  encode_item(L, kt, &u->b, fn);
+  code = df_txn_get(t->t, &k, &old, &old_len);
+  if (code == DF_ENOTFOUND) {
+    old = NULL;
+    old_len = 0;
+  } else if (code != DF_OK) {
+    return fail_or_raise(L, fn, code, df_txn_errmsg(t->t));
+  }
+  err[0] = 0;
+  code = df_update_apply(u->u, old, old_len, u->b.p, u->b.len, keys, nkeys, &nw,
+                         &nlen, err, sizeof err);
+  if (code != DF_OK) {
+    if (code == DF_EVALIDATION)
+      return push_fail(L, code, lua_pushfstring(L, "dynafile.%s: %s", fn, err));
+    return fail_or_raise(L, fn, code, err);
+  }
+  /* the old item to Lua before the write moves it */
+  if (want_old && old) {
+    lua_pushlstring(L, old, old_len);
+  } else {
+    lua_pushnil(L);
+  }
+  ot = lua_gettop(L);
+  code = df_txn_put(t->t, nw, nlen, NULL, NULL);
+  if (code != DF_OK) return fail_or_raise(L, fn, code, df_txn_errmsg(t->t));
+  {
+    names nm;
+    names_open(L, &nm);
+    push_item_named(L, &nm, nw, nlen);
+    if (lua_isstring(L, ot)) {
+      size_t n;
+      const char *s = lua_tolstring(L, ot, &n);
+      push_item_named(L, &nm, s, n);
+    } else {
+      lua_pushnil(L);
+    }
+  }
   return 2;
 }
 
@@ -1514,8 +1628,8 @@ static int l_txn_check(lua_State *L) {
 static int l_txn_purge(lua_State *L) {
   ltxn *t = check_txn(L, 1, "purge_expired");
   size_t count = 0;
-  int code = df_txn_purge_expired(
-      t->t, (size_t)luaL_optinteger(L, 2, 0), &count);
+  int code =
+      df_txn_purge_expired(t->t, (size_t)luaL_optinteger(L, 2, 0), &count);
   if (code != DF_OK)
     return fail_or_raise(L, "purge_expired", code, df_txn_errmsg(t->t));
   lua_pushinteger(L, (lua_Integer)count);
@@ -1681,8 +1795,8 @@ static int l_ddb_args(lua_State *L) {
   ns = lua_tolstring(L, 4, &nl);
   vs = lua_tolstring(L, 5, &vl);
   err[0] = 0;
-  code = df_ddb_args_new(ns, ns ? nl : 0, vs, vs ? vl : 0, &a->a, err,
-                         sizeof err);
+  code =
+      df_ddb_args_new(ns, ns ? nl : 0, vs, vs ? vl : 0, &a->a, err, sizeof err);
   if (code != DF_OK) return push_fail(L, code, err);
   lua_settop(L, 3);
   return 1;
@@ -1757,8 +1871,8 @@ static void push_df_value(lua_State *L, const df_value *v) {
 /* args:key_condition(src, pk, sk) -> {pk = v, cond = "eq"..., lo =, hi =}
  * | nil, msg, code */
 static int l_args_key_condition(lua_State *L) {
-  static const char *conds[] = {NULL,   "eq", "lt",      "le",
-                                "gt",   "ge", "between", "begins_with"};
+  static const char *conds[] = {NULL, "eq", "lt",      "le",
+                                "gt", "ge", "between", "begins_with"};
   largs *a = check_args(L);
   size_t n;
   const char *src = luaL_checklstring(L, 2, &n);
@@ -1786,6 +1900,75 @@ static int l_args_key_condition(lua_State *L) {
   return 1;
 }
 
+static lupd *new_lupd(lua_State *L) {
+  lupd *u = lua_newuserdata(L, sizeof *u);
+  u->u = NULL;
+  df__buf_init(&u->b);
+  luaL_setmetatable(L, UPD_MT);
+  return u;
+}
+
+/* core.update_new() -> an empty table-form update program */
+static int l_update_new(lua_State *L) {
+  lupd *u = new_lupd(L);
+  int code = df_update_new(&u->u);
+  if (code != DF_OK) return luaL_error(L, "dynafile: %s", df_strerror(code));
+  return 1;
+}
+
+/* args:update(src) -> update | nil, msg, code */
+static int l_args_update(lua_State *L) {
+  largs *a = check_args(L);
+  size_t n;
+  const char *src = luaL_checklstring(L, 2, &n);
+  char err[600];
+  lupd *u = new_lupd(L);
+  int code;
+  err[0] = 0;
+  code = df_ddb_update(a->a, src, n, &u->u, err, sizeof err);
+  if (code != DF_OK) return push_fail(L, code, err);
+  return 1;
+}
+
+/* u:add(action, path, value, where) -> true | nil, msg, code
+ * action: "set", "remove", "add" or "delete"; value: any storable value */
+static int l_update_add(lua_State *L) {
+  static const char *actions[] = {"set", "remove", "add", "delete", NULL};
+  lupd *u = luaL_checkudata(L, 1, UPD_MT);
+  int action = luaL_checkoption(L, 2, NULL, actions) + 1;
+  size_t pn;
+  const char *path = luaL_checklstring(L, 3, &pn);
+  const char *where = luaL_optstring(L, 5, NULL);
+  char err[400];
+  int code;
+  if (!u->u) return luaL_error(L, "dynafile: update freed");
+  df__buf_reset(&u->b);
+  if (action != DF_UPD_REMOVE) {
+    enc e;
+    memset(&e, 0, sizeof e);
+    e.L = L;
+    e.b = &u->b;
+    e.fn = "update_item";
+    lua_settop(L, 5);
+    enc_value(&e, 4);
+    if (u->b.failed) return luaL_error(L, "dynafile: out of memory");
+  }
+  err[0] = 0;
+  code = df_update_add(u->u, action, path, pn, u->b.p, u->b.len, where, err,
+                       sizeof err);
+  if (code != DF_OK) return push_fail(L, code, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_update_gc(lua_State *L) {
+  lupd *u = luaL_checkudata(L, 1, UPD_MT);
+  df_update_free(u->u);
+  u->u = NULL;
+  df__buf_free(&u->b);
+  return 0;
+}
+
 /* core.project(projection, item_table, fn) -> the projected item */
 static int l_project(lua_State *L) {
   lproj *pr = luaL_checkudata(L, 1, PROJ_MT);
@@ -1796,8 +1979,8 @@ static int l_project(lua_State *L) {
   if (!pr->p) return luaL_error(L, "dynafile.%s: projection freed", fn);
   encode_item(L, 2, &pr->b, fn);
   rc = df_projection_apply(pr->p, pr->b.p, pr->b.len, &o, &ol);
-  if (rc) return luaL_error(L, "dynafile.%s: projection: %s", fn,
-                            df_strerror(rc));
+  if (rc)
+    return luaL_error(L, "dynafile.%s: projection: %s", fn, df_strerror(rc));
   push_item(L, o, ol);
   return 1;
 }
@@ -1837,6 +2020,8 @@ static int l_kind(lua_State *L) {
     lua_pushliteral(L, "projection");
   else if (luaL_testudata(L, 1, ARGS_MT))
     lua_pushliteral(L, "ddb_args");
+  else if (luaL_testudata(L, 1, UPD_MT))
+    lua_pushliteral(L, "update");
   else
     lua_pushnil(L);
   return 1;
@@ -1892,24 +2077,29 @@ static int l_null_tostring(lua_State *L) {
 
 /* ----------------------------------------------------------- module */
 
-static const luaL_Reg db_methods[] = {
-    {"close", l_db_close},     {"closed", l_db_closed},
-    {"drop_index", l_db_drop_index},
-    {"schema", l_db_schema},   {"id", l_db_id},
-    {"stat", l_db_stat},       {"get", l_db_get},
-    {"check", l_db_check},
-    {"put", l_db_put},         {"delete", l_db_delete},
-    {"check_key", l_db_check_key},
-    {"page", l_db_page},       {"begin", l_db_begin},
-    {"encode", l_encode},      {"stream_read", l_db_stream_read},
-    {NULL, NULL}};
+static const luaL_Reg db_methods[] = {{"close", l_db_close},
+                                      {"closed", l_db_closed},
+                                      {"drop_index", l_db_drop_index},
+                                      {"schema", l_db_schema},
+                                      {"id", l_db_id},
+                                      {"stat", l_db_stat},
+                                      {"get", l_db_get},
+                                      {"check", l_db_check},
+                                      {"put", l_db_put},
+                                      {"delete", l_db_delete},
+                                      {"check_key", l_db_check_key},
+                                      {"page", l_db_page},
+                                      {"begin", l_db_begin},
+                                      {"encode", l_encode},
+                                      {"stream_read", l_db_stream_read},
+                                      {NULL, NULL}};
 
 static const luaL_Reg txn_methods[] = {
     {"get", l_txn_get},       {"put", l_txn_put},
     {"delete", l_txn_delete}, {"check", l_txn_check},
-    {"purge", l_txn_purge},   {"commit", l_txn_commit},
-    {"events", l_txn_events}, {"free", l_txn_free},
-    {NULL, NULL}};
+    {"update", l_txn_update}, {"purge", l_txn_purge},
+    {"commit", l_txn_commit}, {"events", l_txn_events},
+    {"free", l_txn_free},     {NULL, NULL}};
 
 static const luaL_Reg opener_methods[] = {{"wait", l_opener_wait},
                                           {NULL, NULL}};
@@ -1922,14 +2112,15 @@ static const luaL_Reg funcs[] = {{"open", l_open},
                                  {"ddb_args", l_ddb_args},
                                  {"project", l_project},
                                  {"kind", l_kind},
+                                 {"update_new", l_update_new},
                                  {NULL, NULL}};
 
-static const luaL_Reg args_methods[] = {
-    {"condition", l_args_condition},
-    {"projection", l_args_projection},
-    {"key_condition", l_args_key_condition},
-    {"check_unused", l_args_check_unused},
-    {NULL, NULL}};
+static const luaL_Reg args_methods[] = {{"condition", l_args_condition},
+                                        {"projection", l_args_projection},
+                                        {"key_condition", l_args_key_condition},
+                                        {"check_unused", l_args_check_unused},
+                                        {"update", l_args_update},
+                                        {NULL, NULL}};
 
 /* A metatable whose methods share two upvalues: the attribute-name cache
  * (push_name), the two values on top of the stack.  [-0, +0, e] */
@@ -1976,6 +2167,14 @@ int luaopen_dynafile_core(lua_State *L) {
   lua_newtable(L);
   lua_pushcfunction(L, l_project);
   lua_setfield(L, -2, "apply");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, UPD_MT);
+  lua_pushcfunction(L, l_update_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  lua_pushcfunction(L, l_update_add);
+  lua_setfield(L, -2, "add");
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   luaL_newmetatable(L, ARRAY_MT);

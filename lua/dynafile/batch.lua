@@ -385,7 +385,9 @@ return function(M)
     opts = check_opts(fn, opts, TX_OPTS)
     local db, txn = self._db, self._txn
     db._c:check_key(key, fn)
-    local plan = self._precompiled and changes or update.compile(db, fn, changes)
+    local plan, pmsg = changes, nil
+    if not self._precompiled then plan, pmsg = update.compile(db, fn, changes) end
+    if not plan then return failed(self, "update_item", "ValidationError", pmsg) end
     local cond, cmsg = tx_compile(self, "update_item", opts.condition)
     if cond == false then return nil, cmsg, "ValidationError" end
     local old = current(db, txn, key, self._now)
@@ -393,11 +395,13 @@ return function(M)
       return failed(self, "update_item", "ConditionalCheckFailed",
         "the condition failed")
     end
-    local kept = opts.return_old and update.copy(old) or nil
-    local new, msg = update.apply(db, fn, key, old, plan)
-    if not new then return failed(self, "update_item", "ValidationError", msg) end
-    local ok, m, code = txn:put(new, false, fn)
-    if not ok then broken(self, m, code) end
+    local new, kept, code = update.run(db, fn, txn, key, old, plan, opts.return_old)
+    if not new then
+      if code == "ValidationError" then
+        return failed(self, "update_item", "ValidationError", kept)
+      end
+      broken(self, kept, code)
+    end
     passed(self)
     return new, kept
   end
@@ -576,7 +580,9 @@ return function(M)
       local plan
       if kind == "update" then
         if a.changes == nil then fail(fn, "actions[%d]: an update needs changes", i) end
-        plan = update.compile(self, where, a.changes)
+        local pmsg
+        plan, pmsg = update.compile(self, where, a.changes)
+        if not plan then return nil, pmsg, "ValidationError" end
       end
       if kind == "check" and a.condition == nil then
         fail(fn, "actions[%d]: a check needs a condition", i)

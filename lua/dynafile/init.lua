@@ -731,12 +731,7 @@ local function update_body(self, txn, t, key, plan, cond, return_old)
   if cond and not condition_holds(self, txn, key, cond, true, old) then
     return cond_failed("update_item")
   end
-  local kept = return_old and update.copy(old) or nil
-  local new, msg = update.apply(self, "update_item", key, old, plan)
-  if not new then return nil, msg, "ValidationError" end
-  local ok, m, code = txn:put(new, false, "update_item")
-  if not ok then return nil, m, code end
-  return new, kept
+  return update.run(self, "update_item", txn, key, old, plan, return_old)
 end
 
 --- Update (or create) the item with `key`.
@@ -772,7 +767,8 @@ function DB:update_item(key, changes, opts)
   check_writable(self, "update_item")
   opts = check_opts("update_item", opts, UPDATE_OPTS)
   self._c:check_key(key, "update_item")
-  local plan = update.compile(self, "update_item", changes)
+  local plan, pmsg = update.compile(self, "update_item", changes)
+  if not plan then return nil, pmsg, "ValidationError" end
   local cond, msg
   if opts.condition ~= nil then
     cond, msg = compile_condition("update_item", opts.condition)

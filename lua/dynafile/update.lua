@@ -3,13 +3,17 @@
 -- Two forms of changes.  A table
 --   `{set = {path = value}, remove = {path, ...}, add = {path = n_or_list},
 --     delete = {path = {v, ...}}}`
--- is compiled once, before any transaction starts, into a plan (`compile`,
--- which raises on misuse), and the plan is applied inside the write
--- transaction (`apply`).  A function `function(old_or_nil) return new end`
--- is run by `apply` with the write transaction held.
+-- is checked and compiled once, before any transaction starts, into an
+-- update program of the C core (`compile`, which raises on misuse), which
+-- `run` applies inside the write transaction to the stored bytes, so
+-- attributes the changes do not name keep their exact bytes.  A DynamoDB
+-- UpdateExpression (a `dynafile.expr`) compiles into the same kind of
+-- program.  A function `function(old_or_nil) return new end` is run by
+-- `run` with the write transaction held.
 --
 -- Paths are `a.b[0].c`: attribute names separated by dots, 0-based list
--- positions in brackets, as in expression strings.  Every path of a table
+-- positions in brackets, and names in backticks (`` `a.b` `` is one
+-- attribute), as in filter strings.  Every path of a table
 -- of changes refers to the item as it was before the update, like
 -- DynamoDB's update expressions; so two paths where one is the other or
 -- lies inside it are refused ("overlap"), and list positions removed from
@@ -22,22 +26,18 @@
 -- @module dynafile.update
 
 local core = require "dynafile.core"
+local expr = require "dynafile.expr"
 
-local error, type, pairs, ipairs, next = error, type, pairs, ipairs, next
+local error, type, pairs, ipairs = error, type, pairs, ipairs
 local tostring, tonumber = tostring, tonumber
 local getmetatable, setmetatable = getmetatable, setmetatable
-local string_format, table_sort, table_remove, table_concat =
-  string.format, table.sort, table.remove, table.concat
-local math_type = math.type -- nil before Lua 5.3
-local math_maxinteger, math_mininteger = math.maxinteger, math.mininteger
+local string_format, table_sort, table_concat = string.format, table.sort, table.concat
 
 local array_mt = core.array_mt
 
 local M = {}
 
 local CHANGE_KINDS = { set = true, remove = true, add = true, delete = true }
--- Largest integer a double holds exactly (Lua 5.1/LuaJIT numbers).
-local EXACT = 2 ^ 53
 
 local function raise(fn, fmt, ...)
   error(string_format("dynafile.%s: " .. fmt, fn, ...), 0)
@@ -52,7 +52,13 @@ function M.parse_path(fn, path)
   end
   local segs, i, n = {}, 1, #path
   while i <= n do
-    local name, j = path:match("^([^%.%[%]]+)()", i)
+    local name, j
+    if path:sub(i, i) == "`" then -- `any name`, as in filter strings
+      name, j = path:match("^`([^`]*)`()", i)
+      if not name then raise(fn, "unterminated `name` in path '%s'", path) end
+    else
+      name, j = path:match("^([^%.%[%]`]+)()", i)
+    end
     if name then
       segs[#segs + 1] = name
       i = j
@@ -85,6 +91,7 @@ local function spell(segs, m)
     if type(s) == "number" then
       parts[#parts + 1] = "[" .. (s - 1) .. "]"
     else
+      if s:find("[%.%[%]`]") then s = "`" .. s .. "`" end
       parts[#parts + 1] = (i > 1 and "." or "") .. s
     end
   end
@@ -157,6 +164,7 @@ local op_mt = {
 }
 
 local KINDS_WITH_VALUES = { "set", "add", "delete" }
+local ALL_KINDS = { "set", "add", "delete", "remove" }
 
 --- Compile `changes` into a plan, before any transaction starts.
 -- A function is its own plan.
@@ -165,6 +173,12 @@ local KINDS_WITH_VALUES = { "set", "add", "delete" }
 function M.compile(db, fn, changes)
   local tc = type(changes)
   if tc == "function" then return changes end
+  if core.kind(changes) == "update" then return { c = changes } end
+  if expr.is(changes) then
+    local c, msg = expr.compiled(changes, "update")
+    if not c then return nil, string_format("dynafile.%s: %s", fn, msg) end
+    return { c = c }
+  end
   if tc ~= "table" then
     raise(fn, "changes must be a table or a function, got %s", tc)
   end
@@ -234,6 +248,14 @@ function M.compile(db, fn, changes)
     local list = plan[kind]
     if #list > 1 then table_sort(list, path_less) end
   end
+  local c = core.update_new()
+  for _, kind in ipairs(ALL_KINDS) do
+    for _, op in ipairs(plan[kind]) do
+      local ok, msg = c:add(kind, op.raw, op.value, op.where)
+      if not ok then raise(fn, "%s", msg) end
+    end
+  end
+  plan.c = c
   return plan
 end
 
@@ -247,223 +269,45 @@ function M.copy(v)
   return t
 end
 
--- Is t (a container read from an item, or built by set) a list?
-local function is_list(t)
-  return t[1] ~= nil or getmetatable(t) == array_mt
-end
-
--- Walk to the container holding the last segment of op.  Creates missing
--- maps when `create` (a missing container before a list position is an
--- error then).  Returns the container, or nil when something on the way
--- is missing (and not created), or false, message on a type mismatch.
-local function container(item, op, create)
-  local segs = op.segs
-  local t = item
-  for i = 1, #segs - 1 do
-    local s = segs[i]
-    local nxt = t[s]
-    if nxt == nil or nxt == core.null then
-      if not create then return nil end
-      if type(segs[i + 1]) == "number" then
-        return false, string_format("%s: '%s' does not exist, so it has no list position %d",
-          op.where, spell(segs, i), segs[i + 1] - 1)
-      end
-      if type(s) == "number" then
-        return false, string_format("%s: list position %d of '%s' does not exist",
-          op.where, s - 1, spell(segs, i - 1))
-      end
-      nxt = {}
-      t[s] = nxt
-    elseif type(nxt) ~= "table" then
-      return false, string_format("%s: '%s' holds a %s, not a map or a list",
-        op.where, spell(segs, i), type(nxt))
-    end
-    local want_list = type(segs[i + 1]) == "number"
-    if want_list ~= is_list(nxt) and (want_list or next(nxt) ~= nil
-        or getmetatable(nxt) == array_mt) then
-      return false, string_format("%s: '%s' is a %s, not a %s", op.where, spell(segs, i),
-        want_list and "map" or "list", want_list and "list" or "map")
-    end
-    t = nxt
-  end
-  local last = segs[#segs]
-  if #segs > 1 then
-    local want_list = type(last) == "number"
-    if want_list ~= is_list(t) and (want_list or next(t) ~= nil
-        or getmetatable(t) == array_mt) then
-      return false, string_format("%s: '%s' is a %s, not a %s", op.where,
-        spell(segs, #segs - 1), want_list and "map" or "list", want_list and "list" or "map")
-    end
-  end
-  return t, last
-end
-
-local function apply_set(item, op)
-  local t, last = container(item, op, true)
-  if not t then return t, last end
-  if type(last) == "number" then
-    local n = #t
-    if last > n + 1 then last = n + 1 end -- past the end: append
-  end
-  t[last] = op.value
-  return true
-end
-
--- Add two numbers, refusing results an integer cannot hold exactly.
-local function add_numbers(op, a, b)
-  if math_type then
-    if math_type(a) == "integer" and math_type(b) == "integer" then
-      if (b > 0 and a > math_maxinteger - b) or (b < 0 and a < math_mininteger - b) then
-        return nil, string_format("%s: %d + %d overflows a 64-bit integer", op.where, a, b)
-      end
-    end
-    return a + b
-  end
-  local r = a + b
-  if a == a - a % 1 and b == b - b % 1 and (r >= EXACT or r <= -EXACT) then
-    return nil, string_format("%s: %.0f + %.0f is beyond 2^53, which numbers in this Lua "
-      .. "cannot hold exactly", op.where, a, b)
-  end
-  return r
-end
-
-local function apply_add(item, op)
-  local t, last = container(item, op, true)
-  if not t then return t, last end
-  local cur, v = t[last], op.value
-  if cur == nil or cur == core.null then
-    if type(last) == "number" and last > #t + 1 then last = #t + 1 end
-    t[last] = type(v) == "table" and M.copy(v) or v
-    return true
-  end
-  if type(v) == "number" then
-    if type(cur) ~= "number" then
-      return false, string_format("%s: '%s' holds a %s, not a number", op.where, op.path,
-        type(cur))
-    end
-    local r, msg = add_numbers(op, cur, v)
-    if r == nil then return false, msg end
-    t[last] = r
-    return true
-  end
-  if type(cur) ~= "table" or not is_list(cur) then
-    return false, string_format("%s: '%s' is not a list", op.where, op.path)
-  end
-  for _, x in ipairs(v) do
-    local present = false
-    for _, c in ipairs(cur) do
-      if c == x then present = true break end
-    end
-    if not present then cur[#cur + 1] = x end
-  end
-  return true
-end
-
-local function apply_delete(item, op)
-  local t, last = container(item, op, false)
-  if t == nil then return true end -- nothing there: nothing to delete
-  if not t then return false, last end
-  local cur = t[last]
-  if cur == nil or cur == core.null then return true end
-  if type(cur) ~= "table" or not is_list(cur) then
-    return false, string_format("%s: '%s' is not a list", op.where, op.path)
-  end
-  local drop = {}
-  for _, x in ipairs(op.value) do drop[x] = true end
-  local j = 0
-  for i = 1, #cur do
-    local x = cur[i]
-    cur[i] = nil
-    if not drop[x] then
-      j = j + 1
-      cur[j] = x
-    end
-  end
-  if j == 0 then setmetatable(cur, array_mt) end -- stays a list when emptied
-  return true
-end
-
-local function descending(a, b) return a > b end
-
--- Remove paths: every target is found in the item first, then map
--- attributes are dropped and list positions removed per list, highest
--- first, so each path means what it meant in the old item.
-local function apply_removes(item, ops)
-  if #ops == 0 then return true end
-  local lists, positions = {}, {}
-  local drops = {}
-  for _, op in ipairs(ops) do
-    local t, last = container(item, op, false)
-    if t == false then return false, last end
-    if t then
-      if type(last) == "number" then
-        local p = positions[t]
-        if not p then
-          p = {}
-          positions[t] = p
-          lists[#lists + 1] = t
-        end
-        p[#p + 1] = last
-      else
-        drops[#drops + 1] = { t, last }
-      end
-    end
-  end
-  for _, d in ipairs(drops) do d[1][d[2]] = nil end
-  for _, t in ipairs(lists) do
-    local p = positions[t]
-    table_sort(p, descending)
-    for _, i in ipairs(p) do
-      if i <= #t then table_remove(t, i) end
-    end
-    if #t == 0 then setmetatable(t, array_mt) end
-  end
-  return true
-end
-
---- Apply a plan to `old` (nil: the item is created from `key`) and return
--- the new item.  Runs inside the write transaction.  A table plan changes
--- `old` in place (pass a copy to keep it).  A function plan receives `old`
--- and returns the new item; key attributes it leaves out are filled in
--- from `key`.
--- @return the new item, or nil, message when the changes do not fit the
---   item (a path through a value of another type, `add` to a non-number,
---   an integer overflow): a ValidationError for the caller
+--- Run an update function on `old` (nil when the item is missing) and
+-- return the new item; key attributes it leaves out are filled in from
+-- `key`.  Runs inside the write transaction.
 -- @raise what the update function raises; when it returns no table or
 --   changes a key attribute
 function M.apply(db, fn, key, old, plan)
   local pk, sk = db._pk, db._sk
+  local new = plan(old)
+  if type(new) ~= "table" then
+    raise(fn, "the update function must return the new item (a table), got %s", type(new))
+  end
+  for _, name in ipairs { pk, sk or nil } do
+    if new[name] == nil then
+      new[name] = key[name]
+    elseif new[name] ~= key[name] then
+      raise(fn, "the update function may not change key attribute %s (%s became %s)", name,
+        tostring(key[name]), tostring(new[name]))
+    end
+  end
+  return new
+end
+
+--- Apply a compiled plan inside the write transaction `txn` and write the
+-- new item.  `old` is the current item as Lua read it (nil when missing);
+-- table and DynamoDB plans work on the stored bytes instead.
+-- @return the new item and, with return_old, the old one; or nil,
+--   message, code ("ValidationError" when the changes do not fit the
+--   item: a path through a value of another type, `add` to a string, an
+--   overflow)
+-- @raise what an update function raises
+function M.run(db, fn, txn, key, old, plan, return_old)
   if type(plan) == "function" then
-    local new = plan(old)
-    if type(new) ~= "table" then
-      raise(fn, "the update function must return the new item (a table), got %s", type(new))
-    end
-    for _, name in ipairs { pk, sk or nil } do
-      if new[name] == nil then
-        new[name] = key[name]
-      elseif new[name] ~= key[name] then
-        raise(fn, "the update function may not change key attribute %s (%s became %s)", name,
-          tostring(key[name]), tostring(new[name]))
-      end
-    end
-    return new
+    local kept = return_old and M.copy(old) or nil
+    local new = M.apply(db, fn, key, old, plan)
+    local ok, m, code = txn:put(new, false, fn)
+    if not ok then return nil, m, code end
+    return new, kept
   end
-  local item = old or {}
-  item[pk] = key[pk]
-  if sk then item[sk] = key[sk] end
-  local ok, msg = true, nil
-  for _, op in ipairs(plan.set) do
-    if ok then ok, msg = apply_set(item, op) end
-  end
-  for _, op in ipairs(plan.add) do
-    if ok then ok, msg = apply_add(item, op) end
-  end
-  for _, op in ipairs(plan.delete) do
-    if ok then ok, msg = apply_delete(item, op) end
-  end
-  if ok then ok, msg = apply_removes(item, plan.remove) end
-  if not ok then return nil, string_format("dynafile.%s: %s", fn, msg) end
-  return item
+  return txn:update(key, plan.c, return_old, fn)
 end
 
 return M
