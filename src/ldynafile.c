@@ -62,7 +62,7 @@ typedef struct ldb {
   df_db *db;
   df_page *page;
   df_stream *stream; /* change-log reads, made on first use */
-  df_buf buf;        /* encoding scratch */
+  df_buf buf; /* encoding scratch */
 } ldb;
 
 typedef struct ltxn {
@@ -94,42 +94,24 @@ typedef struct lproj {
 /* Stable code strings for the Lua side. */
 static const char *code_name(int code) {
   switch (code) {
-    case DF_ENOMEM:
-      return "NoMemory";
-    case DF_EINVAL:
-      return "InvalidArgument";
-    case DF_EVALIDATION:
-      return "ValidationError";
-    case DF_ESCHEMA:
-      return "ValidationError";
-    case DF_ENOTFOUND:
-      return "NotFound";
-    case DF_ECONDITION:
-      return "ConditionalCheckFailed";
-    case DF_EIO:
-      return "IOError";
-    case DF_EDISKFULL:
-      return "IOError";
-    case DF_EACCESS:
-      return "IOError";
-    case DF_ECORRUPT:
-      return "Corrupt";
-    case DF_EVERSION:
-      return "VersionMismatch";
-    case DF_EFORKED:
-      return "Forked";
-    case DF_ECLOSED:
-      return "Closed";
-    case DF_EREADONLY:
-      return "ReadOnly";
-    case DF_EBUSY:
-      return "Busy";
-    case DF_ERETRY:
-      return "Retry";
-    case DF_EREADERS:
-      return "ReadersFull";
-    default:
-      return "Error";
+    case DF_ENOMEM: return "NoMemory";
+    case DF_EINVAL: return "InvalidArgument";
+    case DF_EVALIDATION: return "ValidationError";
+    case DF_ESCHEMA: return "ValidationError";
+    case DF_ENOTFOUND: return "NotFound";
+    case DF_ECONDITION: return "ConditionalCheckFailed";
+    case DF_EIO: return "IOError";
+    case DF_EDISKFULL: return "IOError";
+    case DF_EACCESS: return "IOError";
+    case DF_ECORRUPT: return "Corrupt";
+    case DF_EVERSION: return "VersionMismatch";
+    case DF_EFORKED: return "Forked";
+    case DF_ECLOSED: return "Closed";
+    case DF_EREADONLY: return "ReadOnly";
+    case DF_EBUSY: return "Busy";
+    case DF_ERETRY: return "Retry";
+    case DF_EREADERS: return "ReadersFull";
+    default: return "Error";
   }
 }
 
@@ -216,15 +198,12 @@ static int classify(enc *e, int idx, size_t *count) {
       strs++;
     } else if (lua_type(L, -1) == LUA_TNUMBER && compat_isinteger(L, -1)) {
       lua_Number k = lua_tonumber(L, -1);
-      if (k >= 1 && k <= (lua_Number)len)
-        ints++;
-      else
-        ints = -1000000000; /* integer key outside 1..n: not a list */
+      if (k >= 1 && k <= (lua_Number)len) ints++;
+      else ints = -1000000000; /* integer key outside 1..n: not a list */
     } else {
       lua_pop(L, 1);
-      return enc_fail(e,
-                      "table keys must be strings (a map) or 1..n "
-                      "(a list)");
+      return enc_fail(e, "table keys must be strings (a map) or 1..n "
+                         "(a list)");
     }
   }
   *count = n;
@@ -312,8 +291,8 @@ static void enc_value(enc *e, int idx) {
       df__mp_put_nil(e->b);
       break;
     default:
-      enc_fail(e,
-               lua_pushfstring(L, "cannot store a %s", luaL_typename(L, idx)));
+      enc_fail(e, lua_pushfstring(L, "cannot store a %s",
+                                  luaL_typename(L, idx)));
   }
 }
 
@@ -333,17 +312,13 @@ static void encode_item(lua_State *L, int idx, df_buf *b, const char *fn) {
   if (b->failed) luaL_error(L, "dynafile.%s: out of memory", fn);
   if (b->len && b->p[0] != 0x80 && (b->p[0] & 0xf0) != 0x80 &&
       b->p[0] != 0xde && b->p[0] != 0xdf)
-    luaL_error(L,
-               "dynafile.%s: item must be a map of attributes, not a "
-               "list",
-               fn);
+    luaL_error(L, "dynafile.%s: item must be a map of attributes, not a "
+                  "list", fn);
 }
 
 /* ------------------------------------------------------------ decoding */
 
-static void push_array_mt(lua_State *L) {
-  luaL_getmetatable(L, ARRAY_MT);
-}
+static void push_array_mt(lua_State *L) { luaL_getmetatable(L, ARRAY_MT); }
 
 /* Big-endian unsigned integer of nb bytes at p. */
 static uint64_t be_uint(const unsigned char *p, int nb) {
@@ -476,10 +451,8 @@ static int dec_value(lua_State *L, const unsigned char **pp,
         nb = 1 << (c - 0xcc);
         if (avail < (size_t)nb) return -1;
         u = be_uint(p, nb);
-        if (u > (uint64_t)INT64_MAX)
-          lua_pushnumber(L, (lua_Number)u);
-        else
-          compat_pushint(L, (int64_t)u);
+        if (u > (uint64_t)INT64_MAX) lua_pushnumber(L, (lua_Number)u);
+        else compat_pushint(L, (int64_t)u);
         p += nb;
         break;
       }
@@ -549,7 +522,7 @@ map:
   lua_createtable(L, 0, (int)n);
   for (i = 0; i < n; i++) {
     int kt;
-    if (nm != NULL && p<end && * p> 0xa0 && *p <= 0xbf &&
+    if (nm != NULL && p < end && *p > 0xa0 && *p <= 0xbf &&
         (size_t)(*p & 0x1f) < (size_t)(end - p)) {
       size_t kn = *p & 0x1f;
       push_name(L, nm, p + 1, kn);
@@ -628,8 +601,8 @@ static void push_projected(lua_State *L, const names *nm, df_projection *pr,
 
 /* ---------------------------------------------------------------- keys */
 
-static void key_value(lua_State *L, int idx, const char *fn, const char *attr,
-                      df_value *v) {
+static void key_value(lua_State *L, int idx, const char *fn,
+                      const char *attr, df_value *v) {
   switch (lua_type(L, idx)) {
     case LUA_TSTRING:
       v->type = DF_TSTR;
@@ -762,12 +735,9 @@ static void read_open_args(lua_State *L, int t, open_args *a) {
   lua_getfield(L, t, "sync");
   if (lua_isstring(L, -1)) {
     const char *m = lua_tostring(L, -1);
-    if (strcmp(m, "normal") == 0)
-      a->o.sync = DF_SYNC_NORMAL;
-    else if (strcmp(m, "off") == 0)
-      a->o.sync = DF_SYNC_OFF;
-    else
-      a->o.sync = DF_SYNC_FULL;
+    if (strcmp(m, "normal") == 0) a->o.sync = DF_SYNC_NORMAL;
+    else if (strcmp(m, "off") == 0) a->o.sync = DF_SYNC_OFF;
+    else a->o.sync = DF_SYNC_FULL;
   }
   lua_getfield(L, t, "readonly");
   a->o.readonly = lua_toboolean(L, -1);
@@ -809,10 +779,8 @@ static void read_open_args(lua_State *L, int t, open_args *a) {
           lua_rawgeti(L, pt, (int)j + 1);
           a->incs[i][j] = lua_tostring(L, -1);
           if (a->incs[i][j] == NULL)
-            luaL_error(L,
-                       "dynafile.open: index %s: projection names must "
-                       "be strings",
-                       x->name ? x->name : "?");
+            luaL_error(L, "dynafile.open: index %s: projection names must "
+                          "be strings", x->name ? x->name : "?");
           lua_pop(L, 1);
         }
         x->include = a->incs[i];
@@ -1075,7 +1043,8 @@ static int l_db_drop_index(lua_State *L) {
   const char *name = luaL_checkstring(L, 2);
   int code = df_db_drop_index(d->db, name);
   if (code == DF_ENOTFOUND)
-    return luaL_error(L, "dynafile.drop_index: name: no index named %s", name);
+    return luaL_error(L, "dynafile.drop_index: name: no index named %s",
+                      name);
   if (code != DF_OK)
     return fail_or_raise(L, "drop_index", code, df_db_errmsg(d->db));
   lua_pushboolean(L, 1);
@@ -1374,10 +1343,8 @@ static int l_db_page(lua_State *L) {
     lua_rawseti(L, -2, (int)i + 1);
   }
   df_page_next_key(d->page, &p, &plen);
-  if (p)
-    push_item(L, p, plen);
-  else
-    lua_pushnil(L);
+  if (p) push_item(L, p, plen);
+  else lua_pushnil(L);
   lua_pushinteger(L, (lua_Integer)df_page_examined(d->page));
   return 3;
 }
@@ -1499,10 +1466,8 @@ static int l_txn_put(lua_State *L) {
   code = df_txn_put(t->t, item, len, want_old ? &old : NULL, &old_len);
   if (code != DF_OK) return fail_or_raise(L, fn, code, df_txn_errmsg(t->t));
   lua_pushboolean(L, 1);
-  if (old)
-    push_item(L, old, old_len);
-  else
-    lua_pushnil(L);
+  if (old) push_item(L, old, old_len);
+  else lua_pushnil(L);
   return 2;
 }
 
@@ -1523,10 +1488,8 @@ static int l_txn_delete(lua_State *L) {
     code = df_txn_delete(t->t, &k, &found, want_old ? &old : NULL, &old_len);
   if (code != DF_OK) return fail_or_raise(L, fn, code, df_txn_errmsg(t->t));
   lua_pushboolean(L, found);
-  if (old)
-    push_item(L, old, old_len);
-  else
-    lua_pushnil(L);
+  if (old) push_item(L, old, old_len);
+  else lua_pushnil(L);
   return 2;
 }
 
@@ -1628,8 +1591,8 @@ static int l_txn_check(lua_State *L) {
 static int l_txn_purge(lua_State *L) {
   ltxn *t = check_txn(L, 1, "purge_expired");
   size_t count = 0;
-  int code =
-      df_txn_purge_expired(t->t, (size_t)luaL_optinteger(L, 2, 0), &count);
+  int code = df_txn_purge_expired(
+      t->t, (size_t)luaL_optinteger(L, 2, 0), &count);
   if (code != DF_OK)
     return fail_or_raise(L, "purge_expired", code, df_txn_errmsg(t->t));
   lua_pushinteger(L, (lua_Integer)count);
@@ -2077,22 +2040,17 @@ static int l_null_tostring(lua_State *L) {
 
 /* ----------------------------------------------------------- module */
 
-static const luaL_Reg db_methods[] = {{"close", l_db_close},
-                                      {"closed", l_db_closed},
-                                      {"drop_index", l_db_drop_index},
-                                      {"schema", l_db_schema},
-                                      {"id", l_db_id},
-                                      {"stat", l_db_stat},
-                                      {"get", l_db_get},
-                                      {"check", l_db_check},
-                                      {"put", l_db_put},
-                                      {"delete", l_db_delete},
-                                      {"check_key", l_db_check_key},
-                                      {"page", l_db_page},
-                                      {"begin", l_db_begin},
-                                      {"encode", l_encode},
-                                      {"stream_read", l_db_stream_read},
-                                      {NULL, NULL}};
+static const luaL_Reg db_methods[] = {
+    {"close", l_db_close},     {"closed", l_db_closed},
+    {"drop_index", l_db_drop_index},
+    {"schema", l_db_schema},   {"id", l_db_id},
+    {"stat", l_db_stat},       {"get", l_db_get},
+    {"check", l_db_check},
+    {"put", l_db_put},         {"delete", l_db_delete},
+    {"check_key", l_db_check_key},
+    {"page", l_db_page},       {"begin", l_db_begin},
+    {"encode", l_encode},      {"stream_read", l_db_stream_read},
+    {NULL, NULL}};
 
 static const luaL_Reg txn_methods[] = {
     {"get", l_txn_get},       {"put", l_txn_put},
