@@ -60,6 +60,7 @@ build = {
         "src/thread.c",
         "src/ttl.c",
         "src/txn.c",
+        "src/update.c",
       },
       defines = { "_GNU_SOURCE" },
       incdirs = { "src", "$(LMDB_INCDIR)" },

@@ -60,13 +60,19 @@ function M.new(text, names, values)
 end
 
 --- Is x an expression object?
+-- @param x any value
+-- @treturn boolean
+-- @raise never
 function M.is(x)
   return getmetatable(x) == Expr
 end
 
---- The compiled form of x in `role` ("condition", "filter",
--- "key_condition", "projection" or "update").
+--- The compiled form of x in `role`.
+-- @tparam table x an expression object
+-- @tparam string role "condition", "filter", "key_condition",
+--   "projection" or "update"
 -- @return the compiled object, or nil, DynamoDB's message
+-- @raise never (errors are returned)
 function M.compiled(x, role)
   local c = x._compiled[role]
   if c then return c end
@@ -85,7 +91,11 @@ end
 -- attributes are `pk` and `sk` (nil: no sort key): a table `{pk = value,
 -- cond = "eq"|"lt"|"le"|"gt"|"ge"|"between"|"begins_with", lo = v, hi = v}`
 -- (cond and lo absent without a sort-key condition).
+-- @tparam table x an expression object
+-- @tparam string pk the partition-key attribute
+-- @tparam[opt] string sk the sort-key attribute
 -- @return the table, or nil, DynamoDB's message
+-- @raise never (errors are returned)
 function M.key_condition(x, pk, sk)
   local key = "key:" .. pk .. "\0" .. (sk or "")
   local c = x._compiled[key]

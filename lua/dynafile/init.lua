@@ -744,6 +744,10 @@ end
 -- number (an integer sum that overflows is refused), appends missing
 -- values to a list, and sets a missing attribute; `delete` removes values
 -- from a list; `remove` drops attributes and list positions.
+-- Or `changes` is a `dynafile.expr` UpdateExpression in DynamoDB's syntax
+-- (`SET a = a + :one REMOVE b`, with its names and values).  Both are
+-- applied in C to the stored bytes: attributes not named keep their
+-- exact bytes.
 -- Or `changes` is `function(old_or_nil) return new_item end`, run inside
 -- the write transaction (it may read the database, not write it); key
 -- attributes left out of the new item are filled in from `key`.
@@ -785,11 +789,15 @@ end
 
 --- Read the item with `key`.
 -- @tparam table key the key attributes (other attributes are ignored)
+-- @tparam[opt] table opts `projection`: a list of paths or a
+--   `dynafile.expr` ProjectionExpression; only those paths come back
 -- @treturn table|nil the item, or nil when missing or expired
--- @treturn string message, on an I/O failure only
+-- @treturn string message, on an I/O failure only, or for a projection
+--   that does not compile
 -- @treturn string code, on an I/O failure only ("IOError", "Corrupt", ...)
--- @raise on an invalid key (missing attribute, wrong type, too long) or a
---   closed handle
+--   or "ValidationError"
+-- @raise on an invalid key (missing attribute, wrong type, too long), an
+--   invalid option or a closed handle
 function DB:get_item(key, opts)
   local h = getmetatable(self) == DB and self._c
   if not h then check_open(self, "get_item") end
