@@ -1629,9 +1629,16 @@ static const char *value_type(const df_value *v) {
     case DF_TINT:
     case DF_TUINT:
     case DF_TFLOAT:
+    case DF_TDECIMAL:
       return "N";
     case DF_TBIN:
       return "B";
+    case DF_TSS:
+      return "SS";
+    case DF_TNS:
+      return "NS";
+    case DF_TBS:
+      return "BS";
     case DF_TBOOL:
       return "BOOL";
     case DF_TNIL:
@@ -1887,7 +1894,7 @@ static void check_operand(checker *c, uint32_t n, int as_condition) {
         const df_value *v = literal(p, k);
         check_operand(c, k, 0);
         if (v && v->type != DF_TINT && v->type != DF_TUINT &&
-            v->type != DF_TFLOAT)
+            v->type != DF_TFLOAT && v->type != DF_TDECIMAL)
           note(c, E_TYPE,
                "Incorrect operand type for operator or function; operator or "
                "function: %s, operand type: %s",
@@ -1904,7 +1911,8 @@ static void check_operand(checker *c, uint32_t n, int as_condition) {
 static void check_order_operand(checker *c, int op, uint32_t n) {
   const df_value *v = literal(c->p, n);
   if (v && v->type != DF_TSTR && v->type != DF_TBIN && v->type != DF_TINT &&
-      v->type != DF_TUINT && v->type != DF_TFLOAT)
+      v->type != DF_TUINT && v->type != DF_TFLOAT &&
+      v->type != DF_TDECIMAL)
     note(c, E_TYPE,
          "Incorrect operand type for operator or function; operator or "
          "function: %s, operand type: %s",
@@ -2766,7 +2774,14 @@ static const char *long_type(const df_value *v) {
     case DF_TINT:
     case DF_TUINT:
     case DF_TFLOAT:
+    case DF_TDECIMAL:
       return "NUMBER";
+    case DF_TSS:
+      return "STRING_SET";
+    case DF_TNS:
+      return "NUMBER_SET";
+    case DF_TBS:
+      return "BINARY_SET";
     case DF_TBIN:
       return "BINARY";
     case DF_TBOOL:
@@ -2882,9 +2897,11 @@ int df_ddb_update(df_ddb_args *a, const char *src, size_t len, df_update **out,
     if (p.x[k].kind == X_ADD || p.x[k].kind == X_DELETE) {
       const df_value *v = literal(&p, val);
       /* ADD takes numbers and sets, DELETE sets */
-      if (v && (p.x[k].kind == X_DELETE ||
-                !(v->type == DF_TINT || v->type == DF_TUINT ||
-                  v->type == DF_TFLOAT)))
+      int is_set = v && (v->type == DF_TSS || v->type == DF_TNS ||
+                         v->type == DF_TBS);
+      int is_num = v && (v->type == DF_TINT || v->type == DF_TUINT ||
+                         v->type == DF_TFLOAT || v->type == DF_TDECIMAL);
+      if (v && !is_set && (p.x[k].kind == X_DELETE || !is_num))
         note(&c, E_TYPE,
              "Incorrect operand type for operator or function; operator: "
              "%s, operand type: %s",

@@ -1197,9 +1197,16 @@ static int type_of(const df_value *v) {
     case DF_TINT:
     case DF_TUINT:
     case DF_TFLOAT:
+    case DF_TDECIMAL:
       return DF__TY_N;
     case DF_TBIN:
       return DF__TY_B;
+    case DF_TSS:
+      return DF__TY_SS;
+    case DF_TNS:
+      return DF__TY_NS;
+    case DF_TBS:
+      return DF__TY_BS;
     case DF_TBOOL:
       return DF__TY_BOOL;
     case DF_TMAP:

@@ -510,13 +510,37 @@ static int keep_buf(applier *a, df_buf *b, span *out) {
 }
 
 static int is_number(const df_value *v) {
-  return v->type == DF_TINT || v->type == DF_TUINT || v->type == DF_TFLOAT;
+  return v->type == DF_TINT || v->type == DF_TUINT || v->type == DF_TFLOAT ||
+         v->type == DF_TDECIMAL;
+}
+
+static int is_set(int t) {
+  return t == DF_TSS || t == DF_TNS || t == DF_TBS;
+}
+
+/* a + b as DynamoDB computes it: exact decimals, 38 digits, its range. */
+static int add_decimals(applier *a, const uact *act, const df_value *x,
+                        const df_value *y, int minus, df_buf *out) {
+  df_dec dx, dy, r;
+  int why;
+  if (df__dec_from_value(x, &dx) || df__dec_from_value(y, &dy))
+    return ap_fail(a, act, "%s",
+                   "An operand in the update expression has an incorrect "
+                   "data type");
+  why = df__dec_add(&dx, &dy, minus, &r);
+  if (why == DF_DEC_OK) why = df__dec_range(&r);
+  if (why != DF_DEC_OK) return ap_fail(a, act, "%s", df__dec_msg(why));
+  return df__mp_put_dec(out, &r);
 }
 
 /* a + b (or a - b), exact for integers; DF_EVALIDATION when an integer
  * result leaves the 64-bit range. */
 static int add_numbers(applier *a, const uact *act, const df_value *x,
                        const df_value *y, int minus, df_buf *out) {
+  /* DynamoDB's syntax computes as DynamoDB does, in decimal; the table
+   * form keeps Lua's integers and floats unless a decimal is involved */
+  if (!a->u->table_form || x->type == DF_TDECIMAL || y->type == DF_TDECIMAL)
+    return add_decimals(a, act, x, y, minus, out);
   if (x->type == DF_TFLOAT || y->type == DF_TFLOAT) {
     double fx = x->type == DF_TFLOAT ? x->f
                 : x->type == DF_TINT ? (double)x->i
@@ -738,6 +762,69 @@ done:
   return rc;
 }
 
+/* ADD/DELETE of a set into/from a set of the same kind: union or
+ * difference, stored as a set again.  An emptied set gives out->p NULL. */
+static int merge_sets(applier *a, const span *cur, const span *val, int del,
+                      int kind, span *out) {
+  df_value hc, hv;
+  const unsigned char *p = cur->p, *q = val->p, *e;
+  df_buf b;
+  size_t i, n = 0;
+  int rc = 0;
+  if (df__mp_read(&p, cur->e, &hc) || df__mp_read(&q, val->e, &hv))
+    return DF_ECORRUPT;
+  df__buf_init(&b);
+  /* the elements of the current set, less those deleted */
+  p = (const unsigned char *)hc.s;
+  for (i = 0; i < hc.n; i++) {
+    df_value x;
+    const unsigned char *xs = p;
+    if (df__mp_read(&p, cur->e, &x)) {
+      rc = DF_ECORRUPT;
+      goto done;
+    }
+    if (del) {
+      int in = df__mp_set_contains(&hv, &x);
+      if (in < 0) {
+        rc = in;
+        goto done;
+      }
+      if (in) continue;
+    }
+    df__buf_append(&b, xs, (size_t)(p - xs));
+    n++;
+  }
+  if (!del) {
+    e = (const unsigned char *)hv.s;
+    for (i = 0; i < hv.n; i++) {
+      df_value x;
+      const unsigned char *xs = e;
+      int in;
+      if (df__mp_read(&e, val->e, &x)) {
+        rc = DF_ECORRUPT;
+        goto done;
+      }
+      in = df__mp_set_contains(&hc, &x);
+      if (in < 0) {
+        rc = in;
+        goto done;
+      }
+      if (in) continue;
+      df__buf_append(&b, xs, (size_t)(e - xs));
+      n++;
+    }
+  }
+  if (n == 0) {
+    out->p = out->e = NULL;
+    goto done;
+  }
+  if ((rc = df__mp_finish_set(&b, 0, (df_type)kind, n, NULL))) goto done;
+  rc = keep_buf(a, &b, out);
+done:
+  df__buf_free(&b);
+  return rc;
+}
+
 static const char *type_word(int t) {
   switch (t) {
     case DF_TSTR:
@@ -824,6 +911,14 @@ static int do_add_delete(applier *a, const uact *act, int del) {
     if (!rc) rc = keep_buf(a, &b, &res);
     df__buf_free(&b);
     if (rc) return rc;
+    return put_at(a, parent, act->path, res.p, res.e);
+  }
+  if (is_set(dv.type) && dv.type == dc.type) {
+    if ((rc = merge_sets(a, &cur, &val, del, dc.type, &res))) return rc;
+    if (res.p == NULL) { /* DELETE emptied the set: DynamoDB removes it */
+      a->t[c].gone = 1;
+      return 0;
+    }
     return put_at(a, parent, act->path, res.p, res.e);
   }
   if (dv.type == DF_TARRAY && dc.type == DF_TARRAY && a->u->table_form) {
