@@ -11,14 +11,14 @@ ROOT=${DYNAFILE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$ROOT" || exit 1
 MAKE=${MAKE:-make}
 FUZZ_TIME=${FUZZ_TIME:-30}
-FUZZERS="msgpack key expr"
+FUZZERS="msgpack key expr ddbexpr"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dynafile-fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$WORK"' EXIT
 
 if ! $MAKE --no-print-directory fuzz-build >"$WORK/build" 2>&1; then
   tail -n 30 "$WORK/build"
   echo "the fuzzers did not build (clang and libclang-rt-14-dev are needed)"
-  echo "0 passed, 3 failed"
+  echo "0 passed, $(echo $FUZZERS | wc -w) failed"
   exit 1
 fi
 
