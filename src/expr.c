@@ -22,6 +22,7 @@
  *   and      := unary { ("and" | "&&") unary }
  *   unary    := { "not" | "!" } primary
  *   primary  := "(" expr ")"
+ *             | path                           (a truth test)
  *             | "exists" "(" path ")"
  *             | "begins_with" "(" operand "," operand ")"
  *             | "contains" "(" operand "," operand ")"
@@ -33,11 +34,11 @@
  *   name     := [A-Za-z_][A-Za-z0-9_]*  |  `any bytes`   (backtick-quoted)
  *   literal  := integer | float | "string" | 'string' | true | false | null
  * Precedence: comparisons > not > and > or.  Keywords (and or not in true
- * false null) are reserved in all-lowercase and all-uppercase spelling when
- * they start a path; write `and` in backticks for an attribute of that name.
- * After a dot any identifier is a name (a.not is fine).  Function names are
- * lowercase and only recognised when followed by "(", so `size > 3` reads
- * the attribute "size".
+ * false null, and nil as another spelling of null) are reserved in
+ * all-lowercase and all-uppercase spelling when they start a path; write `and`
+ * in backticks for an attribute of that name. After a dot any identifier is a
+ * name (a.not is fine).  Function names are lowercase and only recognised when
+ * followed by "(", so `size > 3` reads the attribute "size".
  *  - Quoted names: backticks, with the same backslash escapes as strings
  *    (so `a\`b` is the name a`b): `my attr`.x, data.`x-y`[0].
  *  - Strings: "..." or '...' with escapes \n \t \r \0 \\ \" \' \` \xHH.
@@ -345,7 +346,7 @@ static const struct {
     {"and", T_AND},   {"AND", T_AND},   {"or", T_OR},       {"OR", T_OR},
     {"not", T_NOT},   {"NOT", T_NOT},   {"in", T_IN},       {"IN", T_IN},
     {"true", T_TRUE}, {"TRUE", T_TRUE}, {"false", T_FALSE}, {"FALSE", T_FALSE},
-    {"null", T_NULL}, {"NULL", T_NULL},
+    {"null", T_NULL}, {"NULL", T_NULL}, {"nil", T_NULL},
 };
 
 static const struct {
@@ -946,9 +947,29 @@ static int parse_primary(parser *p, uint32_t *out) {
       kind = DF__N_MATCH;
       if ((rc = lex_regex(p, &aux)) || (rc = lex(p))) return rc;
       break;
+    case T_END:
+    case T_AND:
+    case T_OR:
+    case T_RP:
+      /* a bare attribute: a truth test, as in Lua (present, and not
+       * false or null) */
+      if (a.kind != DF__A_PATH) {
+        if (p->tok != T_END || a.kind == DF__A_SIZE) return fail_tok(p);
+        return fail(p, DF_EVALIDATION,
+                    "a constant alone is not a condition at column %zu; "
+                    "compare an attribute with it",
+                    p->tpos + 1);
+      }
+      kind = DF__N_TRUTH;
+      break;
     default:
       return fail_tok(p);
   }
+  if (kind == DF__N_CMP && a.kind == DF__A_LIT && b.kind == DF__A_LIT)
+    return fail(p, DF_EVALIDATION,
+                "comparison of two constants at column %zu: it does not "
+                "depend on the item; compare an attribute",
+                p->tpos + 1);
   if ((rc = new_node(p, kind, &id))) return rc;
   p->e->nodes[id].op = (uint8_t)op;
   p->e->nodes[id].a = a;
@@ -1218,25 +1239,12 @@ static int type_of(const df_value *v) {
   }
 }
 
-/* A bare attribute as a condition: present and not false, null, zero or
- * the empty string/binary. */
+/* A bare attribute as a condition, as Lua judges values: present and not
+ * false or null (0 and "" are true). */
 static int truthy(const df_value *v) {
-  switch (v->type) {
-    case DF_TNIL:
-      return 0;
-    case DF_TBOOL:
-    case DF_TINT:
-      return v->i != 0;
-    case DF_TUINT:
-      return v->u != 0;
-    case DF_TFLOAT:
-      return v->f != 0;
-    case DF_TSTR:
-    case DF_TBIN:
-      return v->n != 0;
-    default:
-      return 1;
-  }
+  if (v->type == DF_TNIL) return 0;
+  if (v->type == DF_TBOOL) return v->i != 0;
+  return 1;
 }
 
 static int order(const df_value *a, const df_value *b, int op) {

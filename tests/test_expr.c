@@ -387,9 +387,21 @@ static void test_missing(void) {
   CHECK_EQ_INT(eval_raw("a != 1", NULL, 0), 0);
   CHECK_EQ_INT(eval_raw("not exists(a)", NULL, 0), 1);
   CHECK_EQ_INT(eval_raw("not exists(a)", "", 0), 1);
-  CHECK_EQ_INT(eval_raw("exists(a) or 1 == 1", NULL, 0), 1);
+  CHECK_EQ_INT(eval_raw("exists(a) or not exists(a)", NULL, 0), 1);
   /* a top-level value that is not a map has no attributes */
   CHECK_EQ_INT(eval_raw("a == 1", "\x05", 1), 0);
+}
+
+/* A bare attribute is a truth test, as Lua judges values. */
+static void test_truth(void) {
+  CHECK_EQ_INT(ev("flag", "{'flag': true}"), 1);
+  CHECK_EQ_INT(ev("flag", "{'flag': false}"), 0);
+  CHECK_EQ_INT(ev("flag", "{'flag': n}"), 0);
+  CHECK_EQ_INT(ev("flag", "{'other': true}"), 0);
+  CHECK_EQ_INT(ev("flag", "{'flag': 0}"), 1);
+  CHECK_EQ_INT(ev("flag", "{'flag': ''}"), 1);
+  CHECK_EQ_INT(ev("not flag and m.x", "{'m': {'x': 1}}"), 1);
+  CHECK_EQ_INT(ev("(flag) or flag2", "{'flag2': [1]}"), 1);
 }
 
 static void test_in(void) {
@@ -548,7 +560,10 @@ static void test_syntax_errors(void) {
   SYN("(a == 1", "filter: unexpected end of expression at column 8");
   SYN("a == 1 b", "filter: unexpected token 'b' at column 8");
   SYN("a == 1 2", "filter: unexpected token '2' at column 8");
-  SYN("a", "filter: unexpected end of expression at column 2");
+  SYN("1", "filter: a constant alone is not a condition at column 2; "
+           "compare an attribute with it");
+  SYN("true == 6", "filter: comparison of two constants at column 10: it "
+                   "does not depend on the item; compare an attribute");
   SYN("a b", "filter: unexpected token 'b' at column 3");
   SYN("a == == 1", "filter: unexpected token '==' at column 6");
   SYN("a == \"abc", "filter: unterminated string at column 6");
@@ -784,6 +799,7 @@ int main(void) {
   RUN_TEST(test_compare);
   RUN_TEST(test_sets_and_decimals);
   RUN_TEST(test_missing);
+  RUN_TEST(test_truth);
   RUN_TEST(test_in);
   RUN_TEST(test_paths);
   RUN_TEST(test_functions);
