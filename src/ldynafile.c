@@ -1924,6 +1924,53 @@ static int l_update_add(lua_State *L) {
   return 1;
 }
 
+/* core.apply_update(u, old_or_nil, key, pk, sk_or_nil, fn) -> new |
+ * nil, msg, code: the update applied to a Lua item (the DynamoDB backend
+ * applies updates to items it read, outside any local transaction). */
+static int l_apply_update(lua_State *L) {
+  lupd *u = luaL_checkudata(L, 1, UPD_MT);
+  const char *pk = luaL_checkstring(L, 4);
+  const char *sk = luaL_optstring(L, 5, NULL);
+  const char *fn = luaL_optstring(L, 6, "update_item");
+  const char *keys[2];
+  size_t nkeys = 0, ol = 0, kl, nlen;
+  const char *os = NULL, *ks;
+  const void *nw;
+  char err[600];
+  int code, kt;
+  if (!u->u) return luaL_error(L, "dynafile.%s: update freed", fn);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 6);
+  if (!lua_isnil(L, 2)) {
+    encode_item(L, 2, &u->b, fn);
+    lua_pushlstring(L, (const char *)u->b.p, u->b.len); /* 7 */
+  } else {
+    lua_pushnil(L);
+  }
+  lua_createtable(L, 0, 2);
+  kt = lua_gettop(L);
+  keys[nkeys++] = pk;
+  lua_getfield(L, 3, pk);
+  lua_setfield(L, kt, pk);
+  if (sk) {
+    keys[nkeys++] = sk;
+    lua_getfield(L, 3, sk);
+    lua_setfield(L, kt, sk);
+  }
+  encode_item(L, kt, &u->b, fn);
+  lua_pushlstring(L, (const char *)u->b.p, u->b.len);
+  ks = lua_tolstring(L, -1, &kl);
+  if (lua_isstring(L, 7)) os = lua_tolstring(L, 7, &ol);
+  err[0] = 0;
+  code = df_update_apply(u->u, os, ol, ks, kl, keys, nkeys, &nw, &nlen, err,
+                         sizeof err);
+  if (code == DF_EVALIDATION)
+    return push_fail(L, code, lua_pushfstring(L, "dynafile.%s: %s", fn, err));
+  if (code != DF_OK) return fail_or_raise(L, fn, code, err);
+  push_item(L, nw, nlen);
+  return 1;
+}
+
 static int l_update_gc(lua_State *L) {
   lupd *u = luaL_checkudata(L, 1, UPD_MT);
   df_update_free(u->u);
@@ -2071,6 +2118,7 @@ static const luaL_Reg funcs[] = {{"open", l_open},
                                  {"project", l_project},
                                  {"kind", l_kind},
                                  {"update_new", l_update_new},
+                                 {"apply_update", l_apply_update},
                                  {NULL, NULL}};
 
 static const luaL_Reg args_methods[] = {{"condition", l_args_condition},

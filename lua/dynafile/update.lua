@@ -269,13 +269,19 @@ function M.copy(v)
   return t
 end
 
---- Run an update function on `old` (nil when the item is missing) and
--- return the new item; key attributes it leaves out are filled in from
--- `key`.  Runs inside the write transaction.
+--- Apply a plan to the Lua item `old` (nil when the item is missing) and
+-- return the new item.  A function plan receives `old`; key attributes it
+-- leaves out are filled in from `key`.  A table or DynamoDB plan runs in
+-- C on the item's encoding (for items that do not come from the local
+-- store, such as the DynamoDB backend's).
+-- @return the new item, or nil, message when the changes do not fit
 -- @raise what the update function raises; when it returns no table or
 --   changes a key attribute
 function M.apply(db, fn, key, old, plan)
   local pk, sk = db._pk, db._sk
+  if type(plan) ~= "function" then
+    return core.apply_update(plan.c, old, key, pk, sk, fn)
+  end
   local new = plan(old)
   if type(new) ~= "table" then
     raise(fn, "the update function must return the new item (a table), got %s", type(new))
