@@ -54,6 +54,7 @@ build = {
         "src/key.c",
         "src/ldynafile.c",
         "src/query.c",
+        "src/regex.c",
         "src/redo.c",
         "src/schema.c",
         "src/stream.c",

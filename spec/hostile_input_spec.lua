@@ -642,13 +642,14 @@ describe("hostile input", function()
                   tostring(msg or d2))
   end)
 
-  it("refuses filter regexes that would take glibc's regcomp seconds to build", function()
-    -- found by fuzzing: stacked and nested repetitions of optional parts
+  it("compiles and runs at once the filter regexes that took glibc's regcomp seconds", function()
+    -- found by fuzzing: stacked and nested repetitions of optional parts;
+    -- dynafile's own matcher (src/regex.c) is linear in the subject
     for _, re in ipairs { "a???+++++++", "(((((((((a?)+)+)+)+)+)+)+)+)+", "a???{2,}{2,}{2,}" } do
-      local items, msg, code = db:scan_page { filter = "x =~ /" .. re .. "/" }
-      assert.is_nil(items)
-      assert.equal("ValidationError", code)
-      assert.truthy(msg:find("too complex", 1, true), msg)
+      local t0 = os.clock()
+      local items, msg = db:scan_page { filter = "x =~ /" .. re .. "/" }
+      assert.is_table(items, msg)
+      assert.is_true(os.clock() - t0 < 2, re)
     end
     assert.is_table(db:scan_page { filter = "x =~ /^[a-z0-9._%+-]+@[a-z0-9.-]+[.][a-z]{2,}$/" })
   end)

@@ -117,7 +117,10 @@ extern "C" {
  *   DF_EDISKFULL   no space left on the device (or quota) ["IOError"]
  *   DF_EACCESS     permission denied ["IOError"]
  *   DF_ESCHEMA     the schema given differs from the stored one
- *                  ["ValidationError"] */
+ *                  ["ValidationError"]
+ *   DF_ELIMIT      a filter's or condition's regular expression needed
+ *                  more steps than its budget on one item (see
+ *                  src/regex.c) ["LimitExceeded"] */
 #define DF_ERRORS(X)                                                       \
   X(OK, 0, "ok")                                                           \
   X(ENOMEM, -1, "out of memory")                                           \
@@ -136,7 +139,8 @@ extern "C" {
   X(EVERSION, -14, "database format is newer than this library")           \
   X(EDISKFULL, -15, "no space left on device")                             \
   X(EACCESS, -16, "permission denied")                                     \
-  X(ESCHEMA, -17, "schema differs from the stored one")
+  X(ESCHEMA, -17, "schema differs from the stored one")                   \
+  X(ELIMIT, -18, "a regular expression needed more than its budget")
 
 typedef enum df_error {
 #define DF__ENUM(name, value, msg) DF_##name = value,

@@ -5,7 +5,7 @@
  * nodes kept in flat arrays (df_expr); the evaluator walks that tree on an
  * item's stored MessagePack bytes, finding attributes with the codec's
  * bounds-checked reader, never decoding the item and never allocating
- * (POSIX regexec may allocate inside libc; that is out of our hands).
+ * (a long regular expression's match takes scratch memory: regex.c).
  *
  * Invariants: a compiled df_expr owns every byte it points to -- names,
  * strings and regex sources are copied into one pool allocated at compile
@@ -46,13 +46,12 @@
  *    (-2^63 .. 2^64-1); an integer literal beyond that range becomes a
  *    float, as in Lua.  A number may not run into a letter ("1and" is an
  *    error; write "1 and").
- *  - Regex: POSIX extended, matched with REG_STARTEND (stored strings need
- *    no NUL); "\/" is a slash inside the regex, any other backslash pair
- *    passes to regcomp unchanged (a slash must be escaped even inside a
- *    bracket expression); flag "i" makes it case-insensitive.
- *    Back-references, nesting deeper than 32 groups and patterns whose
- *    repetitions would expand beyond RX_MAX_COST nodes are refused (they
- *    make glibc's regcomp recurse deeply or blow up), as syntax errors.
+ *  - Regex: POSIX extended, compiled and matched by regex.c in time
+ *    linear in the subject, with a budget per match (DF_ELIMIT past it);
+ *    "\/" is a slash inside the regex; flag "i" ignores ASCII case.
+ *    Back-references and patterns longer than DF_RX_MAX_PROG
+ *    instructions (after repetitions are expanded) are refused, as syntax
+ *    errors.
  *
  * Semantics
  *  - A missing attribute makes every comparison false -- including != --
@@ -82,7 +81,6 @@
  */
 #include <limits.h>
 #include <locale.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,13 +88,8 @@
 
 #include "expr_tree.h"
 
-#ifndef REG_STARTEND
-#error "expr.c needs regexec's REG_STARTEND (glibc, the BSDs, macOS)"
-#endif
 
 #define MAX_NEST 64       /* parentheses */
-#define RX_MAX_NEST 32    /* groups inside a regex */
-#define RX_MAX_COST 20000 /* estimated regcomp nodes after expansion */
 #define NUM_MAX 512       /* longest float literal */
 #define NONE DF__EXPR_NONE
 
@@ -621,111 +614,6 @@ static int lex(parser *p) {
   }
 }
 
-/* Estimate what regcomp will build from an ERE, refusing patterns that
- * would recurse deeply or expand hugely inside glibc, and back-references
- * (exponential matching).  col: the regex's column for messages. */
-static int rx_check(parser *p, const char *s, size_t n, size_t col) {
-  uint64_t sum[RX_MAX_NEST + 1], last[RX_MAX_NEST + 1], total = 0;
-  int d = 0, k;
-  size_t i = 0;
-  sum[0] = last[0] = 0;
-  while (i < n) {
-    char c = s[i];
-    uint64_t atom = 1;
-    if (c == '\\') {
-      if (i + 1 < n && s[i + 1] >= '1' && s[i + 1] <= '9')
-        return fail(p, DF_EVALIDATION,
-                    "bad regex at column %zu: back-references are not "
-                    "supported",
-                    col);
-      i += 2;
-    } else if (c == '[') {
-      size_t j = i + 1;
-      if (j < n && s[j] == '^') j++;
-      if (j < n && s[j] == ']') j++;
-      while (j < n && s[j] != ']') {
-        if (s[j] == '[' && j + 1 < n &&
-            (s[j + 1] == ':' || s[j + 1] == '.' || s[j + 1] == '=')) {
-          char t = s[j + 1];
-          j += 2;
-          while (j + 1 < n && !(s[j] == t && s[j + 1] == ']')) j++;
-          j += 2;
-        } else {
-          j++;
-        }
-      }
-      i = j + 1;
-    } else if (c == '(') {
-      if (d == RX_MAX_NEST)
-        return fail(p, DF_EVALIDATION,
-                    "bad regex at column %zu: groups nested deeper than %d",
-                    col, RX_MAX_NEST);
-      d++;
-      sum[d] = last[d] = 0;
-      i++;
-      continue;
-    } else if (c == ')' && d > 0) {
-      atom = sum[d] + last[d] + 1;
-      d--;
-      i++;
-    } else if (c == '|') {
-      sum[d] += last[d];
-      last[d] = 0;
-      i++;
-      continue;
-    } else if (c == '*' || c == '?') {
-      last[d] = last[d] * 2 + 1;
-      i++;
-      atom = 0;
-    } else if (c == '+') {
-      /* glibc copies the operand for x+ (x x*): stacked or nested, with
-       * an optional part inside, regcomp's time grows about fourfold per
-       * level ("a???+++++++" took 0.3 s, nine nested "(...)+" 0.1 s) */
-      last[d] = last[d] * 4 + 1;
-      i++;
-      atom = 0;
-    } else if (c == '{') {
-      size_t j = i + 1;
-      uint64_t m = 0, x = 0;
-      int ok = 0;
-      while (j < n && is_digit((unsigned char)s[j]) && m < 100000)
-        m = m * 10 + (uint64_t)(s[j++] - '0');
-      x = m;
-      int open_ended = 0;
-      if (j < n && s[j] == ',') {
-        j++;
-        x = 0;
-        open_ended = !(j < n && is_digit((unsigned char)s[j]));
-        while (j < n && is_digit((unsigned char)s[j]) && x < 100000)
-          x = x * 10 + (uint64_t)(s[j++] - '0');
-        if (x < m) x = m;
-      }
-      if (j < n && s[j] == '}') ok = 1;
-      if (ok) {
-        /* x{m,} is m copies and a starred one, costed like + ("a???{2,}
-         * {2,}{2,}" took 3 s to compile) */
-        last[d] = last[d] * (x + 1) * (open_ended ? 4 : 1) + 1;
-        i = j + 1;
-        atom = 0;
-      } else {
-        i++;
-      }
-    } else {
-      i++;
-    }
-    if (atom) {
-      sum[d] += last[d];
-      last[d] = atom;
-    }
-    if (sum[d] + last[d] > RX_MAX_COST) goto complex;
-  }
-  for (k = 0; k <= d; k++) total += sum[k] + last[k];
-  if (total > RX_MAX_COST) goto complex;
-  return 0;
-complex:
-  return fail(p, DF_EVALIDATION, "bad regex at column %zu: too complex", col);
-}
-
 /* The regex after '=~'; p->pos is just after the operator.  *out receives
  * its index in e->rx. */
 static int lex_regex(parser *p, uint32_t *out) {
@@ -733,7 +621,7 @@ static int lex_regex(parser *p, uint32_t *out) {
   size_t pos = p->pos, open, k = 0, room;
   char *pat;
   int icase = 0, rc;
-  regex_t *rx;
+  df_rx *rx;
   while (pos < p->len && (p->src[pos] == ' ' || p->src[pos] == '\t' ||
                           p->src[pos] == '\n' || p->src[pos] == '\r'))
     pos++;
@@ -779,18 +667,14 @@ static int lex_regex(parser *p, uint32_t *out) {
   pat[k] = 0;
   e->pool_len += k + 1;
   p->pos = pos;
-  if ((rc = rx_check(p, pat, k, open + 1))) return rc;
   if (df__grow(&e->rx, &e->cap_rx, e->n_rx, sizeof *e->rx)) return nomem(p);
-  rx = df__malloc(sizeof *rx);
-  if (!rx) return nomem(p);
-  rc = regcomp(rx, pat, REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0));
-  if (rc) {
-    char msg[128];
-    regerror(rc, rx, msg, sizeof msg);
-    df__free(rx);
-    if (rc == REG_ESPACE) return nomem(p);
-    return fail(p, DF_EVALIDATION, "bad regex at column %zu: %s", open + 1,
-                msg);
+  {
+    const char *why = NULL;
+    rc = df__rx_compile(pat, k, icase, &rx, &why);
+    if (rc == DF_ENOMEM) return nomem(p);
+    if (rc)
+      return fail(p, DF_EVALIDATION, "bad regex at column %zu: %s", open + 1,
+                  why ? why : "refused");
   }
   e->rx[e->n_rx] = rx;
   *out = (uint32_t)e->n_rx++;
@@ -1079,8 +963,7 @@ void df_expr_free(df_expr *e) {
   df__free(e->vbuf);
   df__free(e->nbuf);
   for (i = 0; i < e->n_rx; i++) {
-    regfree(e->rx[i]);
-    df__free(e->rx[i]);
+    df__rx_free(e->rx[i]);
   }
   df__free(e->rx);
   df__free(e->nodes);
@@ -1270,40 +1153,6 @@ static int bytes_pair(const df_value *a, const df_value *b) {
          (b->type == DF_TSTR || b->type == DF_TBIN);
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_MEMORY__)
-#define RX_COPY 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define RX_COPY 1
-#endif
-#endif
-
-/* Match n bytes at s (no NUL needed).  1, 0, or DF_ENOMEM (sanitizer
- * builds only). */
-static int rx_match(const regex_t *rx, const char *s, size_t n) {
-  regmatch_t m[1];
-  if (n > (size_t)INT_MAX) return 0;
-  m[0].rm_so = 0;
-  m[0].rm_eo = (regoff_t)n;
-#ifdef RX_COPY
-  /* The sanitizers' regexec interceptor ignores REG_STARTEND and runs
-   * strlen on the subject, reading past the stored bytes: in those builds
-   * only, hand it a NUL-terminated copy. */
-  {
-    char small[256], *buf = n < sizeof small ? small : df__malloc(n + 1);
-    int r;
-    if (!buf) return DF_ENOMEM;
-    if (n) memcpy(buf, s, n);
-    buf[n] = 0;
-    r = regexec(rx, buf, 1, m, REG_STARTEND) == 0;
-    if (buf != small) df__free(buf);
-    return r;
-  }
-#else
-  return regexec(rx, s ? s : "", 1, m, REG_STARTEND) == 0;
-#endif
-}
-
 static int eval(const df_expr *e, const ctx *c, uint32_t i) {
   const node *n = &e->nodes[i];
   const unsigned char *ea, *eb, *ec;
@@ -1352,7 +1201,9 @@ static int eval(const df_expr *e, const ctx *c, uint32_t i) {
     case DF__N_TRUTH:
       return truthy(&a);
     case DF__N_MATCH:
-      return a.type == DF_TSTR ? rx_match(e->rx[n->child], a.s, a.n) : 0;
+      return a.type == DF_TSTR
+                 ? df__rx_match(e->rx[n->child], a.s, a.n, DF_RX_BUDGET)
+                 : 0;
     case DF__N_BEGINS:
       if ((r = fetch(e, c, &n->b, &b, &eb)) <= 0) return r;
       return bytes_pair(&a, &b) && a.n >= b.n &&

@@ -14,8 +14,6 @@
 #ifndef DF_EXPR_TREE_H
 #define DF_EXPR_TREE_H
 
-#include <regex.h>
-
 #include "internal.h"
 
 #define DF__EXPR_NONE UINT32_MAX
@@ -82,7 +80,7 @@ struct df_expr {
   size_t n_paths, cap_paths;
   df__operand *ops; /* operand lists (IN) */
   size_t n_ops, cap_ops;
-  regex_t **rx;
+  df_rx **rx;
   size_t n_rx, cap_rx;
   char *pool; /* never reallocated: pointers into it are stable */
   size_t pool_len, pool_cap;
@@ -91,9 +89,6 @@ struct df_expr {
   uint32_t root;
 };
 
-/* Make room for one more element of size `el` in *arr (a growable array
- * of *cap elements, `used` in use).  0 or DF_ENOMEM. */
-int df__grow(void *arrp, size_t *cap, size_t used, size_t el);
 /* Is s[0..n) one of DynamoDB's reserved words (any case)?  (ddbexpr.c) */
 int df__ddb_is_reserved(const char *s, size_t n);
 /* == between two encoded values [a, ae) and [b, be) as filters see it:

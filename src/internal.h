@@ -353,6 +353,24 @@ void df__redo_rec_body(const void *rec, size_t len, const unsigned char **p,
 int df__redo_op_next(const unsigned char **p, const unsigned char *end,
                      df_redo_op *op);
 
+/* ------------------------------------------------------------ regex.c */
+/* POSIX extended regular expressions matched in linear time (see the top
+ * of regex.c). */
+#define DF_RX_MAX_PROG 4096       /* instructions after expansion */
+#define DF_RX_BUDGET 10000000ull  /* steps one match may take */
+typedef struct df_rx df_rx;
+/* 0; DF_EVALIDATION with *why (a static string) for a pattern refused;
+ * DF_ENOMEM. */
+int df__rx_compile(const char *pat, size_t n, int icase, df_rx **out,
+                   const char **why);
+/* 1 when the pattern occurs in s[0..n), 0 when not; DF_ELIMIT when the
+ * match would take more than `budget` steps; DF_ENOMEM. */
+int df__rx_match(const df_rx *rx, const char *s, size_t n, uint64_t budget);
+void df__rx_free(df_rx *rx);
+/* Make room for one more element of size el in the growable array *arrp
+ * (*cap elements, `used` in use).  0 or DF_ENOMEM. */
+int df__grow(void *arrp, size_t *cap, size_t used, size_t el);
+
 /* ------------------------------------------------------------ error.c */
 /* Format a message into a fixed buffer (truncating), return code. */
 int df__fmt(char *buf, size_t cap, int code, const char *fmt, ...)

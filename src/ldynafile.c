@@ -110,6 +110,7 @@ static const char *code_name(int code) {
     case DF_EREADONLY: return "ReadOnly";
     case DF_EBUSY: return "Busy";
     case DF_ERETRY: return "Retry";
+    case DF_ELIMIT: return "LimitExceeded";
     case DF_EREADERS: return "ReadersFull";
     default: return "Error";
   }
@@ -1582,6 +1583,11 @@ static int l_txn_check(lua_State *L) {
     return fail_or_raise(L, "condition", code, df_txn_errmsg(t->t));
   }
   r = df_expr_eval(x->e, item, len);
+  if (r == DF_ELIMIT)
+    return luaL_error(L, "dynafile: condition: a regular expression needed "
+                         "more than its budget of %d steps on the item; "
+                         "anchor or simplify it",
+                      (int)DF_RX_BUDGET);
   if (r < 0) return luaL_error(L, "dynafile: a stored item is malformed");
   lua_pushboolean(L, r);
   return 1;

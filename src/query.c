@@ -537,8 +537,17 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
       continue; /* another value whose hash collides with the one asked */
     if (q->filter) {
       int ok = df_expr_eval(q->filter, item, item_len);
+      if (ok == DF_ELIMIT) {
+        code = df__db_err(db, DF_ELIMIT,
+                          "filter: a regular expression needed more than "
+                          "its budget of %llu steps on one item; anchor or "
+                          "simplify it",
+                          (unsigned long long)DF_RX_BUDGET);
+        break;
+      }
       if (ok < 0) {
-        code = df__db_err(db, DF_ECORRUPT, "a stored item is malformed");
+        code = df__db_err(db, ok == DF_ENOMEM ? DF_ENOMEM : DF_ECORRUPT,
+                          "a stored item is malformed");
         break;
       }
       if (!ok) continue;

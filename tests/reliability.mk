@@ -73,7 +73,7 @@ FUZZ_CC ?= clang
 FUZZ_TIME ?= 60
 FUZZERS := msgpack key expr ddbexpr
 FUZZ_SRC := src/codec.c src/decimal.c src/key.c src/alloc.c src/error.c src/expr.c \
-            src/ddbexpr.c src/update.c
+            src/ddbexpr.c src/update.c src/regex.c
 FUZZ_CFLAGS := -std=c99 -D_GNU_SOURCE -g -O1 $(WARN) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_BIN := $(patsubst %,build/fuzz/fuzz_%,$(FUZZERS))
