@@ -200,6 +200,34 @@ static int with_value(df_db *db, const range *r, const df_value *v,
   return DF_OK;
 }
 
+/* A string or binary bound too long to be any stored sort key: shorten
+ * *v to its longest prefix whose encoding fits (returns 1), else 0.  No
+ * stored key equals or begins with the long value, every stored key after
+ * it is after the prefix, and every one before it is at most the prefix
+ * (a key that extends the prefix and still fits can only follow an
+ * escaped byte of the value, and then sorts after it): so the condition
+ * is answered exactly with the prefix instead (gt/ge -> gt prefix, lt/le
+ * -> le prefix, eq/begins_with -> nothing). */
+static int shorten_bound(df_value *v) {
+  unsigned char tmp[BOUND_MAX];
+  size_t m, lo = 0, hi;
+  df_value t;
+  if (v->type != DF_TSTR && v->type != DF_TBIN) return 0;
+  if (df__key_enc(v, tmp, DF_SK_MAX, &m) == DF_OK) return 0;
+  hi = v->n; /* lo fits (the empty string), hi does not */
+  t = *v;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    t.n = mid;
+    if (df__key_enc(&t, tmp, DF_SK_MAX, &m) == DF_OK)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  v->n = lo;
+  return 1;
+}
+
 static const df_index_def *index_def(const df_env *e, unsigned id) {
   size_t i;
   for (i = 0; i < e->schema.s.n_indexes; i++)
@@ -279,7 +307,40 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
   }
   if (q->has_pk && q->cond != DF_COND_NONE) {
     const char *what = "key condition";
-    switch (q->cond) {
+    df_value lo = q->lo, hi = q->hi;
+    int lo_long = shorten_bound(&lo), hi_long = 0;
+    if (q->cond == DF_COND_BETWEEN) hi_long = shorten_bound(&hi);
+    if (lo_long || hi_long) {
+      switch (q->cond) {
+        case DF_COND_EQ:
+        case DF_COND_BEGINS_WITH:
+          r->lo.empty = 1; /* no stored key is that long */
+          break;
+        case DF_COND_GT:
+        case DF_COND_GE:
+          if ((code = with_value(db, r, &lo, 0, what, tmp, &m))) return code;
+          lower_after_prefix(&r->lo, tmp, m);
+          break;
+        case DF_COND_LT:
+        case DF_COND_LE:
+          if ((code = with_value(db, r, &lo, 0, what, tmp, &m))) return code;
+          upper_prefix(&r->hi, tmp, m);
+          break;
+        case DF_COND_BETWEEN:
+          if ((code = with_value(db, r, &lo, 0, what, tmp, &m))) return code;
+          if (lo_long)
+            lower_after_prefix(&r->lo, tmp, m);
+          else
+            lower_prefix(&r->lo, tmp, m);
+          if ((code = with_value(db, r, &hi, 0, what, tmp, &m))) return code;
+          upper_prefix(&r->hi, tmp, m);
+          break;
+        default:
+          return df__db_err(db, DF_EINVAL, "unknown key condition %d",
+                            q->cond);
+      }
+    } else {
+      switch (q->cond) {
       case DF_COND_EQ:
         if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
         lower_prefix(&r->lo, tmp, m);
@@ -314,6 +375,7 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
         break;
       default:
         return df__db_err(db, DF_EINVAL, "unknown key condition %d", q->cond);
+      }
     }
   }
   if (q->has_pk && q->has_start) {
