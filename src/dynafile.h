@@ -777,6 +777,11 @@ int df_update_apply(df_update *u, const void *old, size_t old_len,
                     size_t errlen);
 /* The number of actions of a program (0 for NULL). */
 size_t df_update_count(const df_update *u);
+/* The top-level attribute action i changes (for DynamoDB's ReturnValues
+ * UPDATED_OLD / UPDATED_NEW): *name (borrowed from u) and *len.
+ * DF_EINVAL when i is out of range. */
+int df_update_target(const df_update *u, size_t i, const char **name,
+                     size_t *len);
 void df_update_free(df_update *u);
 
 /* ---------------------------------------------------------------- testing */

@@ -1977,6 +1977,34 @@ static int l_apply_update(lua_State *L) {
   return 1;
 }
 
+/* u:paths() -> the top-level attributes the update changes, each once */
+static int l_update_paths(lua_State *L) {
+  lupd *u = luaL_checkudata(L, 1, UPD_MT);
+  size_t i, n = df_update_count(u->u);
+  int k = 0;
+  lua_createtable(L, (int)n, 0);
+  lua_createtable(L, 0, (int)n); /* seen */
+  for (i = 0; i < n; i++) {
+    const char *name;
+    size_t len;
+    if (df_update_target(u->u, i, &name, &len) != DF_OK) continue;
+    lua_pushlstring(L, name, len);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_toboolean(L, -1)) {
+      lua_pop(L, 2);
+      continue;
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -4);
+    lua_rawseti(L, -3, ++k);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
 static int l_update_gc(lua_State *L) {
   lupd *u = luaL_checkudata(L, 1, UPD_MT);
   df_update_free(u->u);
@@ -2187,6 +2215,8 @@ int luaopen_dynafile_core(lua_State *L) {
   lua_newtable(L);
   lua_pushcfunction(L, l_update_add);
   lua_setfield(L, -2, "add");
+  lua_pushcfunction(L, l_update_paths);
+  lua_setfield(L, -2, "paths");
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   luaL_newmetatable(L, ARRAY_MT);

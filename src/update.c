@@ -122,6 +122,16 @@ size_t df_update_count(const df_update *u) {
   return u ? u->n_acts : 0;
 }
 
+int df_update_target(const df_update *u, size_t i, const char **name,
+                     size_t *len) {
+  const df_path_seg *s;
+  if (!u || i >= u->n_acts || !name || !len) return DF_EINVAL;
+  s = &u->segs[u->paths[u->acts[i].path].first];
+  *name = s->name;
+  *len = s->len;
+  return 0;
+}
+
 void df_update_free(df_update *u) {
   size_t i;
   if (!u) return;
