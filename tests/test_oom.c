@@ -38,6 +38,8 @@ static bytes updated[N_ITEMS]; /* (0, sk) with v = sk + 1000 */
 static bytes scratch_item;     /* (9, 1) with v = 4242 */
 static bytes ttl_item;         /* (0, 0) with v = 0, ttl = 10 */
 static bytes expr_item;        /* {a = 1, name = "abc"} */
+static bytes ddb_names;        /* {"#n": "name"} */
+static bytes ddb_values;       /* {":v": 1, ":s": "abc", ":l": [1]} */
 
 static bytes keep(df_buf *b) {
   bytes x;
@@ -480,6 +482,53 @@ static int run_expr(df_db **db) {
   return rc;
 }
 
+/* DynamoDB expressions: names and values, a condition, a key condition,
+ * a projection applied, an update compiled and applied. */
+static int run_ddb(df_db **db) {
+  static const unsigned char key[] = {0x81, 0xa1, 'k', 0x01};
+  static const char *keys[] = {"k"};
+  const char *cond =
+      "#n = :s AND (a BETWEEN :v AND :v OR contains(l, :v)) "
+      "AND NOT attribute_exists(zz) AND a IN (:v, :s)";
+  const char *upd =
+      "SET a = a + :v, l = list_append(if_not_exists(l, :l), "
+      ":l), #n = :s REMOVE zz";
+  df_ddb_args *a = NULL;
+  df_expr *e = NULL;
+  df_projection *pr = NULL;
+  df_update *u = NULL;
+  df_key_condition kc;
+  const void *out;
+  size_t olen;
+  char err[300];
+  int rc;
+  (void)db;
+  rc = df_ddb_args_new(ddb_names.p, ddb_names.len, ddb_values.p, ddb_values.len,
+                       &a, err, sizeof err);
+  if (rc == DF_OK)
+    rc = df_ddb_condition(a, DF_DDB_FILTER, cond, strlen(cond), &e, err,
+                          sizeof err);
+  if (rc == DF_OK && df_expr_eval(e, expr_item.p, expr_item.len) != 1)
+    rc = DF_EINVAL;
+  if (rc == DF_OK)
+    rc = df_ddb_key_condition(a, "k = :v AND begins_with(#n, :s)", 30, "k",
+                              "name", &kc, err, sizeof err);
+  if (rc == DF_OK)
+    rc = df_ddb_projection(a, "#n, l[0]", 8, &pr, err, sizeof err);
+  if (rc == DF_OK)
+    rc = df_projection_apply(pr, expr_item.p, expr_item.len, &out, &olen);
+  if (rc == DF_OK) rc = df_ddb_update(a, upd, strlen(upd), &u, err, sizeof err);
+  if (rc == DF_OK)
+    rc = df_update_apply(u, expr_item.p, expr_item.len, key, sizeof key, keys,
+                         1, &out, &olen, err, sizeof err);
+  if (rc == DF_OK) rc = df_ddb_args_check_unused(a, err, sizeof err);
+  df_update_free(u);
+  df_projection_free(pr);
+  df_expr_free(e);
+  df_ddb_args_free(a);
+  return rc;
+}
+
 static int run_check(df_db **db) {
   df_check_report r;
   int rc = df_db_check(*db, &r);
@@ -547,6 +596,7 @@ static const scenario scenarios[] = {
     {"df_query_page", 0, run_pages, state_any, 0},
     {"df_db_stat", 0, run_stat, state_any, 0},
     {"df_expr_compile", 0, run_expr, state_any, 0},
+    {"df_ddb_* and df_update_*", 0, run_ddb, state_any, 0},
     {"df_db_check", 2, run_check, state_any, 0},
     {"df_stream_read", 0, run_stream, state_any, 0},
     {"df_db_drop_index", 1, run_drop, state_drop, 0},
@@ -629,6 +679,21 @@ static void prepare(void) {
   df__mp_put_str(&b, "name", 4);
   df__mp_put_str(&b, "abc", 3);
   expr_item = keep(&b);
+  df__buf_init(&b);
+  df__mp_put_map(&b, 1);
+  df__mp_put_str(&b, "#n", 2);
+  df__mp_put_str(&b, "name", 4);
+  ddb_names = keep(&b);
+  df__buf_init(&b);
+  df__mp_put_map(&b, 3);
+  df__mp_put_str(&b, ":v", 2);
+  df__mp_put_int(&b, 1);
+  df__mp_put_str(&b, ":s", 2);
+  df__mp_put_str(&b, "abc", 3);
+  df__mp_put_str(&b, ":l", 2);
+  df__mp_put_array(&b, 1);
+  df__mp_put_int(&b, 1);
+  ddb_values = keep(&b);
 }
 
 static void release(void) {
@@ -637,6 +702,8 @@ static void release(void) {
   free(scratch_item.p);
   free(ttl_item.p);
   free(expr_item.p);
+  free(ddb_names.p);
+  free(ddb_values.p);
 }
 
 int main(void) {
