@@ -727,8 +727,12 @@ end
 local UPDATE_OPTS = { condition = true, return_old = true }
 
 local function update_body(self, txn, t, key, plan, cond, return_old)
-  local old = current(self, txn, key, t)
-  if cond and not condition_holds(self, txn, key, cond, true, old) then
+  -- the item as a Lua table only for Lua code (an update or condition
+  -- function, a TTL function): the C engine reads the stored bytes
+  local lua_old = type(plan) == "function" or type(cond) == "function" or self._ttl_fn
+  local old
+  if lua_old then old = current(self, txn, key, t) end
+  if cond and not condition_holds(self, txn, key, cond, lua_old, old) then
     return cond_failed("update_item")
   end
   return update.run(self, "update_item", txn, key, old, plan, return_old)
