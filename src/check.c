@@ -10,60 +10,42 @@
  */
 #include <string.h>
 
-#include "store.h"
+#include "handle.h"
+#include "index.h"
+#include "ttl.h"
 
-static int lookup(MDB_txn *txn, MDB_dbi dbi, const unsigned char *k,
-                  size_t n) {
-  MDB_val key, val;
-  key.mv_data = (void *)k;
-  key.mv_size = n;
-  return mdb_get(txn, dbi, &key, &val);
+static int present(const df_kv *kv, df_sub sub, const unsigned char *k,
+                   size_t n) {
+  df_bytes v;
+  return df__kv_get(kv, sub, k, n, &v) == DF_OK;
 }
 
 /* Entries of index `id` (keys starting with the id byte). */
-static uint64_t count_prefix(MDB_txn *txn, MDB_dbi dbi, unsigned id) {
-  MDB_cursor *c;
-  MDB_val k, v;
+static uint64_t count_prefix(const df_kv *kv, unsigned id) {
+  df_kvcursor *c;
+  df_bytes k;
   unsigned char p = (unsigned char)id;
   uint64_t n = 0;
   int rc;
-  if (mdb_cursor_open(txn, dbi, &c) != 0) return 0;
-  k.mv_data = &p;
-  k.mv_size = 1;
-  for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-       rc == 0 && k.mv_size > 0 && ((unsigned char *)k.mv_data)[0] == p;
-       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+  if (df__kv_cursor(kv, DF_SUB_INDEX, &c) != DF_OK) return 0;
+  k.p = &p;
+  k.n = 1;
+  for (rc = df__kv_step(c, DF_KV_SEEK, &k, NULL);
+       rc == DF_OK && k.n > 0 && k.p[0] == p;
+       rc = df__kv_step(c, DF_KV_NEXT, &k, NULL))
     n++;
-  mdb_cursor_close(c);
+  df__kv_cursor_close(c);
   return n;
-}
-
-static int ttl_key(const df_schema *s, const void *item, size_t len,
-                   const MDB_val *ik, unsigned char *out, size_t *n) {
-  df_value v;
-  size_t m;
-  if (s->ttl_attr == NULL ||
-      df__mp_map_find(item, len, s->ttl_attr, strlen(s->ttl_attr), &v, NULL,
-                      NULL) != 1)
-    return 0;
-  if (v.type == DF_TFLOAT && v.f != v.f) return 0;
-  if (v.type != DF_TINT && v.type != DF_TUINT && v.type != DF_TFLOAT) return 0;
-  if (df__key_enc(&v, out, DF_NUM_ENC_LEN, &m) != DF_OK) return 0;
-  if (m + ik->mv_size > DF_KEY_MAX) return 0;
-  memcpy(out + m, ik->mv_data, ik->mv_size);
-  *n = m + ik->mv_size;
-  return 1;
 }
 
 int df_db_check(df_db *db, df_check_report *r) {
   const df_schema *s;
-  MDB_txn *txn;
-  MDB_cursor *c;
-  MDB_val k, v;
-  MDB_stat st;
+  df_kv kv;
+  df_kvcursor *c;
+  df_bytes k, v;
   uint64_t expected[DF_MAX_INDEXES];
-  uint64_t expected_expiry = 0;
-  unsigned char buf[DF_KEY_MAX + DF_NUM_ENC_LEN];
+  uint64_t expected_expiry = 0, have;
+  unsigned char buf[DF_EXPIRY_KEY_MAX];
   size_t i, n;
   int code, rc;
   df_key key;
@@ -74,47 +56,43 @@ int df_db_check(df_db *db, df_check_report *r) {
   if ((code = df__db_check(db)) != DF_OK) return code;
   s = &db->env->schema.s;
   memset(expected, 0, sizeof expected);
-  if ((code = df__read_begin(db, &txn)) != DF_OK) return code;
-  rc = mdb_cursor_open(txn, db->env->dbi_items, &c);
-  if (rc != 0) {
-    df__read_end(db, txn);
-    return df__db_err(db, df__map_err(rc), "cannot read items: %s",
-                      mdb_strerror(rc));
+  if ((code = df__db_read(db, &kv)) != DF_OK) return code;
+  rc = df__kv_cursor(&kv, DF_SUB_ITEMS, &c);
+  if (rc != DF_OK) {
+    df__db_read_end(db, &kv);
+    return df__db_err(db, rc, "cannot read items: %s", df_strerror(rc));
   }
-  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+  for (rc = df__kv_step(c, DF_KV_FIRST, &k, &v); rc == DF_OK;
+       rc = df__kv_step(c, DF_KV_NEXT, &k, &v)) {
     r->items++;
-    if (df__mp_validate(v.mv_data, v.mv_size, DF_MAX_DEPTH) != 0 ||
-        df__item_key_of(s, v.mv_data, v.mv_size, &key, err, sizeof err) !=
-            DF_OK ||
+    if (df__mp_validate(v.p, v.n, DF_MAX_DEPTH) != 0 ||
+        df__item_key_of(s, v.p, v.n, &key, err, sizeof err) != DF_OK ||
         df__item_key(s, &key, buf, &n, err, sizeof err) != DF_OK ||
-        n != k.mv_size || memcmp(buf, k.mv_data, n) != 0) {
+        n != k.n || memcmp(buf, k.p, n) != 0) {
       r->bad_items++;
       continue;
     }
     for (i = 0; i < s->n_indexes; i++) {
-      code = df__index_entry_key(db->env, &s->indexes[i], v.mv_data,
-                                 v.mv_size, buf, &n);
+      code = df__index_entry_key(s, &s->indexes[i], v.p, v.n, buf, &n);
       if (code != DF_OK) continue; /* not in this index (sparse) */
       expected[i]++;
-      if (lookup(txn, db->env->dbi_index, buf, n) != 0) r->missing_index++;
+      if (!present(&kv, DF_SUB_INDEX, buf, n)) r->missing_index++;
     }
-    if (ttl_key(s, v.mv_data, v.mv_size, &k, buf, &n)) {
+    if (df__expiry_key(s, v.p, v.n, k.p, k.n, buf, &n)) {
       expected_expiry++;
-      if (lookup(txn, db->env->dbi_expiry, buf, n) != 0) r->missing_expiry++;
+      if (!present(&kv, DF_SUB_EXPIRY, buf, n)) r->missing_expiry++;
     }
   }
-  mdb_cursor_close(c);
+  df__kv_cursor_close(c);
   for (i = 0; i < s->n_indexes; i++) {
-    uint64_t have = count_prefix(txn, db->env->dbi_index, s->indexes[i].id);
+    have = count_prefix(&kv, s->indexes[i].id);
     r->index_entries += have;
     if (have > expected[i]) r->stale_index += have - expected[i];
   }
-  if (mdb_stat(txn, db->env->dbi_expiry, &st) == 0) {
-    r->expiry_entries = st.ms_entries;
-    if (st.ms_entries > expected_expiry)
-      r->stale_expiry = st.ms_entries - expected_expiry;
+  if (df__kv_count(&kv, DF_SUB_EXPIRY, &have) == DF_OK) {
+    r->expiry_entries = have;
+    if (have > expected_expiry) r->stale_expiry = have - expected_expiry;
   }
-  df__read_end(db, txn);
+  df__db_read_end(db, &kv);
   return DF_OK;
 }

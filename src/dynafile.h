@@ -485,9 +485,14 @@ int df_txn_purge_expired(df_txn *txn, size_t limit, size_t *count);
  * missing or of a wrong type), DF_ECLOSED, DF_EFORKED, DF_EINVAL. */
 int df_db_item_key(df_db *db, const void *item, size_t len, df_key *key);
 
+/* How many times a write that meets a full map is run again, the map
+ * grown each time, before it gives up with DF_EIO: by the one-call forms,
+ * schema changes at open, df_db_drop_index, and the Lua layer's writes. */
+#define DF_GROW_RETRIES 32
+
 /* One-call forms, each its own transaction (the write forms retry by
  * themselves after the map grows, so they never return DF_ERETRY; after
- * eight growths in a row they give up with DF_EIO).  The message is in
+ * DF_GROW_RETRIES growths in a row they give up with DF_EIO).  The message is in
  * df_db_errmsg(db).  df_db_get copies the item into memory the handle
  * keeps for the calling thread: *item is borrowed until that thread's
  * next call on `db` (or its close).  df_db_get also fails DF_ENOMEM when

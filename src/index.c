@@ -1,8 +1,9 @@
 /*
  * index.c -- global and local secondary indexes: the key and value of an
  * index entry, keeping entries in step with item changes, building a new
- * index from the items (backfill), reading entries back for queries, and
- * dropping an index.
+ * index from the items (backfill), clearing one, and reading entries back
+ * for queries.  Works on the write context txn.c hands it (write.h) or on
+ * a reader's kv view; never begins or commits a transaction.
  *
  * Every index lives in the one `index` sub-database, each entry key
  * prefixed by the index's id byte:
@@ -45,8 +46,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "index.h"
 #include "schema.h"
-#include "store.h"
+#include "write.h"
 
 #define VAL_ITEM 0x01
 #define VAL_LOOKUP 0x02
@@ -181,30 +183,10 @@ static int entry_key(const df_schema *s, const df_index_def *d,
   return DF_OK;
 }
 
-int df__index_entry_key(const df_env *e, const df_index_def *def,
+int df__index_entry_key(const df_schema *s, const df_index_def *def,
                         const void *item, size_t len, unsigned char *out,
                         size_t *n) {
-  return entry_key(&e->schema.s, def, item, len, out, n, NULL, 0);
-}
-
-/* Copy attribute `name` (when present) into the map being built. */
-static void copy_attr(df_buf *b, const void *item, size_t len,
-                      const char *name, uint32_t *count) {
-  const unsigned char *vs, *ve;
-  df_value v;
-  if (name == NULL) return;
-  if (df__mp_map_find(item, len, name, strlen(name), &v, &vs, &ve) != 1)
-    return;
-  df__mp_put_str(b, name, strlen(name));
-  df__buf_append(b, vs, (size_t)(ve - vs));
-  (*count)++;
-}
-
-static int seen_before(const char *const *names, size_t i) {
-  size_t j;
-  for (j = 0; j < i; j++)
-    if (names[j] && strcmp(names[j], names[i]) == 0) return 1;
-  return 0;
+  return entry_key(s, def, item, len, out, n, NULL, 0);
 }
 
 /* Append the projection of `item` for index d ("keys" or a list): the
@@ -212,40 +194,14 @@ static int seen_before(const char *const *names, size_t i) {
 static void project(df_buf *b, const df_schema *s, const df_index_def *d,
                     const void *item, size_t len) {
   const char *names[4 + DF_MAX_INDEXES];
-  size_t i, n = 0, head = b->len;
-  uint32_t count = 0;
+  size_t i, n = 0;
   names[n++] = s->pk;
   names[n++] = s->sk;
   names[n++] = d->pk;
   names[n++] = d->sk;
   for (i = 0; d->projection == DF_PROJ_INCLUDE && i < d->n_include; i++)
     names[n++] = d->include[i];
-  df__buf_append(b, "\xdf\0\0\0\0", 5); /* map32, count fixed below */
-  for (i = 0; i < n; i++)
-    if (names[i] && !seen_before(names, i))
-      copy_attr(b, item, len, names[i], &count);
-  if (b->failed) return;
-  b->p[head + 1] = (unsigned char)(count >> 24);
-  b->p[head + 2] = (unsigned char)(count >> 16);
-  b->p[head + 3] = (unsigned char)(count >> 8);
-  b->p[head + 4] = (unsigned char)count;
-}
-
-/* The TTL value of an item, when the schema has a TTL attribute and the
- * item holds a number there. */
-static int ttl_value(const df_schema *s, const void *item, size_t len,
-                     double *when) {
-  df_value v;
-  if (s->ttl_attr == NULL) return 0;
-  if (df__mp_map_find(item, len, s->ttl_attr, strlen(s->ttl_attr), &v, NULL,
-                      NULL) != 1)
-    return 0;
-  switch (v.type) {
-    case DF_TINT: *when = (double)v.i; return 1;
-    case DF_TUINT: *when = (double)v.u; return 1;
-    case DF_TFLOAT: *when = v.f; return 1;
-    default: return 0;
-  }
+  df__item_project(b, names, n, item, len);
 }
 
 /* The entry value of `item` for index d into b (reset first). */
@@ -261,7 +217,7 @@ static int entry_value(df_buf *b, const df_schema *s, const df_index_def *d,
     df__buf_putc(b, VAL_ITEM);
     df__buf_append(b, item, len);
   } else {
-    if (ttl_value(s, item, len, &when)) {
+    if (df__item_ttl(s, item, len, NULL, &when)) {
       unsigned char w[8];
       uint64_t bits;
       memcpy(&bits, &when, 8);
@@ -276,42 +232,41 @@ static int entry_value(df_buf *b, const df_schema *s, const df_index_def *d,
   return b->failed ? DF_ENOMEM : DF_OK;
 }
 
-static int put_entry(MDB_txn *txn, MDB_dbi dbi, const unsigned char *k,
-                     size_t klen, const df_buf *v) {
-  MDB_val mk, mv;
-  mk.mv_data = (void *)k;
-  mk.mv_size = klen;
-  mv.mv_data = v->p;
-  mv.mv_size = v->len;
-  return mdb_put(txn, dbi, &mk, &mv, 0);
+/* A storage failure while writing index entries. */
+static int store_failed(df_write *w, int code, const char *what) {
+  if (code == DF_ERETRY)
+    return df__fmt(w->errmsg, sizeof w->errmsg, code,
+                   "the database map is full; it grows at commit: run the "
+                   "transaction again");
+  return df__fmt(w->errmsg, sizeof w->errmsg, code, "index %s failed: %s",
+                 what, df_strerror(code));
 }
 
-/* An LMDB failure inside a write transaction. */
-static int lmdb_failed(df_txn *t, int rc, const char *what) {
-  if (rc == MDB_MAP_FULL) {
-    t->map_full = 1;
-    return df__txn_err(t, DF_ERETRY,
-                       "the database map is full; it grows at commit: run "
-                       "the transaction again");
+int df__index_check(df_write *w, const void *new_item, size_t new_len) {
+  const df_schema *s = w->schema;
+  unsigned char k[DF_KEY_MAX];
+  size_t i, n;
+  for (i = 0; i < s->n_indexes; i++) {
+    int code = entry_key(s, &s->indexes[i], new_item, new_len, k, &n,
+                         w->errmsg, sizeof w->errmsg);
+    if (code != DF_OK && code != DF_ENOTFOUND) return code;
   }
-  return df__txn_err(t, df__map_err(rc), "index %s failed: %s", what,
-                     mdb_strerror(rc));
+  return DF_OK;
 }
 
-int df__index_apply(df_txn *t, const unsigned char *item_key, size_t klen,
+int df__index_apply(df_write *w, const unsigned char *item_key,
                     const void *old, size_t old_len, const void *new_item,
                     size_t new_len) {
-  const df_schema *s = &t->env->schema.s;
+  const df_schema *s = w->schema;
   unsigned char ok_[DF_KEY_MAX], nk[DF_KEY_MAX];
   size_t i, okn = 0, nkn = 0;
-  int code, rc, has_old, has_new;
-  (void)klen;
+  int code, has_old, has_new;
   for (i = 0; i < s->n_indexes; i++) {
     const df_index_def *d = &s->indexes[i];
     has_old = has_new = 0;
     if (new_item) {
-      code = entry_key(s, d, new_item, new_len, nk, &nkn, t->errmsg,
-                       sizeof t->errmsg);
+      code = entry_key(s, d, new_item, new_len, nk, &nkn, w->errmsg,
+                       sizeof w->errmsg);
       if (code == DF_OK) has_new = 1;
       else if (code != DF_ENOTFOUND) return code;
     }
@@ -330,17 +285,17 @@ int df__index_apply(df_txn *t, const unsigned char *item_key, size_t klen,
       has_old = 0; /* overwritten by the put below */
     }
     if (has_old) {
-      MDB_val mk;
-      mk.mv_data = ok_;
-      mk.mv_size = okn;
-      rc = mdb_del(t->txn, t->env->dbi_index, &mk, NULL);
-      if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_failed(t, rc, "delete");
+      code = df__kv_del(&w->kv, DF_SUB_INDEX, ok_, okn);
+      if (code != DF_OK && code != DF_ENOTFOUND)
+        return store_failed(w, code, "delete");
     }
     if (has_new) {
-      code = entry_value(&t->scratch, s, d, item_key, new_item, new_len);
-      if (code != DF_OK) return code;
-      rc = put_entry(t->txn, t->env->dbi_index, nk, nkn, &t->scratch);
-      if (rc != 0) return lmdb_failed(t, rc, "write");
+      code = entry_value(&w->scratch, s, d, item_key, new_item, new_len);
+      if (code != DF_OK)
+        return df__fmt(w->errmsg, sizeof w->errmsg, code, "out of memory");
+      code = df__kv_put(&w->kv, DF_SUB_INDEX, nk, nkn, w->scratch.p,
+                        w->scratch.len);
+      if (code != DF_OK) return store_failed(w, code, "write");
     }
   }
   return DF_OK;
@@ -369,10 +324,10 @@ static size_t enc_len(const unsigned char *p, const unsigned char *end) {
 /* Rebuild the items key of an entry: hash | enc(pk) | enc(sk), where the
  * encoded primary key is the tail of the entry key after the index's own
  * key values. */
-static int item_key_of_entry(const df_index_def *d, const MDB_val *k,
+static int item_key_of_entry(const df_index_def *d, const df_bytes *k,
                              const unsigned char *hash, unsigned char *out,
                              size_t *outlen) {
-  const unsigned char *p = k->mv_data, *end = p + k->mv_size, *pk;
+  const unsigned char *p = k->p, *end = p + k->n, *pk;
   size_t m, n = 0;
   p += 1 + 8; /* id, partition hash */
   pk = p;
@@ -397,40 +352,40 @@ static int item_key_of_entry(const df_index_def *d, const MDB_val *k,
   return DF_OK;
 }
 
-int df__index_entry_item(MDB_txn *txn, df_env *e, const df_index_def *def,
-                         const MDB_val *k, const MDB_val *v, double now,
+int df__index_entry_item(const df_kv *kv, const df_index_def *def,
+                         const df_bytes *k, const df_bytes *v, double now,
                          const void **item, size_t *len, int *hidden) {
-  const unsigned char *p = v->mv_data;
+  const unsigned char *p = v->p;
   *hidden = 0;
-  if (v->mv_size < 2) return DF_ECORRUPT;
+  if (v->n < 2) return DF_ECORRUPT;
   if (p[0] == VAL_ITEM) {
     *item = p + 1;
-    *len = v->mv_size - 1;
+    *len = v->n - 1;
     return DF_OK;
   }
   if (p[0] == (VAL_ITEM | VAL_EXPIRES)) {
     uint64_t bits;
     double when;
-    if (v->mv_size < 10) return DF_ECORRUPT;
+    if (v->n < 10) return DF_ECORRUPT;
     bits = df__key_get_u64(p + 1);
     memcpy(&when, &bits, 8);
     *hidden = when < now;
     *item = p + 9;
-    *len = v->mv_size - 9;
+    *len = v->n - 9;
     return DF_OK;
   }
-  if (p[0] == VAL_LOOKUP && v->mv_size == 9) {
+  if (p[0] == VAL_LOOKUP && v->n == 9) {
     unsigned char ik[DF_KEY_MAX];
-    MDB_val mk, mv;
-    int rc;
-    if (item_key_of_entry(def, k, p + 1, ik, &mk.mv_size) != DF_OK)
+    size_t ikn;
+    df_bytes iv;
+    int code;
+    if (item_key_of_entry(def, k, p + 1, ik, &ikn) != DF_OK)
       return DF_ECORRUPT;
-    mk.mv_data = ik;
-    rc = mdb_get(txn, e->dbi_items, &mk, &mv);
-    if (rc == MDB_NOTFOUND) return DF_ECORRUPT; /* index out of step */
-    if (rc != 0) return df__map_err(rc);
-    *item = mv.mv_data;
-    *len = mv.mv_size;
+    code = df__kv_get(kv, DF_SUB_ITEMS, ik, ikn, &iv);
+    if (code == DF_ENOTFOUND) return DF_ECORRUPT; /* index out of step */
+    if (code != DF_OK) return code;
+    *item = iv.p;
+    *len = iv.n;
     return DF_OK;
   }
   return DF_ECORRUPT;
@@ -438,180 +393,89 @@ int df__index_entry_item(MDB_txn *txn, df_env *e, const df_index_def *def,
 
 /* ------------------------------------------------------------ building */
 
-/* Delete every entry of index `id`. */
-static int clear_entries(MDB_txn *txn, df_env *e, unsigned id,
-                         size_t *deleted) {
-  MDB_cursor *c;
-  MDB_val k, v;
+int df__index_clear(df_write *w, unsigned id) {
+  df_kvcursor *c;
+  df_bytes k;
   unsigned char prefix = (unsigned char)id;
-  int rc;
-  *deleted = 0;
-  rc = mdb_cursor_open(txn, e->dbi_index, &c);
-  if (rc != 0) return rc;
+  int code;
+  code = df__kv_cursor(&w->kv, DF_SUB_INDEX, &c);
+  if (code != DF_OK) return store_failed(w, code, "clear");
   for (;;) {
-    k.mv_data = &prefix;
-    k.mv_size = 1;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    if (rc != 0 || *(unsigned char *)k.mv_data != prefix) break;
-    if ((rc = mdb_cursor_del(c, 0)) != 0) break;
-    (*deleted)++;
+    k.p = &prefix;
+    k.n = 1;
+    code = df__kv_step(c, DF_KV_SEEK, &k, NULL);
+    if (code != DF_OK || k.p[0] != prefix) break;
+    if ((code = df__kv_cursor_del(c)) != DF_OK) break;
   }
-  mdb_cursor_close(c);
-  return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+  df__kv_cursor_close(c);
+  if (code == DF_OK || code == DF_ENOTFOUND) return DF_OK;
+  return store_failed(w, code, "clear");
 }
 
-int df__index_backfill(df_db *db, MDB_txn *txn, df_env *e,
-                       const df_index_def *def, const df_open_options *o) {
-  const df_schema *s = &e->schema.s;
-  MDB_cursor *c = NULL;
-  MDB_stat st;
-  MDB_val k, v;
+int df__index_build(df_write *w, const df_index_def *def,
+                    df_progress_fn progress, void *progress_ud) {
+  const df_schema *s = w->schema;
+  df_kvcursor *c = NULL;
+  df_bytes k, v;
   unsigned char ek[DF_KEY_MAX];
-  size_t ekn, done = 0, total = 0, step, cleared;
+  size_t ekn, done = 0, step;
+  uint64_t total = 0;
   df_buf val;
   char err[DF_MSG_MAX];
-  int rc, code = DF_OK;
+  int code;
 
-  df__buf_init(&val);
   /* A new index id may have held entries of a dropped index: start clean. */
-  rc = clear_entries(txn, e, def->id, &cleared);
-  if (rc == 0) rc = mdb_stat(txn, e->dbi_items, &st);
-  if (rc == 0) rc = mdb_cursor_open(txn, e->dbi_items, &c);
-  if (rc != 0) goto lmdb;
-  total = st.ms_entries;
+  if ((code = df__index_clear(w, def->id)) != DF_OK) return code;
+  df__buf_init(&val);
+  code = df__kv_count(&w->kv, DF_SUB_ITEMS, &total);
+  if (code == DF_OK) code = df__kv_cursor(&w->kv, DF_SUB_ITEMS, &c);
+  if (code != DF_OK) goto store;
   step = total / 100 > PROGRESS_STEP ? total / 100 : PROGRESS_STEP;
-  if (o && o->progress) o->progress(o->progress_ud, def->name, 0, total);
-  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+  if (progress) progress(progress_ud, def->name, 0, total);
+  for (code = df__kv_step(c, DF_KV_FIRST, &k, &v); code == DF_OK;
+       code = df__kv_step(c, DF_KV_NEXT, &k, &v)) {
     done++;
-    if (o && o->progress && done % step == 0 && done < total)
-      o->progress(o->progress_ud, def->name, done, total);
-    code = entry_key(s, def, v.mv_data, v.mv_size, ek, &ekn, err, sizeof err);
+    if (progress && done % step == 0 && done < total)
+      progress(progress_ud, def->name, done, total);
+    code = entry_key(s, def, v.p, v.n, ek, &ekn, err, sizeof err);
     if (code == DF_ENOTFOUND) continue;
     if (code == DF_EVALIDATION) {
-      df__db_err(db, code, "cannot build index %s: %s", def->name, err);
+      df__fmt(w->errmsg, sizeof w->errmsg, code, "cannot build index %s: %s",
+              def->name, err);
       goto out;
     }
     if (code != DF_OK) goto fail;
-    code = entry_value(&val, s, def, k.mv_data, v.mv_data, v.mv_size);
+    code = entry_value(&val, s, def, k.p, v.p, v.n);
     if (code != DF_OK) goto fail;
-    rc = put_entry(txn, e->dbi_index, ek, ekn, &val);
-    if (rc != 0) goto lmdb;
+    code = df__kv_put(&w->kv, DF_SUB_INDEX, ek, ekn, val.p, val.len);
+    if (code != DF_OK) goto store;
   }
-  if (rc != MDB_NOTFOUND) goto lmdb;
-  if (o && o->progress) o->progress(o->progress_ud, def->name, total, total);
+  if (code != DF_ENOTFOUND) goto store;
+  if (progress) progress(progress_ud, def->name, total, total);
   code = DF_OK;
   goto out;
-lmdb:
-  code = df__map_err(rc);
-  df__db_err(db, code, "cannot build index %s: %s", def->name,
-             mdb_strerror(rc));
-  goto out;
+store:
+  if (code == DF_ERETRY) {
+    store_failed(w, code, "build");
+    goto out;
+  }
 fail:
-  df__db_err(db, code, "cannot build index %s: %s", def->name,
-             df_strerror(code));
+  df__fmt(w->errmsg, sizeof w->errmsg, code, "cannot build index %s: %s",
+          def->name, df_strerror(code));
 out:
-  if (c) mdb_cursor_close(c);
+  df__kv_cursor_close(c);
   df__buf_free(&val);
   return code;
 }
 
-/* Rebuild the entries of every index whose values carry the TTL (after a
- * TTL attribute was added): they were written without it. */
-int df__index_rebuild_projected(df_db *db, MDB_txn *txn, df_env *e,
-                                size_t n) {
+int df__index_rebuild_projected(df_write *w, size_t n) {
   size_t i;
   int code;
-  for (i = 0; i < n && i < e->schema.s.n_indexes; i++) {
-    const df_index_def *d = &e->schema.s.indexes[i];
+  for (i = 0; i < n && i < w->schema->n_indexes; i++) {
+    const df_index_def *d = &w->schema->indexes[i];
     if (d->projection == DF_PROJ_ALL) continue;
-    code = df__index_backfill(db, txn, e, d, NULL);
+    code = df__index_build(w, d, NULL, NULL);
     if (code != DF_OK) return code;
   }
   return DF_OK;
-}
-
-/* ------------------------------------------------------------- dropping */
-
-/* One attempt: DF_ERETRY after the map had to grow. */
-static int drop_once(df_db *db, const char *name) {
-  df_env *e = db->env;
-  df_txn *t;
-  df_schema copy;
-  df_schema_owned next;
-  df_index_def defs[DF_MAX_INDEXES];
-  size_t i, n, deleted;
-  unsigned id = 0;
-  int code, rc;
-  char err[DF_MSG_MAX];
-
-  code = df_txn_begin(db, DF_TXN_WRITE, 0, &t);
-  if (code != DF_OK) return code;
-  copy = e->schema.s; /* current: the begin refreshed it */
-  for (i = n = 0; i < copy.n_indexes; i++) {
-    if (strcmp(copy.indexes[i].name, name) == 0) id = copy.indexes[i].id;
-    else defs[n++] = copy.indexes[i];
-  }
-  if (id == 0) {
-    df_txn_free(t);
-    return df__db_err(db, DF_ENOTFOUND, "no index named %s", name);
-  }
-  copy.indexes = defs;
-  copy.n_indexes = n;
-  rc = clear_entries(t->txn, e, id, &deleted);
-  if (rc != 0) {
-    df_txn_free(t); /* releases the map before growing it */
-    if (rc == MDB_MAP_FULL) {
-      df__env_grow(e);
-      return DF_ERETRY;
-    }
-    return df__db_err(db, df__map_err(rc), "cannot drop index %s: %s", name,
-                      mdb_strerror(rc));
-  }
-  code = df__schema_copy(&copy, &next, err, sizeof err);
-  if (code != DF_OK) {
-    df_txn_free(t);
-    return df__db_err(db, code, "cannot drop index %s: %s", name, err);
-  }
-  rc = df__schema_put(t->txn, e, &next.s);
-  if (rc != DF_OK) {
-    df__schema_free(&next);
-    df_txn_free(t);
-    if (rc == DF_ERETRY) {
-      df__env_grow(e);
-      return DF_ERETRY;
-    }
-    return df__db_err(db, rc, "cannot drop index %s: %s", name,
-                      df_strerror(rc));
-  }
-  /* adopting the new schema after the commit must not fail */
-  if (df__schema_reserve(e) != DF_OK) {
-    df__schema_free(&next);
-    df_txn_free(t);
-    return df__db_err(db, DF_ENOMEM, "cannot drop index %s: out of memory",
-                      name);
-  }
-  code = df_txn_commit(t); /* grows the map itself on DF_ERETRY */
-  if (code != DF_OK) {
-    df__schema_free(&next);
-    if (code != DF_ERETRY)
-      df__db_err(db, code, "cannot drop index %s: %s", name, t->errmsg);
-    df_txn_free(t);
-    return code;
-  }
-  df_txn_free(t);
-  df__schema_adopt(e, &next);
-  df__meta_json_write(e);
-  return DF_OK;
-}
-
-int df_db_drop_index(df_db *db, const char *name) {
-  int code, tries;
-  if ((code = df__db_check(db)) != DF_OK) return code;
-  if (name == NULL) return df__db_err(db, DF_EINVAL, "index name is NULL");
-  for (tries = 0; tries < 16; tries++) {
-    code = drop_once(db, name);
-    if (code != DF_ERETRY) return code;
-  }
-  return df__db_err(db, DF_EIO, "the map kept filling up; giving up");
 }

@@ -14,6 +14,9 @@
 
 #include "dynafile.h"
 
+/* Longest message kept by a handle or a transaction. */
+#define DF_MSG_MAX 512
+
 #if defined(__GNUC__)
 #define DF__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define DF__UNUSED __attribute__((unused))
@@ -261,6 +264,15 @@ int df__key_dec(const unsigned char **p, const unsigned char *end,
 void df__key_put_u64(unsigned char *out, uint64_t v);
 uint64_t df__key_get_u64(const unsigned char *p);
 
+/* The one rule for key values, with its messages ("key attribute <attr>
+ * ..."): a string (or binary) or a number, not NaN; for DF_KEY_PARTITION a
+ * string of at most DF_PK_MAX bytes, for DF_KEY_SORT one whose encoding
+ * fits DF_SK_MAX; DF_KEY_ANY checks the type only.  DF_OK or
+ * DF_EVALIDATION with the message in err. */
+enum { DF_KEY_ANY, DF_KEY_PARTITION, DF_KEY_SORT };
+int df__key_check(const df_value *v, const char *attr, int role, char *err,
+                  size_t errlen);
+
 /* ----------------------------------------------------------- crc32c.c */
 /* CRC-32C of n bytes, continuing `crc` (0 to start). */
 uint32_t df__crc32c(uint32_t crc, const void *p, size_t n);
@@ -370,6 +382,36 @@ void df__rx_free(df_rx *rx);
 /* Make room for one more element of size el in the growable array *arrp
  * (*cap elements, `used` in use).  0 or DF_ENOMEM. */
 int df__grow(void *arrp, size_t *cap, size_t used, size_t el);
+
+/* ------------------------------------------------------------- item.c */
+/* What the schema says about item bytes (see item.c). */
+
+/* The items-table key of a primary key into out (DF_KEY_MAX bytes), after
+ * the key rule: DF_OK or DF_EVALIDATION with the message in err. */
+int df__item_key(const df_schema *s, const df_key *key, unsigned char *out,
+                 size_t *outlen, char *err, size_t errlen);
+/* The primary key of item bytes (strings borrowed from the item); key
+ * types are checked, lengths are not. */
+int df__item_key_of(const df_schema *s, const void *item, size_t len,
+                    df_key *key, char *err, size_t errlen);
+/* Is this items key (or index partition) a hashed long partition value? */
+int df__item_key_hashed(const unsigned char *k, size_t klen);
+/* Does the item's partition-key attribute hold exactly the string `pk`?
+ * (The check behind hashed partition values.) */
+int df__item_pk_is(const df_schema *s, const void *item, size_t len,
+                   const df_value *pk);
+/* The item's TTL value: 1 when the schema has a TTL attribute and the item
+ * holds a number there (NaN included), with *v (optional) the value and
+ * *when (optional) it as a double; else 0. */
+int df__item_ttl(const df_schema *s, const void *item, size_t len,
+                 df_value *v, double *when);
+/* Is the item expired at `now` (its TTL value below now)? */
+int df__item_expired(const df_schema *s, const void *item, size_t len,
+                     double now);
+/* Append to b a map of the named attributes the item holds, each once, in
+ * the order named (NULL names skipped).  DF_OK or DF_ENOMEM. */
+int df__item_project(df_buf *b, const char *const *names, size_t n,
+                     const void *item, size_t len);
 
 /* ------------------------------------------------------------ error.c */
 /* Format a message into a fixed buffer (truncating), return code. */

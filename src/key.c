@@ -343,3 +343,59 @@ corrupt:
   memset(v, 0, sizeof *v);
   return DF_ECORRUPT;
 }
+
+/* ------------------------------------------------------------ the rule */
+
+static const char *type_name(df_type t) {
+  switch (t) {
+    case DF_TNONE: return "nothing";
+    case DF_TNIL: return "null";
+    case DF_TBOOL: return "a boolean";
+    case DF_TINT:
+    case DF_TUINT:
+    case DF_TFLOAT:
+    case DF_TDECIMAL: return "a number";
+    case DF_TSTR: return "a string";
+    case DF_TBIN: return "binary";
+    case DF_TARRAY: return "a list";
+    case DF_TMAP: return "a map";
+    case DF_TSS: return "a string set";
+    case DF_TNS: return "a number set";
+    case DF_TBS: return "a binary set";
+  }
+  return "?";
+}
+
+int df__key_check(const df_value *v, const char *attr, int role, char *err,
+                  size_t errlen) {
+  switch (v->type) {
+    case DF_TSTR:
+    case DF_TBIN:
+      if (role == DF_KEY_PARTITION && v->n > DF_PK_MAX)
+        return df__fmt(err, errlen, DF_EVALIDATION,
+                       "key attribute %s is too long (%zu bytes, at most %d)",
+                       attr, v->n, DF_PK_MAX);
+      if (role == DF_KEY_SORT &&
+          (v->n > DF_SK_MAX || v->n + count_nul(v->s, v->n) + 3 > DF_SK_MAX))
+        return df__fmt(err, errlen, DF_EVALIDATION,
+                       "key attribute %s is too long (at most %d bytes "
+                       "encoded: %d bytes of a string without NUL bytes)",
+                       attr, DF_SK_MAX, DF_SK_MAX - 3);
+      return DF_OK;
+    case DF_TINT:
+    case DF_TUINT:
+      return DF_OK;
+    case DF_TFLOAT:
+      if (v->f != v->f)
+        return df__fmt(err, errlen, DF_EVALIDATION,
+                       "key attribute %s must not be NaN", attr);
+      return DF_OK;
+    case DF_TNONE:
+      return df__fmt(err, errlen, DF_EVALIDATION, "missing key attribute %s",
+                     attr);
+    default:
+      return df__fmt(err, errlen, DF_EVALIDATION,
+                     "key attribute %s must be a string or a number, not %s",
+                     attr, type_name(v->type));
+  }
+}

@@ -15,7 +15,8 @@
  */
 #include <string.h>
 
-#include "store.h"
+#include "handle.h"
+#include "index.h"
 
 #define BOUND_MAX (DF_KEY_MAX + 8)
 
@@ -241,7 +242,7 @@ static int resume_key(df_db *db, const df_query *q, const df_index_def *def,
   df_key key;
   int code;
   if (def) {
-    code = df__index_entry_key(db->env, def, q->start_after,
+    code = df__index_entry_key(&db->env->schema.s, def, q->start_after,
                                q->start_after_len, out, n);
     if (code == DF_ENOTFOUND)
       return df__db_err(db, DF_EVALIDATION,
@@ -432,24 +433,11 @@ static int page_add(df_page *p, const void *item, size_t len) {
   return DF_OK;
 }
 
-static void put_attr(df_buf *b, const void *item, size_t len,
-                     const char *name, uint32_t *count) {
-  const unsigned char *vs, *ve;
-  df_value v;
-  if (name == NULL) return;
-  if (df__mp_map_find(item, len, name, strlen(name), &v, &vs, &ve) != 1)
-    return;
-  df__mp_put_str(b, name, strlen(name));
-  df__buf_append(b, vs, (size_t)(ve - vs));
-  (*count)++;
-}
-
 /* The key attributes (table and index) of `item`, as a MessagePack map. */
 static int key_attrs(df_buf *b, const df_schema *s, const df_index_def *def,
                      const void *item, size_t len) {
   const char *names[4];
-  size_t i, j, n = 0;
-  uint32_t count = 0;
+  size_t n = 0;
   df__buf_reset(b);
   names[n++] = s->pk;
   names[n++] = s->sk;
@@ -457,30 +445,16 @@ static int key_attrs(df_buf *b, const df_schema *s, const df_index_def *def,
     names[n++] = def->pk;
     names[n++] = def->sk;
   }
-  /* reserve a map32 header, fix the count afterwards */
-  df__buf_append(b, "\xdf\0\0\0\0", 5);
-  for (i = 0; i < n; i++) {
-    int dup = 0;
-    if (names[i] == NULL) continue;
-    for (j = 0; j < i; j++)
-      if (names[j] && strcmp(names[j], names[i]) == 0) dup = 1;
-    if (!dup) put_attr(b, item, len, names[i], &count);
-  }
-  if (b->failed) return DF_ENOMEM;
-  b->p[1] = (unsigned char)(count >> 24);
-  b->p[2] = (unsigned char)(count >> 16);
-  b->p[3] = (unsigned char)(count >> 8);
-  b->p[4] = (unsigned char)count;
-  return DF_OK;
+  return df__item_project(b, names, n, item, len);
 }
 
 int df_query_page(df_db *db, const df_query *q, size_t max_items,
                   size_t max_examined, df_page *page) {
   const df_index_def *def = NULL;
-  MDB_txn *txn;
-  MDB_cursor *cur;
-  MDB_dbi dbi;
-  MDB_val k, v;
+  df_kv kv;
+  df_kvcursor *cur;
+  df_sub sub;
+  df_bytes k, v;
   range r;
   int code, rc;
   const void *item = NULL;
@@ -493,7 +467,6 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
   size_t last_len = 0;
   uintptr_t seen_page = 0; /* the B+tree page warm() last loaded */
   size_t psize;
-  MDB_stat st;
   int pk_hashed;
   df_schema pk_schema;
   int hidden = 0;
@@ -525,49 +498,44 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
   /* the attribute holding the partition value asked for */
   pk_schema = *s;
   if (def && def->kind == DF_GSI) pk_schema.pk = def->pk;
-  dbi = def ? db->env->dbi_index : db->env->dbi_items;
-  if ((code = df__read_begin(db, &txn)) != DF_OK) return code;
-  /* a power of two; with no stat, a sweep of one 4 KiB page still helps */
-  psize = mdb_env_stat(db->env->env, &st) == 0 && st.ms_psize >= 64 &&
-                  (st.ms_psize & (st.ms_psize - 1)) == 0
-              ? st.ms_psize
-              : 4096;
-  rc = mdb_cursor_open(txn, dbi, &cur);
-  if (rc != 0) {
-    df__read_end(db, txn);
-    return df__db_err(db, df__map_err(rc), "cannot open cursor: %s",
-                      mdb_strerror(rc));
+  sub = def ? DF_SUB_INDEX : DF_SUB_ITEMS;
+  if ((code = df__db_read(db, &kv)) != DF_OK) return code;
+  /* a power of two (env.c checked) */
+  psize = db->env->page_size;
+  rc = df__kv_cursor(&kv, sub, &cur);
+  if (rc != DF_OK) {
+    df__db_read_end(db, &kv);
+    return df__db_err(db, rc, "cannot open cursor: %s", df_strerror(rc));
   }
   /* Position on the first entry of the range in the direction of travel. */
   if (!q->reverse) {
     if (r.lo.set) {
-      k.mv_data = r.lo.b;
-      k.mv_size = r.lo.n;
-      rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-      if (rc == 0 && r.lo.excl && keycmp(k.mv_data, k.mv_size, r.lo.b,
-                                         r.lo.n) == 0)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+      k.p = r.lo.b;
+      k.n = r.lo.n;
+      rc = df__kv_step(cur, DF_KV_SEEK, &k, &v);
+      if (rc == DF_OK && r.lo.excl && keycmp(k.p, k.n, r.lo.b, r.lo.n) == 0)
+        rc = df__kv_step(cur, DF_KV_NEXT, &k, &v);
     } else {
-      rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+      rc = df__kv_step(cur, DF_KV_FIRST, &k, &v);
     }
   } else {
     if (r.hi.set) {
-      k.mv_data = r.hi.b;
-      k.mv_size = r.hi.n;
-      rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-      if (rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-      else if (rc == 0 && !below_upper(&r.hi, k.mv_data, k.mv_size))
-        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+      k.p = r.hi.b;
+      k.n = r.hi.n;
+      rc = df__kv_step(cur, DF_KV_SEEK, &k, &v);
+      if (rc == DF_ENOTFOUND)
+        rc = df__kv_step(cur, DF_KV_LAST, &k, &v);
+      else if (rc == DF_OK && !below_upper(&r.hi, k.p, k.n))
+        rc = df__kv_step(cur, DF_KV_PREV, &k, &v);
     } else {
-      rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+      rc = df__kv_step(cur, DF_KV_LAST, &k, &v);
     }
   }
   code = DF_OK;
-  for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v,
-                                      q->reverse ? MDB_PREV : MDB_NEXT)) {
-    if (q->reverse ? !above_lower(&r.lo, k.mv_data, k.mv_size)
-                   : !below_upper(&r.hi, k.mv_data, k.mv_size)) {
+  for (; rc == DF_OK;
+       rc = df__kv_step(cur, q->reverse ? DF_KV_PREV : DF_KV_NEXT, &k, &v)) {
+    if (q->reverse ? !above_lower(&r.lo, k.p, k.n)
+                   : !below_upper(&r.hi, k.p, k.n)) {
       exhausted = 1;
       break;
     }
@@ -575,18 +543,18 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
         (max_examined && page->examined >= max_examined))
       break;
     page->examined++;
-    warm(&seen_page, psize, v.mv_data);
+    warm(&seen_page, psize, v.p);
     if (def) {
-      code = df__index_entry_item(txn, db->env, def, &k, &v, q->now, &item,
-                                  &item_len, &hidden);
+      code = df__index_entry_item(&kv, def, &k, &v, q->now, &item, &item_len,
+                                  &hidden);
       if (code != DF_OK) {
         code = df__db_err(db, code, "index %s: a malformed entry (%s)",
                           def->name, df_strerror(code));
         break;
       }
     } else {
-      item = v.mv_data;
-      item_len = v.mv_size;
+      item = v.p;
+      item_len = v.n;
     }
     have_last = 1;
     /* The item (of the table, or an index entry's: see
@@ -619,15 +587,15 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
       break;
     }
   }
-  if (rc == MDB_NOTFOUND) exhausted = 1;
-  else if (rc != 0 && code == DF_OK)
-    code = df__db_err(db, df__map_err(rc), "cursor failed: %s",
-                      mdb_strerror(rc));
+  if (rc == DF_ENOTFOUND)
+    exhausted = 1;
+  else if (rc != DF_OK && code == DF_OK)
+    code = df__db_err(db, rc, "cursor failed: %s", df_strerror(rc));
   if (code == DF_OK && last != NULL && !exhausted &&
       key_attrs(&page->next, s, def, last, last_len) != DF_OK)
     code = DF_ENOMEM;
-  mdb_cursor_close(cur);
-  df__read_end(db, txn);
+  df__kv_cursor_close(cur);
+  df__db_read_end(db, &kv);
   if (code == DF_ENOMEM) return df__db_err(db, code, "out of memory");
   if (code != DF_OK) return code;
   page->has_next = !exhausted && have_last;

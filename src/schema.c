@@ -1,6 +1,7 @@
 /*
- * schema.c -- the schema: validated deep copies, comparison, and the
- * MessagePack record stored under "schema" in the `meta` sub-database.
+ * schema.c -- the schema as a record: validated deep copies, comparison,
+ * the change an open asks for, and the MessagePack record stored under
+ * "schema" in the `meta` sub-database (env.c stores and loads it).
  *
  * Invariant: a df_schema_owned keeps every string in one allocation
  * (`blob`), so it is freed with one call and copied without aliasing.
@@ -152,7 +153,7 @@ int df__schema_copy(const df_schema *in, df_schema_owned *out, char *err,
   if (in->ttl_attr && in->ttl_attr[0] == '\0')
     return bad(err, errlen, "ttl must be a non-empty attribute name");
   if (in->n_indexes > DF_MAX_INDEXES)
-    return bad(err, errlen, "too many indexes (at most 64)");
+    return bad(err, errlen, "too many indexes (at most %d)", DF_MAX_INDEXES);
   for (i = 0; i < in->n_indexes; i++) {
     code = check_def(&in->indexes[i], in, i, err, errlen);
     if (code != DF_OK) return code;
@@ -424,42 +425,18 @@ int df__schema_same(const df_schema *have, const df_schema *want, char *err,
   return compare(have, want, 1, err, errlen);
 }
 
-int df__schema_store(MDB_txn *txn, df_env *e) {
-  return df__schema_put(txn, e, &e->schema.s);
-}
-
-int df__schema_put(MDB_txn *txn, df_env *e, const df_schema *s) {
-  df_buf b;
-  MDB_val k, v;
-  int rc;
-  df__buf_init(&b);
-  if (df__schema_encode(s, &b) != DF_OK) {
-    df__buf_free(&b);
-    return DF_ENOMEM;
-  }
-  k.mv_data = (void *)"schema";
-  k.mv_size = 6;
-  v.mv_data = b.p;
-  v.mv_size = b.len;
-  rc = mdb_put(txn, e->dbi_meta, &k, &v, 0);
-  df__buf_free(&b);
-  return df__map_err(rc);
-}
-
-int df__schema_reconcile(df_db *db, MDB_txn *txn, df_env *e,
-                         const df_open_options *o, int *changed, char *err,
-                         size_t errlen) {
-  const df_schema *want = o->schema;
-  const df_schema *have = &e->schema.s;
+int df__schema_merge(const df_schema *have, const df_schema *want,
+                     df_schema_owned *next, df_schema_change *change,
+                     char *err, size_t errlen) {
   df_schema merged;
   df_index_def defs[DF_MAX_INDEXES];
-  df_schema_owned next;
   size_t i, n = 0;
-  int code, new_ttl;
-  *changed = 0;
+  int code;
+  memset(change, 0, sizeof *change);
+  memset(next, 0, sizeof *next);
   code = compare(have, want, 0, err, errlen);
   if (code != DF_OK) return code;
-  new_ttl = want->ttl_attr && !str_eq(have->ttl_attr, want->ttl_attr);
+  change->new_ttl = want->ttl_attr && !str_eq(have->ttl_attr, want->ttl_attr);
   for (i = 0; i < have->n_indexes; i++) defs[n++] = have->indexes[i];
   for (i = 0; i < want->n_indexes; i++) {
     if (find_def(have, want->indexes[i].name)) continue;
@@ -471,126 +448,22 @@ int df__schema_reconcile(df_db *db, MDB_txn *txn, df_env *e,
       return DF_ESCHEMA;
     }
     if (n == DF_MAX_INDEXES) {
-      snprintf(err, errlen, "too many indexes (at most 64)");
+      snprintf(err, errlen, "too many indexes (at most %d)", DF_MAX_INDEXES);
       return DF_EVALIDATION;
     }
     defs[n] = want->indexes[i];
     defs[n].id = 0;
     n++;
   }
-  if (!new_ttl && n == have->n_indexes) return DF_OK;
-  if (e->readonly) {
-    snprintf(err, errlen,
-             "the schema asks for changes (new TTL attribute or index) but "
-             "the database is opened read-only");
-    return DF_EREADONLY;
-  }
+  change->n_old = have->n_indexes;
+  if (!change->new_ttl && n == have->n_indexes) return DF_OK;
   merged = *have;
-  if (new_ttl) merged.ttl_attr = want->ttl_attr;
+  if (change->new_ttl) merged.ttl_attr = want->ttl_attr;
   merged.indexes = defs;
   merged.n_indexes = n;
   /* New indexes get fresh ids above every id in use. */
-  code = df__schema_copy(&merged, &next, err, errlen);
+  code = df__schema_copy(&merged, next, err, errlen);
   if (code != DF_OK) return code;
-  {
-    df_schema_owned old;
-    size_t n_old = have->n_indexes;
-    df__schema_move(&old, &e->schema);
-    df__schema_move(&e->schema, &next);
-    code = df__schema_store(txn, e);
-    if (code == DF_OK && new_ttl) code = df__expiry_rebuild(db, txn, e);
-    /* Projected index entries carry the TTL value: rebuild them. */
-    if (code == DF_OK && new_ttl)
-      code = df__index_rebuild_projected(db, txn, e, n_old);
-    for (i = n_old; code == DF_OK && i < e->schema.s.n_indexes; i++)
-      code = df__index_backfill(db, txn, e, &e->schema.idx[i], o);
-    if (code != DF_OK) {
-      df__schema_free(&e->schema);
-      df__schema_move(&e->schema, &old);
-      if (code == DF_ERETRY) {
-        snprintf(err, errlen, "the map is full");
-        return code;
-      }
-      snprintf(err, errlen, "cannot apply the schema change: %s",
-               df_db_errmsg(db)[0] ? df_db_errmsg(db) : df_strerror(code));
-      return code;
-    }
-    df__schema_free(&old);
-  }
-  *changed = 1;
-  return DF_OK;
-}
-
-/* ------------------------------------------------------ run-time changes */
-
-/* The old blob may still be read by another thread of this process (a
- * query holding an index definition), so it is kept until the environment
- * closes; schema changes are rare, so this stays small. */
-static void retire(df_env *e, char *blob) {
-  df_retired *r;
-  if (blob == NULL) return;
-  r = df__malloc(sizeof *r);
-  if (r == NULL) { /* the node reserved before the change */
-    r = e->retire_spare;
-    e->retire_spare = NULL;
-  }
-  if (r == NULL) return; /* leak rather than free under a reader */
-  r->blob = blob;
-  r->next = e->retired;
-  e->retired = r;
-}
-
-int df__schema_reserve(df_env *e) {
-  if (e->retire_spare == NULL) e->retire_spare = df__malloc(sizeof(df_retired));
-  return e->retire_spare ? DF_OK : DF_ENOMEM;
-}
-
-void df__schema_adopt(df_env *e, df_schema_owned *next) {
-  char *old_blob;
-  pthread_mutex_lock(&e->lock);
-  old_blob = e->schema.blob;
-  df__schema_move(&e->schema, next);
-  df__buf_reset(&e->schema_rec); /* re-encoded at the next refresh */
-  pthread_mutex_unlock(&e->lock);
-  retire(e, old_blob);
-}
-
-void df__schema_retired_free(df_env *e) {
-  df_retired *r, *next;
-  for (r = e->retired; r; r = next) {
-    next = r->next;
-    df__free(r->blob);
-    df__free(r);
-  }
-  e->retired = NULL;
-  df__free(e->retire_spare);
-  e->retire_spare = NULL;
-  df__buf_free(&e->schema_rec);
-}
-
-int df__schema_refresh(MDB_txn *txn, df_env *e) {
-  MDB_val k, v;
-  df_schema_owned next;
-  char err[DF_MSG_MAX];
-  int rc, code;
-  k.mv_data = (void *)"schema";
-  k.mv_size = 6;
-  rc = mdb_get(txn, e->dbi_meta, &k, &v);
-  if (rc != 0) return rc == MDB_NOTFOUND ? DF_OK : df__map_err(rc);
-  if (e->schema_rec.len == 0 &&
-      df__schema_encode(&e->schema.s, &e->schema_rec) != DF_OK) {
-    df__buf_reset(&e->schema_rec);
-    return DF_ENOMEM;
-  }
-  if (e->schema_rec.len == v.mv_size &&
-      memcmp(e->schema_rec.p, v.mv_data, v.mv_size) == 0)
-    return DF_OK;
-  /* Another process changed the schema (added or dropped an index). */
-  if (df__schema_reserve(e) != DF_OK) return DF_ENOMEM;
-  code = df__schema_decode(v.mv_data, v.mv_size, &next, err, sizeof err);
-  if (code != DF_OK) return code;
-  df__schema_adopt(e, &next);
-  if (df__buf_append(&e->schema_rec, v.mv_data, v.mv_size) != 0)
-    df__buf_reset(&e->schema_rec);
+  change->changed = 1;
   return DF_OK;
 }

@@ -1,11 +1,22 @@
 /*
- * schema.h -- the schema of a database: its copy, comparison, and its
- * MessagePack form in the `meta` sub-database (schema.c).  Not API.
+ * schema.h -- the schema of a database as a record (schema.c): validated
+ * deep copies, comparison, the change an open asks for, and the
+ * MessagePack form stored in the `meta` sub-database.  Pure: no LMDB, no
+ * environment.  Not API.
  */
 #ifndef DF_SCHEMA_H
 #define DF_SCHEMA_H
 
-#include "store.h"
+#include "internal.h"
+
+#define DF_MAX_INDEXES 64
+
+/* A parsed schema, owned: all strings live in one allocation (`blob`). */
+typedef struct df_schema_owned {
+  df_schema s;
+  df_index_def idx[DF_MAX_INDEXES];
+  char *blob;
+} df_schema_owned;
 
 void df__schema_free(df_schema_owned *s);
 /* Move a schema: *dst takes over src's strings (src is left empty).  Use it
@@ -23,23 +34,19 @@ int df__schema_decode(const void *p, size_t n, df_schema_owned *out,
  * with the difference in err. */
 int df__schema_same(const df_schema *have, const df_schema *want, char *err,
                     size_t errlen);
-/* At open with a stored schema: check the caller's schema against it and
- * apply allowed changes inside `txn` (a new TTL attribute, new GSIs, which
- * are backfilled).  *changed says whether the stored schema was rewritten. */
-int df__schema_reconcile(df_db *db, MDB_txn *txn, df_env *e,
-                         const df_open_options *o, int *changed, char *err,
-                         size_t errlen);
-/* Store e->schema (or s) in meta inside txn. */
-int df__schema_store(MDB_txn *txn, df_env *e);
-int df__schema_put(MDB_txn *txn, df_env *e, const df_schema *s);
-/* Make `next` the schema in force (after its record was committed); the
- * old strings stay allocated until the environment closes.  Call
- * df__schema_reserve first (before committing): adopting then cannot
- * fail for want of memory. */
-int df__schema_reserve(df_env *e);
-void df__schema_adopt(df_env *e, df_schema_owned *next);
-void df__schema_retired_free(df_env *e);
-/* Inside a write transaction: adopt the stored schema when another
- * process changed it since this one read it. */
-int df__schema_refresh(MDB_txn *txn, df_env *e);
+
+/* What an open's schema changes in the stored one. */
+typedef struct df_schema_change {
+  int changed; /* 0: nothing to do (`next` is left empty) */
+  int new_ttl; /* a TTL attribute was added */
+  size_t n_old; /* next's indexes [0, n_old) existed; the rest are new */
+} df_schema_change;
+
+/* The stored schema `have` with what `want` adds to it (a TTL attribute,
+ * new GSIs, which get fresh ids), into `next`.  Errors: DF_ESCHEMA (keys
+ * or an index defined differently, a new LSI), DF_EVALIDATION (too many
+ * indexes, a bad definition), DF_ENOMEM; the message in err. */
+int df__schema_merge(const df_schema *have, const df_schema *want,
+                     df_schema_owned *next, df_schema_change *change,
+                     char *err, size_t errlen);
 #endif

@@ -6,8 +6,11 @@
  * arrays [seq, time, origin, action, expired, old | nil, new | nil] whose
  * items are embedded as they are stored (so any MessagePack tool reads
  * them).  The settings live in the `meta` sub-database under "stream" as
- * a map {keep = records, keep_seconds = seconds}, so every process
- * agrees; each write transaction reads them once, at its first change.
+ * a map {keep = records, keep_seconds = seconds} (env.c reads and writes
+ * them), so every process agrees; each write transaction reads them once,
+ * at its first change.  The writing half works on the write context of
+ * write.h; the reading half (df_stream_read) on a handle's read
+ * transaction.
  *
  * Invariants:
  *  - A record is written in the same write transaction as the change it
@@ -22,7 +25,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "store.h"
+#include "handle.h"
+#include "write.h"
 
 #define META_KEY "stream"
 #define TRIM_MAX 1024
@@ -41,119 +45,17 @@ struct df_stream {
 
 /* ------------------------------------------------------------ settings */
 
-static int settings_decode(const void *p, size_t n, uint64_t *keep,
-                           double *secs) {
-  df_value v;
-  int r;
-  *keep = 0;
-  *secs = 0;
-  r = df__mp_map_find(p, n, "keep", 4, &v, NULL, NULL);
-  if (r < 0) return DF_ECORRUPT;
-  if (r == 1) {
-    if (v.type == DF_TINT && v.i >= 0)
-      *keep = (uint64_t)v.i;
-    else if (v.type == DF_TUINT)
-      *keep = v.u;
-    else
-      return DF_ECORRUPT;
+int df__stream_enabled(df_write *w) {
+  if (w->stream_state == 0) {
+    int code = df__env_stream_settings(&w->kv, &w->stream_keep,
+                                       &w->stream_keep_seconds);
+    if (code != DF_OK)
+      return df__fmt(w->errmsg, sizeof w->errmsg, code,
+                     "cannot read the change-log settings");
+    w->stream_state =
+        (w->stream_keep || w->stream_keep_seconds > 0) ? 1 : 2;
   }
-  r = df__mp_map_find(p, n, "keep_seconds", 12, &v, NULL, NULL);
-  if (r < 0) return DF_ECORRUPT;
-  if (r == 1) {
-    if (v.type == DF_TFLOAT && v.f >= 0)
-      *secs = v.f;
-    else if (v.type == DF_TINT && v.i >= 0)
-      *secs = (double)v.i;
-    else
-      return DF_ECORRUPT;
-  }
-  return DF_OK;
-}
-
-/* The stored settings: 0, or DF_ECORRUPT / an LMDB failure code. */
-static int settings_read(MDB_txn *txn, df_env *e, uint64_t *keep,
-                         double *secs) {
-  MDB_val k, v;
-  int rc;
-  k.mv_data = (void *)META_KEY;
-  k.mv_size = sizeof META_KEY - 1;
-  rc = mdb_get(txn, e->dbi_meta, &k, &v);
-  if (rc == MDB_NOTFOUND) {
-    *keep = 0;
-    *secs = 0;
-    return DF_OK;
-  }
-  if (rc != 0) return df__map_err(rc);
-  return settings_decode(v.mv_data, v.mv_size, keep, secs);
-}
-
-int df__stream_enabled(df_txn *t) {
-  if (t->stream_state == 0) {
-    int code =
-        settings_read(t->txn, t->env, &t->stream_keep, &t->stream_keep_seconds);
-    if (code != DF_OK) {
-      t->failed = 1;
-      return df__txn_err(t, code, "cannot read the change-log settings");
-    }
-    t->stream_state = (t->stream_keep || t->stream_keep_seconds > 0) ? 1 : 2;
-  }
-  return t->stream_state == 1;
-}
-
-int df__stream_configure(df_db *db, const df_open_options *o) {
-  MDB_txn *rtxn;
-  uint64_t keep;
-  double secs;
-  int code, tries;
-  df_buf b;
-  if (!o->stream) return DF_OK;
-  if (!(o->stream_keep_seconds >= 0) || o->stream_keep_seconds > 1e15)
-    return df__db_err(db, DF_EINVAL,
-                      "stream keep_seconds must be a non-negative number");
-  if ((code = df__read_begin(db, &rtxn)) != DF_OK) return code;
-  code = settings_read(rtxn, db->env, &keep, &secs);
-  df__read_end(db, rtxn);
-  if (code != DF_OK)
-    return df__db_err(db, code, "cannot read the change-log settings");
-  if (keep == o->stream_keep && secs == o->stream_keep_seconds) return DF_OK;
-  if (db->env->readonly)
-    return df__db_err(db, DF_EREADONLY,
-                      "cannot change the change-log settings of a database "
-                      "opened read-only");
-  df__buf_init(&b);
-  df__mp_put_map(&b, 2);
-  df__mp_put_str(&b, "keep", 4);
-  df__mp_put_uint(&b, o->stream_keep);
-  df__mp_put_str(&b, "keep_seconds", 12);
-  df__mp_put_float(&b, o->stream_keep_seconds);
-  if (b.failed) {
-    df__buf_free(&b);
-    return df__db_err(db, DF_ENOMEM, "out of memory");
-  }
-  for (tries = 0; tries < 8; tries++) {
-    df_txn *t;
-    MDB_val k, v;
-    int rc;
-    code = df_txn_begin(db, DF_TXN_WRITE, 0, &t);
-    if (code != DF_OK) break;
-    k.mv_data = (void *)META_KEY;
-    k.mv_size = sizeof META_KEY - 1;
-    v.mv_data = b.p;
-    v.mv_size = b.len;
-    rc = mdb_put(t->txn, db->env->dbi_meta, &k, &v, 0);
-    if (rc == MDB_MAP_FULL)
-      t->map_full = 1;
-    else if (rc != 0)
-      t->failed = 1;
-    code = df_txn_commit(t);
-    if (code != DF_OK && code != DF_ERETRY)
-      df__db_err(db, code, "cannot store the change-log settings: %s",
-                 rc ? mdb_strerror(rc) : df_txn_errmsg(t));
-    df_txn_free(t);
-    if (code != DF_ERETRY) break;
-  }
-  df__buf_free(&b);
-  return code;
+  return w->stream_state == 1;
 }
 
 /* ------------------------------------------------------------- writing */
@@ -176,10 +78,10 @@ static void put_f64(unsigned char *p, double f) {
 }
 
 /* The commit time of the record at v (HEADER_LEN fixed layout). */
-static int record_time(const MDB_val *v, double *out) {
-  const unsigned char *p = v->mv_data;
+static int record_time(const df_bytes *v, double *out) {
+  const unsigned char *p = v->p;
   uint64_t u;
-  if (v->mv_size < HEADER_LEN || p[0] != 0x97 || p[10] != 0xcb)
+  if (v->n < HEADER_LEN || p[0] != 0x97 || p[10] != 0xcb)
     return DF_ECORRUPT;
   u = df__key_get_u64(p + 11);
   memcpy(out, &u, 8);
@@ -188,79 +90,80 @@ static int record_time(const MDB_val *v, double *out) {
 
 /* Remove the oldest records past the retention; `last` (just written) is
  * always kept. */
-static int trim(df_txn *t, uint64_t last, double now) {
-  MDB_cursor *c;
-  MDB_val k, v;
-  int rc, n;
-  uint64_t keep = t->stream_keep;
-  double secs = t->stream_keep_seconds;
-  rc = mdb_cursor_open(t->txn, t->env->dbi_stream, &c);
-  if (rc != 0) return rc;
+static int trim(df_write *w, uint64_t last, double now) {
+  df_kvcursor *c;
+  df_bytes k, v;
+  int code, n;
+  uint64_t keep = w->stream_keep;
+  double secs = w->stream_keep_seconds;
+  code = df__kv_cursor(&w->kv, DF_SUB_STREAM, &c);
+  if (code != DF_OK) return code;
   for (n = 0; n < TRIM_MAX; n++) {
     uint64_t seq;
     double when;
-    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    if (rc == MDB_NOTFOUND) {
-      rc = 0;
+    code = df__kv_step(c, DF_KV_FIRST, &k, &v);
+    if (code == DF_ENOTFOUND) {
+      code = DF_OK;
       break;
     }
-    if (rc != 0) break;
-    if (k.mv_size != 8) {
-      rc = MDB_CORRUPTED;
+    if (code != DF_OK) break;
+    if (k.n != 8) {
+      code = DF_ECORRUPT;
       break;
     }
-    seq = df__key_get_u64(k.mv_data);
+    seq = df__key_get_u64(k.p);
     if (seq >= last) break;
     if (!(keep && last - seq >= keep)) {
       if (!(secs > 0) || record_time(&v, &when) != DF_OK ||
           !(when < now - secs))
         break;
     }
-    rc = mdb_cursor_del(c, 0);
-    if (rc != 0) break;
+    code = df__kv_cursor_del(c);
+    if (code != DF_OK) break;
   }
-  mdb_cursor_close(c);
-  return rc;
+  df__kv_cursor_close(c);
+  return code;
 }
 
-int df__stream_append(df_txn *t, df_change *c, const void *old, size_t old_len,
-                      const void *new_item, size_t new_len) {
-  MDB_val k, v;
-  unsigned char key[8], *p;
-  uint64_t origin;
-  double now;
-  int rc;
-  if (t->next_seq == 0) {
-    MDB_cursor *cur;
-    rc = mdb_cursor_open(t->txn, t->env->dbi_stream, &cur);
-    if (rc == 0) {
-      rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-      if (rc == 0 && k.mv_size != 8) rc = MDB_CORRUPTED;
-      if (rc == 0) t->next_seq = df__key_get_u64(k.mv_data) + 1;
-      if (rc == MDB_NOTFOUND) {
-        t->next_seq = 1;
-        rc = 0;
-      }
-      mdb_cursor_close(cur);
-    }
-    if (rc != 0) goto failed;
+/* The sequence number of the next record: one past the last. */
+static int next_seq(df_write *w) {
+  df_kvcursor *c;
+  df_bytes k;
+  int code = df__kv_cursor(&w->kv, DF_SUB_STREAM, &c);
+  if (code != DF_OK) return code;
+  code = df__kv_step(c, DF_KV_LAST, &k, NULL);
+  if (code == DF_OK && k.n != 8) code = DF_ECORRUPT;
+  if (code == DF_OK) w->next_seq = df__key_get_u64(k.p) + 1;
+  if (code == DF_ENOTFOUND) {
+    w->next_seq = 1;
+    code = DF_OK;
   }
-  now = t->now > 0 ? t->now : wall_clock();
-  origin = t->db->origin ? t->db->origin : t->env->origin;
-  df__key_put_u64(key, t->next_seq);
-  k.mv_data = key;
-  k.mv_size = 8;
-  v.mv_data = NULL;
-  v.mv_size = HEADER_LEN + (old ? old_len : 1) + (new_item ? new_len : 1);
-  rc = mdb_put(t->txn, t->env->dbi_stream, &k, &v, MDB_APPEND | MDB_RESERVE);
-  if (rc != 0) goto failed;
-  p = v.mv_data;
+  df__kv_cursor_close(c);
+  return code;
+}
+
+int df__stream_append(df_write *w, int action, int expired, const void *old,
+                      size_t old_len, const void *new_item, size_t new_len,
+                      uint64_t *seq) {
+  unsigned char key[8], *p;
+  void *room;
+  double now;
+  int code = DF_OK;
+  if (w->next_seq == 0 && (code = next_seq(w)) != DF_OK) goto failed;
+  now = w->now > 0 ? w->now : wall_clock();
+  df__key_put_u64(key, w->next_seq);
+  code = df__kv_append(&w->kv, DF_SUB_STREAM, key, 8,
+                       HEADER_LEN + (old ? old_len : 1) +
+                           (new_item ? new_len : 1),
+                       &room);
+  if (code != DF_OK) goto failed;
+  p = room;
   p[0] = 0x97;
-  put_u64(p + 1, 0xcf, t->next_seq);
+  put_u64(p + 1, 0xcf, w->next_seq);
   put_f64(p + 10, now);
-  put_u64(p + 19, 0xcf, origin);
-  p[28] = (unsigned char)c->action;
-  p[29] = c->expired ? 0xc3 : 0xc2;
+  put_u64(p + 19, 0xcf, w->origin);
+  p[28] = (unsigned char)action;
+  p[29] = expired ? 0xc3 : 0xc2;
   p += HEADER_LEN;
   if (old) {
     memcpy(p, old, old_len);
@@ -272,20 +175,18 @@ int df__stream_append(df_txn *t, df_change *c, const void *old, size_t old_len,
     memcpy(p, new_item, new_len);
   else
     *p = 0xc0;
-  c->seq = t->next_seq;
-  rc = trim(t, t->next_seq, now);
-  if (rc != 0) goto failed;
-  t->next_seq++;
+  *seq = w->next_seq;
+  code = trim(w, w->next_seq, now);
+  if (code != DF_OK) goto failed;
+  w->next_seq++;
   return DF_OK;
 failed:
-  if (rc == MDB_MAP_FULL) {
-    t->map_full = 1;
-    return df__txn_err(t, DF_ERETRY,
-                       "the database map is full; it grows at commit: run "
-                       "the transaction again");
-  }
-  t->failed = 1;
-  return df__txn_err(t, df__map_err(rc), "change log: %s", mdb_strerror(rc));
+  if (code == DF_ERETRY)
+    return df__fmt(w->errmsg, sizeof w->errmsg, code,
+                   "the database map is full; it grows at commit: run the "
+                   "transaction again");
+  return df__fmt(w->errmsg, sizeof w->errmsg, code, "change log: %s",
+                 df_strerror(code));
 }
 
 /* ------------------------------------------------------------- reading */
@@ -326,10 +227,11 @@ uint64_t df_db_origin(const df_db *db) {
 }
 
 /* Check a record's layout; *origin receives its origin. */
-static int record_check(const MDB_val *k, const MDB_val *v, uint64_t *origin) {
-  const unsigned char *p = v->mv_data, *end = p + v->mv_size;
-  if (k->mv_size != 8 || v->mv_size < HEADER_LEN + 2 || p[0] != 0x97 ||
-      p[1] != 0xcf || df__key_get_u64(p + 2) != df__key_get_u64(k->mv_data) ||
+static int record_check(const df_bytes *k, const df_bytes *v,
+                        uint64_t *origin) {
+  const unsigned char *p = v->p, *end = p + v->n;
+  if (k->n != 8 || v->n < HEADER_LEN + 2 || p[0] != 0x97 || p[1] != 0xcf ||
+      df__key_get_u64(p + 2) != df__key_get_u64(k->p) ||
       p[10] != 0xcb || p[19] != 0xcf ||
       (p[28] != DF_EV_PUT && p[28] != DF_EV_DELETE) ||
       (p[29] != 0xc2 && p[29] != 0xc3))
@@ -341,7 +243,7 @@ static int record_check(const MDB_val *k, const MDB_val *v, uint64_t *origin) {
   return DF_OK;
 }
 
-static int add(df_stream *s, const MDB_val *v) {
+static int add(df_stream *s, const df_bytes *v) {
   if (s->count + 2 > s->cap_off) {
     size_t cap = s->cap_off ? s->cap_off * 2 : 64;
     size_t *n = df__realloc(s->off, cap * sizeof *n);
@@ -350,7 +252,7 @@ static int add(df_stream *s, const MDB_val *v) {
     s->cap_off = cap;
   }
   if (s->count == 0) s->off[0] = 0;
-  if (df__buf_append(&s->data, v->mv_data, v->mv_size) != 0) return DF_ENOMEM;
+  if (df__buf_append(&s->data, v->p, v->n) != 0) return DF_ENOMEM;
   s->count++;
   s->off[s->count] = s->data.len;
   return DF_OK;
@@ -358,9 +260,9 @@ static int add(df_stream *s, const MDB_val *v) {
 
 int df_stream_read(df_db *db, uint64_t after, size_t max, uint64_t skip_origin,
                    df_stream *s) {
-  MDB_txn *txn;
-  MDB_cursor *c = NULL;
-  MDB_val k, v;
+  df_kv kv;
+  df_kvcursor *c = NULL;
+  df_bytes k, v;
   unsigned char key[8];
   int code, rc;
   size_t examined = 0;
@@ -371,20 +273,20 @@ int df_stream_read(df_db *db, uint64_t after, size_t max, uint64_t skip_origin,
   s->count = 0;
   s->next = after;
   s->first = s->last = 0;
-  if ((code = df__read_begin(db, &txn)) != DF_OK) return code;
-  rc = mdb_cursor_open(txn, db->env->dbi_stream, &c);
-  if (rc == 0) {
-    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == 8) s->last = df__key_get_u64(k.mv_data);
-    if (rc == 0) rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    if (rc == 0 && k.mv_size == 8) s->first = df__key_get_u64(k.mv_data);
-    if (rc == 0 && after < s->last) {
+  if ((code = df__db_read(db, &kv)) != DF_OK) return code;
+  rc = df__kv_cursor(&kv, DF_SUB_STREAM, &c);
+  if (rc == DF_OK) {
+    rc = df__kv_step(c, DF_KV_LAST, &k, &v);
+    if (rc == DF_OK && k.n == 8) s->last = df__key_get_u64(k.p);
+    if (rc == DF_OK) rc = df__kv_step(c, DF_KV_FIRST, &k, &v);
+    if (rc == DF_OK && k.n == 8) s->first = df__key_get_u64(k.p);
+    if (rc == DF_OK && after < s->last) {
       df__key_put_u64(key, after + 1);
-      k.mv_data = key;
-      k.mv_size = 8;
-      rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+      k.p = key;
+      k.n = 8;
+      rc = df__kv_step(c, DF_KV_SEEK, &k, &v);
       /* examine a bounded number of skipped records too */
-      while (rc == 0 && s->count < max && examined < max * 4) {
+      while (rc == DF_OK && s->count < max && examined < max * 4) {
         uint64_t origin;
         code = record_check(&k, &v, &origin);
         if (code != DF_OK) break;
@@ -393,20 +295,20 @@ int df_stream_read(df_db *db, uint64_t after, size_t max, uint64_t skip_origin,
           code = add(s, &v);
           if (code != DF_OK) break;
         }
-        s->next = df__key_get_u64(k.mv_data);
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        s->next = df__key_get_u64(k.p);
+        rc = df__kv_step(c, DF_KV_NEXT, &k, &v);
       }
     }
-    if (rc == MDB_NOTFOUND) rc = 0;
-    mdb_cursor_close(c);
+    if (rc == DF_ENOTFOUND) rc = DF_OK;
+    df__kv_cursor_close(c);
   }
-  df__read_end(db, txn);
+  df__db_read_end(db, &kv);
   if (code == DF_ECORRUPT)
     return df__db_err(db, code, "change log: malformed record");
   if (code != DF_OK) return df__db_err(db, code, "out of memory");
-  if (rc != 0)
-    return df__db_err(db, df__map_err(rc), "cannot read the change log: %s",
-                      mdb_strerror(rc));
+  if (rc != DF_OK)
+    return df__db_err(db, rc, "cannot read the change log: %s",
+                      df_strerror(rc));
   return DF_OK;
 }
 

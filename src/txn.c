@@ -1,248 +1,142 @@
 /*
- * txn.c -- transactions and single-item operations: begin, commit, get,
- * put, delete, and the events a write transaction records for listeners.
+ * txn.c -- transactions: begin, commit, abort; the single-item operations
+ * get, put and delete; the TTL purge; the hook every change goes through
+ * (indexes, expiry entries, events, the change log); and the one retry
+ * loop for writes that meet a full map.
  *
  * Invariants:
  *  - A write transaction changes the item, every index entry, the expiry
- *    entry and the change-log record of that item together, or nothing.
+ *    entry and the change-log record of that item together, or nothing:
+ *    after_change runs the maintainers (write.h) for every change, inside
+ *    the transaction.
+ *  - A failure part-way through a change dooms the transaction (doom() is
+ *    the one place that does): later operations fail and the commit rolls
+ *    back.  A failure found before anything was written (a bad item or
+ *    key) leaves it usable.
  *  - An item whose TTL attribute is below the transaction's `now` does not
  *    exist for readers; a write that meets one deletes it (recording a
  *    DELETE event marked expired) before going on.
- *  - At most one write transaction per thread per database: a second one
- *    is DF_EBUSY, never a self-deadlock on LMDB's writer lock.
- *  - Items keys are hash64(pk) | enc(pk) | enc(sk) (key.c).
+ *  - At most one write transaction per thread per database (env.c's
+ *    writer mark): a second one is DF_EBUSY, never a self-deadlock.
  */
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 
-#include "schema.h"
-#include "store.h"
+#include "handle.h"
+#include "ttl.h"
+#include "txn.h"
 
-int df__env_grow_if_needed(df_env *e);
+/* A change recorded for listeners: offsets into t->events_buf. */
+typedef struct df_change {
+  int action, expired;
+  size_t old_off, old_len, new_off, new_len; /* old_off SIZE_MAX: none */
+  uint64_t seq;
+} df_change;
 
-int df__txn_err(df_txn *t, int code, const char *fmt, ...) {
+struct df_txn {
+  df_db *db;
+  df_env *env;
+  struct MDB_txn *txn;
+  unsigned flags;
+  pthread_t thread; /* the thread that began it */
+  int live;         /* begun, not yet committed or aborted */
+  int failed;       /* doomed by a failure part-way: roll back */
+  int map_full;     /* doomed by a full map: grow and run again */
+  df_write w;       /* kv view, schema, now, errmsg, change-log state */
+  df_buf old;       /* copy of the replaced item for callers */
+  df_buf events_buf;
+  df_change *changes;
+  size_t n_changes, cap_changes;
+};
+
+static int txn_err(df_txn *t, int code, const char *fmt, ...)
+    DF__PRINTF(3, 4);
+static int txn_err(df_txn *t, int code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(t->errmsg, sizeof t->errmsg, fmt, ap);
+  vsnprintf(t->w.errmsg, sizeof t->w.errmsg, fmt, ap);
   va_end(ap);
   return code;
 }
 
 const char *df_txn_errmsg(const df_txn *t) {
-  return t ? t->errmsg : df_strerror(DF_ENOMEM);
+  return t ? t->w.errmsg : df_strerror(DF_ENOMEM);
 }
 
-/* ----------------------------------------------------------------- keys */
+df_write *df__txn_write(df_txn *t) { return &t->w; }
 
-static const char *type_name(df_type t) {
-  switch (t) {
-    case DF_TNONE: return "nothing";
-    case DF_TNIL: return "null";
-    case DF_TBOOL: return "a boolean";
-    case DF_TINT:
-    case DF_TUINT:
-    case DF_TFLOAT:
-    case DF_TDECIMAL: return "a number";
-    case DF_TSTR: return "a string";
-    case DF_TBIN: return "binary";
-    case DF_TARRAY: return "a list";
-    case DF_TMAP: return "a map";
-    case DF_TSS: return "a string set";
-    case DF_TNS: return "a number set";
-    case DF_TBS: return "a binary set";
-  }
-  return "?";
+int df__txn_doom(df_txn *t, int code) {
+  if (code == DF_ERETRY)
+    t->map_full = 1;
+  else
+    t->failed = 1;
+  return code;
 }
 
-static int key_value_ok(const df_value *v, const char *attr, char *err,
-                        size_t errlen) {
-  switch (v->type) {
-    case DF_TSTR:
-    case DF_TBIN:
-    case DF_TINT:
-    case DF_TUINT:
-      return DF_OK;
-    case DF_TFLOAT:
-      if (v->f != v->f) {
-        snprintf(err, errlen, "key attribute %s must not be NaN", attr);
-        return DF_EVALIDATION;
-      }
-      return DF_OK;
-    case DF_TNONE:
-      snprintf(err, errlen, "missing key attribute %s", attr);
-      return DF_EVALIDATION;
-    default:
-      snprintf(err, errlen,
-               "key attribute %s must be a string or a number, not %s", attr,
-               type_name(v->type));
-      return DF_EVALIDATION;
-  }
+static int doom(df_txn *t, int code) { return df__txn_doom(t, code); }
+
+/* A failed write to the store: dooms the transaction. */
+static int store_failed(df_txn *t, int code, const char *what) {
+  if (code == DF_ERETRY)
+    txn_err(t, code,
+            "the database map is full; it grows at commit: run the "
+            "transaction again");
+  else
+    txn_err(t, code, "%s failed: %s", what, df_strerror(code));
+  return doom(t, code);
 }
 
-int df__item_key(const df_schema *s, const df_key *key, unsigned char *out,
-                 size_t *outlen, char *err, size_t errlen) {
-  size_t n = 0, m = 0;
-  uint64_t h;
-  int code;
-  if ((code = key_value_ok(&key->pk, s->pk, err, errlen)) != DF_OK) return code;
-  if (key->pk.type == DF_TSTR && key->pk.n > DF_PK_MAX) {
-    snprintf(err, errlen,
-             "key attribute %s is too long (%zu bytes, at most %d)", s->pk,
-             key->pk.n, DF_PK_MAX);
-    return DF_EVALIDATION;
-  }
-  code = df__key_enc_partition(&key->pk, out + 8, &n, &h);
-  if (code != DF_OK) {
-    snprintf(err, errlen, "key attribute %s cannot be encoded", s->pk);
-    return DF_EVALIDATION;
-  }
-  df__key_put_u64(out, h);
-  n += 8;
-  if (s->sk) {
-    if ((code = key_value_ok(&key->sk, s->sk, err, errlen)) != DF_OK)
-      return code;
-    code = df__key_enc(&key->sk, out + n, DF_SK_MAX, &m);
-    if (code != DF_OK) {
-      snprintf(err, errlen,
-               "key attribute %s is too long (at most %d bytes encoded: %d "
-               "bytes of a string without NUL bytes)",
-               s->sk, DF_SK_MAX, DF_SK_MAX - 3);
-      return DF_EVALIDATION;
-    }
-    n += m;
-  }
-  *outlen = n;
-  return DF_OK;
-}
-
-int df__item_key_of(const df_schema *s, const void *item, size_t len,
-                    df_key *key, char *err, size_t errlen) {
-  int r;
-  memset(key, 0, sizeof *key);
-  r = df__mp_map_find(item, len, s->pk, strlen(s->pk), &key->pk, NULL, NULL);
-  if (r < 0) {
-    snprintf(err, errlen, "item bytes are malformed");
-    return DF_EVALIDATION;
-  }
-  if (s->sk) {
-    r = df__mp_map_find(item, len, s->sk, strlen(s->sk), &key->sk, NULL, NULL);
-    if (r < 0) {
-      snprintf(err, errlen, "item bytes are malformed");
-      return DF_EVALIDATION;
-    }
-  }
-  if ((r = key_value_ok(&key->pk, s->pk, err, errlen)) != DF_OK) return r;
-  if (s->sk && (r = key_value_ok(&key->sk, s->sk, err, errlen)) != DF_OK)
-    return r;
-  return DF_OK;
-}
-
-int df__item_expired(const df_schema *s, const void *item, size_t len,
-                     double now) {
-  df_value v;
-  if (s->ttl_attr == NULL) return 0;
-  if (df__mp_map_find(item, len, s->ttl_attr, strlen(s->ttl_attr), &v, NULL,
-                      NULL) != 1)
-    return 0;
-  switch (v.type) {
-    case DF_TINT: return (double)v.i < now;
-    case DF_TUINT: return (double)v.u < now;
-    case DF_TFLOAT: return v.f < now;
-    default: return 0;
-  }
-}
-
-/* ---------------------------------------------- long partition keys */
-
-/* A partition-key value longer than DF_PK_INLINE_MAX is stored in keys as
- * a hash (key.c), its full value only in the item.  Two values whose hashes
- * collide would share a partition: a put checks that the partition holds
- * only its own value (partition_check), and reads check that an item found
- * under a hashed key really carries the value asked for (df__item_pk_is).
- * Whether a key is hashed shows in its first byte after the 8-byte hash. */
-static int key_is_hashed(const unsigned char *k, size_t klen) {
-  return klen > 8 && k[8] == DF_TAG_HASHED;
-}
-
-int df__item_pk_is(const df_schema *s, const void *item, size_t len,
-                   const df_value *pk) {
-  df_value v;
-  if (df__mp_map_find(item, len, s->pk, strlen(s->pk), &v, NULL, NULL) != 1)
-    return 0;
-  if ((v.type != DF_TSTR && v.type != DF_TBIN) ||
-      (pk->type != DF_TSTR && pk->type != DF_TBIN))
-    return 0;
-  return v.n == pk->n && (v.n == 0 || memcmp(v.s, pk->s, v.n) == 0);
-}
+/* ----------------------------------------------- long partition keys */
 
 /* Before a put under a hashed partition key: the first item already in
  * that partition (if any) must carry the same partition-key value; every
- * item of a partition passed this check, so one suffices. */
+ * item of a partition passed this check, so one suffices (see item.c). */
 static int partition_check(df_txn *t, const unsigned char *k,
                            const df_value *pk) {
-  MDB_cursor *c;
-  MDB_val mk, mv;
+  df_kvcursor *c;
+  df_bytes mk, mv;
   size_t plen = 8 + 17; /* hash64 | DF_TAG_HASHED + 16 hash bytes */
-  int rc, code = DF_OK;
-  rc = mdb_cursor_open(t->txn, t->env->dbi_items, &c);
-  if (rc != 0)
-    return df__txn_err(t, df__map_err(rc), "cannot open cursor: %s",
-                       mdb_strerror(rc));
-  mk.mv_data = (void *)k;
-  mk.mv_size = plen;
-  rc = mdb_cursor_get(c, &mk, &mv, MDB_SET_RANGE);
-  if (rc == 0 && mk.mv_size >= plen && memcmp(mk.mv_data, k, plen) == 0 &&
-      !df__item_pk_is(&t->env->schema.s, mv.mv_data, mv.mv_size, pk))
-    code = df__txn_err(t, DF_EVALIDATION,
-                       "key attribute %s: this %zu-byte value has the same "
-                       "hash as another partition-key value already stored; "
-                       "it cannot be stored (use a different value)",
-                       t->env->schema.s.pk, pk->n);
-  else if (rc != 0 && rc != MDB_NOTFOUND)
-    code = df__txn_err(t, df__map_err(rc), "read failed: %s",
-                       mdb_strerror(rc));
-  mdb_cursor_close(c);
+  int code;
+  code = df__kv_cursor(&t->w.kv, DF_SUB_ITEMS, &c);
+  if (code != DF_OK)
+    return txn_err(t, code, "cannot open cursor: %s", df_strerror(code));
+  mk.p = k;
+  mk.n = plen;
+  code = df__kv_step(c, DF_KV_SEEK, &mk, &mv);
+  if (code == DF_OK && mk.n >= plen && memcmp(mk.p, k, plen) == 0 &&
+      !df__item_pk_is(t->w.schema, mv.p, mv.n, pk))
+    code = txn_err(t, DF_EVALIDATION,
+                   "key attribute %s: this %zu-byte value has the same hash "
+                   "as another partition-key value already stored; it "
+                   "cannot be stored (use a different value)",
+                   t->w.schema->pk, pk->n);
+  else if (code == DF_ENOTFOUND || code == DF_OK)
+    code = DF_OK;
+  else
+    code = txn_err(t, code, "read failed: %s", df_strerror(code));
+  df__kv_cursor_close(c);
   return code;
 }
 
 /* ---------------------------------------------------------- transactions */
 
-/* Forget that `thread` holds the write transaction.  Called after LMDB
- * released its writer lock, when another thread may already have taken
- * it and marked itself: only the mark of `thread` is cleared. */
-static void writer_clear(df_env *e, pthread_t thread) {
-  pthread_mutex_lock(&e->lock);
-  if (e->has_writer && pthread_equal(e->writer, thread)) e->has_writer = 0;
-  pthread_mutex_unlock(&e->lock);
-}
-
 int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
   df_txn *t;
   df_env *e;
-  int code, rc, tries;
+  int code;
   int write = (flags & DF_TXN_WRITE) != 0;
+  char err[DF_MSG_MAX];
   if (out == NULL) return DF_EINVAL;
   *out = NULL;
   if ((code = df__db_check(db)) != DF_OK) return code;
   e = db->env;
   if (write && e->readonly)
     return df__db_err(db, DF_EREADONLY, "database is opened read-only");
-  if (write) {
-    pthread_mutex_lock(&e->lock);
-    if (e->has_writer && pthread_equal(e->writer, pthread_self())) {
-      pthread_mutex_unlock(&e->lock);
-      return df__db_err(db, DF_EBUSY,
-                        "this thread already holds the database's write "
-                        "transaction (a write from inside a transaction, "
-                        "an update function or a condition?)");
-    }
-    pthread_mutex_unlock(&e->lock);
-  }
+  if (write && df__env_writer_held(e))
+    return df__db_err(db, DF_EBUSY,
+                      "this thread already holds the database's write "
+                      "transaction (a write from inside a transaction, "
+                      "an update function or a condition?)");
   t = df__malloc(sizeof *t);
   if (t == NULL) return df__db_err(db, DF_ENOMEM, "out of memory");
   memset(t, 0, sizeof *t);
@@ -251,210 +145,117 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
   t->env = e;
   t->flags = flags;
   t->thread = pthread_self();
-  t->now = now;
+  t->w.now = now;
+  t->w.origin = db->origin ? db->origin : e->origin;
+  df__buf_init(&t->w.scratch);
   df__buf_init(&t->old);
-  df__buf_init(&t->scratch);
   df__buf_init(&t->events_buf);
   if (!write) {
-    code = df__read_begin(db, &t->txn);
+    code = df__db_read(db, &t->w.kv);
     if (code != DF_OK) {
       __atomic_sub_fetch(&db->txns, 1, __ATOMIC_ACQ_REL);
       df__free(t);
       return code;
     }
+    t->txn = t->w.kv.txn;
+    t->w.schema = &e->schema.s;
     t->live = 1;
     *out = t;
     return DF_OK;
   }
-  for (tries = 0;; tries++) {
-    df__env_grow_if_needed(e);
-    df__map_lock_shared(e);
-    rc = mdb_txn_begin(e->env, NULL, 0, &t->txn);
-    if (rc == 0) break;
-    df__map_unlock_shared(e);
-    if (rc == MDB_MAP_RESIZED && tries < 3) {
-      df__env_refresh_map(e);
-      continue;
-    }
+  code = df__env_write_begin(e, &t->txn, err, sizeof err);
+  if (code != DF_OK) {
     __atomic_sub_fetch(&db->txns, 1, __ATOMIC_ACQ_REL);
     df__free(t);
-    return df__db_err(db, df__map_err(rc),
-                      "cannot begin write transaction: %s", mdb_strerror(rc));
+    return df__db_err(db, code, "%s", err);
   }
-  pthread_mutex_lock(&e->lock);
-  e->writer = pthread_self();
-  e->has_writer = 1;
-  pthread_mutex_unlock(&e->lock);
+  df__env_kv(e, t->txn, &t->w.kv);
   t->live = 1;
   /* Another process may have added or dropped an index: write with the
    * stored schema, so every index stays in step. */
-  if ((code = df__schema_refresh(t->txn, e)) != DF_OK) {
+  if ((code = df__env_schema_refresh(e, &t->w.kv)) != DF_OK) {
     df_txn_free(t);
     return df__db_err(db, code, "cannot read the stored schema: %s",
                       df_strerror(code));
   }
+  t->w.schema = &e->schema.s;
   *out = t;
   return DF_OK;
 }
 
 /* End the LMDB side of a transaction (commit already done or abort).  A
- * read transaction goes back through df__read_end: it may be the handle's
- * reusable one, which must be reset and kept, not aborted (freed). */
-static void finish(df_txn *t, int abort_it) {
+ * read transaction goes back through the handle: it may be its reusable
+ * one, which must be reset and kept, not aborted (freed). */
+static void finish(df_txn *t, int grow) {
   if (!t->live) return;
   t->live = 0;
-  if (!(t->flags & DF_TXN_WRITE)) {
-    df__read_end(t->db, t->txn); /* releases map_lock */
-    t->txn = NULL;
-    return;
-  }
-  if (abort_it) mdb_txn_abort(t->txn);
+  if (!(t->flags & DF_TXN_WRITE))
+    df__db_read_end(t->db, &t->w.kv);
+  else
+    df__env_write_abort(t->env, t->txn, t->thread, grow);
   t->txn = NULL;
-  writer_clear(t->env, t->thread);
-  df__map_unlock_shared(t->env);
-}
-
-/* After MDB_MAP_FULL: abort, grow the map, and tell the caller to retry. */
-static int map_full(df_txn *t) {
-  finish(t, 1);
-  df__env_grow(t->env);
-  return df__txn_err(t, DF_ERETRY,
-                     "the database map was full and has grown; run the "
-                     "transaction again");
-}
-
-/* The environment's sync flags are shared by every handle; set them to
- * this handle's mode under the writer lock, and only when they differ
- * (LMDB's flag word is read by other threads' transactions). */
-static int set_sync_flags(df_txn *t) {
-  MDB_env *env = t->env->env;
-  unsigned all = MDB_NOSYNC | MDB_NOMETASYNC, want = 0, have = 0;
-  if (t->db->sync == DF_SYNC_NORMAL) want = MDB_NOMETASYNC;
-  if (t->db->sync == DF_SYNC_OFF) want = MDB_NOSYNC;
-  if (mdb_env_get_flags(env, &have) != 0) return -1;
-  if ((have & all) == want) return 0;
-  if ((have & all & ~want) && mdb_env_set_flags(env, have & all & ~want, 0))
-    return -1;
-  if (want && mdb_env_set_flags(env, want, 1) != 0) return -1;
-  return 0;
-}
-
-/* The error of a failed commit.  LMDB reports a write cut short by a
- * full disk as EIO (a short pwrite), and a file-size limit as EFBIG: name
- * the likely cause from the space left on the device and the process's
- * RLIMIT_FSIZE, so the message says what went wrong. */
-static int commit_failed(df_txn *t, int rc) {
-  struct statvfs vfs;
-  struct rlimit rl;
-  struct stat st;
-  char data[PATH_MAX];
-  if (rc != EIO && rc != ENOSPC && rc != EDQUOT && rc != EFBIG)
-    return df__txn_err(t, df__map_err(rc), "commit failed: %s",
-                       mdb_strerror(rc));
-  if (statvfs(t->env->path, &vfs) == 0 &&
-      (uint64_t)vfs.f_bavail * vfs.f_frsize < ((uint64_t)1 << 20))
-    return df__txn_err(t, DF_EDISKFULL,
-                       "commit failed: no space left on the device of %s "
-                       "(%llu bytes free); nothing was written",
-                       t->env->path,
-                       (unsigned long long)vfs.f_bavail * vfs.f_frsize);
-  snprintf(data, sizeof data, "%s/data.mdb", t->env->path);
-  if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-      stat(data, &st) == 0 &&
-      (uint64_t)st.st_size + ((uint64_t)1 << 20) > (uint64_t)rl.rlim_cur)
-    return df__txn_err(t, DF_EDISKFULL,
-                       "commit failed: %s reached the process's file-size "
-                       "limit (%llu bytes, ulimit -f); nothing was written",
-                       data, (unsigned long long)rl.rlim_cur);
-  return df__txn_err(t, rc == ENOSPC || rc == EDQUOT ? DF_EDISKFULL : DF_EIO,
-                     "commit failed: %s; nothing was written",
-                     mdb_strerror(rc));
 }
 
 int df_txn_commit(df_txn *t) {
-  int rc;
+  int code;
+  char err[DF_MSG_MAX];
   if (t == NULL) return DF_EINVAL;
-  if (!t->live) return df__txn_err(t, DF_EINVAL, "transaction is finished");
+  if (!t->live) return txn_err(t, DF_EINVAL, "transaction is finished");
   if (t->db->fork_gen != df__fork_generation()) {
     t->live = 0; /* never touch LMDB state inherited through fork */
-    return df__txn_err(t, DF_EFORKED, "transaction used in a forked child");
+    return txn_err(t, DF_EFORKED, "transaction used in a forked child");
   }
   if (!(t->flags & DF_TXN_WRITE)) {
-    finish(t, 1);
+    finish(t, 0);
     return DF_OK;
   }
-  if (t->map_full) return map_full(t);
-  if (t->failed) {
+  if (t->map_full) {
     finish(t, 1);
-    return df__txn_err(t, DF_EIO, "transaction failed earlier; rolled back");
+    return txn_err(t, DF_ERETRY,
+                   "the database map was full and has grown; run the "
+                   "transaction again");
   }
-  set_sync_flags(t);
-  rc = mdb_txn_commit(t->txn);
+  if (t->failed) {
+    finish(t, 0);
+    return txn_err(t, DF_EIO, "transaction failed earlier; rolled back");
+  }
+  t->live = 0;
+  code = df__env_write_commit(t->env, t->txn, t->db->sync, t->thread, err,
+                              sizeof err);
   t->txn = NULL;
-  if (rc == MDB_MAP_FULL) {
-    t->live = 0;
-    writer_clear(t->env, t->thread);
-    df__map_unlock_shared(t->env);
-    df__env_grow(t->env);
-    return df__txn_err(t, DF_ERETRY,
-                       "the database map was full and has grown; run the "
-                       "transaction again");
-  }
-  finish(t, 0);
-  if (rc != 0)
-    return commit_failed(t, rc);
+  if (code != DF_OK) return txn_err(t, code, "%s", err);
   return DF_OK;
 }
 
 void df_txn_free(df_txn *t) {
+  df_db *db;
   if (t == NULL) return;
-  if (t->live) {
-    if (t->db->fork_gen == df__fork_generation()) {
-      /* A write that met MDB_MAP_FULL told its caller to retry; a caller
-       * that gives up on the transaction (rather than committing it) frees
-       * it, so the map grows here too, or the retry would meet the same
-       * full map. */
-      int grow = t->map_full;
-      finish(t, 1);
-      if (grow) df__env_grow(t->env);
-    }
-  }
+  /* A write that met a full map told its caller to retry; a caller that
+   * gives up on the transaction (rather than committing it) frees it, so
+   * the map grows here too, or the retry would meet the same full map. */
+  if (t->live && t->db->fork_gen == df__fork_generation())
+    finish(t, t->map_full);
+  df__buf_free(&t->w.scratch);
   df__buf_free(&t->old);
-  df__buf_free(&t->scratch);
   df__buf_free(&t->events_buf);
   df__free(t->changes);
-  {
-    df_db *db = t->db;
-    df__free(t);
-    if (__atomic_sub_fetch(&db->txns, 1, __ATOMIC_ACQ_REL) == 0 &&
-        db->close_pending)
-      df__db_release(db);
-  }
+  db = t->db;
+  df__free(t);
+  if (__atomic_sub_fetch(&db->txns, 1, __ATOMIC_ACQ_REL) == 0 &&
+      db->close_pending)
+    df__db_release(db);
 }
 
 static int check_live(df_txn *t, int write) {
   if (t == NULL) return DF_EINVAL;
-  if (!t->live) return df__txn_err(t, DF_EINVAL, "transaction is finished");
+  if (!t->live) return txn_err(t, DF_EINVAL, "transaction is finished");
   if (t->db->fork_gen != df__fork_generation())
-    return df__txn_err(t, DF_EFORKED, "transaction used in a forked child");
+    return txn_err(t, DF_EFORKED, "transaction used in a forked child");
   if (write && !(t->flags & DF_TXN_WRITE))
-    return df__txn_err(t, DF_EREADONLY, "read transaction cannot write");
+    return txn_err(t, DF_EREADONLY, "read transaction cannot write");
   if (t->map_full)
-    return df__txn_err(t, DF_ERETRY, "the database map is full; retry");
+    return txn_err(t, DF_ERETRY, "the database map is full; retry");
   return DF_OK;
-}
-
-/* An LMDB write failure dooms the transaction. */
-static int write_failed(df_txn *t, int rc, const char *what) {
-  if (rc == MDB_MAP_FULL) {
-    t->map_full = 1;
-    return df__txn_err(t, DF_ERETRY,
-                       "the database map is full; it grows at commit: run "
-                       "the transaction again");
-  }
-  t->failed = 1;
-  return df__txn_err(t, df__map_err(rc), "%s failed: %s", what,
-                     mdb_strerror(rc));
 }
 
 /* ---------------------------------------------------------------- events */
@@ -470,7 +271,7 @@ static int record(df_txn *t, int action, int expired, const void *old,
   if (events && t->n_changes == t->cap_changes) {
     size_t cap = t->cap_changes ? t->cap_changes * 2 : 16;
     df_change *n = df__realloc(t->changes, cap * sizeof *n);
-    if (n == NULL) return DF_ENOMEM;
+    if (n == NULL) return txn_err(t, DF_ENOMEM, "out of memory");
     t->changes = n;
     t->cap_changes = cap;
   }
@@ -489,9 +290,10 @@ static int record(df_txn *t, int action, int expired, const void *old,
     c->new_len = new_len;
     df__buf_append(&t->events_buf, new_item, new_len);
   }
-  if (t->events_buf.failed) return DF_ENOMEM;
+  if (t->events_buf.failed) return txn_err(t, DF_ENOMEM, "out of memory");
   if (logged) {
-    code = df__stream_append(t, c, old, old_len, new_item, new_len);
+    code = df__stream_append(&t->w, action, expired, old, old_len, new_item,
+                             new_len, &c->seq);
     if (code != DF_OK) return code;
   }
   if (events) t->n_changes++;
@@ -515,97 +317,85 @@ int df_txn_event(const df_txn *t, size_t i, df_event *ev) {
   return DF_OK;
 }
 
-/* Called for every change: indexes, expiry, events/change log. */
+/* Called for every change, after the item itself was written or
+ * deleted: indexes, expiry, events and the change log.  Any failure dooms
+ * the transaction (the item is already changed). */
 static int after_change(df_txn *t, const unsigned char *k, size_t klen,
                         int action, int expired, const void *old,
                         size_t old_len, const void *new_item,
                         size_t new_len) {
   int code;
-  code = df__index_apply(t, k, klen, old, old_len, new_item, new_len);
+  code = df__index_apply(&t->w, k, old, old_len, new_item, new_len);
   if (code == DF_OK)
-    code = df__expiry_apply(t, k, klen, old, old_len, new_item, new_len);
+    code = df__expiry_apply(&t->w, k, klen, old, old_len, new_item, new_len);
   if (code == DF_OK) {
-    int logged = df__stream_enabled(t);
+    int logged = df__stream_enabled(&t->w);
     if (logged < 0)
       code = logged;
     else if (logged || (t->flags & DF_TXN_EVENTS))
       code = record(t, action, expired, old, old_len, new_item, new_len,
                     logged);
   }
-  if (code != DF_OK && !t->map_full) {
-    t->failed = 1;
-    if (code == DF_ENOMEM) df__txn_err(t, code, "out of memory");
-  }
-  return code;
+  return code == DF_OK ? DF_OK : doom(t, code);
 }
 
-int df__txn_remove(df_txn *t, const unsigned char *k, size_t klen,
-                   const void *old, size_t old_len, int expired) {
-  MDB_val key;
-  int rc;
-  key.mv_data = (void *)k;
-  key.mv_size = klen;
-  rc = mdb_del(t->txn, t->env->dbi_items, &key, NULL);
-  if (rc != 0) return write_failed(t, rc, "delete");
+/* Delete the item stored under k whose bytes are `old`, with its
+ * derived entries and its event. */
+static int remove_item(df_txn *t, const unsigned char *k, size_t klen,
+                       const void *old, size_t old_len, int expired) {
+  int code = df__kv_del(&t->w.kv, DF_SUB_ITEMS, k, klen);
+  if (code != DF_OK) return store_failed(t, code, "delete");
   return after_change(t, k, klen, DF_EV_DELETE, expired, old, old_len, NULL,
                       0);
 }
 
 /* Look up the stored item under k; copies it into t->old when found
- * (LMDB's pointer dies at the next write).  Expired items are removed
- * (with their event) and reported absent. */
+ * (the map's bytes may move at the next write).  Expired items are
+ * removed (with their event) and reported absent. */
 static int load_old(df_txn *t, const unsigned char *k, size_t klen,
                     const df_value *pk, int *found) {
-  MDB_val key, val;
-  int rc, code;
-  key.mv_data = (void *)k;
-  key.mv_size = klen;
+  df_bytes v;
+  int code;
   *found = 0;
-  rc = mdb_get(t->txn, t->env->dbi_items, &key, &val);
-  if (rc == MDB_NOTFOUND) return DF_OK;
-  if (rc != 0) return df__txn_err(t, df__map_err(rc), "read failed: %s",
-                                  mdb_strerror(rc));
-  if (key_is_hashed(k, klen) &&
-      !df__item_pk_is(&t->env->schema.s, val.mv_data, val.mv_size, pk))
+  code = df__kv_get(&t->w.kv, DF_SUB_ITEMS, k, klen, &v);
+  if (code == DF_ENOTFOUND) return DF_OK;
+  if (code != DF_OK)
+    return txn_err(t, code, "read failed: %s", df_strerror(code));
+  if (df__item_key_hashed(k, klen) &&
+      !df__item_pk_is(t->w.schema, v.p, v.n, pk))
     return DF_OK; /* another value's item under a colliding hash */
   df__buf_reset(&t->old);
-  if (df__buf_append(&t->old, val.mv_data, val.mv_size) != 0)
-    return df__txn_err(t, DF_ENOMEM, "out of memory");
-  if (df__item_expired(&t->env->schema.s, t->old.p, t->old.len, t->now)) {
-    code = df__txn_remove(t, k, klen, t->old.p, t->old.len, 1);
-    return code;
-  }
+  if (df__buf_append(&t->old, v.p, v.n) != 0)
+    return txn_err(t, DF_ENOMEM, "out of memory");
+  if (df__item_expired(t->w.schema, t->old.p, t->old.len, t->w.now))
+    return remove_item(t, k, klen, t->old.p, t->old.len, 1);
   *found = 1;
   return DF_OK;
 }
 
 static int build_key(df_txn *t, const df_key *key, unsigned char *k,
                      size_t *klen) {
-  return df__item_key(&t->env->schema.s, key, k, klen, t->errmsg,
-                      sizeof t->errmsg);
+  return df__item_key(t->w.schema, key, k, klen, t->w.errmsg,
+                      sizeof t->w.errmsg);
 }
 
 int df_txn_get(df_txn *t, const df_key *key, const void **item, size_t *len) {
   unsigned char k[DF_KEY_MAX];
   size_t klen;
-  MDB_val mk, mv;
-  int code, rc;
+  df_bytes v;
+  int code;
   if ((code = check_live(t, 0)) != DF_OK) return code;
   if ((code = build_key(t, key, k, &klen)) != DF_OK) return code;
-  mk.mv_data = k;
-  mk.mv_size = klen;
-  rc = mdb_get(t->txn, t->env->dbi_items, &mk, &mv);
-  if (rc == MDB_NOTFOUND) return DF_ENOTFOUND;
-  if (rc != 0)
-    return df__txn_err(t, df__map_err(rc), "read failed: %s",
-                       mdb_strerror(rc));
-  if (df__item_expired(&t->env->schema.s, mv.mv_data, mv.mv_size, t->now))
+  code = df__kv_get(&t->w.kv, DF_SUB_ITEMS, k, klen, &v);
+  if (code == DF_ENOTFOUND) return DF_ENOTFOUND;
+  if (code != DF_OK)
+    return txn_err(t, code, "read failed: %s", df_strerror(code));
+  if (df__item_expired(t->w.schema, v.p, v.n, t->w.now)) return DF_ENOTFOUND;
+  if (df__item_key_hashed(k, klen) &&
+      !df__item_pk_is(t->w.schema, v.p, v.n, &key->pk))
     return DF_ENOTFOUND;
-  if (key_is_hashed(k, klen) &&
-      !df__item_pk_is(&t->env->schema.s, mv.mv_data, mv.mv_size, &key->pk))
-    return DF_ENOTFOUND;
-  *item = mv.mv_data;
-  *len = mv.mv_size;
+  *item = v.p;
+  *len = v.n;
   return DF_OK;
 }
 
@@ -614,33 +404,29 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
   unsigned char k[DF_KEY_MAX];
   size_t klen;
   df_key key;
-  MDB_val mk, mv;
-  int code, rc, found;
+  int code, found;
   const unsigned char *p = item;
   if (old) *old = NULL;
   if (old_len) *old_len = 0;
   if ((code = check_live(t, 1)) != DF_OK) return code;
-  if (item == NULL || len == 0 || df__mp_validate(item, len, DF_MAX_DEPTH) != 0)
-    return df__txn_err(t, DF_EVALIDATION,
-                       "item is not well-formed MessagePack (or nests deeper "
-                       "than %d levels)",
-                       DF_MAX_DEPTH);
+  if (item == NULL || len == 0 ||
+      df__mp_validate(item, len, DF_MAX_DEPTH) != 0)
+    return txn_err(t, DF_EVALIDATION,
+                   "item is not well-formed MessagePack (or nests deeper "
+                   "than %d levels)",
+                   DF_MAX_DEPTH);
   if (!((p[0] & 0xf0) == 0x80 || p[0] == 0xde || p[0] == 0xdf))
-    return df__txn_err(t, DF_EVALIDATION, "item must be a map");
-  code = df__item_key_of(&t->env->schema.s, item, len, &key, t->errmsg,
-                         sizeof t->errmsg);
+    return txn_err(t, DF_EVALIDATION, "item must be a map");
+  code = df__item_key_of(t->w.schema, item, len, &key, t->w.errmsg,
+                         sizeof t->w.errmsg);
   if (code != DF_OK) return code;
   if ((code = build_key(t, &key, k, &klen)) != DF_OK) return code;
-  if (key_is_hashed(k, klen) &&
+  if (df__item_key_hashed(k, klen) &&
       (code = partition_check(t, k, &key.pk)) != DF_OK)
     return code;
   if ((code = load_old(t, k, klen, &key.pk, &found)) != DF_OK) return code;
-  mk.mv_data = k;
-  mk.mv_size = klen;
-  mv.mv_data = (void *)item;
-  mv.mv_size = len;
-  rc = mdb_put(t->txn, t->env->dbi_items, &mk, &mv, 0);
-  if (rc != 0) return write_failed(t, rc, "put");
+  code = df__kv_put(&t->w.kv, DF_SUB_ITEMS, k, klen, item, len);
+  if (code != DF_OK) return store_failed(t, code, "put");
   code = after_change(t, k, klen, DF_EV_PUT, 0, found ? t->old.p : NULL,
                       found ? t->old.len : 0, item, len);
   if (code != DF_OK) return code;
@@ -663,7 +449,7 @@ static int delete_item(df_txn *t, const df_key *key, int *found,
   if ((code = build_key(t, key, k, &klen)) != DF_OK) return code;
   if ((code = load_old(t, k, klen, &key->pk, &have)) != DF_OK) return code;
   if (!have) return DF_OK;
-  code = df__txn_remove(t, k, klen, t->old.p, t->old.len, expired);
+  code = remove_item(t, k, klen, t->old.p, t->old.len, expired);
   if (code != DF_OK) return code;
   if (found) *found = 1;
   if (old) {
@@ -682,80 +468,67 @@ int df_txn_delete_expired(df_txn *t, const df_key *key, int *found) {
   return delete_item(t, key, found, NULL, NULL, 1);
 }
 
-/* ------------------------------------------------------- one-call forms */
+/* ----------------------------------------------------------------- purge */
 
-int df_db_get(df_db *db, const df_key *key, double now, const void **item,
-              size_t *len) {
-  unsigned char k[DF_KEY_MAX];
-  size_t klen;
-  MDB_txn *txn;
-  MDB_val mk, mv;
-  int code, rc;
-  df_slot *slot;
-  char err[DF_MSG_MAX];
-  if ((code = df__db_check(db)) != DF_OK) return code;
-  code = df__item_key(&db->env->schema.s, key, k, &klen, err, sizeof err);
-  if (code != DF_OK) return df__db_err(db, code, "%s", err);
-  /* the copy goes to the calling thread's buffer: a shared handle's
-   * other threads never overwrite it */
-  if ((slot = df__slot(db)) == NULL) return DF_ENOMEM;
-  if ((code = df__read_begin(db, &txn)) != DF_OK) return code;
-  mk.mv_data = k;
-  mk.mv_size = klen;
-  rc = mdb_get(txn, db->env->dbi_items, &mk, &mv);
-  if (rc == 0 &&
-      (df__item_expired(&db->env->schema.s, mv.mv_data, mv.mv_size, now) ||
-       (key_is_hashed(k, klen) &&
-        !df__item_pk_is(&db->env->schema.s, mv.mv_data, mv.mv_size,
-                        &key->pk))))
-    rc = MDB_NOTFOUND;
-  if (rc == 0) {
-    df__buf_reset(&slot->got);
-    if (df__buf_append(&slot->got, mv.mv_data, mv.mv_size) != 0) rc = ENOMEM;
+int df_txn_purge_expired(df_txn *t, size_t limit, size_t *count) {
+  unsigned char entry[DF_EXPIRY_KEY_MAX], key[DF_KEY_MAX];
+  size_t done = 0, elen, at, klen;
+  df_bytes v;
+  int code;
+  if (count) *count = 0;
+  if (t == NULL || !t->live) return DF_EINVAL;
+  if (!(t->flags & DF_TXN_WRITE))
+    return txn_err(t, DF_EREADONLY, "purge needs a write transaction");
+  if ((code = check_live(t, 1)) != DF_OK) return code;
+  if (t->w.schema->ttl_attr == NULL) return DF_OK;
+  while (limit == 0 || done < limit) {
+    code = df__expiry_first_due(&t->w, t->w.now, entry, &elen, &at);
+    if (code == 0) break;
+    if (code < 0) return code == DF_ERETRY ? doom(t, code) : code;
+    klen = elen - at;
+    memcpy(key, entry + at, klen);
+    code = df__kv_get(&t->w.kv, DF_SUB_ITEMS, key, klen, &v);
+    if (code != DF_OK && code != DF_ENOTFOUND)
+      return txn_err(t, code, "purge failed: %s", df_strerror(code));
+    if (code == DF_OK &&
+        df__item_expired(t->w.schema, v.p, v.n, t->w.now)) {
+      df__buf_reset(&t->old);
+      if (df__buf_append(&t->old, v.p, v.n) != 0)
+        return txn_err(t, DF_ENOMEM, "out of memory");
+      code = remove_item(t, key, klen, t->old.p, t->old.len, 1);
+      if (code != DF_OK) return code;
+      done++;
+    } else {
+      /* A stale entry (cannot happen while writes go through here, but
+       * never loop on one). */
+      code = df__expiry_drop(&t->w, entry, elen);
+      if (code != DF_OK) return doom(t, code);
+    }
   }
-  df__read_end(db, txn);
-  if (rc == MDB_NOTFOUND) return DF_ENOTFOUND;
-  if (rc != 0)
-    return df__db_err(db, df__map_err(rc), "read failed: %s",
-                      mdb_strerror(rc));
-  *item = slot->got.p;
-  *len = slot->got.len;
+  if (count) *count = done;
   return DF_OK;
 }
 
-/* Run one single-item write, retrying after map growth. */
-static int one_write(df_db *db, const void *item, size_t len,
-                     const df_key *key, double now, int *found) {
+/* ------------------------------------------------------------ retrying */
+
+int df__txn_run(df_db *db, unsigned flags, double now,
+                int (*body)(df_txn *t, void *ud), void *ud) {
   df_txn *t;
   int code, tries;
-  for (tries = 0; tries < 8; tries++) {
-    code = df_txn_begin(db, DF_TXN_WRITE, now, &t);
+  for (tries = 0; tries <= DF_GROW_RETRIES; tries++) {
+    code = df_txn_begin(db, flags | DF_TXN_WRITE, now, &t);
     if (code != DF_OK) return code;
-    /* every write path also deletes a few expired items (ttl.c) */
-    code = df_txn_purge_expired(t, 8, NULL);
-    if (code == DF_OK && item)
-      code = df_txn_put(t, item, len, NULL, NULL);
-    else if (code == DF_OK)
-      code = df_txn_delete(t, key, found, NULL, NULL);
+    code = body(t, ud);
     if (code == DF_OK || code == DF_ERETRY) {
-      int c2 = df_txn_commit(t);
+      int c2 = df_txn_commit(t); /* grows the map after a full one */
       if (code == DF_OK) code = c2;
     }
     if (code != DF_OK && code != DF_ERETRY)
-      df__db_err(db, code, "%s", t->errmsg);
+      df__db_err(db, code, "%s", t->w.errmsg);
     df_txn_free(t);
     if (code != DF_ERETRY) return code;
   }
-  return df__db_err(db, DF_EIO, "the map kept filling up; giving up");
-}
-
-int df_db_put(df_db *db, const void *item, size_t len, double now) {
-  if (item == NULL) return df__db_err(db, DF_EINVAL, "item is NULL");
-  return one_write(db, item, len, NULL, now, NULL);
-}
-
-int df_db_delete(df_db *db, const df_key *key, double now, int *found) {
-  int f = 0, code = one_write(db, NULL, 0, key, now, &f);
-  if (found) *found = f;
-  return code;
+  return df__db_err(db, DF_EIO,
+                    "the map kept filling up (grown %d times); giving up",
+                    DF_GROW_RETRIES);
 }

@@ -19,7 +19,8 @@
 
 #include "check.h"
 #include "dynafile.h"
-#include "store.h"
+#include "handle.h"
+#include "txn.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -712,8 +713,7 @@ static void test_hashed_partition_collision(void) {
   unsigned char key[DF_KEY_MAX];
   char err[256];
   int64_t got[8];
-  MDB_txn *txn;
-  MDB_val mk, mv;
+  df_txn *txn;
 
   memset(pk_a, 'a', 299);
   pk_a[299] = '\0';
@@ -729,13 +729,12 @@ static void test_hashed_partition_collision(void) {
       df__item_key(&db->env->schema.s, &k, key, &klen, err, sizeof err), DF_OK);
   CHECK(key[8] == DF_TAG_HASHED);
   item3(&b, pk_b, "s1", 66);
-  CHECK_EQ_INT(mdb_txn_begin(db->env->env, NULL, 0, &txn), 0);
-  mk.mv_data = key;
-  mk.mv_size = klen;
-  mv.mv_data = b.p;
-  mv.mv_size = b.len;
-  CHECK_EQ_INT(mdb_put(txn, db->env->dbi_items, &mk, &mv, 0), 0);
-  CHECK_EQ_INT(mdb_txn_commit(txn), 0);
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &txn), DF_OK);
+  CHECK_EQ_INT(df__kv_put(&df__txn_write(txn)->kv, DF_SUB_ITEMS, key, klen,
+                          b.p, b.len),
+               DF_OK);
+  CHECK_EQ_INT(df_txn_commit(txn), DF_OK);
+  df_txn_free(txn);
 
   /* a put of value A into that partition is refused, clearly */
   CHECK_EQ_INT(put3(db, pk_a, "s2", 1), DF_EVALIDATION);

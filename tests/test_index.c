@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "store.h"
+#include "handle.h"
+#include "index.h"
 
 static char dir[64];
 
@@ -207,7 +208,7 @@ static void test_entry_key_layout(void) {
   }
   /* id | hash64(gpk) | enc(gpk) | enc(gsk) | enc(pk) | enc(sk) */
   item(&b, "even", 4, "same", 5);
-  CHECK_EQ_INT(df__index_entry_key(db->env, d, b.p, b.len, k, &kn), DF_OK);
+  CHECK_EQ_INT(df__index_entry_key(&db->env->schema.s, d, b.p, b.len, k, &kn), DF_OK);
   e[en++] = (unsigned char)id_g;
   df__key_enc_partition(&v, e + en + 8, &m, &h);
   df__key_put_u64(e + en, h);
@@ -223,7 +224,7 @@ static void test_entry_key_layout(void) {
   en += m;
   CHECK_EQ_MEM(k, kn, e, en);
   item(&b, "even", 4, NULL, 5); /* no g: sparse */
-  CHECK_EQ_INT(df__index_entry_key(db->env, d, b.p, b.len, k, &kn),
+  CHECK_EQ_INT(df__index_entry_key(&db->env->schema.s, d, b.p, b.len, k, &kn),
                DF_ENOTFOUND);
   teardown();
 }

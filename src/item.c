@@ -1,0 +1,132 @@
+/*
+ * item.c -- what the schema says about an item's bytes: its primary key
+ * and items-table key, whether it belongs to a (long, hashed) partition
+ * value, its TTL value and whether it has expired, and projections of its
+ * attributes.  Pure: no LMDB, no handles.
+ *
+ * Invariants:
+ *  - Items keys are hash64(pk) | enc(pk) | enc(sk) (key.c), built only by
+ *    df__item_key, which applies the one key rule (df__key_check) first.
+ *  - An item is expired at `now` when its TTL attribute holds a number
+ *    below `now` (NaN never expires); nothing else decides expiry in C.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+int df__item_key(const df_schema *s, const df_key *key, unsigned char *out,
+                 size_t *outlen, char *err, size_t errlen) {
+  size_t n = 0, m = 0;
+  uint64_t h;
+  int code;
+  code = df__key_check(&key->pk, s->pk, DF_KEY_PARTITION, err, errlen);
+  if (code != DF_OK) return code;
+  if (df__key_enc_partition(&key->pk, out + 8, &n, &h) != DF_OK)
+    return df__fmt(err, errlen, DF_EVALIDATION,
+                   "key attribute %s cannot be encoded", s->pk);
+  df__key_put_u64(out, h);
+  n += 8;
+  if (s->sk) {
+    code = df__key_check(&key->sk, s->sk, DF_KEY_SORT, err, errlen);
+    if (code != DF_OK) return code;
+    if (df__key_enc(&key->sk, out + n, DF_SK_MAX, &m) != DF_OK)
+      return df__fmt(err, errlen, DF_EVALIDATION,
+                     "key attribute %s cannot be encoded", s->sk);
+    n += m;
+  }
+  *outlen = n;
+  return DF_OK;
+}
+
+int df__item_key_of(const df_schema *s, const void *item, size_t len,
+                    df_key *key, char *err, size_t errlen) {
+  int r;
+  memset(key, 0, sizeof *key);
+  r = df__mp_map_find(item, len, s->pk, strlen(s->pk), &key->pk, NULL, NULL);
+  if (r >= 0 && s->sk)
+    r = df__mp_map_find(item, len, s->sk, strlen(s->sk), &key->sk, NULL, NULL);
+  if (r < 0)
+    return df__fmt(err, errlen, DF_EVALIDATION, "item bytes are malformed");
+  /* the type rule only: lengths are checked when the key is built */
+  r = df__key_check(&key->pk, s->pk, DF_KEY_ANY, err, errlen);
+  if (r == DF_OK && s->sk)
+    r = df__key_check(&key->sk, s->sk, DF_KEY_ANY, err, errlen);
+  return r;
+}
+
+/* A partition-key value longer than DF_PK_INLINE_MAX is stored in keys as
+ * a hash (key.c), its full value only in the item.  Two values whose
+ * hashes collide would share a partition: a put checks that the partition
+ * holds only its own value (txn.c), and reads check that an item found
+ * under a hashed key really carries the value asked for (this function).
+ * Whether a key is hashed shows in its first byte after the 8-byte hash. */
+int df__item_key_hashed(const unsigned char *k, size_t klen) {
+  return klen > 8 && k[8] == DF_TAG_HASHED;
+}
+
+int df__item_pk_is(const df_schema *s, const void *item, size_t len,
+                   const df_value *pk) {
+  df_value v;
+  if (df__mp_map_find(item, len, s->pk, strlen(s->pk), &v, NULL, NULL) != 1)
+    return 0;
+  if ((v.type != DF_TSTR && v.type != DF_TBIN) ||
+      (pk->type != DF_TSTR && pk->type != DF_TBIN))
+    return 0;
+  return v.n == pk->n && (v.n == 0 || memcmp(v.s, pk->s, v.n) == 0);
+}
+
+int df__item_ttl(const df_schema *s, const void *item, size_t len,
+                 df_value *v, double *when) {
+  df_value tmp;
+  if (v == NULL) v = &tmp;
+  if (item == NULL || s->ttl_attr == NULL) return 0;
+  if (df__mp_map_find(item, len, s->ttl_attr, strlen(s->ttl_attr), v, NULL,
+                      NULL) != 1)
+    return 0;
+  switch (v->type) {
+    case DF_TINT:
+      if (when) *when = (double)v->i;
+      return 1;
+    case DF_TUINT:
+      if (when) *when = (double)v->u;
+      return 1;
+    case DF_TFLOAT:
+      if (when) *when = v->f;
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+int df__item_expired(const df_schema *s, const void *item, size_t len,
+                     double now) {
+  double when;
+  return df__item_ttl(s, item, len, NULL, &when) && when < now;
+}
+
+int df__item_project(df_buf *b, const char *const *names, size_t n,
+                     const void *item, size_t len) {
+  size_t i, j, head = b->len;
+  uint32_t count = 0;
+  df__buf_append(b, "\xdf\0\0\0\0", 5); /* map32, count fixed below */
+  for (i = 0; i < n; i++) {
+    const unsigned char *vs, *ve;
+    df_value v;
+    int dup = 0;
+    if (names[i] == NULL) continue;
+    for (j = 0; j < i && !dup; j++)
+      dup = names[j] && strcmp(names[j], names[i]) == 0;
+    if (dup || df__mp_map_find(item, len, names[i], strlen(names[i]), &v, &vs,
+                               &ve) != 1)
+      continue;
+    df__mp_put_str(b, names[i], strlen(names[i]));
+    df__buf_append(b, vs, (size_t)(ve - vs));
+    count++;
+  }
+  if (b->failed) return DF_ENOMEM;
+  b->p[head + 1] = (unsigned char)(count >> 24);
+  b->p[head + 2] = (unsigned char)(count >> 16);
+  b->p[head + 3] = (unsigned char)(count >> 8);
+  b->p[head + 4] = (unsigned char)count;
+  return DF_OK;
+}
