@@ -598,10 +598,19 @@ static int env_load(df_env *e, const df_open_options *o, char *err,
   int rc, code = DF_OK, fresh = 0, i;
   char why[DF_MSG_MAX];
 
-  rc = mdb_txn_begin(e->mdb, NULL, e->readonly ? MDB_RDONLY : 0, &txn);
-  if (rc != 0)
-    return df__fmt(err, errlen, df__kv_code(rc), "cannot open database: %s",
-                   mdb_strerror(rc));
+  /* A writable environment opens its sub-databases in a write transaction
+   * (the one begin/commit pair of every write), a read-only one in a read
+   * transaction. */
+  if (e->readonly) {
+    rc = mdb_txn_begin(e->mdb, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+      return df__fmt(err, errlen, df__kv_code(rc),
+                     "cannot open database: %s", mdb_strerror(rc));
+  } else {
+    code = df__env_write_begin(e, &txn, why, sizeof why);
+    if (code != DF_OK)
+      return df__fmt(err, errlen, code, "cannot open database: %s", why);
+  }
   rc = mdb_dbi_open(txn, sub_names[DF_SUB_META], 0, &e->dbi[DF_SUB_META]);
   if (rc == MDB_NOTFOUND) {
     /* No meta: a fresh environment, unless LMDB's main database already
@@ -672,17 +681,27 @@ static int env_load(df_env *e, const df_open_options *o, char *err,
     df__fmt(err, errlen, code, "cannot read schema: %s", df_strerror(code));
   }
   if (code != DF_OK) goto out;
-  rc = mdb_txn_commit(txn); /* keeps the dbi handles */
+  /* the commit keeps the dbi handles */
+  if (e->readonly) {
+    rc = mdb_txn_commit(txn);
+    code = rc == 0 ? DF_OK : df__kv_code(rc);
+    if (rc != 0) snprintf(why, sizeof why, "%s", mdb_strerror(rc));
+  } else {
+    code = df__env_write_commit(e, txn, o->sync, pthread_self(), why,
+                                sizeof why);
+  }
   txn = NULL;
-  if (rc != 0) {
-    code = df__fmt(err, errlen, df__kv_code(rc), "%s: %s",
-                   fresh ? "cannot store schema" : "cannot open database",
-                   mdb_strerror(rc));
+  if (code != DF_OK) {
+    df__fmt(err, errlen, code, "%s: %s",
+            fresh ? "cannot store schema" : "cannot open database", why);
     goto out;
   }
   if (fresh) meta_json_write(e);
 out:
-  if (txn) mdb_txn_abort(txn);
+  if (txn && e->readonly)
+    mdb_txn_abort(txn);
+  else if (txn)
+    df__env_write_abort(e, txn, pthread_self(), 0);
   return code;
 }
 
