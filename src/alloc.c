@@ -176,3 +176,19 @@ int df__buf_putc(df_buf *b, unsigned char c) {
   b->p[b->len++] = c;
   return 0;
 }
+
+int df__grow(void *arrp, size_t *cap, size_t used, size_t el) {
+  void **arr = (void **)arrp;
+  size_t ncap;
+  void *np;
+  if (used < *cap) return 0;
+  ncap = *cap ? *cap * 2 : 8;
+  /* element indexes are 32-bit in the arrays grown this way */
+  if (ncap < *cap || ncap > SIZE_MAX / el || ncap > UINT32_MAX)
+    return DF_ENOMEM;
+  np = df__realloc(*arr, ncap * el);
+  if (!np) return DF_ENOMEM;
+  *arr = np;
+  *cap = ncap;
+  return 0;
+}

@@ -188,20 +188,6 @@ static int fail_tok(parser *p) {
 }
 
 /* Make room for one more element of size `el` in *arr. */
-int df__grow(void *arrp, size_t *cap, size_t used, size_t el) {
-  void **arr = (void **)arrp;
-  size_t ncap;
-  void *np;
-  if (used < *cap) return 0;
-  ncap = *cap ? *cap * 2 : 8;
-  if (ncap < *cap || ncap > SIZE_MAX / el || ncap > NONE) return DF_ENOMEM;
-  np = df__realloc(*arr, ncap * el);
-  if (!np) return DF_ENOMEM;
-  *arr = np;
-  *cap = ncap;
-  return 0;
-}
-
 static int is_ident_start(int c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }

@@ -53,6 +53,10 @@ void df__buf_reset(df_buf *b);                  /* len = 0, failed = 0 */
 int df__buf_reserve(df_buf *b, size_t extra);   /* 0 or DF_ENOMEM */
 int df__buf_append(df_buf *b, const void *p, size_t n);
 int df__buf_putc(df_buf *b, unsigned char c);
+/* Make room for one more element of size el in the growable array *arrp
+ * (*cap elements, `used` in use; at most 2^32 - 1 elements).  0 or
+ * DF_ENOMEM. */
+int df__grow(void *arrp, size_t *cap, size_t used, size_t el);
 
 /* ---------------------------------------------------------- decimal.c */
 /* Exact decimal numbers (DynamoDB's N) and the order-preserving encoding
@@ -379,9 +383,7 @@ int df__rx_compile(const char *pat, size_t n, int icase, df_rx **out,
  * match would take more than `budget` steps; DF_ENOMEM. */
 int df__rx_match(const df_rx *rx, const char *s, size_t n, uint64_t budget);
 void df__rx_free(df_rx *rx);
-/* Make room for one more element of size el in the growable array *arrp
- * (*cap elements, `used` in use).  0 or DF_ENOMEM. */
-int df__grow(void *arrp, size_t *cap, size_t used, size_t el);
+
 
 /* ------------------------------------------------------------- item.c */
 /* What the schema says about item bytes (see item.c). */
