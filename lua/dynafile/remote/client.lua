@@ -84,6 +84,9 @@ local function empty_lists(body)
   return table.concat(out)
 end
 
+local sign_dynamodb = sigv4.sign_dynamodb
+local TARGETS = {} -- operation name -> X-Amz-Target value
+
 local Client = {}
 Client.__index = Client
 
@@ -148,6 +151,11 @@ function Client:call(op, req, mode, deadline)
   if body:find(EMPTY_LIST_JSON, 1, true) then body = empty_lists(body) end
   local ep = self.ep
   local stats = self.stats
+  local target = TARGETS[op]
+  if not target then
+    target = "DynamoDB_20120810." .. op
+    TARGETS[op] = target
+  end
   local last_msg, last_code, ambiguous
   for attempt = 0, self.max_attempts - 1 do
     if attempt > 0 then
@@ -157,17 +165,16 @@ function Client:call(op, req, mode, deadline)
       if wait >= left then break end
       http.sleep(wait)
     end
-    local headers = sigv4.sign({
-      method = "POST", path = ep.path, body = body, region = self.region,
-      service = "dynamodb", time = nil,
-      headers = {
-        host = ep.authority,
-        ["content-type"] = "application/x-amz-json-1.0",
-        ["x-amz-target"] = "DynamoDB_20120810." .. op,
-      },
-    }, self.creds)
+    local creds = self.creds
+    local amz_date, auth = sign_dynamodb(target, body, ep.authority, ep.path, self.region, creds)
+    local token = creds.session_token
+    local request = "POST " .. ep.path .. " HTTP/1.1\r\nhost: " .. ep.authority
+      .. "\r\ncontent-type: application/x-amz-json-1.0\r\nx-amz-target: " .. target
+      .. "\r\nx-amz-date: " .. amz_date .. "\r\n"
+      .. (token and ("x-amz-security-token: " .. token .. "\r\n") or "")
+      .. "authorization: " .. auth .. "\r\ncontent-length: " .. #body .. "\r\n\r\n" .. body
     stats.requests = stats.requests + 1
-    local status, h, data = self.pool:request("POST", ep.path, headers, body, deadline)
+    local status, h, data = self.pool:request(request, deadline)
     if status == 200 then
       local r = decode(data)
       if r then return r end

@@ -138,7 +138,13 @@ end
 
 local function encode_key(self, key, fn)
   local k = {}
-  for _, name in ipairs(self._keys) do k[name] = encode_value(key[name], fn, name) end
+  local keys = self._keys
+  for i = 1, #keys do
+    local name = keys[i]
+    local v = key[name]
+    -- strings, the common key, directly
+    k[name] = type(v) == "string" and { S = v } or encode_value(v, fn, name)
+  end
   return k
 end
 

@@ -18,7 +18,8 @@
 -- @module dynafile.remote.http
 
 local type, tonumber, tostring, pairs, setmetatable = type, tonumber, tostring, pairs, setmetatable
-local string_format, table_concat, table_remove = string.format, table.concat, table.remove
+local string_format, string_byte, table_concat, table_remove =
+  string.format, string.byte, table.concat, table.remove
 local math_max = math.max
 
 local ngx = ngx -- luacheck: ignore 113 (nil outside OpenResty)
@@ -204,7 +205,11 @@ function Pool:get(timeout)
   local idle = self.idle
   while #idle > 0 do
     local c = table_remove(idle)
-    if now - c.since < self.idle_secs and c:alive() then
+    -- a connection idle for a moment is taken as it is; one idle longer
+    -- is first checked for a close by the server (a select: servers close
+    -- idle connections after seconds, never within a quarter of one)
+    local quiet = now - c.since
+    if quiet < self.idle_secs and (quiet < 0.25 or c:alive()) then
       c.reused = c.reused + 1
       return c
     end
@@ -234,8 +239,9 @@ function Pool:close()
   self.idle = {}
 end
 
+-- LuaSocket and cosocket objects read alike: the raw socket is used
 local function recv(c, p)
-  return c:receive(p)
+  return c.s:receive(p)
 end
 
 -- Read the body in chunked transfer coding.
@@ -263,31 +269,21 @@ local function read_chunked(c)
 end
 
 --- Send one request and read its response.
--- @tparam string method "POST", ...
--- @tparam string path the request target
--- @tparam table headers `{name = value}` (Host and Content-Length are
---   added)
--- @tparam string body
+-- @tparam string data the whole request: request line, headers (Host and
+--   Content-Length included) and body
 -- @tparam number deadline `M.now()` value after which the call gives up
 -- @treturn integer|nil the status
 -- @treturn table|string the response headers (lower-case names), or a
 --   message
 -- @treturn string|boolean the body; or, on failure, whether the request
 --   may have reached the server (`sent`)
-function Pool:request(method, path, headers, body, deadline)
+function Pool:request(data, deadline)
   local left = deadline - M.now()
   if left <= 0 then return nil, "timeout", false end
   local c, err = self:get(left)
   if not c then return nil, "connect: " .. tostring(err), false end
-  local lines = { string_format("%s %s HTTP/1.1\r\n", method, path) }
-  for k, v in pairs(headers) do
-    if k ~= "host" then lines[#lines + 1] = k .. ": " .. v .. "\r\n" end
-  end
-  lines[#lines + 1] = "host: " .. (headers.host or self.ep.authority) .. "\r\n"
-  lines[#lines + 1] = "content-length: " .. #body .. "\r\n\r\n"
-  lines[#lines + 1] = body
   c:settimeout(deadline - M.now())
-  local ok, serr = c:send(table_concat(lines))
+  local ok, serr = c:send(data)
   if not ok then
     c:close()
     -- a request cut short cannot have been parsed, let alone applied
@@ -312,27 +308,35 @@ function Pool:request(method, path, headers, body, deadline)
       return nil, "receive: " .. tostring(herr), true
     end
     if line == "" then break end
-    local k, v = line:match("^([^:]+):%s*(.-)%s*$")
-    if k then h[k:lower()] = v end
+    -- only Connection, Content-Length and Transfer-Encoding matter here:
+    -- other lines are not parsed
+    local b = string_byte(line, 1)
+    if b == 99 or b == 67 or b == 116 or b == 84 then -- c C t T
+      local b4 = string_byte(line, 4) -- conNection, conTent-length, traNsfer-encoding
+      if b4 ~= 116 and b4 ~= 84 or string_byte(line, 9) == 108 or string_byte(line, 9) == 76 then
+        local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+        if k then h[k:lower()] = v end
+      end
+    end
   end
-  local data, berr
+  local resp, berr
   local te = h["transfer-encoding"]
   if te and te:lower():find("chunked", 1, true) then
-    data, berr = read_chunked(c)
+    resp, berr = read_chunked(c)
   elseif h["content-length"] then
     local n = tonumber(h["content-length"])
     if not n then
-      data, berr = nil, "malformed content-length"
+      resp, berr = nil, "malformed content-length"
     elseif n == 0 then
-      data = ""
+      resp = ""
     else
-      data, berr = recv(c, n)
+      resp, berr = recv(c, n)
     end
   else
-    data, berr = recv(c, "*a")
+    resp, berr = recv(c, "*a")
     h.connection = "close"
   end
-  if not data then
+  if not resp then
     c:close()
     return nil, "receive: " .. tostring(berr), true
   end
@@ -341,7 +345,7 @@ function Pool:request(method, path, headers, body, deadline)
   else
     self:put(c)
   end
-  return status, h, data
+  return status, h, resp
 end
 
 return M

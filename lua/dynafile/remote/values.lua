@@ -82,8 +82,61 @@ function M.encode_value(v, fn, path)
 end
 local encode_value = M.encode_value
 
---- The Lua value of an AttributeValue.
-M.decode_value = ddb_decode
+local types_number, null = types.number, types.null
+local math_tointeger = math.tointeger
+local tonumber, next, setmetatable = tonumber, next, setmetatable
+local ARRAY_MT = types.array_mt
+
+-- A DynamoDB N string as its Lua value: short integers directly, the
+-- rest by dynafile.types.
+local function number_of(s)
+  if #s <= 15 and not s:find("[^%d%-]") then
+    local n = tonumber(s)
+    if n then return math_tointeger and math_tointeger(n) or n end
+  end
+  return types_number(s)
+end
+
+-- The decoder of answers from the server: the common types read here
+-- directly, the others (B, sets, anything unusual) by dynafile.ddbjson,
+-- which also validates.
+local decode
+decode = function(av)
+  local s = av.S
+  if type(s) == "string" and next(av, next(av)) == nil then return s end
+  local kind, v = next(av)
+  if next(av, kind) == nil then
+    if kind == "N" and type(v) == "string" then return number_of(v) end
+    if kind == "BOOL" then return v end
+    if kind == "NULL" and v == true then return null end
+    if kind == "M" and type(v) == "table" then
+      local out = {}
+      for k, x in pairs(v) do
+        if type(k) ~= "string" or type(x) ~= "table" then return ddb_decode(av) end
+        out[k] = decode(x)
+      end
+      return out
+    end
+    if kind == "L" and type(v) == "table" then
+      local out = {}
+      local n = #v
+      for i = 1, n do
+        local x = v[i]
+        if type(x) ~= "table" then return ddb_decode(av) end
+        out[i] = decode(x)
+      end
+      if n == 0 then
+        if next(v) ~= nil then return ddb_decode(av) end
+        setmetatable(out, ARRAY_MT)
+      end
+      return out
+    end
+  end
+  return ddb_decode(av)
+end
+
+--- The Lua value of an AttributeValue (from a server's answer).
+M.decode_value = decode
 
 --- An item as a map of AttributeValues.
 -- @raise on a value DynamoDB cannot hold, naming the attribute
@@ -101,7 +154,7 @@ end
 --- A Lua item from a map of AttributeValues.
 function M.decode_item(t)
   local out = {}
-  for k, av in pairs(t) do out[k] = ddb_decode(av) end
+  for k, av in pairs(t) do out[k] = decode(av) end
   return out
 end
 
