@@ -146,8 +146,10 @@ describe("the DynamoDB backend (dynalite)", function()
     local ok = db:put_item({ PK = "c", SK = "1", n = 10 }, { condition = function(old)
       calls = calls + 1
       if calls == 1 then
-        -- another client writes between our read and our write
-        assert(other:put_item({ PK = "c", SK = "1", n = 2 }))
+        -- another client writes between our read and our write (from
+        -- another coroutine: this one may not write while its condition
+        -- runs)
+        coroutine.wrap(function() assert(other:put_item({ PK = "c", SK = "1", n = 2 })) end)()
       end
       return old ~= nil and old.n < 5
     end })
@@ -164,7 +166,9 @@ describe("the DynamoDB backend (dynalite)", function()
     local new = db:update_item({ PK = "c", SK = "2" }, function(old)
       calls = calls + 1
       if calls == 1 then
-        assert(other:update_item({ PK = "c", SK = "2" }, { set = { ["m.a[1]"] = 3 } }))
+        coroutine.wrap(function()
+          assert(other:update_item({ PK = "c", SK = "2" }, { set = { ["m.a[1]"] = 3 } }))
+        end)()
       end
       old.sum = old.m.a[1] + old.m.a[2]
       return old

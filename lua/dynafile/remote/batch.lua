@@ -68,8 +68,9 @@ return function(M)
       fail("batch_writer.put_item", "item must be a table, got %s", type(item))
     end
     check_key(db, item, "batch_writer.put_item")
+    local av = encode_item(item, "batch_writer.put_item")
     self._n = self._n + 1
-    self._ops[self._n] = { put = item, av = encode_item(item, "batch_writer.put_item") }
+    self._ops[self._n] = { put = item, av = av }
     return true
   end
 
@@ -92,6 +93,7 @@ return function(M)
     check_writable(db, "batch_writer.flush")
     local n = self._n
     if n == 0 then return true end
+    -- (check_writable above refused a flush from a transaction function)
     -- the last operation on each key wins
     local last, order = {}, {}
     for i = 1, n do
@@ -410,7 +412,7 @@ return function(M)
     check_writable(self, "transaction")
     for _ = 1, self._retries do
       local tx = setmetatable({ _db = self, _items = {}, _order = {}, _reasons = {} }, Tx)
-      local res = pack(pcall(f, tx))
+      local res = pack(pcall(I.guarded, self, f, tx))
       tx._over = true
       if tx._broken then return nil, tx._broken.msg, tx._broken.code end
       if not res[1] then error(res[2], 0) end
@@ -521,7 +523,7 @@ return function(M)
           local ok = true
           if a.cond then
             if a.cond.fn then
-              ok = a.cond.fn(visible or nil)
+              ok = I.guarded(self, a.cond.fn, visible or nil)
             else
               ok = expr.eval(a.cond.tree, visible or nil)
             end
@@ -545,7 +547,7 @@ return function(M)
             item = { ConditionCheck = { TableName = self._table,
               Key = I.encode_key(self, key, fn), ConditionExpression = cond } }
           else
-            local new, umsg = update.apply(self, fn, key,
+            local new, umsg = I.guarded(self, update.apply, self, fn, key,
               visible and update.copy(visible) or nil, a.plan)
             if not new then
               reasons[i] = { code = "ValidationError", message = umsg }

@@ -28,14 +28,15 @@ local http = require "dynafile.remote.http"
 local tables = require "dynafile.remote.table"
 local values = require "dynafile.remote.values"
 
-local error, type, pairs, ipairs, tostring, pcall =
-  error, type, pairs, ipairs, tostring, pcall
+local error, type, pairs, ipairs, tostring, pcall, select =
+  error, type, pairs, ipairs, tostring, pcall, select
 local setmetatable, getmetatable = setmetatable, getmetatable
 local string_format, table_concat = string.format, table.concat
 local math_random, math_min, math_floor, math_huge = math.random, math.min, math.floor, math.huge
 local os_time, io = os.time, io
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
+local dynafile_type = require("dynafile.types").type
 local encode_value, decode_item, encode_item = values.encode_value, values.decode_item,
   values.encode_item
 local deep_equal = expr.deep_equal
@@ -97,9 +98,33 @@ local function check_open(self, fn)
   if self._closed then raise(string_format("dynafile.%s: database is closed", fn)) end
 end
 
+-- Lua code the backend runs for a call -- condition and update functions,
+-- a transaction's function -- may run more than once, so it may read but
+-- not write through the database: `guarded` marks the running coroutine
+-- while such code runs, and check_writable refuses its writes, as a local
+-- database does (where that code holds the write transaction).
+local co_running = coroutine.running
+local function pack(...) return { n = select("#", ...), ... } end
+
+local function guarded(self, f, ...)
+  local busy = self._st.busy
+  local co = co_running() or "main"
+  busy[co] = (busy[co] or 0) + 1
+  local res = pack(pcall(f, ...))
+  busy[co] = busy[co] - 1
+  if busy[co] == 0 then busy[co] = nil end
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end
+
 local function check_writable(self, fn)
   if self._readonly then
     raise(string_format("dynafile.%s: the database is opened read-only", fn))
+  end
+  if self._st.busy[co_running() or "main"] then
+    raise(string_format("dynafile.%s: the write transaction of this database is held by the "
+      .. "code calling this (a transaction, an update function or a condition); write through "
+      .. "the transaction object, or after it ends", fn))
   end
 end
 
@@ -111,14 +136,29 @@ local function key_value_ok(v)
   return t == "number" and v == v
 end
 
+local TYPE_NAMES = { S = "a string", N = "a number", B = "a binary value" }
+
+-- Key attributes are checked here, before a request: DynamoDB gives each
+-- key attribute one type (the table's AttributeDefinitions), where a
+-- local database takes strings and numbers alike.
 local function check_key(self, key, fn)
   if type(key) ~= "table" then fail(fn, "key must be a table, got %s", type(key)) end
+  local types = self._key_types
   for _, name in ipairs(self._keys) do
     local v = key[name]
     if v == nil then fail(fn, "key attribute %s is missing", name) end
-    if not key_value_ok(v) then
+    local want = types[name]
+    if want == "B" then
+      if dynafile_type(v) ~= "B" then
+        fail(fn, "key attribute %s must be a binary value (the table's %s is of type B), not %s",
+          name, name, type(v))
+      end
+    elseif not key_value_ok(v) and dynafile_type(v) ~= "N" then
       fail(fn, "key attribute %s must be a string or a number, not %s", name,
         v ~= v and "NaN" or type(v))
+    elseif want and dynafile_type(v) ~= want then
+      fail(fn, "key attribute %s must be %s: the table's %s is of type %s (DynamoDB gives a key "
+        .. "attribute one type), not %s", name, TYPE_NAMES[want], name, want, type(v))
     end
   end
 end
@@ -227,26 +267,42 @@ local function has_listeners(self)
   return #self._st.listeners > 0
 end
 
+-- Deliver events to every listener of the table, in order.  A write made
+-- while events are being delivered (by a listener, or a coroutine a
+-- listener resumed) queues its events behind them; a delivering coroutine
+-- that is suspended (a listener yielded) or dead hands the queue over, so
+-- other coroutines' events are not held up (the local database's rule).
+local co_status = coroutine.status
+
 local function dispatch(self, events)
   local st = self._st
-  local q = st.queue
-  for i = 1, #events do q[#q + 1] = { self, events[i] } end
-  if st.dispatching then return end
-  st.dispatching = true
-  local ok, err = pcall(function()
-    while st.qhead <= #q do
-      local by, ev = q[st.qhead][1], q[st.qhead][2]
-      q[st.qhead] = false
-      st.qhead = st.qhead + 1
-      local list = st.listeners
-      for j = 1, #list do
-        local lok, lerr = pcall(list[j].fn, ev)
-        if not lok then report_listener_error(by, lerr, ev) end
-      end
+  local q, tail = st.queue, st.qtail
+  for i = 1, #events do
+    q[tail + 1], q[tail + 2] = self, events[i]
+    tail = tail + 2
+  end
+  st.qtail = tail
+  local me = coroutine.running() or true
+  local owner = st.dispatching
+  if owner and (owner == me or type(owner) ~= "thread" or co_status(owner) == "normal") then
+    return
+  end
+  st.dispatching = me
+  while st.qhead < st.qtail do
+    local head = st.qhead
+    local by, ev = q[head], q[head + 1]
+    q[head], q[head + 1] = nil, nil
+    st.qhead = head + 2
+    local list = st.listeners
+    for j = 1, #list do
+      local ok, err = pcall(list[j].fn, ev)
+      if not ok then report_listener_error(by, err, ev) end
     end
-  end)
-  st.queue, st.qhead, st.dispatching = {}, 1, false
-  if not ok then error(err, 0) end
+  end
+  if st.dispatching == me then
+    st.qhead, st.qtail = 1, 0
+    st.dispatching = false
+  end
 end
 
 -- ------------------------------------------------------------- conditions
@@ -491,13 +547,16 @@ function M.open(url, opts, index_defs)
   local sid = c.url .. "\0" .. name
   local st = shared[sid]
   if not st then
-    st = { listeners = {}, queue = {}, qhead = 1, handles = 0 }
+    st = { listeners = {}, queue = {}, qhead = 1, qtail = 0, handles = 0, dispatching = false,
+           busy = setmetatable({}, { __mode = "k" }) }
     shared[sid] = st
   end
   st.handles = st.handles + 1
   local self = setmetatable({
     _client = c, _table = name, _url = url, _sid = sid, _st = st,
     _schema = schema, _pk = schema.pk, _sk = schema.sk, _keys = keys,
+    _key_types = { [schema.pk] = schema.types[schema.pk],
+                   [schema.sk or false] = schema.sk and schema.types[schema.sk] or nil },
     _is_key = { [schema.pk] = true, [schema.sk or false] = schema.sk and true or nil },
     _ttl_attr = schema.ttl, _ttl_fn = ttl_fn, _clock = opts.clock,
     _readonly = opts.readonly or false, _listener_error = opts.listener_error,
@@ -569,7 +628,10 @@ function DB:batch_get_item(keys)
       for _, av in ipairs(r.Responses and r.Responses[self._table] or {}) do
         local item = decode_item(av)
         if not expired(self, item, t) then
-          for _, i in ipairs(slot[identity(self, item)] or {}) do out[i] = item end
+          -- each entry its own table, as locally (the same key twice too)
+          for j, i in ipairs(slot[identity(self, item)] or {}) do
+            out[i] = j == 1 and item or update.copy(item)
+          end
         end
       end
       local u = r.UnprocessedKeys and r.UnprocessedKeys[self._table]
@@ -714,8 +776,22 @@ local function build_read(self, fn, pk, opts, scanning)
   local after = opts.start_after
   if after ~= nil then
     if type(after) ~= "table" then fail(fn, "start_after must be a key table") end
+    -- the key attributes only (of the table, and of the index): other
+    -- attributes of the table given are ignored, as locally
     local esk = {}
-    for kname, v in pairs(after) do esk[kname] = encode_value(v, fn, "start_after." .. kname) end
+    local names = { self._pk, self._sk or false, index and pk_attr or false,
+      index and sk_attr or false }
+    for i = 1, 4 do
+      local kname = names[i]
+      if kname and esk[kname] == nil then
+        local v = after[kname]
+        if v == nil then
+          if i <= 2 then fail(fn, "start_after: key attribute %s is missing", kname) end
+        else
+          esk[kname] = encode_value(v, fn, "start_after." .. kname)
+        end
+      end
+    end
     req.ExclusiveStartKey = esk
   end
   local stats = opts.stats
@@ -899,7 +975,7 @@ local function optimistic(self, fn, key, decide, deadline)
     local visible = raw
     if raw and expired(self, raw) then visible = nil end
     if not raw then visible = nil end
-    local op, req, verify = decide(visible, raw or false)
+    local op, req, verify = guarded(self, decide, visible, raw or false)
     if not op then return nil, req, verify end
     local r, m, c = send_write(self, fn, op, req, true, verify, deadline)
     if r then return r, visible end
@@ -1317,6 +1393,7 @@ M._internal = {
   check_key = check_key, check_opts = check_opts, key_of = key_of, encode_key = encode_key,
   identity = identity, call = call, prefix = prefix, read_raw = read_raw, expired = expired,
   has_listeners = has_listeners, dispatch = dispatch, compile_condition = compile_condition,
+  guarded = guarded,
   image_condition = image_condition, image_update = image_update, plan_expression = plan_expression,
   backoff = backoff, not_supported = not_supported, now = now,
 }

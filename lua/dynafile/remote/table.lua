@@ -256,7 +256,15 @@ function M.ensure(c, name, o)
       end
     end
   end
-  if o.ttl_attr then
+  if not o.ttl_attr then
+    -- a table whose TTL is on keeps it, as a local database keeps its
+    -- schema's TTL attribute
+    local tr = c:call("DescribeTimeToLive", { TableName = name })
+    local td = tr and tr.TimeToLiveDescription
+    if td and (td.TimeToLiveStatus == "ENABLED" or td.TimeToLiveStatus == "ENABLING") then
+      s.ttl, s.server_ttl = td.AttributeName, true
+    end
+  else
     local tr = c:call("DescribeTimeToLive", { TableName = name })
     local td = tr and tr.TimeToLiveDescription
     local on = td and td.TimeToLiveStatus

@@ -1,0 +1,130 @@
+-- spec/support/remote_skips.lua: what tests/remote_specs.sh does not run
+-- against the DynamoDB backend, and why.  Every entry names its reason:
+-- NotSupported (the backend refuses it, saying why), a documented
+-- difference (the README's table), or a known gap of the server (dynalite
+-- implements part of DynamoDB's API).  `servers` lists the servers an
+-- entry applies to (default: all).
+local BY_WRITES = "documented difference: expired items are deleted by DynamoDB or "
+  .. "purge_expired, not by later writes"
+local ITEM_COUNT = "documented difference: stat().items is DynamoDB's ItemCount, refreshed "
+  .. "about every six hours"
+
+return {
+  -- whole files
+  files = {
+    ["spec/core_spec.lua"] = "the C core's module (dynafile.core), not the public API",
+    ["spec/hostile_files_spec.lua"] = "damaged LMDB files: a local database's storage",
+    ["spec/hostile_input_spec.lua"] = "compares a local database's sub-databases byte for byte",
+    ["spec/processes_spec.lua"] = "processes sharing a local database's LMDB environment",
+    ["spec/readers_spec.lua"] = "LMDB reader slots",
+    ["spec/stream_spec.lua"] = "NotSupported: the change log (poll_stream) is a local database's",
+    ["spec/readonly_handle_spec.lua"] = "a read-only and a writable handle sharing one LMDB "
+      .. "environment",
+    ["spec/backfill_spec.lua"] = "NotSupported: open's progress option (DynamoDB backfills "
+      .. "indexes itself)",
+    ["spec/cli_spec.lua"] = "the command line on local database directories",
+    ["spec/types_spec.lua"] = "opens no database (value types only)",
+    ["spec/ddbjson_spec.lua"] = "opens no database (value conversion only)",
+    ["spec/copy_spec.lua"] = "already runs against dynalite",
+    ["spec/remote_spec.lua"] = "already runs against dynalite",
+    ["spec/remote_fault_spec.lua"] = "already runs against dynalite",
+    ["spec/remote_sigv4_spec.lua"] = "opens no database",
+    ["spec/query_spec.lua"] = "documented difference: its fixture puts numeric and string sort "
+      .. "keys, and an empty one, in one table (a DynamoDB key attribute has one type, and "
+      .. "key strings may not be empty)",
+    ["spec/filter_spec.lua"] = "documented difference: its fixture puts numeric and string "
+      .. "sort keys in one table (a DynamoDB key attribute has one type)",
+    ["spec/index_spec.lua"] = "checks the local index storage with db:check() (NotSupported: "
+      .. "DynamoDB maintains its indexes) and names indexes with one letter (DynamoDB: 3 to 255)",
+    ["spec/keys_spec.lua"] = "the local key encoding: numbers and strings, empty strings and "
+      .. "177-byte sort keys in one key attribute (documented difference: DynamoDB gives a key "
+      .. "attribute one type, refuses empty key strings, allows 1,024-byte sort keys)",
+    ["spec/errors_spec.lua"] = "compares a local database's sub-databases (db._c) before and "
+      .. "after each failed call",
+    ["spec/write_purge_spec.lua"] = "drives the local write transaction (db._c)",
+    ["spec/error_position_spec.lua"] = "opens an index named \"g\" (DynamoDB: index names of 3 "
+      .. "to 255 characters)",
+    ["spec/lsi_spec.lua"] = "documented difference: its index sort key holds numbers, strings "
+      .. "and non-key types in one attribute, and LSIs on a table that exists (DynamoDB adds "
+      .. "LSIs only at creation)",
+    ["spec/open_spec.lua"] = "directories, meta.json, the LMDB environment, the map and sync "
+      .. "modes of a local database",
+    ["spec/ttl_projection_spec.lua"] = "documented difference: its index keys mix types in one "
+      .. "attribute",
+    ["spec/transaction_spec.lua"] = { reason = "known gap of dynalite: no TransactWriteItems",
+      servers = { dynalite = true } },
+  },
+  -- the key types each spec file writes (DynamoDB: one type per key
+  -- attribute; a local database takes strings and numbers alike)
+  -- (most specs use numeric sort keys: SK = "N" unless a file is listed)
+  default_types = { SK = "N" },
+  types = {
+    ["spec/items_spec.lua"] = { SK = "S" },
+    ["spec/filter_spec.lua"] = { SK = "S" },
+  },
+  -- single tests, by their full name
+  tests = {
+    { name = "an item keeps strings of any bytes, including NUL and invalid UTF-8",
+      reason = "documented difference: DynamoDB strings are UTF-8 (other bytes: dynafile.binary)" },
+    { name = "an item keeps numbers, and integers apart from floats on Lua 5.3+",
+      reason = "documented difference: DynamoDB has one number type (1.0 reads back as 1)" },
+    { name = "an item keeps 1 and 1.0 apart on Lua 5.3+",
+      reason = "documented difference: DynamoDB has one number type (1.0 reads back as 1)" },
+    { name = "an item keeps NaN as an attribute value",
+      reason = "documented difference: DynamoDB numbers cannot be NaN" },
+    { name = "a batch writer commits a batch larger than the map once the map has grown, one "
+      .. "event per put", reason = "documented difference: stat().items is DynamoDB's ItemCount, "
+      .. "refreshed about every six hours" },
+    { name = "a batch writer raises at flush, writing nothing, when a queued key is too long",
+      reason = "documented difference: a string sort key in a numeric key attribute, and "
+        .. "DynamoDB's 1,024-byte sort keys" },
+    { name = "batch_get_item works inside a transaction, reading the committed state",
+      reason = "known gap of dynalite: no TransactWriteItems", servers = { dynalite = true } },
+    { name = "batch_get_item holds no read transaction while a TTL function runs: a coroutine "
+      .. "may yield in it", reason = "documented difference: a 3 MB item (DynamoDB: 400 KB)" },
+    { name = "update_item with a table of changes removes list positions as numbered in the old "
+      .. "item, whatever their order", reason = "known gap of dynalite: REMOVE of several list "
+      .. "positions removes the wrong ones", servers = { dynalite = true } },
+    { name = "update_item with a table of changes refuses an integer sum that does not fit, "
+      .. "leaving the item as it was", reason = "documented difference: DynamoDB numbers have 38 "
+      .. "digits (no 64-bit overflow)" },
+    { name = "update_item with a table of changes refuses to add to a string or a number to a list",
+      reason = "documented difference: the ValidationError carries DynamoDB's message" },
+    { name = "a stream listener hears every write path: conditions, updates, batches and "
+      .. "transactions", reason = "known gap of dynalite: no TransactWriteItems",
+      servers = { dynalite = true } },
+    { name = "a stream listener hears nothing of failed, canceled or empty writes",
+      reason = "known gap of dynalite: no TransactWriteItems", servers = { dynalite = true } },
+    { name = "a stream listener may write inside a transaction of its own",
+      reason = "known gap of dynalite: no TransactWriteItems", servers = { dynalite = true } },
+    { name = "TTL as an attribute never deletes in a read: the items come back when"
+      .. " the clock goes back",
+      reason = ITEM_COUNT },
+    { name = "TTL as an attribute checks the TTL in C, without turning expired items into tables",
+      reason = "the local reader's statistics (items decoded in C)" },
+    { name = "TTL as an attribute purges expired items with DELETE events marked expired",
+      reason = ITEM_COUNT },
+    { name = "TTL as an attribute is deleted by later write paths, with events",
+      reason = BY_WRITES },
+    { name = "TTL as an attribute is deleted by write paths that take the fast path (no listener)",
+      reason = BY_WRITES },
+    { name = "TTL as an attribute is purged by the batch writer, update_item,"
+      .. " delete_item and transactions",
+      reason = BY_WRITES },
+    { name = "TTL as an attribute treats an expired item as absent when it is overwritten",
+      reason = BY_WRITES },
+    { name = "TTL as a function is deleted when a write path meets it",
+      reason = BY_WRITES },
+    { name = "TTL as an attribute is kept in the stored schema",
+      reason = "known gap of dynalite: no UpdateTimeToLive, so the table keeps no TTL",
+      servers = { dynalite = true } },
+    { name = "TTL as an attribute uses os.time without a clock",
+      reason = "known gap of dynalite: no UpdateTimeToLive, so the table keeps no TTL",
+      servers = { dynalite = true } },
+    { name = "pages pages through an index with a Lua filter and a limit, each item once",
+      reason = "opens an index named \"g\" (DynamoDB: index names of 3 to 255 characters)" },
+    { name = "scan segments scans each segment from its own process, all at once",
+      reason = "opens the directory from other processes, which this helper does not map to "
+        .. "the table" },
+  },
+}
