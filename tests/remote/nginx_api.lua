@@ -6,6 +6,7 @@
 --   GET /add?k=K        add 1 to counter K (update_item with add)
 -- Every answer carries x-worker (the pid) and x-cosockets (whether the
 -- request went through nginx cosockets).
+-- luacheck: globals ngx
 local dynafile = require "dynafile"
 local http = require "dynafile.remote.http"
 
