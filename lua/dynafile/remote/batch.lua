@@ -281,6 +281,14 @@ return function(M)
       tx._invalid = tx._invalid or msg
       return nil, msg
     end
+    if c.ddb then
+      -- the function decides on the outcome before the commit, which is
+      -- when the server would evaluate DynamoDB's syntax
+      msg = string_format("dynafile.transaction.%s: not supported by the DynamoDB backend: a "
+        .. "dynafile.expr condition inside db:transaction(fn) (use a string or a function)", fn)
+      tx._unsupported = tx._unsupported or msg
+      return nil, msg
+    end
     if c.fn then return c.fn(cur) and true or false end
     return expr.eval(c.tree, cur)
   end
@@ -302,7 +310,7 @@ return function(M)
     encode_item(item, fn)
     local s = slot(self, item)
     local ok, msg = holds(self, "put_item", opts.condition, s.cur)
-    if ok == nil then return nil, msg, "ValidationError" end
+    if ok == nil then return nil, msg, self._unsupported and "NotSupported" or "ValidationError" end
     if not ok then
       return failed(self, "put_item", "ConditionalCheckFailed", "the condition failed")
     end
@@ -319,7 +327,7 @@ return function(M)
     check_key(self._db, key, fn)
     local s = slot(self, key)
     local ok, msg = holds(self, "delete_item", opts.condition, s.cur)
-    if ok == nil then return nil, msg, "ValidationError" end
+    if ok == nil then return nil, msg, self._unsupported and "NotSupported" or "ValidationError" end
     if not ok then
       return failed(self, "delete_item", "ConditionalCheckFailed", "the condition failed")
     end
@@ -335,10 +343,14 @@ return function(M)
     opts = check_opts(fn, opts, TX_OPTS)
     local db = self._db
     check_key(db, key, fn)
-    local plan = update.compile(db, fn, changes)
+    local plan, pmsg = update.compile(db, fn, changes)
+    if not plan then
+      self._invalid = self._invalid or pmsg
+      return nil, pmsg, "ValidationError"
+    end
     local s = slot(self, key)
     local ok, msg = holds(self, "update_item", opts.condition, s.cur)
-    if ok == nil then return nil, msg, "ValidationError" end
+    if ok == nil then return nil, msg, self._unsupported and "NotSupported" or "ValidationError" end
     if not ok then
       return failed(self, "update_item", "ConditionalCheckFailed", "the condition failed")
     end
@@ -357,7 +369,7 @@ return function(M)
     if cond == nil then fail(fn, "condition is required") end
     local s = slot(self, key)
     local ok, msg = holds(self, "condition_check", cond, s.cur)
-    if ok == nil then return nil, msg, "ValidationError" end
+    if ok == nil then return nil, msg, self._unsupported and "NotSupported" or "ValidationError" end
     if not ok then
       return failed(self, "condition_check", "ConditionalCheckFailed", "the condition failed")
     end
@@ -416,6 +428,7 @@ return function(M)
       tx._over = true
       if tx._broken then return nil, tx._broken.msg, tx._broken.code end
       if not res[1] then error(res[2], 0) end
+      if tx._unsupported then return nil, tx._unsupported, "NotSupported" end
       if tx._invalid then return nil, tx._invalid, "ValidationError" end
       local c = tx._canceled
       if c then
@@ -479,7 +492,9 @@ return function(M)
       local plan
       if kind == "update" then
         if a.changes == nil then fail(fn, "actions[%d]: an update needs changes", i) end
-        plan = update.compile(self, where, a.changes)
+        local pmsg
+        plan, pmsg = update.compile(self, where, a.changes)
+        if not plan then return nil, pmsg, "ValidationError" end
       end
       if kind == "check" and a.condition == nil then
         fail(fn, "actions[%d]: a check needs a condition", i)
@@ -499,11 +514,11 @@ return function(M)
           .. "(one action per item)", fn, seen[id], i), "ValidationError"
       end
       seen[id] = i
-      list[i] = { kind = kind, target = a[kind], plan = plan, cond = cond }
+      list[i] = { kind = kind, target = a[kind], plan = plan, cond = cond, changes = a.changes }
     end
     local ttl = self._ttl_attr or self._ttl_fn
     for _ = 1, self._retries do
-      local items, reads, events = {}, {}, {}
+      local items, reads, events, raws = {}, {}, {}, {}
       local failed_at
       local reasons = {}
       for i, a in ipairs(list) do
@@ -511,7 +526,7 @@ return function(M)
         local key = I.key_of(self, a.target)
         local here = ttl or (a.cond and (a.cond.fn or not a.cond.server))
           or (a.kind == "update" and (type(a.plan) == "function"
-            or not I.plan_expression(self, a.plan, expr.names(), fn)))
+            or not I.plan_expression(self, a.plan, expr.names(), fn, a.changes)))
           or I.has_listeners(self)
         local item
         if here then
@@ -521,7 +536,8 @@ return function(M)
           local visible = raw
           if raw and I.expired(self, raw) then visible = false end
           local ok = true
-          if a.cond then
+          raws[i] = raw
+          if a.cond and not a.cond.ddb then
             if a.cond.fn then
               ok = I.guarded(self, a.cond.fn, visible or nil)
             else
@@ -535,6 +551,9 @@ return function(M)
             reasons[i] = { code = "None" }
           end
           local cond = I.image_condition(self, b, raw)
+          if a.cond and a.cond.ddb then
+            cond = "(" .. cond .. ") AND (" .. b:embed(a.cond.ddb, fn) .. ")"
+          end
           if a.kind == "put" then
             item = { Put = { TableName = self._table, Item = encode_item(a.target, fn),
               ConditionExpression = cond } }
@@ -560,7 +579,8 @@ return function(M)
           end
           for _, v in pairs(item) do b:into(v) end
         else
-          local cond = a.cond and expr.translate(a.cond.tree, b, fn)
+          local cond = a.cond and (a.cond.ddb and b:embed(a.cond.ddb, fn)
+            or expr.translate(a.cond.tree, b, fn))
           if a.kind == "put" then
             item = { Put = { TableName = self._table, Item = encode_item(a.target, fn),
               ConditionExpression = cond } }
@@ -571,7 +591,7 @@ return function(M)
             item = { ConditionCheck = { TableName = self._table,
               Key = I.encode_key(self, key, fn), ConditionExpression = cond } }
           else
-            local ue = I.plan_expression(self, a.plan, b, fn)
+            local ue = I.plan_expression(self, a.plan, b, fn, a.changes)
             item = { Update = { TableName = self._table, Key = I.encode_key(self, key, fn),
               UpdateExpression = ue ~= "" and ue or nil, ConditionExpression = cond } }
           end
@@ -595,7 +615,16 @@ return function(M)
       -- that changed since (then run again)
       local again = false
       for i, r in ipairs(rs) do
-        if r.code == "ConditionalCheckFailed" and reads[i] then again = true end
+        if r.code == "ConditionalCheckFailed" and reads[i] then
+          -- the item changed since it was read (run again), unless it is as
+          -- read and the action's dynafile.expr condition was false
+          local user = list[i].cond and list[i].cond.ddb
+          local now_raw = user and I.read_raw(self, fn, I.key_of(self, list[i].target))
+          if not (user and now_raw ~= nil and (now_raw == raws[i]
+              or (now_raw and raws[i] and expr.deep_equal(now_raw, raws[i])))) then
+            again = true
+          end
+        end
         if r.code == "TransactionConflict" then again = true end
       end
       if not again then

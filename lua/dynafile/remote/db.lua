@@ -37,6 +37,7 @@ local os_time, io = os.time, io
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local dynafile_type = require("dynafile.types").type
+local ddb_expr = require "dynafile.expr"
 local encode_value, decode_item, encode_item = values.encode_value, values.decode_item,
   values.encode_item
 local deep_equal = expr.deep_equal
@@ -311,8 +312,11 @@ end
 -- the compiled form, or nil, message (a string that does not parse).
 local function compile_condition(fn, c)
   if type(c) == "function" then return { fn = c } end
+  -- a dynafile.expr: DynamoDB's own syntax, evaluated by the server only
+  if ddb_expr.is(c) then return { ddb = c, server = true } end
   if type(c) ~= "string" then
-    fail(fn, "condition must be a function or an expression string, got %s", type(c))
+    fail(fn, "condition must be a function, an expression string or a dynafile.expr, got %s",
+      type(c))
   end
   local tree, msg = expr.compile(c)
   if not tree then
@@ -361,6 +365,21 @@ local function image_condition(self, b, raw)
     b.nv = mark_v
     local _ = mark_n
   end
+end
+
+-- Whether a condition holds on the item as read: true or false; "server"
+-- for a dynafile.expr, which only the server evaluates (the write then
+-- carries it next to the image condition, see with_user).
+local function holds_here(cond, visible)
+  if cond.ddb then return "server" end
+  if cond.fn then return cond.fn(visible) and true or false end
+  return expr.eval(cond.tree, visible)
+end
+
+-- An image condition joined with a dynafile.expr condition.
+local function with_user(b, image, cond, fn)
+  if not cond or not cond.ddb then return image end
+  return "(" .. image .. ") AND (" .. b:embed(cond.ddb, fn) .. ")"
 end
 
 local function cond_failed(fn)
@@ -653,10 +672,11 @@ local QUERY_OPTS = {
   starts_with = true, begins_with = true, eq = true, lt = true, le = true,
   gt = true, ge = true, between = true, scan_index_forward = true,
   index = true, filter = true, limit = true, start_after = true, stats = true,
+  key_condition = true, projection = true,
 }
 local SCAN_OPTS = {
   filter = true, limit = true, start_after = true, index = true,
-  segment = true, segments = true, stats = true,
+  segment = true, segments = true, stats = true, projection = true,
 }
 local CONDS = { begins_with = 1, eq = 2, lt = 3, le = 4, gt = 5, ge = 6, between = 7 }
 local KEY_OP = { eq = "=", lt = "<", le = "<=", gt = ">", ge = ">=" }
@@ -719,7 +739,24 @@ local function build_read(self, fn, pk, opts, scanning)
   if self._consistent and not plan.gsi then req.ConsistentRead = true end
   local key_attrs = { [pk_attr] = true }
   if sk_attr then key_attrs[sk_attr] = true end
-  if not scanning then
+  if opts.projection ~= nil then
+    return not_supported(fn, "projections (the whole item is read; select the attributes in Lua)")
+  end
+  local kx = opts.key_condition
+  if not scanning and ddb_expr.is(pk) then
+    if kx ~= nil then fail(fn, "a key condition given twice (as pk and as key_condition)") end
+    kx, pk = pk, nil
+  end
+  if kx ~= nil and not scanning then
+    -- a dynafile.expr KeyConditionExpression, as DynamoDB takes it
+    if not ddb_expr.is(kx) then fail(fn, "key_condition must be a dynafile.expr") end
+    if cond then fail(fn, "only one key condition allowed (%s and key_condition)", cond) end
+    if pk ~= nil then fail(fn, "the partition key comes from key_condition; pass nil") end
+    local f = opts.scan_index_forward
+    if f ~= nil and type(f) ~= "boolean" then fail(fn, "scan_index_forward must be a boolean") end
+    if f == false then req.ScanIndexForward = false end
+    req.KeyConditionExpression = b:embed(kx, fn)
+  elseif not scanning then
     key_arg(fn, "partition key", pk)
     local parts = { b:name(pk_attr) .. " = " .. b:value(pk, fn, "partition key") }
     if cond then
@@ -801,7 +838,9 @@ local function build_read(self, fn, pk, opts, scanning)
     plan.stats = stats
   end
   local f = opts.filter
-  if type(f) == "function" then
+  if ddb_expr.is(f) then
+    req.FilterExpression = b:embed(f, fn)
+  elseif type(f) == "function" then
     plan.lua_filter = f
   elseif type(f) == "string" then
     local tree, msg = expr.compile(f)
@@ -977,9 +1016,21 @@ local function optimistic(self, fn, key, decide, deadline)
     if not raw then visible = nil end
     local op, req, verify = guarded(self, decide, visible, raw or false)
     if not op then return nil, req, verify end
+    if op == "none" then return {}, visible end -- nothing to write
+    -- a dynafile.expr condition rides with the image check: when the write
+    -- fails, an item still as read means that condition was false
+    local user_raw = req.user_condition
+    req.user_condition = nil
     local r, m, c = send_write(self, fn, op, req, true, verify, deadline)
     if r then return r, visible end
     if c ~= "ConditionalCheckFailed" then return nil, m, c end
+    if user_raw ~= nil then
+      local now_raw, rmsg, rcode = read_raw(self, fn, key, deadline)
+      if now_raw == nil then return nil, rmsg, rcode end
+      if now_raw == user_raw or (now_raw and user_raw and deep_equal(now_raw, user_raw)) then
+        return cond_failed(fn)
+      end
+    end
   end
   return nil, string_format("dynafile.%s: the item kept changing under the optimistic check "
     .. "(%d attempts)", fn, self._retries), "ConditionalCheckFailed"
@@ -1011,12 +1062,11 @@ function DB:put_item(item, opts)
     -- the condition runs here on the item as read (an expired item counts
     -- as absent, as locally)
     local r, old, code = optimistic(self, fn, item, function(visible, raw)
-      local ok
-      if cond.fn then ok = cond.fn(visible) else ok = expr.eval(cond.tree, visible) end
-      if not ok then return cond_failed(fn) end
+      if not holds_here(cond, visible) then return cond_failed(fn) end
       local b = expr.names()
       local req = b:into { TableName = self._table, Item = av,
-        ConditionExpression = image_condition(self, b, raw) }
+        ConditionExpression = with_user(b, image_condition(self, b, raw), cond, fn) }
+      req.user_condition = cond.ddb and raw or nil
       return "PutItem", req, function(cur) return cur and deep_equal(cur, item) end
     end)
     if not r then return nil, old, code end
@@ -1028,7 +1078,8 @@ function DB:put_item(item, opts)
   if want_old then req.ReturnValues = "ALL_OLD" end
   if cond then
     local b = expr.names()
-    req.ConditionExpression = expr.translate(cond.tree, b, fn)
+    req.ConditionExpression = cond.ddb and b:embed(cond.ddb, fn)
+      or expr.translate(cond.tree, b, fn)
     b:into(req)
   end
   local r, m, code = send_write(self, fn, "PutItem", req, true,
@@ -1064,13 +1115,13 @@ function DB:delete_item(key, opts)
   local old
   if cond and (cond.fn or not cond.server or ttl) then
     local r, o, code = optimistic(self, fn, key, function(visible, raw)
-      local ok
-      if cond.fn then ok = cond.fn(visible) else ok = expr.eval(cond.tree, visible) end
-      if not ok then return cond_failed(fn) end
-      if not raw then return "none" end
+      if not holds_here(cond, visible) then return cond_failed(fn) end
+      if not raw and not cond.ddb then return "none" end
       local b = expr.names()
-      return "DeleteItem", b:into { TableName = self._table, Key = encode_key(self, key, fn),
-        ConditionExpression = image_condition(self, b, raw) }, function(cur) return cur == false end
+      local req = b:into { TableName = self._table, Key = encode_key(self, key, fn),
+        ConditionExpression = with_user(b, image_condition(self, b, raw), cond, fn) }
+      req.user_condition = cond.ddb and raw or nil
+      return "DeleteItem", req, function(cur) return cur == false end
     end)
     if r == nil and code then return nil, o, code end
     old = o
@@ -1079,7 +1130,8 @@ function DB:delete_item(key, opts)
       ReturnValues = "ALL_OLD" }
     if cond then
       local b = expr.names()
-      req.ConditionExpression = expr.translate(cond.tree, b, fn)
+      req.ConditionExpression = cond.ddb and b:embed(cond.ddb, fn)
+      or expr.translate(cond.tree, b, fn)
       b:into(req)
     end
     local r, m, code = send_write(self, fn, "DeleteItem", req, true,
@@ -1107,7 +1159,11 @@ end
 
 -- The DynamoDB UpdateExpression of a compiled plan of changes; nil when
 -- the plan needs the item read here (list add/delete).
-local function plan_expression(_, plan, b, fn)
+local function plan_expression(_, plan, b, fn, changes)
+  -- a dynafile.expr UpdateExpression goes as it is (it may hold ADD or
+  -- arithmetic: not idempotent)
+  if ddb_expr.is(changes) then return b:embed(changes, fn), true end
+  if plan.set == nil then return nil end
   local sets, removes = {}, {}
   local function path(segs)
     local p = {}
@@ -1133,7 +1189,7 @@ end
 
 -- The UpdateItem request that turns `raw` (false: absent) into `new`,
 -- conditional on the item being `raw`.
-local function image_update(self, fn, key, raw, new)
+local function image_update(self, fn, key, raw, new, cond)
   local b = expr.names()
   local sets, removes = {}, {}
   local is_key = self._is_key
@@ -1148,7 +1204,8 @@ local function image_update(self, fn, key, raw, new)
     end
   end
   local req = { TableName = self._table, Key = encode_key(self, key, fn),
-    ConditionExpression = image_condition(self, b, raw), ReturnValues = "ALL_NEW" }
+    ConditionExpression = with_user(b, image_condition(self, b, raw), cond, fn),
+    ReturnValues = "ALL_NEW" }
   local parts = {}
   if #sets > 0 then parts[#parts + 1] = "SET " .. table_concat(sets, ", ") end
   if #removes > 0 then parts[#parts + 1] = "REMOVE " .. table_concat(removes, ", ") end
@@ -1169,7 +1226,8 @@ function DB:update_item(key, changes, opts)
   check_writable(self, fn)
   opts = check_opts(fn, opts, UPDATE_OPTS)
   check_key(self, key, fn)
-  local plan = update.compile(self, fn, changes)
+  local plan, pmsg = update.compile(self, fn, changes)
+  if not plan then return nil, pmsg, "ValidationError" end
   local cond, msg
   if opts.condition ~= nil then
     cond, msg = compile_condition(fn, opts.condition)
@@ -1181,12 +1239,15 @@ function DB:update_item(key, changes, opts)
     and not ttl and not (cond and (cond.fn or not cond.server))
   if direct then
     local b = expr.names()
-    local ue, adds = plan_expression(self, plan, b, fn)
+    local ue, adds = plan_expression(self, plan, b, fn, changes)
     if ue then
       local req = { TableName = self._table, Key = encode_key(self, key, fn),
         ReturnValues = "ALL_NEW" }
       if ue ~= "" then req.UpdateExpression = ue end
-      if cond then req.ConditionExpression = expr.translate(cond.tree, b, fn) end
+      if cond then
+        req.ConditionExpression = cond.ddb and b:embed(cond.ddb, fn)
+          or expr.translate(cond.tree, b, fn)
+      end
       b:into(req)
       local r, m, code = send_write(self, fn, "UpdateItem", req, not adds and not cond, nil,
         deadline)
@@ -1201,16 +1262,14 @@ function DB:update_item(key, changes, opts)
   end
   local new_item
   local r, old, code = optimistic(self, fn, key, function(visible, raw)
-    if cond then
-      local ok
-      if cond.fn then ok = cond.fn(visible) else ok = expr.eval(cond.tree, visible) end
-      if not ok then return cond_failed(fn) end
-    end
+    if cond and not holds_here(cond, visible) then return cond_failed(fn) end
     local base = visible and update.copy(visible) or nil
     local new, umsg = update.apply(self, fn, key, base, plan)
     if not new then return nil, umsg, "ValidationError" end
     new_item = new
-    return "UpdateItem", image_update(self, fn, key, raw, new), function(cur)
+    local req = image_update(self, fn, key, raw, new, cond)
+    req.user_condition = cond and cond.ddb and raw or nil
+    return "UpdateItem", req, function(cur)
       return cur and deep_equal(cur, new)
     end
   end, deadline)

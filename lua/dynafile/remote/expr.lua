@@ -77,6 +77,18 @@ function Names:path(segs)
   return table_concat(out)
 end
 
+--- The text of a `dynafile.expr` object (a DynamoDB expression with its
+-- names and values), its placeholders renamed into this builder's so that
+-- they cannot meet the request's others.  DynamoDB's expressions have no
+-- string literals: every `#name` and `:value` token is a placeholder.
+-- @raise when a value cannot be a DynamoDB value
+function Names:embed(x, fn)
+  local map = {}
+  for p, name in pairs(x.names or {}) do map[p] = self:name(name) end
+  for p, v in pairs(x.values or {}) do map[p] = self:value(v, fn, p) end
+  return (x.text:gsub("[#:][%w_]+", function(tok) return map[tok] end))
+end
+
 --- Put the placeholders into a request (only those used).
 function Names:into(req)
   if next(self.n) then req.ExpressionAttributeNames = self.n end
