@@ -54,7 +54,7 @@ LIB := $(B)/libdynafile.a
 C_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 C_EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all deps js-deps demo test test-c test-lua bench install uninstall clean \
+.PHONY: all deps js-deps demo test test-c test-lua bench bench-remote install uninstall clean \
         docs format lint tsan
 
 all: $(MODULE) $(LIB)
@@ -123,6 +123,15 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;;" LUA_CPATH="$(B)/?.so;;" \
 	  $(LUA_BIN) bench/bench.lua
+
+# The DynamoDB backend's benchmark: bench/core.lua's workloads on a local
+# database and through the backend against dynalite (tests/js), with the
+# client's CPU per request beyond the bare HTTP exchange.
+bench-remote: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/js-deps.sh
+	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(B)/?.so;;" \
+	  $(LUA_BIN) bench/remote/run.lua
 
 install: all
 	install -d $(DESTDIR)$(LUA_CMOD)/dynafile $(DESTDIR)$(LUA_LMOD)/dynafile
