@@ -526,6 +526,9 @@ static inline size_t scalar_size(const unsigned char *p,
   if (c <= 0x7f || c >= 0xe0) return 1;
   if ((c & 0xe0) == 0xa0) {
     n = 1 + (uint64_t)(c & 0x1f);
+  } else if (c == 0xd9) { /* str 8: the usual longer string */
+    if (room < 2) return 0;
+    n = 2 + (uint64_t)p[1];
   } else {
     switch (c) {
       case 0xc0:
@@ -629,6 +632,20 @@ static int walk(const unsigned char **pp, const unsigned char *end,
       stack[depth]--;
       continue;
     }
+    if (p < end && (*p & 0xe0) == 0x80) {
+      /* fixmap or fixarray: the usual nested value, read here as
+       * df__mp_read would (the count checked against the bytes left) */
+      uint64_t count = *p & 0x0f;
+      int is_map = *p < 0x90;
+      p++;
+      if (count > (is_map ? (uint64_t)(end - p) / 2 : (uint64_t)(end - p)))
+        return DF_ECORRUPT;
+      stack[depth]--;
+      if (depth >= max_depth) return DF_ECORRUPT;
+      depth++;
+      stack[depth] = is_map ? 2 * count : count;
+      continue;
+    }
     if (df__mp_read(&p, end, &v)) return DF_ECORRUPT;
     stack[depth]--;
     if (check && (v.type == DF_TSS || v.type == DF_TNS || v.type == DF_TBS) &&
@@ -642,13 +659,36 @@ static int walk(const unsigned char **pp, const unsigned char *end,
   }
 }
 
-int df__mp_skip(const unsigned char **p, const unsigned char *end) {
-  size_t n = *p ? scalar_size(*p, end) : 0;
+/* df__mp_skip, inlined into the searches below.  A small list or map of
+ * scalars (a fixarray or fixmap: tags, a nested record) is stepped over
+ * here; anything else -- deeper nesting, ext types, malformed bytes -- is
+ * left to walk, which decides exactly as for any other value. */
+static inline int skip(const unsigned char **pp, const unsigned char *end) {
+  const unsigned char *p = *pp;
+  size_t n;
+  if (p == NULL) return walk(pp, end, DF_MAX_DEPTH, 0);
+  n = scalar_size(p, end);
   if (n) {
-    *p += n;
+    *pp = p + n;
     return 0;
   }
-  return walk(p, end, DF_MAX_DEPTH, 0);
+  if (p < end && (*p & 0xe0) == 0x80) {
+    unsigned left = (*p & 0x0f) * (*p < 0x90 ? 2u : 1u);
+    const unsigned char *q = p + 1;
+    while (left > 0 && (n = scalar_size(q, end)) != 0) {
+      q += n;
+      left--;
+    }
+    if (left == 0) {
+      *pp = q;
+      return 0;
+    }
+  }
+  return walk(pp, end, DF_MAX_DEPTH, 0);
+}
+
+int df__mp_skip(const unsigned char **p, const unsigned char *end) {
+  return skip(p, end);
 }
 
 int df__mp_validate(const void *p, size_t len, int max_depth) {
@@ -666,7 +706,7 @@ static int found(const unsigned char *vs, const unsigned char *end, df_value *v,
   df_value tmp;
   if (!v) v = &tmp;
   if (df__mp_read(&q, end, v)) return DF_ECORRUPT;
-  if (vend && df__mp_skip(&e, end)) return DF_ECORRUPT;
+  if (vend && skip(&e, end)) return DF_ECORRUPT;
   if (vstart) *vstart = vs;
   if (vend) *vend = e;
   return 1;
@@ -692,18 +732,18 @@ static int map_find(const unsigned char *p, const unsigned char *end,
       p += 1 + kn;
       if (kn == name_len && (kn == 0 || memcmp(ks + 1, name, kn) == 0))
         return found(p, end, v, vstart, vend);
-      if (df__mp_skip(&p, end)) return DF_ECORRUPT;
+      if (skip(&p, end)) return DF_ECORRUPT;
       continue;
     }
     if (df__mp_read(&p, end, &k)) return DF_ECORRUPT;
     if (k.type == DF_TARRAY || k.type == DF_TMAP) {
       p = ks;
-      if (df__mp_skip(&p, end)) return DF_ECORRUPT;
+      if (skip(&p, end)) return DF_ECORRUPT;
     } else if ((k.type == DF_TSTR || k.type == DF_TBIN) && k.n == name_len &&
                (name_len == 0 || memcmp(k.s, name, name_len) == 0)) {
       return found(p, end, v, vstart, vend);
     }
-    if (df__mp_skip(&p, end)) return DF_ECORRUPT;
+    if (skip(&p, end)) return DF_ECORRUPT;
   }
   return 0;
 }
