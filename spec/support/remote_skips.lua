@@ -100,7 +100,18 @@ return {
       .. "transactions", reason = "known gap of dynalite: no TransactWriteItems",
       servers = { dynalite = true } },
     { name = "a stream listener hears nothing of failed, canceled or empty writes",
-      reason = "known gap of dynalite: no TransactWriteItems", servers = { dynalite = true } },
+      reason = "documented difference: a batch writer's delete of a missing item is heard "
+        .. "(BatchWriteItem does not say whether the item existed)" },
+    { name = "a transaction commits everything once, even when the map must grow on the way",
+      reason = "documented difference: a transaction holds at most 100 items (4,000 here)" },
+    { name = "batch_get_item gives false for expired items", servers = { serve = true },
+      reason = "the server expires items by its own clock, the spec by a simulated one" },
+    { name = "TTL as an attribute hides an item from every read from the moment its TTL is "
+      .. "below now", servers = { serve = true },
+      reason = "the server expires items by its own clock, the spec by a simulated one" },
+    { name = "TTL as an attribute purges at most `limit` items, the earliest first",
+      servers = { serve = true },
+      reason = "the server expires items by its own clock, the spec by a simulated one" },
     { name = "a stream listener may write inside a transaction of its own",
       reason = "known gap of dynalite: no TransactWriteItems", servers = { dynalite = true } },
     { name = "TTL as an attribute never deletes in a read: the items come back when"

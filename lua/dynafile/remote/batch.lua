@@ -20,6 +20,8 @@
 -- @module dynafile.remote.batch
 
 local update = require "dynafile.update"
+local rand = require "openssl.rand"
+local sigv4 = require "dynafile.remote.sigv4"
 local expr = require "dynafile.remote.expr"
 local values = require "dynafile.remote.values"
 
@@ -27,7 +29,7 @@ local error, type, pairs, ipairs, pcall, select, tostring =
   error, type, pairs, ipairs, pcall, select, tostring
 local setmetatable, getmetatable = setmetatable, getmetatable
 local string_format = string.format
-local math_random, math_min = math.random, math.min
+local math_min = math.min
 local http = require "dynafile.remote.http"
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
@@ -38,10 +40,12 @@ return function(M)
   local fail, check_open, check_writable, check_key, check_opts = I.fail, I.check_open,
     I.check_writable, I.check_key, I.check_opts
 
+  -- A ClientRequestToken: 16 random bytes from OpenSSL, in hex.  Never
+  -- from math.random, whose sequence a program (or a test runner) may
+  -- seed alike in two runs: DynamoDB would then answer the second run's
+  -- transaction with the first one's result, without applying it.
   local function token()
-    local t = {}
-    for i = 1, 32 do t[i] = string_format("%x", math_random(0, 15)) end
-    return table.concat(t)
+    return sigv4.hex(rand.bytes(16))
   end
 
   -- ----------------------------------------------------------- batch writer
@@ -316,6 +320,8 @@ return function(M)
     end
     local prev = s.cur
     s.cur, s.written = update.copy(item), true
+    local ev = self._events
+    ev[#ev + 1] = { action = "PUT", old = prev, new = s.cur }
     passed(self)
     return true, prev
   end
@@ -332,7 +338,11 @@ return function(M)
       return failed(self, "delete_item", "ConditionalCheckFailed", "the condition failed")
     end
     local prev = s.cur
-    if prev then s.cur, s.written = nil, true end
+    if prev then
+      s.cur, s.written = nil, true
+      local ev = self._events
+      ev[#ev + 1] = { action = "DELETE", old = prev }
+    end
     passed(self)
     return true, prev
   end
@@ -355,9 +365,12 @@ return function(M)
       return failed(self, "update_item", "ConditionalCheckFailed", "the condition failed")
     end
     local kept = opts.return_old and update.copy(s.cur) or nil
+    local prev = s.cur
     local new, umsg = update.apply(db, fn, key, s.cur and update.copy(s.cur) or nil, plan)
     if not new then return failed(self, "update_item", "ValidationError", umsg) end
     s.cur, s.written = new, true
+    local ev = self._events
+    ev[#ev + 1] = { action = "PUT", old = prev, new = update.copy(new) }
     passed(self)
     return update.copy(new), kept
   end
@@ -401,21 +414,6 @@ return function(M)
     return items
   end
 
-  local function tx_events(tx)
-    local events = {}
-    for _, s in ipairs(tx._order) do
-      if s.written then
-        local old = s.raw or nil
-        if s.cur then
-          events[#events + 1] = { action = "PUT", old = old, new = s.cur }
-        elseif old then
-          events[#events + 1] = { action = "DELETE", old = old }
-        end
-      end
-    end
-    return events
-  end
-
   --- Run fn(tx) optimistically (see the module comment): fn may run more
   -- than once, so it should do nothing but read and write through tx.
   function DB:transaction(f)
@@ -423,7 +421,8 @@ return function(M)
     if type(f) ~= "function" then fail("transaction", "argument must be a function") end
     check_writable(self, "transaction")
     for _ = 1, self._retries do
-      local tx = setmetatable({ _db = self, _items = {}, _order = {}, _reasons = {} }, Tx)
+      local tx = setmetatable({ _db = self, _items = {}, _order = {}, _reasons = {},
+        _events = {} }, Tx)
       local res = pack(pcall(I.guarded, self, f, tx))
       tx._over = true
       if tx._broken then return nil, tx._broken.msg, tx._broken.code end
@@ -442,7 +441,8 @@ return function(M)
       local ok, msg, code = true, nil, nil
       if written or #items > 1 then ok, msg, code = commit(self, "transaction", items) end
       if ok then
-        if I.has_listeners(self) then I.dispatch(self, tx_events(tx)) end
+        -- one event per action, in order, as a local transaction gives
+        if I.has_listeners(self) then I.dispatch(self, tx._events) end
         return unpack(res, 2, res.n)
       end
       if code ~= "TransactionCanceled" then return nil, msg, code end
