@@ -1,5 +1,6 @@
 /*
- * codec.c -- MessagePack writing and reading, document paths, and the
+ * codec.c -- MessagePack writing and reading, document paths (the one
+ * parser of their grammar, and finding them in item bytes), and the
  * comparison of scalar values.
  *
  * Invariant: the reader never reads outside [p, end) and never allocates;
@@ -28,6 +29,8 @@
  * 8/16/32).  Any other ext type is malformed.
  */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -758,57 +761,189 @@ int df__mp_map_find(const void *map, size_t len, const char *name,
 
 /* --------------------------------------------------------------- paths */
 
-static int add_seg(df_path *out, const char *name, size_t len, uint32_t index) {
-  if (out->n >= DF_MAX_DEPTH) return DF_EVALIDATION;
+static int is_plain_start(int c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int is_plain(int c, int mode) {
+  if (mode == DF_PATH_EMBEDDED) return is_plain_start(c) || (c >= '0' && c <= '9');
+  return c != '.' && c != '[' && c != ']' && c != '`';
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* The parser's state: where it is, where quoted names go, and the error. */
+typedef struct path_scan {
+  const char *s;
+  size_t n, pos;
+  char *names; /* decoded quoted names, or NULL: quoted names are borrowed */
+  size_t names_len;
+  df_path *out;
+  char *err;
+  size_t errlen, err_at;
+} path_scan;
+
+static int path_fail(path_scan *ps, size_t at, const char *fmt, ...)
+    DF__PRINTF(3, 4);
+static int path_fail(path_scan *ps, size_t at, const char *fmt, ...) {
+  va_list ap;
+  ps->err_at = at;
+  if (ps->err && ps->errlen) {
+    va_start(ap, fmt);
+    vsnprintf(ps->err, ps->errlen, fmt, ap);
+    va_end(ap);
+  }
+  return DF_EVALIDATION;
+}
+
+static int add_seg(path_scan *ps, const char *name, size_t len,
+                   uint32_t index, size_t at) {
+  df_path *out = ps->out;
+  if (out->n >= DF_MAX_DEPTH)
+    return path_fail(ps, at, "path longer than %d segments", DF_MAX_DEPTH);
   out->seg[out->n].name = name;
   out->seg[out->n].len = len;
   out->seg[out->n].index = index;
   out->n++;
-  return 0;
+  return DF_OK;
+}
+
+/* A `quoted` name at ps->pos (the opening backtick). */
+static int scan_quoted(path_scan *ps) {
+  const char *s = ps->s;
+  size_t open = ps->pos, pos = open + 1, k = 0;
+  char *dst = ps->names ? ps->names + ps->names_len : NULL;
+  for (;;) {
+    int c;
+    if (pos >= ps->n) return path_fail(ps, open, "unterminated name");
+    c = (unsigned char)s[pos];
+    if (c == '`') break;
+    if (c == '\\') {
+      int h1, h2;
+      if (dst == NULL)
+        return path_fail(ps, pos, "escapes in a quoted name are not allowed "
+                                  "here");
+      if (pos + 1 >= ps->n) return path_fail(ps, open, "unterminated name");
+      switch (s[pos + 1]) {
+        case 'n': c = '\n'; break;
+        case 't': c = '\t'; break;
+        case 'r': c = '\r'; break;
+        case '0': c = '\0'; break;
+        case '\\': c = '\\'; break;
+        case '"': c = '"'; break;
+        case '\'': c = '\''; break;
+        case '`': c = '`'; break;
+        case 'x':
+          h1 = pos + 2 < ps->n ? hexval((unsigned char)s[pos + 2]) : -1;
+          h2 = pos + 3 < ps->n ? hexval((unsigned char)s[pos + 3]) : -1;
+          if (h1 < 0 || h2 < 0)
+            return path_fail(ps, pos, "bad \\x escape (two hex digits)");
+          c = h1 * 16 + h2;
+          pos += 2;
+          break;
+        default: {
+          unsigned char e = (unsigned char)s[pos + 1];
+          if (e >= 0x20 && e < 0x7f)
+            return path_fail(ps, pos, "invalid escape '\\%c'", e);
+          return path_fail(ps, pos, "invalid escape '\\\\x%02x'", e);
+        }
+      }
+      pos += 2;
+    } else {
+      pos++;
+    }
+    if (dst) dst[k] = (char)c;
+    k++;
+  }
+  ps->pos = pos + 1;
+  if (dst) {
+    ps->names_len += k;
+    return add_seg(ps, dst, k, 0, open);
+  }
+  return add_seg(ps, s + open + 1, k, 0, open);
+}
+
+/* A name at ps->pos: quoted, or a run of plain characters. */
+static int scan_name(path_scan *ps, int mode, size_t at) {
+  size_t st = ps->pos;
+  if (st < ps->n && ps->s[st] == '`') return scan_quoted(ps);
+  if (st < ps->n && (mode == DF_PATH_WHOLE
+                         ? is_plain((unsigned char)ps->s[st], mode)
+                         : is_plain_start((unsigned char)ps->s[st]))) {
+    while (ps->pos < ps->n && is_plain((unsigned char)ps->s[ps->pos], mode))
+      ps->pos++;
+    return add_seg(ps, ps->s + st, ps->pos - st, 0, st);
+  }
+  if (at == st && st == 0) return path_fail(ps, 0, "expected a name");
+  return path_fail(ps, at, "expected a name after '.'");
+}
+
+int df__path_scan(const char *s, size_t n, int mode, char *names,
+                  df_path *out, size_t *used, char *err, size_t errlen,
+                  size_t *err_at) {
+  path_scan ps;
+  int rc;
+  memset(&ps, 0, sizeof ps);
+  ps.s = s;
+  ps.n = s ? n : 0;
+  ps.names = names;
+  ps.out = out;
+  ps.err = err;
+  ps.errlen = errlen;
+  out->n = 0;
+  if (ps.n == 0) {
+    rc = path_fail(&ps, 0, "empty path");
+    goto done;
+  }
+  if ((rc = scan_name(&ps, mode, 0)) != DF_OK) goto done;
+  while (ps.pos < ps.n) {
+    size_t at = ps.pos;
+    char c = s[at];
+    if (c == '.') {
+      ps.pos++;
+      if ((rc = scan_name(&ps, mode, at)) != DF_OK) goto done;
+    } else if (c == '[') {
+      uint64_t v = 0;
+      size_t d = ++ps.pos;
+      while (ps.pos < ps.n && s[ps.pos] >= '0' && s[ps.pos] <= '9') {
+        v = v * 10 + (uint64_t)(s[ps.pos] - '0');
+        if (v > DF_PATH_INDEX_MAX) {
+          rc = path_fail(&ps, d, "list index too large (at most %d)",
+                         DF_PATH_INDEX_MAX);
+          goto done;
+        }
+        ps.pos++;
+      }
+      if (ps.pos == d || ps.pos >= ps.n || s[ps.pos] != ']') {
+        rc = path_fail(&ps, at, "expected a list index");
+        goto done;
+      }
+      ps.pos++;
+      if ((rc = add_seg(&ps, NULL, 0, (uint32_t)v, at)) != DF_OK) goto done;
+    } else if (mode == DF_PATH_EMBEDDED) {
+      break; /* the path ends here */
+    } else {
+      rc = c >= 0x20 && c < 0x7f
+               ? path_fail(&ps, at, "unexpected '%c'", c)
+               : path_fail(&ps, at, "unexpected byte 0x%02x",
+                           (unsigned char)c);
+      goto done;
+    }
+  }
+  rc = DF_OK;
+done:
+  if (used) *used = ps.pos;
+  if (err_at) *err_at = ps.err_at;
+  return rc;
 }
 
 int df__path_parse(const char *s, size_t n, df_path *out) {
-  size_t i = 0;
-  int need_name = 1; /* at the start or after '.' */
-  out->n = 0;
-  if (!s || n == 0) return DF_EVALIDATION;
-  while (i < n) {
-    if (need_name) {
-      size_t st = i;
-      if (s[i] == '`') { /* `any name` (no backtick inside) */
-        st = ++i;
-        while (i < n && s[i] != '`') i++;
-        if (i >= n) return DF_EVALIDATION; /* unterminated */
-        if (add_seg(out, s + st, i - st, 0)) return DF_EVALIDATION;
-        i++;
-        if (i < n && s[i] != '.' && s[i] != '[') return DF_EVALIDATION;
-        need_name = 0;
-        continue;
-      }
-      while (i < n && s[i] != '.' && s[i] != '[' && s[i] != ']') i++;
-      if (i == st) return DF_EVALIDATION; /* empty name */
-      if (add_seg(out, s + st, i - st, 0)) return DF_EVALIDATION;
-      need_name = 0;
-    } else if (s[i] == '.') {
-      i++;
-      need_name = 1;
-    } else if (s[i] == '[') {
-      uint64_t idx = 0;
-      size_t st = ++i;
-      while (i < n && s[i] >= '0' && s[i] <= '9') {
-        idx = idx * 10 + (uint64_t)(s[i] - '0');
-        if (idx > UINT32_MAX) return DF_EVALIDATION;
-        i++;
-      }
-      if (i == st || i >= n || s[i] != ']') return DF_EVALIDATION;
-      i++;
-      if (add_seg(out, NULL, 0, (uint32_t)idx)) return DF_EVALIDATION;
-    } else {
-      return DF_EVALIDATION; /* stray ']' */
-    }
-  }
-  if (need_name) return DF_EVALIDATION; /* trailing '.' */
-  return 0;
+  return df__path_scan(s, n, DF_PATH_WHOLE, NULL, out, NULL, NULL, 0, NULL);
 }
 
 int df__mp_path_find(const void *item, size_t len, const df_path *path,

@@ -84,7 +84,19 @@ int df_db_index_find(const df_db *db, const char *name, unsigned *id) {
       return DF_OK;
     }
   }
-  return DF_ENOTFOUND;
+  /* the message lives in the calling thread's slot, not in the handle */
+  return df__db_err((df_db *)db, DF_ENOTFOUND, "no index named %s", name);
+}
+
+int df_db_key_check(df_db *db, const df_key *key) {
+  unsigned char k[DF_KEY_MAX];
+  size_t n;
+  int code;
+  char err[DF_MSG_MAX];
+  if (key == NULL) return DF_EINVAL;
+  if ((code = df__db_check(db)) != DF_OK) return code;
+  code = df__item_key(&db->env->schema.s, key, k, &n, err, sizeof err);
+  return code == DF_OK ? DF_OK : df__db_err(db, code, "%s", err);
 }
 
 int df_db_stat(df_db *db, df_stat *out) {

@@ -44,7 +44,8 @@
  *      . growing the map waits for every transaction of the process to
  *        end, so a write made while the same thread holds a read df_txn
  *        cannot grow it (it would wait for itself): if the map is full,
- *        such a write fails rather than hangs -- finish reads first;
+ *        such a write fails with DF_EBUSY rather than hangs -- finish
+ *        reads first;
  *      . df_db_close a handle only when no other thread is using it.
  *  - Processes: any number of processes may open one database at once;
  *    commits are serialised by LMDB's writer lock, readers use reader
@@ -77,73 +78,76 @@ extern "C" {
  * So a sort-key string may hold up to 177 bytes without NULs. */
 #define DF_SK_MAX 180
 
-/* Error codes: name, value, default message.  The Lua binding
- * (src/ldynafile.c) returns each as a stable code string, shown in
- * brackets; misuse codes are raised there instead of returned.
- *   DF_ENOMEM      an allocation failed; nothing was changed ["NoMemory"]
+/* Error codes: name, value, default message, and the stable code string
+ * the Lua binding returns or raises with it (df_error_name; also the
+ * codes of the DynamoDB-facing layers).
+ *   DF_ENOMEM      an allocation failed; nothing was changed
  *   DF_EINVAL      a NULL or out-of-range argument, a finished transaction,
- *                  a bad option ["InvalidArgument", raised]
+ *                  a bad option (raised in Lua)
  *   DF_EVALIDATION an item, key, schema or expression that is not valid:
  *                  malformed MessagePack, a key attribute missing, of the
  *                  wrong type or too long, nesting deeper than
  *                  DF_MAX_DEPTH, an expression that does not parse
- *                  ["ValidationError"; raised for items and keys]
- *   DF_ENOTFOUND   no such item or index (a normal outcome of a read)
- *                  ["NotFound"; a missing item is nil in Lua]
- *   DF_ECONDITION  a conditional write's condition was false
- *                  ["ConditionalCheckFailed"].  The core itself does not
- *                  return it: a caller evaluates conditions with
- *                  df_expr_eval on the current item inside its write
- *                  transaction, as the Lua layer does.
+ *                  (raised in Lua for items and keys)
+ *   DF_ENOTFOUND   no such item or index (a normal outcome of a read; a
+ *                  missing item is nil in Lua)
+ *   DF_ECONDITION  a conditional write's condition was false.  The core
+ *                  itself does not return it: a caller evaluates
+ *                  conditions with df_expr_eval on the current item inside
+ *                  its write transaction, as the Lua layer does.
  *   DF_EIO         an I/O error, or a transaction doomed by an earlier
- *                  failed write (rolled back) ["IOError"]
+ *                  failed write (rolled back)
  *   DF_ECORRUPT    not a dynafile directory (another program's files or
  *                  LMDB environment, a truncated data file), or malformed
- *                  stored bytes ["Corrupt"]
+ *                  stored bytes
  *   DF_EFORKED     a handle or transaction used in a forked child
- *                  ["Forked"]
- *   DF_ECLOSED     a handle whose open failed ["Closed", raised]
+ *   DF_ECLOSED     a handle whose open failed (raised in Lua)
  *   DF_EREADONLY   a write on a read-only handle or transaction, or a
- *                  read-only file system ["ReadOnly", raised for writes]
- *   DF_EBUSY       this thread already holds the database's write
- *                  transaction: a nested write would deadlock ["Busy",
- *                  raised]
+ *                  read-only file system (raised in Lua for writes)
+ *   DF_EBUSY       this thread holds a transaction the call would wait
+ *                  for: the database's write transaction (a nested write
+ *                  would deadlock), or a read transaction while a write
+ *                  needs the map to grow (raised in Lua)
  *   DF_ERETRY      the map was full and has grown: run the whole
  *                  transaction again (the one-call forms and the Lua layer
- *                  do this by themselves) ["Retry"]
- *   DF_EREADERS    every reader slot is in use ["ReadersFull"]
+ *                  do this by themselves)
+ *   DF_EREADERS    every reader slot is in use
  *   DF_EVERSION    the data was written by a newer format
- *                  ["VersionMismatch"]
- *   DF_EDISKFULL   no space left on the device (or quota) ["IOError"]
- *   DF_EACCESS     permission denied ["IOError"]
+ *   DF_EDISKFULL   no space left on the device (or quota)
+ *   DF_EACCESS     permission denied
  *   DF_ESCHEMA     the schema given differs from the stored one
- *                  ["ValidationError"]
  *   DF_ELIMIT      a filter's or condition's regular expression needed
  *                  more steps than its budget on one item (see
- *                  src/regex.c) ["LimitExceeded"] */
+ *                  src/regex.c) */
 #define DF_ERRORS(X)                                                       \
-  X(OK, 0, "ok")                                                           \
-  X(ENOMEM, -1, "out of memory")                                           \
-  X(EINVAL, -2, "invalid argument")                                        \
-  X(EVALIDATION, -3, "validation error")                                   \
-  X(ENOTFOUND, -4, "not found")                                            \
-  X(ECONDITION, -5, "conditional check failed")                            \
-  X(EIO, -6, "I/O error")                                                  \
-  X(ECORRUPT, -7, "database is corrupt or not a dynafile database")        \
-  X(EFORKED, -8, "handle used in a forked child; open after fork")         \
-  X(ECLOSED, -9, "handle is closed")                                       \
-  X(EREADONLY, -10, "database is read-only")                               \
-  X(EBUSY, -11, "this thread already holds the write transaction")         \
-  X(ERETRY, -12, "the map had to grow under a concurrent writer; retry")   \
-  X(EREADERS, -13, "no free reader slot (raise max_readers)")              \
-  X(EVERSION, -14, "database format is newer than this library")           \
-  X(EDISKFULL, -15, "no space left on device")                             \
-  X(EACCESS, -16, "permission denied")                                     \
-  X(ESCHEMA, -17, "schema differs from the stored one")                   \
-  X(ELIMIT, -18, "a regular expression needed more than its budget")
+  X(OK, 0, "ok", "None")                                                   \
+  X(ENOMEM, -1, "out of memory", "NoMemory")                               \
+  X(EINVAL, -2, "invalid argument", "InvalidArgument")                     \
+  X(EVALIDATION, -3, "validation error", "ValidationError")                \
+  X(ENOTFOUND, -4, "not found", "NotFound")                                \
+  X(ECONDITION, -5, "conditional check failed", "ConditionalCheckFailed")  \
+  X(EIO, -6, "I/O error", "IOError")                                       \
+  X(ECORRUPT, -7, "database is corrupt or not a dynafile database",        \
+    "Corrupt")                                                             \
+  X(EFORKED, -8, "handle used in a forked child; open after fork",         \
+    "Forked")                                                              \
+  X(ECLOSED, -9, "handle is closed", "Closed")                             \
+  X(EREADONLY, -10, "database is read-only", "ReadOnly")                   \
+  X(EBUSY, -11, "this thread already holds the write transaction", "Busy") \
+  X(ERETRY, -12, "the map had to grow under a concurrent writer; retry",   \
+    "Retry")                                                               \
+  X(EREADERS, -13, "no free reader slot (raise max_readers)",              \
+    "ReadersFull")                                                         \
+  X(EVERSION, -14, "database format is newer than this library",           \
+    "VersionMismatch")                                                     \
+  X(EDISKFULL, -15, "no space left on device", "IOError")                  \
+  X(EACCESS, -16, "permission denied", "IOError")                          \
+  X(ESCHEMA, -17, "schema differs from the stored one", "ValidationError") \
+  X(ELIMIT, -18, "a regular expression needed more than its budget",      \
+    "LimitExceeded")
 
 typedef enum df_error {
-#define DF__ENUM(name, value, msg) DF_##name = value,
+#define DF__ENUM(name, value, msg, lua) DF_##name = value,
   DF_ERRORS(DF__ENUM)
 #undef DF__ENUM
 } df_error;
@@ -154,6 +158,10 @@ const char *df_strerror(int code);
 /* The code's symbolic name without the DF_ prefix ("ENOMEM"); a static
  * string, never NULL ("EUNKNOWN" for a code not listed above). */
 const char *df_errname(int code);
+/* The code's stable code string, the fourth column above ("NoMemory",
+ * "ValidationError", "None" for DF_OK); a static string, never NULL
+ * ("Error" for a code not listed above). */
+const char *df_error_name(int code);
 
 /* ---------------------------------------------------------------- values */
 
@@ -172,7 +180,10 @@ typedef enum df_type {
                   s, n are its encoding (see "Numbers" below) */
   DF_TSS,    /* string set: n elements (str), s points at the first */
   DF_TNS,    /* number set: n elements (numbers), s points at the first */
-  DF_TBS     /* binary set: n elements (bin), s points at the first */
+  DF_TBS,    /* binary set: n elements (bin), s points at the first */
+  DF_TOTHER  /* given by a caller only: a value of its own language that no
+                item can hold (a Lua function), so that a key check can
+                name it: s, n name it with its article ("a function") */
 } df_type;
 
 /* A value, either given by the caller (key values) or read from item
@@ -331,9 +342,20 @@ const char *df_db_id(const df_db *db);
 
 /* Find an index by name: *id (optional, may be NULL) receives its number,
  * for df_query.index.  Errors: DF_ENOTFOUND when there is no index of that
- * name, DF_EINVAL for a NULL name or a handle whose open failed.  Sets no
- * message. */
+ * name (df_db_errmsg: "no index named <name>"), DF_EINVAL for a NULL name
+ * or a handle whose open failed (no message). */
 int df_db_index_find(const df_db *db, const char *name, unsigned *id);
+
+/* Check a primary key by the rule every call taking a key applies, without
+ * reading anything: each key value present and a string, binary or number
+ * (not NaN); a partition-key string of at most DF_PK_MAX bytes; a sort key
+ * whose encoding fits DF_SK_MAX.  A caller turning its own language's
+ * values into df_values passes those no item can hold as DF_TOTHER, so the
+ * message names them.  Errors: DF_EVALIDATION with the message in
+ * df_db_errmsg ("key attribute SK is too long (...)", "missing key
+ * attribute PK", "key attribute PK must be a string or a number, not a
+ * function"), DF_EINVAL (key NULL), DF_ECLOSED, DF_EFORKED. */
+int df_db_key_check(df_db *db, const df_key *key);
 
 /* Drop the secondary index `name`: delete its entries and remove it from
  * the stored schema, in one write transaction (all or nothing).  Another
@@ -410,10 +432,11 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out);
  * promises, and its events stay readable until df_txn_free.  On failure
  * nothing it wrote was kept.  Committing a read transaction just ends it.
  * Errors: DF_ERETRY (the map was full and has grown: run the whole
- * transaction again from df_txn_begin), DF_EIO (an earlier operation of
- * the transaction failed part-way, so it was rolled back; or the commit's
- * write failed), DF_EDISKFULL, DF_EACCESS, DF_EFORKED, DF_EINVAL (NULL or
- * already finished).
+ * transaction again from df_txn_begin), DF_EBUSY (the map was full and
+ * cannot grow while this thread holds a read transaction), DF_EIO (an
+ * earlier operation of the transaction failed part-way, so it was rolled
+ * back; or the commit's write failed), DF_EDISKFULL, DF_EACCESS,
+ * DF_EFORKED, DF_EINVAL (NULL or already finished).
  * A df_txn_put/delete/purge failure found before anything was written (a
  * bad item or key) leaves the transaction usable; one that happens while
  * writing (out of memory, an LMDB error, a full map) dooms it: later

@@ -256,12 +256,29 @@ int df__env_write_begin(df_env *e, MDB_txn **txn, char *err, size_t errlen) {
   return DF_OK;
 }
 
-void df__env_write_abort(df_env *e, MDB_txn *txn, pthread_t writer,
-                         int grow_after) {
+/* Grow after a transaction met a full map; when this thread still holds
+ * a read transaction, the map cannot grow (it would wait for itself). */
+static int grow_after_full(df_env *e, char *err, size_t errlen) {
+  int code = grow(e, 0);
+  if (code == DF_OK)
+    return df__fmt(err, errlen, DF_ERETRY,
+                   "the database map was full and has grown; run the "
+                   "transaction again");
+  if (code == DF_EBUSY)
+    return df__fmt(err, errlen, DF_EBUSY,
+                   "the database map is full and cannot grow while this "
+                   "thread holds a read transaction of the database; end "
+                   "it first");
+  return df__fmt(err, errlen, code, "the database map is full and cannot "
+                 "grow: %s", df_strerror(code));
+}
+
+int df__env_write_abort(df_env *e, MDB_txn *txn, pthread_t writer,
+                        int grow_after, char *err, size_t errlen) {
   mdb_txn_abort(txn);
   writer_clear(e, writer);
   map_unlock_shared(e);
-  if (grow_after) grow(e, 0);
+  return grow_after ? grow_after_full(e, err, errlen) : DF_OK;
 }
 
 /* The environment's sync flags are shared by every handle; set them to
@@ -318,12 +335,7 @@ int df__env_write_commit(df_env *e, MDB_txn *txn, df_sync sync,
   writer_clear(e, writer);
   map_unlock_shared(e);
   if (rc == 0) return DF_OK;
-  if (rc == MDB_MAP_FULL) {
-    grow(e, 0);
-    return df__fmt(err, errlen, DF_ERETRY,
-                   "the database map was full and has grown; run the "
-                   "transaction again");
-  }
+  if (rc == MDB_MAP_FULL) return grow_after_full(e, err, errlen);
   return commit_failed(e, rc, err, errlen);
 }
 
@@ -701,7 +713,7 @@ out:
   if (txn && e->readonly)
     mdb_txn_abort(txn);
   else if (txn)
-    df__env_write_abort(e, txn, pthread_self(), 0);
+    df__env_write_abort(e, txn, pthread_self(), 0, NULL, 0);
   return code;
 }
 

@@ -103,13 +103,15 @@ int df__env_write_begin(df_env *e, struct MDB_txn **txn, char *err,
                         size_t errlen);
 /* Commit with the durability of `sync`.  Whatever the result, the writer
  * mark and the map lock are released.  DF_ERETRY: the map was full and
- * has grown.  DF_EDISKFULL / DF_EIO: the message says why. */
+ * has grown; DF_EBUSY: it was full and cannot grow, because this thread
+ * holds a read transaction; DF_EDISKFULL / DF_EIO: the message says why. */
 int df__env_write_commit(df_env *e, struct MDB_txn *txn, df_sync sync,
                          pthread_t writer, char *err, size_t errlen);
-/* Abort; with `grow`, grow the map afterwards (the transaction met a full
- * map). */
-void df__env_write_abort(df_env *e, struct MDB_txn *txn, pthread_t writer,
-                         int grow);
+/* Abort.  With `grow` (the transaction met a full map), grow the map
+ * afterwards and return DF_ERETRY, or DF_EBUSY when it cannot grow (as
+ * for a commit), with the message in err; else DF_OK. */
+int df__env_write_abort(df_env *e, struct MDB_txn *txn, pthread_t writer,
+                        int grow, char *err, size_t errlen);
 
 /* Map and reader figures for df_db_stat (under the map lock). */
 void df__env_info(df_env *e, uint64_t *map_size, uint64_t *used,

@@ -1,9 +1,12 @@
 /*
- * error.c -- error-code names and messages, and message formatting.
+ * error.c -- the one table of error codes (DF_ERRORS in dynafile.h):
+ * their messages, symbolic names and stable code strings; and message
+ * formatting.
  *
- * Invariant: df_strerror and df_errname always return a static,
- * NUL-terminated string (never NULL), also for unknown codes; df__fmt
- * never writes more than cap bytes and always NUL-terminates when cap > 0.
+ * Invariant: df_strerror, df_errname and df_error_name always return a
+ * static, NUL-terminated string (never NULL), also for unknown codes;
+ * df__fmt never writes more than cap bytes and always NUL-terminates
+ * when cap > 0.
  */
 #include <stdio.h>
 
@@ -11,7 +14,7 @@
 
 const char *df_strerror(int code) {
   switch (code) {
-#define DF__MSG(name, value, msg) \
+#define DF__MSG(name, value, msg, lua) \
   case value:                     \
     return msg;
     DF_ERRORS(DF__MSG)
@@ -23,13 +26,25 @@ const char *df_strerror(int code) {
 
 const char *df_errname(int code) {
   switch (code) {
-#define DF__NAME(name, value, msg) \
+#define DF__NAME(name, value, msg, lua) \
   case value:                      \
     return #name;
     DF_ERRORS(DF__NAME)
 #undef DF__NAME
     default:
       return "EUNKNOWN";
+  }
+}
+
+const char *df_error_name(int code) {
+  switch (code) {
+#define DF__CODE(name, value, msg, lua) \
+  case value:                                   \
+    return lua;
+    DF_ERRORS(DF__CODE)
+#undef DF__CODE
+    default:
+      return "Error";
   }
 }
 

@@ -214,9 +214,32 @@ typedef struct df_path {
   df_path_seg seg[DF_MAX_DEPTH];
 } df_path;
 
-/* Parse "a.b[3].c" (names are runs of anything but '.', '[' and ']', or
- * `backtick quoted` with no backtick inside, as in filter strings).
- * Segments borrow `s`.  0 or DF_EVALIDATION. */
+/* The largest list position a path may name, in C and in Lua alike. */
+#define DF_PATH_INDEX_MAX 2147483647
+enum { DF_PATH_WHOLE = 0, DF_PATH_EMBEDDED = 1 };
+
+/* Parse a document path: the one grammar of filters, conditions, update
+ * paths and the Lua layer's paths (codec.c):
+ *   path := name { "." name | "[" digits "]" }
+ *   name := "`" { any byte but a backtick or "\", or an escape } "`"
+ *         | a run of plain characters
+ * Escapes in quoted names: \n \t \r \0 \\ \" \' \` \xHH.  Plain
+ * characters: when the path is EMBEDDED in an expression, letters, digits
+ * and '_' (not starting with a digit); when it is the WHOLE string (an
+ * update path, a Lua path), anything but '.', '[', ']' and a backtick.  So
+ * a path means the same wherever both forms accept it.  List positions are
+ * 0..DF_PATH_INDEX_MAX; at most DF_MAX_DEPTH segments.
+ * Plain names point into s; quoted names are decoded into `names`
+ * (capacity n: never longer than their source), or, with names NULL,
+ * point into s and may hold no escape.  *used (optional): the bytes
+ * consumed (EMBEDDED: up to the first character that cannot continue the
+ * path).  DF_OK, or DF_EVALIDATION with the message in err (without the
+ * position) and *err_at (optional) the offset in s it refers to. */
+int df__path_scan(const char *s, size_t n, int mode, char *names,
+                  df_path *out, size_t *used, char *err, size_t errlen,
+                  size_t *err_at);
+/* The WHOLE string s as a path, quoted names without escapes.  DF_OK or
+ * DF_EVALIDATION. */
 int df__path_parse(const char *s, size_t n, df_path *out);
 /* Find a path in item bytes; same results as df__mp_map_find. */
 int df__mp_path_find(const void *item, size_t len, const df_path *path,
@@ -268,14 +291,16 @@ int df__key_dec(const unsigned char **p, const unsigned char *end,
 void df__key_put_u64(unsigned char *out, uint64_t v);
 uint64_t df__key_get_u64(const unsigned char *p);
 
-/* The one rule for key values, with its messages ("key attribute <attr>
- * ..."): a string (or binary) or a number, not NaN; for DF_KEY_PARTITION a
- * string of at most DF_PK_MAX bytes, for DF_KEY_SORT one whose encoding
- * fits DF_SK_MAX; DF_KEY_ANY checks the type only.  DF_OK or
- * DF_EVALIDATION with the message in err. */
+/* The one rule for key values, and its messages, which name the value
+ * <prefix><name> ("key attribute " "PK", "" "partition key"): a string,
+ * binary or number, not NaN, present; for DF_KEY_PARTITION a string of at
+ * most DF_PK_MAX bytes, for DF_KEY_SORT one whose encoding fits DF_SK_MAX;
+ * DF_KEY_ANY checks the type only.  DF_OK, or DF_EVALIDATION with the
+ * message in err.  (A key too long for an index's key is index.c's
+ * message: it names the index.) */
 enum { DF_KEY_ANY, DF_KEY_PARTITION, DF_KEY_SORT };
-int df__key_check(const df_value *v, const char *attr, int role, char *err,
-                  size_t errlen);
+int df__key_check(const df_value *v, const char *prefix, const char *name,
+                  int role, char *err, size_t errlen);
 
 /* ----------------------------------------------------------- crc32c.c */
 /* CRC-32C of n bytes, continuing `crc` (0 to start). */

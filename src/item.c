@@ -14,12 +14,14 @@
 
 #include "internal.h"
 
+#define KEY_ATTR "key attribute "
+
 int df__item_key(const df_schema *s, const df_key *key, unsigned char *out,
                  size_t *outlen, char *err, size_t errlen) {
   size_t n = 0, m = 0;
   uint64_t h;
   int code;
-  code = df__key_check(&key->pk, s->pk, DF_KEY_PARTITION, err, errlen);
+  code = df__key_check(&key->pk, KEY_ATTR, s->pk, DF_KEY_PARTITION, err, errlen);
   if (code != DF_OK) return code;
   if (df__key_enc_partition(&key->pk, out + 8, &n, &h) != DF_OK)
     return df__fmt(err, errlen, DF_EVALIDATION,
@@ -27,7 +29,7 @@ int df__item_key(const df_schema *s, const df_key *key, unsigned char *out,
   df__key_put_u64(out, h);
   n += 8;
   if (s->sk) {
-    code = df__key_check(&key->sk, s->sk, DF_KEY_SORT, err, errlen);
+    code = df__key_check(&key->sk, KEY_ATTR, s->sk, DF_KEY_SORT, err, errlen);
     if (code != DF_OK) return code;
     if (df__key_enc(&key->sk, out + n, DF_SK_MAX, &m) != DF_OK)
       return df__fmt(err, errlen, DF_EVALIDATION,
@@ -48,9 +50,9 @@ int df__item_key_of(const df_schema *s, const void *item, size_t len,
   if (r < 0)
     return df__fmt(err, errlen, DF_EVALIDATION, "item bytes are malformed");
   /* the type rule only: lengths are checked when the key is built */
-  r = df__key_check(&key->pk, s->pk, DF_KEY_ANY, err, errlen);
+  r = df__key_check(&key->pk, KEY_ATTR, s->pk, DF_KEY_ANY, err, errlen);
   if (r == DF_OK && s->sk)
-    r = df__key_check(&key->sk, s->sk, DF_KEY_ANY, err, errlen);
+    r = df__key_check(&key->sk, KEY_ATTR, s->sk, DF_KEY_ANY, err, errlen);
   return r;
 }
 

@@ -346,6 +346,7 @@ corrupt:
 
 /* ------------------------------------------------------------ the rule */
 
+/* How a message names a value of type t. */
 static const char *type_name(df_type t) {
   switch (t) {
     case DF_TNONE: return "nothing";
@@ -362,40 +363,47 @@ static const char *type_name(df_type t) {
     case DF_TSS: return "a string set";
     case DF_TNS: return "a number set";
     case DF_TBS: return "a binary set";
+    case DF_TOTHER: return "a value no item can hold";
   }
   return "?";
 }
 
-int df__key_check(const df_value *v, const char *attr, int role, char *err,
-                  size_t errlen) {
+int df__key_check(const df_value *v, const char *prefix, const char *name,
+                  int role, char *err, size_t errlen) {
   switch (v->type) {
     case DF_TSTR:
     case DF_TBIN:
       if (role == DF_KEY_PARTITION && v->n > DF_PK_MAX)
         return df__fmt(err, errlen, DF_EVALIDATION,
-                       "key attribute %s is too long (%zu bytes, at most %d)",
-                       attr, v->n, DF_PK_MAX);
+                       "%s%s is too long (%zu bytes, at most %d)", prefix,
+                       name, v->n, DF_PK_MAX);
       if (role == DF_KEY_SORT &&
           (v->n > DF_SK_MAX || v->n + count_nul(v->s, v->n) + 3 > DF_SK_MAX))
         return df__fmt(err, errlen, DF_EVALIDATION,
-                       "key attribute %s is too long (at most %d bytes "
-                       "encoded: %d bytes of a string without NUL bytes)",
-                       attr, DF_SK_MAX, DF_SK_MAX - 3);
+                       "%s%s is too long (at most %d bytes encoded: %d bytes "
+                       "of a string without NUL bytes)",
+                       prefix, name, DF_SK_MAX, DF_SK_MAX - 3);
       return DF_OK;
     case DF_TINT:
     case DF_TUINT:
+    case DF_TDECIMAL:
       return DF_OK;
     case DF_TFLOAT:
       if (v->f != v->f)
-        return df__fmt(err, errlen, DF_EVALIDATION,
-                       "key attribute %s must not be NaN", attr);
+        return df__fmt(err, errlen, DF_EVALIDATION, "%s%s must not be NaN",
+                       prefix, name);
       return DF_OK;
     case DF_TNONE:
-      return df__fmt(err, errlen, DF_EVALIDATION, "missing key attribute %s",
-                     attr);
+      return df__fmt(err, errlen, DF_EVALIDATION, "missing %s%s", prefix,
+                     name);
+    case DF_TOTHER:
+      return df__fmt(err, errlen, DF_EVALIDATION,
+                     "%s%s must be a string or a number, not %.*s", prefix,
+                     name, v->s ? (int)(v->n > 64 ? 64 : v->n) : 0,
+                     v->s ? v->s : "");
     default:
       return df__fmt(err, errlen, DF_EVALIDATION,
-                     "key attribute %s must be a string or a number, not %s",
-                     attr, type_name(v->type));
+                     "%s%s must be a string or a number, not %s", prefix,
+                     name, type_name(v->type));
   }
 }

@@ -180,23 +180,36 @@ static int above_lower(const bound *lo, const unsigned char *k, size_t n) {
   return lo->excl ? c > 0 : c >= 0;
 }
 
-/* prefix + enc(v) into out; DF_EVALIDATION when v is not a key value. */
+/* The names of the key conditions' operands in messages: the Lua layer's
+ * option names. */
+static const char *operand_name(int cond, int second) {
+  static const char *const names[] = {"key condition", "eq", "lt", "le",
+                                      "gt", "ge", "between[1]",
+                                      "begins_with"};
+  if (cond == DF_COND_BETWEEN && second) return "between[2]";
+  return cond >= 0 && cond <= DF_COND_BEGINS_WITH ? names[cond]
+                                                   : "key condition";
+}
+
+/* prefix + enc(v) into out; DF_EVALIDATION when v is not a key value
+ * (the key rule of key.c, naming the operand `what`). */
 static int with_value(df_db *db, const range *r, const df_value *v,
                       int strip_terminator, const char *what,
                       unsigned char *out, size_t *n) {
   size_t m;
+  char err[DF_MSG_MAX];
+  int code = df__key_check(v, "", what, DF_KEY_ANY, err, sizeof err);
+  if (code != DF_OK) return df__db_err(db, code, "%s", err);
+  if (strip_terminator && v->type != DF_TSTR && v->type != DF_TBIN)
+    return df__db_err(db, DF_EVALIDATION, "%s must be a string", what);
   memcpy(out, r->prefix, r->prefix_len);
   if (df__key_enc(v, out + r->prefix_len, DF_SK_MAX, &m) != DF_OK)
     return df__db_err(db, DF_EVALIDATION,
-                      "%s: sort-key value must be a string or a number "
-                      "(not NaN) of at most %d encoded bytes",
-                      what, DF_SK_MAX);
-  if (strip_terminator) {
-    if (v->type != DF_TSTR && v->type != DF_TBIN)
-      return df__db_err(db, DF_EVALIDATION,
-                        "begins_with: value must be a string");
+                      "%s is too long for a sort key (at most %d bytes "
+                      "encoded: %d bytes of a string without NUL bytes)",
+                      what, DF_SK_MAX, DF_SK_MAX - 3);
+  if (strip_terminator)
     m -= 2; /* drop the 00 01 terminator: a prefix of every extension */
-  }
   *n = r->prefix_len + m;
   return DF_OK;
 }
@@ -273,18 +286,13 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
   memset(r, 0, sizeof *r);
   if (def) r->prefix[n++] = (unsigned char)def->id;
   if (q->has_pk) {
-    const char *attr = def ? (def->kind == DF_GSI ? def->pk
-                                                  : db->env->schema.s.pk)
-                           : db->env->schema.s.pk;
-    if (q->pk.type == DF_TSTR && q->pk.n > DF_PK_MAX)
-      return df__db_err(db, DF_EVALIDATION,
-                        "partition key %s is too long (%zu bytes, at most %d)",
-                        attr, q->pk.n, DF_PK_MAX);
+    char err[DF_MSG_MAX];
+    code = df__key_check(&q->pk, "", "partition key", DF_KEY_PARTITION, err,
+                         sizeof err);
+    if (code != DF_OK) return df__db_err(db, code, "%s", err);
     if (df__key_enc_partition(&q->pk, r->prefix + n + 8, &m, &h) != DF_OK)
       return df__db_err(db, DF_EVALIDATION,
-                        "partition key %s must be a string or a number "
-                        "(not NaN)",
-                        attr);
+                        "partition key cannot be encoded");
     df__key_put_u64(r->prefix + n, h);
     n += 8 + m;
   }
@@ -307,7 +315,8 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
     }
   }
   if (q->has_pk && q->cond != DF_COND_NONE) {
-    const char *what = "key condition";
+    const char *what = operand_name(q->cond, 0);
+    const char *what_hi = operand_name(q->cond, 1);
     df_value lo = q->lo, hi = q->hi;
     int lo_long = shorten_bound(&lo), hi_long = 0;
     if (q->cond == DF_COND_BETWEEN) hi_long = shorten_bound(&hi);
@@ -333,7 +342,8 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
             lower_after_prefix(&r->lo, tmp, m);
           else
             lower_prefix(&r->lo, tmp, m);
-          if ((code = with_value(db, r, &hi, 0, what, tmp, &m))) return code;
+          if ((code = with_value(db, r, &hi, 0, what_hi, tmp, &m)))
+            return code;
           upper_prefix(&r->hi, tmp, m);
           break;
         default:
@@ -366,6 +376,7 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
       case DF_COND_BETWEEN:
         if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
         lower_prefix(&r->lo, tmp, m);
+        what = operand_name(q->cond, 1);
         if ((code = with_value(db, r, &q->hi, 0, what, tmp, &m))) return code;
         upper_prefix(&r->hi, tmp, m);
         break;

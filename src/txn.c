@@ -131,12 +131,13 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
   if ((code = df__db_check(db)) != DF_OK) return code;
   e = db->env;
   if (write && e->readonly)
-    return df__db_err(db, DF_EREADONLY, "database is opened read-only");
+    return df__db_err(db, DF_EREADONLY, "the database is opened read-only");
   if (write && df__env_writer_held(e))
     return df__db_err(db, DF_EBUSY,
-                      "this thread already holds the database's write "
-                      "transaction (a write from inside a transaction, "
-                      "an update function or a condition?)");
+                      "the write transaction of this database is held by "
+                      "this thread (a write from inside a transaction, an "
+                      "update function or a condition?); write through the "
+                      "transaction, or after it ends");
   t = df__malloc(sizeof *t);
   if (t == NULL) return df__db_err(db, DF_ENOMEM, "out of memory");
   memset(t, 0, sizeof *t);
@@ -186,14 +187,17 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
 /* End the LMDB side of a transaction (commit already done or abort).  A
  * read transaction goes back through the handle: it may be its reusable
  * one, which must be reset and kept, not aborted (freed). */
-static void finish(df_txn *t, int grow) {
-  if (!t->live) return;
+static int finish(df_txn *t, int grow) {
+  int code = DF_OK;
+  if (!t->live) return DF_OK;
   t->live = 0;
   if (!(t->flags & DF_TXN_WRITE))
     df__db_read_end(t->db, &t->w.kv);
   else
-    df__env_write_abort(t->env, t->txn, t->thread, grow);
+    code = df__env_write_abort(t->env, t->txn, t->thread, grow, t->w.errmsg,
+                               sizeof t->w.errmsg);
   t->txn = NULL;
+  return code;
 }
 
 int df_txn_commit(df_txn *t) {
@@ -209,12 +213,7 @@ int df_txn_commit(df_txn *t) {
     finish(t, 0);
     return DF_OK;
   }
-  if (t->map_full) {
-    finish(t, 1);
-    return txn_err(t, DF_ERETRY,
-                   "the database map was full and has grown; run the "
-                   "transaction again");
-  }
+  if (t->map_full) return finish(t, 1); /* DF_ERETRY, or DF_EBUSY */
   if (t->failed) {
     finish(t, 0);
     return txn_err(t, DF_EIO, "transaction failed earlier; rolled back");
@@ -519,10 +518,10 @@ int df__txn_run(df_db *db, unsigned flags, double now,
     code = df_txn_begin(db, flags | DF_TXN_WRITE, now, &t);
     if (code != DF_OK) return code;
     code = body(t, ud);
-    if (code == DF_OK || code == DF_ERETRY) {
-      int c2 = df_txn_commit(t); /* grows the map after a full one */
-      if (code == DF_OK) code = c2;
-    }
+    if (code == DF_ERETRY) doom(t, code); /* whoever met the full map */
+    /* the commit of a transaction that met a full map grows the map
+     * (DF_ERETRY), or says why it cannot (DF_EBUSY) */
+    if (code == DF_OK || code == DF_ERETRY) code = df_txn_commit(t);
     if (code != DF_OK && code != DF_ERETRY)
       df__db_err(db, code, "%s", t->w.errmsg);
     df_txn_free(t);

@@ -195,10 +195,10 @@ int df_update_add(df_update *u, int action, const char *path, size_t path_len,
                   const void *value, size_t value_len, const char *where,
                   char *err, size_t errlen) {
   df_path p;
-  char *ps, *w = NULL;
+  char *ps, *names, *w = NULL, why[96];
   const unsigned char *vb = NULL;
   uint32_t pi, vi = NONE;
-  size_t i;
+  size_t at;
   int rc;
   if (err && errlen) err[0] = 0;
   if (!u || !path || action < DF_UPD_SET || action > DF_UPD_DELETE)
@@ -211,15 +211,14 @@ int df_update_add(df_update *u, int action, const char *path, size_t path_len,
   if (!(ps = df__update_keep(u, path, path_len))) return DF_ENOMEM;
   if (where && !(w = df__update_keep(u, where, strlen(where) + 1)))
     return DF_ENOMEM;
-  if (df__path_parse(ps, path_len, &p))
-    return fmt_err(err, errlen, DF_EVALIDATION, "%s: malformed path '%.*s'",
+  /* the one path grammar (codec.c); quoted names decode into `names` */
+  if (!(names = df__update_keep(u, path, path_len))) return DF_ENOMEM;
+  if (df__path_scan(ps, path_len, DF_PATH_WHOLE, names, &p, NULL, why,
+                    sizeof why, &at))
+    return fmt_err(err, errlen, DF_EVALIDATION,
+                   "%s: malformed path '%.*s': %s at column %zu",
                    where ? where : "update",
-                   (int)(path_len > 200 ? 200 : path_len), path);
-  for (i = 0; i < p.n; i++)
-    if (!p.seg[i].name && p.seg[i].index > 0x7fffffff)
-      return fmt_err(err, errlen, DF_EVALIDATION,
-                     "%s: list position too large in path '%.*s'",
-                     where ? where : "update", (int)path_len, path);
+                   (int)(path_len > 200 ? 200 : path_len), path, why, at + 1);
   if ((rc = df__update_path(u, p.seg, p.n, &pi))) return rc;
   if (action != DF_UPD_REMOVE) {
     if (!(vb = df__update_keep(u, value, value_len))) return DF_ENOMEM;

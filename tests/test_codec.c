@@ -492,8 +492,10 @@ static void test_paths(void) {
   CHECK(pth.seg[3].name && pth.seg[3].name[0] == 'c');
   CHECK_EQ_INT(df__path_parse("a[0][1]", 7, &pth), 0);
   CHECK(pth.n == 3 && pth.seg[1].index == 0 && pth.seg[2].index == 1);
-  CHECK_EQ_INT(df__path_parse("x[4294967295]", 13, &pth), 0);
-  CHECK_EQ_UINT(pth.seg[1].index, 4294967295u);
+  /* one list-position limit for C and Lua: 2^31 - 1 */
+  CHECK_EQ_INT(df__path_parse("x[2147483647]", 13, &pth), 0);
+  CHECK_EQ_UINT(pth.seg[1].index, DF_PATH_INDEX_MAX);
+  CHECK(!parses("x[2147483648]"));
   CHECK(parses("name with spaces.#x"));
   CHECK(parses("a"));
   CHECK(!parses(""));
@@ -511,6 +513,9 @@ static void test_paths(void) {
   CHECK(!parses("a[1]b"));
   CHECK(!parses("[0]"));
   CHECK(!parses("a[4294967296]"));
+  CHECK(parses("`a.b`[1].`c]`"));
+  CHECK(!parses("`a"));
+  CHECK(!parses("a`b`"));
   CHECK(!parses("a[99999999999999999999999]"));
   /* "a" . "a" ... : exactly DF_MAX_DEPTH segments pass, one more fails */
   for (i = 0; i < DF_MAX_DEPTH; i++) {
@@ -559,6 +564,80 @@ static void test_paths(void) {
 }
 
 /* --------------------------------------------------------- value_cmp */
+
+
+/* The one path grammar, with the messages every caller shows. */
+static int scan(const char *s, int mode, df_path *pth, char *names,
+                size_t *used, char *err, size_t *at) {
+  return df__path_scan(s, strlen(s), mode, names, pth, used, err, 128, at);
+}
+
+static void test_path_grammar(void) {
+  df_path pth;
+  char names[64], err[128];
+  size_t used, at;
+  /* quoted names: any byte, escapes decoded, the same in both modes */
+  CHECK_EQ_INT(scan("`a.b`.c", DF_PATH_WHOLE, &pth, names, &used, err, &at),
+               DF_OK);
+  CHECK(pth.n == 2 && pth.seg[0].len == 3 && !memcmp(pth.seg[0].name, "a.b", 3));
+  CHECK_EQ_INT(scan("`x\\ty\\`z\\x41`", DF_PATH_EMBEDDED, &pth, names,
+                    &used, err, &at),
+               DF_OK);
+  CHECK_EQ_UINT(pth.n, 1);
+  CHECK_EQ_MEM(pth.seg[0].name, pth.seg[0].len, "x\ty`zA", 6);
+  /* plain names: any character but . [ ] ` when the path stands alone;
+   * identifiers inside an expression, where the path stops */
+  CHECK_EQ_INT(scan("first-name.x y", DF_PATH_WHOLE, &pth, NULL, &used, err,
+                    &at),
+               DF_OK);
+  CHECK(pth.n == 2 && pth.seg[0].len == 10 && used == 14);
+  CHECK_EQ_INT(scan("a.b[2] == 3", DF_PATH_EMBEDDED, &pth, names, &used, err,
+                    &at),
+               DF_OK);
+  CHECK(pth.n == 3 && pth.seg[2].index == 2 && used == 6);
+  CHECK_EQ_INT(scan("first-name", DF_PATH_EMBEDDED, &pth, names, &used, err,
+                    &at),
+               DF_OK);
+  CHECK(pth.n == 1 && pth.seg[0].len == 5 && used == 5);
+  /* the messages, and where they point */
+  CHECK_EQ_INT(scan("a..b", DF_PATH_WHOLE, &pth, names, &used, err, &at),
+               DF_EVALIDATION);
+  CHECK_EQ_STR(err, "expected a name after '.'");
+  CHECK_EQ_UINT(at, 1);
+  CHECK_EQ_INT(scan("a[x]", DF_PATH_WHOLE, &pth, names, &used, err, &at),
+               DF_EVALIDATION);
+  CHECK_EQ_STR(err, "expected a list index");
+  CHECK_EQ_UINT(at, 1);
+  CHECK_EQ_INT(scan("a[2147483648]", DF_PATH_EMBEDDED, &pth, names, &used,
+                    err, &at),
+               DF_EVALIDATION);
+  CHECK_EQ_STR(err, "list index too large (at most 2147483647)");
+  CHECK_EQ_UINT(at, 2);
+  CHECK_EQ_INT(scan("`ab", DF_PATH_WHOLE, &pth, names, &used, err, &at),
+               DF_EVALIDATION);
+  CHECK_EQ_STR(err, "unterminated name");
+  CHECK_EQ_INT(scan("`a\\qb`", DF_PATH_WHOLE, &pth, names, &used, err, &at),
+               DF_EVALIDATION);
+  CHECK_EQ_STR(err, "invalid escape '\\q'");
+  CHECK_EQ_UINT(at, 2);
+  CHECK_EQ_INT(scan("`a\\x4`", DF_PATH_WHOLE, &pth, names, &used, err, &at),
+               DF_EVALIDATION);
+  CHECK_EQ_STR(err, "bad \\x escape (two hex digits)");
+  CHECK_EQ_INT(scan("a]b", DF_PATH_WHOLE, &pth, names, &used, err, &at),
+               DF_EVALIDATION);
+  CHECK_EQ_STR(err, "unexpected ']'");
+  CHECK_EQ_UINT(at, 1);
+  CHECK_EQ_INT(scan("", DF_PATH_WHOLE, &pth, names, &used, err, &at),
+               DF_EVALIDATION);
+  CHECK_EQ_STR(err, "empty path");
+  CHECK_EQ_INT(scan("1a", DF_PATH_EMBEDDED, &pth, names, &used, err, &at),
+               DF_EVALIDATION);
+  CHECK_EQ_STR(err, "expected a name");
+  /* without a names buffer, escapes are refused, never misread */
+  CHECK_EQ_INT(scan("`a\\nb`", DF_PATH_WHOLE, &pth, NULL, &used, err, &at),
+               DF_EVALIDATION);
+  CHECK_EQ_STR(err, "escapes in a quoted name are not allowed here");
+}
 
 static df_value vi(int64_t i) {
   df_value v;
@@ -1096,6 +1175,26 @@ static void test_alloc_errors(void) {
   CHECK_EQ_STR(df_errname(DF_ECORRUPT), "ECORRUPT");
   CHECK_EQ_STR(df_errname(DF_OK), "OK");
   CHECK(df_errname(-999) != NULL);
+  /* the stable code strings: one table for C, Lua and the server */
+  CHECK_EQ_STR(df_error_name(DF_OK), "None");
+  CHECK_EQ_STR(df_error_name(DF_ENOMEM), "NoMemory");
+  CHECK_EQ_STR(df_error_name(DF_EINVAL), "InvalidArgument");
+  CHECK_EQ_STR(df_error_name(DF_EVALIDATION), "ValidationError");
+  CHECK_EQ_STR(df_error_name(DF_ENOTFOUND), "NotFound");
+  CHECK_EQ_STR(df_error_name(DF_ECONDITION), "ConditionalCheckFailed");
+  CHECK_EQ_STR(df_error_name(DF_EIO), "IOError");
+  CHECK_EQ_STR(df_error_name(DF_ECORRUPT), "Corrupt");
+  CHECK_EQ_STR(df_error_name(DF_EFORKED), "Forked");
+  CHECK_EQ_STR(df_error_name(DF_ECLOSED), "Closed");
+  CHECK_EQ_STR(df_error_name(DF_EREADONLY), "ReadOnly");
+  CHECK_EQ_STR(df_error_name(DF_EBUSY), "Busy");
+  CHECK_EQ_STR(df_error_name(DF_ERETRY), "Retry");
+  CHECK_EQ_STR(df_error_name(DF_EREADERS), "ReadersFull");
+  CHECK_EQ_STR(df_error_name(DF_EVERSION), "VersionMismatch");
+  CHECK_EQ_STR(df_error_name(DF_EDISKFULL), "IOError");
+  CHECK_EQ_STR(df_error_name(DF_EACCESS), "IOError");
+  CHECK_EQ_STR(df_error_name(DF_ESCHEMA), "ValidationError");
+  CHECK_EQ_STR(df_error_name(-999), "Error");
   CHECK_EQ_INT(df__fmt(msg, sizeof msg, DF_EIO, "%s %d", "abc", 42), DF_EIO);
   CHECK_EQ_STR(msg, "abc 42");
   CHECK_EQ_INT(df__fmt(msg, sizeof msg, DF_EINVAL, "%s", "0123456789abcdefXYZ"),
@@ -1110,6 +1209,7 @@ int main(void) {
   RUN_TEST(test_depth);
   RUN_TEST(test_map_find);
   RUN_TEST(test_paths);
+  RUN_TEST(test_path_grammar);
   RUN_TEST(test_value_cmp);
   RUN_TEST(test_value_cmp_random);
   RUN_TEST(test_decimals);

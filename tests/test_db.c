@@ -19,103 +19,28 @@
 
 #include "check.h"
 #include "dynafile.h"
+#include "fixture.h"
 #include "handle.h"
 #include "txn.h"
 
 /* ------------------------------------------------------------ helpers */
 
-static char tmp_root[4096];
-static int dir_counter;
-
-/* A fresh path (not created) under the test's temporary root. */
-static const char *fresh_path(char *buf, size_t cap) {
-  snprintf(buf, cap, "%s/db%d", tmp_root, ++dir_counter);
-  return buf;
-}
-
-static void remove_tree(const char *path) {
-  char cmd[8192];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", path);
-}
-
-static df_value str_value(const char *s) {
-  df_value v;
-  memset(&v, 0, sizeof v);
-  v.type = DF_TSTR;
-  v.s = s;
-  v.n = strlen(s);
-  return v;
-}
-
-static df_value int_value(int64_t i) {
-  df_value v;
-  memset(&v, 0, sizeof v);
-  v.type = DF_TINT;
-  v.i = i;
-  return v;
-}
-
 static df_key skey(const char *pk, const char *sk) {
-  df_key k;
-  memset(&k, 0, sizeof k);
-  k.pk = str_value(pk);
-  if (sk) k.sk = str_value(sk);
-  return k;
+  return fx_key(fx_str(pk), sk ? fx_str(sk) : fx_none());
 }
 
-/* {PK = pk, SK = sk, n = n} into b (reset first). */
+/* {PK = pk, SK = sk, n = n} into b (reset first); sk NULL: no SK. */
 static void item3(df_buf *b, const char *pk, const char *sk, int64_t n) {
-  df__buf_reset(b);
-  df__mp_put_map(b, sk ? 3 : 2);
-  df__mp_put_str(b, "PK", 2);
-  df__mp_put_str(b, pk, strlen(pk));
-  if (sk) {
-    df__mp_put_str(b, "SK", 2);
-    df__mp_put_str(b, sk, strlen(sk));
-  }
-  df__mp_put_str(b, "n", 1);
-  df__mp_put_int(b, n);
-}
-
-/* The integer attribute `name` of item bytes, or -1. */
-static int64_t attr_int(const void *item, size_t len, const char *name) {
-  df_value v;
-  if (df__mp_map_find(item, len, name, strlen(name), &v, NULL, NULL) != 1 ||
-      v.type != DF_TINT)
-    return -1;
-  return v.i;
-}
-
-/* The string attribute `name` copied into out (NUL-terminated), or "". */
-static const char *attr_str(const void *item, size_t len, const char *name,
-                            char *out, size_t cap) {
-  df_value v;
-  out[0] = '\0';
-  if (df__mp_map_find(item, len, name, strlen(name), &v, NULL, NULL) == 1 &&
-      v.type == DF_TSTR && v.n < cap) {
-    memcpy(out, v.s, v.n);
-    out[v.n] = '\0';
-  }
-  return out;
+  fx_item(b, "PK", fx_str(pk), "SK", sk ? fx_str(sk) : fx_none(), "n",
+          fx_int(n), NULL);
 }
 
 static const df_schema pk_sk = {"PK", "SK", NULL, NULL, 0};
 static const df_schema pk_only = {"PK", NULL, NULL, NULL, 0};
 
 static df_db *open_new(const char *path, const df_schema *s) {
-  df_open_options o;
-  df_db *db = NULL;
-  int rc;
-  memset(&o, 0, sizeof o);
-  o.schema = s;
-  rc = df_db_open(path, &o, &db);
-  if (!CHECK(rc == DF_OK)) {
-    fprintf(stderr, "  open %s: %s\n", path, df_db_errmsg(db));
-    df_db_close(db);
-    return NULL;
-  }
-  return db;
+  df_open_options o = fx_options(s, 0, DF_SYNC_FULL);
+  return fx_open(path, &o);
 }
 
 /* Put {PK, SK, n} with a one-call put; returns the code. */
@@ -152,7 +77,7 @@ static size_t run_query(df_db *db, df_query *q, size_t per_page, int64_t *out,
       const void *it;
       size_t len;
       df_page_item(page, i, &it, &len);
-      if (count < cap) out[count] = attr_int(it, len, "n");
+      if (count < cap) out[count] = fx_attr_int(it, len, "n");
       count++;
     }
     df_page_next_key(page, &nk, &nklen);
@@ -179,7 +104,7 @@ static void test_open_create_and_reopen(void) {
   df_schema other = {"P", "S", NULL, NULL, 0};
   int rc;
 
-  fresh_path(path, sizeof path);
+  fx_fresh(path, sizeof path);
   /* a new database needs a schema */
   memset(&o, 0, sizeof o);
   rc = df_db_open(path, &o, &db2);
@@ -216,7 +141,7 @@ static void test_open_create_and_reopen(void) {
   CHECK_EQ_INT(rc, DF_ESCHEMA);
   CHECK(strlen(df_db_errmsg(db)) > 0);
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 static void test_open_bad_paths(void) {
@@ -226,7 +151,7 @@ static void test_open_bad_paths(void) {
   FILE *f;
   int rc;
 
-  fresh_path(path, sizeof path);
+  fx_fresh(path, sizeof path);
   CHECK(mkdir(path, 0755) == 0);
   snprintf(file, sizeof file, "%s/plainfile", path);
   f = fopen(file, "w");
@@ -254,7 +179,7 @@ static void test_open_bad_paths(void) {
   o.sync = (df_sync)42;
   CHECK_EQ_INT(df_db_open(path, &o, &db), DF_EINVAL);
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 static void test_put_get_delete(void) {
@@ -265,18 +190,18 @@ static void test_put_get_delete(void) {
   size_t len;
   int found = -1;
 
-  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  db = open_new(fx_fresh(path, sizeof path), &pk_sk);
   if (!db) return;
   CHECK_EQ_INT(put3(db, "user#1", "profile", 7), DF_OK);
   k = skey("user#1", "profile");
   CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
-  CHECK_EQ_INT(attr_int(it, len, "n"), 7);
-  CHECK_EQ_STR(attr_str(it, len, "PK", buf, sizeof buf), "user#1");
+  CHECK_EQ_INT(fx_attr_int(it, len, "n"), 7);
+  CHECK_EQ_STR(fx_attr_str(it, len, "PK", buf, sizeof buf), "user#1");
 
   /* replace */
   CHECK_EQ_INT(put3(db, "user#1", "profile", 8), DF_OK);
   CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
-  CHECK_EQ_INT(attr_int(it, len, "n"), 8);
+  CHECK_EQ_INT(fx_attr_int(it, len, "n"), 8);
 
   /* a missing item */
   k = skey("user#1", "nothing");
@@ -290,7 +215,7 @@ static void test_put_get_delete(void) {
   CHECK_EQ_INT(found, 0);
   CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_ENOTFOUND);
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 static void test_transactions(void) {
@@ -303,7 +228,7 @@ static void test_transactions(void) {
   size_t len, old_len;
   int rc, i;
 
-  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  db = open_new(fx_fresh(path, sizeof path), &pk_sk);
   if (!db) return;
   df__buf_init(&b);
 
@@ -317,7 +242,7 @@ static void test_transactions(void) {
   }
   k = skey("p", "s03");
   CHECK_EQ_INT(df_txn_get(t, &k, &it, &len), DF_OK);
-  CHECK_EQ_INT(attr_int(it, len, "n"), 3);
+  CHECK_EQ_INT(fx_attr_int(it, len, "n"), 3);
   /* a second write transaction in this thread is refused, not a hang */
   rc = df_txn_begin(db, DF_TXN_WRITE, 0, &t2);
   CHECK_EQ_INT(rc, DF_EBUSY);
@@ -332,12 +257,12 @@ static void test_transactions(void) {
   CHECK(old == NULL);
   item3(&b, "p", "x", 2);
   CHECK_EQ_INT(df_txn_put(t, b.p, b.len, &old, &old_len), DF_OK);
-  CHECK(old != NULL && attr_int(old, old_len, "n") == 1);
+  CHECK(old != NULL && fx_attr_int(old, old_len, "n") == 1);
   CHECK_EQ_INT(df_txn_commit(t), DF_OK);
   df_txn_free(t);
   k = skey("p", "x");
   CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
-  CHECK_EQ_INT(attr_int(it, len, "n"), 2);
+  CHECK_EQ_INT(fx_attr_int(it, len, "n"), 2);
 
   /* a read transaction cannot write */
   t = NULL;
@@ -346,7 +271,7 @@ static void test_transactions(void) {
   df_txn_free(t);
   df__buf_free(&b);
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 /* 5 partitions x 30 items, n = partition * 100 + i, sk "i%03d". */
@@ -377,14 +302,14 @@ static void test_queries(void) {
   size_t n, pages, i;
   int ordered;
 
-  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  db = open_new(fx_fresh(path, sizeof path), &pk_sk);
   if (!db) return;
   fill_partitions(db);
 
   /* a whole partition, in sort-key order, in pages of 7 */
   memset(&q, 0, sizeof q);
   q.has_pk = 1;
-  q.pk = str_value("part2");
+  q.pk = fx_str("part2");
   n = run_query(db, &q, 7, got, 200, &pages);
   CHECK_EQ_UINT(n, 30);
   CHECK_EQ_UINT(pages, 5);
@@ -404,7 +329,7 @@ static void test_queries(void) {
    * travel */
   q.reverse = 0;
   q.has_start = 1;
-  q.start = str_value("i010");
+  q.start = fx_str("i010");
   n = run_query(db, &q, 100, got, 200, NULL);
   CHECK_EQ_UINT(n, 20);
   CHECK_EQ_INT(got[0], 210);
@@ -418,28 +343,28 @@ static void test_queries(void) {
 
   /* key conditions */
   q.cond = DF_COND_BETWEEN;
-  q.lo = str_value("i005");
-  q.hi = str_value("i009");
+  q.lo = fx_str("i005");
+  q.hi = fx_str("i009");
   n = run_query(db, &q, 100, got, 200, NULL);
   CHECK_EQ_UINT(n, 5);
   CHECK_EQ_INT(got[0], 205);
   CHECK_EQ_INT(got[4], 209);
   q.cond = DF_COND_LT;
-  q.lo = str_value("i003");
+  q.lo = fx_str("i003");
   n = run_query(db, &q, 100, got, 200, NULL);
   CHECK_EQ_UINT(n, 3);
   q.cond = DF_COND_GT;
-  q.lo = str_value("i027");
+  q.lo = fx_str("i027");
   n = run_query(db, &q, 100, got, 200, NULL);
   CHECK_EQ_UINT(n, 2);
   CHECK_EQ_INT(got[0], 228);
   q.cond = DF_COND_BEGINS_WITH;
-  q.lo = str_value("i01");
+  q.lo = fx_str("i01");
   n = run_query(db, &q, 3, got, 200, NULL);
   CHECK_EQ_UINT(n, 10);
   CHECK_EQ_INT(got[0], 210);
   q.cond = DF_COND_EQ;
-  q.lo = str_value("i017");
+  q.lo = fx_str("i017");
   n = run_query(db, &q, 100, got, 200, NULL);
   CHECK_EQ_UINT(n, 1);
   CHECK_EQ_INT(got[0], 217);
@@ -461,7 +386,7 @@ static void test_queries(void) {
   q.limit = 0;
 
   /* a missing partition is empty */
-  q.pk = str_value("part9");
+  q.pk = fx_str("part9");
   n = run_query(db, &q, 100, got, 200, NULL);
   CHECK_EQ_UINT(n, 0);
 
@@ -480,7 +405,7 @@ static void test_queries(void) {
     CHECK_EQ_UINT(total, 150);
   }
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 static void test_key_errors(void) {
@@ -495,7 +420,7 @@ static void test_key_errors(void) {
   char sk177[178], sk178[179];
   static char pk2048[2049], pk2049[2050];
 
-  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  db = open_new(fx_fresh(path, sizeof path), &pk_sk);
   if (!db) return;
   df__buf_init(&b);
 
@@ -543,7 +468,7 @@ static void test_key_errors(void) {
   CHECK_EQ_INT(put3(db, pk2048, "s", 5), DF_OK);
   k = skey(pk2048, "s");
   CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
-  CHECK_EQ_INT(attr_int(it, len, "n"), 5);
+  CHECK_EQ_INT(fx_attr_int(it, len, "n"), 5);
   CHECK_EQ_INT(put3(db, pk2049, "s", 5), DF_EVALIDATION);
   CHECK(strstr(df_db_errmsg(db), "too long") != NULL);
 
@@ -551,9 +476,9 @@ static void test_key_errors(void) {
   CHECK_EQ_INT(df_page_new(&page), DF_OK);
   memset(&q, 0, sizeof q);
   q.has_pk = 1;
-  q.pk = str_value(pk2049);
+  q.pk = fx_str(pk2049);
   CHECK_EQ_INT(df_query_page(db, &q, 10, 0, page), DF_EVALIDATION);
-  q.pk = str_value("a");
+  q.pk = fx_str("a");
   q.cond = DF_COND_LT;
   memset(&q.lo, 0, sizeof q.lo);
   q.lo.type = DF_TFLOAT;
@@ -562,7 +487,7 @@ static void test_key_errors(void) {
   df_page_free(page);
   df__buf_free(&b);
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 static void test_pk_only_and_numbers(void) {
@@ -576,15 +501,15 @@ static void test_pk_only_and_numbers(void) {
   int64_t got[16];
   size_t n;
 
-  db = open_new(fresh_path(path, sizeof path), &pk_only);
+  db = open_new(fx_fresh(path, sizeof path), &pk_only);
   if (!db) return;
   df__buf_init(&b);
   item3(&b, "solo", NULL, 3);
   CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
   memset(&k, 0, sizeof k);
-  k.pk = str_value("solo");
+  k.pk = fx_str("solo");
   CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
-  CHECK_EQ_INT(attr_int(it, len, "n"), 3);
+  CHECK_EQ_INT(fx_attr_int(it, len, "n"), 3);
   /* a number partition key: 2 (int) and 2.0 (float) are the same key */
   df__buf_reset(&b);
   df__mp_put_map(&b, 2);
@@ -597,15 +522,15 @@ static void test_pk_only_and_numbers(void) {
   k.pk.type = DF_TFLOAT;
   k.pk.f = 2.0;
   CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
-  CHECK_EQ_INT(attr_int(it, len, "n"), 9);
+  CHECK_EQ_INT(fx_attr_int(it, len, "n"), 9);
   memset(&q, 0, sizeof q);
   q.has_pk = 1;
-  q.pk = int_value(2);
+  q.pk = fx_int(2);
   n = run_query(db, &q, 10, got, 16, NULL);
   CHECK_EQ_UINT(n, 1);
   df__buf_free(&b);
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 static void test_registry_sharing(void) {
@@ -616,7 +541,7 @@ static void test_registry_sharing(void) {
   const void *it;
   size_t len;
 
-  a = open_new(fresh_path(path, sizeof path), &pk_sk);
+  a = open_new(fx_fresh(path, sizeof path), &pk_sk);
   if (!a) return;
   /* the same directory through another spelling of its path */
   snprintf(alias, sizeof alias, "%s/.", path);
@@ -633,7 +558,7 @@ static void test_registry_sharing(void) {
   CHECK_EQ_INT(put3(b, "x", "z", 2), DF_OK);
   CHECK_EQ_INT(df_db_get(b, &k, 0, &it, &len), DF_OK);
   df_db_close(b);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 static void test_map_growth(void) {
@@ -650,7 +575,7 @@ static void test_map_growth(void) {
   o.schema = &pk_sk;
   o.map_size = 1 << 20; /* 1 MiB */
   o.sync = DF_SYNC_OFF;
-  CHECK_EQ_INT(df_db_open(fresh_path(path, sizeof path), &o, &db), DF_OK);
+  CHECK_EQ_INT(df_db_open(fx_fresh(path, sizeof path), &o, &db), DF_OK);
   memset(payload, 'z', sizeof payload);
   df__buf_init(&b);
   /* about 20 MiB: one-call puts and transactions of 500 items */
@@ -696,7 +621,7 @@ static void test_map_growth(void) {
   CHECK(st.map_size > 16u << 20);
   df__buf_free(&b);
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 /* Two long partition-key values whose hashes collide cannot be made by
@@ -719,7 +644,7 @@ static void test_hashed_partition_collision(void) {
   pk_a[299] = '\0';
   memset(pk_b, 'b', 299);
   pk_b[299] = '\0';
-  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  db = open_new(fx_fresh(path, sizeof path), &pk_sk);
   if (!db) return;
   df__buf_init(&b);
 
@@ -743,7 +668,7 @@ static void test_hashed_partition_collision(void) {
   CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_ENOTFOUND);
   memset(&q, 0, sizeof q);
   q.has_pk = 1;
-  q.pk = str_value(pk_a);
+  q.pk = fx_str(pk_a);
   n = run_query(db, &q, 10, got, 8, NULL);
   CHECK_EQ_UINT(n, 0);
   /* a delete under A does not delete B's item */
@@ -758,14 +683,14 @@ static void test_hashed_partition_collision(void) {
   /* an ordinary long partition key works: put, get, query */
   CHECK_EQ_INT(put3(db, pk_b, "s1", 2), DF_OK);
   CHECK_EQ_INT(put3(db, pk_b, "s2", 3), DF_OK);
-  q.pk = str_value(pk_b);
+  q.pk = fx_str(pk_b);
   n = run_query(db, &q, 1, got, 8, NULL);
   CHECK_EQ_UINT(n, 2);
   CHECK_EQ_INT(got[0], 2);
   CHECK_EQ_INT(got[1], 3);
   df__buf_free(&b);
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 static void test_readonly(void) {
@@ -773,7 +698,7 @@ static void test_readonly(void) {
   df_db *db, *ro = NULL;
   df_open_options o;
 
-  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  db = open_new(fx_fresh(path, sizeof path), &pk_sk);
   if (!db) return;
   CHECK_EQ_INT(put3(db, "a", "b", 1), DF_OK);
   df_db_close(db);
@@ -782,28 +707,152 @@ static void test_readonly(void) {
   CHECK_EQ_INT(df_db_open(path, &o, &ro), DF_OK);
   CHECK_EQ_INT(put3(ro, "a", "c", 1), DF_EREADONLY);
   df_db_close(ro);
-  remove_tree(path);
+  fx_rm(path);
+}
+
+/* Each rule of the core has one implementation and one message, which
+ * the Lua layer shows as it is: keys, index names, the held writer, a
+ * read-only handle, query operands.  The texts are pinned here. */
+static void test_rule_messages(void) {
+  char path[4200], pk2049[2050], sk178[179];
+  df_db *db, *ro;
+  df_key k;
+  df_txn *t, *t2;
+  df_query q;
+  df_page *page = NULL;
+  df_open_options o;
+  unsigned id = 0;
+
+  db = open_new(fx_fresh(path, sizeof path), &pk_sk);
+  if (!db) return;
+#define KEY_MSG(key, msg)                                   \
+  do {                                                      \
+    k = (key);                                              \
+    CHECK_EQ_INT(df_db_key_check(db, &k), DF_EVALIDATION);  \
+    CHECK_EQ_STR(df_db_errmsg(db), msg);                    \
+  } while (0)
+  memset(pk2049, 'p', 2049);
+  pk2049[2049] = '\0';
+  memset(sk178, 's', 178);
+  sk178[178] = '\0';
+  k = skey("a", "b");
+  CHECK_EQ_INT(df_db_key_check(db, &k), DF_OK);
+  KEY_MSG(fx_key(fx_none(), fx_str("b")), "missing key attribute PK");
+  KEY_MSG(fx_key(fx_str("a"), fx_none()), "missing key attribute SK");
+  {
+    df_value nan = fx_int(0), yes = fx_int(1), fn = fx_none();
+    nan.type = DF_TFLOAT;
+    nan.f = 0.0 / 0.0;
+    yes.type = DF_TBOOL;
+    fn.type = DF_TOTHER;
+    fn.s = "a function";
+    fn.n = 10;
+    KEY_MSG(fx_key(fx_str("a"), nan), "key attribute SK must not be NaN");
+    KEY_MSG(fx_key(yes, fx_str("b")),
+            "key attribute PK must be a string or a number, not a boolean");
+    KEY_MSG(fx_key(fn, fx_str("b")),
+            "key attribute PK must be a string or a number, not a function");
+  }
+  KEY_MSG(fx_key(fx_str(pk2049), fx_str("b")),
+          "key attribute PK is too long (2049 bytes, at most 2048)");
+  KEY_MSG(fx_key(fx_str("a"), fx_str(sk178)),
+          "key attribute SK is too long (at most 180 bytes encoded: 177 "
+          "bytes of a string without NUL bytes)");
+  /* the same rule inside the calls that take keys */
+  k = fx_key(fx_str("a"), fx_none());
+  CHECK_EQ_INT(df_db_delete(db, &k, 0, NULL), DF_EVALIDATION);
+  CHECK_EQ_STR(df_db_errmsg(db), "missing key attribute SK");
+#undef KEY_MSG
+
+  /* index names */
+  CHECK_EQ_INT(df_db_index_find(db, "nope", &id), DF_ENOTFOUND);
+  CHECK_EQ_STR(df_db_errmsg(db), "no index named nope");
+  CHECK_EQ_INT(df_db_drop_index(db, "nope"), DF_ENOTFOUND);
+  CHECK_EQ_STR(df_db_errmsg(db), "no index named nope");
+
+  /* the held writer: one check, one message */
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t2), DF_EBUSY);
+  CHECK(strncmp(df_db_errmsg(db),
+                "the write transaction of this database is held by this "
+                "thread",
+                60) == 0);
+  CHECK_EQ_INT(put3(db, "a", "b", 1), DF_EBUSY);
+  df_txn_free(t);
+  CHECK_EQ_INT(put3(db, "a", "b", 1), DF_OK);
+
+  /* query operands, named as the caller named them */
+  CHECK_EQ_INT(df_page_new(&page), DF_OK);
+  memset(&q, 0, sizeof q);
+  q.has_pk = 1;
+  q.pk = fx_int(1);
+  q.pk.type = DF_TBOOL;
+  CHECK_EQ_INT(df_query_page(db, &q, 10, 0, page), DF_EVALIDATION);
+  CHECK_EQ_STR(df_db_errmsg(db),
+               "partition key must be a string or a number, not a boolean");
+  q.pk = fx_str("a");
+  q.cond = DF_COND_BETWEEN;
+  q.lo = fx_str("a");
+  q.hi = fx_none();
+  CHECK_EQ_INT(df_query_page(db, &q, 10, 0, page), DF_EVALIDATION);
+  CHECK_EQ_STR(df_db_errmsg(db), "missing between[2]");
+  q.cond = DF_COND_BEGINS_WITH;
+  q.lo = fx_int(3);
+  CHECK_EQ_INT(df_query_page(db, &q, 10, 0, page), DF_EVALIDATION);
+  CHECK_EQ_STR(df_db_errmsg(db), "begins_with must be a string");
+  df_page_free(page);
+  df_db_close(db);
+
+  /* a read-only handle */
+  o = fx_options(NULL, 0, DF_SYNC_FULL);
+  o.readonly = 1;
+  ro = fx_open(path, &o);
+  if (ro) {
+    CHECK_EQ_INT(df_txn_begin(ro, DF_TXN_WRITE, 0, &t), DF_EREADONLY);
+    CHECK_EQ_STR(df_db_errmsg(ro), "the database is opened read-only");
+    df_db_close(ro);
+  }
+  fx_rm(path);
+}
+
+/* The one retry loop: a write larger than the whole map is run again as
+ * the map grows, until it fits. */
+static void test_retry_until_it_fits(void) {
+  char path[4200];
+  df_db *db;
+  df_open_options o = fx_options(&pk_sk, 0, DF_SYNC_OFF);
+  df_buf b;
+  static char big[1 << 20];
+  df_stat st;
+  o.map_size = 64 << 10; /* 64 KiB: the item needs 1 MiB */
+  db = fx_open(fx_fresh(path, sizeof path), &o);
+  if (!db) return;
+  df__buf_init(&b);
+  fx_item(&b, "PK", fx_str("big"), "SK", fx_str("one"), "blob",
+          fx_bin(big, sizeof big), NULL);
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
+  CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
+  CHECK(st.map_size >= (1u << 20));
+  df__buf_free(&b);
+  df_db_close(db);
+  fx_rm(path);
 }
 
 int main(void) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(tmp_root, sizeof tmp_root, "%s/dynafile-test-db.XXXXXX",
-           tmp && tmp[0] ? tmp : "/tmp");
-  if (mkdtemp(tmp_root) == NULL) {
-    perror("mkdtemp");
-    return 2;
-  }
+  if (!fx_root_make("test-db")) return 2;
   RUN_TEST(test_open_create_and_reopen);
   RUN_TEST(test_open_bad_paths);
   RUN_TEST(test_put_get_delete);
   RUN_TEST(test_transactions);
   RUN_TEST(test_queries);
   RUN_TEST(test_key_errors);
+  RUN_TEST(test_rule_messages);
+  RUN_TEST(test_retry_until_it_fits);
   RUN_TEST(test_pk_only_and_numbers);
   RUN_TEST(test_registry_sharing);
   RUN_TEST(test_map_growth);
   RUN_TEST(test_hashed_partition_collision);
   RUN_TEST(test_readonly);
-  remove_tree(tmp_root);
+  fx_root_remove();
   return check_done("test_db");
 }

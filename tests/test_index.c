@@ -10,62 +10,22 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "handle.h"
 #include "index.h"
 
-static char dir[64];
+static char dir[4200];
 
-static void fresh_dir(void) {
-  char cmd[128];
-  snprintf(dir, sizeof dir, "/tmp/df_test_index_XXXXXX");
-  if (mkdtemp(dir) == NULL) {
-    perror("mkdtemp");
-    exit(2);
-  }
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) exit(2); /* df_db_open creates it */
-}
+/* A fresh, not yet existing database path (df_db_open creates it). */
+static void fresh_dir(void) { fx_fresh(dir, sizeof dir); }
 
-static void remove_dir(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-}
+static void remove_dir(void) { fx_rm(dir); }
 
 /* An item {PK = pk, SK = sk, g = g (when non-NULL), r = r (when >= 0)}. */
 static void item(df_buf *b, const char *pk, long sk, const char *g, long r) {
-  uint32_t n = 2 + (g != NULL) + (r >= 0);
-  df__buf_reset(b);
-  df__mp_put_map(b, n);
-  df__mp_put_str(b, "PK", 2);
-  df__mp_put_str(b, pk, strlen(pk));
-  df__mp_put_str(b, "SK", 2);
-  df__mp_put_int(b, sk);
-  if (g) {
-    df__mp_put_str(b, "g", 1);
-    df__mp_put_str(b, g, strlen(g));
-  }
-  if (r >= 0) {
-    df__mp_put_str(b, "r", 1);
-    df__mp_put_int(b, r);
-  }
-}
-
-static df_value str(const char *s) {
-  df_value v;
-  memset(&v, 0, sizeof v);
-  v.type = DF_TSTR;
-  v.s = s;
-  v.n = strlen(s);
-  return v;
-}
-
-static df_value num(long i) {
-  df_value v;
-  memset(&v, 0, sizeof v);
-  v.type = DF_TINT;
-  v.i = i;
-  return v;
+  fx_item(b, "PK", fx_str(pk), "SK", fx_int(sk), "g",
+          g ? fx_str(g) : fx_none(), "r", r >= 0 ? fx_int(r) : fx_none(),
+          NULL);
 }
 
 static size_t progress_calls, progress_last_done, progress_total;
@@ -144,14 +104,8 @@ static int setup(void) {
   s.sk = "SK";
   s.indexes = defs;
   s.n_indexes = 2;
-  memset(&o, 0, sizeof o);
-  o.schema = &s;
-  o.sync = DF_SYNC_OFF;
-  code = df_db_open(dir, &o, &db);
-  CHECK_EQ_INT(code, DF_OK);
-  if (code != DF_OK) {
-    df_db_close(db);
-    db = NULL;
+  o = fx_options(&s, 0, DF_SYNC_OFF);
+  if ((db = fx_open(dir, &o)) == NULL) {
     remove_dir();
     return 0;
   }
@@ -194,7 +148,7 @@ static void test_entry_key_layout(void) {
   unsigned char k[DF_KEY_MAX], e[DF_KEY_MAX];
   size_t kn, m, en = 0, j;
   uint64_t h;
-  df_value v = str("same");
+  df_value v = fx_str("same");
   const df_schema *sc;
   const df_index_def *d = NULL;
   if (!setup()) return;
@@ -213,13 +167,13 @@ static void test_entry_key_layout(void) {
   df__key_enc_partition(&v, e + en + 8, &m, &h);
   df__key_put_u64(e + en, h);
   en += 8 + m;
-  v = num(5);
+  v = fx_int(5);
   df__key_enc(&v, e + en, DF_SK_MAX, &m);
   en += m;
-  v = str("even");
+  v = fx_str("even");
   df__key_enc_partition(&v, e + en, &m, NULL);
   en += m;
-  v = num(4);
+  v = fx_int(4);
   df__key_enc(&v, e + en, DF_SK_MAX, &m);
   en += m;
   CHECK_EQ_MEM(k, kn, e, en);
@@ -232,13 +186,13 @@ static void test_entry_key_layout(void) {
 static void test_paging_over_duplicates(void) {
   df_value pk;
   if (!setup()) return;
-  pk = str("same");
+  pk = fx_str("same");
   CHECK_EQ_UINT(count_query(db, id_g, &pk, 37, 0), 1000);
   CHECK_EQ_UINT(count_query(db, id_g, &pk, 41, 1), 1000);
   CHECK_EQ_UINT(count_query(db, id_g, NULL, 100, 0), 1000); /* scan */
-  pk = str("even");
+  pk = fx_str("even");
   CHECK_EQ_UINT(count_query(db, id_l, &pk, 7, 0), 500);
-  pk = str("sparse");
+  pk = fx_str("sparse");
   CHECK_EQ_UINT(count_query(db, id_l, &pk, 7, 0), 1);
   teardown();
 }
@@ -250,19 +204,19 @@ static void test_delete_and_rollback(void) {
   int found = 0;
   if (!setup()) return;
   memset(&key, 0, sizeof key);
-  key.pk = str("even");
-  key.sk = num(0);
+  key.pk = fx_str("even");
+  key.sk = fx_int(0);
   CHECK_EQ_INT(df_db_delete(db, &key, 0, &found), DF_OK);
   CHECK(found);
   CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
   item(&b, "new", 1, "same", 1);
   CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_OK);
-  key.pk = str("odd");
-  key.sk = num(1);
+  key.pk = fx_str("odd");
+  key.sk = fx_int(1);
   CHECK_EQ_INT(df_txn_delete(t, &key, NULL, NULL, NULL), DF_OK);
   df_txn_free(t); /* aborted */
   CHECK_EQ_UINT(entries(), 1998 + 1);
-  pk = str("same");
+  pk = fx_str("same");
   CHECK_EQ_UINT(count_query(db, id_g, &pk, 100, 0), 999);
   teardown();
 }
@@ -321,7 +275,7 @@ static void test_drop_and_backfill_with_progress(void) {
   CHECK_EQ_UINT(progress_last_done, 1002);
   CHECK_EQ_INT(df_db_index_find(db, "late", &id_g), DF_OK);
   CHECK_EQ_INT(df_db_index_find(db, "by_r", NULL), DF_OK);
-  pk = str("same");
+  pk = fx_str("same");
   CHECK_EQ_UINT(count_query(db, id_g, &pk, 64, 0), 1000);
   CHECK_EQ_INT(df_db_check(db, &r), DF_OK);
   CHECK_EQ_UINT(r.missing_index + r.stale_index, 0);
@@ -329,11 +283,13 @@ static void test_drop_and_backfill_with_progress(void) {
 }
 
 int main(void) {
+  if (!fx_root_make("test-index")) return 1;
   RUN_TEST(test_sparse_items_have_no_entry);
   RUN_TEST(test_entry_key_layout);
   RUN_TEST(test_paging_over_duplicates);
   RUN_TEST(test_delete_and_rollback);
   RUN_TEST(test_key_budget);
   RUN_TEST(test_drop_and_backfill_with_progress);
+  fx_root_remove();
   return check_done("test_index");
 }

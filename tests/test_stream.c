@@ -14,74 +14,31 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
+#include "fixture.h"
 
-static char dir[256];
-
-static df_value vstr(const char *s) {
-  df_value v;
-  memset(&v, 0, sizeof v);
-  v.type = DF_TSTR;
-  v.s = s;
-  v.n = strlen(s);
-  return v;
-}
-
-static df_value vint(int64_t i) {
-  df_value v;
-  memset(&v, 0, sizeof v);
-  v.type = DF_TINT;
-  v.i = i;
-  return v;
-}
+static char dir[4200];
 
 /* {PK = "p", SK = sk, n = n} */
 static void item(df_buf *b, int64_t sk, int64_t n) {
-  df_value v = vint(sk);
-  df__buf_reset(b);
-  df__mp_put_map(b, 3);
-  df__mp_put_str(b, "PK", 2);
-  df__mp_put_str(b, "p", 1);
-  df__mp_put_str(b, "SK", 2);
-  df__mp_put_value(b, &v);
-  df__mp_put_str(b, "n", 1);
-  df__mp_put_int(b, n);
+  fx_item(b, "PK", fx_str("p"), "SK", fx_int(sk), "n", fx_int(n), NULL);
 }
 
-static df_key key(int64_t sk) {
-  df_key k;
-  k.pk = vstr("p");
-  k.sk = vint(sk);
-  return k;
-}
+static df_key key(int64_t sk) { return fx_key(fx_str("p"), fx_int(sk)); }
 
 static int64_t attr_n(const void *p, size_t len) {
-  df_value v;
-  if (p == NULL || df__mp_map_find(p, len, "n", 1, &v, NULL, NULL) != 1 ||
-      v.type != DF_TINT)
-    return -1;
-  return v.i;
+  return fx_attr_int(p, len, "n");
 }
 
 /* Open `dir`; stream < 0: leave the log setting alone. */
 static df_db *open_db(int stream, uint64_t keep, double secs, uint64_t origin) {
   static const df_schema schema = {"PK", "SK", NULL, NULL, 0};
-  df_open_options o;
+  df_open_options o = fx_options(&schema, 1, DF_SYNC_OFF);
   df_db *db;
-  int code;
-  memset(&o, 0, sizeof o);
-  o.create_schema = &schema;
-  o.sync = DF_SYNC_OFF;
   o.stream = stream > 0;
   o.stream_keep = keep;
   o.stream_keep_seconds = secs;
   o.origin = origin;
-  code = df_db_open(dir, &o, &db);
-  if (!CHECK(code == DF_OK)) {
-    fprintf(stderr, "  open: %s\n", df_db_errmsg(db));
-    df_db_close(db);
-    exit(check_done("test_stream"));
-  }
+  if ((db = fx_open(dir, &o)) == NULL) exit(check_done("test_stream"));
   return db;
 }
 
@@ -350,10 +307,7 @@ static void test_other_process(void) {
     df_db *child;
     int ok = df_db_get(db, &k, 0, &p, &n) == DF_EFORKED;
     static const df_schema schema = {"PK", "SK", NULL, NULL, 0};
-    df_open_options o;
-    memset(&o, 0, sizeof o);
-    o.create_schema = &schema;
-    o.sync = DF_SYNC_OFF;
+    df_open_options o = fx_options(&schema, 1, DF_SYNC_OFF);
     if (df_db_open(dir, &o, &child) == DF_OK) {
       df_buf b;
       int i;
@@ -387,14 +341,8 @@ static void test_other_process(void) {
 }
 
 int main(void) {
-  const char *tmp = getenv("TMPDIR");
-  char cmd[300];
-  snprintf(dir, sizeof dir, "%s/dynafile-stream-XXXXXX",
-           tmp && *tmp ? tmp : "/tmp");
-  if (mkdtemp(dir) == NULL) {
-    perror("mkdtemp");
-    return 1;
-  }
+  if (!fx_root_make("test-stream")) return 1;
+  fx_path(dir, sizeof dir, "db");
   RUN_TEST(test_off_by_default);
   RUN_TEST(test_records_in_commit_order);
   RUN_TEST(test_rollback_leaves_no_record);
@@ -405,7 +353,6 @@ int main(void) {
   RUN_TEST(test_bad_setting);
   RUN_TEST(test_turned_off);
   RUN_TEST(test_other_process);
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+  fx_root_remove();
   return check_done("test_stream");
 }

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
+#include "fixture.h"
 
 #define WRITERS 4
 #define READERS 4
@@ -56,54 +56,15 @@ static void fail_at(tally *t, long line, const char *what, long value) {
     if (!(cond)) fail_at((t), (long)__LINE__, #cond, (long)(v)); \
   } while (0)
 
-static df_value vstr(const char *s) {
-  df_value v;
-  memset(&v, 0, sizeof v);
-  v.type = DF_TSTR;
-  v.s = s;
-  v.n = strlen(s);
-  return v;
-}
-
-static df_value vint(int64_t i) {
-  df_value v;
-  memset(&v, 0, sizeof v);
-  v.type = DF_TINT;
-  v.i = i;
-  return v;
-}
-
 static df_key key_of(const char *pk, df_value sk) {
-  df_key k;
-  k.pk = vstr(pk);
-  k.sk = sk;
-  return k;
+  return fx_key(fx_str(pk), sk);
 }
 
 /* {PK = pk, SK = sk, n = n [, pad = 200 bytes]} */
 static void item(df_buf *b, const char *pk, df_value sk, int64_t n, int pad) {
   static const char padding[200] = {0};
-  df__buf_reset(b);
-  df__mp_put_map(b, pad ? 4 : 3);
-  df__mp_put_str(b, "PK", 2);
-  df__mp_put_str(b, pk, strlen(pk));
-  df__mp_put_str(b, "SK", 2);
-  df__mp_put_value(b, &sk);
-  df__mp_put_str(b, "n", 1);
-  df__mp_put_int(b, n);
-  if (pad) {
-    df__mp_put_str(b, "pad", 3);
-    df__mp_put_bin(b, padding, sizeof padding);
-  }
-}
-
-/* Integer attribute `name` of item bytes, -1 when absent. */
-static int64_t attr_int(const void *p, size_t n, const char *name) {
-  df_value v;
-  if (df__mp_map_find(p, n, name, strlen(name), &v, NULL, NULL) != 1 ||
-      v.type != DF_TINT)
-    return -1;
-  return v.i;
+  fx_item(b, "PK", fx_str(pk), "SK", sk, "n", fx_int(n), "pad",
+          pad ? fx_bin(padding, sizeof padding) : fx_none(), NULL);
 }
 
 /* n of the item under key inside txn; 0 when missing, -1 on error. */
@@ -113,7 +74,7 @@ static int64_t txn_n(df_txn *t, df_key k) {
   int code = df_txn_get(t, &k, &p, &n);
   if (code == DF_ENOTFOUND) return 0;
   if (code != DF_OK) return -1;
-  return attr_int(p, n, "n");
+  return fx_attr_int(p, n, "n");
 }
 
 /* A validation failure whose message names this thread's own number:
@@ -126,7 +87,7 @@ static void check_own_message(df_db *db, tally *t, int id) {
   df_key k;
   memset(pk, 'x', len);
   pk[len] = '\0';
-  k = key_of(pk, vint(0));
+  k = key_of(pk, fx_int(0));
   EXPECT(t, df_db_get(db, &k, 0, &p, &n) == DF_EVALIDATION, id);
   snprintf(want, sizeof want, "(%zu bytes", len);
   EXPECT(t, strstr(df_db_errmsg(db), want) != NULL, id);
@@ -158,26 +119,26 @@ static void *writer_main(void *arg) {
       int64_t mine, total;
       code = df_txn_begin(db, DF_TXN_WRITE, 0, &x);
       if (code != DF_OK) break;
-      mine = txn_n(x, key_of("ctr", vstr(me)));
-      total = txn_n(x, key_of("ctr", vstr("total")));
+      mine = txn_n(x, key_of("ctr", fx_str(me)));
+      total = txn_n(x, key_of("ctr", fx_str("total")));
       EXPECT(t, mine == i, mine);
       EXPECT(t, total >= mine, total);
-      item(&b, "ctr", vstr(me), mine + 1, 0);
+      item(&b, "ctr", fx_str(me), mine + 1, 0);
       code = df_txn_put(x, b.p, b.len, NULL, NULL);
       if (code == DF_OK) {
-        item(&b, "ctr", vstr("total"), total + 1, 0);
+        item(&b, "ctr", fx_str("total"), total + 1, 0);
         code = df_txn_put(x, b.p, b.len, NULL, NULL);
       }
       if (code == DF_OK) {
-        item(&b, "pair", vint(w->id * 2), mine + 1, 0);
+        item(&b, "pair", fx_int(w->id * 2), mine + 1, 0);
         code = df_txn_put(x, b.p, b.len, NULL, NULL);
       }
       if (code == DF_OK) {
-        item(&b, "pair", vint(w->id * 2 + 1), mine + 1, 0);
+        item(&b, "pair", fx_int(w->id * 2 + 1), mine + 1, 0);
         code = df_txn_put(x, b.p, b.len, NULL, NULL);
       }
       if (code == DF_OK) {
-        item(&b, "log", vint(w->id * 1000000 + i), i, 1);
+        item(&b, "log", fx_int(w->id * 1000000 + i), i, 1);
         code = df_txn_put(x, b.p, b.len, NULL, NULL);
       }
       if (i % 50 == 0) /* a second write in this thread: refused */
@@ -232,10 +193,10 @@ static void *reader_main(void *arg) {
       size_t n;
       df_key key;
       snprintf(name, sizeof name, "w%d", k);
-      key = key_of("ctr", vstr(name));
+      key = key_of("ctr", fx_str(name));
       int code = df_db_get(db, &key, 0, &p, &n);
       if (code == DF_OK) {
-        int64_t v = attr_int(p, n, "n");
+        int64_t v = fx_attr_int(p, n, "n");
         df_value sk;
         EXPECT(t, v >= seen[k], v);
         if (v > seen[k]) seen[k] = v;
@@ -254,12 +215,12 @@ static void *reader_main(void *arg) {
       int code = df_txn_begin(db, DF_TXN_READ, 0, &x);
       EXPECT(t, code == DF_OK, code);
       if (code == DF_OK) {
-        int64_t sum = 0, total = txn_n(x, key_of("ctr", vstr("total")));
+        int64_t sum = 0, total = txn_n(x, key_of("ctr", fx_str("total")));
         int k;
         for (k = 0; k < WRITERS; k++) {
           char name[8];
           snprintf(name, sizeof name, "w%d", k);
-          sum += txn_n(x, key_of("ctr", vstr(name)));
+          sum += txn_n(x, key_of("ctr", fx_str(name)));
         }
         EXPECT(t, sum == total, total);
         EXPECT(t, total >= seen_total, total);
@@ -273,7 +234,7 @@ static void *reader_main(void *arg) {
       memset(&q, 0, sizeof q);
       memset(v, 0xff, sizeof v);
       q.has_pk = 1;
-      q.pk = vstr("pair");
+      q.pk = fx_str("pair");
       int code = df_query_page(db, &q, 100, 0, page);
       EXPECT(t, code == DF_OK, code);
       n = df_page_count(page);
@@ -284,7 +245,7 @@ static void *reader_main(void *arg) {
         df_page_item(page, j, &p, &len);
         if (df__mp_map_find(p, len, "SK", 2, &sk, NULL, NULL) == 1 &&
             sk.type == DF_TINT && sk.i >= 0 && sk.i < WRITERS * 2)
-          v[sk.i] = attr_int(p, len, "n");
+          v[sk.i] = fx_attr_int(p, len, "n");
       }
       for (j = 0; j < WRITERS; j++) EXPECT(t, v[2 * j] == v[2 * j + 1], j);
     } else if (op == 3) { /* the change log reads in consecutive order */
@@ -336,7 +297,7 @@ static void *churn_main(void *arg) {
     df_open_options o;
     const void *p;
     size_t n;
-    df_key k = key_of("ctr", vstr("total"));
+    df_key k = key_of("ctr", fx_str("total"));
     memset(&o, 0, sizeof o);
     if (df_db_open(c->dir, &o, &db) != DF_OK) {
       fail_at(&c->t, __LINE__, "churn open failed", 0);
@@ -356,7 +317,7 @@ static void report(const char *who, int id, const tally *t) {
             t->first);
 }
 
-static char dir[256];
+static char dir[4200];
 
 static void test_four_writers_and_four_readers(void) {
   df_open_options o;
@@ -366,25 +327,17 @@ static void test_four_writers_and_four_readers(void) {
   pthread_t wt[WRITERS], rt[READERS], ct;
   volatile int stop = 0;
   long ops = 0, retries = 0;
-  int i, code;
+  int i;
   df_stat st;
 
-  memset(&o, 0, sizeof o);
   {
     static const df_schema schema = {"PK", "SK", NULL, NULL, 0};
-    o.create_schema = &schema;
+    o = fx_options(&schema, 1, DF_SYNC_OFF);
   }
-  o.sync = DF_SYNC_OFF;
   o.map_size = 1 << 20; /* grows several times during the run */
   o.stream = 1;
   o.stream_keep = STREAM_KEEP;
-  code = df_db_open(dir, &o, &db);
-  CHECK_EQ_INT(code, DF_OK);
-  if (code != DF_OK) {
-    fprintf(stderr, "open: %s\n", df_db_errmsg(db));
-    df_db_close(db);
-    return;
-  }
+  if ((db = fx_open(dir, &o)) == NULL) return;
 
   /* writers 2, 3 and readers 0, 1 share the main thread's handle */
   for (i = 0; i < WRITERS; i++) {
@@ -437,9 +390,9 @@ static void test_four_writers_and_four_readers(void) {
     for (i = 0; i < WRITERS; i++) {
       char name[8];
       snprintf(name, sizeof name, "w%d", i);
-      CHECK_EQ_INT(txn_n(x, key_of("ctr", vstr(name))), WRITER_TXNS);
+      CHECK_EQ_INT(txn_n(x, key_of("ctr", fx_str(name))), WRITER_TXNS);
     }
-    CHECK_EQ_INT(txn_n(x, key_of("ctr", vstr("total"))), WRITERS * WRITER_TXNS);
+    CHECK_EQ_INT(txn_n(x, key_of("ctr", fx_str("total"))), WRITERS * WRITER_TXNS);
     df_txn_free(x);
   }
   CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
@@ -455,29 +408,31 @@ static void test_four_writers_and_four_readers(void) {
 
 /* A write made while the same thread holds a read transaction cannot
  * grow the map (growth waits for every transaction of the process): when
- * the map is full it fails, it does not hang; once the read ends, the
- * same write succeeds. */
+ * the map is full it fails with DF_EBUSY and says why, at once, without
+ * hanging or retrying; once the read ends, the same write succeeds. */
 static void test_write_under_own_read_fails_rather_than_hangs(void) {
   static const df_schema schema = {"PK", "SK", NULL, NULL, 0};
-  char sub[300];
+  char sub[4200];
   df_open_options o;
   df_db *db;
   df_txn *r;
   df_buf b;
   int i, code = DF_OK;
-  snprintf(sub, sizeof sub, "%s/small", dir);
-  memset(&o, 0, sizeof o);
-  o.create_schema = &schema;
-  o.sync = DF_SYNC_OFF;
+  fx_path(sub, sizeof sub, "small");
+  o = fx_options(&schema, 1, DF_SYNC_OFF);
   o.map_size = 256 << 10;
-  CHECK_EQ_INT(df_db_open(sub, &o, &db), DF_OK);
+  if ((db = fx_open(sub, &o)) == NULL) return;
   CHECK_EQ_INT(df_txn_begin(db, DF_TXN_READ, 0, &r), DF_OK);
   df__buf_init(&b);
   for (i = 0; i < 100000 && code == DF_OK; i++) {
-    item(&b, "big", vint(i), i, 1);
+    item(&b, "big", fx_int(i), i, 1);
     code = df_db_put(db, b.p, b.len, 0);
   }
-  CHECK(code != DF_OK); /* the map filled up and could not grow */
+  /* the map filled up and could not grow */
+  CHECK_EQ_INT(code, DF_EBUSY);
+  CHECK(strstr(df_db_errmsg(db),
+               "the database map is full and cannot grow while this thread "
+               "holds a read transaction") != NULL);
   df_txn_free(r);
   CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
   df__buf_free(&b);
@@ -485,18 +440,11 @@ static void test_write_under_own_read_fails_rather_than_hangs(void) {
 }
 
 int main(void) {
-  const char *tmp = getenv("TMPDIR");
-  char cmd[300];
-  snprintf(dir, sizeof dir, "%s/dynafile-threads-XXXXXX",
-           tmp && *tmp ? tmp : "/tmp");
-  if (mkdtemp(dir) == NULL) {
-    perror("mkdtemp");
-    return 1;
-  }
+  if (!fx_root_make("test-threads")) return 1;
+  fx_path(dir, sizeof dir, "db");
   alarm(600); /* a deadlock ends the test instead of hanging the suite */
   RUN_TEST(test_four_writers_and_four_readers);
   RUN_TEST(test_write_under_own_read_fails_rather_than_hangs);
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+  fx_root_remove();
   return check_done("test_threads");
 }
