@@ -28,6 +28,7 @@ PACKAGES="
   strace
   nginx-light libnginx-mod-http-lua curl
   clang libclang-rt-14-dev valgrind lua-check
+  cppcheck clang-format
   lua-luaossl awscli wrk
   lua-socket lua-sec
 "
@@ -42,6 +43,7 @@ PACKAGES="
 #   strace                          crash / process tests
 #   nginx-light libnginx-mod-http-lua curl   OpenResty-style integration test
 #   clang libclang-rt-14-dev valgrind lua-check   sanitizers, leak checks, lint
+#   cppcheck clang-format           make lint (static checks, formatting)
 #   lua-luaossl                     HMAC-SHA256 for `dynafile serve --auth` (SigV4)
 #                                   and for the DynamoDB backend's signing
 #   lua-socket lua-sec              the DynamoDB backend's HTTP(S) outside nginx

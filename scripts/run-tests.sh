@@ -2,6 +2,7 @@
 # run-tests.sh -- build and run every dynafile test suite (`make test`).
 #
 # Suites, in order:
+#   0. make lint (layering, cppcheck, clang-format, luacheck): one test.
 #   1. C unit tests tests/test_*.c and C examples examples/*.c (make test-c,
 #      built against build/lua5.4); each example is a test that must exit 0.
 #   2. Lua examples examples/*.lua under lua5.4 (must exit 0; files that use
@@ -138,6 +139,12 @@ build() {
 up_to_date() {
   $MAKE --no-print-directory -q LUA="$1" "$2" >/dev/null 2>&1
 }
+
+# ------------------------------------------------------------------- lint
+# make lint: the C layering (scripts/depgraph.lua), cppcheck, clang-format
+# and luacheck, counted as one test.
+section "lint (make lint)"
+run_plain "lint: make lint" "$TEST_TIMEOUT" $MAKE --no-print-directory lint
 
 # ---------------------------------------------------------------- C tests
 section "C tests and examples (build/lua5.4)"

@@ -68,8 +68,12 @@ int df_test_fail_alloc(long nth) {
   return 0;
 }
 
-int df__test_alloc_fired(void) { return fail_fired; }
-long df__test_alloc_live(void) { return live_allocs; }
+int df__test_alloc_fired(void) {
+  return fail_fired;
+}
+long df__test_alloc_live(void) {
+  return live_allocs;
+}
 #define count_live(d) (live_allocs += (d))
 #endif
 #else

@@ -67,8 +67,8 @@ int df_db_check(df_db *db, df_check_report *r) {
     r->items++;
     if (df__mp_validate(v.p, v.n, DF_MAX_DEPTH) != 0 ||
         df__item_key_of(s, v.p, v.n, &key, err, sizeof err) != DF_OK ||
-        df__item_key(s, &key, buf, &n, err, sizeof err) != DF_OK ||
-        n != k.n || memcmp(buf, k.p, n) != 0) {
+        df__item_key(s, &key, buf, &n, err, sizeof err) != DF_OK || n != k.n ||
+        memcmp(buf, k.p, n) != 0) {
       r->bad_items++;
       continue;
     }

@@ -766,7 +766,8 @@ static int is_plain_start(int c) {
 }
 
 static int is_plain(int c, int mode) {
-  if (mode == DF_PATH_EMBEDDED) return is_plain_start(c) || (c >= '0' && c <= '9');
+  if (mode == DF_PATH_EMBEDDED)
+    return is_plain_start(c) || (c >= '0' && c <= '9');
   return c != '.' && c != '[' && c != ']' && c != '`';
 }
 
@@ -801,8 +802,8 @@ static int path_fail(path_scan *ps, size_t at, const char *fmt, ...) {
   return DF_EVALIDATION;
 }
 
-static int add_seg(path_scan *ps, const char *name, size_t len,
-                   uint32_t index, size_t at) {
+static int add_seg(path_scan *ps, const char *name, size_t len, uint32_t index,
+                   size_t at) {
   df_path *out = ps->out;
   if (out->n >= DF_MAX_DEPTH)
     return path_fail(ps, at, "path longer than %d segments", DF_MAX_DEPTH);
@@ -826,18 +827,35 @@ static int scan_quoted(path_scan *ps) {
     if (c == '\\') {
       int h1, h2;
       if (dst == NULL)
-        return path_fail(ps, pos, "escapes in a quoted name are not allowed "
-                                  "here");
+        return path_fail(ps, pos,
+                         "escapes in a quoted name are not allowed "
+                         "here");
       if (pos + 1 >= ps->n) return path_fail(ps, open, "unterminated name");
       switch (s[pos + 1]) {
-        case 'n': c = '\n'; break;
-        case 't': c = '\t'; break;
-        case 'r': c = '\r'; break;
-        case '0': c = '\0'; break;
-        case '\\': c = '\\'; break;
-        case '"': c = '"'; break;
-        case '\'': c = '\''; break;
-        case '`': c = '`'; break;
+        case 'n':
+          c = '\n';
+          break;
+        case 't':
+          c = '\t';
+          break;
+        case 'r':
+          c = '\r';
+          break;
+        case '0':
+          c = '\0';
+          break;
+        case '\\':
+          c = '\\';
+          break;
+        case '"':
+          c = '"';
+          break;
+        case '\'':
+          c = '\'';
+          break;
+        case '`':
+          c = '`';
+          break;
         case 'x':
           h1 = pos + 2 < ps->n ? hexval((unsigned char)s[pos + 2]) : -1;
           h2 = pos + 3 < ps->n ? hexval((unsigned char)s[pos + 3]) : -1;
@@ -872,9 +890,9 @@ static int scan_quoted(path_scan *ps) {
 static int scan_name(path_scan *ps, int mode, size_t at) {
   size_t st = ps->pos;
   if (st < ps->n && ps->s[st] == '`') return scan_quoted(ps);
-  if (st < ps->n && (mode == DF_PATH_WHOLE
-                         ? is_plain((unsigned char)ps->s[st], mode)
-                         : is_plain_start((unsigned char)ps->s[st]))) {
+  if (st < ps->n &&
+      (mode == DF_PATH_WHOLE ? is_plain((unsigned char)ps->s[st], mode)
+                             : is_plain_start((unsigned char)ps->s[st]))) {
     while (ps->pos < ps->n && is_plain((unsigned char)ps->s[ps->pos], mode))
       ps->pos++;
     return add_seg(ps, ps->s + st, ps->pos - st, 0, st);
@@ -883,9 +901,8 @@ static int scan_name(path_scan *ps, int mode, size_t at) {
   return path_fail(ps, at, "expected a name after '.'");
 }
 
-int df__path_scan(const char *s, size_t n, int mode, char *names,
-                  df_path *out, size_t *used, char *err, size_t errlen,
-                  size_t *err_at) {
+int df__path_scan(const char *s, size_t n, int mode, char *names, df_path *out,
+                  size_t *used, char *err, size_t errlen, size_t *err_at) {
   path_scan ps;
   int rc;
   memset(&ps, 0, sizeof ps);
@@ -930,8 +947,7 @@ int df__path_scan(const char *s, size_t n, int mode, char *names,
     } else {
       rc = c >= 0x20 && c < 0x7f
                ? path_fail(&ps, at, "unexpected '%c'", c)
-               : path_fail(&ps, at, "unexpected byte 0x%02x",
-                           (unsigned char)c);
+               : path_fail(&ps, at, "unexpected byte 0x%02x", (unsigned char)c);
       goto done;
     }
   }

@@ -50,8 +50,8 @@ static int reconcile_body(df_txn *t, void *ud) {
   if (code == DF_OK && ch.new_ttl)
     code = df__index_rebuild_projected(w, ch.n_old);
   for (i = ch.n_old; code == DF_OK && i < r->next.s.n_indexes; i++)
-    code = df__index_build(w, &r->next.idx[i], r->o->progress,
-                           r->o->progress_ud);
+    code =
+        df__index_build(w, &r->next.idx[i], r->o->progress, r->o->progress_ud);
   if (code == DF_OK && df__env_schema_reserve(r->env) != DF_OK)
     code = df__fmt(w->errmsg, sizeof w->errmsg, DF_ENOMEM, "out of memory");
   if (code == DF_OK) {
@@ -82,8 +82,8 @@ static int open_schema(df_db *db, const df_open_options *o, int opened) {
     return code == DF_OK ? DF_OK : df__db_err(db, code, "%s", err);
   }
   /* Most opens change nothing: find out without a write transaction. */
-  code = df__schema_merge(&e->schema.s, o->schema, &probe, &ch, err,
-                          sizeof err);
+  code =
+      df__schema_merge(&e->schema.s, o->schema, &probe, &ch, err, sizeof err);
   df__schema_free(&probe);
   if (code != DF_OK) return df__db_err(db, code, "%s", err);
   if (!ch.changed) return DF_OK;

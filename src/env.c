@@ -59,7 +59,9 @@ static void install_atfork(void) {
   pthread_atfork(NULL, NULL, on_fork_child);
 }
 
-unsigned long df__fork_generation(void) { return fork_gen; }
+unsigned long df__fork_generation(void) {
+  return fork_gen;
+}
 
 void df__env_kv(const df_env *e, MDB_txn *txn, df_kv *kv) {
   kv->txn = txn;
@@ -94,9 +96,8 @@ static int grow(df_env *e, int if_needed) {
   if (shared_holds > 0) return DF_EBUSY; /* would wait for ourselves */
   pthread_rwlock_wrlock(&e->map_lock);
   rc = mdb_env_info(e->mdb, &info);
-  if (rc == 0 &&
-      (!if_needed || (size_t)(info.me_last_pgno + 1) * e->page_size >
-                         info.me_mapsize / 4 * 3)) {
+  if (rc == 0 && (!if_needed || (size_t)(info.me_last_pgno + 1) * e->page_size >
+                                    info.me_mapsize / 4 * 3)) {
     step = info.me_mapsize < GROW_STEP_MAX ? info.me_mapsize : GROW_STEP_MAX;
     want = info.me_mapsize + step;
     rc = mdb_env_set_mapsize(e->mdb, want);
@@ -124,9 +125,9 @@ static int grow_if_needed(df_env *e) {
   /* mdb_env_info reads the meta pages inside the map, which another
    * thread's growth may be moving: hold map_lock. */
   map_lock_shared(e);
-  full = mdb_env_info(e->mdb, &info) == 0 &&
-         (size_t)(info.me_last_pgno + 1) * e->page_size >
-             info.me_mapsize / 4 * 3;
+  full =
+      mdb_env_info(e->mdb, &info) == 0 &&
+      (size_t)(info.me_last_pgno + 1) * e->page_size > info.me_mapsize / 4 * 3;
   map_unlock_shared(e);
   return full ? grow(e, 1) : DF_OK;
 }
@@ -269,8 +270,10 @@ static int grow_after_full(df_env *e, char *err, size_t errlen) {
                    "the database map is full and cannot grow while this "
                    "thread holds a read transaction of the database; end "
                    "it first");
-  return df__fmt(err, errlen, code, "the database map is full and cannot "
-                 "grow: %s", df_strerror(code));
+  return df__fmt(err, errlen, code,
+                 "the database map is full and cannot "
+                 "grow: %s",
+                 df_strerror(code));
 }
 
 int df__env_write_abort(df_env *e, MDB_txn *txn, pthread_t writer,
@@ -369,8 +372,7 @@ static void meta_json_write(df_env *e) {
   static const char *proj[] = {"all", "keys", "include"};
   FILE *f;
   size_t i, j;
-  if (snprintf(tmp, sizeof tmp, "%s/meta.json.tmp", e->path) >=
-      (int)sizeof tmp)
+  if (snprintf(tmp, sizeof tmp, "%s/meta.json.tmp", e->path) >= (int)sizeof tmp)
     return;
   snprintf(dst, sizeof dst, "%s/meta.json", e->path);
   f = fopen(tmp, "w");
@@ -418,8 +420,8 @@ int df__env_schema_store(const df_kv *kv, const df_schema *s) {
   df__buf_init(&b);
   code = df__schema_encode(s, &b);
   if (code == DF_OK)
-    code = df__kv_put(kv, DF_SUB_META, META_SCHEMA, sizeof META_SCHEMA - 1,
-                      b.p, b.len);
+    code = df__kv_put(kv, DF_SUB_META, META_SCHEMA, sizeof META_SCHEMA - 1, b.p,
+                      b.len);
   df__buf_free(&b);
   return code;
 }
@@ -442,8 +444,7 @@ static void retire(df_env *e, char *blob) {
 }
 
 int df__env_schema_reserve(df_env *e) {
-  if (e->retire_spare == NULL)
-    e->retire_spare = df__malloc(sizeof(df_retired));
+  if (e->retire_spare == NULL) e->retire_spare = df__malloc(sizeof(df_retired));
   return e->retire_spare ? DF_OK : DF_ENOMEM;
 }
 
@@ -533,8 +534,7 @@ int df__env_stream_settings(const df_kv *kv, uint64_t *keep, double *secs) {
   return DF_OK;
 }
 
-int df__env_stream_settings_store(const df_kv *kv, uint64_t keep,
-                                  double secs) {
+int df__env_stream_settings_store(const df_kv *kv, uint64_t keep, double secs) {
   df_buf b;
   int code;
   df__buf_init(&b);
@@ -616,8 +616,8 @@ static int env_load(df_env *e, const df_open_options *o, char *err,
   if (e->readonly) {
     rc = mdb_txn_begin(e->mdb, NULL, MDB_RDONLY, &txn);
     if (rc != 0)
-      return df__fmt(err, errlen, df__kv_code(rc),
-                     "cannot open database: %s", mdb_strerror(rc));
+      return df__fmt(err, errlen, df__kv_code(rc), "cannot open database: %s",
+                     mdb_strerror(rc));
   } else {
     code = df__env_write_begin(e, &txn, why, sizeof why);
     if (code != DF_OK)
@@ -651,10 +651,9 @@ static int env_load(df_env *e, const df_open_options *o, char *err,
   for (i = DF_SUB_META + 1; rc == 0 && i < DF_SUB_COUNT; i++)
     rc = mdb_dbi_open(txn, sub_names[i], dflags, &e->dbi[i]);
   if (rc != 0) {
-    code = df__fmt(err, errlen,
-                   rc == MDB_NOTFOUND ? DF_ECORRUPT : df__kv_code(rc),
-                   "cannot open the sub-databases of %s: %s", e->path,
-                   mdb_strerror(rc));
+    code = df__fmt(
+        err, errlen, rc == MDB_NOTFOUND ? DF_ECORRUPT : df__kv_code(rc),
+        "cannot open the sub-databases of %s: %s", e->path, mdb_strerror(rc));
     goto out;
   }
   df__env_kv(e, txn, &kv);
@@ -673,13 +672,12 @@ static int env_load(df_env *e, const df_open_options *o, char *err,
   } else if (code == DF_ENOTFOUND) {
     /* A schema without keys (only a TTL or indexes) takes the keys of
      * create_schema, which the caller fills with its defaults. */
-    const df_schema *want =
-        o->schema && (o->schema->pk || !o->create_schema) ? o->schema
-                                                          : o->create_schema;
+    const df_schema *want = o->schema && (o->schema->pk || !o->create_schema)
+                                ? o->schema
+                                : o->create_schema;
     if (want == NULL) {
       code = df__fmt(err, errlen, DF_EVALIDATION,
-                     "%s: new database needs a schema (at least pk)",
-                     e->path);
+                     "%s: new database needs a schema (at least pk)", e->path);
       goto out;
     }
     code = df__schema_copy(want, &e->schema, why, sizeof why);
@@ -699,8 +697,8 @@ static int env_load(df_env *e, const df_open_options *o, char *err,
     code = rc == 0 ? DF_OK : df__kv_code(rc);
     if (rc != 0) snprintf(why, sizeof why, "%s", mdb_strerror(rc));
   } else {
-    code = df__env_write_commit(e, txn, o->sync, pthread_self(), why,
-                                sizeof why);
+    code =
+        df__env_write_commit(e, txn, o->sync, pthread_self(), why, sizeof why);
   }
   txn = NULL;
   if (code != DF_OK) {
@@ -773,8 +771,7 @@ static int env_open(const char *path, const struct stat *st,
   if (stat(data_path, &dst) != 0) {
     if (o->readonly)
       return df__fmt(err, errlen, DF_ECORRUPT,
-                     "%s holds no dynafile database (opened read-only)",
-                     path);
+                     "%s holds no dynafile database (opened read-only)", path);
     if (dir_is_foreign(path))
       return df__fmt(err, errlen, DF_ECORRUPT,
                      "%s is not empty and holds no dynafile database; "
@@ -847,8 +844,8 @@ static int env_open(const char *path, const struct stat *st,
   return DF_OK;
 }
 
-int df__env_acquire(const char *path, const df_open_options *o,
-                    df_env **out, int *opened, char *err, size_t errlen) {
+int df__env_acquire(const char *path, const df_open_options *o, df_env **out,
+                    int *opened, char *err, size_t errlen) {
   struct stat st;
   df_env *e;
   int code, rc;

@@ -75,8 +75,8 @@ unsigned long df__fork_generation(void);
  * it (no other handle of the process had it).  The caller's schema is not
  * checked against the stored one here (see ddl.c).  Errors, with the
  * message in err: those of df_db_open. */
-int df__env_acquire(const char *path, const df_open_options *o,
-                    df_env **out, int *opened, char *err, size_t errlen);
+int df__env_acquire(const char *path, const df_open_options *o, df_env **out,
+                    int *opened, char *err, size_t errlen);
 /* Drop a reference; the last one closes the environment.  Never call it
  * in a forked child. */
 void df__env_release(df_env *e);
@@ -87,8 +87,8 @@ void df__env_kv(const df_env *e, struct MDB_txn *txn, df_kv *kv);
 /* Read transactions.  A handle keeps one reset transaction for reuse in
  * *c.  Errors: DF_EREADERS (every slot in use, after reclaiming those of
  * dead processes), DF_EIO, ...; the message in err. */
-int df__env_read_begin(df_env *e, df_rcache *c, struct MDB_txn **txn,
-                       char *err, size_t errlen);
+int df__env_read_begin(df_env *e, df_rcache *c, struct MDB_txn **txn, char *err,
+                       size_t errlen);
 void df__env_read_end(df_env *e, df_rcache *c, struct MDB_txn *txn);
 /* Abort the cached transaction (when the handle is released). */
 void df__env_rcache_drop(df_rcache *c);
@@ -133,7 +133,6 @@ void df__env_schema_adopt(df_env *e, df_schema_owned *next);
 /* The change-log settings: retention by count (0: none) and by age in
  * seconds (0: none); both 0: the log is off (also when never stored). */
 int df__env_stream_settings(const df_kv *kv, uint64_t *keep, double *secs);
-int df__env_stream_settings_store(const df_kv *kv, uint64_t keep,
-                                  double secs);
+int df__env_stream_settings_store(const df_kv *kv, uint64_t keep, double secs);
 
 #endif /* DF_ENV_H */

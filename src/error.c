@@ -15,7 +15,7 @@
 const char *df_strerror(int code) {
   switch (code) {
 #define DF__MSG(name, value, msg, lua) \
-  case value:                     \
+  case value:                          \
     return msg;
     DF_ERRORS(DF__MSG)
 #undef DF__MSG
@@ -27,7 +27,7 @@ const char *df_strerror(int code) {
 const char *df_errname(int code) {
   switch (code) {
 #define DF__NAME(name, value, msg, lua) \
-  case value:                      \
+  case value:                           \
     return #name;
     DF_ERRORS(DF__NAME)
 #undef DF__NAME
@@ -39,7 +39,7 @@ const char *df_errname(int code) {
 const char *df_error_name(int code) {
   switch (code) {
 #define DF__CODE(name, value, msg, lua) \
-  case value:                                   \
+  case value:                           \
     return lua;
     DF_ERRORS(DF__CODE)
 #undef DF__CODE

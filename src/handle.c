@@ -113,8 +113,7 @@ const char *df_db_errmsg(const df_db *db) {
 int df__db_read(df_db *db, df_kv *kv) {
   char err[DF_MSG_MAX];
   struct MDB_txn *txn;
-  int code =
-      df__env_read_begin(db->env, &db->rcache, &txn, err, sizeof err);
+  int code = df__env_read_begin(db->env, &db->rcache, &txn, err, sizeof err);
   if (code != DF_OK) return df__db_err(db, code, "%s", err);
   df__env_kv(db->env, txn, kv);
   return DF_OK;

@@ -238,8 +238,8 @@ static int store_failed(df_write *w, int code, const char *what) {
     return df__fmt(w->errmsg, sizeof w->errmsg, code,
                    "the database map is full; it grows at commit: run the "
                    "transaction again");
-  return df__fmt(w->errmsg, sizeof w->errmsg, code, "index %s failed: %s",
-                 what, df_strerror(code));
+  return df__fmt(w->errmsg, sizeof w->errmsg, code, "index %s failed: %s", what,
+                 df_strerror(code));
 }
 
 int df__index_check(df_write *w, const void *new_item, size_t new_len) {
@@ -247,16 +247,15 @@ int df__index_check(df_write *w, const void *new_item, size_t new_len) {
   unsigned char k[DF_KEY_MAX];
   size_t i, n;
   for (i = 0; i < s->n_indexes; i++) {
-    int code = entry_key(s, &s->indexes[i], new_item, new_len, k, &n,
-                         w->errmsg, sizeof w->errmsg);
+    int code = entry_key(s, &s->indexes[i], new_item, new_len, k, &n, w->errmsg,
+                         sizeof w->errmsg);
     if (code != DF_OK && code != DF_ENOTFOUND) return code;
   }
   return DF_OK;
 }
 
-int df__index_apply(df_write *w, const unsigned char *item_key,
-                    const void *old, size_t old_len, const void *new_item,
-                    size_t new_len) {
+int df__index_apply(df_write *w, const unsigned char *item_key, const void *old,
+                    size_t old_len, const void *new_item, size_t new_len) {
   const df_schema *s = w->schema;
   unsigned char ok_[DF_KEY_MAX], nk[DF_KEY_MAX];
   size_t i, okn = 0, nkn = 0;
@@ -267,13 +266,17 @@ int df__index_apply(df_write *w, const unsigned char *item_key,
     if (new_item) {
       code = entry_key(s, d, new_item, new_len, nk, &nkn, w->errmsg,
                        sizeof w->errmsg);
-      if (code == DF_OK) has_new = 1;
-      else if (code != DF_ENOTFOUND) return code;
+      if (code == DF_OK)
+        has_new = 1;
+      else if (code != DF_ENOTFOUND)
+        return code;
     }
     if (old) {
       code = entry_key(s, d, old, old_len, ok_, &okn, NULL, 0);
-      if (code == DF_OK) has_old = 1;
-      else if (code != DF_ENOTFOUND && code != DF_EVALIDATION) return code;
+      if (code == DF_OK)
+        has_old = 1;
+      else if (code != DF_ENOTFOUND && code != DF_EVALIDATION)
+        return code;
     }
     if (has_old && has_new && okn == nkn && memcmp(ok_, nk, nkn) == 0) {
       /* Same entry key: only the value can have changed.  A lookup value
@@ -308,8 +311,10 @@ static size_t enc_len(const unsigned char *p, const unsigned char *end) {
   const unsigned char *q;
   if (p >= end) return 0;
   switch (*p) {
-    case DF_TAG_NUM: return end - p >= DF_NUM_ENC_LEN ? DF_NUM_ENC_LEN : 0;
-    case DF_TAG_HASHED: return end - p >= 17 ? 17 : 0;
+    case DF_TAG_NUM:
+      return end - p >= DF_NUM_ENC_LEN ? DF_NUM_ENC_LEN : 0;
+    case DF_TAG_HASHED:
+      return end - p >= 17 ? 17 : 0;
     case DF_TAG_STR:
       for (q = p + 1; q + 1 < end; q++) {
         if (*q != 0x00) continue;
@@ -317,7 +322,8 @@ static size_t enc_len(const unsigned char *p, const unsigned char *end) {
         q++; /* 00 ff: an escaped NUL */
       }
       return 0;
-    default: return 0;
+    default:
+      return 0;
   }
 }
 
@@ -379,8 +385,7 @@ int df__index_entry_item(const df_kv *kv, const df_index_def *def,
     size_t ikn;
     df_bytes iv;
     int code;
-    if (item_key_of_entry(def, k, p + 1, ik, &ikn) != DF_OK)
-      return DF_ECORRUPT;
+    if (item_key_of_entry(def, k, p + 1, ik, &ikn) != DF_OK) return DF_ECORRUPT;
     code = df__kv_get(kv, DF_SUB_ITEMS, ik, ikn, &iv);
     if (code == DF_ENOTFOUND) return DF_ECORRUPT; /* index out of step */
     if (code != DF_OK) return code;

@@ -21,7 +21,8 @@ int df__item_key(const df_schema *s, const df_key *key, unsigned char *out,
   size_t n = 0, m = 0;
   uint64_t h;
   int code;
-  code = df__key_check(&key->pk, KEY_ATTR, s->pk, DF_KEY_PARTITION, err, errlen);
+  code =
+      df__key_check(&key->pk, KEY_ATTR, s->pk, DF_KEY_PARTITION, err, errlen);
   if (code != DF_OK) return code;
   if (df__key_enc_partition(&key->pk, out + 8, &n, &h) != DF_OK)
     return df__fmt(err, errlen, DF_EVALIDATION,
@@ -77,8 +78,8 @@ int df__item_pk_is(const df_schema *s, const void *item, size_t len,
   return v.n == pk->n && (v.n == 0 || memcmp(v.s, pk->s, v.n) == 0);
 }
 
-int df__item_ttl(const df_schema *s, const void *item, size_t len,
-                 df_value *v, double *when) {
+int df__item_ttl(const df_schema *s, const void *item, size_t len, df_value *v,
+                 double *when) {
   df_value tmp;
   if (v == NULL) v = &tmp;
   if (item == NULL || s->ttl_attr == NULL) return 0;

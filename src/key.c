@@ -349,21 +349,33 @@ corrupt:
 /* How a message names a value of type t. */
 static const char *type_name(df_type t) {
   switch (t) {
-    case DF_TNONE: return "nothing";
-    case DF_TNIL: return "null";
-    case DF_TBOOL: return "a boolean";
+    case DF_TNONE:
+      return "nothing";
+    case DF_TNIL:
+      return "null";
+    case DF_TBOOL:
+      return "a boolean";
     case DF_TINT:
     case DF_TUINT:
     case DF_TFLOAT:
-    case DF_TDECIMAL: return "a number";
-    case DF_TSTR: return "a string";
-    case DF_TBIN: return "binary";
-    case DF_TARRAY: return "a list";
-    case DF_TMAP: return "a map";
-    case DF_TSS: return "a string set";
-    case DF_TNS: return "a number set";
-    case DF_TBS: return "a binary set";
-    case DF_TOTHER: return "a value no item can hold";
+    case DF_TDECIMAL:
+      return "a number";
+    case DF_TSTR:
+      return "a string";
+    case DF_TBIN:
+      return "binary";
+    case DF_TARRAY:
+      return "a list";
+    case DF_TMAP:
+      return "a map";
+    case DF_TSS:
+      return "a string set";
+    case DF_TNS:
+      return "a number set";
+    case DF_TBS:
+      return "a binary set";
+    case DF_TOTHER:
+      return "a value no item can hold";
   }
   return "?";
 }
@@ -375,8 +387,8 @@ int df__key_check(const df_value *v, const char *prefix, const char *name,
     case DF_TBIN:
       if (role == DF_KEY_PARTITION && v->n > DF_PK_MAX)
         return df__fmt(err, errlen, DF_EVALIDATION,
-                       "%s%s is too long (%zu bytes, at most %d)", prefix,
-                       name, v->n, DF_PK_MAX);
+                       "%s%s is too long (%zu bytes, at most %d)", prefix, name,
+                       v->n, DF_PK_MAX);
       if (role == DF_KEY_SORT &&
           (v->n > DF_SK_MAX || v->n + count_nul(v->s, v->n) + 3 > DF_SK_MAX))
         return df__fmt(err, errlen, DF_EVALIDATION,
@@ -394,8 +406,7 @@ int df__key_check(const df_value *v, const char *prefix, const char *name,
                        prefix, name);
       return DF_OK;
     case DF_TNONE:
-      return df__fmt(err, errlen, DF_EVALIDATION, "missing %s%s", prefix,
-                     name);
+      return df__fmt(err, errlen, DF_EVALIDATION, "missing %s%s", prefix, name);
     case DF_TOTHER:
       return df__fmt(err, errlen, DF_EVALIDATION,
                      "%s%s must be a string or a number, not %.*s", prefix,
@@ -403,7 +414,7 @@ int df__key_check(const df_value *v, const char *prefix, const char *name,
                      v->s ? v->s : "");
     default:
       return df__fmt(err, errlen, DF_EVALIDATION,
-                     "%s%s must be a string or a number, not %s", prefix,
-                     name, type_name(v->type));
+                     "%s%s must be a string or a number, not %s", prefix, name,
+                     type_name(v->type));
   }
 }

@@ -71,8 +71,7 @@ int df__kv_put(const df_kv *kv, df_sub sub, const void *k, size_t kn,
 int df__kv_append(const df_kv *kv, df_sub sub, const void *k, size_t kn,
                   size_t vn, void **room) {
   MDB_val mk = val(k, kn), mv = val(NULL, vn);
-  int rc =
-      mdb_put(kv->txn, kv->dbi[sub], &mk, &mv, MDB_APPEND | MDB_RESERVE);
+  int rc = mdb_put(kv->txn, kv->dbi[sub], &mk, &mv, MDB_APPEND | MDB_RESERVE);
   if (rc != 0) return df__kv_code(rc);
   *room = mv.mv_data;
   return DF_OK;

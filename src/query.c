@@ -35,12 +35,12 @@ typedef struct range {
 } range;
 
 struct df_page {
-  df_buf data;   /* item bytes, back to back */
-  size_t *off;   /* count + 1 offsets into data */
+  df_buf data; /* item bytes, back to back */
+  size_t *off; /* count + 1 offsets into data */
   size_t cap_off;
   size_t count;
   size_t examined;
-  df_buf next;   /* key attributes of the resume point */
+  df_buf next; /* key attributes of the resume point */
   int has_next;
 };
 
@@ -63,8 +63,12 @@ void df_page_free(df_page *p) {
   df__free(p);
 }
 
-size_t df_page_count(const df_page *p) { return p ? p->count : 0; }
-size_t df_page_examined(const df_page *p) { return p ? p->examined : 0; }
+size_t df_page_count(const df_page *p) {
+  return p ? p->count : 0;
+}
+size_t df_page_examined(const df_page *p) {
+  return p ? p->examined : 0;
+}
 
 void df_page_item(const df_page *p, size_t i, const void **item, size_t *len) {
   if (p == NULL || i >= p->count) {
@@ -183,12 +187,12 @@ static int above_lower(const bound *lo, const unsigned char *k, size_t n) {
 /* The names of the key conditions' operands in messages: the Lua layer's
  * option names. */
 static const char *operand_name(int cond, int second) {
-  static const char *const names[] = {"key condition", "eq", "lt", "le",
-                                      "gt", "ge", "between[1]",
-                                      "begins_with"};
+  static const char *const names[] = {
+      "key condition", "eq",         "lt", "le", "gt", "ge",
+      "between[1]",    "begins_with"};
   if (cond == DF_COND_BETWEEN && second) return "between[2]";
   return cond >= 0 && cond <= DF_COND_BEGINS_WITH ? names[cond]
-                                                   : "key condition";
+                                                  : "key condition";
 }
 
 /* prefix + enc(v) into out; DF_EVALIDATION when v is not a key value
@@ -291,8 +295,7 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
                          sizeof err);
     if (code != DF_OK) return df__db_err(db, code, "%s", err);
     if (df__key_enc_partition(&q->pk, r->prefix + n + 8, &m, &h) != DF_OK)
-      return df__db_err(db, DF_EVALIDATION,
-                        "partition key cannot be encoded");
+      return df__db_err(db, DF_EVALIDATION, "partition key cannot be encoded");
     df__key_put_u64(r->prefix + n, h);
     n += 8 + m;
   }
@@ -393,13 +396,17 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
   if (q->has_pk && q->has_start) {
     if ((code = with_value(db, r, &q->start, 0, "starts_with", tmp, &m)))
       return code;
-    if (q->reverse) upper_prefix(&r->hi, tmp, m);
-    else lower_prefix(&r->lo, tmp, m);
+    if (q->reverse)
+      upper_prefix(&r->hi, tmp, m);
+    else
+      lower_prefix(&r->lo, tmp, m);
   }
   if (q->start_after) {
     if ((code = resume_key(db, q, def, tmp, &m))) return code;
-    if (q->reverse) upper_with(&r->hi, tmp, m, 1);
-    else lower_with(&r->lo, tmp, m, 1);
+    if (q->reverse)
+      upper_with(&r->hi, tmp, m, 1);
+    else
+      lower_with(&r->lo, tmp, m, 1);
   }
   return DF_OK;
 }

@@ -93,9 +93,7 @@ void df__schema_free(df_schema_owned *s) {
   memset(s, 0, sizeof *s);
 }
 
-
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-    DF__PRINTF(3, 4);
+static int bad(char *err, size_t errlen, const char *fmt, ...) DF__PRINTF(3, 4);
 static int bad(char *err, size_t errlen, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -119,8 +117,8 @@ static int check_def(const df_index_def *d, const df_schema *in, size_t i,
     if (d->sk == NULL || d->sk[0] == '\0')
       return bad(err, errlen, "local index %s needs an sk attribute", d->name);
     if (in->sk == NULL)
-      return bad(err, errlen,
-                 "local index %s needs a table with a sort key", d->name);
+      return bad(err, errlen, "local index %s needs a table with a sort key",
+                 d->name);
   } else {
     return bad(err, errlen, "index %s has an unknown kind", d->name);
   }
@@ -133,8 +131,7 @@ static int check_def(const df_index_def *d, const df_schema *in, size_t i,
       return bad(err, errlen, "index %s: projection names must be non-empty",
                  d->name);
   if (d->projection == DF_PROJ_INCLUDE && d->n_include > DF_MAX_INDEXES)
-    return bad(err, errlen, "index %s: too many projected attributes",
-               d->name);
+    return bad(err, errlen, "index %s: too many projected attributes", d->name);
   return DF_OK;
 }
 
@@ -163,8 +160,8 @@ int df__schema_copy(const df_schema *in, df_schema_owned *out, char *err,
   df__buf_init(&bd.b);
   bd.pk = add_str(&bd, in->pk, strlen(in->pk));
   bd.sk = in->sk ? add_str(&bd, in->sk, strlen(in->sk)) : NONE;
-  bd.ttl = in->ttl_attr ? add_str(&bd, in->ttl_attr, strlen(in->ttl_attr))
-                        : NONE;
+  bd.ttl =
+      in->ttl_attr ? add_str(&bd, in->ttl_attr, strlen(in->ttl_attr)) : NONE;
   bd.n = in->n_indexes;
   for (i = 0; i < in->n_indexes; i++) {
     const df_index_def *d = &in->indexes[i];
@@ -191,8 +188,10 @@ int df__schema_copy(const df_schema *in, df_schema_owned *out, char *err,
 
 static void put_kv_str(df_buf *b, const char *k, const char *v) {
   df__mp_put_str(b, k, strlen(k));
-  if (v) df__mp_put_str(b, v, strlen(v));
-  else df__mp_put_nil(b);
+  if (v)
+    df__mp_put_str(b, v, strlen(v));
+  else
+    df__mp_put_nil(b);
 }
 
 int df__schema_encode(const df_schema *s, df_buf *b) {
@@ -354,7 +353,9 @@ static int str_eq(const char *a, const char *b) {
   return strcmp(a, b) == 0;
 }
 
-static const char *or_none(const char *s) { return s ? s : "(none)"; }
+static const char *or_none(const char *s) {
+  return s ? s : "(none)";
+}
 
 static const df_index_def *find_def(const df_schema *s, const char *name) {
   size_t i;
@@ -426,8 +427,8 @@ int df__schema_same(const df_schema *have, const df_schema *want, char *err,
 }
 
 int df__schema_merge(const df_schema *have, const df_schema *want,
-                     df_schema_owned *next, df_schema_change *change,
-                     char *err, size_t errlen) {
+                     df_schema_owned *next, df_schema_change *change, char *err,
+                     size_t errlen) {
   df_schema merged;
   df_index_def defs[DF_MAX_INDEXES];
   size_t i, n = 0;

@@ -27,8 +27,8 @@ void df__schema_move(df_schema_owned *dst, df_schema_owned *src);
 int df__schema_copy(const df_schema *in, df_schema_owned *out, char *err,
                     size_t errlen);
 int df__schema_encode(const df_schema *s, df_buf *b);
-int df__schema_decode(const void *p, size_t n, df_schema_owned *out,
-                      char *err, size_t errlen);
+int df__schema_decode(const void *p, size_t n, df_schema_owned *out, char *err,
+                      size_t errlen);
 /* DF_OK when `want` agrees with the schema in force `have` (pk, sk, ttl,
  * and every index `want` names has the same definition), else DF_ESCHEMA
  * with the difference in err. */
@@ -37,8 +37,8 @@ int df__schema_same(const df_schema *have, const df_schema *want, char *err,
 
 /* What an open's schema changes in the stored one. */
 typedef struct df_schema_change {
-  int changed; /* 0: nothing to do (`next` is left empty) */
-  int new_ttl; /* a TTL attribute was added */
+  int changed;  /* 0: nothing to do (`next` is left empty) */
+  int new_ttl;  /* a TTL attribute was added */
   size_t n_old; /* next's indexes [0, n_old) existed; the rest are new */
 } df_schema_change;
 
@@ -47,6 +47,6 @@ typedef struct df_schema_change {
  * or an index defined differently, a new LSI), DF_EVALIDATION (too many
  * indexes, a bad definition), DF_ENOMEM; the message in err. */
 int df__schema_merge(const df_schema *have, const df_schema *want,
-                     df_schema_owned *next, df_schema_change *change,
-                     char *err, size_t errlen);
+                     df_schema_owned *next, df_schema_change *change, char *err,
+                     size_t errlen);
 #endif

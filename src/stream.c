@@ -52,8 +52,7 @@ int df__stream_enabled(df_write *w) {
     if (code != DF_OK)
       return df__fmt(w->errmsg, sizeof w->errmsg, code,
                      "cannot read the change-log settings");
-    w->stream_state =
-        (w->stream_keep || w->stream_keep_seconds > 0) ? 1 : 2;
+    w->stream_state = (w->stream_keep || w->stream_keep_seconds > 0) ? 1 : 2;
   }
   return w->stream_state == 1;
 }
@@ -81,8 +80,7 @@ static void put_f64(unsigned char *p, double f) {
 static int record_time(const df_bytes *v, double *out) {
   const unsigned char *p = v->p;
   uint64_t u;
-  if (v->n < HEADER_LEN || p[0] != 0x97 || p[10] != 0xcb)
-    return DF_ECORRUPT;
+  if (v->n < HEADER_LEN || p[0] != 0x97 || p[10] != 0xcb) return DF_ECORRUPT;
   u = df__key_get_u64(p + 11);
   memcpy(out, &u, 8);
   return DF_OK;
@@ -152,10 +150,9 @@ int df__stream_append(df_write *w, int action, int expired, const void *old,
   if (w->next_seq == 0 && (code = next_seq(w)) != DF_OK) goto failed;
   now = w->now > 0 ? w->now : wall_clock();
   df__key_put_u64(key, w->next_seq);
-  code = df__kv_append(&w->kv, DF_SUB_STREAM, key, 8,
-                       HEADER_LEN + (old ? old_len : 1) +
-                           (new_item ? new_len : 1),
-                       &room);
+  code = df__kv_append(
+      &w->kv, DF_SUB_STREAM, key, 8,
+      HEADER_LEN + (old ? old_len : 1) + (new_item ? new_len : 1), &room);
   if (code != DF_OK) goto failed;
   p = room;
   p[0] = 0x97;
@@ -231,9 +228,8 @@ static int record_check(const df_bytes *k, const df_bytes *v,
                         uint64_t *origin) {
   const unsigned char *p = v->p, *end = p + v->n;
   if (k->n != 8 || v->n < HEADER_LEN + 2 || p[0] != 0x97 || p[1] != 0xcf ||
-      df__key_get_u64(p + 2) != df__key_get_u64(k->p) ||
-      p[10] != 0xcb || p[19] != 0xcf ||
-      (p[28] != DF_EV_PUT && p[28] != DF_EV_DELETE) ||
+      df__key_get_u64(p + 2) != df__key_get_u64(k->p) || p[10] != 0xcb ||
+      p[19] != 0xcf || (p[28] != DF_EV_PUT && p[28] != DF_EV_DELETE) ||
       (p[29] != 0xc2 && p[29] != 0xc3))
     return DF_ECORRUPT;
   *origin = df__key_get_u64(p + 20);

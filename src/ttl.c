@@ -35,8 +35,8 @@ static int store_failed(df_write *w, int code) {
     return df__fmt(w->errmsg, sizeof w->errmsg, code,
                    "the database map is full; it grows at commit: run the "
                    "transaction again");
-  return df__fmt(w->errmsg, sizeof w->errmsg, code,
-                 "expiry update failed: %s", df_strerror(code));
+  return df__fmt(w->errmsg, sizeof w->errmsg, code, "expiry update failed: %s",
+                 df_strerror(code));
 }
 
 int df__expiry_apply(df_write *w, const unsigned char *k, size_t klen,
@@ -48,8 +48,7 @@ int df__expiry_apply(df_write *w, const unsigned char *k, size_t klen,
   int has_old, has_new, code;
   if (s->ttl_attr == NULL) return DF_OK;
   has_old = old && df__expiry_key(s, old, old_len, k, klen, ok_, &okn);
-  has_new =
-      new_item && df__expiry_key(s, new_item, new_len, k, klen, nk, &nkn);
+  has_new = new_item && df__expiry_key(s, new_item, new_len, k, klen, nk, &nkn);
   if (has_old && has_new && okn == nkn && memcmp(ok_, nk, okn) == 0)
     return DF_OK;
   if (has_old) {
@@ -114,6 +113,5 @@ int df__expiry_first_due(df_write *w, double now, unsigned char *entry,
 
 int df__expiry_drop(df_write *w, const unsigned char *entry, size_t len) {
   int code = df__kv_del(&w->kv, DF_SUB_EXPIRY, entry, len);
-  return code == DF_OK || code == DF_ENOTFOUND ? DF_OK
-                                               : store_failed(w, code);
+  return code == DF_OK || code == DF_ENOTFOUND ? DF_OK : store_failed(w, code);
 }

@@ -49,8 +49,7 @@ struct df_txn {
   size_t n_changes, cap_changes;
 };
 
-static int txn_err(df_txn *t, int code, const char *fmt, ...)
-    DF__PRINTF(3, 4);
+static int txn_err(df_txn *t, int code, const char *fmt, ...) DF__PRINTF(3, 4);
 static int txn_err(df_txn *t, int code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -63,7 +62,9 @@ const char *df_txn_errmsg(const df_txn *t) {
   return t ? t->w.errmsg : df_strerror(DF_ENOMEM);
 }
 
-df_write *df__txn_write(df_txn *t) { return &t->w; }
+df_write *df__txn_write(df_txn *t) {
+  return &t->w;
+}
 
 int df__txn_doom(df_txn *t, int code) {
   if (code == DF_ERETRY)
@@ -73,7 +74,9 @@ int df__txn_doom(df_txn *t, int code) {
   return code;
 }
 
-static int doom(df_txn *t, int code) { return df__txn_doom(t, code); }
+static int doom(df_txn *t, int code) {
+  return df__txn_doom(t, code);
+}
 
 /* A failed write to the store: dooms the transaction. */
 static int store_failed(df_txn *t, int code, const char *what) {
@@ -299,7 +302,9 @@ static int record(df_txn *t, int action, int expired, const void *old,
   return DF_OK;
 }
 
-size_t df_txn_event_count(const df_txn *t) { return t ? t->n_changes : 0; }
+size_t df_txn_event_count(const df_txn *t) {
+  return t ? t->n_changes : 0;
+}
 
 int df_txn_event(const df_txn *t, size_t i, df_event *ev) {
   const df_change *c;
@@ -310,8 +315,7 @@ int df_txn_event(const df_txn *t, size_t i, df_event *ev) {
   ev->seq = c->seq;
   ev->old = c->old_off == (size_t)-1 ? NULL : t->events_buf.p + c->old_off;
   ev->old_len = c->old_len;
-  ev->new_item =
-      c->new_off == (size_t)-1 ? NULL : t->events_buf.p + c->new_off;
+  ev->new_item = c->new_off == (size_t)-1 ? NULL : t->events_buf.p + c->new_off;
   ev->new_len = c->new_len;
   return DF_OK;
 }
@@ -321,8 +325,7 @@ int df_txn_event(const df_txn *t, size_t i, df_event *ev) {
  * the transaction (the item is already changed). */
 static int after_change(df_txn *t, const unsigned char *k, size_t klen,
                         int action, int expired, const void *old,
-                        size_t old_len, const void *new_item,
-                        size_t new_len) {
+                        size_t old_len, const void *new_item, size_t new_len) {
   int code;
   code = df__index_apply(&t->w, k, old, old_len, new_item, new_len);
   if (code == DF_OK)
@@ -332,8 +335,8 @@ static int after_change(df_txn *t, const unsigned char *k, size_t klen,
     if (logged < 0)
       code = logged;
     else if (logged || (t->flags & DF_TXN_EVENTS))
-      code = record(t, action, expired, old, old_len, new_item, new_len,
-                    logged);
+      code =
+          record(t, action, expired, old, old_len, new_item, new_len, logged);
   }
   return code == DF_OK ? DF_OK : doom(t, code);
 }
@@ -344,8 +347,7 @@ static int remove_item(df_txn *t, const unsigned char *k, size_t klen,
                        const void *old, size_t old_len, int expired) {
   int code = df__kv_del(&t->w.kv, DF_SUB_ITEMS, k, klen);
   if (code != DF_OK) return store_failed(t, code, "delete");
-  return after_change(t, k, klen, DF_EV_DELETE, expired, old, old_len, NULL,
-                      0);
+  return after_change(t, k, klen, DF_EV_DELETE, expired, old, old_len, NULL, 0);
 }
 
 /* Look up the stored item under k; copies it into t->old when found
@@ -408,8 +410,7 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
   if (old) *old = NULL;
   if (old_len) *old_len = 0;
   if ((code = check_live(t, 1)) != DF_OK) return code;
-  if (item == NULL || len == 0 ||
-      df__mp_validate(item, len, DF_MAX_DEPTH) != 0)
+  if (item == NULL || len == 0 || df__mp_validate(item, len, DF_MAX_DEPTH) != 0)
     return txn_err(t, DF_EVALIDATION,
                    "item is not well-formed MessagePack (or nests deeper "
                    "than %d levels)",
@@ -489,8 +490,7 @@ int df_txn_purge_expired(df_txn *t, size_t limit, size_t *count) {
     code = df__kv_get(&t->w.kv, DF_SUB_ITEMS, key, klen, &v);
     if (code != DF_OK && code != DF_ENOTFOUND)
       return txn_err(t, code, "purge failed: %s", df_strerror(code));
-    if (code == DF_OK &&
-        df__item_expired(t->w.schema, v.p, v.n, t->w.now)) {
+    if (code == DF_OK && df__item_expired(t->w.schema, v.p, v.n, t->w.now)) {
       df__buf_reset(&t->old);
       if (df__buf_append(&t->old, v.p, v.n) != 0)
         return txn_err(t, DF_ENOMEM, "out of memory");

@@ -30,9 +30,8 @@ typedef struct df_write {
 
 /* ---- index.c: keep every index in step with one item change.
  * old/new are item bytes or NULL. */
-int df__index_apply(df_write *w, const unsigned char *item_key,
-                    const void *old, size_t old_len, const void *new_item,
-                    size_t new_len);
+int df__index_apply(df_write *w, const unsigned char *item_key, const void *old,
+                    size_t old_len, const void *new_item, size_t new_len);
 /* The key check of df__index_apply without writing: DF_OK when every
  * index can hold the new item (DF_EVALIDATION with the message otherwise),
  * so a write can be refused before anything is changed. */
@@ -48,9 +47,9 @@ int df__index_rebuild_projected(df_write *w, size_t n);
 int df__index_clear(df_write *w, unsigned id);
 
 /* ---- ttl.c: keep the expiry sub-database in step with one item change */
-int df__expiry_apply(df_write *w, const unsigned char *item_key,
-                     size_t klen, const void *old, size_t old_len,
-                     const void *new_item, size_t new_len);
+int df__expiry_apply(df_write *w, const unsigned char *item_key, size_t klen,
+                     const void *old, size_t old_len, const void *new_item,
+                     size_t new_len);
 /* Rebuild every expiry entry (for a new TTL attribute). */
 int df__expiry_rebuild(df_write *w);
 /* The oldest expiry entry when it is due at `now`: 1 with its key copied

@@ -20,16 +20,16 @@ static long check_tests_passed, check_tests_failed;
 /* Run one test function: it passes when none of its checks fail.  The
  * summary counts test functions; a program that never uses RUN_TEST counts
  * as one test. */
-#define RUN_TEST(fn)                                       \
-  do {                                                     \
-    long check_before_ = check_failed_n;                   \
-    fn();                                                  \
-    if (check_failed_n == check_before_)                   \
-      check_tests_passed++;                                \
-    else {                                                 \
-      check_tests_failed++;                                \
-      fprintf(stderr, "test %s failed\n", #fn);            \
-    }                                                      \
+#define RUN_TEST(fn)                            \
+  do {                                          \
+    long check_before_ = check_failed_n;        \
+    fn();                                       \
+    if (check_failed_n == check_before_)        \
+      check_tests_passed++;                     \
+    else {                                      \
+      check_tests_failed++;                     \
+      fprintf(stderr, "test %s failed\n", #fn); \
+    }                                           \
   } while (0)
 
 static inline int check_record(int ok, const char *file, int line,

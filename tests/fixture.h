@@ -103,9 +103,12 @@ static inline df_value fx_none(void) {
 
 /* -------------------------------------------------------------- items */
 
+/* The end of fx_item's pairs (a typed null: variadic arguments). */
+#define FX_END ((const char *)0)
+
 /* Reset b to a map of the (const char *name, df_value value) pairs that
- * follow, up to a NULL name: fx_item(&b, "PK", fx_str("p"), "SK",
- * fx_int(1), NULL).  Values of DF_TNONE are left out. */
+ * follow, up to FX_END: fx_item(&b, "PK", fx_str("p"), "SK", fx_int(1),
+ * FX_END).  Values of DF_TNONE are left out. */
 static inline void fx_item(df_buf *b, ...) {
   va_list ap;
   const char *name;
@@ -132,7 +135,8 @@ static inline void fx_item(df_buf *b, ...) {
 
 /* The integer attribute `name` of item bytes, or -1 when it is absent or
  * not an integer. */
-static inline int64_t fx_attr_int(const void *item, size_t len, const char *name) {
+static inline int64_t fx_attr_int(const void *item, size_t len,
+                                  const char *name) {
   df_value v;
   if (item == NULL ||
       df__mp_map_find(item, len, name, strlen(name), &v, NULL, NULL) != 1 ||
@@ -143,7 +147,7 @@ static inline int64_t fx_attr_int(const void *item, size_t len, const char *name
 
 /* The string attribute `name` copied into out (NUL-terminated), or "". */
 static inline const char *fx_attr_str(const void *item, size_t len,
-                               const char *name, char *out, size_t cap) {
+                                      const char *name, char *out, size_t cap) {
   df_value v;
   out[0] = '\0';
   if (df__mp_map_find(item, len, name, strlen(name), &v, NULL, NULL) == 1 &&
@@ -158,8 +162,8 @@ static inline const char *fx_attr_str(const void *item, size_t len,
 
 /* Options with `schema` given (or, with create_only, used only when the
  * database is new) and the sync mode. */
-static inline df_open_options fx_options(const df_schema *schema, int create_only,
-                                  df_sync sync) {
+static inline df_open_options fx_options(const df_schema *schema,
+                                         int create_only, df_sync sync) {
   df_open_options o;
   memset(&o, 0, sizeof o);
   if (create_only)

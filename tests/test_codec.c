@@ -565,7 +565,6 @@ static void test_paths(void) {
 
 /* --------------------------------------------------------- value_cmp */
 
-
 /* The one path grammar, with the messages every caller shows. */
 static int scan(const char *s, int mode, df_path *pth, char *names,
                 size_t *used, char *err, size_t *at) {
@@ -579,25 +578,26 @@ static void test_path_grammar(void) {
   /* quoted names: any byte, escapes decoded, the same in both modes */
   CHECK_EQ_INT(scan("`a.b`.c", DF_PATH_WHOLE, &pth, names, &used, err, &at),
                DF_OK);
-  CHECK(pth.n == 2 && pth.seg[0].len == 3 && !memcmp(pth.seg[0].name, "a.b", 3));
-  CHECK_EQ_INT(scan("`x\\ty\\`z\\x41`", DF_PATH_EMBEDDED, &pth, names,
-                    &used, err, &at),
-               DF_OK);
+  CHECK(pth.n == 2 && pth.seg[0].len == 3 &&
+        !memcmp(pth.seg[0].name, "a.b", 3));
+  CHECK_EQ_INT(
+      scan("`x\\ty\\`z\\x41`", DF_PATH_EMBEDDED, &pth, names, &used, err, &at),
+      DF_OK);
   CHECK_EQ_UINT(pth.n, 1);
   CHECK_EQ_MEM(pth.seg[0].name, pth.seg[0].len, "x\ty`zA", 6);
   /* plain names: any character but . [ ] ` when the path stands alone;
    * identifiers inside an expression, where the path stops */
-  CHECK_EQ_INT(scan("first-name.x y", DF_PATH_WHOLE, &pth, NULL, &used, err,
-                    &at),
-               DF_OK);
+  CHECK_EQ_INT(
+      scan("first-name.x y", DF_PATH_WHOLE, &pth, NULL, &used, err, &at),
+      DF_OK);
   CHECK(pth.n == 2 && pth.seg[0].len == 10 && used == 14);
-  CHECK_EQ_INT(scan("a.b[2] == 3", DF_PATH_EMBEDDED, &pth, names, &used, err,
-                    &at),
-               DF_OK);
+  CHECK_EQ_INT(
+      scan("a.b[2] == 3", DF_PATH_EMBEDDED, &pth, names, &used, err, &at),
+      DF_OK);
   CHECK(pth.n == 3 && pth.seg[2].index == 2 && used == 6);
-  CHECK_EQ_INT(scan("first-name", DF_PATH_EMBEDDED, &pth, names, &used, err,
-                    &at),
-               DF_OK);
+  CHECK_EQ_INT(
+      scan("first-name", DF_PATH_EMBEDDED, &pth, names, &used, err, &at),
+      DF_OK);
   CHECK(pth.n == 1 && pth.seg[0].len == 5 && used == 5);
   /* the messages, and where they point */
   CHECK_EQ_INT(scan("a..b", DF_PATH_WHOLE, &pth, names, &used, err, &at),
@@ -608,9 +608,9 @@ static void test_path_grammar(void) {
                DF_EVALIDATION);
   CHECK_EQ_STR(err, "expected a list index");
   CHECK_EQ_UINT(at, 1);
-  CHECK_EQ_INT(scan("a[2147483648]", DF_PATH_EMBEDDED, &pth, names, &used,
-                    err, &at),
-               DF_EVALIDATION);
+  CHECK_EQ_INT(
+      scan("a[2147483648]", DF_PATH_EMBEDDED, &pth, names, &used, err, &at),
+      DF_EVALIDATION);
   CHECK_EQ_STR(err, "list index too large (at most 2147483647)");
   CHECK_EQ_UINT(at, 2);
   CHECK_EQ_INT(scan("`ab", DF_PATH_WHOLE, &pth, names, &used, err, &at),

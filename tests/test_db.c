@@ -32,7 +32,7 @@ static df_key skey(const char *pk, const char *sk) {
 /* {PK = pk, SK = sk, n = n} into b (reset first); sk NULL: no SK. */
 static void item3(df_buf *b, const char *pk, const char *sk, int64_t n) {
   fx_item(b, "PK", fx_str(pk), "SK", sk ? fx_str(sk) : fx_none(), "n",
-          fx_int(n), NULL);
+          fx_int(n), FX_END);
 }
 
 static const df_schema pk_sk = {"PK", "SK", NULL, NULL, 0};
@@ -655,9 +655,9 @@ static void test_hashed_partition_collision(void) {
   CHECK(key[8] == DF_TAG_HASHED);
   item3(&b, pk_b, "s1", 66);
   CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &txn), DF_OK);
-  CHECK_EQ_INT(df__kv_put(&df__txn_write(txn)->kv, DF_SUB_ITEMS, key, klen,
-                          b.p, b.len),
-               DF_OK);
+  CHECK_EQ_INT(
+      df__kv_put(&df__txn_write(txn)->kv, DF_SUB_ITEMS, key, klen, b.p, b.len),
+      DF_OK);
   CHECK_EQ_INT(df_txn_commit(txn), DF_OK);
   df_txn_free(txn);
 
@@ -725,11 +725,11 @@ static void test_rule_messages(void) {
 
   db = open_new(fx_fresh(path, sizeof path), &pk_sk);
   if (!db) return;
-#define KEY_MSG(key, msg)                                   \
-  do {                                                      \
-    k = (key);                                              \
-    CHECK_EQ_INT(df_db_key_check(db, &k), DF_EVALIDATION);  \
-    CHECK_EQ_STR(df_db_errmsg(db), msg);                    \
+#define KEY_MSG(key, msg)                                  \
+  do {                                                     \
+    k = (key);                                             \
+    CHECK_EQ_INT(df_db_key_check(db, &k), DF_EVALIDATION); \
+    CHECK_EQ_STR(df_db_errmsg(db), msg);                   \
   } while (0)
   memset(pk2049, 'p', 2049);
   pk2049[2049] = '\0';
@@ -829,7 +829,7 @@ static void test_retry_until_it_fits(void) {
   if (!db) return;
   df__buf_init(&b);
   fx_item(&b, "PK", fx_str("big"), "SK", fx_str("one"), "blob",
-          fx_bin(big, sizeof big), NULL);
+          fx_bin(big, sizeof big), FX_END);
   CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
   CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
   CHECK(st.map_size >= (1u << 20));

@@ -17,15 +17,18 @@
 static char dir[4200];
 
 /* A fresh, not yet existing database path (df_db_open creates it). */
-static void fresh_dir(void) { fx_fresh(dir, sizeof dir); }
+static void fresh_dir(void) {
+  fx_fresh(dir, sizeof dir);
+}
 
-static void remove_dir(void) { fx_rm(dir); }
+static void remove_dir(void) {
+  fx_rm(dir);
+}
 
 /* An item {PK = pk, SK = sk, g = g (when non-NULL), r = r (when >= 0)}. */
 static void item(df_buf *b, const char *pk, long sk, const char *g, long r) {
-  fx_item(b, "PK", fx_str(pk), "SK", fx_int(sk), "g",
-          g ? fx_str(g) : fx_none(), "r", r >= 0 ? fx_int(r) : fx_none(),
-          NULL);
+  fx_item(b, "PK", fx_str(pk), "SK", fx_int(sk), "g", g ? fx_str(g) : fx_none(),
+          "r", r >= 0 ? fx_int(r) : fx_none(), FX_END);
 }
 
 static size_t progress_calls, progress_last_done, progress_total;
@@ -162,7 +165,8 @@ static void test_entry_key_layout(void) {
   }
   /* id | hash64(gpk) | enc(gpk) | enc(gsk) | enc(pk) | enc(sk) */
   item(&b, "even", 4, "same", 5);
-  CHECK_EQ_INT(df__index_entry_key(&db->env->schema.s, d, b.p, b.len, k, &kn), DF_OK);
+  CHECK_EQ_INT(df__index_entry_key(&db->env->schema.s, d, b.p, b.len, k, &kn),
+               DF_OK);
   e[en++] = (unsigned char)id_g;
   df__key_enc_partition(&v, e + en + 8, &m, &h);
   df__key_put_u64(e + en, h);

@@ -20,10 +20,12 @@ static char dir[4200];
 
 /* {PK = "p", SK = sk, n = n} */
 static void item(df_buf *b, int64_t sk, int64_t n) {
-  fx_item(b, "PK", fx_str("p"), "SK", fx_int(sk), "n", fx_int(n), NULL);
+  fx_item(b, "PK", fx_str("p"), "SK", fx_int(sk), "n", fx_int(n), FX_END);
 }
 
-static df_key key(int64_t sk) { return fx_key(fx_str("p"), fx_int(sk)); }
+static df_key key(int64_t sk) {
+  return fx_key(fx_str("p"), fx_int(sk));
+}
 
 static int64_t attr_n(const void *p, size_t len) {
   return fx_attr_int(p, len, "n");

@@ -64,7 +64,7 @@ static df_key key_of(const char *pk, df_value sk) {
 static void item(df_buf *b, const char *pk, df_value sk, int64_t n, int pad) {
   static const char padding[200] = {0};
   fx_item(b, "PK", fx_str(pk), "SK", sk, "n", fx_int(n), "pad",
-          pad ? fx_bin(padding, sizeof padding) : fx_none(), NULL);
+          pad ? fx_bin(padding, sizeof padding) : fx_none(), FX_END);
 }
 
 /* n of the item under key inside txn; 0 when missing, -1 on error. */
@@ -392,7 +392,8 @@ static void test_four_writers_and_four_readers(void) {
       snprintf(name, sizeof name, "w%d", i);
       CHECK_EQ_INT(txn_n(x, key_of("ctr", fx_str(name))), WRITER_TXNS);
     }
-    CHECK_EQ_INT(txn_n(x, key_of("ctr", fx_str("total"))), WRITERS * WRITER_TXNS);
+    CHECK_EQ_INT(txn_n(x, key_of("ctr", fx_str("total"))),
+                 WRITERS * WRITER_TXNS);
     df_txn_free(x);
   }
   CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
