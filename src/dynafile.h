@@ -67,6 +67,10 @@ extern "C" {
 #define DF_FORMAT_VERSION 1
 /* Deepest nesting of maps and arrays an item may have. */
 #define DF_MAX_DEPTH 32
+/* The key attribute names of a new database whose creator names none
+ * (the Lua layer's defaults; a C caller passes them in create_schema). */
+#define DF_DEFAULT_PK "PK"
+#define DF_DEFAULT_SK "SK"
 /* Longest key value, in raw bytes, of a partition-key attribute (table or
  * GSI partition key).  Values whose encoding is longer than
  * DF_PK_INLINE_MAX are stored in keys as a 128-bit hash, collision checked
