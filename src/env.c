@@ -756,6 +756,31 @@ static uint64_t new_origin(const df_env *e) {
   return h ? h : 1;
 }
 
+/* LMDB initialises a new data file while it holds an exclusive lock on
+ * byte 0 of lock.mdb, and an opener reads the file only once it has a
+ * shared lock on that byte.  Wait the same way before judging a short
+ * data file, so that one another process is creating at this moment is
+ * not taken for a torn one.  (No handle of this process has the
+ * directory open here -- the registry would have found it -- so closing
+ * the descriptor releases no lock of ours.) */
+static void wait_for_creator(const char *path) {
+  char lock_path[PATH_MAX];
+  struct flock fl;
+  int fd;
+  if (snprintf(lock_path, sizeof lock_path, "%s/lock.mdb", path) >=
+      (int)sizeof lock_path)
+    return;
+  fd = open(lock_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return; /* no lock file: nobody is creating anything */
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_RDLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 1;
+  while (fcntl(fd, F_SETLKW, &fl) != 0 && errno == EINTR) continue;
+  close(fd);
+}
+
 static int env_open(const char *path, const struct stat *st,
                     const df_open_options *o, df_env **out, char *err,
                     size_t errlen) {
@@ -777,12 +802,15 @@ static int env_open(const char *path, const struct stat *st,
                      "%s is not empty and holds no dynafile database; "
                      "refusing to create one among other files",
                      path);
-  } else if (dst.st_size == 0 || (size_t)dst.st_size < 2 * 4096) {
+  } else if ((size_t)dst.st_size < 2 * 4096) {
     /* LMDB would silently initialise an empty file: a torn or truncated
-     * data file is not a new database. */
-    return df__fmt(err, errlen, DF_ECORRUPT,
-                   "%s is truncated (%lld bytes); not a database", data_path,
-                   (long long)dst.st_size);
+     * data file (still short once no process is creating it) is not a new
+     * database. */
+    wait_for_creator(path);
+    if (stat(data_path, &dst) == 0 && (size_t)dst.st_size < 2 * 4096)
+      return df__fmt(err, errlen, DF_ECORRUPT,
+                     "%s is truncated (%lld bytes); not a database",
+                     data_path, (long long)dst.st_size);
   }
 
   e = df__malloc(sizeof *e);
