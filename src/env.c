@@ -809,8 +809,8 @@ static int env_open(const char *path, const struct stat *st,
     wait_for_creator(path);
     if (stat(data_path, &dst) == 0 && (size_t)dst.st_size < 2 * 4096)
       return df__fmt(err, errlen, DF_ECORRUPT,
-                     "%s is truncated (%lld bytes); not a database",
-                     data_path, (long long)dst.st_size);
+                     "%s is truncated (%lld bytes); not a database", data_path,
+                     (long long)dst.st_size);
   }
 
   e = df__malloc(sizeof *e);

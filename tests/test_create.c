@@ -46,8 +46,8 @@ static void *open_and_put(void *arg) {
   }
   o->ok = code == DF_OK;
   if (!o->ok)
-    snprintf(o->msg, sizeof o->msg, "open or put: %s (%s)",
-             df_db_errmsg(db), df_errname(code));
+    snprintf(o->msg, sizeof o->msg, "open or put: %s (%s)", df_db_errmsg(db),
+             df_errname(code));
   df_db_close(db);
   return NULL;
 }
@@ -124,18 +124,23 @@ static void run_rounds(int threads) {
   int r, failed_rounds = 0, missing = 0, rounds = env ? atoi(env) : ROUNDS;
   for (r = 0; r < rounds; r++) {
     fx_fresh(dir, sizeof dir);
-    if (round_of(dir, threads) != 0) failed_rounds++;
-    else if (!all_there(dir, threads)) missing++;
+    if (round_of(dir, threads) != 0)
+      failed_rounds++;
+    else if (!all_there(dir, threads))
+      missing++;
     fx_rm(dir);
   }
-  printf("%d rounds of %d processes x %d threads: %d with a failed opener, "
-         "%d with an item missing\n",
-         rounds, PROCS, threads ? threads : 1, failed_rounds, missing);
+  printf(
+      "%d rounds of %d processes x %d threads: %d with a failed opener, "
+      "%d with an item missing\n",
+      rounds, PROCS, threads ? threads : 1, failed_rounds, missing);
   CHECK_EQ_INT(failed_rounds, 0);
   CHECK_EQ_INT(missing, 0);
 }
 
-static void test_eight_processes_create_one_database(void) { run_rounds(0); }
+static void test_eight_processes_create_one_database(void) {
+  run_rounds(0);
+}
 
 static void test_processes_and_threads_create_one_database(void) {
   run_rounds(THREADS);
