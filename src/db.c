@@ -27,7 +27,7 @@ int df_db_open(const char *path, const df_open_options *opts, df_db **out) {
   df_db *db;
   df_open_options defaults;
   df_env *e;
-  int code, opened;
+  int code;
   char err[DF_MSG_MAX];
 
   if (out == NULL) return DF_EINVAL;
@@ -41,11 +41,11 @@ int df_db_open(const char *path, const df_open_options *opts, df_db **out) {
     return df__db_err(db, DF_EINVAL, "path must be a non-empty string");
   if ((code = options_check(db, opts)) != DF_OK) return code;
   db->sync = opts->sync;
-  code = df__env_acquire(path, opts, &e, &opened, err, sizeof err);
+  code = df__env_acquire(path, opts, &e, err, sizeof err);
   if (code != DF_OK) return df__db_err(db, code, "%s", err);
   db->env = e;
   db->origin = opts->origin ? opts->origin : e->origin;
-  code = df__ddl_open(db, opts, opened);
+  code = df__ddl_open(db, opts);
   if (code != DF_OK) {
     df__env_rcache_drop(&db->rcache);
     df__env_release(e);

@@ -1,7 +1,8 @@
 /*
  * ddl.c -- schema changes: what an open's schema adds to the stored one
- * (a TTL attribute, new global indexes, built from the items), dropping an
- * index, and the change-log settings.
+ * (a TTL attribute, new global indexes, built from the items), setting,
+ * changing or clearing the TTL attribute, dropping an index, and the
+ * change-log settings.
  *
  * Invariants:
  *  - Every change is one write transaction (through txn.c's retry loop):
@@ -67,8 +68,10 @@ static int reconcile_body(df_txn *t, void *ud) {
   return df__txn_doom(t, code);
 }
 
-/* Apply what the caller's schema adds to the stored one. */
-static int open_schema(df_db *db, const df_open_options *o, int opened) {
+/* Apply what the caller's schema adds to the stored one.  Another handle
+ * of this process may have the database open: it sees the new schema as
+ * soon as it is adopted, and its readers keep the old one's strings. */
+static int open_schema(df_db *db, const df_open_options *o) {
   df_env *e = db->env;
   reconcile r;
   df_schema_owned probe;
@@ -76,11 +79,6 @@ static int open_schema(df_db *db, const df_open_options *o, int opened) {
   char err[DF_MSG_MAX];
   int code;
   if (o->schema == NULL) return DF_OK;
-  if (!opened) {
-    /* another handle of this process has the database open */
-    code = df__schema_same(&e->schema.s, o->schema, err, sizeof err);
-    return code == DF_OK ? DF_OK : df__db_err(db, code, "%s", err);
-  }
   /* Most opens change nothing: find out without a write transaction. */
   code =
       df__schema_merge(&e->schema.s, o->schema, &probe, &ch, err, sizeof err);
@@ -140,8 +138,8 @@ static int open_stream(df_db *db, const df_open_options *o) {
   return df__txn_run(db, DF_TXN_WRITE, 0, stream_body, &want);
 }
 
-int df__ddl_open(df_db *db, const df_open_options *o, int opened) {
-  int code = open_schema(db, o, opened);
+int df__ddl_open(df_db *db, const df_open_options *o) {
+  int code = open_schema(db, o);
   if (code == DF_OK) code = open_stream(db, o);
   return code;
 }
@@ -206,5 +204,61 @@ int df_db_drop_index(df_db *db, const char *name) {
   code = df__txn_run(db, DF_TXN_WRITE, 0, drop_body, &d);
   if (code == DF_OK) df__env_schema_adopt(db->env, &d.next);
   df__schema_free(&d.next);
+  return code;
+}
+
+/* ------------------------------------------------------------ set TTL */
+
+typedef struct set_ttl {
+  df_env *env;
+  const char *attr;
+  df_schema_owned next;
+  int changed;
+} set_ttl;
+
+static int set_ttl_body(df_txn *t, void *ud) {
+  set_ttl *st = ud;
+  df_write *w = df__txn_write(t);
+  df_schema copy = *w->schema; /* current: the begin refreshed it */
+  int code;
+  df__schema_free(&st->next);
+  st->changed = 0;
+  if ((copy.ttl_attr == NULL && st->attr == NULL) ||
+      (copy.ttl_attr && st->attr && strcmp(copy.ttl_attr, st->attr) == 0))
+    return DF_OK;
+  copy.ttl_attr = st->attr;
+  code = df__schema_copy(&copy, &st->next, w->errmsg, sizeof w->errmsg);
+  if (code != DF_OK) return code;
+  w->schema = &st->next.s;
+  code = df__env_schema_store(&w->kv, &st->next.s);
+  if (code != DF_OK)
+    df__fmt(w->errmsg, sizeof w->errmsg, code, "cannot store the schema: %s",
+            df_strerror(code));
+  /* every expiry entry, and index entries carrying the TTL value */
+  if (code == DF_OK) code = df__expiry_rebuild(w);
+  if (code == DF_OK)
+    code = df__index_rebuild_projected(w, st->next.s.n_indexes);
+  if (code == DF_OK && df__env_schema_reserve(st->env) != DF_OK)
+    code = df__fmt(w->errmsg, sizeof w->errmsg, DF_ENOMEM, "out of memory");
+  if (code == DF_OK) {
+    st->changed = 1;
+    return DF_OK;
+  }
+  return df__txn_doom(t, code);
+}
+
+int df_db_set_ttl(df_db *db, const char *attr) {
+  set_ttl st;
+  int code;
+  if ((code = df__db_check(db)) != DF_OK) return code;
+  if (attr && attr[0] == '\0')
+    return df__db_err(db, DF_EVALIDATION,
+                      "ttl must be a non-empty attribute name");
+  memset(&st, 0, sizeof st);
+  st.env = db->env;
+  st.attr = attr;
+  code = df__txn_run(db, DF_TXN_WRITE, 0, set_ttl_body, &st);
+  if (code == DF_OK && st.changed) df__env_schema_adopt(db->env, &st.next);
+  df__schema_free(&st.next);
   return code;
 }

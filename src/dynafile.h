@@ -256,7 +256,15 @@ typedef void (*df_progress_fn)(void *ud, const char *index, size_t done,
                                size_t total);
 
 typedef struct df_open_options {
-  const df_schema *schema; /* NULL: use the stored schema */
+  const df_schema *schema; /* NULL: use the stored schema.  Else it must
+                              agree with the stored one (keys, TTL
+                              attribute when both name one, indexes both
+                              name), and what it adds is applied before
+                              the open returns, in one write transaction:
+                              a TTL attribute where none is stored, new
+                              global indexes, built from the items (also
+                              while other handles of the process are
+                              open: they see them at once) */
   const df_schema *create_schema; /* used instead when schema is NULL and
                                      the database is new; both NULL and
                                      new: DF_EVALIDATION */
@@ -304,8 +312,9 @@ typedef struct df_open_options {
  * not be allocated (DF_ENOMEM; df_db_errmsg(NULL) then gives the default
  * message) or when `out` itself is NULL (DF_EINVAL).
  * Errors: DF_EINVAL (empty path, bad sync mode, path too long),
- * DF_ESCHEMA (schema differs from the stored one, or from the one another
- * handle in this process opened the directory with; the message names the
+ * DF_ESCHEMA (the schema differs from the stored one in what an open
+ * cannot change: the keys, an existing TTL attribute (df_db_set_ttl
+ * changes it), an index's definition, a new LSI; the message names the
  * difference), DF_EVALIDATION (no schema given for a new database; bad
  * index definition), DF_EACCESS (no permission on the directory or its
  * files), DF_EIO (path is a file, cannot create the directory, ...),
@@ -370,6 +379,18 @@ int df_db_key_check(df_db *db, const df_key *key);
  * thread holds a write transaction), DF_EDISKFULL, DF_EIO, DF_ENOMEM,
  * DF_ECLOSED, DF_EFORKED. */
 int df_db_drop_index(df_db *db, const char *name);
+
+/* Set, change (attr) or clear (NULL) the TTL attribute: in one write
+ * transaction, store it in the schema, rebuild every expiry entry, and
+ * rewrite the entries of indexes that carry the TTL value (those whose
+ * projection is not "all").  An open may add a TTL attribute to a
+ * database that has none, but never changes or clears one: this call does.
+ * Another process that has the database open follows at its next write
+ * transaction.  Nothing happens when attr is the attribute in force.
+ * Errors: DF_EVALIDATION (an empty name), DF_EREADONLY, DF_EBUSY (this
+ * thread holds a write transaction), DF_EDISKFULL, DF_EIO, DF_ENOMEM,
+ * DF_ECLOSED, DF_EFORKED. */
+int df_db_set_ttl(df_db *db, const char *attr);
 
 /* Statistics for tools, read in one short read transaction. */
 typedef struct df_stat {

@@ -873,13 +873,12 @@ static int env_open(const char *path, const struct stat *st,
 }
 
 int df__env_acquire(const char *path, const df_open_options *o, df_env **out,
-                    int *opened, char *err, size_t errlen) {
+                    char *err, size_t errlen) {
   struct stat st;
   df_env *e;
   int code, rc;
 
   *out = NULL;
-  *opened = 0;
   pthread_once(&atfork_once, install_atfork);
   if (!o->readonly && (rc = mkdirs(path)) != 0)
     return df__fmt(err, errlen,
@@ -913,7 +912,6 @@ int df__env_acquire(const char *path, const df_open_options *o, df_env **out,
     }
     e->next = registry;
     registry = e;
-    *opened = 1;
   }
   pthread_mutex_unlock(&registry_lock);
   *out = e;

@@ -71,12 +71,11 @@ unsigned long df__fork_generation(void);
 /* Find the environment of directory `path` in the registry (taking a
  * reference), or create the directory when needed and open it: LMDB, the
  * sub-databases, and the stored schema, which a new database gets from
- * o->schema (or o->create_schema).  *opened: 1 when this call opened
- * it (no other handle of the process had it).  The caller's schema is not
- * checked against the stored one here (see ddl.c).  Errors, with the
- * message in err: those of df_db_open. */
+ * o->schema (or o->create_schema).  The caller's schema is not checked
+ * against the stored one here (ddl.c does).  Errors, with the message in
+ * err: those of df_db_open. */
 int df__env_acquire(const char *path, const df_open_options *o, df_env **out,
-                    int *opened, char *err, size_t errlen);
+                    char *err, size_t errlen);
 /* Drop a reference; the last one closes the environment.  Never call it
  * in a forked child. */
 void df__env_release(df_env *e);

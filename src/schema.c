@@ -376,11 +376,12 @@ static int def_same(const df_index_def *a, const df_index_def *b) {
   return 1;
 }
 
-/* pk, sk and the definitions of indexes named in both. */
-static int compare(const df_schema *have, const df_schema *want, int strict,
-                   char *err, size_t errlen) {
+/* What `want` asks of `have`: the same keys, the same TTL attribute when
+ * both name one, and the same definition of every index both name. */
+static int compare(const df_schema *have, const df_schema *want, char *err,
+                   size_t errlen) {
   size_t i;
-  if (want->pk == NULL) goto indexes; /* keys not given: keep the stored */
+  if (want->pk == NULL) goto ttl; /* keys not given: keep the stored */
   if (!str_eq(have->pk, want->pk)) {
     snprintf(err, errlen,
              "schema mismatch: the database's partition key is %s, not %s",
@@ -393,24 +394,19 @@ static int compare(const df_schema *have, const df_schema *want, int strict,
              or_none(have->sk), or_none(want->sk));
     return DF_ESCHEMA;
   }
-indexes:
-  if (strict && want->ttl_attr && !str_eq(have->ttl_attr, want->ttl_attr)) {
+ttl:
+  if (have->ttl_attr && want->ttl_attr &&
+      !str_eq(have->ttl_attr, want->ttl_attr)) {
     snprintf(err, errlen,
-             "schema mismatch: the database's TTL attribute is %s, not %s",
-             or_none(have->ttl_attr), want->ttl_attr);
+             "schema mismatch: the database's TTL attribute is %s, not %s "
+             "(an open never changes it: set_ttl does)",
+             have->ttl_attr, want->ttl_attr);
     return DF_ESCHEMA;
   }
   for (i = 0; i < want->n_indexes; i++) {
     const df_index_def *w = &want->indexes[i];
     const df_index_def *h = w->name ? find_def(have, w->name) : NULL;
-    if (h == NULL) {
-      if (!strict) continue;
-      snprintf(err, errlen,
-               "schema mismatch: index %s is not defined in the database",
-               or_none(w->name));
-      return DF_ESCHEMA;
-    }
-    if (!def_same(h, w)) {
+    if (h && !def_same(h, w)) {
       snprintf(err, errlen,
                "index %s is defined differently in the database; an index "
                "cannot change in place (drop it and add it under a new name)",
@@ -419,11 +415,6 @@ indexes:
     }
   }
   return DF_OK;
-}
-
-int df__schema_same(const df_schema *have, const df_schema *want, char *err,
-                    size_t errlen) {
-  return compare(have, want, 1, err, errlen);
 }
 
 int df__schema_merge(const df_schema *have, const df_schema *want,
@@ -435,9 +426,9 @@ int df__schema_merge(const df_schema *have, const df_schema *want,
   int code;
   memset(change, 0, sizeof *change);
   memset(next, 0, sizeof *next);
-  code = compare(have, want, 0, err, errlen);
+  code = compare(have, want, err, errlen);
   if (code != DF_OK) return code;
-  change->new_ttl = want->ttl_attr && !str_eq(have->ttl_attr, want->ttl_attr);
+  change->new_ttl = want->ttl_attr && !have->ttl_attr;
   for (i = 0; i < have->n_indexes; i++) defs[n++] = have->indexes[i];
   for (i = 0; i < want->n_indexes; i++) {
     if (find_def(have, want->indexes[i].name)) continue;

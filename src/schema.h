@@ -29,12 +29,6 @@ int df__schema_copy(const df_schema *in, df_schema_owned *out, char *err,
 int df__schema_encode(const df_schema *s, df_buf *b);
 int df__schema_decode(const void *p, size_t n, df_schema_owned *out, char *err,
                       size_t errlen);
-/* DF_OK when `want` agrees with the schema in force `have` (pk, sk, ttl,
- * and every index `want` names has the same definition), else DF_ESCHEMA
- * with the difference in err. */
-int df__schema_same(const df_schema *have, const df_schema *want, char *err,
-                    size_t errlen);
-
 /* What an open's schema changes in the stored one. */
 typedef struct df_schema_change {
   int changed;  /* 0: nothing to do (`next` is left empty) */
@@ -42,10 +36,11 @@ typedef struct df_schema_change {
   size_t n_old; /* next's indexes [0, n_old) existed; the rest are new */
 } df_schema_change;
 
-/* The stored schema `have` with what `want` adds to it (a TTL attribute,
- * new GSIs, which get fresh ids), into `next`.  Errors: DF_ESCHEMA (keys
- * or an index defined differently, a new LSI), DF_EVALIDATION (too many
- * indexes, a bad definition), DF_ENOMEM; the message in err. */
+/* The stored schema `have` with what `want` adds to it (a TTL attribute
+ * where there was none, new GSIs, which get fresh ids), into `next`.
+ * Errors: DF_ESCHEMA (other keys, another TTL attribute, an index defined
+ * differently, a new LSI), DF_EVALIDATION (too many indexes, a bad
+ * definition), DF_ENOMEM; the message in err. */
 int df__schema_merge(const df_schema *have, const df_schema *want,
                      df_schema_owned *next, df_schema_change *change, char *err,
                      size_t errlen);

@@ -38,12 +38,13 @@ struct df_txn {
   df_env *env;
   struct MDB_txn *txn;
   unsigned flags;
-  pthread_t thread; /* the thread that began it */
-  int live;         /* begun, not yet committed or aborted */
-  int failed;       /* doomed by a failure part-way: roll back */
-  int map_full;     /* doomed by a full map: grow and run again */
-  df_write w;       /* kv view, schema, now, errmsg, change-log state */
-  df_buf old;       /* copy of the replaced item for callers */
+  pthread_t thread;           /* the thread that began it */
+  int live;                   /* begun, not yet committed or aborted */
+  int failed;                 /* doomed by a failure part-way: roll back */
+  int map_full;               /* doomed by a full map: grow and run again */
+  char doomed_by[DF_MSG_MAX]; /* the message of the failure that doomed it */
+  df_write w; /* kv view, schema, now, errmsg, change-log state */
+  df_buf old; /* copy of the replaced item for callers */
   df_buf events_buf;
   df_change *changes;
   size_t n_changes, cap_changes;
@@ -67,10 +68,13 @@ df_write *df__txn_write(df_txn *t) {
 }
 
 int df__txn_doom(df_txn *t, int code) {
-  if (code == DF_ERETRY)
+  if (code == DF_ERETRY) {
     t->map_full = 1;
-  else
+  } else if (!t->failed) {
     t->failed = 1;
+    snprintf(t->doomed_by, sizeof t->doomed_by, "%s",
+             t->w.errmsg[0] ? t->w.errmsg : df_strerror(code));
+  }
   return code;
 }
 
@@ -219,7 +223,10 @@ int df_txn_commit(df_txn *t) {
   if (t->map_full) return finish(t, 1); /* DF_ERETRY, or DF_EBUSY */
   if (t->failed) {
     finish(t, 0);
-    return txn_err(t, DF_EIO, "transaction failed earlier; rolled back");
+    return txn_err(t, DF_EIO,
+                   "rolled back: an earlier write in the transaction failed "
+                   "part-way (%s)",
+                   t->doomed_by);
   }
   t->live = 0;
   code = df__env_write_commit(t->env, t->txn, t->db->sync, t->thread, err,
@@ -257,6 +264,11 @@ static int check_live(df_txn *t, int write) {
     return txn_err(t, DF_EREADONLY, "read transaction cannot write");
   if (t->map_full)
     return txn_err(t, DF_ERETRY, "the database map is full; retry");
+  if (t->failed)
+    return txn_err(t, DF_EIO,
+                   "the transaction can only be rolled back: an earlier write "
+                   "in it failed part-way (%s)",
+                   t->doomed_by);
   return DF_OK;
 }
 
@@ -424,6 +436,9 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
   if (df__item_key_hashed(k, klen) &&
       (code = partition_check(t, k, &key.pk)) != DF_OK)
     return code;
+  /* every index can hold the item: checked before anything is written,
+   * so a refused item leaves the transaction as it was */
+  if ((code = df__index_check(&t->w, item, len)) != DF_OK) return code;
   if ((code = load_old(t, k, klen, &key.pk, &found)) != DF_OK) return code;
   code = df__kv_put(&t->w.kv, DF_SUB_ITEMS, k, klen, item, len);
   if (code != DF_OK) return store_failed(t, code, "put");

@@ -838,6 +838,170 @@ static void test_retry_until_it_fits(void) {
   fx_rm(path);
 }
 
+/* Schema changes are explicit: an open adds a GSI (also while another
+ * handle of the process is open) or a first TTL attribute, but never
+ * changes the TTL attribute; df_db_set_ttl does, with every derived entry
+ * rebuilt. */
+static void test_schema_changes(void) {
+  static const df_index_def by_g = {"by_g",       DF_GSI, "g", NULL,
+                                    DF_PROJ_KEYS, NULL,   0,   0};
+  df_schema with_gsi = pk_sk, with_ttl = pk_sk, other_ttl = pk_sk;
+  char path[4200];
+  df_db *db, *db2;
+  df_open_options o;
+  df_check_report r;
+  df_buf b;
+  df_key k;
+  const void *it;
+  size_t len;
+  unsigned id;
+  int i;
+
+  db = open_new(fx_fresh(path, sizeof path), &pk_sk);
+  if (!db) return;
+  df__buf_init(&b);
+  for (i = 0; i < 10; i++) {
+    char sk[8];
+    snprintf(sk, sizeof sk, "s%d", i);
+    fx_item(&b, "PK", fx_str("p"), "SK", fx_str(sk), "g", fx_str("G"), "exp",
+            fx_int(100 + i), "alt", fx_int(200 + i), FX_END);
+    CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
+  }
+  /* a GSI added by a second handle while the first is open */
+  with_gsi.indexes = &by_g;
+  with_gsi.n_indexes = 1;
+  o = fx_options(&with_gsi, 0, DF_SYNC_FULL);
+  db2 = fx_open(path, &o);
+  CHECK_EQ_INT(df_db_index_find(db, "by_g", &id), DF_OK);
+  CHECK_EQ_INT(df_db_check(db, &r), DF_OK);
+  CHECK_EQ_UINT(r.index_entries, 10);
+  CHECK_EQ_UINT(r.missing_index + r.stale_index, 0);
+  df_db_close(db2);
+
+  /* a first TTL attribute at open; another one is refused */
+  with_ttl.ttl_attr = "exp";
+  o = fx_options(&with_ttl, 0, DF_SYNC_FULL);
+  db2 = fx_open(path, &o);
+  df_db_close(db2);
+  k = skey("p", "s3");
+  CHECK_EQ_INT(df_db_get(db, &k, 104, &it, &len), DF_ENOTFOUND);
+  CHECK_EQ_INT(df_db_get(db, &k, 103, &it, &len), DF_OK);
+  other_ttl.ttl_attr = "alt";
+  o = fx_options(&other_ttl, 0, DF_SYNC_FULL);
+  CHECK_EQ_INT(df_db_open(path, &o, &db2), DF_ESCHEMA);
+  CHECK_EQ_STR(df_db_errmsg(db2),
+               "schema mismatch: the database's TTL attribute is exp, not "
+               "alt (an open never changes it: set_ttl does)");
+  df_db_close(db2);
+  CHECK_EQ_STR(df_db_schema(db)->ttl_attr, "exp");
+
+  /* set_ttl changes it, then clears it, rebuilding what depends on it */
+  CHECK_EQ_INT(df_db_set_ttl(db, "alt"), DF_OK);
+  CHECK_EQ_STR(df_db_schema(db)->ttl_attr, "alt");
+  CHECK_EQ_INT(df_db_get(db, &k, 150, &it, &len), DF_OK);
+  CHECK_EQ_INT(df_db_get(db, &k, 204, &it, &len), DF_ENOTFOUND);
+  CHECK_EQ_INT(df_db_check(db, &r), DF_OK);
+  CHECK_EQ_UINT(r.expiry_entries, 10);
+  CHECK_EQ_UINT(
+      r.missing_expiry + r.stale_expiry + r.missing_index + r.stale_index, 0);
+  CHECK_EQ_INT(df_db_set_ttl(db, "alt"), DF_OK); /* no change */
+  CHECK_EQ_INT(df_db_set_ttl(db, ""), DF_EVALIDATION);
+  CHECK_EQ_INT(df_db_set_ttl(db, NULL), DF_OK);
+  CHECK(df_db_schema(db)->ttl_attr == NULL);
+  CHECK_EQ_INT(df_db_get(db, &k, 1e12, &it, &len), DF_OK);
+  CHECK_EQ_INT(df_db_check(db, &r), DF_OK);
+  CHECK_EQ_UINT(r.expiry_entries, 0);
+  CHECK_EQ_UINT(r.missing_index + r.stale_index, 0);
+  /* reopened: the schema as last set */
+  df_db_close(db);
+  o = fx_options(NULL, 0, DF_SYNC_FULL);
+  db = fx_open(path, &o);
+  if (db) {
+    CHECK(df_db_schema(db)->ttl_attr == NULL);
+    CHECK_EQ_UINT(df_db_schema(db)->n_indexes, 1);
+    df_db_close(db);
+  }
+  df__buf_free(&b);
+  fx_rm(path);
+}
+
+/* An item an index cannot hold is refused before anything is written: the
+ * transaction goes on, and commits what else it did. */
+static void test_index_refusal_keeps_the_transaction(void) {
+  static const df_index_def by_g = {"by_g",      DF_GSI, "g", NULL,
+                                    DF_PROJ_ALL, NULL,   0,   0};
+  df_schema s = pk_sk;
+  char path[4200];
+  static char long_g[3000];
+  df_db *db;
+  df_txn *t;
+  df_buf b;
+  df_stat st;
+  s.indexes = &by_g;
+  s.n_indexes = 1;
+  db = open_new(fx_fresh(path, sizeof path), &s);
+  if (!db) return;
+  memset(long_g, 'g', sizeof long_g - 1);
+  df__buf_init(&b);
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  fx_item(&b, "PK", fx_str("p"), "SK", fx_str("bad"), "g", fx_str(long_g),
+          FX_END);
+  CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_EVALIDATION);
+  CHECK(strstr(df_txn_errmsg(t), "attribute g is too long for index by_g") !=
+        NULL);
+  fx_item(&b, "PK", fx_str("p"), "SK", fx_str("good"), "g", fx_str("x"),
+          FX_END);
+  CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_OK);
+  CHECK_EQ_INT(df_txn_commit(t), DF_OK);
+  df_txn_free(t);
+  CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
+  CHECK_EQ_UINT(st.items, 1);
+  CHECK_EQ_UINT(st.index_entries, 1);
+  df__buf_free(&b);
+  df_db_close(db);
+  fx_rm(path);
+}
+
+/* A write that fails part-way dooms its transaction, and every later call
+ * says which failure did: here the change-log settings are unreadable (a
+ * planted malformed record), which is found after the item was written. */
+static void test_doomed_transaction_says_why(void) {
+  char path[4200];
+  df_db *db;
+  df_txn *t;
+  df_buf b;
+  df_stat st;
+  db = open_new(fx_fresh(path, sizeof path), &pk_sk);
+  if (!db) return;
+  df__buf_init(&b);
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  CHECK_EQ_INT(
+      df__kv_put(&df__txn_write(t)->kv, DF_SUB_META, "stream", 6, "\xc1", 1),
+      DF_OK);
+  CHECK_EQ_INT(df_txn_commit(t), DF_OK);
+  df_txn_free(t);
+
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  item3(&b, "a", "1", 1);
+  CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_ECORRUPT);
+  CHECK_EQ_STR(df_txn_errmsg(t), "cannot read the change-log settings");
+  item3(&b, "a", "2", 2);
+  CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_EIO);
+  CHECK_EQ_STR(df_txn_errmsg(t),
+               "the transaction can only be rolled back: an earlier write in "
+               "it failed part-way (cannot read the change-log settings)");
+  CHECK_EQ_INT(df_txn_commit(t), DF_EIO);
+  CHECK_EQ_STR(df_txn_errmsg(t),
+               "rolled back: an earlier write in the transaction failed "
+               "part-way (cannot read the change-log settings)");
+  df_txn_free(t);
+  CHECK_EQ_INT(df_db_stat(db, &st), DF_OK);
+  CHECK_EQ_UINT(st.items, 0);
+  df__buf_free(&b);
+  df_db_close(db);
+  fx_rm(path);
+}
+
 int main(void) {
   if (!fx_root_make("test-db")) return 2;
   RUN_TEST(test_open_create_and_reopen);
@@ -848,6 +1012,9 @@ int main(void) {
   RUN_TEST(test_key_errors);
   RUN_TEST(test_rule_messages);
   RUN_TEST(test_retry_until_it_fits);
+  RUN_TEST(test_schema_changes);
+  RUN_TEST(test_index_refusal_keeps_the_transaction);
+  RUN_TEST(test_doomed_transaction_says_why);
   RUN_TEST(test_pk_only_and_numbers);
   RUN_TEST(test_registry_sharing);
   RUN_TEST(test_map_growth);
