@@ -345,51 +345,49 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
             lower_after_prefix(&r->lo, tmp, m);
           else
             lower_prefix(&r->lo, tmp, m);
-          if ((code = with_value(db, r, &hi, 0, what_hi, tmp, &m)))
-            return code;
+          if ((code = with_value(db, r, &hi, 0, what_hi, tmp, &m))) return code;
           upper_prefix(&r->hi, tmp, m);
           break;
         default:
-          return df__db_err(db, DF_EINVAL, "unknown key condition %d",
-                            q->cond);
+          return df__db_err(db, DF_EINVAL, "unknown key condition %d", q->cond);
       }
     } else {
       switch (q->cond) {
-      case DF_COND_EQ:
-        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
-        lower_prefix(&r->lo, tmp, m);
-        upper_prefix(&r->hi, tmp, m);
-        break;
-      case DF_COND_LT:
-        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
-        upper_before_prefix(&r->hi, tmp, m);
-        break;
-      case DF_COND_LE:
-        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
-        upper_prefix(&r->hi, tmp, m);
-        break;
-      case DF_COND_GT:
-        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
-        lower_after_prefix(&r->lo, tmp, m);
-        break;
-      case DF_COND_GE:
-        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
-        lower_prefix(&r->lo, tmp, m);
-        break;
-      case DF_COND_BETWEEN:
-        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
-        lower_prefix(&r->lo, tmp, m);
-        what = operand_name(q->cond, 1);
-        if ((code = with_value(db, r, &q->hi, 0, what, tmp, &m))) return code;
-        upper_prefix(&r->hi, tmp, m);
-        break;
-      case DF_COND_BEGINS_WITH:
-        if ((code = with_value(db, r, &q->lo, 1, what, tmp, &m))) return code;
-        lower_prefix(&r->lo, tmp, m);
-        upper_prefix(&r->hi, tmp, m);
-        break;
-      default:
-        return df__db_err(db, DF_EINVAL, "unknown key condition %d", q->cond);
+        case DF_COND_EQ:
+          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+          lower_prefix(&r->lo, tmp, m);
+          upper_prefix(&r->hi, tmp, m);
+          break;
+        case DF_COND_LT:
+          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+          upper_before_prefix(&r->hi, tmp, m);
+          break;
+        case DF_COND_LE:
+          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+          upper_prefix(&r->hi, tmp, m);
+          break;
+        case DF_COND_GT:
+          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+          lower_after_prefix(&r->lo, tmp, m);
+          break;
+        case DF_COND_GE:
+          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+          lower_prefix(&r->lo, tmp, m);
+          break;
+        case DF_COND_BETWEEN:
+          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+          lower_prefix(&r->lo, tmp, m);
+          what = operand_name(q->cond, 1);
+          if ((code = with_value(db, r, &q->hi, 0, what, tmp, &m))) return code;
+          upper_prefix(&r->hi, tmp, m);
+          break;
+        case DF_COND_BEGINS_WITH:
+          if ((code = with_value(db, r, &q->lo, 1, what, tmp, &m))) return code;
+          lower_prefix(&r->lo, tmp, m);
+          upper_prefix(&r->hi, tmp, m);
+          break;
+        default:
+          return df__db_err(db, DF_EINVAL, "unknown key condition %d", q->cond);
       }
     }
   }

@@ -560,10 +560,12 @@ static void test_syntax_errors(void) {
   SYN("(a == 1", "filter: unexpected end of expression at column 8");
   SYN("a == 1 b", "filter: unexpected token 'b' at column 8");
   SYN("a == 1 2", "filter: unexpected token '2' at column 8");
-  SYN("1", "filter: a constant alone is not a condition at column 2; "
-           "compare an attribute with it");
-  SYN("true == 6", "filter: comparison of two constants at column 10: it "
-                   "does not depend on the item; compare an attribute");
+  SYN("1",
+      "filter: a constant alone is not a condition at column 2; "
+      "compare an attribute with it");
+  SYN("true == 6",
+      "filter: comparison of two constants at column 10: it "
+      "does not depend on the item; compare an attribute");
   SYN("a b", "filter: unexpected token 'b' at column 3");
   SYN("a == == 1", "filter: unexpected token '==' at column 6");
   SYN("a == \"abc", "filter: unterminated string at column 6");
