@@ -802,11 +802,11 @@ static int path_fail(path_scan *ps, size_t at, const char *fmt, ...) {
   return DF_EVALIDATION;
 }
 
-static int add_seg(path_scan *ps, const char *name, size_t len, uint32_t index,
-                   size_t at) {
+static int add_seg(path_scan *ps, const char *name, size_t len,
+                   uint32_t index) {
   df_path *out = ps->out;
-  if (out->n >= DF_MAX_DEPTH)
-    return path_fail(ps, at, "path longer than %d segments", DF_MAX_DEPTH);
+  if (out->n >= DF_MAX_DEPTH) /* said at the start of the path */
+    return path_fail(ps, 0, "path longer than %d segments", DF_MAX_DEPTH);
   out->seg[out->n].name = name;
   out->seg[out->n].len = len;
   out->seg[out->n].index = index;
@@ -881,13 +881,13 @@ static int scan_quoted(path_scan *ps) {
   ps->pos = pos + 1;
   if (dst) {
     ps->names_len += k;
-    return add_seg(ps, dst, k, 0, open);
+    return add_seg(ps, dst, k, 0);
   }
-  return add_seg(ps, s + open + 1, k, 0, open);
+  return add_seg(ps, s + open + 1, k, 0);
 }
 
 /* A name at ps->pos: quoted, or a run of plain characters. */
-static int scan_name(path_scan *ps, int mode, size_t at) {
+static int scan_name(path_scan *ps, int mode) {
   size_t st = ps->pos;
   if (st < ps->n && ps->s[st] == '`') return scan_quoted(ps);
   if (st < ps->n &&
@@ -895,10 +895,10 @@ static int scan_name(path_scan *ps, int mode, size_t at) {
                              : is_plain_start((unsigned char)ps->s[st]))) {
     while (ps->pos < ps->n && is_plain((unsigned char)ps->s[ps->pos], mode))
       ps->pos++;
-    return add_seg(ps, ps->s + st, ps->pos - st, 0, st);
+    return add_seg(ps, ps->s + st, ps->pos - st, 0);
   }
-  if (at == st && st == 0) return path_fail(ps, 0, "expected a name");
-  return path_fail(ps, at, "expected a name after '.'");
+  if (st == 0) return path_fail(ps, 0, "expected a name");
+  return path_fail(ps, st, "expected a name after '.'"); /* where it goes */
 }
 
 int df__path_scan(const char *s, size_t n, int mode, char *names, df_path *out,
@@ -917,13 +917,13 @@ int df__path_scan(const char *s, size_t n, int mode, char *names, df_path *out,
     rc = path_fail(&ps, 0, "empty path");
     goto done;
   }
-  if ((rc = scan_name(&ps, mode, 0)) != DF_OK) goto done;
+  if ((rc = scan_name(&ps, mode)) != DF_OK) goto done;
   while (ps.pos < ps.n) {
     size_t at = ps.pos;
     char c = s[at];
     if (c == '.') {
       ps.pos++;
-      if ((rc = scan_name(&ps, mode, at)) != DF_OK) goto done;
+      if ((rc = scan_name(&ps, mode)) != DF_OK) goto done;
     } else if (c == '[') {
       uint64_t v = 0;
       size_t d = ++ps.pos;
@@ -941,7 +941,7 @@ int df__path_scan(const char *s, size_t n, int mode, char *names, df_path *out,
         goto done;
       }
       ps.pos++;
-      if ((rc = add_seg(&ps, NULL, 0, (uint32_t)v, at)) != DF_OK) goto done;
+      if ((rc = add_seg(&ps, NULL, 0, (uint32_t)v)) != DF_OK) goto done;
     } else if (mode == DF_PATH_EMBEDDED) {
       break; /* the path ends here */
     } else {

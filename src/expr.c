@@ -295,29 +295,6 @@ static int add_seg(parser *p, const char *name, size_t len, uint32_t index) {
   return 0;
 }
 
-/* A plain identifier at p->pos, copied into the pool. */
-static int lex_ident_seg(parser *p) {
-  df_expr *e = p->e;
-  size_t start = p->pos, n;
-  while (p->pos < p->len && is_ident((unsigned char)p->src[p->pos])) p->pos++;
-  n = p->pos - start;
-  if (n > e->pool_cap - e->pool_len) return nomem(p);
-  memcpy(e->pool + e->pool_len, p->src + start, n);
-  e->pool_len += n;
-  return add_seg(p, e->pool + e->pool_len - n, n, 0);
-}
-
-static int lex_name_seg(parser *p) {
-  const char *s;
-  size_t n;
-  int rc;
-  if (p->src[p->pos] == '`') {
-    if ((rc = lex_quoted(p, "name", &s, &n))) return rc;
-    return add_seg(p, s, n, 0);
-  }
-  return lex_ident_seg(p);
-}
-
 static const struct {
   const char *s;
   int tok;
@@ -341,7 +318,7 @@ static const struct {
 /* A keyword, function name or path starting at p->pos. */
 static int lex_word(parser *p) {
   df_expr *e = p->e;
-  size_t start = p->pos, i, nsegs = 1;
+  size_t start = p->pos, i;
   uint32_t first;
   int rc;
   if (p->src[start] != '`') {
@@ -388,37 +365,35 @@ static int lex_word(parser *p) {
       }
     }
   }
-  first = (uint32_t)e->n_segs;
-  if ((rc = lex_name_seg(p))) return rc;
-  while (p->pos < p->len && (p->src[p->pos] == '.' || p->src[p->pos] == '[')) {
-    size_t at = p->pos;
-    if (++nsegs > DF_MAX_DEPTH)
-      return fail(p, DF_EVALIDATION,
-                  "path longer than %d segments at column %zu", DF_MAX_DEPTH,
-                  start + 1);
-    if (p->src[at] == '.') {
-      p->pos++;
-      if (p->pos >= p->len || !(is_ident_start((unsigned char)p->src[p->pos]) ||
-                                p->src[p->pos] == '`'))
-        return fail(p, DF_EVALIDATION,
-                    "expected a name after '.' at column %zu", p->pos + 1);
-      if ((rc = lex_name_seg(p))) return rc;
-    } else {
-      uint64_t v = 0;
-      size_t d = ++p->pos;
-      while (p->pos < p->len && is_digit((unsigned char)p->src[p->pos])) {
-        v = v * 10 + (uint64_t)(p->src[p->pos] - '0');
-        if (v > UINT32_MAX)
-          return fail(p, DF_EVALIDATION, "list index too large at column %zu",
-                      d + 1);
-        p->pos++;
+  /* The path: codec.c's one grammar, embedded in the expression.  Quoted
+   * names are decoded straight into the pool; plain ones, which point
+   * into the source, are copied after them (the pool outgrows no source). */
+  {
+    df_path path;
+    char *names = e->pool + e->pool_len, why[96];
+    size_t used, at, k, decoded = 0;
+    if (df__path_scan(p->src + start, p->len - start, DF_PATH_EMBEDDED,
+                      names, &path, &used, why, sizeof why, &at))
+      return fail(p, DF_EVALIDATION, "%s at column %zu", why,
+                  start + at + 1);
+    for (k = 0; k < path.n; k++)
+      if (path.seg[k].name && path.seg[k].name >= names &&
+          path.seg[k].name < e->pool + e->pool_cap)
+        decoded += path.seg[k].len;
+    e->pool_len += decoded;
+    first = (uint32_t)e->n_segs;
+    for (k = 0; k < path.n; k++) {
+      const char *name = path.seg[k].name;
+      size_t len = path.seg[k].len;
+      if (name && !(name >= names && name < e->pool + e->pool_cap)) {
+        if (len > e->pool_cap - e->pool_len) return nomem(p);
+        memcpy(e->pool + e->pool_len, name, len);
+        name = e->pool + e->pool_len;
+        e->pool_len += len;
       }
-      if (p->pos == d || p->pos >= p->len || p->src[p->pos] != ']')
-        return fail(p, DF_EVALIDATION, "expected a list index at column %zu",
-                    at + 1);
-      p->pos++;
-      if ((rc = add_seg(p, NULL, 0, (uint32_t)v))) return rc;
+      if ((rc = add_seg(p, name, len, path.seg[k].index))) return rc;
     }
+    p->pos = start + used;
   }
   if (df__grow(&e->paths, &e->cap_paths, e->n_paths, sizeof *e->paths))
     return nomem(p);

@@ -603,7 +603,7 @@ static void test_path_grammar(void) {
   CHECK_EQ_INT(scan("a..b", DF_PATH_WHOLE, &pth, names, &used, err, &at),
                DF_EVALIDATION);
   CHECK_EQ_STR(err, "expected a name after '.'");
-  CHECK_EQ_UINT(at, 1);
+  CHECK_EQ_UINT(at, 2); /* where the name should start */
   CHECK_EQ_INT(scan("a[x]", DF_PATH_WHOLE, &pth, names, &used, err, &at),
                DF_EVALIDATION);
   CHECK_EQ_STR(err, "expected a list index");

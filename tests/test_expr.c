@@ -585,7 +585,10 @@ static void test_syntax_errors(void) {
   SYN("a. == 1", "filter: expected a name after '.' at column 3");
   SYN("a[x] == 1", "filter: expected a list index at column 2");
   SYN("a[] == 1", "filter: expected a list index at column 2");
-  SYN("a[4294967296] == 1", "filter: list index too large at column 3");
+  /* list positions: 2^31 - 1 at most, in C and Lua alike (codec.c) */
+  SYN("a[2147483648] == 1",
+      "filter: list index too large (at most 2147483647) at column 3");
+  SYN("a[2147483647].`b\\q` == 1", "filter: invalid escape '\\q' at column 17");
   SYN("a @ 1", "filter: unexpected character '@' at column 3");
   SYN("a == 1 & b == 2", "filter: unexpected character '&' at column 8");
   SYN("12abc == a", "filter: malformed number at column 1");
