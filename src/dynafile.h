@@ -292,7 +292,20 @@ typedef struct df_open_options {
    * reader can skip its own (df_stream_read's skip_origin).  0: a value
    * unique to this process and database (df_db_origin tells it). */
   uint64_t origin;
+  /* Read-ahead when this process opens the database (its first handle of
+   * the directory): up to `prefetch` bytes of the data file's pages in use
+   * are handed to the kernel to read in the background, so a first pass
+   * over a database that is not in the page cache does not wait for one
+   * disk read per page (the map itself reads no further than the page
+   * asked, which keeps random reads of a database larger than the memory
+   * cheap).  Skipped when sampled pages show the file already cached.
+   * 0: DF_PREFETCH_DEFAULT; DF_PREFETCH_NONE: none.  Never more than a
+   * quarter of the physical memory. */
+  size_t prefetch;
 } df_open_options;
+
+#define DF_PREFETCH_DEFAULT ((size_t)256 << 20)
+#define DF_PREFETCH_NONE ((size_t)-1)
 
 /* Reader slots when max_readers is 0: every read transaction of every
  * process takes one while it runs, and each handle keeps one for reuse.

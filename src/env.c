@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -723,6 +724,62 @@ static size_t page_size(MDB_env *env) {
   return st.ms_psize;
 }
 
+/* Hand up to `want` bytes of the data file's pages in use (from its
+ * start) to the kernel to read in the background (see
+ * df_open_options.prefetch).  The map is opened with MDB_NORDAHEAD, so a
+ * page fault reads one page and nothing around it; without this, the
+ * first pass over a database that is not in the page cache waits for the
+ * disk once per page (a full scan of 100,000 items: 9,025 reads, 2 s,
+ * against 0.3 s with it; bench/reads.lua).  The kernel caps each request
+ * at its read-ahead window, so the range goes in chunks no larger than
+ * the smallest usual window.  When 16 pages spread over the range can all
+ * be read without waiting (preadv2 with RWF_NOWAIT fails for a page that
+ * is not in the page cache), the file is taken as cached and nothing is
+ * asked.  Failures are ignored: this only saves time. */
+#define PREFETCH_CHUNK ((size_t)128 << 10)
+#define PREFETCH_SAMPLES 16
+
+static int cached(int fd, size_t len) {
+#ifdef RWF_NOWAIT
+  unsigned char byte;
+  struct iovec iov;
+  size_t step = len / PREFETCH_SAMPLES;
+  int i;
+  iov.iov_base = &byte;
+  iov.iov_len = 1;
+  for (i = 0; i < PREFETCH_SAMPLES; i++)
+    if (preadv2(fd, &iov, 1, (off_t)(step * (size_t)i), RWF_NOWAIT) != 1)
+      return 0;
+  return 1;
+#else
+  (void)fd;
+  (void)len;
+  return 0;
+#endif
+}
+
+static void prefetch(df_env *e, const char *data_path, size_t want) {
+  MDB_envinfo info;
+  size_t used, len, off, pg = (size_t)sysconf(_SC_PAGESIZE);
+  long phys = sysconf(_SC_PHYS_PAGES);
+  int fd;
+  if (want == DF_PREFETCH_NONE || mdb_env_info(e->mdb, &info) != 0) return;
+  if (want == 0) want = DF_PREFETCH_DEFAULT;
+  if (phys > 0 && want > (size_t)phys / 4 * pg) want = (size_t)phys / 4 * pg;
+  used = ((size_t)info.me_last_pgno + 1) * e->page_size;
+  len = used < want ? used : want;
+  if (len == 0) return;
+  fd = open(data_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  if (!cached(fd, len))
+    for (off = 0; off < len; off += PREFETCH_CHUNK)
+      (void)posix_fadvise(
+          fd, (off_t)off,
+          (off_t)(len - off < PREFETCH_CHUNK ? len - off : PREFETCH_CHUNK),
+          POSIX_FADV_WILLNEED);
+  close(fd);
+}
+
 /* A data file shorter than the last page its meta page names was cut
  * (a torn copy, a copy onto a full disk): LMDB would map the missing pages
  * and the first read of one would kill the process with SIGBUS. */
@@ -863,6 +920,7 @@ static int env_open(const char *path, const struct stat *st,
     int dead = 0;
     mdb_reader_check(e->mdb, &dead); /* reclaim slots of killed processes */
   }
+  prefetch(e, data_path, o->prefetch);
   code = env_load(e, o, err, errlen);
   if (code != DF_OK) {
     env_destroy(e);
