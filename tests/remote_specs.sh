@@ -3,7 +3,8 @@
 # by make test): dynalite (tests/js) on a free 127.0.0.1 port, every spec
 # file through spec/support/remote_backend.lua (tests/remote_specs.lua).
 # What is left out, and why, is spec/support/remote_skips.lua.  The last
-# line is "N passed, N failed".
+# line is "N passed, N failed".  Spec files given as arguments restrict the
+# run to them (bash tests/remote_specs.sh spec/query_spec.lua).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -31,4 +32,4 @@ if [ -z "${DL_PORT:-}" ]; then
   exit 1
 fi
 echo "== the specs against dynalite on 127.0.0.1:$DL_PORT"
-lua5.4 tests/remote_specs.lua dynalite "http://127.0.0.1:$DL_PORT" lua5.4
+lua5.4 tests/remote_specs.lua dynalite "http://127.0.0.1:$DL_PORT" lua5.4 "$@"

@@ -6,6 +6,9 @@
 -- entry applies to (default: all).
 local BY_WRITES = "documented difference: expired items are deleted by DynamoDB or "
   .. "purge_expired, not by later writes"
+local ONE_TYPE = "documented difference: DynamoDB key attributes have one type (and refuse "
+  .. "empty strings)"
+local REGEX = "NotSupported: regular expressions (=~) have no DynamoDB form"
 local ITEM_COUNT = "documented difference: stat().items is DynamoDB's ItemCount, refreshed "
   .. "about every six hours"
 
@@ -29,17 +32,12 @@ return {
     ["spec/remote_spec.lua"] = "already runs against dynalite",
     ["spec/remote_fault_spec.lua"] = "already runs against dynalite",
     ["spec/remote_sigv4_spec.lua"] = "opens no database",
-    ["spec/query_spec.lua"] = "documented difference: its fixture puts numeric and string sort "
-      .. "keys, and an empty one, in one table (a DynamoDB key attribute has one type, and "
-      .. "key strings may not be empty)",
     ["spec/ddb_expr_spec.lua"] = "documented difference: its fixture puts numeric and string "
       .. "sort keys in one table (spec/remote_spec.lua tests dynafile.expr on the backend)",
     ["spec/long_bound_spec.lua"] = "the local key encoding's limit on sort-key bounds "
       .. "(DF_SK_MAX)",
     ["spec/regex_spec.lua"] = "NotSupported: regular expressions (=~) have no DynamoDB form; "
       .. "and items over 400 KB (documented difference)",
-    ["spec/filter_spec.lua"] = "documented difference: its fixture puts numeric and string "
-      .. "sort keys in one table (a DynamoDB key attribute has one type)",
     ["spec/index_spec.lua"] = "checks the local index storage with db:check() (NotSupported: "
       .. "DynamoDB maintains its indexes) and names indexes with one letter (DynamoDB: 3 to 255)",
     ["spec/keys_spec.lua"] = "the local key encoding: numbers and strings, empty strings and "
@@ -66,10 +64,26 @@ return {
   default_types = { SK = "N" },
   types = {
     ["spec/items_spec.lua"] = { SK = "S" },
-    ["spec/filter_spec.lua"] = { SK = "S" },
+    ["spec/query_spec.lua"] = { SK = "S" },
+  },
+  -- ... and by the name of a describe block (for the tables opened inside
+  -- it), where one file uses one attribute with two types
+  describe_types = {
+    ["query on numeric sort keys"] = { SK = "N", group = "S", name = "S" },
+  },
+  -- describe blocks left out, by their full names (outer blocks first):
+  -- every test inside is skipped
+  describes = {
+    { name = "query on one sort key attribute holding numbers and strings", reason = ONE_TYPE },
+    { name = "filter strings on a sort key holding numbers and strings", reason = ONE_TYPE },
   },
   -- single tests, by their full name
   tests = {
+    { name = "filter strings matches regular expressions with anchors, classes and the i flag",
+      reason = REGEX },
+    { name = "filter strings tests membership of booleans with in [...]",
+      reason = "known gap of dynalite: IN never matches the boolean false",
+      servers = { dynalite = true } },
     { name = "an item keeps strings of any bytes, including NUL and invalid UTF-8",
       reason = "documented difference: DynamoDB strings are UTF-8 (other bytes: dynafile.binary)" },
     { name = "an item keeps numbers, and integers apart from floats on Lua 5.3+",

@@ -702,6 +702,29 @@ local function key_less(a, b)
   return a < b
 end
 
+-- Where a sort-key value lies against a query's sort-key condition
+-- `range` ({cond, v} or {cond = "between", lo, hi}): "in", "below" (before
+-- every key it admits) or "above".
+local function against(range, v)
+  local c = range.cond
+  if c == "between" then
+    if key_less(v, range.lo) then return "below" end
+    if key_less(range.hi, v) then return "above" end
+    return "in"
+  elseif c == "begins_with" then
+    local p = range.v
+    if type(v) == "string" and v:sub(1, #p) == p then return "in" end
+    return key_less(v, p) and "below" or "above"
+  end
+  local x = range.v
+  local less, more = key_less(v, x), key_less(x, v)
+  if c == "eq" then return less and "below" or more and "above" or "in" end
+  if c == "lt" then return (less and "in") or "above" end
+  if c == "le" then return more and "above" or "in" end
+  if c == "gt" then return more and "in" or "below" end
+  return less and "below" or "in" -- ge
+end
+
 -- The request and reading plan of a query or scan; raises on misuse,
 -- returns nil, message, code for a filter string that does not parse or
 -- cannot run here.
@@ -770,13 +793,18 @@ local function build_read(self, fn, pk, opts, scanning)
         key_arg(fn, "between[1]", v[1])
         key_arg(fn, "between[2]", v[2])
         parts[2] = s .. " BETWEEN " .. b:value(v[1], fn) .. " AND " .. b:value(v[2], fn)
+        plan.range = { cond = cond, lo = v[1], hi = v[2] }
+        -- DynamoDB refuses lo > hi; the range is empty
+        if key_less(v[2], v[1]) then plan.done = true end
       elseif cond == "begins_with" then
         key_arg(fn, cond, v)
         if type(v) ~= "string" then fail(fn, "begins_with must be a string") end
         parts[2] = "begins_with(" .. s .. ", " .. b:value(v, fn) .. ")"
+        plan.range = { cond = cond, v = v }
       else
         key_arg(fn, cond, v)
         parts[2] = s .. " " .. KEY_OP[cond] .. " " .. b:value(v, fn)
+        plan.range = { cond = cond, v = v }
       end
     end
     local f = opts.scan_index_forward
@@ -788,6 +816,7 @@ local function build_read(self, fn, pk, opts, scanning)
       if sk_attr then
         if not cond then
           parts[2] = b:name(sk_attr) .. (f == false and " <= " or " >= ") .. b:value(start, fn)
+          plan.range = { cond = f == false and "le" or "ge", v = start }
         else
           -- two conditions on the sort key: DynamoDB takes one, the other
           -- skips items here (they arrive in order)
@@ -830,6 +859,20 @@ local function build_read(self, fn, pk, opts, scanning)
       end
     end
     req.ExclusiveStartKey = esk
+    -- DynamoDB refuses a start key outside the key condition; locally it
+    -- is a resume point in key order: before the range the whole range
+    -- follows it, past the range nothing does
+    local range, v = plan.range, sk_attr and after[sk_attr]
+    if range and v ~= nil then
+      local where = against(range, v)
+      if where ~= "in" then
+        if (where == "below") == (req.ScanIndexForward ~= false) then
+          req.ExclusiveStartKey = nil
+        else
+          plan.done = true
+        end
+      end
+    end
   end
   local stats = opts.stats
   if stats ~= nil then
@@ -870,7 +913,7 @@ local function build_read(self, fn, pk, opts, scanning)
   plan.fn = fn
   plan.now = (self._ttl_attr or self._ttl_fn) and now(self) or nil
   plan.items, plan.pos, plan.n, plan.returned = nil, 0, 0, 0
-  plan.done = false
+  plan.done = plan.done or false
   return plan
 end
 
