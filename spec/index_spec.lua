@@ -3,6 +3,7 @@
 -- through duplicates, drop_index, and schema rules.
 
 local dynafile = require "dynafile"
+local backend = dofile("spec/support/backend.lua")
 
 local function tmpdir()
   local p = os.tmpname()
@@ -46,20 +47,28 @@ describe("a global secondary index", function()
   end)
 
   local function assert_consistent()
-    local r = assert(db:check())
-    assert.is_true(r.ok, "index out of step: missing " .. r.missing_index ..
-      ", stale " .. r.stale_index)
+    backend.assert_checked(db)
   end
 
-  it("finds items by the index key, ordered by the index sort key then the table key", function()
+  it("finds items by the index key, ordered by the index sort key", function()
     db:put_item { PK = "a", SK = 1, type = "t", n = 3 }
     db:put_item { PK = "b", SK = 1, type = "t", n = 1 }
-    db:put_item { PK = "c", SK = 1, type = "t", n = 3 }
+    db:put_item { PK = "c", SK = 1, type = "t", n = 4 }
     db:put_item { PK = "d", SK = 1, type = "u", n = 2 }
     assert.same({ "b|1", "a|1", "c|1" }, q(db, "t"))
+    assert.same({ "c|1", "a|1", "b|1" }, q(db, "t", { scan_index_forward = false }))
     assert.same({ "d|1" }, q(db, "u"))
     assert.same({}, q(db, "none"))
     assert_consistent()
+  end)
+
+  it("orders items with equal index keys by the table key", function()
+    db:put_item { PK = "c", SK = 1, type = "t", n = 3 }
+    db:put_item { PK = "a", SK = 2, type = "t", n = 3 }
+    db:put_item { PK = "b", SK = 1, type = "t", n = 1 }
+    db:put_item { PK = "a", SK = 1, type = "t", n = 3 }
+    assert.same({ "b|1", "a|1", "a|2", "c|1" }, q(db, "t"))
+    assert.same({ "c|1", "a|2", "a|1", "b|1" }, q(db, "t", { scan_index_forward = false }))
   end)
 
   it("follows put, replace and delete", function()
@@ -69,7 +78,7 @@ describe("a global secondary index", function()
     assert.same({ "a|1" }, q(db, "u"))
     db:delete_item { PK = "a", SK = 1 }
     assert.same({}, q(db, "u"))
-    assert.equal(0, db:stat().index_entries)
+    backend.assert_counts(db, { index_entries = 0 })
     assert_consistent()
   end)
 
@@ -97,20 +106,27 @@ describe("a global secondary index", function()
     assert.same({ "a|1" }, q(db, "o", { index = "by_owner" }))
     db:update_item({ PK = "a", SK = 1 }, { remove = { "owner" } })
     assert.same({}, q(db, "o", { index = "by_owner" }))
-    assert.equal(0, db:stat().index_entries)
+    backend.assert_counts(db, { index_entries = 0 })
     assert_consistent()
   end)
 
-  it("leaves out items lacking the key attributes or holding a non-key type there", function()
-    db:put_item { PK = "a", SK = 1, type = "t" } -- no n
-    db:put_item { PK = "b", SK = 1, n = 1 } -- no type
-    db:put_item { PK = "c", SK = 1, type = true, n = 1 }
-    db:put_item { PK = "d", SK = 1, type = "t", n = { 1 } }
-    db:put_item { PK = "e", SK = 1, type = { x = 1 }, n = 1 }
-    db:put_item { PK = "f", SK = 1, type = "t", n = dynafile.null }
-    db:put_item { PK = "g", SK = 1, type = "t", n = 1 }
+  it("leaves out items lacking the key attributes", function()
+    assert(db:put_item { PK = "a", SK = 1, type = "t" }) -- no n
+    assert(db:put_item { PK = "b", SK = 1, n = 1 }) -- no type
+    assert(db:put_item { PK = "g", SK = 1, type = "t", n = 1 })
     assert.same({ "g|1" }, q(db, "t"))
-    assert.equal(1, db:stat().index_entries)
+    backend.assert_counts(db, { index_entries = 1 })
+    assert_consistent()
+  end)
+
+  it("leaves out items holding a non-key type in the key attributes", function()
+    assert(db:put_item { PK = "c", SK = 1, type = true, n = 1 })
+    assert(db:put_item { PK = "d", SK = 1, type = "t", n = { 1 } })
+    assert(db:put_item { PK = "e", SK = 1, type = { x = 1 }, n = 1 })
+    assert(db:put_item { PK = "f", SK = 1, type = "t", n = dynafile.null })
+    assert(db:put_item { PK = "g", SK = 1, type = "t", n = 1 })
+    assert.same({ "g|1" }, q(db, "t"))
+    backend.assert_counts(db, { index_entries = 1 })
     assert_consistent()
   end)
 
@@ -182,8 +198,7 @@ describe("a global secondary index", function()
     now = 2000
     assert.same({ "b|0" }, q(db, "t")) -- hidden at once
     db:purge_expired()
-    assert.equal(1, db:stat().items)
-    assert.equal(1, db:stat().index_entries)
+    backend.assert_counts(db, { items = 1, index_entries = 1 })
     assert_consistent()
   end)
 
@@ -193,14 +208,14 @@ describe("a global secondary index", function()
     local now = 1000
     db = assert(dynafile.open(dir, {
       ttl = "exp", clock = function() return now end,
-      gsi = { k = { pk = "type", projection = "keys" } },
+      gsi = { keys_only = { pk = "type", projection = "keys" } },
     }))
     db:put_item { PK = "a", SK = 0, type = "t", exp = 1500 }
     db:put_item { PK = "b", SK = 0, type = "t", exp = 5000 }
-    assert.same({ "a|0", "b|0" }, keys_of(db:query("t", { index = "k" })))
+    assert.same({ "a|0", "b|0" }, keys_of(db:query("t", { index = "keys_only" })))
     now = 2000
-    assert.same({ "b|0" }, keys_of(db:query("t", { index = "k" })))
-    local items = db:query_page("t", { index = "k" })
+    assert.same({ "b|0" }, keys_of(db:query("t", { index = "keys_only" })))
+    local items = db:query_page("t", { index = "keys_only" })
     assert.is_nil(items[1].exp) -- the projection holds keys only
   end)
 
@@ -228,12 +243,14 @@ describe("a global secondary index", function()
   it("takes begins_with on a string index sort key", function()
     db:close()
     rmdir(dir)
-    db = assert(dynafile.open(dir, { gsi = { s = { pk = "g", sk = "name" } } }))
+    db = assert(dynafile.open(dir, { gsi = { by_name = { pk = "g", sk = "name" } } }))
     for _, name in ipairs { "apple", "apricot", "banana", "ap", "b" } do
       db:put_item { PK = name, SK = 0, g = "x", name = name }
     end
     local got = {}
-    for it in db:query("x", { index = "s", begins_with = "ap" }) do got[#got + 1] = it.name end
+    for it in db:query("x", { index = "by_name", begins_with = "ap" }) do
+      got[#got + 1] = it.name
+    end
     assert.same({ "ap", "apple", "apricot" }, got)
   end)
 
@@ -291,23 +308,23 @@ describe("a global secondary index", function()
     db:close()
     rmdir(dir)
     db = assert(dynafile.open(dir, { gsi = {
-      k = { pk = "g", sk = "s", projection = "keys" },
-      l = { pk = "g", projection = { "color", "size" } },
-      a = { pk = "g", projection = "all" },
+      keys_only = { pk = "g", sk = "s", projection = "keys" },
+      listed = { pk = "g", projection = { "color", "size" } },
+      all_attributes = { pk = "g", projection = "all" },
     } }))
     db:put_item { PK = "a", SK = 1, g = "x", s = 5, color = "red", size = 3, other = "y" }
-    local k = db:query_page("x", { index = "k" })[1]
+    local k = db:query_page("x", { index = "keys_only" })[1]
     assert.same({ PK = "a", SK = 1, g = "x", s = 5 }, k)
-    local l = db:query_page("x", { index = "l" })[1]
+    local l = db:query_page("x", { index = "listed" })[1]
     assert.same({ PK = "a", SK = 1, g = "x", color = "red", size = 3 }, l)
-    local a = db:query_page("x", { index = "a" })[1]
+    local a = db:query_page("x", { index = "all_attributes" })[1]
     assert.same({ PK = "a", SK = 1, g = "x", s = 5, color = "red", size = 3, other = "y" }, a)
     db:update_item({ PK = "a", SK = 1 }, { set = { color = "blue" } })
-    assert.equal("blue", db:query_page("x", { index = "l" })[1].color)
-    assert.equal("blue", db:query_page("x", { index = "a" })[1].color)
+    assert.equal("blue", db:query_page("x", { index = "listed" })[1].color)
+    assert.equal("blue", db:query_page("x", { index = "all_attributes" })[1].color)
     -- a string filter sees the projected attributes
-    assert.equal(1, #db:query_page("x", { index = "l", filter = "color == \"blue\"" }))
-    assert.equal(0, #db:query_page("x", { index = "l", filter = "other == \"y\"" }))
+    assert.equal(1, #db:query_page("x", { index = "listed", filter = "color == \"blue\"" }))
+    assert.equal(0, #db:query_page("x", { index = "listed", filter = "other == \"y\"" }))
   end)
 
   it("keeps its definitions when the database is reopened without options", function()
@@ -354,7 +371,9 @@ describe("a global secondary index", function()
     assert(db:put_item { PK = "a", SK = 1, owner = long })
     assert(db:put_item { PK = "b", SK = 1, owner = long .. "" })
     assert(db:put_item { PK = "c", SK = 1, owner = string.rep("k", 2047) .. "j" })
-    assert.same({ "a|1", "b|1" }, q(db, long, { index = "by_owner" }))
+    local got = q(db, long, { index = "by_owner" })
+    table.sort(got)
+    assert.same({ "a|1", "b|1" }, got)
     local ok, err = pcall(db.put_item, db, { PK = "d", SK = 1, owner = long .. "k" })
     assert.is_false(ok)
     assert.matches("owner", err)
@@ -363,23 +382,31 @@ describe("a global secondary index", function()
 
   it("drops an index: entries deleted, definition gone, queries refused", function()
     for i = 1, 100 do db:put_item { PK = "p" .. i, SK = 0, type = "t", n = i, owner = "o" } end
-    assert.equal(200, db:stat().index_entries)
+    backend.assert_counts(db, { index_entries = 200 })
     assert.is_true(dynafile.drop_index(db, "by_type"))
-    assert.equal(100, db:stat().index_entries)
+    backend.assert_counts(db, { index_entries = 100 })
     assert.is_nil(db:schema().indexes.by_type)
     assert.has_error(function() db:query("t", { index = "by_type" }) end)
     assert.has_error(function() db:drop_index("by_type") end)
     db:put_item { PK = "new", SK = 0, type = "t", n = 1, owner = "o" }
-    assert.equal(101, db:stat().index_entries)
+    backend.assert_counts(db, { index_entries = 101 })
+    assert.equal(101, #q(db, "o", { index = "by_owner" }))
     assert_consistent()
     db:close()
     db = assert(dynafile.open(dir))
     assert.is_nil(db:schema().indexes.by_type)
     assert.is_not_nil(db:schema().indexes.by_owner)
+  end)
+
+  it("builds a new index under a dropped one's name from the items", function()
+    for i = 1, 100 do db:put_item { PK = "p" .. i, SK = 0, type = "t", n = i, owner = "o" } end
+    assert.is_true(db:drop_index("by_type"))
     db:close()
-    -- the name can be used again; the new index is built from the items
     db = assert(dynafile.open(dir, { gsi = { by_type = { pk = "owner", projection = "keys" } } }))
-    assert.equal(101, #q(db, "o"))
+    local got = q(db, "o")
+    assert.equal(100, #got)
+    assert.same({ PK = "p1", SK = 0, owner = "o" }, db:query_page("o", { index = "by_type",
+      filter = "PK == 'p1'" })[1])
     assert_consistent()
   end)
 

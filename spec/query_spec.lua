@@ -294,7 +294,9 @@ describe("query on numeric sort keys", function()
   before_each(function()
     dir = tmpdir()
     db = assert(dynafile.open(dir, { pk = "PK", sk = "SK" }))
-    for _, v in ipairs({ 100, 2.5, -5, 10, 2, 1 }) do assert(db:put_item({ PK = "num", SK = v })) end
+    for _, v in ipairs({ 100, 2.5, -5, 10, 2, 1 }) do
+      assert(db:put_item({ PK = "num", SK = v }))
+    end
   end)
 
   after_each(function()
@@ -358,7 +360,9 @@ describe("query on one sort key attribute holding numbers and strings", function
   before_each(function()
     dir = tmpdir()
     db = assert(dynafile.open(dir, { pk = "PK", sk = "SK" }))
-    for _, v in ipairs({ "b", 100, "", 2.5, -5, "a" }) do assert(db:put_item({ PK = "mix", SK = v })) end
+    for _, v in ipairs({ "b", 100, "", 2.5, -5, "a" }) do
+      assert(db:put_item({ PK = "mix", SK = v }))
+    end
   end)
 
   after_each(function()
@@ -376,6 +380,7 @@ describe("query on one sort key attribute holding numbers and strings", function
   it("treats an empty string as a valid sort key and bound", function()
     assert.same({ "" }, sks(db:query("mix", { eq = "" })))
     assert.same({ "", "a", "b" }, sks(db:query("mix", { begins_with = "" })))
-    assert.same({ "b", "a", "" }, sks(db:query("mix", { begins_with = "", scan_index_forward = false })))
+    assert.same({ "b", "a", "" },
+      sks(db:query("mix", { begins_with = "", scan_index_forward = false })))
   end)
 end)

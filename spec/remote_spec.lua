@@ -328,6 +328,32 @@ describe("the DynamoDB backend (dynalite)", function()
     db:close()
   end)
 
+  it("refuses key values past DynamoDB's limits before a request, naming the attribute", function()
+    local db = assert(open {
+      pk = "PK", sk = "SK", gsi = { by_owner = { pk = "owner", sk = "tag" } },
+    })
+    local s1024, s2048 = string.rep("s", 1024), string.rep("p", 2048)
+    assert(db:put_item({ PK = s2048, SK = s1024, owner = s2048, tag = s1024 }))
+    assert.equal(s1024, db:get_item({ PK = s2048, SK = s1024 }).SK)
+    assert.has_error(function() db:put_item({ PK = "a", SK = s1024 .. "s" }) end,
+      "dynafile.put_item: key attribute SK is too long (1025 bytes, at most 1024)")
+    assert.has_error(function() db:get_item({ PK = s2048 .. "p", SK = "a" }) end,
+      "dynafile.get_item: key attribute PK is too long (2049 bytes, at most 2048)")
+    assert.has_error(function() db:put_item({ PK = "a", SK = "b", owner = s2048 .. "p" }) end,
+      "dynafile.put_item: key attribute owner is too long (2049 bytes, at most 2048)")
+    assert.has_error(function()
+      db:batch_write(function(w)
+        w:put_item({ PK = "a", SK = "b", owner = "o", tag = s1024 .. "t" })
+      end)
+    end, "dynafile.batch_writer.put_item: key attribute tag is too long (1025 bytes, at most 1024)")
+    assert.has_error(function() db:query(s2048 .. "p") end,
+      "dynafile.query: key attribute PK is too long (2049 bytes, at most 2048)")
+    local count = 0
+    for _ in db:scan() do count = count + 1 end
+    assert.equal(1, count)
+    db:close()
+  end)
+
   it("raises on misuse, naming the function and the argument", function()
     local db = assert(open { pk = "PK", sk = "SK" })
     assert.has_error(function() db:put_item({ PK = "a" }) end,

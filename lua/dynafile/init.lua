@@ -1526,7 +1526,8 @@ end
 -- @treturn string code on failure
 -- @raise when db is not a handle, or as db:drop_index
 function M.drop_index(db, name)
-  if getmetatable(db) ~= DB then
+  local remote = package.loaded["dynafile.remote.db"]
+  if getmetatable(db) ~= DB and not (remote and getmetatable(db) == remote.DB) then
     error("dynafile.drop_index: db: expected a database handle", 2)
   end
   return db:drop_index(name)

@@ -2,8 +2,10 @@
 -- public-API specs against the DynamoDB backend.  With
 -- DYNAFILE_TEST_ENDPOINT set (tests/remote_specs.sh starts the server and
 -- sets it), dynafile.open(dir, opts) opens the table "dynamodb://<name>"
--- on that endpoint instead, one table per directory (a reopen of the
--- directory reopens its table).  Options that only tune local storage
+-- on that endpoint instead, one table per directory: a reopen of the
+-- directory reopens its table, as long as the directory exists (the helper
+-- makes it, as a local open does; a spec that removed it opens a new
+-- table, as it would a new database).  Options that only tune local storage
 -- (sync, map_size, max_readers) are dropped: they change no result.
 -- DynamoDB gives each key attribute one type: the key types a spec uses
 -- are in spec/support/remote_skips.lua -- `types` by spec file, overridden
@@ -60,7 +62,7 @@ if endpoint and endpoint ~= "" then
       return local_open(path, opts)
     end
     local name = tables[path]
-    if not name then
+    if not name or not os.rename(path, path) then
       n = n + 1
       name = string.format("s%s_%d", run, n)
       tables[path] = name
@@ -77,6 +79,8 @@ if endpoint and endpoint ~= "" then
       o.endpoint, o.region = endpoint, "us-east-1"
       if o.types == nil then o.types = key_types() end
     end
-    return local_open("dynamodb://" .. name, o)
+    local db, msg, code = local_open("dynamodb://" .. name, o)
+    if db then os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null") end
+    return db, msg, code
   end
 end

@@ -39,6 +39,7 @@ return function(M)
   local DB, I = M.DB, M._internal
   local fail, check_open, check_writable, check_key, check_opts = I.fail, I.check_open,
     I.check_writable, I.check_key, I.check_opts
+  local check_item = I.check_item
 
   -- A ClientRequestToken: 16 random bytes from OpenSSL, in hex.  Never
   -- from math.random, whose sequence a program (or a test runner) may
@@ -71,7 +72,7 @@ return function(M)
     if type(item) ~= "table" then
       fail("batch_writer.put_item", "item must be a table, got %s", type(item))
     end
-    check_key(db, item, "batch_writer.put_item")
+    check_item(db, item, "batch_writer.put_item")
     local av = encode_item(item, "batch_writer.put_item")
     self._n = self._n + 1
     self._ops[self._n] = { put = item, av = av }
@@ -310,7 +311,7 @@ return function(M)
     local fn = "transaction.put_item"
     opts = check_opts(fn, opts, TX_OPTS)
     if type(item) ~= "table" then fail(fn, "item must be a table, got %s", type(item)) end
-    check_key(self._db, item, fn)
+    check_item(self._db, item, fn)
     encode_item(item, fn)
     local s = slot(self, item)
     local ok, msg = holds(self, "put_item", opts.condition, s.cur)
@@ -487,8 +488,12 @@ return function(M)
       end
       if type(a[kind]) ~= "table" then fail(fn, "actions[%d].%s must be a table", i, kind) end
       local where = string_format("%s: actions[%d]", fn, i)
-      check_key(self, a[kind], where)
-      if kind == "put" then encode_item(a.put, where) end
+      if kind == "put" then
+        check_item(self, a.put, where)
+        encode_item(a.put, where)
+      else
+        check_key(self, a[kind], where)
+      end
       local plan
       if kind == "update" then
         if a.changes == nil then fail(fn, "actions[%d]: an update needs changes", i) end

@@ -139,6 +139,23 @@ end
 
 local TYPE_NAMES = { S = "a string", N = "a number", B = "a binary value" }
 
+-- DynamoDB's limits on key values, in bytes: a partition key (of the
+-- table or an index) and a sort key.
+local PK_MAX, SK_MAX = 2048, 1024
+
+-- The byte length of a string or binary key value (nil for a number).
+local function key_bytes(v)
+  if type(v) == "string" then return #v end
+  if dynafile_type(v) == "B" then return #v end
+end
+
+local function check_key_length(fn, name, v, max)
+  local n = key_bytes(v)
+  if n and n > max then
+    fail(fn, "key attribute %s is too long (%d bytes, at most %d)", name, n, max)
+  end
+end
+
 -- Key attributes are checked here, before a request: DynamoDB gives each
 -- key attribute one type (the table's AttributeDefinitions), where a
 -- local database takes strings and numbers alike.
@@ -161,6 +178,18 @@ local function check_key(self, key, fn)
       fail(fn, "key attribute %s must be %s: the table's %s is of type %s (DynamoDB gives a key "
         .. "attribute one type), not %s", name, TYPE_NAMES[want], name, want, type(v))
     end
+    check_key_length(fn, name, v, name == self._pk and PK_MAX or SK_MAX)
+  end
+end
+
+-- An item to write: its key, and its index key attributes against
+-- DynamoDB's key limits (their types are the server's to check: it
+-- refuses an item whose index key attribute has another type).
+local function check_item(self, item, fn)
+  check_key(self, item, fn)
+  for _, d in pairs(self._schema.indexes) do
+    if d.pk then check_key_length(fn, d.pk, item[d.pk], PK_MAX) end
+    if d.sk then check_key_length(fn, d.sk, item[d.sk], SK_MAX) end
   end
 end
 
@@ -758,6 +787,20 @@ local function build_read(self, fn, pk, opts, scanning)
     if d.kind == "gsi" then pk_attr = d.pk end
     sk_attr = d.sk
     if d.kind == "gsi" then plan.gsi = true end
+    -- TTL judges whole items: an index that projects the TTL attribute
+    -- away (any projection short of "all", for a TTL function) has the
+    -- items it returns read from the table (as locally)
+    local proj, attr = d.projection, self._ttl_attr
+    if self._ttl_fn then
+      plan.ttl_lookup = proj ~= "all"
+    elseif attr and proj ~= "all" and attr ~= self._pk and attr ~= self._sk and attr ~= d.pk
+        and attr ~= d.sk then
+      local listed = false
+      if type(proj) == "table" then
+        for _, a in ipairs(proj) do listed = listed or a == attr end
+      end
+      plan.ttl_lookup = not listed
+    end
   end
   if self._consistent and not plan.gsi then req.ConsistentRead = true end
   local key_attrs = { [pk_attr] = true }
@@ -781,6 +824,7 @@ local function build_read(self, fn, pk, opts, scanning)
     req.KeyConditionExpression = b:embed(kx, fn)
   elseif not scanning then
     key_arg(fn, "partition key", pk)
+    check_key_length(fn, pk_attr, pk, PK_MAX)
     local parts = { b:name(pk_attr) .. " = " .. b:value(pk, fn, "partition key") }
     if cond then
       local v = opts[cond]
@@ -936,6 +980,17 @@ local function fill(p)
   local out = {}
   for i = 1, #items do out[i] = decode_item(items[i]) end
   p.items, p.pos, p.n = out, 0, #out
+  if p.ttl_lookup and #out > 0 then
+    -- false for an item expired, or gone since the index entry was read
+    local keys = {}
+    for i = 1, #out do keys[i] = key_of(self, out[i]) end
+    local full, bmsg, bcode = self:batch_get_item(keys)
+    if not full then
+      p.done = true
+      return nil, bmsg:gsub("^dynafile%.batch_get_item: ", "dynafile." .. p.fn .. ": "), bcode
+    end
+    p.alive = full
+  end
   local lek = r.LastEvaluatedKey
   if lek then
     req.ExclusiveStartKey = lek
@@ -970,7 +1025,13 @@ local function read_next(p)
           keep = not key_less(v, p.skip_before)
         end
       end
-      if keep and p.now and expired(self, it, p.now) then keep = false end
+      if keep and p.now then
+        if p.ttl_lookup then
+          keep = p.alive[p.pos] and true or false
+        elseif expired(self, it, p.now) then
+          keep = false
+        end
+      end
       if keep and p.tree and not expr.eval(p.tree, it) then keep = false end
       if keep and p.lua_filter and not p.lua_filter(it) then keep = false end
       if keep then
@@ -1092,7 +1153,7 @@ function DB:put_item(item, opts)
   check_writable(self, fn)
   opts = check_opts(fn, opts, PUT_OPTS)
   if type(item) ~= "table" then fail(fn, "item must be a table, got %s", type(item)) end
-  check_key(self, item, fn)
+  check_item(self, item, fn)
   local av = encode_item(item, fn)
   local cond, msg
   if opts.condition ~= nil then
@@ -1492,7 +1553,8 @@ end
 -- Internals for dynafile.remote.batch.
 M._internal = {
   raise = raise, fail = fail, check_open = check_open, check_writable = check_writable,
-  check_key = check_key, check_opts = check_opts, key_of = key_of, encode_key = encode_key,
+  check_key = check_key, check_item = check_item, check_opts = check_opts, key_of = key_of,
+  encode_key = encode_key,
   identity = identity, call = call, prefix = prefix, read_raw = read_raw, expired = expired,
   has_listeners = has_listeners, dispatch = dispatch, compile_condition = compile_condition,
   guarded = guarded,

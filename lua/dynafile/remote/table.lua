@@ -193,6 +193,12 @@ end
 --   table), "ResourceNotFound" (missing and `create = false`), "Timeout",
 --   or a client error
 function M.ensure(c, name, o)
+  for _, d in ipairs(o.indexes) do
+    if d.kind == "lsi" and o.sk == false then
+      return nil, string_format("dynafile.open: local index %s needs a table with a sort key",
+        d.name), "ValidationError"
+    end
+  end
   local deadline = http.now() + (o.wait or 300)
   local r, msg, code = c:call("DescribeTable", { TableName = name })
   local d
@@ -238,8 +244,8 @@ function M.ensure(c, name, o)
         return differ("index " .. want.name .. " is defined differently")
       end
     elseif want.kind == "lsi" then
-      return differ("local index " .. want.name .. " is missing (DynamoDB adds LSIs only at "
-        .. "table creation)")
+      return differ("local index " .. want.name .. " can only be defined when the database is "
+        .. "created (DynamoDB adds LSIs only at table creation)")
     else
       local ur, umsg, ucode = add_gsi(c, name, want, d, o)
       if not ur then
@@ -298,7 +304,13 @@ function M.drop_gsi(c, name, index, wait)
   local d
   d, msg, code = wait_active(c, name, deadline)
   if not d then return nil, msg, code end
-  return M.schema_of(d)
+  local s = M.schema_of(d)
+  if s.indexes[index] then
+    -- dynalite answers UpdateTable without deleting the index
+    return nil, string_format("not supported by the DynamoDB backend: the server accepted the "
+      .. "deletion of index %s of table %s but did not delete it", index, name), "NotSupported"
+  end
+  return s
 end
 
 return M
