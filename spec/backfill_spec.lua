@@ -3,6 +3,7 @@
 -- map growth, and all-or-nothing failure.
 
 local dynafile = require "dynafile"
+local backend = dofile("spec/support/backend.lua")
 
 local function tmpdir()
   local p = os.tmpname()
@@ -14,7 +15,9 @@ local function rmdir(p)
   os.execute("rm -rf '" .. p .. "'")
 end
 
-local GSI = { g = { pk = "grp", sk = "rank" }, k = { pk = "color", projection = "keys" } }
+local GSI = {
+  by_grp = { pk = "grp", sk = "rank" }, by_color = { pk = "color", projection = "keys" },
+}
 
 local function fill(db, n)
   db:batch_write(function(w)
@@ -55,18 +58,18 @@ describe("building a new global index at open", function()
     fill(plain, 10000)
     plain:close()
     local built = assert(dynafile.open(b, { gsi = GSI }))
-    for _, index in ipairs { "g", "k" } do
+    for _, index in ipairs { "by_grp", "by_color" } do
       local x, y = dump(live, index), dump(built, index)
       assert.equal(#x, #y)
       assert.same(x, y)
     end
-    assert.equal(live:stat().index_entries, built:stat().index_entries)
-    assert.equal(10000 + 8000, built:stat().index_entries)
-    assert.is_true(built:check().ok)
+    backend.assert_counts(live, { index_entries = 10000 + 8000 })
+    backend.assert_counts(built, { index_entries = 10000 + 8000 })
+    backend.assert_checked(built)
     local n = 0
-    for _ in built:query("g3", { index = "g", between = { 100, 199 } }) do n = n + 1 end
+    for _ in built:query("g3", { index = "by_grp", between = { 100, 199 } }) do n = n + 1 end
     local m = 0
-    for _ in live:query("g3", { index = "g", between = { 100, 199 } }) do m = m + 1 end
+    for _ in live:query("g3", { index = "by_grp", between = { 100, 199 } }) do m = m + 1 end
     assert.equal(m, n)
     assert.is_true(n > 0)
     live:close()
@@ -78,13 +81,13 @@ describe("building a new global index at open", function()
     fill(db, 5000)
     db:close()
     local reports = {}
-    db = assert(dynafile.open(a, { gsi = { g = GSI.g }, progress = function(name, done, total)
+    db = assert(dynafile.open(a, { gsi = { by_grp = GSI.by_grp }, progress = function(name, done, total)
       reports[#reports + 1] = { name, done, total }
     end }))
     assert.is_true(#reports >= 1)
     local prev = -1
     for _, r in ipairs(reports) do
-      assert.equal("g", r[1])
+      assert.equal("by_grp", r[1])
       assert.equal(5000, r[3])
       assert.is_true(r[2] >= prev)
       prev = r[2]
@@ -103,12 +106,12 @@ describe("building a new global index at open", function()
     fill(db, 100)
     db:close()
     local ok, err = pcall(dynafile.open, a,
-      { gsi = { g = GSI.g }, progress = function() error("stop here") end })
+      { gsi = { by_grp = GSI.by_grp }, progress = function() error("stop here") end })
     assert.is_false(ok)
     assert.matches("stop here", err)
     db = assert(dynafile.open(a))
-    assert.is_not_nil(db:schema().indexes.g)
-    assert.is_true(db:check().ok)
+    assert.is_not_nil(db:schema().indexes.by_grp)
+    backend.assert_checked(db)
     db:close()
   end)
 
@@ -131,7 +134,7 @@ describe("building a new global index at open", function()
     local n = 0
     for _ in db:query("g1", { index = "big" }) do n = n + 1 end
     assert.equal(1334, n)
-    assert.is_true(db:check().ok)
+    backend.assert_checked(db)
     db:close()
   end)
 
@@ -140,27 +143,27 @@ describe("building a new global index at open", function()
     fill(db, 200)
     db:put_item { PK = "bad", SK = 0, grp = "g1", rank = string.rep("r", 400) }
     db:close()
-    local h, msg, code = dynafile.open(a, { gsi = { g = GSI.g } })
+    local h, msg, code = dynafile.open(a, { gsi = { by_grp = GSI.by_grp } })
     assert.is_nil(h)
     assert.equal("ValidationError", code)
     assert.matches("rank", msg)
-    assert.matches("index g", msg)
+    assert.matches("index by_grp", msg)
     db = assert(dynafile.open(a))
-    assert.is_nil(db:schema().indexes.g)
-    assert.equal(0, db:stat().index_entries)
+    assert.is_nil(db:schema().indexes.by_grp)
+    backend.assert_counts(db, { index_entries = 0 })
     db:close()
   end)
 
   it("rebuilds projected entries when a TTL attribute is added later", function()
     local now = 1000
-    local db = assert(dynafile.open(a, { gsi = { k = GSI.k } }))
+    local db = assert(dynafile.open(a, { gsi = { by_color = GSI.by_color } }))
     db:put_item { PK = "x", SK = 1, color = "red", exp = 1500 }
     db:put_item { PK = "y", SK = 1, color = "red", exp = 9000 }
     db:close()
     db = assert(dynafile.open(a, { ttl = "exp", clock = function() return now end }))
     now = 2000
     local got = {}
-    for it in db:query("red", { index = "k" }) do got[#got + 1] = it.PK end
+    for it in db:query("red", { index = "by_color" }) do got[#got + 1] = it.PK end
     assert.same({ "y" }, got)
     db:close()
   end)

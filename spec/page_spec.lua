@@ -251,14 +251,14 @@ describe("pages", function()
   it("pages through an index with a Lua filter and a limit, each item once", function()
     local idir = tmpdir()
     local idb = assert(dynafile.open(idir,
-      { pk = "PK", sk = "SK", gsi = { g = { pk = "kind", sk = "rank" } } }))
+      { pk = "PK", sk = "SK", gsi = { by_kind = { pk = "kind", sk = "rank" } } }))
     idb:batch_write(function(w)
       -- ranks repeat, so the table key orders entries of one rank
       for i = 1, 300 do w:put_item({ PK = "p" .. (i % 7), SK = i, kind = "k", rank = i % 10 }) end
     end)
     for _, forward in ipairs({ true, false }) do
       local got = all_pages(idb, "k", {
-        index = "g", limit = 7, scan_index_forward = forward,
+        index = "by_kind", limit = 7, scan_index_forward = forward,
         filter = function(it) return it.SK % 2 == 0 end,
       })
       assert.equal(150, #got)
