@@ -81,9 +81,10 @@ describe("building a new global index at open", function()
     fill(db, 5000)
     db:close()
     local reports = {}
-    db = assert(dynafile.open(a, { gsi = { by_grp = GSI.by_grp }, progress = function(name, done, total)
-      reports[#reports + 1] = { name, done, total }
-    end }))
+    db = assert(dynafile.open(a, {
+      gsi = { by_grp = GSI.by_grp },
+      progress = function(name, done, total) reports[#reports + 1] = { name, done, total } end,
+    }))
     assert.is_true(#reports >= 1)
     local prev = -1
     for _, r in ipairs(reports) do
