@@ -23,7 +23,7 @@ describe("DynamoDB expressions", function()
         tags = { "a", "b" }, m = { x = i, y = "z" },
       })
     end
-    assert(db:put_item { PK = "q", SK = "s", ["odd name"] = 1 })
+    assert(db:put_item { PK = "q", SK = 1, ["odd name"] = 1 })
   end)
 
   after_each(function()
@@ -47,7 +47,7 @@ describe("DynamoDB expressions", function()
     end)
 
     it("keeps DynamoDB's <>: true when the attribute is missing", function()
-      assert.same({ "s" }, sks(db:query("q", { filter = E("price <> :v", nil, { [":v"] = 1 }) })))
+      assert.same({ 1 }, sks(db:query("q", { filter = E("price <> :v", nil, { [":v"] = 1 }) })))
       -- dynafile's own != stays false on a missing attribute
       assert.same({}, sks(db:query("q", { filter = "price != 1" })))
     end)
@@ -127,7 +127,7 @@ describe("DynamoDB expressions", function()
       assert.same({ 9, 10 },
         sks(db:query(E(":p = PK AND :k < SK", nil, { [":p"] = "p", [":k"] = 8 }))))
       local page = db:query_page(E("PK = :p", nil, { [":p"] = "q" }))
-      assert.equal("s", page[1].SK)
+      assert.equal(1, page[1].SK)
     end)
 
     it("reports DynamoDB's key-condition messages", function()
@@ -187,10 +187,63 @@ describe("DynamoDB expressions", function()
       assert.same({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, all)
     end)
 
+    it("returns only the projected paths from batch_get_item, false for missing items", function()
+      local keys = { { PK = "p", SK = 2 }, { PK = "p", SK = 99 }, { PK = "p", SK = 2 } }
+      local got = db:batch_get_item(keys, { projection = E("m.#y, tags[0]", { ["#y"] = "y" }) })
+      local want = { m = { y = "z" }, tags = { "a" } }
+      assert.same({ want, false, want }, got)
+      assert.are_not.equal(got[1], got[3]) -- each entry a table of its own
+      assert.same({ { price = 2 } }, db:batch_get_item({ keys[1] }, { projection = { "price" } }))
+      local ok, msg, code = db:batch_get_item(keys, { projection = E("a, a") })
+      assert.is_nil(ok)
+      assert.equal("ValidationError", code)
+      assert.matches("^dynafile.batch_get_item: Invalid ProjectionExpression", msg)
+      assert.has_error(function() db:batch_get_item(keys, { projection = 5 }) end,
+        "dynafile.batch_get_item: projection must be a list of paths or a dynafile.expr, "
+        .. "got number")
+      assert.has_error(function() db:batch_get_item(keys, { bogus = 1 }) end,
+        "dynafile.batch_get_item: unknown option 'bogus'")
+    end)
+
+    it("hides expired items and leaves the TTL attribute out unless it is projected", function()
+      local tdir = tmpdir() .. "-ttl"
+      local now = 1000
+      local tdb = assert(dynafile.open(tdir,
+        { pk = "PK", sk = "SK", ttl = "exp", clock = function() return now end }))
+      assert(tdb:put_item { PK = "t", SK = 1, exp = 1500, v = 1 })
+      assert(tdb:put_item { PK = "t", SK = 2, exp = 5000, v = 2 })
+      assert.same({ v = 1 }, tdb:get_item({ PK = "t", SK = 1 }, { projection = { "v" } }))
+      now = 2000
+      assert.is_nil(tdb:get_item({ PK = "t", SK = 1 }, { projection = { "v" } }))
+      assert.same({ { v = 2 } }, tdb:query_page("t", { projection = { "v" } }))
+      assert.same({ false, { v = 2, exp = 5000 } }, tdb:batch_get_item(
+        { { PK = "t", SK = 1 }, { PK = "t", SK = 2 } }, { projection = { "v", "exp" } }))
+      local n = 0
+      for it in tdb:scan { projection = { "v" } } do
+        assert.same({ v = 2 }, it)
+        n = n + 1
+      end
+      assert.equal(1, n)
+      tdb:close()
+      os.execute("rm -rf '" .. tdir .. "'")
+    end)
+
+    it("pages exactly through a filtered, projected query with a limit", function()
+      local all, after = {}, nil
+      repeat
+        local page
+        page, after = db:query_page("p", { limit = 2, start_after = after,
+          filter = E("#s = :o", { ["#s"] = "status" }, { [":o"] = "open" }),
+          projection = { "m.x" } })
+        for _, item in ipairs(page) do all[#all + 1] = item.m.x end
+      until after == nil
+      assert.same({ 2, 4, 6, 8, 10 }, all)
+    end)
+
     it("accepts any attribute name in the list form", function()
       assert.same({ ["odd name"] = 1 },
-        db:get_item({ PK = "q", SK = "s" }, { projection = { "odd name" } }))
-      local ok, msg = db:get_item({ PK = "q", SK = "s" }, { projection = E("a, a.b") })
+        db:get_item({ PK = "q", SK = 1 }, { projection = { "odd name" } }))
+      local ok, msg = db:get_item({ PK = "q", SK = 1 }, { projection = E("a, a.b") })
       assert.is_nil(ok)
       assert.equal("dynafile.get_item: Invalid ProjectionExpression: Two document paths overlap "
         .. "with each other; must remove or rewrite one of these paths; path one: [a], path two: "

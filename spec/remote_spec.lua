@@ -309,6 +309,74 @@ describe("the DynamoDB backend (dynalite)", function()
     db:close()
   end)
 
+  it("sends projections as ProjectionExpressions and projects as a local database", function()
+    local db = assert(open { pk = "PK", sk = "SK", ttl = "exp" })
+    local dir = os.tmpname()
+    os.remove(dir)
+    local ldb = assert(dynafile.open(dir, { pk = "PK", sk = "SK", ttl = "exp" }))
+    local item = { PK = "p", SK = "1", exp = 4e9, big = string.rep("x", 1000),
+      m = { x = 1, y = { 1, 2, { z = 3 } } }, l = { "a", "b", "c" } }
+    for _, d in ipairs { db, ldb } do
+      assert(d:put_item(item))
+      assert(d:put_item({ PK = "p", SK = "2", m = { x = 2 } }))
+    end
+    -- the requests this handle sends
+    local sent = {}
+    local client = db._client
+    local call = client.call
+    client.call = function(c, op, req, ...)
+      sent[#sent + 1] = { op = op, req = req }
+      return call(c, op, req, ...)
+    end
+    -- the names a request's ProjectionExpression reads, top-level first
+    local function projected(req)
+      local out = {}
+      for ph in (req.ProjectionExpression or ""):gmatch("#[%w_]+") do
+        out[#out + 1] = req.ExpressionAttributeNames[ph]
+      end
+      table.sort(out)
+      return table.concat(out, " ")
+    end
+    local x = dynafile.expr
+    local cases = {
+      { "get_item", { PK = "p", SK = "1" }, { "m.y[2].z", "l[1]" }, "PK exp l m y" },
+      { "get_item", { PK = "p", SK = "1" }, x("#m.x, big", { ["#m"] = "m" }), "PK big exp m x" },
+      { "query_page", "p", { "m.x" }, "PK SK exp m x" },
+      { "scan_page", nil, { "l[0]", "m.x" }, "PK SK exp l m x" },
+    }
+    for _, c in ipairs(cases) do
+      sent = {}
+      local fn, a, pj, want = c[1], c[2], c[3], c[4]
+      local got, expect
+      if fn == "get_item" then
+        got, expect = db:get_item(a, { projection = pj }), ldb:get_item(a, { projection = pj })
+      elseif fn == "query_page" then
+        got, expect = db:query_page(a, { projection = pj }), ldb:query_page(a, { projection = pj })
+      else
+        got, expect = db:scan_page { projection = pj }, ldb:scan_page { projection = pj }
+      end
+      assert.same(expect, got)
+      assert.equal(1, #sent)
+      assert.equal(want, projected(sent[1].req))
+    end
+    -- batch_get_item asks for the whole key, to match items to keys
+    sent = {}
+    local keys = { { PK = "p", SK = "2" }, { PK = "p", SK = "1" } }
+    assert.same(ldb:batch_get_item(keys, { projection = { "m.x" } }),
+      db:batch_get_item(keys, { projection = { "m.x" } }))
+    assert.equal("PK SK exp m x", projected(sent[1].req.RequestItems[db._table]))
+    -- a Lua filter judges whole items: projected here, after it
+    sent = {}
+    local function f(it) return it.big ~= nil end
+    assert.same(ldb:query_page("p", { filter = f, projection = { "m" } }),
+      db:query_page("p", { filter = f, projection = { "m" } }))
+    assert.is_nil(sent[1].req.ProjectionExpression)
+    client.call = call
+    db:close()
+    ldb:close()
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
   it("refuses what it cannot do with NotSupported and a reason", function()
     local db = assert(open { pk = "PK", sk = "SK" })
     local ok, msg, code = db:transact_write_items({ { put = { PK = "x", SK = "1" } } })

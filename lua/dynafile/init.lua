@@ -872,14 +872,25 @@ end
 
 --- Read several items in one consistent snapshot.
 -- @tparam table keys a list of key tables
+-- @tparam[opt] table opts `projection`: a list of paths or a
+--   `dynafile.expr` ProjectionExpression, as get_item takes it
 -- @treturn table|nil one entry per key, in order: the item or false when
 --   missing or expired
 -- @treturn string message on failure
 -- @treturn string code on failure
--- @raise on an invalid key or a closed handle
-function DB:batch_get_item(keys)
+-- @raise on an invalid key or option, or a closed handle
+function DB:batch_get_item(keys, opts)
   check_open(self, "batch_get_item")
   if type(keys) ~= "table" then fail("batch_get_item", "keys must be a list of keys") end
+  local pr
+  if opts ~= nil then
+    opts = check_opts("batch_get_item", opts, GET_OPTS)
+    if opts.projection ~= nil then
+      local msg
+      pr, msg = M._projection("batch_get_item", opts.projection)
+      if not pr then return nil, msg, "ValidationError" end
+    end
+  end
   local n = #keys
   for i = 1, n do
     if type(keys[i]) ~= "table" then
@@ -891,8 +902,10 @@ function DB:batch_get_item(keys)
   local txn, msg, code = self._c:begin(false, false, t)
   if not txn then return nil, msg, code end
   local out = {}
+  -- a TTL function judges whole items: project after it
+  local in_txn = not self._ttl_fn and pr or nil
   local ok, err = pcall(function()
-    for i = 1, n do out[i] = txn:get(keys[i]) or false end
+    for i = 1, n do out[i] = txn:get(keys[i], in_txn) or false end
   end)
   txn:free()
   if not ok then error(err, 0) end
@@ -901,6 +914,7 @@ function DB:batch_get_item(keys)
   if self._ttl_fn then
     for i = 1, n do
       if out[i] and is_expired(self, out[i], t) then out[i] = false end
+      if out[i] and pr then out[i] = pr:apply(out[i]) end
     end
   end
   return out

@@ -40,8 +40,6 @@ return {
     ["spec/remote_spec.lua"] = "already runs against dynalite",
     ["spec/remote_fault_spec.lua"] = "already runs against dynalite",
     ["spec/remote_sigv4_spec.lua"] = "opens no database",
-    ["spec/ddb_expr_spec.lua"] = "documented difference: its fixture puts numeric and string "
-      .. "sort keys in one table (spec/remote_spec.lua tests dynafile.expr on the backend)",
     ["spec/long_bound_spec.lua"] = "the local key encoding's limit on sort-key bounds "
       .. "(DF_SK_MAX)",
     ["spec/regex_spec.lua"] = "NotSupported: regular expressions (=~) have no DynamoDB form; "
@@ -82,6 +80,15 @@ return {
   },
   -- single tests, by their full name
   tests = {
+    { name = "DynamoDB expressions as conditions works in transact_write_items",
+      reason = NO_TRANSACT, servers = { dynalite = true } },
+    { name = "updates in DynamoDB's syntax works in transactions and transact_write_items",
+      reason = NO_TRANSACT, servers = { dynalite = true } },
+    { name = "updates in DynamoDB's syntax adds to numbers, removes list elements and creates the "
+      .. "item", reason = "known gap of dynalite: REMOVE of several list positions removes the "
+      .. "wrong ones", servers = { dynalite = true } },
+    { name = "updates in either syntax keeps the exact bytes of every attribute it does not name",
+      reason = "the stored bytes of a local database (db._c)" },
     { name = "building a new global index at open gives the same index over 10,000 items as "
       .. "writing them one by one", reason = NO_ADD_GSI, servers = { dynalite = true } },
     { name = "building a new global index at open reports progress to the progress function, "

@@ -506,9 +506,6 @@ return function(M)
       end
       local cond
       if a.condition ~= nil then
-        if type(a.condition) ~= "function" and type(a.condition) ~= "string" then
-          fail(fn, "actions[%d].condition must be a function or an expression string", i)
-        end
         local msg
         cond, msg = I.compile_condition(where, a.condition)
         if not cond then return nil, msg, "ValidationError" end

@@ -188,6 +188,9 @@ function Client:call(op, req, mode, deadline)
       elseif status >= 500 then
         last_msg, last_code, ambiguous = string_format("%s: %s: %s", op, name, msg), "ServerError",
           true
+      elseif name == "ValidationException" then
+        -- DynamoDB's own words, as a local database gives them
+        return nil, msg, "ValidationError", e
       else
         return nil, string_format("%s: %s", op, msg), CODES[name] or name:gsub("Exception$", ""), e
       end

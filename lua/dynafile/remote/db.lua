@@ -25,6 +25,7 @@ local client = require "dynafile.remote.client"
 local credentials = require "dynafile.remote.credentials"
 local expr = require "dynafile.remote.expr"
 local http = require "dynafile.remote.http"
+local projection = require "dynafile.remote.projection"
 local tables = require "dynafile.remote.table"
 local values = require "dynafile.remote.values"
 
@@ -37,6 +38,7 @@ local os_time, io = os.time, io
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local dynafile_type = require("dynafile.types").type
+local core_kind = require("dynafile.core").kind
 local ddb_expr = require "dynafile.expr"
 local encode_value, decode_item, encode_item = values.encode_value, values.decode_item,
   values.encode_item
@@ -342,7 +344,16 @@ end
 local function compile_condition(fn, c)
   if type(c) == "function" then return { fn = c } end
   -- a dynafile.expr: DynamoDB's own syntax, evaluated by the server only
-  if ddb_expr.is(c) then return { ddb = c, server = true } end
+  -- (compiled here first, for a local database's messages)
+  if ddb_expr.is(c) then
+    local _, msg = ddb_expr.compiled(c, "condition")
+    if msg then return nil, string_format("dynafile.%s: condition: %s", fn, msg) end
+    return { ddb = c, server = true }
+  end
+  -- compiled by dynafile.ddb_args: no text to send, evaluated here
+  if core_kind(c) == "expr" then
+    return { fn = function(item) return c:eval(item) end }
+  end
   if type(c) ~= "string" then
     fail(fn, "condition must be a function, an expression string or a dynafile.expr, got %s",
       type(c))
@@ -617,18 +628,57 @@ end
 
 -- ------------------------------------------------------------- reads
 
+-- A projection option (nil: none), or raises, or nil, message.
+local function projection_opt(fn, pj)
+  if pj == nil then return false end
+  local p, msg = projection.compile(fn, pj)
+  if not p then return nil, msg end
+  return p
+end
+
+-- The attributes a read asks the server for besides a projection's own:
+-- the partition key (so an existing item never comes back empty) and the
+-- TTL attribute.  A TTL function judges whole items: no projection then.
+local function get_projection(self, p, b)
+  if not p or self._ttl_fn then return nil end
+  local extra = { [self._pk] = true }
+  if self._ttl_attr then extra[self._ttl_attr] = true end
+  return projection.expression(p, b, extra)
+end
+
+local GET_OPTS = { projection = true }
+
 --- Read the item with `key` (strongly consistent unless opened with
 -- `consistent = false`).
-function DB:get_item(key)
-  check_open(self, "get_item")
-  check_key(self, key, "get_item")
-  local r, msg, code = call(self, "GetItem", {
-    TableName = self._table, Key = encode_key(self, key, "get_item"),
-    ConsistentRead = self._consistent,
-  })
-  if not r then return nil, prefix("get_item", msg), code end
+-- @tparam table key the key attributes
+-- @tparam[opt] table opts `projection`: a list of paths or a
+--   `dynafile.expr` ProjectionExpression (sent to DynamoDB; the item comes
+--   back as a local database projects it)
+-- @treturn table|nil the item, or nil when missing or expired
+-- @treturn string message on failure
+-- @treturn string code on failure
+function DB:get_item(key, opts)
+  local fn = "get_item"
+  check_open(self, fn)
+  check_key(self, key, fn)
+  local p, pmsg = false
+  if opts ~= nil then
+    opts = check_opts(fn, opts, GET_OPTS)
+    p, pmsg = projection_opt(fn, opts.projection)
+    if p == nil then return nil, pmsg, "ValidationError" end
+  end
+  local req = { TableName = self._table, Key = encode_key(self, key, fn),
+    ConsistentRead = self._consistent }
+  if p then
+    local b = expr.names()
+    req.ProjectionExpression = get_projection(self, p, b)
+    b:into(req)
+  end
+  local r, msg, code = call(self, "GetItem", req)
+  if not r then return nil, prefix(fn, msg), code end
   local item = r.Item and decode_item(r.Item)
   if item and (self._ttl_attr or self._ttl_fn) and expired(self, item) then return nil end
+  if item and p then return projection.apply(p, item) end
   return item
 end
 
@@ -640,10 +690,22 @@ end
 --- Read several items: chunks of 100 keys, UnprocessedKeys read again
 -- after a backoff.  Not one snapshot: each item is read strongly
 -- consistent on its own.
-function DB:batch_get_item(keys)
+-- @tparam table keys a list of key tables
+-- @tparam[opt] table opts `projection`, as get_item takes it
+-- @treturn table|nil one entry per key, in order: the item, or false
+--   when missing or expired
+-- @treturn string message on failure
+-- @treturn string code on failure
+function DB:batch_get_item(keys, opts)
   local fn = "batch_get_item"
   check_open(self, fn)
   if type(keys) ~= "table" then fail(fn, "keys must be a list of keys") end
+  local p, pmsg = false
+  if opts ~= nil then
+    opts = check_opts(fn, opts, GET_OPTS)
+    p, pmsg = projection_opt(fn, opts.projection)
+    if p == nil then return nil, pmsg, "ValidationError" end
+  end
   local n = #keys
   local slot, order = {}, {}
   for i = 1, n do
@@ -662,6 +724,15 @@ function DB:batch_get_item(keys)
   for i = 1, n do out[i] = false end
   local t = now(self)
   local pos = 1
+  local pe, pnames
+  if p then
+    -- the whole key: items are matched to their keys by it
+    local b = expr.names()
+    local extra = { [self._pk] = true, [self._sk or false] = self._sk and true or nil }
+    if self._ttl_attr then extra[self._ttl_attr] = true end
+    if not self._ttl_fn then pe = projection.expression(p, b, extra) end
+    pnames = b.n
+  end
   while pos <= #order do
     local chunk = {}
     for j = pos, math_min(pos + 99, #order) do chunk[#chunk + 1] = order[j].key end
@@ -671,14 +742,19 @@ function DB:batch_get_item(keys)
     local deadline = http.now() + self._client.timeout
     while pending and #pending > 0 do
       local r, msg, code = call(self, "BatchGetItem", { RequestItems = {
-        [self._table] = { Keys = pending, ConsistentRead = self._consistent } } })
+        [self._table] = { Keys = pending, ConsistentRead = self._consistent,
+          ProjectionExpression = pe, ExpressionAttributeNames = pe and pnames or nil } } })
       if not r then return nil, prefix(fn, msg), code end
       for _, av in ipairs(r.Responses and r.Responses[self._table] or {}) do
         local item = decode_item(av)
         if not expired(self, item, t) then
           -- each entry its own table, as locally (the same key twice too)
           for j, i in ipairs(slot[identity(self, item)] or {}) do
-            out[i] = j == 1 and item or update.copy(item)
+            if p then
+              out[i] = projection.apply(p, item)
+            else
+              out[i] = j == 1 and item or update.copy(item)
+            end
           end
         end
       end
@@ -724,10 +800,12 @@ local function positive_int(fn, name, v)
   end
 end
 
--- Sort-key order: numbers before strings, each in its own order.
+-- Sort-key order: numbers before strings, each in its own order, binary
+-- values by their bytes.
 local function key_less(a, b)
   local ta, tb = type(a), type(b)
   if ta ~= tb then return ta == "number" end
+  if ta == "table" then return a:bytes() < b:bytes() end
   return a < b
 end
 
@@ -805,48 +883,53 @@ local function build_read(self, fn, pk, opts, scanning)
   if self._consistent and not plan.gsi then req.ConsistentRead = true end
   local key_attrs = { [pk_attr] = true }
   if sk_attr then key_attrs[sk_attr] = true end
-  if opts.projection ~= nil then
-    return not_supported(fn, "projections (the whole item is read; select the attributes in Lua)")
-  end
   local kx = opts.key_condition
   if not scanning and ddb_expr.is(pk) then
     if kx ~= nil then fail(fn, "a key condition given twice (as pk and as key_condition)") end
     kx, pk = pk, nil
   end
+  local cond_v = cond and opts[cond]
+  local from_expr = false
   if kx ~= nil and not scanning then
-    -- a dynafile.expr KeyConditionExpression, as DynamoDB takes it
+    -- a dynafile.expr KeyConditionExpression: compiled as a local database
+    -- compiles it, and sent as the same range the options give
     if not ddb_expr.is(kx) then fail(fn, "key_condition must be a dynafile.expr") end
     if cond then fail(fn, "only one key condition allowed (%s and key_condition)", cond) end
     if pk ~= nil then fail(fn, "the partition key comes from key_condition; pass nil") end
-    local f = opts.scan_index_forward
-    if f ~= nil and type(f) ~= "boolean" then fail(fn, "scan_index_forward must be a boolean") end
-    if f == false then req.ScanIndexForward = false end
-    req.KeyConditionExpression = b:embed(kx, fn)
-  elseif not scanning then
-    key_arg(fn, "partition key", pk)
+    local kc, kmsg = ddb_expr.key_condition(kx, pk_attr, sk_attr)
+    if not kc then return nil, string_format("dynafile.%s: %s", fn, kmsg), "ValidationError" end
+    pk, cond, from_expr = kc.pk, kc.cond, true
+    cond_v = cond == "between" and { kc.lo, kc.hi } or kc.lo
+  end
+  if not scanning then
+    if not from_expr then key_arg(fn, "partition key", pk) end
     check_key_length(fn, pk_attr, pk, PK_MAX)
     local parts = { b:name(pk_attr) .. " = " .. b:value(pk, fn, "partition key") }
     if cond then
-      local v = opts[cond]
+      local v = cond_v
       if not sk_attr then fail(fn, "%s: the table has no sort key", cond) end
       local s = b:name(sk_attr)
       if cond == "between" then
         if type(v) ~= "table" or v[1] == nil or v[2] == nil then
           fail(fn, "between must be a list {lo, hi}")
         end
-        key_arg(fn, "between[1]", v[1])
-        key_arg(fn, "between[2]", v[2])
+        if not from_expr then
+          key_arg(fn, "between[1]", v[1])
+          key_arg(fn, "between[2]", v[2])
+        end
         parts[2] = s .. " BETWEEN " .. b:value(v[1], fn) .. " AND " .. b:value(v[2], fn)
         plan.range = { cond = cond, lo = v[1], hi = v[2] }
         -- DynamoDB refuses lo > hi; the range is empty
         if key_less(v[2], v[1]) then plan.done = true end
       elseif cond == "begins_with" then
-        key_arg(fn, cond, v)
-        if type(v) ~= "string" then fail(fn, "begins_with must be a string") end
+        if not from_expr then
+          key_arg(fn, cond, v)
+          if type(v) ~= "string" then fail(fn, "begins_with must be a string") end
+        end
         parts[2] = "begins_with(" .. s .. ", " .. b:value(v, fn) .. ")"
         plan.range = { cond = cond, v = v }
       else
-        key_arg(fn, cond, v)
+        if not from_expr then key_arg(fn, cond, v) end
         parts[2] = s .. " " .. KEY_OP[cond] .. " " .. b:value(v, fn)
         plan.range = { cond = cond, v = v }
       end
@@ -926,7 +1009,24 @@ local function build_read(self, fn, pk, opts, scanning)
   end
   local f = opts.filter
   if ddb_expr.is(f) then
-    req.FilterExpression = b:embed(f, fn)
+    -- compiled as a local database compiles it (the same messages)
+    local e, emsg = ddb_expr.compiled(f, "filter")
+    if not e then return nil, string_format("dynafile.%s: %s", fn, emsg), "ValidationError" end
+    local uses_key = false
+    if not scanning then
+      for a in pairs(expr.expression_names(f)) do
+        if key_attrs[a] then uses_key = true end
+      end
+    end
+    if uses_key then
+      -- DynamoDB refuses key attributes in a query's filter: run it here
+      plan.compiled_filter = e
+    else
+      req.FilterExpression = b:embed(f, fn)
+    end
+  elseif core_kind(f) == "expr" then
+    -- compiled by dynafile.ddb_args: no text to send, evaluated here
+    plan.compiled_filter = f
   elseif type(f) == "function" then
     plan.lua_filter = f
   elseif type(f) == "string" then
@@ -950,8 +1050,31 @@ local function build_read(self, fn, pk, opts, scanning)
   elseif f ~= nil then
     fail(fn, "filter must be a function or an expression string, got %s", type(f))
   end
+  if opts.projection ~= nil then
+    local p, pmsg = projection_opt(fn, opts.projection)
+    if not p then return nil, pmsg, "ValidationError" end
+    plan.projection = p
+    -- Lua code judges whole items (projected after it); otherwise the
+    -- server sends what the projection covers and what is read here
+    if not (plan.lua_filter or self._ttl_fn) then
+      local extra = { [self._pk] = true }
+      local need = { self._sk or false, pk_attr, sk_attr or false, self._ttl_attr or false }
+      for _, a in ipairs(need) do
+        if a then extra[a] = true end
+      end
+      if plan.tree then
+        for a in pairs(expr.attributes(plan.tree)) do extra[a] = true end
+      end
+      if plan.compiled_filter then
+        -- its attributes are not known here: whole items
+        req.ProjectionExpression = nil
+        extra = nil
+      end
+      if extra then req.ProjectionExpression = projection.expression(p, b, extra) end
+    end
+  end
   b:into(req)
-  plan.here = plan.lua_filter or plan.tree or plan.skip_before ~= nil
+  plan.here = plan.lua_filter or plan.tree or plan.compiled_filter or plan.skip_before ~= nil
     or self._ttl_attr ~= nil or self._ttl_fn ~= nil
   plan.op = scanning and "Scan" or "Query"
   plan.fn = fn
@@ -1033,10 +1156,12 @@ local function read_next(p)
         end
       end
       if keep and p.tree and not expr.eval(p.tree, it) then keep = false end
+      if keep and p.compiled_filter and not p.compiled_filter:eval(it) then keep = false end
       if keep and p.lua_filter and not p.lua_filter(it) then keep = false end
       if keep then
         p.returned = p.returned + 1
         p.last = it
+        if p.projection then return projection.apply(p.projection, it) end
         return it
       end
     else

@@ -81,12 +81,45 @@ end
 -- names and values), its placeholders renamed into this builder's so that
 -- they cannot meet the request's others.  DynamoDB's expressions have no
 -- string literals: every `#name` and `:value` token is a placeholder.
+-- Only the names and values the text uses are carried over (an object
+-- made by `dynafile.expressions` holds those of its whole request).
 -- @raise when a value cannot be a DynamoDB value
 function Names:embed(x, fn)
-  local map = {}
-  for p, name in pairs(x.names or {}) do map[p] = self:name(name) end
-  for p, v in pairs(x.values or {}) do map[p] = self:value(v, fn, p) end
-  return (x.text:gsub("[#:][%w_]+", function(tok) return map[tok] end))
+  local map, names, vals = {}, x.names or {}, x.values or {}
+  return (x.text:gsub("[#:][%w_]+", function(tok)
+    local p = map[tok]
+    if p then return p end
+    if tok:sub(1, 1) == "#" then
+      if names[tok] ~= nil then p = self:name(names[tok]) end
+    elseif vals[tok] ~= nil then
+      p = self:value(vals[tok], fn, tok)
+    end
+    map[tok] = p
+    return p
+  end))
+end
+
+-- Functions and keywords of DynamoDB's expressions, which are not names.
+local DDB_WORDS = {
+  attribute_exists = true, attribute_not_exists = true, attribute_type = true,
+  begins_with = true, contains = true, size = true, list_append = true, if_not_exists = true,
+  AND = true, OR = true, NOT = true, BETWEEN = true, IN = true,
+  ["and"] = true, ["or"] = true, ["not"] = true, between = true, ["in"] = true,
+}
+
+--- The attribute names a `dynafile.expr` object's text mentions (at any
+-- depth of a path: a superset of the top-level attributes it reads).
+-- @treturn table `{name = true}`
+function M.expression_names(x)
+  local out, names = {}, x.names or {}
+  for tok in x.text:gsub(":[%w_]+", " "):gmatch("#?[%a_][%w_]*") do
+    if tok:sub(1, 1) == "#" then
+      if names[tok] then out[names[tok]] = true end
+    elseif not DDB_WORDS[tok] then
+      out[tok] = true
+    end
+  end
+  return out
 end
 
 --- Put the placeholders into a request (only those used).
