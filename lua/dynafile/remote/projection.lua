@@ -20,9 +20,8 @@
 local update = require "dynafile.update"
 local ddb_expr = require "dynafile.expr"
 
-local type, ipairs, pairs, getmetatable, table_sort, table_concat = type, ipairs, pairs,
-  getmetatable, table.sort,
-  table.concat
+local type, ipairs, pairs, getmetatable = type, ipairs, pairs, getmetatable
+local table_sort, table_concat = table.sort, table.concat
 
 local M = {}
 
