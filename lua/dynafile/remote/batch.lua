@@ -66,6 +66,9 @@ return function(M)
   end
 
   --- Queue a put (the item is encoded now).
+  -- @tparam table item the item, holding the key attributes
+  -- @treturn true
+  -- @raise on an invalid item, a closed writer
   function Writer:put_item(item)
     writer_check(self, "put_item")
     local db = self._db
@@ -80,6 +83,9 @@ return function(M)
   end
 
   --- Queue a delete.
+  -- @tparam table key the key attributes
+  -- @treturn true
+  -- @raise on an invalid key, a closed writer
   function Writer:delete_item(key)
     writer_check(self, "delete_item")
     local db = self._db
@@ -91,6 +97,11 @@ return function(M)
   end
 
   --- Send every queued operation (chunks of 25, unprocessed ones again).
+  -- @treturn true|nil true once every operation was applied
+  -- @treturn string message on failure (every operation not known applied
+  --   stays queued)
+  -- @treturn string code on failure
+  -- @raise on a closed writer
   function Writer:flush()
     writer_check(self, "flush")
     local db = self._db
@@ -148,6 +159,10 @@ return function(M)
   end
 
   --- Flush and close.
+  -- @treturn true|nil as flush
+  -- @treturn string message on failure
+  -- @treturn string code on failure
+  -- @raise when self is not a batch writer
   function Writer:close()
     if getmetatable(self) ~= Writer then writer_check(self, "close") end
     if self._closed then return true end
@@ -158,12 +173,16 @@ return function(M)
   end
 
   --- Drop every queued operation and close.
+  -- @return nothing
+  -- @raise when self is not a batch writer
   function Writer:discard()
     if getmetatable(self) ~= Writer then writer_check(self, "discard") end
     self._ops, self._n, self._closed = {}, 0, true
   end
 
   --- The number of queued operations.
+  -- @treturn integer
+  -- @raise never
   function Writer:pending()
     return self._n
   end
@@ -178,13 +197,22 @@ return function(M)
     if not ok then error(msg, 0) end
   end
 
-  --- A batch writer.
+  --- A batch writer: `w:put_item`, `w:delete_item`, `w:flush`, `w:close`
+  -- (also `<close>`), `w:discard`, `w:pending`.
+  -- @treturn table the writer
+  -- @raise on a closed handle
   function DB:batch_writer()
     check_open(self, "batch_writer")
     return setmetatable({ _db = self, _ops = {}, _n = 0, _closed = false }, Writer)
   end
 
   --- Run fn(w) with a batch writer and send what it queued.
+  -- @tparam function f called with the writer
+  -- @treturn true|nil true once everything was applied
+  -- @treturn string message on failure
+  -- @treturn string code on failure
+  -- @raise when f is not a function, f's error (nothing it queued is sent),
+  --   a read-only or closed handle
   function DB:batch_write(f)
     check_open(self, "batch_write")
     if type(f) ~= "function" then fail("batch_write", "argument must be a function") end
@@ -300,12 +328,25 @@ return function(M)
 
   local TX_OPTS = { condition = true, return_old = true }
 
+  --- Read an item inside a transaction (strongly consistent, remembered:
+  -- the commit requires it unchanged; the transaction's own writes seen).
+  -- @tparam table key the key attributes
+  -- @treturn table|nil the item, or nil when missing (or deleted by tx)
+  -- @raise on an invalid key, a transaction that has ended
   function Tx:get_item(key)
     tx_check(self, "get_item")
     check_key(self._db, key, "transaction.get_item")
     return slot(self, key).cur
   end
 
+  --- Buffer a put inside a transaction.
+  -- @tparam table item the item
+  -- @tparam[opt] table opts `condition`, `return_old`
+  -- @treturn true|nil true when buffered (false condition: nil)
+  -- @treturn table|string the previous item with `return_old`; or the
+  --   message when the condition failed
+  -- @treturn string code: "ConditionalCheckFailed", "NotSupported"
+  -- @raise on an invalid item or option, a transaction that has ended
   function Tx:put_item(item, opts)
     tx_check(self, "put_item")
     local fn = "transaction.put_item"
@@ -327,6 +368,13 @@ return function(M)
     return true, prev
   end
 
+  --- Buffer a delete inside a transaction.
+  -- @tparam table key the key attributes
+  -- @tparam[opt] table opts `condition`, `return_old`
+  -- @treturn true|nil as put_item
+  -- @treturn table|string the deleted item with `return_old`, or a message
+  -- @treturn string code, as put_item
+  -- @raise as put_item
   function Tx:delete_item(key, opts)
     tx_check(self, "delete_item")
     local fn = "transaction.delete_item"
@@ -348,6 +396,15 @@ return function(M)
     return true, prev
   end
 
+  --- Buffer an update inside a transaction (applied here to the item as
+  -- read, written as a whole item at the commit).
+  -- @tparam table key the key attributes
+  -- @param changes as for db:update_item
+  -- @tparam[opt] table opts `condition`, `return_old`
+  -- @treturn table|nil the new item
+  -- @treturn table|string the old item with `return_old`, or a message
+  -- @treturn string code, as put_item
+  -- @raise as put_item, and on changes of key attributes
   function Tx:update_item(key, changes, opts)
     tx_check(self, "update_item")
     local fn = "transaction.update_item"
@@ -376,6 +433,13 @@ return function(M)
     return update.copy(new), kept
   end
 
+  --- Require a condition on an item at the commit.
+  -- @tparam table key the key attributes
+  -- @param cond a condition function or an expression string
+  -- @treturn true|nil true when it holds now
+  -- @treturn string the message when it does not
+  -- @treturn string "ConditionalCheckFailed" or "NotSupported"
+  -- @raise on an invalid key or condition, a transaction that has ended
   function Tx:condition_check(key, cond)
     tx_check(self, "condition_check")
     local fn = "transaction.condition_check"
@@ -417,6 +481,12 @@ return function(M)
 
   --- Run fn(tx) optimistically (see the module comment): fn may run more
   -- than once, so it should do nothing but read and write through tx.
+  -- @tparam function f called with the transaction object
+  -- @return f's return values once the commit was accepted, or as f
+  --   returned them when they are nil, err (or false, err: nothing is
+  --   written); or nil, message, code ("TransactionCanceled" when the items
+  --   kept changing, "NotSupported", a request's code)
+  -- @raise f's error (nothing is written), on a read-only or closed handle
   function DB:transaction(f)
     check_open(self, "transaction")
     if type(f) ~= "function" then fail("transaction", "argument must be a function") end
@@ -428,6 +498,8 @@ return function(M)
       tx._over = true
       if tx._broken then return nil, tx._broken.msg, tx._broken.code end
       if not res[1] then error(res[2], 0) end
+      -- nil, err (or false, err): fn failed, nothing is written
+      if not res[2] and res[3] ~= nil then return unpack(res, 2, res.n) end
       if tx._unsupported then return nil, tx._unsupported, "NotSupported" end
       if tx._invalid then return nil, tx._invalid, "ValidationError" end
       local c = tx._canceled
@@ -464,6 +536,15 @@ return function(M)
   --- DynamoDB's TransactWriteItems (see the local one).  Condition
   -- functions, update functions and list add/delete run here on the item
   -- read, which the commit then requires unchanged.
+  -- @tparam table actions a list of `{put = item}`, `{delete = key}`,
+  --   `{update = key, changes = ...}`, `{check = key, condition = ...}`,
+  --   each with an optional `condition`
+  -- @treturn true|nil true when every action was applied
+  -- @treturn string message on failure
+  -- @treturn string code on failure: "TransactionCanceled" (details:
+  --   one reason per action, in order), "NotSupported", a request's code
+  -- @treturn table the reasons, with "TransactionCanceled"
+  -- @raise on an invalid action, a read-only or closed handle
   function DB:transact_write_items(actions)
     local fn = "transact_write_items"
     check_open(self, fn)

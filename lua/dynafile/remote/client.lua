@@ -99,6 +99,7 @@ Client.__index = Client
 --   certificate checks; `cafile`), `pool_size`
 -- @treturn table|nil the client
 -- @treturn string the reason the endpoint is not usable
+-- @raise never
 function M.new(o)
   local url = o.endpoint or string_format("https://dynamodb.%s.amazonaws.com", o.region)
   local ep, why = http.parse_url(url)
@@ -144,6 +145,7 @@ end
 --   "UnknownOutcome" (mode "once": the request may have been applied),
 --   "AccessDenied", "NotSupported", ...
 -- @treturn table the decoded error body (CancellationReasons, Item)
+-- @raise when the request cannot be encoded as JSON
 function Client:call(op, req, mode, deadline)
   local start = http.now()
   deadline = deadline or start + self.timeout
@@ -220,6 +222,8 @@ function Client:call(op, req, mode, deadline)
 end
 
 --- Close the idle connections.
+-- @return nothing
+-- @raise never
 function Client:close()
   self.pool:close()
 end

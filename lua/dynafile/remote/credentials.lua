@@ -23,6 +23,7 @@ local M = {}
 --- Parse an INI file of the AWS CLI's kind.
 -- @tparam string path the file
 -- @treturn table|nil `{section = {key = value}}`, nil when unreadable
+-- @raise never
 function M.read_ini(path)
   local f = io_open(path, "r")
   if not f then return nil end
@@ -61,6 +62,7 @@ end
 -- @tparam table opts the open options (`credentials`, `profile`)
 -- @treturn table|nil `{access_key_id, secret_access_key, session_token}`
 -- @treturn string where they came from, or what was searched
+-- @raise never
 function M.resolve(opts)
   local c = opts.credentials
   if c ~= nil then
@@ -90,6 +92,7 @@ end
 --- Find the region.
 -- @tparam table opts the open options (`region`, `profile`)
 -- @treturn string|nil the region
+-- @raise never
 function M.region(opts)
   if type(opts.region) == "string" then return opts.region end
   for _, env in ipairs { "AWS_REGION", "AWS_DEFAULT_REGION" } do

@@ -163,24 +163,32 @@ end
 -- local database takes strings and numbers alike.
 local function check_key(self, key, fn)
   if type(key) ~= "table" then fail(fn, "key must be a table, got %s", type(key)) end
-  local types = self._key_types
-  for _, name in ipairs(self._keys) do
+  local types, keys = self._key_types, self._keys
+  for i = 1, #keys do
+    local name = keys[i]
     local v = key[name]
     if v == nil then fail(fn, "key attribute %s is missing", name) end
     local want = types[name]
-    if want == "B" then
+    if type(v) == "string" and (want == "S" or want == nil) then
+      -- the common key, checked without a type lookup
+      if #v > (i == 1 and PK_MAX or SK_MAX) then
+        check_key_length(fn, name, v, i == 1 and PK_MAX or SK_MAX)
+      end
+    elseif want == "B" then
       if dynafile_type(v) ~= "B" then
         fail(fn, "key attribute %s must be a binary value (the table's %s is of type B), not %s",
           name, name, type(v))
       end
+      check_key_length(fn, name, v, i == 1 and PK_MAX or SK_MAX)
     elseif not key_value_ok(v) and dynafile_type(v) ~= "N" then
       fail(fn, "key attribute %s must be a string or a number, not %s", name,
         v ~= v and "NaN" or type(v))
     elseif want and dynafile_type(v) ~= want then
       fail(fn, "key attribute %s must be %s: the table's %s is of type %s (DynamoDB gives a key "
         .. "attribute one type), not %s", name, TYPE_NAMES[want], name, want, type(v))
+    else
+      check_key_length(fn, name, v, i == 1 and PK_MAX or SK_MAX)
     end
-    check_key_length(fn, name, v, name == self._pk and PK_MAX or SK_MAX)
   end
 end
 
@@ -486,9 +494,16 @@ end
 --   the backend's: `endpoint`, `region`, `credentials`, `profile`,
 --   `timeout`, `max_attempts`, `types`, `billing`, `create`, `wait`,
 --   `consistent`, `tls`, `optimistic_retries`
+-- @tparam[opt] table index_defs the `gsi` and `lsi` options as
+--   `dynafile.open` has checked them: a list of `{name, kind, pk, sk,
+--   projection}`
 -- @treturn table|nil the handle
 -- @treturn string message on failure
--- @treturn string code on failure
+-- @treturn string code on failure: "NotSupported" (a local-only option),
+--   "ValidationError" (the options disagree with the table), "AccessDenied"
+--   (no credentials), or a request's code
+-- @raise on misuse: a malformed URL or table name, an unknown option or
+--   one of the wrong type
 function M.open(url, opts, index_defs)
   local fn = "open"
   local name = url:match("^dynamodb://([%w_%.%-]+)$")
@@ -656,7 +671,9 @@ local GET_OPTS = { projection = true }
 --   back as a local database projects it)
 -- @treturn table|nil the item, or nil when missing or expired
 -- @treturn string message on failure
--- @treturn string code on failure
+-- @treturn string code on failure: "ValidationError" (a projection that
+--   does not compile), or a request's code
+-- @raise on an invalid key or option, or a closed handle
 function DB:get_item(key, opts)
   local fn = "get_item"
   check_open(self, fn)
@@ -695,7 +712,9 @@ end
 -- @treturn table|nil one entry per key, in order: the item, or false
 --   when missing or expired
 -- @treturn string message on failure
--- @treturn string code on failure
+-- @treturn string code on failure: "ValidationError", "Throttled"
+--   (unprocessed keys until the timeout), or a request's code
+-- @raise on an invalid key or option, or a closed handle
 function DB:batch_get_item(keys, opts)
   local fn = "batch_get_item"
   check_open(self, fn)
@@ -1187,11 +1206,26 @@ end
 --- Iterate over a partition (as a local `db:query`).  `limit` counts items
 -- returned, as locally (DynamoDB's Limit, which counts items evaluated,
 -- is chosen per request).
+-- @param pk the partition-key value (of the table, or of `opts.index`), or
+--   a `dynafile.expr` key condition
+-- @tparam[opt] table opts the local query's options: a key condition
+--   (`eq`, `lt`, `le`, `gt`, `ge`, `between`, `begins_with`,
+--   `key_condition`), `starts_with`, `scan_index_forward`, `index`,
+--   `filter`, `limit`, `start_after`, `projection`, `stats`
+-- @return a generic-for iterator yielding items (plus a closing value)
+-- @raise on invalid options, an unknown index, a filter or projection
+--   that does not compile, a regular expression (NotSupported), a closed
+--   handle; the iterator raises when a page cannot be read
 function DB:query(pk, opts)
   return iterate(self, "query", pk, opts, false)
 end
 
 --- Iterate over the table or an index (as a local `db:scan`).
+-- @tparam[opt] table opts `filter`, `limit`, `start_after`, `index`,
+--   `segment` and `segments` (a parallel scan, segment k of n),
+--   `projection`, `stats`
+-- @return a generic-for iterator yielding items (plus a closing value)
+-- @raise as query
 function DB:scan(opts)
   return iterate(self, "scan", nil, opts, true)
 end
@@ -1219,11 +1253,25 @@ end
 
 --- One page of a query: up to `opts.limit` (default 100) items, and the
 -- key to resume after.
+-- @param pk as for query
+-- @tparam[opt] table opts as for query
+-- @treturn table|nil the items (a list)
+-- @treturn table|string `next_key`: nil when nothing remains, else the key
+--   to pass as `start_after`; or the message on failure
+-- @treturn string code on failure: "ValidationError" (a filter or
+--   projection that does not compile), "NotSupported", or a request's code
+-- @raise on invalid options (other than filters and projections), a closed
+--   handle
 function DB:query_page(pk, opts)
   return page(self, "query_page", pk, opts, false)
 end
 
 --- One page of a scan.
+-- @tparam[opt] table opts as for scan
+-- @treturn table|nil the items (a list)
+-- @treturn table|string `next_key`, or the message on failure
+-- @treturn string code on failure, as for query_page
+-- @raise as query_page
 function DB:scan_page(opts)
   return page(self, "scan_page", nil, opts, true)
 end
@@ -1271,7 +1319,22 @@ local function put_events(self, old, new)
   end
 end
 
---- Write an item (see the local `db:put_item`).
+--- Write an item (see the local `db:put_item`).  An unconditional put is
+-- one PutItem; a condition DynamoDB can evaluate goes with it as a
+-- ConditionExpression; a condition function (or a regular expression, or
+-- a TTL) is evaluated here on the item as read, and the write made
+-- conditional on the item being exactly as read.
+-- @tparam table item the item, holding the key attributes
+-- @tparam[opt] table opts `condition` (a function, an expression string or
+--   a `dynafile.expr`), `return_old`
+-- @treturn true|nil true on success
+-- @treturn table|string the previous item with `return_old` (nil when
+--   there was none); or the message on failure
+-- @treturn string code on failure: "ConditionalCheckFailed",
+--   "ValidationError", "UnknownOutcome" (the answer was lost and the write
+--   cannot be known applied), or a request's code
+-- @raise on an invalid item or option, a write from inside a transaction
+--   or a condition, a read-only or closed handle
 function DB:put_item(item, opts)
   local fn = "put_item"
   check_open(self, fn)
@@ -1329,6 +1392,13 @@ function DB:put_item(item, opts)
 end
 
 --- Delete the item with `key` (see the local `db:delete_item`).
+-- @tparam table key the key attributes
+-- @tparam[opt] table opts `condition`, `return_old`, as for put_item
+-- @treturn true|nil true on success (also when the item was missing)
+-- @treturn table|string the deleted item with `return_old`; or the
+--   message on failure
+-- @treturn string code on failure, as for put_item
+-- @raise as put_item
 function DB:delete_item(key, opts)
   local fn = "delete_item"
   check_open(self, fn)
@@ -1449,6 +1519,18 @@ local UPDATE_OPTS = { condition = true, return_old = true }
 -- UpdateExpression; an update function, list `add`/`delete`, a
 -- condition function, `return_old` and listeners take the optimistic
 -- path (read, apply here, write conditionally on the image read).
+-- @tparam table key the key attributes
+-- @param changes a table of changes (`set`, `remove`, `add`, `delete`), a
+--   function `(old_or_nil) -> new item`, or a `dynafile.expr`
+--   UpdateExpression
+-- @tparam[opt] table opts `condition`, `return_old`
+-- @treturn table|nil the new item
+-- @treturn table|string the old item with `return_old`; or the message on
+--   failure
+-- @treturn string code on failure, as for put_item
+-- @raise on an invalid key, changes or option, a change of a key
+--   attribute, a write from inside a transaction, a read-only or closed
+--   handle
 function DB:update_item(key, changes, opts)
   local fn = "update_item"
   check_open(self, fn)
@@ -1514,6 +1596,11 @@ end
 --- Delete the expired items now, each with a DELETE event marked
 -- `expired = true` (a scan, then a delete conditional on the item still
 -- being expired).
+-- @tparam[opt] integer limit delete at most this many
+-- @treturn integer|nil the number deleted
+-- @treturn string message on failure
+-- @treturn string code on failure
+-- @raise on an invalid limit, a read-only or closed handle
 function DB:purge_expired(limit)
   local fn = "purge_expired"
   check_open(self, fn)
@@ -1561,6 +1648,9 @@ end
 --- Register a listener for the writes this process makes to the table
 -- (through any handle on it).  Writes by other processes or clients are
 -- not heard.
+-- @tparam function f called with each event `{action, old, new, expired}`
+-- @treturn table the listener's handle, for remove_stream_listener
+-- @raise when f is not a function, or on a closed handle
 function DB:add_stream_listener(f)
   check_open(self, "add_stream_listener")
   if type(f) ~= "function" then fail("add_stream_listener", "listener must be a function") end
@@ -1573,6 +1663,9 @@ function DB:add_stream_listener(f)
 end
 
 --- Remove a listener.
+-- @tparam table h the handle add_stream_listener returned
+-- @treturn boolean whether it was registered
+-- @raise on a closed handle
 function DB:remove_stream_listener(h)
   check_open(self, "remove_stream_listener")
   local st = self._st
@@ -1585,6 +1678,10 @@ function DB:remove_stream_listener(h)
 end
 
 --- Not supported: the change log is a local database's.
+-- @treturn nil
+-- @treturn string the reason
+-- @treturn string "NotSupported"
+-- @raise on a closed handle
 function DB:poll_stream()
   check_open(self, "poll_stream")
   return not_supported("poll_stream", "the change log belongs to local databases; listeners "
@@ -1594,6 +1691,10 @@ end
 -- ------------------------------------------------------------- the rest
 
 --- Not supported: DynamoDB keeps its indexes itself.
+-- @treturn nil
+-- @treturn string the reason
+-- @treturn string "NotSupported"
+-- @raise on a closed handle
 function DB:check()
   check_open(self, "check")
   return not_supported("check", "DynamoDB maintains its indexes; there is nothing to verify here")
@@ -1601,6 +1702,12 @@ end
 
 --- Drop a global secondary index (waits until it is gone).  Local
 -- secondary indexes cannot be dropped in DynamoDB.
+-- @tparam string name the index
+-- @treturn true|nil true once the index is gone
+-- @treturn string message on failure
+-- @treturn string code on failure: "NotSupported" (an LSI, or a server that
+--   does not delete indexes), "ReadOnly", or a request's code
+-- @raise on a name that is not a string or names no index, a closed handle
 function DB:drop_index(name)
   check_open(self, "drop_index")
   if type(name) ~= "string" then
@@ -1624,6 +1731,8 @@ end
 --- The schema in force: `{pk, sk, ttl, indexes = {name = {kind, pk, sk,
 -- projection}}}`, as a local handle gives it, plus `types` (the key
 -- attributes' DynamoDB types) and `table` (the table name).
+-- @treturn table the schema
+-- @raise on a closed handle
 function DB:schema()
   check_open(self, "schema")
   local s = self._schema
@@ -1639,6 +1748,10 @@ end
 --- Statistics from DescribeTable (DynamoDB updates its counts about every
 -- six hours): `items`, `used_bytes`, `index_entries`, `status`, and
 -- `requests`/`retries`/`throttled` counted by this handle's client.
+-- @treturn table|nil the statistics
+-- @treturn string message on failure
+-- @treturn string code on failure
+-- @raise on a closed handle
 function DB:stat()
   check_open(self, "stat")
   local r, msg, code = call(self, "DescribeTable", { TableName = self._table })
@@ -1658,6 +1771,8 @@ function DB:stat()
 end
 
 --- Close the handle: its idle connections are closed; further calls raise.
+-- @treturn true
+-- @raise never
 function DB:close()
   if self._closed then return true end
   self._closed = true

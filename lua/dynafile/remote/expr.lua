@@ -37,11 +37,16 @@ local Names = {}
 Names.__index = Names
 
 --- A new, empty builder.
+-- @treturn names the builder
+-- @raise never
 function M.names()
   return setmetatable({ n = {}, v = {}, by_name = {}, nn = 0, nv = 0 }, Names)
 end
 
---- The placeholder of an attribute name.
+--- The placeholder of an attribute name (the same name, the same one).
+-- @tparam string s the attribute name
+-- @treturn string its placeholder, `#nK`
+-- @raise never
 function Names:name(s)
   local p = self.by_name[s]
   if p then return p end
@@ -52,8 +57,12 @@ function Names:name(s)
   return p
 end
 
---- The placeholder of a value (encoded now; raises on a value DynamoDB
--- cannot hold).
+--- The placeholder of a value (encoded now).
+-- @param v the Lua value
+-- @tparam string fn the calling function's name, for messages
+-- @tparam[opt] string where what the value is, for messages
+-- @treturn string its placeholder, `:vK`
+-- @raise on a value DynamoDB cannot hold
 function Names:value(v, fn, where)
   self.nv = self.nv + 1
   local p = ":v" .. self.nv
@@ -61,8 +70,10 @@ function Names:value(v, fn, where)
   return p
 end
 
---- A document path, from segments (strings; 0-based integer positions
--- are numbers).
+--- A document path, from segments.
+-- @tparam table segs names (strings) and 0-based list positions (numbers)
+-- @treturn string the path, every name a placeholder
+-- @raise never
 function Names:path(segs)
   local out = {}
   for i = 1, #segs do
@@ -83,6 +94,9 @@ end
 -- string literals: every `#name` and `:value` token is a placeholder.
 -- Only the names and values the text uses are carried over (an object
 -- made by `dynafile.expressions` holds those of its whole request).
+-- @tparam table x the expression object
+-- @tparam string fn the calling function's name, for messages
+-- @treturn string the text with this builder's placeholders
 -- @raise when a value cannot be a DynamoDB value
 function Names:embed(x, fn)
   local map, names, vals = {}, x.names or {}, x.values or {}
@@ -109,7 +123,9 @@ local DDB_WORDS = {
 
 --- The attribute names a `dynafile.expr` object's text mentions (at any
 -- depth of a path: a superset of the top-level attributes it reads).
+-- @tparam table x the expression object
 -- @treturn table `{name = true}`
+-- @raise never
 function M.expression_names(x)
   local out, names = {}, x.names or {}
   for tok in x.text:gsub(":[%w_]+", " "):gmatch("#?[%a_][%w_]*") do
@@ -123,6 +139,10 @@ function M.expression_names(x)
 end
 
 --- Put the placeholders into a request (only those used).
+-- @tparam table req the request
+-- @treturn table req, with ExpressionAttributeNames and
+--   ExpressionAttributeValues when there are any
+-- @raise never
 function Names:into(req)
   if next(self.n) then req.ExpressionAttributeNames = self.n end
   if next(self.v) then req.ExpressionAttributeValues = self.v end
@@ -375,6 +395,7 @@ end
 -- @tparam string src the expression
 -- @treturn table|nil the tree
 -- @treturn string the core's message when it does not parse
+-- @raise never (errors are returned)
 function M.compile(src)
   local ok, msg = core.compile(src)
   if not ok then return nil, msg end
@@ -384,6 +405,10 @@ function M.compile(src)
 end
 
 --- The top-level attribute names a tree reads.
+-- @tparam table tree a compiled tree
+-- @tparam[opt] table out a set to add them to
+-- @treturn table the set `{name = true}`
+-- @raise never
 function M.attributes(tree, out)
   out = out or {}
   local k = tree.k
@@ -402,6 +427,9 @@ function M.attributes(tree, out)
 end
 
 --- Whether a tree holds a regular expression (no DynamoDB form).
+-- @tparam table tree a compiled tree
+-- @treturn boolean
+-- @raise never
 function M.has_regex(tree)
   local k = tree.k
   if k == "match" then return true end
@@ -466,6 +494,10 @@ end
 
 --- The DynamoDB form of a tree, its placeholders added to `b`; nil when
 -- it has none (a regular expression).
+-- @tparam table tree a compiled tree
+-- @tparam names b the request's builder
+-- @tparam string fn the calling function's name, for messages
+-- @treturn string|nil the expression
 -- @raise when a literal cannot be a DynamoDB value
 function M.translate(tree, b, fn)
   if M.has_regex(tree) then return nil end
@@ -594,7 +626,10 @@ local function eval(t, item)
   return false
 end
 
---- Evaluate a tree on a Lua item (nil: no item).
+--- Evaluate a tree on a Lua item.
+-- @tparam table tree a compiled tree
+-- @tparam[opt] table item the item (nil: no item)
+-- @treturn boolean whether it holds
 -- @raise on a regular expression
 function M.eval(tree, item)
   return eval(tree, item) and true or false

@@ -28,9 +28,12 @@ local M = {}
 
 -- ------------------------------------------------------------- clock
 
-local socket -- LuaSocket, loaded on first use (not needed inside nginx)
+local socket, gettime -- LuaSocket, loaded on first use (not needed inside nginx)
 local function luasocket()
-  if not socket then socket = require "socket" end
+  if not socket then
+    socket = require "socket"
+    gettime = socket.gettime
+  end
   return socket
 end
 
@@ -42,13 +45,16 @@ local COSOCKET_PHASES = {
 
 --- Whether this code runs where nginx cosockets can be used.
 -- @treturn boolean
+-- @raise never
 function M.cosockets()
   return ngx ~= nil and ngx.socket ~= nil and COSOCKET_PHASES[ngx.get_phase()] == true
 end
 
 --- Seconds since the epoch, with sub-second precision.
 -- @treturn number
+-- @raise never
 function M.now()
+  if gettime then return gettime() end
   if ngx and ngx.now then
     ngx.update_time()
     return ngx.now()
@@ -58,6 +64,8 @@ end
 
 --- Sleep for s seconds without blocking an nginx worker when possible.
 -- @tparam number s seconds
+-- @return nothing
+-- @raise never
 function M.sleep(s)
   if s <= 0 then return end
   if M.cosockets() then return ngx.sleep(s) end
@@ -70,6 +78,7 @@ end
 -- @tparam string url `http[s]://host[:port][/path]`
 -- @treturn table|nil `{scheme, host, port, path, authority}`
 -- @treturn string the reason when the URL is not usable
+-- @raise never
 function M.parse_url(url)
   if type(url) ~= "string" then return nil, "must be a string" end
   local scheme, rest = url:match("^(https?)://(.+)$")
@@ -132,25 +141,39 @@ local function ls_connect(ep, timeout, tls)
   return setmetatable({ s = sock, reused = 0 }, LS)
 end
 
+--- Bound the connection's next operations.
+-- @tparam number sec seconds
+-- @return nothing
+-- @raise never
 function LS:settimeout(sec) self.s:settimeout(math_max(sec, 0.001)) end
-function LS:send(data) return self.s:send(data) end
-function LS:receive(p) return self.s:receive(p) end
+
+--- Close the connection.
+-- @return LuaSocket's result
+-- @raise never
 function LS:close() return self.s:close() end
 
 -- A cosocket with the same interface (timeouts in seconds).
 local NG = {}
 NG.__index = NG
 
+--- Bound the connection's next operations.
+-- @tparam number sec seconds
+-- @return nothing
+-- @raise never
 function NG:settimeout(sec)
   local ms = math_max(1, sec * 1000)
   self.s:settimeouts(ms, ms, ms)
 end
-function NG:send(data) return self.s:send(data) end
-function NG:receive(p) return self.s:receive(p) end
+
+--- Close the connection (nginx's pool does not keep it).
+-- @return the cosocket's result
+-- @raise never
 function NG:close() return self.s:close() end
 
--- An idle kept-alive connection the server has closed (or sent something
--- on) is readable: it must not carry a request.
+--- Whether an idle kept-alive connection may carry a request: one the
+-- server has closed (or sent something on) is readable.
+-- @treturn boolean
+-- @raise never
 function LS:alive()
   local s = luasocket()
   local raw = self.s
@@ -173,6 +196,7 @@ Pool.__index = Pool
 --   `pool_size` (idle connections kept, default 16), `idle` (seconds an
 --   idle connection is kept, default 30)
 -- @treturn pool
+-- @raise never
 function M.pool(ep, opts)
   opts = opts or {}
   return setmetatable({
@@ -182,11 +206,15 @@ function M.pool(ep, opts)
   }, Pool)
 end
 
--- Get a connection: an idle LuaSocket one that is still alive, or a new
--- one; inside nginx, a cosocket from nginx's own pool.  Returns conn or
--- nil, message.
-function Pool:get(timeout)
-  if M.cosockets() then
+--- Get a connection: an idle LuaSocket one that is still alive, or a new
+-- one; inside nginx, a cosocket from nginx's own pool.
+-- @tparam number timeout seconds to connect in
+-- @tparam number now the time (M.now())
+-- @treturn table|nil the connection
+-- @treturn string message on failure
+-- @raise never
+function Pool:get(timeout, now)
+  if ngx and M.cosockets() then
     local sock = ngx.socket.tcp()
     local ms = math_max(1, timeout * 1000)
     sock:settimeouts(ms, ms, ms)
@@ -201,7 +229,6 @@ function Pool:get(timeout)
     end
     return setmetatable({ s = sock, ngx = true, reused = sock:getreusedtimes() }, NG)
   end
-  local now = M.now()
   local idle = self.idle
   while #idle > 0 do
     local c = table_remove(idle)
@@ -218,7 +245,10 @@ function Pool:get(timeout)
   return ls_connect(self.ep, timeout, self.tls)
 end
 
--- Hand a connection back after a whole response was read.
+--- Hand a connection back after a whole response was read.
+-- @tparam table c the connection
+-- @return nothing
+-- @raise never
 function Pool:put(c)
   if c.ngx then
     local ok = c.s:setkeepalive(self.idle_secs * 1000, self.size)
@@ -234,6 +264,8 @@ function Pool:put(c)
 end
 
 --- Close every idle connection (nginx's pool closes its own).
+-- @return nothing
+-- @raise never
 function Pool:close()
   for _, c in pairs(self.idle) do c:close() end
   self.idle = {}
@@ -277,20 +309,24 @@ end
 --   message
 -- @treturn string|boolean the body; or, on failure, whether the request
 --   may have reached the server (`sent`)
+-- @raise never (a TLS library error aside)
 function Pool:request(data, deadline)
-  local left = deadline - M.now()
+  local now = M.now()
+  local left = deadline - now
   if left <= 0 then return nil, "timeout", false end
-  local c, err = self:get(left)
+  local c, err = self:get(left, now)
   if not c then return nil, "connect: " .. tostring(err), false end
-  c:settimeout(deadline - M.now())
-  local ok, serr = c:send(data)
+  -- a connection just made took some of the time
+  if c.reused == 0 then left = deadline - M.now() end
+  c:settimeout(left)
+  local s = c.s
+  local ok, serr = s:send(data)
   if not ok then
     c:close()
     -- a request cut short cannot have been parsed, let alone applied
     return nil, "send: " .. tostring(serr), false
   end
-  c:settimeout(deadline - M.now())
-  local status_line, rerr = recv(c, "*l")
+  local status_line, rerr = s:receive("*l")
   if not status_line then
     c:close()
     return nil, "receive: " .. tostring(rerr), true
@@ -302,7 +338,7 @@ function Pool:request(data, deadline)
   end
   local h = {}
   while true do
-    local line, herr = recv(c, "*l")
+    local line, herr = s:receive("*l")
     if not line then
       c:close()
       return nil, "receive: " .. tostring(herr), true
@@ -330,10 +366,10 @@ function Pool:request(data, deadline)
     elseif n == 0 then
       resp = ""
     else
-      resp, berr = recv(c, n)
+      resp, berr = s:receive(n)
     end
   else
-    resp, berr = recv(c, "*a")
+    resp, berr = s:receive("*a")
     h.connection = "close"
   end
   if not resp then

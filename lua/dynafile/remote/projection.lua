@@ -86,6 +86,7 @@ end
 -- @tparam table b the request's `names` builder (dynafile.remote.expr)
 -- @tparam[opt] table extra `{name = true}`
 -- @treturn string|nil the expression
+-- @raise never
 function M.expression(p, b, extra)
   if not p.paths then return nil end
   local list = {}
@@ -111,6 +112,7 @@ end
 -- @tparam table p a compiled projection
 -- @tparam table item the item (or the server's covering part of it)
 -- @treturn table the projected item
+-- @raise on an item the core cannot encode
 function M.apply(p, item)
   return p.compiled:apply(item)
 end

@@ -45,6 +45,7 @@ end
 --- Lower-case hexadecimal of a byte string.
 -- @tparam string s bytes
 -- @treturn string hex digits
+-- @raise never
 function M.hex(s)
   if #s == 32 then return hex32(s) end
   local out = {}
@@ -56,6 +57,7 @@ local hex = M.hex
 --- SHA-256 of s, in hex.
 -- @tparam string s bytes
 -- @treturn string 64 hex digits
+-- @raise when OpenSSL fails
 function M.sha256_hex(s)
   return hex(digest.new("sha256"):final(s))
 end
@@ -69,8 +71,14 @@ end
 -- one service, so the cache holds the last one derived.
 local cached = { secret = nil, date = nil, region = nil, service = nil, key = nil }
 
---- The SigV4 signing key for a day (YYYYMMDD), region and service.
+--- The SigV4 signing key for a day, region and service (the last one is
+-- kept: the next request of the day reuses it).
+-- @tparam string secret the secret access key
+-- @tparam string date the day, YYYYMMDD
+-- @tparam string region the region
+-- @tparam string service the service ("dynamodb")
 -- @treturn string the 32-byte key
+-- @raise when OpenSSL fails
 function M.signing_key(secret, date, region, service)
   local c = cached
   if c.secret == secret and c.date == date and c.region == region and c.service == service then
@@ -112,6 +120,7 @@ end
 --   `x-amz-security-token` (with a session token), `x-amz-content-sha256`
 --   when asked for, and `authorization`
 -- @treturn string the canonical request (for tests and debugging)
+-- @raise when OpenSSL fails
 function M.sign(r, creds)
   local t = r.time or os.time()
   local amz_date = amz_date_of(t)
@@ -155,6 +164,7 @@ end
 -- @tparam[opt] integer t epoch seconds (default now)
 -- @treturn string the x-amz-date value
 -- @treturn string the authorization value
+-- @raise when OpenSSL fails
 function M.sign_dynamodb(target, body, host, path, region, creds, t)
   t = t or os.time()
   local amz_date = amz_date_of(t)
@@ -181,11 +191,12 @@ function M.sign_dynamodb(target, body, host, path, region, creds, t)
       .. "x-amz-target, Signature=") .. hex(hmac256(key, sts))
 end
 
--- Not used by DynamoDB's POST / requests, but part of SigV4: the
--- canonical form of a query string, for callers that have one.
---- The canonical query string: parameters URI-encoded and sorted.
+--- The canonical query string: parameters URI-encoded and sorted.  Not
+-- used by DynamoDB's POST / requests, but part of SigV4, for callers that
+-- have a query string.
 -- @tparam table params `{name = value}`
 -- @treturn string
+-- @raise never
 function M.canonical_query(params)
   local function enc(s)
     return (tostring(s):gsub("[^%w%-%._~]", function(ch)

@@ -55,6 +55,10 @@ local function key_schema(pk, sk)
 end
 
 --- The schema (as `db:schema()` gives it) of a TableDescription.
+-- @tparam table d the TableDescription
+-- @tparam[opt] string ttl the TTL attribute
+-- @treturn table `{pk, sk, ttl, indexes, types}`
+-- @raise never
 function M.schema_of(d, ttl)
   local pk, sk = keys_from(d.KeySchema)
   local types = {}
@@ -192,6 +196,7 @@ end
 -- @treturn string code: "ValidationError" (the options disagree with the
 --   table), "ResourceNotFound" (missing and `create = false`), "Timeout",
 --   or a client error
+-- @raise never (errors are returned)
 function M.ensure(c, name, o)
   for _, d in ipairs(o.indexes) do
     if d.kind == "lsi" and o.sk == false then
@@ -296,6 +301,15 @@ function M.ensure(c, name, o)
 end
 
 --- Delete a table's GSI and wait until it is gone.
+-- @tparam table c the client
+-- @tparam string name the table
+-- @tparam string index the GSI
+-- @tparam[opt] number wait seconds to wait at most (300)
+-- @treturn table|nil the table's schema after
+-- @treturn string message on failure
+-- @treturn string code on failure: "NotSupported" (the server left the
+--   index in place), "Timeout", or a client error
+-- @raise never (errors are returned)
 function M.drop_gsi(c, name, index, wait)
   local r, msg, code = c:call("UpdateTable", { TableName = name,
     GlobalSecondaryIndexUpdates = { { Delete = { IndexName = index } } } })

@@ -31,18 +31,27 @@ local types_type = types.type
 M.number_string = types.number_string
 
 --- Whether a value is a list (L).
+-- @param v any value
+-- @treturn boolean
+-- @raise never
 function M.is_list(v)
   return types_type(v) == "L"
 end
 
 --- Whether a value is a map (M) or a list (L): a document to compare
 -- element by element.
+-- @param v any value
+-- @treturn boolean
+-- @raise never
 function M.is_document(v)
   local t = types_type(v)
   return t == "M" or t == "L"
 end
 
 --- The number of elements of a list or map.
+-- @tparam table t the list or map
+-- @treturn integer
+-- @raise never
 function M.size_of(t)
   if types_type(t) == "L" then return #t end
   local n = 0
@@ -73,6 +82,10 @@ local function fail(fn, path, err)
 end
 
 --- The AttributeValue of a Lua value.
+-- @param v the value
+-- @tparam string fn the calling function's name, for messages
+-- @tparam string path the attribute (or value) it is, for messages
+-- @treturn table the AttributeValue (`{S = ...}`, `{N = ...}`, ...)
 -- @raise on a value DynamoDB cannot hold, naming fn and the attribute
 function M.encode_value(v, fn, path)
   local ok, av = pcall(ddb_encode, v)
@@ -139,6 +152,9 @@ end
 M.decode_value = decode
 
 --- An item as a map of AttributeValues.
+-- @tparam table item the item
+-- @tparam string fn the calling function's name, for messages
+-- @treturn table `{attribute = AttributeValue}`
 -- @raise on a value DynamoDB cannot hold, naming the attribute
 function M.encode_item(item, fn)
   local out = {}
@@ -152,6 +168,9 @@ function M.encode_item(item, fn)
 end
 
 --- A Lua item from a map of AttributeValues.
+-- @tparam table t `{attribute = AttributeValue}` as the server sent it
+-- @treturn table the item
+-- @raise on an AttributeValue dynafile.ddbjson refuses
 function M.decode_item(t)
   local out = {}
   for k, av in pairs(t) do out[k] = decode(av) end
