@@ -19,7 +19,7 @@ local hmac = require "openssl.hmac"
 local pairs, ipairs, tostring = pairs, ipairs, tostring
 local string_format, string_byte, table_sort, table_concat =
   string.format, string.byte, table.sort, table.concat -- luacheck: ignore
-local os_date = os.date
+local os_date, os_time = os.date, os.time
 
 local M = {}
 
@@ -67,6 +67,10 @@ local function hmac256(key, msg)
   return hmac.new(key, "sha256"):final(msg)
 end
 
+-- The fixed parts of sign_dynamodb's authorization value, for the last
+-- day, region and access key signed with.
+local auth_parts = {}
+
 -- One cached signing key: most programs sign with one key, one region and
 -- one service, so the cache holds the last one derived.
 local cached = { secret = nil, date = nil, region = nil, service = nil, key = nil }
@@ -100,13 +104,14 @@ local function trim(v)
   return (v:gsub("^%s+", ""):gsub("%s+$", ""):gsub("%s+", " "))
 end
 
--- The x-amz-date of the current second, made once per second.
-local date_second, date_text = nil, nil
+-- The x-amz-date of the current second and its day, made once per second.
+local date_second, date_text, date_day = nil, nil, nil
 local function amz_date_of(t)
   if t ~= date_second then
     date_second, date_text = t, os_date("!%Y%m%dT%H%M%SZ", t)
+    date_day = date_text:sub(1, 8)
   end
-  return date_text
+  return date_text, date_day
 end
 
 --- Sign a request.
@@ -123,8 +128,7 @@ end
 -- @raise when OpenSSL fails
 function M.sign(r, creds)
   local t = r.time or os.time()
-  local amz_date = amz_date_of(t)
-  local date = amz_date:sub(1, 8)
+  local amz_date, date = amz_date_of(t)
   local headers = {}
   for k, v in pairs(r.headers) do headers[k:lower()] = v end
   headers["x-amz-date"] = amz_date
@@ -166,9 +170,7 @@ end
 -- @treturn string the authorization value
 -- @raise when OpenSSL fails
 function M.sign_dynamodb(target, body, host, path, region, creds, t)
-  t = t or os.time()
-  local amz_date = amz_date_of(t)
-  local date = amz_date:sub(1, 8)
+  local amz_date, date = amz_date_of(t or os_time())
   local token = creds.session_token
   local creq
   if token then
@@ -182,13 +184,20 @@ function M.sign_dynamodb(target, body, host, path, region, creds, t)
       .. "\nx-amz-date:" .. amz_date .. "\nx-amz-target:" .. target
       .. "\n\ncontent-type;host;x-amz-date;x-amz-target\n" .. sha256_hex(body)
   end
-  local scope = date .. "/" .. region .. "/dynamodb/aws4_request"
-  local sts = "AWS4-HMAC-SHA256\n" .. amz_date .. "\n" .. scope .. "\n" .. sha256_hex(creq)
+  -- the credential scope and the authorization's fixed part, per day
+  local a = auth_parts
+  if a.date ~= date or a.region ~= region or a.key_id ~= creds.access_key_id
+      or a.token ~= (token ~= nil) then
+    a.date, a.region, a.key_id, a.token = date, region, creds.access_key_id, token ~= nil
+    a.scope = date .. "/" .. region .. "/dynamodb/aws4_request"
+    a.head = "AWS4-HMAC-SHA256 Credential=" .. creds.access_key_id .. "/" .. a.scope
+      .. (token and ", SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;"
+        .. "x-amz-target, Signature=" or ", SignedHeaders=content-type;host;x-amz-date;"
+        .. "x-amz-target, Signature=")
+  end
+  local sts = "AWS4-HMAC-SHA256\n" .. amz_date .. "\n" .. a.scope .. "\n" .. sha256_hex(creq)
   local key = M.signing_key(creds.secret_access_key, date, region, "dynamodb")
-  return amz_date, "AWS4-HMAC-SHA256 Credential=" .. creds.access_key_id .. "/" .. scope
-    .. (token and ", SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;"
-      .. "x-amz-target, Signature=" or ", SignedHeaders=content-type;host;x-amz-date;"
-      .. "x-amz-target, Signature=") .. hex(hmac256(key, sts))
+  return amz_date, a.head .. hex(hmac256(key, sts))
 end
 
 --- The canonical query string: parameters URI-encoded and sorted.  Not

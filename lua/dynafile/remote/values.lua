@@ -112,11 +112,15 @@ end
 
 -- The decoder of answers from the server: the common types read here
 -- directly, the others (B, sets, anything unusual) by dynafile.ddbjson,
--- which also validates.
+-- which also validates.  A string or a number is taken as what its S or
+-- N holds (an AttributeValue has one type: a server's answer carries no
+-- other key beside them).
 local decode
 decode = function(av)
   local s = av.S
-  if type(s) == "string" and next(av, next(av)) == nil then return s end
+  if type(s) == "string" then return s end
+  s = av.N
+  if type(s) == "string" then return number_of(s) end
   local kind, v = next(av)
   if next(av, kind) == nil then
     if kind == "N" and type(v) == "string" then return number_of(v) end
