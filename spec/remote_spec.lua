@@ -377,7 +377,7 @@ describe("the DynamoDB backend (dynalite)", function()
     os.execute("rm -rf '" .. dir .. "'")
   end)
 
-  it("writes nothing when a transaction function returns nil, err, and returns its values", function()
+  it("writes nothing when a transaction function returns nil, err; returns its values", function()
     local db = assert(open { pk = "PK", sk = "SK" })
     assert(db:put_item({ PK = "t", SK = "1", v = 1 }))
     local a, b, c = db:transaction(function(tx)
