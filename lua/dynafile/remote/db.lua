@@ -99,6 +99,11 @@ local function check_open(self, fn)
     raise(string_format("dynafile.%s: expected a database handle (use db:%s)", fn, fn))
   end
   if self._closed then raise(string_format("dynafile.%s: database is closed", fn)) end
+  local lost = self._st.lost_writes
+  if lost then
+    self._st.lost_writes = nil
+    raise(string_format("dynafile.%s: %s", fn, lost))
+  end
 end
 
 -- Lua code the backend runs for a call -- condition and update functions,
@@ -125,9 +130,9 @@ local function check_writable(self, fn)
     raise(string_format("dynafile.%s: the database is opened read-only", fn))
   end
   if self._st.busy[co_running() or "main"] then
-    raise(string_format("dynafile.%s: the write transaction of this database is held by the "
-      .. "code calling this (a transaction, an update function or a condition); write through "
-      .. "the transaction object, or after it ends", fn))
+    raise(string_format("dynafile.%s: the write transaction of this database is held by this "
+      .. "thread (a write from inside a transaction, an update function or a condition?); "
+      .. "write through the transaction, or after it ends", fn))
   end
 end
 
@@ -293,14 +298,28 @@ end
 
 local shared = {} -- per table (endpoint and name): listeners, delivery queue
 
+-- A description of an error value that never raises: tostring(err), or,
+-- when its __tostring raises or gives no string, what kind of value it is.
+local function describe(err)
+  local ok, s = pcall(tostring, err)
+  if ok and type(s) == "string" then return s end
+  return string_format("(a %s whose __tostring failed)", type(err))
+end
+
+-- Report a listener's error: to the listener_error function of the handle
+-- that made the write, else (or when that raises too) on stderr.  Never
+-- raises: a report that fails is dropped.
 local function report_listener_error(self, err, event)
   local h = self._listener_error
+  local msg
   if h then
     local ok, e2 = pcall(h, err, event)
     if ok then return end
-    err = tostring(err) .. " (and the listener_error handler failed: " .. tostring(e2) .. ")"
+    msg = describe(err) .. " (and the listener_error handler failed: " .. describe(e2) .. ")"
+  else
+    msg = describe(err)
   end
-  io.stderr:write("dynafile: stream listener error: ", tostring(err), "\n")
+  pcall(function() io.stderr:write("dynafile: stream listener error: ", msg, "\n") end)
 end
 
 local function has_listeners(self)
