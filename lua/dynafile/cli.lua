@@ -35,6 +35,7 @@ commands:
   check DIR                     verify every index against the items
   copy SRC DST                  copy a table between a database, a DynamoDB
                                 table (dynamodb://T) and a DynamoDB JSON file
+  serve DIR [options]           serve the DynamoDB API on the tables in DIR
 
 Key arguments (PK, SK) that read as a JSON number are numbers; write them as
 a JSON string ('"42"') to mean the string.  Every command takes --help and
@@ -85,6 +86,7 @@ name the key attributes when DIR is a new database (default PK and SK).]],
 usage: dynafile purge-expired DIR
 Delete every item whose TTL attribute is in the past; print the count.]],
   copy = require("dynafile.copy").HELP,
+  serve = require("dynafile.serve.cli").USAGE,
   check = [[
 usage: dynafile check DIR [--table]
 Verify every index and the TTL entries against the items; exit 1 when
@@ -108,12 +110,14 @@ local OPTIONS = {
   ["purge-expired"] = { table = "flag" },
   check = { table = "flag" },
   copy = require("dynafile.copy").OPTIONS,
+  serve = { port = "value", host = "value", workers = "value", auth = "value",
+    sync = "value", region = "value" },
 }
 
 local ARGS = {
   info = { 1, 1 }, get = { 2, 3 }, query = { 2, 2 }, scan = { 1, 1 }, put = { 2, 2 },
   delete = { 2, 3 }, export = { 1, 1 }, import = { 2, 2 }, ["purge-expired"] = { 1, 1 },
-  check = { 1, 1 }, copy = { 2, 2 },
+  check = { 1, 1 }, copy = { 2, 2 }, serve = { 1, 1 },
 }
 
 -- A usage error: printed with the command's help, exit 2.
@@ -555,6 +559,11 @@ end
 -- @tparam table args
 -- @tparam[opt] table io_ {stdout=, stderr=, stdin=} (default: io's)
 -- @treturn integer exit status
+-- `dynafile serve` lives in its own module.
+function C.serve(io_, opts, pos)
+  return require("dynafile.serve.cli").run(io_, opts, pos[1])
+end
+
 function M.main(args, io_)
   io_ = io_ or { stdout = io.stdout, stderr = io.stderr, stdin = io.stdin }
   local cmd = args[1]

@@ -1,0 +1,234 @@
+--- dynafile.serve.items: GetItem, PutItem, DeleteItem and UpdateItem.
+--
+-- Each operation checks its request (values, ReturnValues, expression or
+-- legacy parameters: expressions.lua) before it looks the table up, then
+-- checks keys and items against the table (values.lua), then makes one
+-- dynafile call: a condition is a Lua function over the current item,
+-- evaluated inside the write transaction, so check and write are atomic
+-- across all workers.  Updates run inside the transaction too, and the
+-- new item is checked (key types, index key types, 400 KB) before it is
+-- written.
+--
+-- Invariant: a request that fails -- validation, a failed condition -- has
+-- written nothing.
+-- @module dynafile.serve.items
+
+local errors = require "dynafile.serve.errors"
+local catalog = require "dynafile.serve.catalog"
+local values = require "dynafile.serve.values"
+local size = require "dynafile.serve.size"
+local capacity = require "dynafile.serve.capacity"
+local expressions = require "dynafile.serve.expressions"
+local tables = require "dynafile.serve.tables"
+
+local pairs, ipairs, tostring = pairs, ipairs, tostring
+local string_format = string.format
+
+local M = {}
+
+local validation = errors.validation
+
+local function internal(what, msg, code)
+  errors.raise("InternalServerError", string_format("%s: %s (%s)", what, tostring(msg), tostring(code)))
+end
+
+--- Raise ConditionalCheckFailedException, with the item when the request
+-- asked for it (ReturnValuesOnConditionCheckFailure = ALL_OLD).
+function M.condition_failed(req, old)
+  local extra
+  if req.ReturnValuesOnConditionCheckFailure == "ALL_OLD" and old then
+    extra = { Item = values.encode_item(old) }
+  end
+  errors.raise("ConditionalCheckFailedException", "The conditional request failed", extra)
+end
+
+-- The attributes of `item` named in `names` (UPDATED_OLD / UPDATED_NEW).
+local function only(item, names)
+  if not item then return nil end
+  local out, any = {}, false
+  for _, n in ipairs(names) do
+    local top = n:match("^([^.%[]+)") or n
+    if item[top] ~= nil then
+      out[top] = item[top]
+      any = true
+    end
+  end
+  return any and out or nil
+end
+
+-- ------------------------------------------------------------ GetItem
+
+local function get_item(req, ctx)
+  local name = tables.table_name(req.TableName)
+  local key = values.item(req.Key)
+  local p = expressions.prepare(req, "GetItem")
+  local rec, db = catalog.table(name)
+  values.check_key(rec.keys, key)
+  local item, msg, code = db:get_item(key)
+  if item == nil and code then internal("GetItem", msg, code) end
+  local res = {}
+  if item then
+    if p.project then item = p.project(item) end
+    res.Item = values.encode_item(item)
+  end
+  local u = capacity.usage(req.ReturnConsumedCapacity)
+  if u then
+    local bytes = 0
+    if res.Item then
+      local full = db:get_item(key)
+      bytes = full and size.item(full) or 0
+    end
+    capacity.add(u, name, "read", capacity.read_units(bytes, req.ConsistentRead))
+    res.ConsumedCapacity = capacity.report(u, name)
+  end
+  return res
+end
+
+-- ------------------------------------------------------------ writes
+
+-- Fill the response's ConsumedCapacity and ItemCollectionMetrics.
+local function write_report(res, req, rec, db, name, old, new, key)
+  local u = capacity.usage(req.ReturnConsumedCapacity)
+  if u then
+    local a = old and size.item(old) or 0
+    local b = new and size.item(new) or 0
+    local units = capacity.write_units(a > b and a or b)
+    capacity.add(u, name, "write", units,
+      u.mode == "INDEXES" and capacity.indexes_written(rec, old, new) or nil)
+    res.ConsumedCapacity = capacity.report(u, name)
+  end
+  local m = capacity.collection_metrics(rec, db, key, req.ReturnItemCollectionMetrics)
+  if m then res.ItemCollectionMetrics = m end
+end
+
+local function put_item(req, ctx)
+  local name = tables.table_name(req.TableName)
+  local rv = req.ReturnValues or "NONE"
+  if rv ~= "NONE" and rv ~= "ALL_OLD" then validation("ReturnValues can only be ALL_OLD or NONE") end
+  local item = values.item(req.Item)
+  if size.item(item) > size.MAX_ITEM then validation("Item size has exceeded the maximum allowed size") end
+  local p = expressions.prepare(req, "PutItem")
+  local rec, db = catalog.table(name)
+  values.check_item(rec, item)
+  local report = req.ReturnConsumedCapacity == "TOTAL" or req.ReturnConsumedCapacity == "INDEXES"
+  local want_old = rv == "ALL_OLD" or report
+  local ok, old, code
+  if not p.condition and not want_old then
+    ok, old, code = db:put_item(item)
+    old = nil
+  else
+    local cond, seen
+    if p.condition then
+      local c = p.condition
+      cond = function(o)
+        seen = o
+        return c(o)
+      end
+    end
+    ok, old, code = db:put_item(item, { condition = cond, return_old = want_old })
+    if not ok and code == "ConditionalCheckFailed" then M.condition_failed(req, seen) end
+  end
+  if not ok then internal("PutItem", old, code) end
+  local res = {}
+  if rv == "ALL_OLD" and old then res.Attributes = values.encode_item(old) end
+  if report or req.ReturnItemCollectionMetrics == "SIZE" then
+    write_report(res, req, rec, db, name, old, item, item)
+  end
+  return res
+end
+
+local function delete_item(req, ctx)
+  local name = tables.table_name(req.TableName)
+  local rv = req.ReturnValues or "NONE"
+  if rv ~= "NONE" and rv ~= "ALL_OLD" then validation("ReturnValues can only be ALL_OLD or NONE") end
+  local key = values.item(req.Key)
+  local p = expressions.prepare(req, "DeleteItem")
+  local rec, db = catalog.table(name)
+  values.check_key(rec.keys, key)
+  local report = req.ReturnConsumedCapacity == "TOTAL" or req.ReturnConsumedCapacity == "INDEXES"
+  local want_old = rv == "ALL_OLD" or report
+  local cond, seen
+  if p.condition then
+    local c = p.condition
+    cond = function(o)
+      seen = o
+      return c(o)
+    end
+  end
+  local ok, old, code = db:delete_item(key, { condition = cond, return_old = want_old })
+  if not ok then
+    if code == "ConditionalCheckFailed" then M.condition_failed(req, seen) end
+    internal("DeleteItem", old, code)
+  end
+  local res = {}
+  if rv == "ALL_OLD" and old then res.Attributes = values.encode_item(old) end
+  if report or req.ReturnItemCollectionMetrics == "SIZE" then
+    write_report(res, req, rec, db, name, old, nil, key)
+  end
+  return res
+end
+
+local function update_item(req, ctx)
+  local name = tables.table_name(req.TableName)
+  local rv = req.ReturnValues or "NONE"
+  local key = values.item(req.Key)
+  local p = expressions.prepare(req, "UpdateItem")
+  local rec, db = catalog.table(name)
+  values.check_key(rec.keys, key)
+  if p.check_update then p.check_update(rec) end
+  local update = p.update
+  local changed
+  local fn = function(old)
+    local new
+    if update then
+      new, changed = update(old, key, rec)
+    else
+      new, changed = {}, {}
+      if old then for k, v in pairs(old) do new[k] = v end end
+      for k, v in pairs(key) do new[k] = v end
+    end
+    values.check_item(rec, new, true)
+    return new
+  end
+  local cond, seen
+  if p.condition then
+    local c = p.condition
+    cond = function(o)
+      seen = o
+      return c(o)
+    end
+  end
+  local new, old, code = db:update_item(key, fn, { condition = cond, return_old = true })
+  if not new then
+    if code == "ConditionalCheckFailed" then M.condition_failed(req, seen) end
+    internal("UpdateItem", old, code)
+  end
+  local res = {}
+  local out
+  if rv == "ALL_OLD" then
+    out = old
+  elseif rv == "ALL_NEW" then
+    out = new
+  elseif rv == "UPDATED_OLD" then
+    out = only(old, changed or {})
+  elseif rv == "UPDATED_NEW" then
+    out = only(new, changed or {})
+  end
+  if out then res.Attributes = values.encode_item(out) end
+  if req.ReturnConsumedCapacity or req.ReturnItemCollectionMetrics then
+    write_report(res, req, rec, db, name, old, new, key)
+  end
+  return res
+end
+
+M.put_item = put_item
+
+function M.register(ops)
+  local D = ops.DynamoDB
+  D.GetItem = get_item
+  D.PutItem = put_item
+  D.DeleteItem = delete_item
+  D.UpdateItem = update_item
+end
+
+return M

@@ -1,0 +1,91 @@
+--- dynafile.serve.size: DynamoDB's size of items and values, in bytes.
+--
+-- The rules (DynamoDB Developer Guide, "Item sizes and formats"): an
+-- attribute costs the UTF-8 length of its name plus its value; strings
+-- and binaries their length; a number one byte per two significant digits
+-- plus one; booleans and nulls one byte; a list or map three bytes plus
+-- one byte per element plus the elements (and, for a map, the names);
+-- a set the sum of its elements.  These sizes decide the 400 KB item
+-- limit, the 1 MB page of Query and Scan and the capacity units reported.
+--
+-- Invariant: pure functions of Lua values (dynafile.types' forms).
+-- @module dynafile.serve.size
+
+local types = require "dynafile.types"
+
+local type, pairs, rawequal = type, pairs, rawequal
+local string_gsub = string.gsub
+local math_floor = math.floor
+
+local M = {}
+
+local NULL = types.null
+local number_string = types.number_string
+local binary_bytes = types.binary_bytes
+local is_set = types.is_set
+local tp = types.type
+
+M.MAX_ITEM = 400 * 1024
+M.MAX_HASH_KEY = 2048
+M.MAX_RANGE_KEY = 1024
+
+-- Bytes of a number: significant digits (no sign, no leading or trailing
+-- zeros, no decimal point), one byte per two, plus one.
+local function number_size(v)
+  local s = number_string(v)
+  s = string_gsub(s, "[-.]", "")
+  s = string_gsub(s, "^0+", "")
+  s = string_gsub(s, "0+$", "")
+  local digits = #s
+  if digits == 0 then return 1 end
+  return math_floor((digits + 1) / 2) + 1
+end
+
+local value_size
+
+local function container_size(v, is_map)
+  local n = 3
+  if is_map then
+    for k, x in pairs(v) do n = n + #k + 1 + value_size(x) end
+  else
+    for i = 1, #v do n = n + 1 + value_size(v[i]) end
+  end
+  return n
+end
+
+value_size = function(v)
+  local t = type(v)
+  if t == "string" then return #v end
+  if t == "number" then return number_size(v) end
+  if t == "boolean" or rawequal(v, NULL) then return 1 end
+  local b = binary_bytes(v)
+  if b then return #b end
+  if is_set(v) then
+    local n = 0
+    for i = 1, #v do n = n + value_size(v[i]) end
+    return n
+  end
+  local kind = tp(v)
+  if kind == "N" then return number_size(v) end
+  if kind == "L" then return container_size(v, false) end
+  if kind == "M" then return container_size(v, true) end
+  return 0
+end
+M.value = value_size
+
+--- The size of an item.
+function M.item(item)
+  local n = 0
+  for k, v in pairs(item) do n = n + #k + value_size(v) end
+  return n
+end
+
+--- The size of a key value (for the key size limits).
+function M.key(v)
+  if type(v) == "string" then return #v end
+  local b = binary_bytes(v)
+  if b then return #b end
+  return value_size(v)
+end
+
+return M

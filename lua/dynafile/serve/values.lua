@@ -1,0 +1,206 @@
+--- dynafile.serve.values: items and keys of requests and responses.
+--
+-- AttributeValues become dynafile's Lua values through dynafile.ddbjson
+-- (lossless: exact decimals, binary, sets) and back.  This module adds
+-- what depends on a table: keys checked against the key schema (types,
+-- empty values, sizes), items checked against the table's and indexes'
+-- key types and DynamoDB's 400 KB limit, in DynamoDB's words.
+--
+-- Invariant: a value that passed `item` or `key` can be stored and read
+-- back unchanged; the checks raise DynamoDB errors (errors.lua) and never
+-- let a request through half-checked.
+-- @module dynafile.serve.values
+
+local ddbjson = require "dynafile.ddbjson"
+local types = require "dynafile.types"
+local errors = require "dynafile.serve.errors"
+local json = require "dynafile.serve.json"
+local size = require "dynafile.serve.size"
+
+local pairs, pcall, error = pairs, pcall, error
+
+local M = {}
+
+local validation = errors.validation
+local INVALID = "One or more parameter values were invalid: "
+local MISMATCH = "The provided key element does not match the schema"
+local tp = types.type
+
+-- Re-raise a ddbjson error as the DynamoDB error it names.
+local function rethrow(e)
+  if ddbjson.is_error(e) then errors.raise(e.code, e.message) end
+  error(e, 0)
+end
+
+--- The Lua value of an AttributeValue.
+function M.value(av)
+  local ok, v = pcall(ddbjson.decode_value, av)
+  if not ok then rethrow(v) end
+  return v
+end
+
+--- The Lua item of an AttributeValue map (every value checked).
+function M.item(t)
+  local ok, v = pcall(ddbjson.decode_item, t)
+  if not ok then rethrow(v) end
+  return v
+end
+
+-- Empty lists of an encoded value become json.EMPTY_ARRAY (an empty L, and
+-- never-empty sets stay as they are).
+local function fix_empty(av)
+  local l = av.L
+  if l then
+    if l[1] == nil then
+      av.L = json.EMPTY_ARRAY
+    else
+      for i = 1, #l do fix_empty(l[i]) end
+    end
+    return
+  end
+  local m = av.M
+  if m then
+    for _, x in pairs(m) do fix_empty(x) end
+  end
+end
+
+--- The AttributeValue map of a stored item, for a response.
+function M.encode_item(item)
+  local ok, t = pcall(ddbjson.encode_item, item)
+  if not ok then rethrow(t) end
+  for _, av in pairs(t) do
+    if av.L or av.M then fix_empty(av) end
+  end
+  return t
+end
+
+--- The AttributeValue of one Lua value, for a response.
+function M.encode_value(v)
+  local ok, av = pcall(ddbjson.encode_value, v)
+  if not ok then rethrow(av) end
+  if av.L or av.M then fix_empty(av) end
+  return av
+end
+
+-- ------------------------------------------------------------ keys
+
+local KEY_TYPES = { S = true, N = true, B = true }
+
+local function empty_key_value(v, t)
+  if t == "S" then return v == "" end
+  if t == "B" then return #types.binary_bytes(v) == 0 end
+  return false
+end
+
+local function check_key_size(v, is_hash)
+  local n = size.key(v)
+  if is_hash and n > size.MAX_HASH_KEY then
+    validation(INVALID .. "Size of hashkey has exceeded the maximum size limit of2048 bytes")
+  end
+  if not is_hash and n > size.MAX_RANGE_KEY then
+    validation(INVALID .. "Aggregated size of all range keys has exceeded the size limit of 1024 bytes")
+  end
+end
+
+--- The Lua key of a Key parameter, checked against key schema `keys`
+-- ({hash = {name, type}, range = ...}): exactly the key attributes, of
+-- the right types.
+-- @tparam table keys the key schema (a catalog record's `keys`)
+-- @tparam table t the Key's AttributeValue map
+-- @treturn table the key
+function M.key(keys, t)
+  return M.check_key(keys, M.item(t))
+end
+
+--- Check a decoded key against key schema `keys` (as `key`).
+-- @treturn table the key
+function M.check_key(keys, key)
+  local n = 0
+  for _ in pairs(key) do n = n + 1 end
+  local want = keys.range and 2 or 1
+  if n ~= want then validation(MISMATCH) end
+  for _, k in pairs { keys.hash, keys.range } do
+    local v = key[k.name]
+    if v == nil or tp(v) ~= k.type then validation(MISMATCH) end
+    if empty_key_value(v, k.type) then
+      validation("One or more parameter values are not valid. The AttributeValue for a key "
+        .. "attribute cannot contain an empty %s value. Key: %s",
+        k.type == "S" and "string" or "binary", k.name)
+    end
+  end
+  check_key_size(key[keys.hash.name], true)
+  if keys.range then check_key_size(key[keys.range.name], false) end
+  return key
+end
+
+--- The key of an item (its key attributes only).
+function M.key_of(rec, item)
+  local k = rec.keys
+  local key = { [k.hash.name] = item[k.hash.name] }
+  if k.range then key[k.range.name] = item[k.range.name] end
+  return key
+end
+
+--- Check an item to be written against a table record: the table's key
+-- attributes present, typed and sized; the index key attributes typed;
+-- DynamoDB's size limit.  (Item values were checked when decoded.)
+-- @tparam table rec the table's catalog record
+-- @tparam table item the Lua item
+-- @tparam[opt] boolean from_update the item was made by an update (the
+--   messages differ)
+function M.check_item(rec, item, from_update)
+  for _, k in pairs { rec.keys.hash, rec.keys.range } do
+    local v = item[k.name]
+    if v == nil then
+      validation(INVALID .. "Missing the key %s in the item", k.name)
+    end
+    local t = tp(v)
+    if t ~= k.type then
+      validation(INVALID .. "Type mismatch for key %s expected: %s actual: %s", k.name, k.type, t)
+    end
+    if empty_key_value(v, k.type) then
+      validation("One or more parameter values are not valid. The AttributeValue for a key "
+        .. "attribute cannot contain an empty %s value. Key: %s",
+        k.type == "S" and "string" or "binary", k.name)
+    end
+  end
+  check_key_size(item[rec.keys.hash.name], true)
+  if rec.keys.range then check_key_size(item[rec.keys.range.name], false) end
+  M.check_index_keys(rec, item)
+  if size.item(item) > size.MAX_ITEM then
+    if from_update then
+      validation("Item size to update has exceeded the maximum allowed size")
+    end
+    validation("Item size has exceeded the maximum allowed size")
+  end
+end
+
+--- Check the index key attributes of an item: each present one must have
+-- its index's type and not be empty.
+function M.check_index_keys(rec, item)
+  for _, set in pairs { rec.gsi, rec.lsi } do
+    for name, ix in pairs(set or {}) do
+      for _, k in pairs { ix.keys.hash, ix.keys.range } do
+        local v = item[k.name]
+        if v ~= nil then
+          local t = tp(v)
+          if t ~= k.type then
+            validation(INVALID .. "Type mismatch for Index Key %s Expected: %s Actual: %s IndexName: %s",
+              k.name, k.type, t, name)
+          end
+          if empty_key_value(v, k.type) then
+            validation("One or more parameter values are not valid. A value specified for a "
+              .. "secondary index key is not supported. The AttributeValue for a key attribute "
+              .. "cannot contain an empty %s value. IndexName: %s, IndexKey: %s",
+              k.type == "S" and "string" or "binary", name, k.name)
+          end
+        end
+      end
+    end
+  end
+end
+
+M.KEY_TYPES = KEY_TYPES
+M.MISMATCH = MISMATCH
+
+return M
