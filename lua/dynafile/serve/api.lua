@@ -20,10 +20,19 @@ local M = {}
 local NAME = S.NAME_PATTERN
 local NAME_TEXT = S.NAME_PATTERN_TEXT
 
--- Table names: data-plane operations also take a table ARN (up to 1024
--- characters); the name rules are checked by the operation (tables.lua).
-local function table_name(required)
-  return string { required = required, len_min = 1, len_max = 1024 }
+-- Table names.  Item operations take 1 to 255 characters, the table
+-- operations 3 to 255; both also take a table ARN (tables.table_name).
+-- The table operations report a missing name with "The parameter
+-- 'TableName' is required ..." (`present`), the others as any missing
+-- member.
+local function table_name(required, min)
+  return string { required = required, len_min = min or 1, len_max = 255, pattern = NAME,
+    pattern_text = NAME_TEXT, arn_ok = true }
+end
+local function control_table_name()
+  local s = table_name(true, 3)
+  s.present = "TableName"
+  return s
 end
 local function index_name(required)
   return string { required = required, len_min = 3, len_max = 255, pattern = NAME,
@@ -32,13 +41,13 @@ end
 
 local RETURN_CONSUMED = string { enum = { "INDEXES", "TOTAL", "NONE" } }
 local RETURN_METRICS = string { enum = { "SIZE", "NONE" } }
-local RETURN_VALUES = string { enum = { "NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW" } }
+local RETURN_VALUES = string { enum = { "ALL_NEW", "UPDATED_OLD", "ALL_OLD", "NONE", "UPDATED_NEW" } }
 local RETURN_ON_FAILURE = string { enum = { "ALL_OLD", "NONE" } }
-local CONDITIONAL_OPERATOR = string { enum = { "AND", "OR" } }
-local SELECT = string { enum = { "ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES",
-  "SPECIFIC_ATTRIBUTES", "COUNT" } }
-local COMPARISON = string { required = true, enum = { "EQ", "NE", "IN", "LE", "LT", "GE", "GT",
-  "BETWEEN", "NOT_NULL", "NULL", "CONTAINS", "NOT_CONTAINS", "BEGINS_WITH" } }
+local CONDITIONAL_OPERATOR = string { enum = { "OR", "AND" } }
+local SELECT = string { enum = { "SPECIFIC_ATTRIBUTES", "COUNT", "ALL_ATTRIBUTES",
+  "ALL_PROJECTED_ATTRIBUTES" } }
+local COMPARISON = string { required = true, enum = { "IN", "NULL", "BETWEEN", "LT",
+  "NOT_CONTAINS", "EQ", "GT", "NOT_NULL", "NE", "LE", "BEGINS_WITH", "GE", "CONTAINS" } }
 
 local function names() return map(string(), nil, "String") end
 local function values() return map(value()) end
@@ -65,11 +74,11 @@ local KEY_SCHEMA = list(struct("KeySchemaElement", {
 
 local ATTRIBUTE_DEFINITIONS = list(struct("AttributeDefinition", {
   { "AttributeName", string { required = true, len_min = 1, len_max = 255 } },
-  { "AttributeType", string { required = true, enum = { "S", "N", "B" } } },
+  { "AttributeType", string { required = true, enum = { "B", "N", "S" } } },
 }))
 
 local PROJECTION = struct("Projection", {
-  { "ProjectionType", string { enum = { "ALL", "KEYS_ONLY", "INCLUDE" } } },
+  { "ProjectionType", string { enum = { "ALL", "INCLUDE", "KEYS_ONLY" } } },
   { "NonKeyAttributes", list(string { len_min = 1, len_max = 255 }, { len_min = 1, len_max = 20 }) },
 })
 
@@ -131,7 +140,7 @@ M.DynamoDB = D
 
 D.CreateTable = struct("CreateTableInput", {
   { "AttributeDefinitions", S.list(ATTRIBUTE_DEFINITIONS.member, { required = true }) },
-  { "TableName", table_name(true) },
+  { "TableName", control_table_name() },
   { "KeySchema", S.list(KEY_SCHEMA.member, { required = true, len_min = 1, len_max = 2 }) },
   { "LocalSecondaryIndexes", list(LSI) },
   { "GlobalSecondaryIndexes", list(GSI) },
@@ -147,9 +156,9 @@ D.CreateTable = struct("CreateTableInput", {
   { "WarmThroughput", WARM },
 })
 
-D.DeleteTable = struct("DeleteTableInput", { { "TableName", table_name(true) } })
-D.DescribeTable = struct("DescribeTableInput", { { "TableName", table_name(true) } })
-D.DescribeTimeToLive = struct("DescribeTimeToLiveInput", { { "TableName", table_name(true) } })
+D.DeleteTable = struct("DeleteTableInput", { { "TableName", control_table_name() } })
+D.DescribeTable = struct("DescribeTableInput", { { "TableName", control_table_name() } })
+D.DescribeTimeToLive = struct("DescribeTimeToLiveInput", { { "TableName", control_table_name() } })
 D.DescribeEndpoints = struct("DescribeEndpointsRequest", {})
 D.DescribeLimits = struct("DescribeLimitsInput", {})
 D.DescribeContinuousBackups = struct("DescribeContinuousBackupsInput", {
@@ -171,7 +180,7 @@ D.ListTables = struct("ListTablesInput", {
 
 D.UpdateTable = struct("UpdateTableInput", {
   { "AttributeDefinitions", ATTRIBUTE_DEFINITIONS },
-  { "TableName", table_name(true) },
+  { "TableName", control_table_name() },
   { "BillingMode", BILLING },
   { "ProvisionedThroughput", throughput(false) },
   { "GlobalSecondaryIndexUpdates", list(struct("GlobalSecondaryIndexUpdate", {
@@ -292,7 +301,7 @@ D.Query = struct("QueryInput", {
   { "IndexName", index_name(false) },
   { "Select", SELECT },
   { "AttributesToGet", attributes_to_get() },
-  { "Limit", integer { min = 1 } },
+  { "Limit", integer { min = 1, display = "Limit", hide_value = true } },
   { "ConsistentRead", boolean() },
   { "KeyConditions", conditions() },
   { "QueryFilter", conditions() },
@@ -311,7 +320,7 @@ D.Scan = struct("ScanInput", {
   { "TableName", table_name(true) },
   { "IndexName", index_name(false) },
   { "AttributesToGet", attributes_to_get() },
-  { "Limit", integer { min = 1 } },
+  { "Limit", integer { min = 1, display = "Limit", hide_value = true } },
   { "Select", SELECT },
   { "ScanFilter", conditions() },
   { "ConditionalOperator", CONDITIONAL_OPERATOR },
@@ -327,15 +336,17 @@ D.Scan = struct("ScanInput", {
 })
 
 -- ------------------------------------------------------------ batches
+-- (the counts of keys and requests are checked by batch.lua, which words
+-- them as DynamoDB does)
 
 D.BatchGetItem = struct("BatchGetItemInput", {
   { "RequestItems", map(struct("KeysAndAttributes", {
-    { "Keys", list(item(), { required = true, len_min = 1, len_max = 100 }) },
+    { "Keys", list(item(), { required = true }) },
     { "AttributesToGet", attributes_to_get() },
     { "ConsistentRead", boolean() },
     { "ProjectionExpression", expression() },
     { "ExpressionAttributeNames", names() },
-  }), { required = true, len_min = 1, len_max = 100 }, "KeysAndAttributes") },
+  }), { required = true }, "KeysAndAttributes") },
   { "ReturnConsumedCapacity", RETURN_CONSUMED },
 })
 D.BatchGetItem.fields[1][2].key = { len_min = 1, len_max = 1024 }
@@ -344,7 +355,7 @@ D.BatchWriteItem = struct("BatchWriteItemInput", {
   { "RequestItems", map(list(struct("WriteRequest", {
     { "PutRequest", struct("PutRequest", { { "Item", item { required = true } } }) },
     { "DeleteRequest", struct("DeleteRequest", { { "Key", item { required = true } } }) },
-  }), { len_min = 1, len_max = 25 }), { required = true, len_min = 1, len_max = 25 }, "WriteRequest") },
+  })), { required = true }, "WriteRequest") },
   { "ReturnConsumedCapacity", RETURN_CONSUMED },
   { "ReturnItemCollectionMetrics", RETURN_METRICS },
 })
@@ -420,7 +431,7 @@ D.ExecuteStatement = struct("ExecuteStatementInput", {
   { "ConsistentRead", boolean() },
   { "NextToken", string { len_min = 1, len_max = 32768 } },
   { "ReturnConsumedCapacity", RETURN_CONSUMED },
-  { "Limit", integer { min = 1 } },
+  { "Limit", integer { min = 1, display = "Limit", hide_value = true } },
   { "ReturnValuesOnConditionCheckFailure", RETURN_ON_FAILURE },
 })
 

@@ -108,10 +108,44 @@ local function java_string(v)
 end
 M.java_string = java_string
 
-local function constraint(errs, value, path, msg)
+-- The value as Java prints it, knowing its shape: structures print as
+-- "Name(field=value, ...)", as DynamoDB's messages show them.
+local function render(v, s)
+  if v == nil or v == false and (not s or s.kind ~= "boolean") then return "null" end
+  if s and s.kind == "struct" and type(v) == "table" then
+    local parts = {}
+    for i, f in ipairs(s.fields) do
+      parts[i] = lower_first(f[1]) .. "=" .. render(v[f[1]], f[2])
+    end
+    return s.java .. "(" .. table_concat(parts, ", ") .. ")"
+  end
+  if s and s.kind == "list" and type(v) == "table" then
+    local parts = {}
+    for i = 1, #v do parts[i] = render(v[i], s.member) end
+    return "[" .. table_concat(parts, ", ") .. "]"
+  end
+  if s and s.kind == "map" and type(v) == "table" then
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+    table_sort(keys)
+    local parts = {}
+    for i, k in ipairs(keys) do parts[i] = k .. "=" .. render(v[k], s.member) end
+    return "{" .. table_concat(parts, ", ") .. "}"
+  end
+  return java_string(v)
+end
+M.render = render
+
+local function constraint(errs, value, path, msg, s)
   if #errs >= 10 then return end
-  local shown = value == nil and "null" or ("'" .. java_string(value) .. "'")
-  errs[#errs + 1] = string_format("Value %s at '%s' failed to satisfy constraint: %s",
+  if s and s.display then path = s.display end
+  local shown
+  if s and s.hide_value and value ~= nil then
+    shown = ""
+  else
+    shown = value == nil and "null " or ("'" .. render(value, s) .. "' ")
+  end
+  errs[#errs + 1] = string_format("Value %sat '%s' failed to satisfy constraint: %s",
     shown, path, msg)
 end
 
@@ -246,7 +280,7 @@ local check_constraints
 
 local function check_value(s, v, path, errs)
   if v == nil or v == false and s.kind ~= "boolean" then
-    if s.required or v == false then constraint(errs, nil, path, "Member must not be null") end
+    if s.required or v == false then constraint(errs, nil, path, "Member must not be null", s) end
     return
   end
   local kind = s.kind
@@ -255,26 +289,29 @@ local function check_value(s, v, path, errs)
     for _, e in ipairs(s.enum) do if e == v then ok = true break end end
     if not ok then
       constraint(errs, v, path, "Member must satisfy enum value set: ["
-        .. table_concat(s.enum, ", ") .. "]")
+        .. table_concat(s.enum, ", ") .. "]", s)
     end
   end
   if s.min and v < s.min then
-    constraint(errs, v, path, "Member must have value greater than or equal to " .. java_string(s.min))
+    constraint(errs, v, path, "Member must have value greater than or equal to " .. java_string(s.min), s)
   end
   if s.max and v > s.max then
-    constraint(errs, v, path, "Member must have value less than or equal to " .. java_string(s.max))
+    constraint(errs, v, path, "Member must have value less than or equal to " .. java_string(s.max), s)
   end
-  if s.len_min or s.len_max then
+  if s.arn_ok and string_sub(v, 1, 4) == "arn:" then
+    -- a table ARN: checked by the operation
+  elseif s.len_min or s.len_max then
     local n = length_of(v)
     if s.len_min and n < s.len_min then
-      constraint(errs, v, path, "Member must have length greater than or equal to " .. s.len_min)
+      constraint(errs, v, path, "Member must have length greater than or equal to " .. s.len_min, s)
     end
     if s.len_max and n > s.len_max then
-      constraint(errs, v, path, "Member must have length less than or equal to " .. s.len_max)
+      constraint(errs, v, path, "Member must have length less than or equal to " .. s.len_max, s)
     end
   end
+  if s.arn_ok and string_sub(v, 1, 4) == "arn:" then return end
   if s.pattern and not string_find(v, s.pattern) then
-    constraint(errs, v, path, "Member must satisfy regular expression pattern: " .. s.pattern_text)
+    constraint(errs, v, path, "Member must satisfy regular expression pattern: " .. s.pattern_text, s)
   end
   if kind == "list" then
     local m = s.member
@@ -291,7 +328,7 @@ local function check_value(s, v, path, errs)
           local parts = {}
           if ks.len_min then parts[#parts + 1] = "Member must have length greater than or equal to " .. ks.len_min end
           if ks.len_max then parts[#parts + 1] = "Member must have length less than or equal to " .. ks.len_max end
-          constraint(errs, v, path, "Map keys must satisfy constraint: [" .. table_concat(parts, ", ") .. "]")
+          constraint(errs, v, path, "Map keys must satisfy constraint: [" .. table_concat(parts, ", ") .. "]", s)
         end
       end
       if m.kind ~= "value" then check_value(m, v[k], path .. "." .. k .. ".member", errs) end
@@ -312,6 +349,13 @@ end
 -- @tparam table req the decoded request body
 -- @raise SerializationException or ValidationException (errors module)
 function M.check(s, req)
+  for _, f in ipairs(s.fields) do
+    local name = f[2].present
+    if name and (req[f[1]] == nil or req[f[1]] == NULL) then
+      errors.validation(string_format(
+        "The parameter '%s' is required but was not present in the request", name))
+    end
+  end
   check_struct_types(s, req)
   local errs = {}
   check_constraints(s, req, "", errs)
