@@ -497,7 +497,8 @@ local function create_table(req, ctx)
   rec.table_id = string_format("%s-%s-%s-%s-%s", id:sub(1, 8), id:sub(9, 12), id:sub(13, 16),
     id:sub(17, 20), id:sub(21, 32))
   if stream and stream.enabled then
-    rec.stream = { enabled = true, view = stream.view, label = iso8601_ms(t) }
+    rec.stream = { enabled = true, view = stream.view, label = iso8601_ms(t), created = t,
+      start_seq = 1 }
   end
   local done = catalog.create(rec, function(path)
     local opts = { pk = keys.hash.name, sk = keys.range and keys.range.name or false,
@@ -759,7 +760,7 @@ local function update_table(req, ctx)
         if cur and cur.enabled then
           validation("Table already has an enabled stream: %s", M.table_arn(ctx, name) .. "/stream/" .. cur.label)
         end
-        r.stream = { enabled = true, view = stream.view, label = iso8601_ms(t) }
+        r.stream = { enabled = true, view = stream.view, label = iso8601_ms(t), created = t }
         db_change = db_change or {}
         db_change.stream = true
       else
@@ -821,9 +822,26 @@ local function update_table(req, ctx)
         db:close()
       end
     end)
+    -- where a new stream starts, or an old one ends, in the change log
+    local log_last
+    if ok and db_change.stream ~= nil then
+      local db = dynafile.open(catalog.path(name), { sync = catalog.state.sync })
+      if db then
+        local _
+        _, log_last = require("dynafile.serve.streams").log_bounds(db)
+        db:close()
+      end
+    end
     catalog.update(name, function(r)
       r.status = "ACTIVE"
       if not ok and db_change.add then r.gsi[db_change.add.name] = nil end
+      if log_last and r.stream then
+        if r.stream.enabled then
+          r.stream.start_seq = log_last + 1
+        else
+          r.stream.end_seq = log_last
+        end
+      end
       return true
     end)
     if not ok then error(err, 0) end
