@@ -152,6 +152,10 @@ function M.prepare(req, op)
       local proj = check(args:projection(text))
       p.project = function(item) return proj:apply(item) end
     elseif name == "UpdateExpression" then
+      if not args.update then
+        errors.raise("InternalServerError",
+          "UpdateExpression needs dynafile's update expressions, which this build lacks")
+      end
       local u = check(args:update(text))
       p.update_expr = u
       p.update = function(old, key)

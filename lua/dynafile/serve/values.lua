@@ -17,7 +17,7 @@ local errors = require "dynafile.serve.errors"
 local json = require "dynafile.serve.json"
 local size = require "dynafile.serve.size"
 
-local pairs, pcall, error = pairs, pcall, error
+local pairs, pcall, error, type = pairs, pcall, error, type
 
 local M = {}
 
@@ -37,6 +37,51 @@ function M.value(av)
   local ok, v = pcall(ddbjson.decode_value, av)
   if not ok then rethrow(v) end
   return v
+end
+
+-- Whether this build stores DynamoDB's decimal numbers, binaries and sets
+-- with their types (probed once with a table's handle, see `probe`); until
+-- it does, items holding them are refused rather than stored as something
+-- else.
+local lossless = nil
+
+--- Find out, once, whether the storage keeps every DynamoDB type: encode
+-- and decode a probe item through the handle's codec.
+function M.probe(db)
+  if lossless ~= nil then return lossless end
+  local core = require "dynafile.core"
+  local probe = { d = types.decimal("1.00000000000000000001"), b = types.binary("x"),
+    s = types.set({ "a" }, "S") }
+  local ok, back = pcall(function() return core.decode(db._c:encode(probe)) end)
+  lossless = ok and type(back) == "table" and types.type(back.d) == "N"
+    and types.type(back.b) == "B" and types.type(back.s) == "SS" or false
+  return lossless
+end
+
+local function unstorable(v)
+  local t = tp(v)
+  if t == "B" or t == "SS" or t == "NS" or t == "BS" then return t end
+  -- a decimal value (LuaJIT's int64 cdata the codec stores)
+  if t == "N" then return types.is_decimal(v) and "N" or nil end
+  if t == "M" or t == "L" then
+    for _, x in pairs(v) do
+      local u = unstorable(x)
+      if u then return u end
+    end
+  end
+  return nil
+end
+
+--- Refuse an item this build cannot store without changing it.
+function M.check_storable(item)
+  if lossless then return end
+  for _, v in pairs(item) do
+    local u = unstorable(v)
+    if u then
+      validation("This dynafile build cannot store values of type %s%s without loss yet",
+        u, u == "N" and " (numbers that are not exact doubles or 64-bit integers)" or "")
+    end
+  end
 end
 
 --- The Lua item of an AttributeValue map (every value checked).
@@ -149,6 +194,7 @@ end
 -- @tparam[opt] boolean from_update the item was made by an update (the
 --   messages differ)
 function M.check_item(rec, item, from_update)
+  M.check_storable(item)
   for _, k in pairs { rec.keys.hash, rec.keys.range } do
     local v = item[k.name]
     if v == nil then

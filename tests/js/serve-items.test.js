@@ -1,0 +1,194 @@
+// serve-items.test.js -- PutItem, GetItem, DeleteItem and UpdateItem of
+// `dynafile serve` through the AWS SDK for JavaScript v3: conditions,
+// ReturnValues, projections, the legacy parameters, DynamoDB's validation
+// messages and ConsumedCapacity.
+"use strict";
+const { test, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const D = require("@aws-sdk/client-dynamodb");
+const { startServe } = require("./lib/serve");
+
+let s;
+const send = (cmd) => s.ddb.send(cmd);
+async function rejects(p, name, message) {
+  await assert.rejects(p, (e) => {
+    assert.equal(e.name, name, `${e.name}: ${e.message}`);
+    if (message instanceof RegExp) assert.match(e.message, message);
+    else if (message !== undefined) assert.equal(e.message, message);
+    return true;
+  });
+}
+
+before(async () => {
+  s = await startServe();
+  await send(new D.CreateTableCommand({
+    TableName: "items", BillingMode: "PAY_PER_REQUEST",
+    AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+    KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+  }));
+  await send(new D.CreateTableCommand({
+    TableName: "comp", BillingMode: "PAY_PER_REQUEST",
+    AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" },
+      { AttributeName: "sk", AttributeType: "N" }, { AttributeName: "g", AttributeType: "S" }],
+    KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }, { AttributeName: "sk", KeyType: "RANGE" }],
+    GlobalSecondaryIndexes: [{ IndexName: "by_g", KeySchema: [{ AttributeName: "g", KeyType: "HASH" }],
+      Projection: { ProjectionType: "ALL" } }],
+  }));
+});
+after(async () => { if (s) await s.stop(); });
+
+test("PutItem and GetItem keep every value as it was sent", async () => {
+  const item = {
+    pk: { S: "all-types" }, s: { S: "héllo" }, n: { N: "12345678901234567890123456789012345678" },
+    f: { N: "-0.000123" }, t: { BOOL: true }, z: { NULL: true },
+    l: { L: [{ S: "a" }, { N: "1" }, { L: [] }, { M: {} }] }, m: { M: { a: { S: "b" }, e: { L: [] } } },
+  };
+  await send(new D.PutItemCommand({ TableName: "items", Item: item }));
+  const g = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "all-types" } } }));
+  assert.deepEqual(g.Item, item);
+});
+
+test("GetItem of a missing item has no Item", async () => {
+  const g = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "nothing" } } }));
+  assert.equal(g.Item, undefined);
+});
+
+test("keys are checked against the key schema", async () => {
+  await rejects(send(new D.GetItemCommand({ TableName: "items", Key: { pk: { N: "1" } } })),
+    "ValidationException", "The provided key element does not match the schema");
+  await rejects(send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "a" }, x: { S: "b" } } })),
+    "ValidationException", "The provided key element does not match the schema");
+  await rejects(send(new D.PutItemCommand({ TableName: "items", Item: { x: { S: "a" } } })),
+    "ValidationException", "One or more parameter values were invalid: Missing the key pk in the item");
+  await rejects(send(new D.PutItemCommand({ TableName: "items", Item: { pk: { N: "1" } } })),
+    "ValidationException", "One or more parameter values were invalid: Type mismatch for key pk expected: S actual: N");
+  await rejects(send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "" } } })),
+    "ValidationException",
+    "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: pk");
+  await rejects(send(new D.PutItemCommand({ TableName: "comp",
+    Item: { pk: { S: "a" }, sk: { N: "1" }, g: { N: "5" } } })), "ValidationException",
+  "One or more parameter values were invalid: Type mismatch for Index Key g Expected: S Actual: N IndexName: by_g");
+  await rejects(send(new D.PutItemCommand({ TableName: "no_table", Item: { pk: { S: "a" } } })),
+    "ResourceNotFoundException", "Requested resource not found");
+});
+
+test("items over 400 KB are refused, items just under are kept", async () => {
+  const big = "x".repeat(400 * 1024);
+  await rejects(send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "big" }, v: { S: big } } })),
+    "ValidationException", "Item size has exceeded the maximum allowed size");
+  const fits = "x".repeat(400 * 1024 - 10);
+  await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "big" }, v: { S: fits } } }));
+  const g = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "big" } } }));
+  assert.equal(g.Item.v.S.length, fits.length);
+});
+
+test("ConditionExpression guards PutItem; ALL_OLD comes back on failure when asked", async () => {
+  await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "c1" }, v: { N: "1" } },
+    ConditionExpression: "attribute_not_exists(pk)" }));
+  await rejects(send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "c1" }, v: { N: "2" } },
+    ConditionExpression: "attribute_not_exists(pk)" })), "ConditionalCheckFailedException",
+  "The conditional request failed");
+  await assert.rejects(send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "c1" }, v: { N: "3" } },
+    ConditionExpression: "v = :two", ExpressionAttributeValues: { ":two": { N: "2" } },
+    ReturnValuesOnConditionCheckFailure: "ALL_OLD" })), (e) => {
+    assert.equal(e.name, "ConditionalCheckFailedException");
+    assert.deepEqual(e.Item, { pk: { S: "c1" }, v: { N: "1" } });
+    return true;
+  });
+  const r = await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "c1" }, v: { N: "9" } },
+    ConditionExpression: "v = :one", ExpressionAttributeValues: { ":one": { N: "1" } }, ReturnValues: "ALL_OLD" }));
+  assert.deepEqual(r.Attributes, { pk: { S: "c1" }, v: { N: "1" } });
+  await rejects(send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "c1" } }, ReturnValues: "ALL_NEW" })),
+    "ValidationException", "ReturnValues can only be ALL_OLD or NONE");
+});
+
+test("Expected (legacy) guards writes as DynamoDB's old API did", async () => {
+  await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "e1" }, v: { N: "1" } } }));
+  await rejects(send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "e1" } },
+    Expected: { pk: { Exists: false } } })), "ConditionalCheckFailedException");
+  await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "e1" }, v: { N: "2" } },
+    Expected: { v: { Value: { N: "1" } } } }));
+  await send(new D.DeleteItemCommand({ TableName: "items", Key: { pk: { S: "e1" } },
+    Expected: { v: { ComparisonOperator: "GE", AttributeValueList: [{ N: "2" }] } } }));
+  await rejects(send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "e1" } },
+    Expected: { pk: { Exists: false } }, ConditionExpression: "attribute_not_exists(pk)" })),
+  "ValidationException",
+  "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {Expected} Expression parameters: {ConditionExpression}");
+});
+
+test("UpdateItem with SET, REMOVE, ADD and every ReturnValues", async () => {
+  await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "u1" }, a: { N: "1" }, b: { S: "x" } } }));
+  let r = await send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "u1" } },
+    UpdateExpression: "SET a = a + :one, c = :c REMOVE b", ExpressionAttributeValues: { ":one": { N: "1" }, ":c": { S: "new" } },
+    ReturnValues: "ALL_NEW" }));
+  assert.deepEqual(r.Attributes, { pk: { S: "u1" }, a: { N: "2" }, c: { S: "new" } });
+  r = await send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "u1" } },
+    UpdateExpression: "ADD a :five", ExpressionAttributeValues: { ":five": { N: "5" } }, ReturnValues: "UPDATED_OLD" }));
+  assert.deepEqual(r.Attributes, { a: { N: "2" } });
+  r = await send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "u1" } },
+    UpdateExpression: "SET d = :d", ExpressionAttributeValues: { ":d": { N: "4" } }, ReturnValues: "UPDATED_NEW" }));
+  assert.deepEqual(r.Attributes, { d: { N: "4" } });
+  r = await send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "u1" } },
+    UpdateExpression: "SET d = :d", ExpressionAttributeValues: { ":d": { N: "5" } }, ReturnValues: "ALL_OLD" }));
+  assert.deepEqual(r.Attributes, { pk: { S: "u1" }, a: { N: "7" }, c: { S: "new" }, d: { N: "4" } });
+});
+
+test("UpdateItem creates a missing item and refuses to change key attributes", async () => {
+  const r = await send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "u2" } },
+    UpdateExpression: "SET v = :v", ExpressionAttributeValues: { ":v": { S: "made" } }, ReturnValues: "ALL_NEW" }));
+  assert.deepEqual(r.Attributes, { pk: { S: "u2" }, v: { S: "made" } });
+  await rejects(send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "u2" } },
+    UpdateExpression: "SET pk = :v", ExpressionAttributeValues: { ":v": { S: "other" } } })),
+  "ValidationException", /Cannot update attribute pk. This attribute is part of the key/);
+});
+
+test("AttributeUpdates (legacy) PUT, ADD and DELETE", async () => {
+  await send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "au" } },
+    AttributeUpdates: { n: { Action: "ADD", Value: { N: "3" } }, s: { Action: "PUT", Value: { S: "v" } } } }));
+  await send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "au" } },
+    AttributeUpdates: { n: { Action: "ADD", Value: { N: "-1.5" } }, s: { Action: "DELETE" } } }));
+  const g = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "au" } } }));
+  assert.deepEqual(g.Item, { pk: { S: "au" }, n: { N: "1.5" } });
+});
+
+test("DeleteItem with a condition and ALL_OLD", async () => {
+  await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "d1" }, v: { N: "1" } } }));
+  await rejects(send(new D.DeleteItemCommand({ TableName: "items", Key: { pk: { S: "d1" } },
+    ConditionExpression: "v = :two", ExpressionAttributeValues: { ":two": { N: "2" } } })),
+  "ConditionalCheckFailedException");
+  const r = await send(new D.DeleteItemCommand({ TableName: "items", Key: { pk: { S: "d1" } }, ReturnValues: "ALL_OLD" }));
+  assert.deepEqual(r.Attributes, { pk: { S: "d1" }, v: { N: "1" } });
+  const again = await send(new D.DeleteItemCommand({ TableName: "items", Key: { pk: { S: "d1" } }, ReturnValues: "ALL_OLD" }));
+  assert.equal(again.Attributes, undefined);
+});
+
+test("ProjectionExpression and AttributesToGet", async () => {
+  await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "p1" }, a: { N: "1" },
+    m: { M: { x: { S: "1" }, y: { S: "2" } } }, l: { L: [{ S: "a" }, { S: "b" }, { S: "c" }] } } }));
+  let g = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "p1" } },
+    ProjectionExpression: "a, m.y, l[1]" }));
+  assert.deepEqual(g.Item, { a: { N: "1" }, m: { M: { y: { S: "2" } } }, l: { L: [{ S: "b" }] } });
+  g = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "p1" } }, AttributesToGet: ["a", "nope"] }));
+  assert.deepEqual(g.Item, { a: { N: "1" } });
+});
+
+test("expression placeholders are checked as DynamoDB does", async () => {
+  await rejects(send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "p1" } },
+    ProjectionExpression: "a", ExpressionAttributeNames: { "#unused": "x" } })), "ValidationException",
+  "Value provided in ExpressionAttributeNames unused in expressions: keys: {#unused}");
+  await rejects(send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "p2" } },
+    ExpressionAttributeValues: { ":v": { S: "x" } } })), "ValidationException",
+  /ExpressionAttributeValues can only be specified when using expressions/);
+});
+
+test("ReturnConsumedCapacity reports DynamoDB's units", async () => {
+  let r = await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "cap" }, v: { S: "x".repeat(1500) } },
+    ReturnConsumedCapacity: "TOTAL" }));
+  assert.equal(r.ConsumedCapacity.TableName, "items");
+  assert.equal(r.ConsumedCapacity.CapacityUnits, 2);
+  r = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "cap" } }, ReturnConsumedCapacity: "TOTAL" }));
+  assert.equal(r.ConsumedCapacity.CapacityUnits, 0.5);
+  r = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "cap" } }, ConsistentRead: true,
+    ReturnConsumedCapacity: "TOTAL" }));
+  assert.equal(r.ConsumedCapacity.CapacityUnits, 1);
+});
