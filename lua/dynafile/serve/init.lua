@@ -87,7 +87,14 @@ function M.init(cfg)
   if not ok then error("dynafile serve: " .. msg, 0) end
   -- one server per data directory: the lock is held by the master and
   -- the workers (they inherit the descriptor) until all have exited
-  local fd, lmsg = sys.lock_file(cfg.dir .. "/@serve/lock")
+  -- (a server that is stopping may still hold it for a moment: wait up
+  -- to 5 seconds)
+  local fd, lmsg
+  for _ = 1, 50 do
+    fd, lmsg = sys.lock_file(cfg.dir .. "/@serve/lock")
+    if fd then break end
+    os.execute("sleep 0.1")
+  end
   if not fd then
     error("dynafile serve: another dynafile serve is using " .. cfg.dir .. " (" .. lmsg .. ")", 0)
   end

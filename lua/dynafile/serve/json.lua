@@ -78,8 +78,9 @@ function M.decode(s)
   local ok, v = pcall(cjson.decode, s)
   if not ok then return nil, nil end
   if type(v) ~= "table" then
-    return nil, "Start of structure or map found where not expected"
+    return nil, "Unexpected value type in payload"
   end
+  if v[1] ~= nil then return nil, "Unrecognized collection type: a request is a JSON object" end
   return v
 end
 

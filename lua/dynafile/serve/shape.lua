@@ -247,7 +247,11 @@ check_type = function(s, v)
     end
     local m = s.member
     for k, x in pairs(v) do
-      if x ~= NULL then v[k] = check_type(m, x) end
+      if x == NULL then
+        v[k] = false -- a null value: reported by the constraint check
+      else
+        v[k] = check_type(m, x)
+      end
     end
     return v
   elseif kind == "struct" then
@@ -331,7 +335,9 @@ local function check_value(s, v, path, errs)
           constraint(errs, v, path, "Map keys must satisfy constraint: [" .. table_concat(parts, ", ") .. "]", s)
         end
       end
-      if m.kind ~= "value" then check_value(m, v[k], path .. "." .. k .. ".member", errs) end
+      if m.kind ~= "value" or v[k] == false then
+        check_value(m, v[k], path .. "." .. k .. ".member", errs)
+      end
     end
   elseif kind == "struct" then
     check_constraints(s, v, path .. ".", errs)
