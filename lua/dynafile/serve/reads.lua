@@ -261,8 +261,10 @@ local function query(req, ctx)
     validation("One or more parameter values were invalid: Condition parameter type does not "
       .. "match schema type")
   end
+  values.check_key_size(kc.pk, true)
   if kc.cond and ks.range then
     for _, v in ipairs { kc.lo, kc.hi } do
+      if v ~= nil then values.check_key_size(v, false) end
       if v ~= nil and tp(v) ~= ks.range.type then
         validation("One or more parameter values were invalid: Condition parameter type does "
           .. "not match schema type")

@@ -147,6 +147,8 @@ local function check_key_size(v, is_hash)
   end
 end
 
+M.check_key_size = check_key_size
+
 --- The Lua key of a Key parameter, checked against key schema `keys`
 -- ({hash = {name, type}, range = ...}): exactly the key attributes, of
 -- the right types.
