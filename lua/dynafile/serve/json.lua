@@ -56,6 +56,13 @@ function M.list(t)
   return t
 end
 
+--- The list behind a value made by `list` (an empty table for the empty
+-- marker), for code that reads responses it built.
+function M.items(v)
+  if v == nil or v == MARK then return {} end
+  return v
+end
+
 --- Encode a response body.
 -- @tparam table v the body
 -- @treturn string|nil the JSON text

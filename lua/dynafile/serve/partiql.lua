@@ -760,7 +760,7 @@ local function run_select(st, req, ctx)
   if req.NextToken then r.ExclusiveStartKey = decode_token(req.NextToken) end
   local res = (is_query and ops.Query or ops.Scan)(r, ctx)
   local items = {}
-  for i, it in ipairs(res.Items or {}) do items[i] = project(it, st.paths) end
+  for i, it in ipairs(json.items(res.Items)) do items[i] = project(it, st.paths) end
   local out = { Items = json.list(items) }
   if res.LastEvaluatedKey then
     out.NextToken = encode_token(res.LastEvaluatedKey)
@@ -1029,7 +1029,7 @@ local function execute_transaction(req, ctx)
     local res = ops.TransactGetItems({ TransactItems = items,
       ReturnConsumedCapacity = req.ReturnConsumedCapacity }, ctx)
     local out = {}
-    for i, r in ipairs(res.Responses == json.EMPTY_ARRAY and {} or res.Responses) do
+    for i, r in ipairs(json.items(res.Responses)) do
       local st = reads[i].st
       if r.Item and st.paths then out[i] = { Item = project(r.Item, st.paths) } else out[i] = r end
     end
