@@ -292,7 +292,7 @@ function M.describe(rec, ctx, status, db, form)
         ItemCount = ic.items or 0,
         IndexArn = arn .. "/index/" .. ix.name,
       }
-      if ix.status == "CREATING" then g.Backfilling = true end
+      if ix.backfilling then g.Backfilling = true end
       if ix.on_demand then
         g.OnDemandThroughput = { MaxReadRequestUnits = ix.on_demand.read or -1,
           MaxWriteRequestUnits = ix.on_demand.write or -1 }
@@ -516,6 +516,9 @@ local function create_table(req, ctx)
     end
     db:close()
   end)
+  -- the answer shows the table and its indexes being created, as
+  -- DynamoDB's does; DescribeTable shows them ACTIVE from now on
+  for _, ix in pairs(done.gsi or {}) do ix.status = "CREATING" end
   return { TableDescription = M.describe(done, ctx, "CREATING") }
 end
 
@@ -848,6 +851,7 @@ local function update_table(req, ctx)
     if db_change.add then
       -- the response shows the new index as DynamoDB does while it builds
       response_rec.gsi[db_change.add.name].status = "CREATING"
+      response_rec.gsi[db_change.add.name].backfilling = true
     end
     if db_change.drop then
       response_rec.gsi[db_change.drop] = nil
