@@ -4,6 +4,7 @@
 #   make demo       install what is missing, build, run examples/quickstart.lua
 #   make test       install what is missing, build, run every test
 #   make js-deps    install the pinned JavaScript test clients (tests/js)
+#   make bench-serve  dynafile serve against dynalite (wrk; bench/serve.sh)
 #   make tsan       build the core and tests/test_threads.c with
 #                   ThreadSanitizer (TSAN_CC=gcc or clang) and run it
 #   make install    PREFIX, DESTDIR, LUA_CMOD, LUA_LMOD honoured
@@ -56,7 +57,8 @@ LIB := $(B)/libdynafile.a
 C_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 C_EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 
-.PHONY: all deps js-deps demo test test-c test-lua bench bench-remote install uninstall clean \
+.PHONY: all deps js-deps bench-serve demo test test-c test-lua bench bench-remote install \
+        uninstall clean \
         docs format lint tsan
 
 all: $(MODULE) $(LIB)
@@ -134,6 +136,12 @@ bench-remote: deps
 	@sh scripts/js-deps.sh
 	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(B)/?.so;;" \
 	  $(LUA_BIN) bench/remote/run.lua
+
+# dynafile serve against dynalite, with wrk (bench/serve.sh)
+bench-serve: js-deps
+	@$(MAKE) --no-print-directory LUA=luajit all
+	@$(MAKE) --no-print-directory LUA=lua5.4 all
+	@bash bench/serve.sh
 
 install: all
 	install -d $(DESTDIR)$(LUA_CMOD)/dynafile $(DESTDIR)$(LUA_LMOD)/dynafile

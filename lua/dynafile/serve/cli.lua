@@ -67,12 +67,11 @@ end
 function M.find_nginx()
   local nginx = os_getenv("DYNAFILE_NGINX")
   if not nginx or nginx == "" then
-    nginx = read_command("command -v nginx")
-    if not nginx then
-      for _, p in ipairs { "/usr/sbin/nginx", "/usr/local/sbin/nginx" } do
-        if file_exists(p) then nginx = p break end
-      end
+    nginx = nil
+    for _, p in ipairs { "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx" } do
+      if file_exists(p) then nginx = p break end
     end
+    nginx = nginx or read_command("command -v nginx")
   end
   if not nginx then
     return nil, "nginx is not installed: install the Debian packages nginx-light and "
@@ -93,17 +92,20 @@ function M.find_nginx()
     .. "libnginx-mod-http-lua (apt-get install libnginx-mod-http-lua)"
 end
 
+local function absolute(dir)
+  if string_match(dir, "^/") then return dir end
+  local cwd = os_getenv("PWD")
+  if not cwd or cwd == "" then cwd = read_command("pwd") or "." end
+  return cwd .. "/" .. dir
+end
+
 -- The directory holding dynafile's Lua files (the one this file is in,
 -- two levels up: DIR/dynafile/serve/cli.lua).
 local function lua_dir()
   local src = debug.getinfo(1, "S").source
   local dir = string_match(src, "^@(.*)/dynafile/serve/cli%.lua$")
   if not dir then return nil end
-  if not string_match(dir, "^/") then
-    local cwd = read_command("pwd")
-    dir = cwd .. "/" .. dir
-  end
-  return dir
+  return absolute(dir)
 end
 
 -- The directory holding dynafile/core.so built for LuaJIT, or nil.
@@ -123,14 +125,40 @@ function M.find_luajit_module(ldir)
   return nil
 end
 
+-- The number of CPUs this process may run on (/sys, without a subprocess:
+-- startup time counts).
 local function cpu_count()
-  local n = tonumber(read_command("nproc") or "")
-  return n and n > 0 and n or 1
+  local f = io_open("/sys/devices/system/cpu/online", "r")
+  local n = 0
+  if f then
+    local line = f:read("l") or ""
+    f:close()
+    for range in line:gmatch("[^,]+") do
+      local a, b = range:match("^(%d+)%-(%d+)$")
+      if a then n = n + tonumber(b) - tonumber(a) + 1 elseif range:match("^%d+$") then n = n + 1 end
+    end
+  end
+  if n == 0 then n = tonumber(read_command("nproc") or "") or 1 end
+  return n
 end
 
-local function mkdir_p(dir)
-  local r = os_execute("mkdir -p " .. shell_quote(dir))
+local function mkdir_p(dirs)
+  local q = {}
+  for i, d in ipairs(dirs) do q[i] = shell_quote(d) end
+  local r = os_execute("mkdir -p " .. table_concat(q, " "))
   return r == true or r == 0
+end
+
+-- A line of /proc/self/<file> matching pattern, captured.
+local function proc_self(file, pattern)
+  local f = io_open("/proc/self/" .. file, "r")
+  if not f then return nil end
+  for line in f:lines() do
+    local v = line:match(pattern)
+    if v then f:close() return v end
+  end
+  f:close()
+  return nil
 end
 
 local function my_pid()
@@ -146,10 +174,6 @@ local function lua_string(s)
   return string_format("%q", s)
 end
 
-local function absolute(dir)
-  if string_match(dir, "^/") then return dir end
-  return (read_command("pwd") or ".") .. "/" .. dir
-end
 
 --- The nginx configuration text.
 -- @tparam table c `modules`, `workers`, `user`, `listen`, `lua_path`,
@@ -255,20 +279,19 @@ function M.run(io_, opts, dir)
 
   dir = absolute(dir)
   local run = dir .. "/@serve/run"
-  for _, d in ipairs { dir, run, run .. "/conf", run .. "/run", run .. "/tmp" } do
-    if not mkdir_p(d) then fail("cannot create " .. d) end
+  if not mkdir_p { dir, run .. "/conf", run .. "/run", run .. "/tmp" } then
+    fail("cannot create " .. run)
   end
   local user
-  if read_command("id -u") == "0" then
+  if proc_self("status", "^Uid:%s+(%d+)") == "0" then
     -- workers run as the data directory's owner (nginx would pick nobody)
-    local owner = read_command("stat -c %U " .. shell_quote(dir)) or "root"
-    local group = read_command("stat -c %G " .. shell_quote(dir)) or "root"
-    user = owner .. " " .. group
+    local owner = read_command("stat -c '%U %G' " .. shell_quote(dir)) or "root root"
+    user = owner
   end
   local listen = string_match(host, ":") and not string_match(host, "^%[")
     and ("[" .. host .. "]:" .. port) or (host .. ":" .. port)
   -- connections per worker: as many as the descriptor limit allows
-  local nofile = tonumber(read_command("ulimit -n") or "") or 1024
+  local nofile = tonumber(proc_self("limits", "^Max open files%s+(%d+)") or "") or 1024
   local connections = math.max(64, math.min(8192, nofile - 64))
   local text = M.config_text {
     connections = connections,
