@@ -92,6 +92,53 @@ local function decoded_values(t)
   return out
 end
 
+local CLAUSES = { SET = true, REMOVE = true, ADD = true, DELETE = true }
+
+--- The top-level attribute names an UpdateExpression writes (its SET,
+-- REMOVE, ADD and DELETE targets, #names resolved), for ReturnValues
+-- UPDATED_OLD/UPDATED_NEW and the check that no key attribute changes.
+-- The expression has already compiled, so its syntax is right.
+function M.update_targets(text, names)
+  local toks = {}
+  local i, n = 1, #text
+  while i <= n do
+    local c = text:sub(i, i)
+    if c:match("%s") then
+      i = i + 1
+    elseif c:match("[#:%w_]") then
+      local w = text:match("^[#:]?[%w_]+", i)
+      toks[#toks + 1] = w
+      i = i + #w
+    else
+      toks[#toks + 1] = c
+      i = i + 1
+    end
+  end
+  local out, seen = {}, {}
+  local clause, depth, want_target = nil, 0, false
+  for _, t in ipairs(toks) do
+    local up = t:upper()
+    if depth == 0 and CLAUSES[up] then
+      clause, want_target = up, true
+    elseif t == "(" then
+      depth = depth + 1
+    elseif t == ")" then
+      depth = depth - 1
+    elseif depth == 0 and t == "," and clause then
+      want_target = true
+    elseif want_target then
+      local name = t
+      if name:sub(1, 1) == "#" then name = names and names[name] end
+      if name and not seen[name] then
+        seen[name] = true
+        out[#out + 1] = name
+      end
+      want_target = false
+    end
+  end
+  return out
+end
+
 --- Check and compile the expression (or legacy) parameters of a request.
 -- @tparam table req the request (or the part of it that holds them: a
 --   BatchGetItem table entry, a transaction action)
@@ -152,15 +199,8 @@ function M.prepare(req, op)
       local proj = check(args:projection(text))
       p.project = function(item) return proj:apply(item) end
     elseif name == "UpdateExpression" then
-      if not args.update then
-        errors.raise("InternalServerError",
-          "UpdateExpression needs dynafile's update expressions, which this build lacks")
-      end
-      local u = check(args:update(text))
-      p.update_expr = u
-      p.update = function(old, key)
-        return u:apply(old, key)
-      end
+      p.update_expr = check(args:update(text))
+      p.targets = M.update_targets(text, names)
     elseif name == "KeyConditionExpression" then
       p.key_condition = function(keys)
         return check(args:key_condition(text, keys.hash.name, keys.range and keys.range.name))

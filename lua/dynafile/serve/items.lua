@@ -21,7 +21,8 @@ local capacity = require "dynafile.serve.capacity"
 local expressions = require "dynafile.serve.expressions"
 local tables = require "dynafile.serve.tables"
 
-local pairs, ipairs, tostring = pairs, ipairs, tostring
+local pairs, ipairs, tostring, pcall, error = pairs, ipairs, tostring, pcall, error
+local setmetatable, getmetatable = setmetatable, getmetatable
 local string_format = string.format
 
 local M = {}
@@ -168,6 +169,68 @@ local function delete_item(req, ctx)
   return res
 end
 
+-- A failed condition inside a transaction function: carries the item.
+local CondFailed = {}
+
+--- Strip the "dynafile.update_item: " prefix from a message of the update
+-- engine (the rest is DynamoDB's wording).
+local function engine_message(msg)
+  return (tostring(msg):gsub("^dynafile%.[%w_]+: ", ""))
+end
+M.engine_message = engine_message
+
+--- Apply a request's update to the item under `key` inside write
+-- transaction `tx`: the UpdateExpression (the C engine, on the stored
+-- bytes), the legacy AttributeUpdates, or nothing (the item is made from
+-- its key).  The new item is checked (key, index key types, 400 KB);
+-- failures raise DynamoDB's errors, so the caller's transaction rolls
+-- back.
+-- @treturn table the new item
+function M.apply_update(tx, rec, key, p, old)
+  local new
+  if p.update_expr then
+    local msg, code
+    new, msg, code = tx:update_item(key, p.update_expr)
+    if new == nil then
+      if code == "ValidationError" then validation("%s", engine_message(msg)) end
+      internal("UpdateItem", msg, code)
+    end
+  else
+    if p.update then
+      new = p.update(old, key, rec)
+    else
+      new = {}
+      if old then for k, v in pairs(old) do new[k] = v end end
+      for k, v in pairs(key) do new[k] = v end
+    end
+    local ok, msg, code = tx:put_item(new)
+    if not ok then internal("UpdateItem", msg, code) end
+  end
+  values.check_item(rec, new, true)
+  return new
+end
+
+-- The top-level attributes an update names (ReturnValues UPDATED_*).
+local function targets_of(p, req)
+  if p.targets then return p.targets end
+  local out = {}
+  for k in pairs(req.AttributeUpdates or {}) do out[#out + 1] = k end
+  return out
+end
+
+--- Refuse an update of a key attribute, before anything is read (as
+-- DynamoDB does).
+function M.check_targets(rec, p)
+  for _, t in ipairs(p.targets or {}) do
+    for _, k in pairs { rec.keys.hash, rec.keys.range } do
+      if t == k.name then
+        validation("One or more parameter values were invalid: Cannot update attribute %s. "
+          .. "This attribute is part of the key", t)
+      end
+    end
+  end
+end
+
 local function update_item(req, ctx)
   local name = tables.table_name(req.TableName)
   local rv = req.ReturnValues or "NONE"
@@ -176,33 +239,17 @@ local function update_item(req, ctx)
   local rec, db = catalog.table(name)
   values.check_key(rec.keys, key)
   if p.check_update then p.check_update(rec) end
-  local update = p.update
-  local changed
-  local fn = function(old)
-    local new
-    if update then
-      new, changed = update(old, key, rec)
-    else
-      new, changed = {}, {}
-      if old then for k, v in pairs(old) do new[k] = v end end
-      for k, v in pairs(key) do new[k] = v end
-    end
-    values.check_item(rec, new, true)
-    return new
+  M.check_targets(rec, p)
+  local ok, new, old = pcall(db.transaction, db, function(tx)
+    local o = tx:get_item(key)
+    if p.condition and not p.condition(o) then error(setmetatable({ old = o }, CondFailed), 0) end
+    return M.apply_update(tx, rec, key, p, o), o
+  end)
+  if not ok then
+    if getmetatable(new) == CondFailed then M.condition_failed(req, new.old) end
+    error(new, 0)
   end
-  local cond, seen
-  if p.condition then
-    local c = p.condition
-    cond = function(o)
-      seen = o
-      return c(o)
-    end
-  end
-  local new, old, code = db:update_item(key, fn, { condition = cond, return_old = true })
-  if not new then
-    if code == "ConditionalCheckFailed" then M.condition_failed(req, seen) end
-    internal("UpdateItem", old, code)
-  end
+  if new == nil then internal("UpdateItem", old, "") end
   local res = {}
   local out
   if rv == "ALL_OLD" then
@@ -210,9 +257,9 @@ local function update_item(req, ctx)
   elseif rv == "ALL_NEW" then
     out = new
   elseif rv == "UPDATED_OLD" then
-    out = only(old, changed or {})
+    out = only(old, targets_of(p, req))
   elseif rv == "UPDATED_NEW" then
-    out = only(new, changed or {})
+    out = only(new, targets_of(p, req))
   end
   if out then res.Attributes = values.encode_item(out) end
   if req.ReturnConsumedCapacity or req.ReturnItemCollectionMetrics then

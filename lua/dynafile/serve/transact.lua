@@ -40,6 +40,7 @@ local expressions = require "dynafile.serve.expressions"
 local tables = require "dynafile.serve.tables"
 local legacy = require "dynafile.serve.legacy"
 local batch = require "dynafile.serve.batch"
+local items = require "dynafile.serve.items"
 local json = require "dynafile.serve.json"
 
 local ngx = ngx -- luacheck: globals ngx
@@ -252,6 +253,7 @@ local function run_writes(list, ctx, req)
       values.check_key(rec.keys, a.key)
     end
     if a.plan.check_update then a.plan.check_update(rec) end
+    items.check_targets(rec, a.plan)
     local id = name .. "\0" .. batch.key_id(rec, a.key)
     if seen[id] then validation("Transaction request cannot include multiple operations on one item") end
     seen[id] = true
@@ -294,18 +296,7 @@ local function run_writes(list, ctx, req)
       local ok = true
       if a.plan.condition and not a.plan.condition(old) then ok = false end
       if ok and a.kind == "Update" then
-        local upd_ok, new = pcall(function()
-          local n
-          if a.plan.update then
-            n = a.plan.update(old, a.key, rec)
-          else
-            n = {}
-            if old then for k, v in pairs(old) do n[k] = v end end
-            for k, v in pairs(a.key) do n[k] = v end
-          end
-          values.check_item(rec, n, true)
-          return n
-        end)
+        local upd_ok, new = pcall(items.apply_update, tx, rec, a.key, a.plan, old)
         if not upd_ok then
           if errors.is(new) and new.name == "ValidationException" then
             reason = { Code = "ValidationError", Message = new.message }
@@ -335,9 +326,9 @@ local function run_writes(list, ctx, req)
         local tx = txs[a.table]
         if a.kind == "Delete" then
           if a.old then tx:delete_item(a.key) end
-        else
+        elseif a.kind == "Put" then
           tx:put_item(a.new)
-        end
+        end -- an Update was written by apply_update
         actions[#actions + 1] = { table = a.table, key = a.key, before = a.old,
           after = a.kind ~= "Delete" and a.new or nil }
       end
