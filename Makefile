@@ -147,6 +147,8 @@ install: all
 	install -d $(DESTDIR)$(LUA_CMOD)/dynafile $(DESTDIR)$(LUA_LMOD)/dynafile
 	install -m 0755 $(MODULE) $(DESTDIR)$(LUA_CMOD)/dynafile/core.so
 	install -m 0644 lua/dynafile/*.lua $(DESTDIR)$(LUA_LMOD)/dynafile/
+	install -d $(DESTDIR)$(LUA_LMOD)/dynafile/serve
+	install -m 0644 lua/dynafile/serve/*.lua $(DESTDIR)$(LUA_LMOD)/dynafile/serve/
 	@if [ -f bin/dynafile ]; then \
 	  echo "install bin/dynafile -> $(DESTDIR)$(BINDIR)/dynafile ($(LUA_BIN))"; \
 	  install -d $(DESTDIR)$(BINDIR) && \

@@ -16,8 +16,10 @@ function init(args)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/x-amz-json-1.0"
   wrk.headers["X-Amz-Date"] = "20240101T000000Z"
-  wrk.headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20240101/us-east-1/dynamodb/aws4_request, "
-    .. "SignedHeaders=host;x-amz-date, Signature=0000000000000000000000000000000000000000000000000000000000000000"
+  wrk.headers["Authorization"] = "AWS4-HMAC-SHA256 "
+    .. "Credential=AKIDBENCH/20240101/us-east-1/dynamodb/aws4_request, "
+    .. "SignedHeaders=host;x-amz-date, "
+      .. "Signature=0000000000000000000000000000000000000000000000000000000000000000"
   if op == "get" then
     wrk.headers["X-Amz-Target"] = "DynamoDB_20120810.GetItem"
   elseif op == "put" then
@@ -46,8 +48,9 @@ function request()
   return wrk.format(nil, nil, nil, body)
 end
 
-function done(summary, latency, requests)
-  io.write(string.format("RESULT requests=%d errors=%d non2xx=%d duration_us=%d p50_us=%d p99_us=%d\n",
+function done(summary, latency)
+  io.write(string.format("RESULT requests=%d errors=%d non2xx=%d duration_us=%d p50_us=%d "
+    .. "p99_us=%d\n",
     summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write
       + summary.errors.timeout, summary.errors.status, summary.duration,
     latency:percentile(50), latency:percentile(99)))

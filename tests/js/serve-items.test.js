@@ -39,13 +39,38 @@ after(async () => { if (s) await s.stop(); });
 
 test("PutItem and GetItem keep every value as it was sent", async () => {
   const item = {
-    pk: { S: "all-types" }, s: { S: "héllo" }, n: { N: "12345678901234567890123456789012345678" },
+    pk: { S: "all-types" }, s: { S: "héllo" }, n: { N: "9007199254740991" }, big: { N: "-1E+20" },
     f: { N: "-0.000123" }, t: { BOOL: true }, z: { NULL: true },
     l: { L: [{ S: "a" }, { N: "1" }, { L: [] }, { M: {} }] }, m: { M: { a: { S: "b" }, e: { L: [] } } },
   };
   await send(new D.PutItemCommand({ TableName: "items", Item: item }));
   const g = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "all-types" } } }));
-  assert.deepEqual(g.Item, item);
+  // numbers come back in DynamoDB's canonical form
+  assert.deepEqual(g.Item, { ...item, big: { N: "-100000000000000000000" } });
+});
+
+test("a value the storage cannot keep exactly is refused, never stored changed", async () => {
+  // Until the Lua binding stores decimals, binaries and sets with their
+  // types (dynafile.types), dynafile serve refuses them rather than store
+  // them as something else.  When it does, they round-trip (see the
+  // probe in lua/dynafile/serve/values.lua).
+  for (const v of [{ N: "12345678901234567890123456789012345678" }, { B: Buffer.from("bytes") },
+    { SS: ["a", "b"] }, { NS: ["1", "2"] }]) {
+    let stored;
+    try {
+      await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "exact" }, v } }));
+      stored = true;
+    } catch (e) {
+      assert.equal(e.name, "ValidationException");
+      assert.match(e.message, /cannot store values of type/);
+      stored = false;
+    }
+    if (stored) {
+      const g = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "exact" } } }));
+      const want = v.B ? { B: new Uint8Array(Buffer.from("bytes")) } : v;
+      assert.deepEqual(g.Item.v, want, "a stored value comes back unchanged");
+    }
+  }
 });
 
 test("GetItem of a missing item has no Item", async () => {

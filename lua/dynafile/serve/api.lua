@@ -41,7 +41,8 @@ end
 
 local RETURN_CONSUMED = string { enum = { "INDEXES", "TOTAL", "NONE" } }
 local RETURN_METRICS = string { enum = { "SIZE", "NONE" } }
-local RETURN_VALUES = string { enum = { "ALL_NEW", "UPDATED_OLD", "ALL_OLD", "NONE", "UPDATED_NEW" } }
+local RETURN_VALUES = string { enum = { "ALL_NEW", "UPDATED_OLD", "ALL_OLD", "NONE",
+  "UPDATED_NEW" } }
 local RETURN_ON_FAILURE = string { enum = { "ALL_OLD", "NONE" } }
 local CONDITIONAL_OPERATOR = string { enum = { "OR", "AND" } }
 local SELECT = string { enum = { "SPECIFIC_ATTRIBUTES", "COUNT", "ALL_ATTRIBUTES",
@@ -51,7 +52,8 @@ local COMPARISON = string { required = true, enum = { "IN", "NULL", "BETWEEN", "
 
 local function names() return map(string(), nil, "String") end
 local function values() return map(value()) end
-local function attributes_to_get() return list(string { len_min = 1, len_max = 65535 }, { len_min = 1 }) end
+local function attributes_to_get() return list(string { len_min = 1, len_max = 65535 },
+  { len_min = 1 }) end
 local function expression() return string() end
 
 local CONDITION = struct("Condition", {
@@ -79,7 +81,8 @@ local ATTRIBUTE_DEFINITIONS = list(struct("AttributeDefinition", {
 
 local PROJECTION = struct("Projection", {
   { "ProjectionType", string { enum = { "ALL", "INCLUDE", "KEYS_ONLY" } } },
-  { "NonKeyAttributes", list(string { len_min = 1, len_max = 255 }, { len_min = 1, len_max = 20 }) },
+  { "NonKeyAttributes", list(string { len_min = 1, len_max = 255 }, { len_min = 1,
+    len_max = 20 }) },
 })
 
 local function throughput(required)
@@ -101,7 +104,8 @@ local WARM = struct("WarmThroughput", {
 
 local STREAM_SPEC = struct("StreamSpecification", {
   { "StreamEnabled", boolean { required = true } },
-  { "StreamViewType", string { enum = { "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY" } } },
+  { "StreamViewType", string { enum = { "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES",
+    "KEYS_ONLY" } } },
 })
 
 local SSE_SPEC = struct("SSESpecification", {

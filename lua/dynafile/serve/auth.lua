@@ -110,14 +110,16 @@ end
 
 -- URI-encode a query component as SigV4 wants it.
 local function encode(s)
-  return (string_gsub(s, "[^%w%-%._~]", function(c) return string_format("%%%02X", string_byte(c)) end))
+  return (string_gsub(s, "[^%w%-%._~]", function(c) return string_format("%%%02X",
+    string_byte(c)) end))
 end
 
 local function canonical_query(args)
   local list = {}
   for k, v in pairs(args) do
     if type(v) == "table" then
-      for _, x in ipairs(v) do list[#list + 1] = encode(k) .. "=" .. encode(x == true and "" or x) end
+      for _, x in ipairs(v) do list[#list + 1] = encode(k) .. "=" .. encode(x == true and ""
+        or x) end
     else
       list[#list + 1] = encode(k) .. "=" .. encode(v == true and "" or v)
     end
@@ -195,7 +197,8 @@ function M.verify(keys, body, authz)
   if #problems > 0 then invalid(table_concat(problems, " ")) end
   local secret = keys[id]
   if not secret then
-    errors.raise("UnrecognizedClientException", "The security token included in the request is invalid.")
+    errors.raise("UnrecognizedClientException",
+      "The security token included in the request is invalid.")
   end
   local signed = {}
   for h in string_gmatch(params.SignedHeaders, "[^;]+") do signed[#signed + 1] = string_lower(h) end

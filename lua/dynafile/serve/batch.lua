@@ -63,7 +63,7 @@ end
 
 -- ------------------------------------------------------------ BatchGetItem
 
-local function batch_get(req, ctx)
+local function batch_get(req, _)
   local ri = req.RequestItems
   if next(ri) == nil then validation("The requestItems parameter is required for BatchGetItem") end
   local names = sorted_names(ri)
@@ -88,7 +88,8 @@ local function batch_get(req, ctx)
   end
   if forms.expr and forms.legacy then
     validation("Can not use both expression and non-expression parameters in the same request: "
-      .. "Non-expression parameters: {AttributesToGet} Expression parameters: {ProjectionExpression}")
+      .. "Non-expression parameters: {AttributesToGet} Expression parameters: "
+        .. "{ProjectionExpression}")
   end
   local decoded = {}
   for _, t in ipairs(names) do
@@ -148,9 +149,10 @@ end
 
 -- ------------------------------------------------------------ BatchWriteItem
 
-local function batch_write(req, ctx)
+local function batch_write(req, _)
   local ri = req.RequestItems
-  if next(ri) == nil then validation("The requestItems parameter is required for BatchWriteItem") end
+  if next(ri) == nil then validation("The requestItems parameter is required for "
+    .. "BatchWriteItem") end
   local names = sorted_names(ri)
   local total = 0
   for _, t in ipairs(names) do

@@ -38,7 +38,7 @@
 local dynafile = require "dynafile"
 local errors = require "dynafile.serve.errors"
 
-local type, pairs, ipairs, tostring, error, pcall = type, pairs, ipairs, tostring, error, pcall
+local ipairs, tostring, error, pcall = ipairs, tostring, error, pcall
 local string_format, os_rename, os_time = string.format, os.rename, os.time
 local table_sort = table.sort
 local io_open = io.open
@@ -161,7 +161,8 @@ end
 
 local function open_db(name)
   local db, msg, code = dynafile.open(M.path(name), { sync = state.sync })
-  if not db then internal("table %s cannot be opened: %s (%s)", name, tostring(msg), tostring(code)) end
+  if not db then internal("table %s cannot be opened: %s (%s)", name, tostring(msg),
+    tostring(code)) end
   return db
 end
 
@@ -187,13 +188,12 @@ end
 --- The names of all tables, sorted.
 function M.names()
   local out = {}
-  local items, nk = nil, nil
+  local nk = nil
   repeat
-    local msg, code
+    local items, code
     items, nk, code = state.db:query_page("table", { start_after = nk, limit = 1000 })
     if not items then
-      msg = nk
-      internal("the catalog cannot be read: %s (%s)", tostring(msg), tostring(code))
+      internal("the catalog cannot be read: %s (%s)", tostring(nk), tostring(code))
     end
     for _, rec in ipairs(items) do out[#out + 1] = rec.name end
   until nk == nil
@@ -216,7 +216,8 @@ function M.update(name, fn)
     tx:put_item(rec)
     result = rec
   end)
-  if ok == nil and code then internal("the catalog cannot be written: %s (%s)", tostring(msg), tostring(code)) end
+  if ok == nil and code then internal("the catalog cannot be written: %s (%s)", tostring(msg),
+    tostring(code)) end
   bump()
   return result
 end

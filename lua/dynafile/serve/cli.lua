@@ -185,7 +185,8 @@ function M.config_text(c)
   table.sort(keys)
   for _, k in ipairs(keys) do
     local v = c.serve[k]
-    init[#init + 1] = string_format("%s = %s", k, type(v) == "string" and lua_string(v) or tostring(v))
+    init[#init + 1] = string_format("%s = %s", k, type(v) == "string" and lua_string(v)
+      or tostring(v))
   end
   local lines = {
     "# Written by `dynafile serve` at every start; edits are lost.",
@@ -274,7 +275,8 @@ function M.run(io_, opts, dir)
   local cdir = M.find_luajit_module(ldir)
   if not cdir then
     fail("the dynafile module built for LuaJIT (nginx's Lua) was not found: build it with "
-      .. "`make LUA=luajit` (or set DYNAFILE_LUAJIT_CPATH to the directory holding dynafile/core.so)")
+      .. "`make LUA=luajit` (or set DYNAFILE_LUAJIT_CPATH to the directory holding "
+        .. "dynafile/core.so)")
   end
 
   dir = absolute(dir)

@@ -166,7 +166,8 @@ function M.prepare(req, op)
     local any = false
     for _, p in ipairs(takes) do if req[p] ~= nil then any = true end end
     if not any then
-      validation("ExpressionAttributeValues can only be specified when using expressions: %s %s null",
+      validation("ExpressionAttributeValues can only be specified when using expressions: %s %s "
+        .. "null",
         table_concat(takes, " and "), #takes > 1 and "are" or "is")
     end
   end

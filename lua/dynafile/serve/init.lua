@@ -29,9 +29,8 @@ local api = require "dynafile.serve.api"
 local catalog = require "dynafile.serve.catalog"
 
 local ngx = ngx -- luacheck: globals ngx
-local type, pairs, tostring, xpcall, pcall = type, pairs, tostring, xpcall, pcall
-local string_format, string_find, string_sub, string_match =
-  string.format, string.find, string.sub, string.match
+local pairs, ipairs, tostring, xpcall, pcall, error = pairs, ipairs, tostring, xpcall, pcall, error
+local string_find, string_match, string_format = string.find, string.match, string.format
 local debug_traceback = debug.traceback
 local io_open = io.open
 
@@ -126,21 +125,24 @@ end
 
 -- ------------------------------------------------------------ responses
 
-local REQUEST_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+-- Request ids: 52 characters, as DynamoDB's: 40 random ones made once
+-- per worker, then a counter.
+local request_prefix = nil
 local request_counter = 0
 
 local function request_id()
-  request_counter = request_counter + 1
-  local n = request_counter
-  local pid = ngx.worker.pid()
-  local t = {}
-  local x = n * 100003 + pid
-  for i = 1, 52 do
-    local r = (x + i * 7919 + (i * pid)) % 36
-    x = (x * 31 + r + 17) % 2147483647
-    t[i] = string_sub(REQUEST_ID_CHARS, r + 1, r + 1)
+  if not request_prefix then
+    local f = io_open("/dev/urandom", "rb")
+    local bytes = f and f:read(40) or tostring({}) .. ngx.now()
+    if f then f:close() end
+    local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    request_prefix = bytes:gsub(".", function(c)
+      local k = c:byte() % 36 + 1
+      return chars:sub(k, k)
+    end):sub(1, 40)
   end
-  return table.concat(t)
+  request_counter = request_counter + 1
+  return request_prefix .. string_format("%012X", request_counter)
 end
 
 local CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -256,7 +258,8 @@ function M.handle()
     local text, msg = json.encode(res)
     if not text then
       ngx.log(ngx.ERR, "dynafile serve: cannot encode a response: ", msg)
-      return send_error(errors.new("InternalServerError", "The response could not be encoded"), out_type)
+      return send_error(errors.new("InternalServerError", "The response could not be encoded"),
+        out_type)
     end
     return send(200, text, out_type)
   end

@@ -30,7 +30,8 @@ local M = {}
 local validation = errors.validation
 
 local function internal(what, msg, code)
-  errors.raise("InternalServerError", string_format("%s: %s (%s)", what, tostring(msg), tostring(code)))
+  errors.raise("InternalServerError", string_format("%s: %s (%s)", what, tostring(msg),
+    tostring(code)))
 end
 
 --- Raise ConditionalCheckFailedException, with the item when the request
@@ -59,7 +60,7 @@ end
 
 -- ------------------------------------------------------------ GetItem
 
-local function get_item(req, ctx)
+local function get_item(req, _)
   local name = tables.table_name(req.TableName)
   local key = values.item(req.Key)
   local p = expressions.prepare(req, "GetItem")
@@ -102,12 +103,14 @@ local function write_report(res, req, rec, db, name, old, new, key)
   if m then res.ItemCollectionMetrics = m end
 end
 
-local function put_item(req, ctx)
+local function put_item(req, _)
   local name = tables.table_name(req.TableName)
   local rv = req.ReturnValues or "NONE"
-  if rv ~= "NONE" and rv ~= "ALL_OLD" then validation("ReturnValues can only be ALL_OLD or NONE") end
+  if rv ~= "NONE"
+    and rv ~= "ALL_OLD" then validation("ReturnValues can only be ALL_OLD or NONE") end
   local item = values.item(req.Item)
-  if size.item(item) > size.MAX_ITEM then validation("Item size has exceeded the maximum allowed size") end
+  if size.item(item) > size.MAX_ITEM then validation("Item size has exceeded the maximum "
+    .. "allowed size") end
   local p = expressions.prepare(req, "PutItem")
   local rec, db = catalog.table(name)
   values.check_item(rec, item)
@@ -115,8 +118,8 @@ local function put_item(req, ctx)
   local want_old = rv == "ALL_OLD" or report
   local ok, old, code
   if not p.condition and not want_old then
-    ok, old, code = db:put_item(item)
-    old = nil
+    ok, code = db:put_item(item)
+    if not ok then internal("PutItem", code, "") end
   else
     local cond, seen
     if p.condition then
@@ -138,10 +141,11 @@ local function put_item(req, ctx)
   return res
 end
 
-local function delete_item(req, ctx)
+local function delete_item(req, _)
   local name = tables.table_name(req.TableName)
   local rv = req.ReturnValues or "NONE"
-  if rv ~= "NONE" and rv ~= "ALL_OLD" then validation("ReturnValues can only be ALL_OLD or NONE") end
+  if rv ~= "NONE"
+    and rv ~= "ALL_OLD" then validation("ReturnValues can only be ALL_OLD or NONE") end
   local key = values.item(req.Key)
   local p = expressions.prepare(req, "DeleteItem")
   local rec, db = catalog.table(name)
@@ -231,7 +235,7 @@ function M.check_targets(rec, p)
   end
 end
 
-local function update_item(req, ctx)
+local function update_item(req, _)
   local name = tables.table_name(req.TableName)
   local rv = req.ReturnValues or "NONE"
   local key = values.item(req.Key)

@@ -189,7 +189,8 @@ local function comparison_args(op, list)
       for i = 1, n do
         local t = tp(args[i])
         if not allowed[t] then
-          validation(INVALID .. "ComparisonOperator %s is not valid for %s AttributeValue type", op, t)
+          validation(INVALID .. "ComparisonOperator %s is not valid for %s AttributeValue type",
+            op, t)
         end
       end
     end
@@ -210,7 +211,8 @@ end
 function M.filter(conds, operator)
   local list = {}
   for attr, c in pairs(conds) do
-    list[#list + 1] = { attr, c.ComparisonOperator, comparison_args(c.ComparisonOperator, c.AttributeValueList) }
+    list[#list + 1] = { attr, c.ComparisonOperator, comparison_args(c.ComparisonOperator,
+      c.AttributeValueList) }
   end
   local any = operator == "OR"
   return function(item)
@@ -231,12 +233,14 @@ function M.expected(expected, operator)
   local list = {}
   for attr, c in pairs(expected) do
     if c.AttributeValueList and c.Value then
-      validation(INVALID .. "Value and AttributeValueList cannot be used together for Attribute: %s", attr)
+      validation(INVALID
+        .. "Value and AttributeValueList cannot be used together for Attribute: %s", attr)
     end
     local op = c.ComparisonOperator
     if op then
       if c.Exists ~= nil then
-        validation(INVALID .. "Exists and ComparisonOperator cannot be used together for Attribute: %s", attr)
+        validation(INVALID
+          .. "Exists and ComparisonOperator cannot be used together for Attribute: %s", attr)
       end
       if op ~= "NULL" and op ~= "NOT_NULL" and not c.AttributeValueList and not c.Value then
         validation(INVALID .. "Value or AttributeValueList must be used with ComparisonOperator: "

@@ -116,8 +116,10 @@ local function lex(src)
         toks[#toks + 1] = { t = "id", v = word }
       end
       i = i + #word
-    elseif string_find(c, "%d") or (c == "." and string_find(string_sub(src, i + 1, i + 1), "%d")) then
-      local num = string_match(src, "^%d*%.?%d*[eE][-+]?%d+", i) or string_match(src, "^%d*%.?%d*", i)
+    elseif string_find(c, "%d") or (c == "." and string_find(string_sub(src, i + 1, i + 1),
+      "%d")) then
+      local num = string_match(src, "^%d*%.?%d*[eE][-+]?%d+", i) or string_match(src, "^%d*%.?%d*",
+        i)
       toks[#toks + 1] = { t = "num", v = num }
       i = i + #num
     else
@@ -780,7 +782,8 @@ local function write_request(st, req, rec)
     local item = st.value.M
     for _, k in pairs { rec.keys.hash, rec.keys.range } do
       if item[k.name] == nil then
-        validation("One or more parameter values were invalid: Missing the key %s in the item", k.name)
+        validation("One or more parameter values were invalid: Missing the key %s in the item",
+          k.name)
       end
     end
     r.Item = item
@@ -831,7 +834,8 @@ local function write_request(st, req, rec)
     elseif st.kind == "delete" then
       if st.returning then
         if st.returning ~= "ALL OLD" then
-          validation("Invalid returning clause: RETURNING %s *. Only RETURNING ALL OLD * is allowed "
+          validation("Invalid returning clause: RETURNING %s *. Only RETURNING ALL OLD * is "
+            .. "allowed "
             .. "in DELETE statements.", st.returning)
         end
         r.ReturnValues = "ALL_OLD"
@@ -890,8 +894,8 @@ local function error_entry(e)
   elseif code == "ValidationException" then code = "ValidationError"
   elseif code == "ResourceNotFoundException" then code = "ResourceNotFound"
   elseif code == "TransactionConflictException" then code = "TransactionConflict"
-  elseif code == "ProvisionedThroughputExceededException" then code = "ProvisionedThroughputExceeded"
-  elseif code == "InternalServerError" then code = "InternalServerError"
+  elseif code == "ProvisionedThroughputExceededException" then
+    code = "ProvisionedThroughputExceeded"
   end
   local out = { Code = code, Message = e.message }
   if e.extra and e.extra.Item then out.Item = e.extra.Item end
@@ -949,7 +953,8 @@ local function batch_execute(req, ctx)
         s.ReturnValuesOnConditionCheckFailure }, rec)
       local wok, wres = pcall(ops[OPNAME[st.kind]], r, ctx)
       if not wok then
-        if errors.is(wres) and wres.name == "ConditionalCheckFailedException" and st.kind == "insert" then
+        if errors.is(wres) and wres.name == "ConditionalCheckFailedException"
+          and st.kind == "insert" then
           errors.raise("DuplicateItemException", "Duplicate primary key exists in table")
         end
         error(wres, 0)

@@ -242,7 +242,7 @@ local function in_range(kc, v)
   return legacy.test(op, v, { kc.lo, kc.hi })
 end
 
-local function query(req, ctx)
+local function query(req, _)
   local name = tables.table_name(req.TableName)
   local esk = req.ExclusiveStartKey and values.item(req.ExclusiveStartKey)
   if req.KeyConditions == nil and req.KeyConditionExpression == nil then
@@ -305,7 +305,7 @@ local function segment_of(s, n)
   return k + 1, MAX_SEGMENTS
 end
 
-local function scan(req, ctx)
+local function scan(req, _)
   local name = tables.table_name(req.TableName)
   local esk = req.ExclusiveStartKey and values.item(req.ExclusiveStartKey)
   local seg, total = req.Segment, req.TotalSegments

@@ -220,7 +220,8 @@ check_type = function(s, v)
   elseif kind == "blob" then
     if tv == "string" then return v end
     if tv == "table" then
-      if v[1] ~= nil then serialization("Unrecognized collection type class java.nio.ByteBuffer") end
+      if v[1] ~= nil then serialization("Unrecognized collection type class "
+        .. "java.nio.ByteBuffer") end
       serialization("Start of structure or map found where not expected")
     end
     serialization("only base-64-encoded strings are convertible to bytes")
@@ -257,14 +258,16 @@ check_type = function(s, v)
   elseif kind == "struct" then
     if tv ~= "table" then serialization("Unexpected field type") end
     if v[1] ~= nil then
-      serialization("Unrecognized collection type class com.amazonaws.dynamodb.v20120810." .. s.java)
+      serialization("Unrecognized collection type class com.amazonaws.dynamodb.v20120810."
+        .. s.java)
     end
     check_struct_types(s, v)
     return v
   elseif kind == "value" then
     if tv ~= "table" then serialization("Unexpected value type in payload") end
     if v[1] ~= nil then
-      serialization("Unrecognized collection type class com.amazonaws.dynamodb.v20120810.AttributeValue")
+      serialization("Unrecognized collection type class "
+        .. "com.amazonaws.dynamodb.v20120810.AttributeValue")
     end
     return v
   end
@@ -297,14 +300,15 @@ local function check_value(s, v, path, errs)
     end
   end
   if s.min and v < s.min then
-    constraint(errs, v, path, "Member must have value greater than or equal to " .. java_string(s.min), s)
+    constraint(errs, v, path, "Member must have value greater than or equal to "
+      .. java_string(s.min), s)
   end
   if s.max and v > s.max then
-    constraint(errs, v, path, "Member must have value less than or equal to " .. java_string(s.max), s)
+    constraint(errs, v, path, "Member must have value less than or equal to "
+      .. java_string(s.max), s)
   end
-  if s.arn_ok and string_sub(v, 1, 4) == "arn:" then
-    -- a table ARN: checked by the operation
-  elseif s.len_min or s.len_max then
+  local arn = s.arn_ok and string_sub(v, 1, 4) == "arn:" -- checked by the operation
+  if not arn and (s.len_min or s.len_max) then
     local n = length_of(v)
     if s.len_min and n < s.len_min then
       constraint(errs, v, path, "Member must have length greater than or equal to " .. s.len_min, s)
@@ -315,7 +319,8 @@ local function check_value(s, v, path, errs)
   end
   if s.arn_ok and string_sub(v, 1, 4) == "arn:" then return end
   if s.pattern and not string_find(v, s.pattern) then
-    constraint(errs, v, path, "Member must satisfy regular expression pattern: " .. s.pattern_text, s)
+    constraint(errs, v, path, "Member must satisfy regular expression pattern: " .. s.pattern_text,
+      s)
   end
   if kind == "list" then
     local m = s.member
@@ -330,9 +335,12 @@ local function check_value(s, v, path, errs)
         local ks = s.key
         if (ks.len_min and #k < ks.len_min) or (ks.len_max and #k > ks.len_max) then
           local parts = {}
-          if ks.len_min then parts[#parts + 1] = "Member must have length greater than or equal to " .. ks.len_min end
-          if ks.len_max then parts[#parts + 1] = "Member must have length less than or equal to " .. ks.len_max end
-          constraint(errs, v, path, "Map keys must satisfy constraint: [" .. table_concat(parts, ", ") .. "]", s)
+          if ks.len_min then parts[#parts + 1] = "Member must have length greater than or equal "
+            .. "to " .. ks.len_min end
+          if ks.len_max then parts[#parts + 1] = "Member must have length less than or equal to "
+            .. "" .. ks.len_max end
+          constraint(errs, v, path, "Map keys must satisfy constraint: [" .. table_concat(parts,
+            ", ") .. "]", s)
         end
       end
       if m.kind ~= "value" or v[k] == false then

@@ -29,7 +29,7 @@ local tables = require "dynafile.serve.tables"
 local json = require "dynafile.serve.json"
 
 local ngx = ngx -- luacheck: globals ngx
-local pairs, ipairs, tostring, tonumber = pairs, ipairs, tostring, tonumber
+local ipairs, tostring, tonumber, pcall = ipairs, tostring, tonumber, pcall
 local string_format, string_match = string.format, string.match
 local math_floor = math.floor
 
@@ -69,7 +69,8 @@ M.log_bounds = log_bounds
 -- The table record and handle of a stream ARN; ResourceNotFoundException
 -- when the ARN names no stream.
 local function resolve(arn)
-  local name, label = string_match(arn, "^arn:[^:]+:dynamodb:[^:]*:[^:]*:table/([^/]+)/stream/(.+)$")
+  local name, label = string_match(arn,
+    "^arn:[^:]+:dynamodb:[^:]*:[^:]*:table/([^/]+)/stream/(.+)$")
   if not name then
     validation("Invalid StreamArn")
   end
@@ -115,7 +116,7 @@ end
 
 -- ------------------------------------------------------------ DescribeStream
 
-local function describe_stream(req, ctx)
+local function describe_stream(req, _)
   local rec, db = resolve(req.StreamArn)
   local s = rec.stream
   local first, last = log_bounds(db)
@@ -160,7 +161,7 @@ local function decode_iterator(it)
   return name, id, label, tonumber(seq), tonumber(made)
 end
 
-local function get_shard_iterator(req, ctx)
+local function get_shard_iterator(req, _)
   local rec, db = resolve(req.StreamArn)
   if req.ShardId ~= shard_id(rec) then
     errors.not_found("Requested resource not found: Shard does not exist")

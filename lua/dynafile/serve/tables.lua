@@ -21,7 +21,8 @@ local catalog = require "dynafile.serve.catalog"
 local shape = require "dynafile.serve.shape"
 
 local ngx = ngx -- luacheck: globals ngx
-local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+local pairs, ipairs, tostring, tonumber, pcall, error, next =
+  pairs, ipairs, tostring, tonumber, pcall, error, next
 local string_format, string_find, string_match, string_sub =
   string.format, string.find, string.match, string.sub
 local table_concat, table_sort = table.concat, table.sort
@@ -119,7 +120,8 @@ local function projection_of(p, index_name)
     local seen, attrs = {}, {}
     for _, a in ipairs(p.NonKeyAttributes) do
       if seen[a] then
-        validation(INVALID .. "Duplicate attribute in NonKeyAttributes: %s for index: %s", a, index_name)
+        validation(INVALID .. "Duplicate attribute in NonKeyAttributes: %s for index: %s", a,
+          index_name)
       end
       seen[a] = true
       attrs[#attrs + 1] = a
@@ -466,7 +468,8 @@ local function create_table(req, ctx)
   local stream = stream_spec(req.StreamSpecification)
   local tags = {}
   if req.Tags then
-    if #req.Tags > 50 then validation("One or more parameter values were invalid: Too many tags") end
+    if #req.Tags > 50 then validation("One or more parameter values were invalid: Too many "
+      .. "tags") end
     for _, t in ipairs(req.Tags) do tags[t.Key] = t.Value end
   end
   local t = now()
@@ -549,7 +552,8 @@ end
 local function describe_table(req, ctx)
   local name = M.table_name(req.TableName)
   local rec = catalog.record(name)
-  if not rec then errors.not_found("Requested resource not found: Table: " .. name .. " not found") end
+  if not rec then errors.not_found("Requested resource not found: Table: " .. name
+    .. " not found") end
   local db
   if rec.status == "ACTIVE" or rec.status == "UPDATING" then
     local _
@@ -605,7 +609,8 @@ local function update_table(req, ctx)
       local n = 0
       for _, k in ipairs { "Update", "Create", "Delete" } do if u[k] then n = n + 1 end end
       if n == 0 then
-        validation(INVALID .. "One of GlobalSecondaryIndexUpdate.Update, GlobalSecondaryIndexUpdate.Create, "
+        validation(INVALID
+          .. "One of GlobalSecondaryIndexUpdate.Update, GlobalSecondaryIndexUpdate.Create, "
           .. "GlobalSecondaryIndexUpdate.Delete must not be null")
       end
       local iname = (u.Update or u.Create or u.Delete).IndexName
@@ -619,7 +624,8 @@ local function update_table(req, ctx)
     end
     if #creates + #deletes > 1 then
       errors.raise("LimitExceededException",
-        "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table")
+        "Subscriber limit exceeded: Only 1 online index can be created or deleted "
+          .. "simultaneously per table")
     end
   end
   local stream = stream_spec(req.StreamSpecification)
@@ -629,7 +635,8 @@ local function update_table(req, ctx)
     if r.status ~= "ACTIVE" then
       errors.raise("ResourceInUseException", string_format(
         "Attempt to change a resource which is still in use: Table is being %s: %s",
-        r.status == "CREATING" and "created" or r.status == "DELETING" and "deleted" or "updated", name))
+        r.status == "CREATING" and "created" or r.status == "DELETING" and "deleted" or "updated",
+          name))
     end
     local mode = req.BillingMode or r.billing
     if mode == "PAY_PER_REQUEST" and req.ProvisionedThroughput then
@@ -638,7 +645,8 @@ local function update_table(req, ctx)
     end
     if mode == "PROVISIONED" and r.billing == "PAY_PER_REQUEST" then
       if not pt then
-        validation(INVALID .. "ProvisionedThroughput must be specified when BillingMode is PROVISIONED")
+        validation(INVALID
+          .. "ProvisionedThroughput must be specified when BillingMode is PROVISIONED")
       end
       for _, ix in pairs(r.gsi or {}) do
         local given
@@ -682,7 +690,8 @@ local function update_table(req, ctx)
       for _, a in ipairs(req.AttributeDefinitions) do
         local old = defs[a.AttributeName]
         if old and old ~= a.AttributeType then
-          validation(INVALID .. "Cannot change the type of an existing attribute: %s", a.AttributeName)
+          validation(INVALID .. "Cannot change the type of an existing attribute: %s",
+            a.AttributeName)
         end
       end
     end
@@ -728,12 +737,14 @@ local function update_table(req, ctx)
         local ipt
         if r.billing == "PAY_PER_REQUEST" then
           if c.ProvisionedThroughput then
-            validation(INVALID .. "ProvisionedThroughput should not be specified for index: %s when "
+            validation(INVALID
+              .. "ProvisionedThroughput should not be specified for index: %s when "
               .. "BillingMode is PAY_PER_REQUEST", c.IndexName)
           end
         else
           if not c.ProvisionedThroughput then
-            validation(INVALID .. "ProvisionedThroughput must be specified for index: %s", c.IndexName)
+            validation(INVALID .. "ProvisionedThroughput must be specified for index: %s",
+              c.IndexName)
           end
           ipt = throughput_of(c.ProvisionedThroughput)
         end
@@ -741,7 +752,8 @@ local function update_table(req, ctx)
         for _ in pairs(r.gsi or {}) do count = count + 1 end
         if count >= 20 then
           errors.raise("LimitExceededException",
-            "Subscriber limit exceeded: GlobalSecondaryIndex count exceeds the per-table limit of 20")
+            "Subscriber limit exceeded: GlobalSecondaryIndex count exceeds the per-table limit "
+              .. "of 20")
         end
         for _, k in ipairs { ikeys.hash, ikeys.range } do
           if k and not defs[k.name] then
@@ -752,7 +764,8 @@ local function update_table(req, ctx)
         r.next_order = (r.next_order or 0) + 1
         r.gsi = r.gsi or {}
         local ix = { name = c.IndexName, kind = "gsi", keys = ikeys, projection = proj,
-          order = r.next_order, status = "ACTIVE", read = ipt and ipt.read, write = ipt and ipt.write }
+          order = r.next_order, status = "ACTIVE", read = ipt and ipt.read, write = ipt
+            and ipt.write }
         r.gsi[c.IndexName] = ix
         db_change = { add = ix }
       end
@@ -761,7 +774,8 @@ local function update_table(req, ctx)
       local cur = r.stream
       if stream.enabled then
         if cur and cur.enabled then
-          validation("Table already has an enabled stream: %s", M.table_arn(ctx, name) .. "/stream/" .. cur.label)
+          validation("Table already has an enabled stream: %s", M.table_arn(ctx, name)
+            .. "/stream/" .. cur.label)
         end
         r.stream = { enabled = true, view = stream.view, label = iso8601_ms(t), created = t }
         db_change = db_change or {}
@@ -778,14 +792,17 @@ local function update_table(req, ctx)
     if req.SSESpecification then
       r.sse = req.SSESpecification.Enabled and { key = req.SSESpecification.KMSMasterKeyId } or nil
     end
-    if req.DeletionProtectionEnabled ~= nil then r.deletion_protection = req.DeletionProtectionEnabled end
+    if req.DeletionProtectionEnabled ~= nil then
+      r.deletion_protection = req.DeletionProtectionEnabled
+    end
     if req.TableClass then r.table_class = req.TableClass end
     if req.OnDemandThroughput then
       r.on_demand = { read = req.OnDemandThroughput.MaxReadRequestUnits,
         write = req.OnDemandThroughput.MaxWriteRequestUnits }
     end
     if req.WarmThroughput then
-      r.warm = { read = req.WarmThroughput.ReadUnitsPerSecond, write = req.WarmThroughput.WriteUnitsPerSecond }
+      r.warm = { read = req.WarmThroughput.ReadUnitsPerSecond,
+        write = req.WarmThroughput.WriteUnitsPerSecond }
     end
     if db_change then r.status = "UPDATING" end
     return db_change ~= nil
@@ -858,7 +875,8 @@ local function update_table(req, ctx)
     end
   end
   local _, db = catalog.table(name)
-  return { TableDescription = M.describe(response_rec, ctx, db_change and "UPDATING" or "ACTIVE", db) }
+  return { TableDescription = M.describe(response_rec, ctx, db_change and "UPDATING" or "ACTIVE",
+    db) }
 end
 
 -- ------------------------------------------------------------ TTL
@@ -885,7 +903,8 @@ local function update_ttl(req)
         validation("TimeToLive is already disabled")
       end
       if cur.attr ~= attr then
-        validation("TimeToLive is active on a different AttributeName: current AttributeName is %s", cur.attr)
+        validation("TimeToLive is active on a different AttributeName: current AttributeName is "
+          .. "%s", cur.attr)
       end
       r.ttl = { enabled = false }
       changed = false
@@ -894,7 +913,8 @@ local function update_ttl(req)
   end)
   if changed then
     catalog.forget(name)
-    local db, msg, code = dynafile.open(catalog.path(name), { sync = catalog.state.sync, ttl = changed })
+    local db, msg, code = dynafile.open(catalog.path(name), { sync = catalog.state.sync,
+      ttl = changed })
     if not db then
       errors.raise("InternalServerError", string_format("cannot set the TTL attribute: %s (%s)",
         tostring(msg), tostring(code)))

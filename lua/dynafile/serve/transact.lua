@@ -153,7 +153,8 @@ local function finish_intent(rec)
   cdb:transaction(function(tx)
     tx:delete_item(intent_key(rec.name))
     if rec.token then
-      tx:put_item({ kind = "token", name = rec.token, hash = rec.hash, expires = now() + TOKEN_SECONDS })
+      tx:put_item({ kind = "token", name = rec.token, hash = rec.hash,
+        expires = now() + TOKEN_SECONDS })
     end
     return true
   end)
@@ -164,8 +165,8 @@ end
 function M.recover_dead(all)
   local cdb = catalog.db()
   if not cdb then return end
-  local items = cdb:query_page("intent", { limit = 1000 })
-  for _, rec in ipairs(items or {}) do
+  local pending = cdb:query_page("intent", { limit = 1000 })
+  for _, rec in ipairs(pending or {}) do
     if all or not (rec.owner and sys().alive(rec.owner)) then
       finish_intent(rec)
     end
@@ -233,7 +234,7 @@ local function plan_writes(req)
   return list
 end
 
-local function run_writes(list, ctx, req)
+local function run_writes(list, _, req)
   -- tables, keys, duplicates
   local targets, names = {}, {}
   local seen = {}
@@ -255,7 +256,8 @@ local function run_writes(list, ctx, req)
     if a.plan.check_update then a.plan.check_update(rec) end
     items.check_targets(rec, a.plan)
     local id = name .. "\0" .. batch.key_id(rec, a.key)
-    if seen[id] then validation("Transaction request cannot include multiple operations on one item") end
+    if seen[id] then validation("Transaction request cannot include multiple operations on one "
+      .. "item") end
     seen[id] = true
   end
   table_sort(names)
@@ -339,7 +341,8 @@ local function run_writes(list, ctx, req)
       local ok, msg, code = cdb:put_item({ kind = "intent", name = id, owner = sys().getpid(),
         token = token, hash = hash, actions = actions, created = now() })
       if not ok then
-        errors.raise("InternalServerError", string_format("the transaction log cannot be written: %s (%s)",
+        errors.raise("InternalServerError",
+          string_format("the transaction log cannot be written: %s (%s)",
           tostring(msg), tostring(code)))
       end
       return id
@@ -414,7 +417,7 @@ end
 
 -- ------------------------------------------------------------ TransactGetItems
 
-local function transact_get(req, ctx)
+local function transact_get(req, _)
   local list = {}
   for i, ti in ipairs(req.TransactItems) do
     local g = ti.Get

@@ -143,7 +143,8 @@ local function check_key_size(v, is_hash)
     validation(INVALID .. "Size of hashkey has exceeded the maximum size limit of2048 bytes")
   end
   if not is_hash and n > size.MAX_RANGE_KEY then
-    validation(INVALID .. "Aggregated size of all range keys has exceeded the size limit of 1024 bytes")
+    validation(INVALID
+      .. "Aggregated size of all range keys has exceeded the size limit of 1024 bytes")
   end
 end
 
@@ -233,7 +234,8 @@ function M.check_index_keys(rec, item)
         if v ~= nil then
           local t = tp(v)
           if t ~= k.type then
-            validation(INVALID .. "Type mismatch for Index Key %s Expected: %s Actual: %s IndexName: %s",
+            validation(INVALID
+              .. "Type mismatch for Index Key %s Expected: %s Actual: %s IndexName: %s",
               k.name, k.type, t, name)
           end
           if empty_key_value(v, k.type) then
