@@ -1652,9 +1652,11 @@ static int l_txn_events(lua_State *L) {
   return 1;
 }
 
-/* db:stream_read(after, max) -> events, next, first, last | nil, msg, code
+/* db:stream_read(after, max [, all]) -> events, next, first, last | nil, msg,
+ * code
  * The change-log records after seq `after` that other Lua states and
- * processes wrote (this state's own are skipped), oldest first, each an
+ * processes wrote (this state's own are skipped unless `all`), oldest first,
+ * each an
  * event with its seq and commit `time`; `next` is the seq to read after
  * next time; first and last bound the log.  after < 0: only the bounds. */
 static int l_db_stream_read(lua_State *L) {
@@ -1666,7 +1668,11 @@ static int l_db_stream_read(lua_State *L) {
   int code;
   if (d->stream == NULL && df_stream_new(&d->stream) != DF_OK)
     return luaL_error(L, "dynafile.poll_stream: out of memory");
-  code = df_stream_read(d->db, after, max, df_db_origin(d->db), d->stream);
+  /* a 4th argument true reads every writer's records, this state's too
+   * (dynafile serve's GetRecords) */
+  code = df_stream_read(d->db, after, max,
+                        lua_toboolean(L, 4) ? 0 : df_db_origin(d->db),
+                        d->stream);
   if (code != DF_OK)
     return fail_or_raise(L, "poll_stream", code, df_db_errmsg(d->db));
   n = df_stream_count(d->stream);

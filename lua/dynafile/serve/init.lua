@@ -29,7 +29,8 @@ local api = require "dynafile.serve.api"
 local catalog = require "dynafile.serve.catalog"
 
 local ngx = ngx -- luacheck: globals ngx
-local pairs, ipairs, tostring, xpcall, pcall, error = pairs, ipairs, tostring, xpcall, pcall, error
+local pairs, ipairs, tostring, xpcall, pcall, error, type =
+  pairs, ipairs, tostring, xpcall, pcall, error, type
 local string_find, string_match, string_format = string.find, string.match, string.format
 local debug_traceback = debug.traceback
 local io_open = io.open
@@ -255,6 +256,7 @@ function M.handle()
   local out_type = ctype == "application/json" and "application/json" or CONTENT_TYPE
   local ok, res = xpcall(dispatch, traceback, ngx.var.http_x_amz_target, body)
   if ok then
+    if type(res) == "string" then return send(200, res, out_type) end
     local text, msg = json.encode(res)
     if not text then
       ngx.log(ngx.ERR, "dynafile serve: cannot encode a response: ", msg)

@@ -20,6 +20,8 @@ local size = require "dynafile.serve.size"
 local capacity = require "dynafile.serve.capacity"
 local expressions = require "dynafile.serve.expressions"
 local tables = require "dynafile.serve.tables"
+local itemjson = require "dynafile.serve.itemjson"
+local json = require "dynafile.serve.json"
 
 local pairs, ipairs, tostring, pcall, error = pairs, ipairs, tostring, pcall, error
 local setmetatable, getmetatable = setmetatable, getmetatable
@@ -60,7 +62,7 @@ end
 
 -- ------------------------------------------------------------ GetItem
 
-local function get_item(req, _)
+local function get_item(req, ctx)
   local name = tables.table_name(req.TableName)
   local key = values.item(req.Key)
   local p = expressions.prepare(req, "GetItem")
@@ -68,21 +70,27 @@ local function get_item(req, _)
   values.check_key(rec.keys, key)
   local item, msg, code = db:get_item(key)
   if item == nil and code then internal("GetItem", msg, code) end
-  local res = {}
-  if item then
-    if p.project then item = p.project(item) end
-    res.Item = values.encode_item(item)
-  end
+  local full = item
+  if item and p.project then item = p.project(item) end
+  local cap
   local u = capacity.usage(req.ReturnConsumedCapacity)
   if u then
-    local bytes = 0
-    if res.Item then
-      local full = db:get_item(key)
-      bytes = full and size.item(full) or 0
-    end
+    local bytes = full and size.item(full) or 0
     capacity.add(u, name, "read", capacity.read_units(bytes, req.ConsistentRead))
-    res.ConsumedCapacity = capacity.report(u, name)
+    cap = capacity.report(u, name)
   end
+  if not ctx.internal then
+    -- the answer as text, written straight from the item
+    local parts = { "{" }
+    if item then parts[2] = '"Item":' .. itemjson.item(item) end
+    if cap then parts[#parts + 1] = (item and "," or "") .. '"ConsumedCapacity":'
+      .. json.encode(cap) end
+    parts[#parts + 1] = "}"
+    return table.concat(parts)
+  end
+  local res = {}
+  if item then res.Item = values.encode_item(item) end
+  res.ConsumedCapacity = cap
   return res
 end
 

@@ -48,6 +48,11 @@ local M = {}
 local validation = errors.validation
 local ops -- the operation functions (register)
 
+-- The operations PartiQL calls answer with tables, not JSON text.
+local function internal(ctx)
+  return setmetatable({ internal = true }, { __index = ctx })
+end
+
 local function malformed(detail)
   validation("Statement wasn't well formed, can't be processed: %s", detail)
 end
@@ -760,7 +765,7 @@ local function run_select(st, req, ctx)
     end
   end
   if req.NextToken then r.ExclusiveStartKey = decode_token(req.NextToken) end
-  local res = (is_query and ops.Query or ops.Scan)(r, ctx)
+  local res = (is_query and ops.Query or ops.Scan)(r, internal(ctx))
   local items = {}
   for i, it in ipairs(json.items(res.Items)) do items[i] = project(it, st.paths) end
   local out = { Items = json.list(items) }
@@ -854,7 +859,7 @@ local function run_write(st, req, ctx)
   st.table = name
   if st.index then validation("The table does not have the specified index") end
   local r = write_request(st, req, rec)
-  local ok, res = pcall(ops[OPNAME[st.kind]], r, ctx)
+  local ok, res = pcall(ops[OPNAME[st.kind]], r, internal(ctx))
   if not ok then
     if errors.is(res) and res.name == "ConditionalCheckFailedException" and st.kind == "insert" then
       errors.raise("DuplicateItemException", "Duplicate primary key exists in table")
@@ -935,7 +940,7 @@ local function batch_execute(req, ctx)
         local b = builder()
         local r = { TableName = name, Key = key, ConsistentRead = s.ConsistentRead,
           ReturnConsumedCapacity = req.ReturnConsumedCapacity }
-        local g = ops.GetItem(r, ctx)
+        local g = ops.GetItem(r, internal(ctx))
         local item = g.Item
         local extra = and_all(rest)
         if item and extra then
@@ -951,7 +956,7 @@ local function batch_execute(req, ctx)
       end
       local r = write_request(st, { ReturnValuesOnConditionCheckFailure =
         s.ReturnValuesOnConditionCheckFailure }, rec)
-      local wok, wres = pcall(ops[OPNAME[st.kind]], r, ctx)
+      local wok, wres = pcall(ops[OPNAME[st.kind]], r, internal(ctx))
       if not wok then
         if errors.is(wres) and wres.name == "ConditionalCheckFailedException"
           and st.kind == "insert" then

@@ -28,6 +28,7 @@ local expressions = require "dynafile.serve.expressions"
 local tables = require "dynafile.serve.tables"
 local legacy = require "dynafile.serve.legacy"
 local json = require "dynafile.serve.json"
+local itemjson = require "dynafile.serve.itemjson"
 local types = require "dynafile.types"
 
 local pairs, ipairs, tostring = pairs, ipairs, tostring
@@ -159,7 +160,7 @@ end
 
 -- Read from `fetch(start_after, max)` (a page function) under DynamoDB's
 -- rules; returns the response fields.
-local function walk(fetch, rec, ix, req, p, start, name, db)
+local function walk(fetch, rec, ix, req, p, start, name, db, ctx)
   local limit = req.Limit
   local count_only = req.Select == "COUNT"
   local table_read = needs_table_read(req, ix)
@@ -193,17 +194,12 @@ local function walk(fetch, rec, ix, req, p, start, name, db)
     if stopped or nk == nil then break end
     after = nk
   end
-  local res = { Count = count, ScannedCount = scanned }
-  if not count_only then
-    local out = {}
-    for i, it in ipairs(items) do out[i] = values.encode_item(it) end
-    res.Items = json.list(out)
-  end
+  local lek
   if stopped and last then
-    local lek = {}
+    lek = {}
     for _, n in ipairs(start_key_names(rec, ix)) do lek[n] = last[n] end
-    res.LastEvaluatedKey = values.encode_item(lek)
   end
+  local cap
   local u = capacity.usage(req.ReturnConsumedCapacity)
   if u then
     local units = math_ceil(bytes / 4096)
@@ -214,8 +210,25 @@ local function walk(fetch, rec, ix, req, p, start, name, db)
     else
       capacity.add(u, name, "read", units)
     end
-    res.ConsumedCapacity = capacity.report(u, name)
+    cap = capacity.report(u, name)
   end
+  if not ctx.internal then
+    -- the answer as text, written straight from the items
+    local parts = { "{" }
+    if not count_only then parts[2] = '"Items":' .. itemjson.items(items) .. "," end
+    parts[#parts + 1] = '"Count":' .. count .. ',"ScannedCount":' .. scanned
+    if lek then parts[#parts + 1] = ',"LastEvaluatedKey":' .. itemjson.item(lek) end
+    if cap then parts[#parts + 1] = ',"ConsumedCapacity":' .. json.encode(cap) end
+    parts[#parts + 1] = "}"
+    return table.concat(parts)
+  end
+  local res = { Count = count, ScannedCount = scanned, ConsumedCapacity = cap }
+  if not count_only then
+    local out = {}
+    for i, it in ipairs(items) do out[i] = values.encode_item(it) end
+    res.Items = json.list(out)
+  end
+  if lek then res.LastEvaluatedKey = values.encode_item(lek) end
   return res
 end
 
@@ -242,7 +255,7 @@ local function in_range(kc, v)
   return legacy.test(op, v, { kc.lo, kc.hi })
 end
 
-local function query(req, _)
+local function query(req, ctx)
   local name = tables.table_name(req.TableName)
   local esk = req.ExclusiveStartKey and values.item(req.ExclusiveStartKey)
   if req.KeyConditions == nil and req.KeyConditionExpression == nil then
@@ -288,7 +301,7 @@ local function query(req, _)
     opts[kc.cond] = kc.lo
   end
   local fetch = page_fetcher(db, db.query_page, kc.pk, opts)
-  return walk(fetch, rec, ix, req, p, esk, name, db)
+  return walk(fetch, rec, ix, req, p, esk, name, db, ctx)
 end
 
 -- ------------------------------------------------------------ Scan
@@ -305,7 +318,7 @@ local function segment_of(s, n)
   return k + 1, MAX_SEGMENTS
 end
 
-local function scan(req, _)
+local function scan(req, ctx)
   local name = tables.table_name(req.TableName)
   local esk = req.ExclusiveStartKey and values.item(req.ExclusiveStartKey)
   local seg, total = req.Segment, req.TotalSegments
@@ -330,12 +343,12 @@ local function scan(req, _)
   if total then
     local k, n = segment_of(seg, total)
     if not k then
-      return walk(function() return {}, nil end, rec, ix, req, p, nil, name, db)
+      return walk(function() return {}, nil end, rec, ix, req, p, nil, name, db, ctx)
     end
     opts.segment, opts.segments = k, n
   end
   local fetch = page_fetcher(db, function(d, _, o) return d:scan_page(o) end, nil, opts)
-  return walk(fetch, rec, ix, req, p, esk, name, db)
+  return walk(fetch, rec, ix, req, p, esk, name, db, ctx)
 end
 
 function M.register(ops)

@@ -1,0 +1,146 @@
+--- dynafile.serve.itemjson: items straight to DynamoDB JSON text.
+--
+-- The hot reads (GetItem, Query, Scan) answer with items; turning each
+-- into AttributeValue tables (dynafile.ddbjson) and those into JSON
+-- (cjson) builds every value twice.  This writes the text directly from
+-- the Lua item for the common values -- strings, numbers that are Lua
+-- numbers, booleans, null, maps and lists -- and hands anything else
+-- (decimals, binaries, sets, numbers out of DynamoDB's range) to
+-- dynafile.ddbjson and cjson, so the output is byte for byte what the
+-- general path writes, only faster.
+--
+-- Invariant: `item(t)` is valid JSON equal to json.encode(values.encode_item(t)).
+-- @module dynafile.serve.itemjson
+
+local cjson_module = require "cjson"
+local types = require "dynafile.types"
+local values = require "dynafile.serve.values"
+
+local type, pairs, rawequal, getmetatable = type, pairs, rawequal, getmetatable
+local string_find, string_format = string.find, string.format
+local table_concat = table.concat
+local math_floor = math.floor
+
+local M = {}
+
+local cjson = cjson_module.new()
+cjson.encode_number_precision(14)
+local NULL = types.null
+local ARRAY_MT = types.array_mt
+local tp = types.type
+local EXACT = 2 ^ 53
+
+-- A JSON string: plain text needs only quotes; anything with quotes,
+-- backslashes or control characters goes through cjson.
+local function jstr(s)
+  if string_find(s, '[%z\1-\31"\\/]') then return cjson.encode(s) end
+  return '"' .. s .. '"'
+end
+M.string = jstr
+
+local value
+
+-- A value through the general path (ddbjson + cjson).
+local function general(v)
+  local json = require "dynafile.serve.json"
+  return json.encode(values.encode_value(v))
+end
+
+local function map(v, buf, n)
+  buf[n + 1] = '{"M":{'
+  n = n + 1
+  local first = true
+  for k, x in pairs(v) do
+    if type(k) ~= "string" then return nil end
+    if first then first = false else n = n + 1; buf[n] = "," end
+    n = n + 1
+    buf[n] = jstr(k)
+    n = n + 1
+    buf[n] = ":"
+    n = value(x, buf, n)
+    if not n then return nil end
+  end
+  n = n + 1
+  buf[n] = "}}"
+  return n
+end
+
+local function list(v, buf, n)
+  n = n + 1
+  buf[n] = '{"L":['
+  for i = 1, #v do
+    if i > 1 then n = n + 1; buf[n] = "," end
+    n = value(v[i], buf, n)
+    if not n then return nil end
+  end
+  n = n + 1
+  buf[n] = "]}"
+  return n
+end
+
+-- Append the JSON of v to buf after position n; returns the new n, or
+-- nil when v has no DynamoDB form (the caller reports it).
+value = function(v, buf, n)
+  local t = type(v)
+  if t == "string" then
+    n = n + 1
+    buf[n] = '{"S":' .. jstr(v) .. "}"
+    return n
+  end
+  if t == "number" then
+    n = n + 1
+    if v == math_floor(v) and v > -EXACT and v < EXACT then
+      buf[n] = string_format('{"N":"%d"}', v)
+    else
+      buf[n] = general(v)
+    end
+    return n
+  end
+  if t == "boolean" then
+    n = n + 1
+    buf[n] = v and '{"BOOL":true}' or '{"BOOL":false}'
+    return n
+  end
+  if rawequal(v, NULL) then
+    n = n + 1
+    buf[n] = '{"NULL":true}'
+    return n
+  end
+  if t == "table" then
+    local mt = getmetatable(v)
+    if mt == nil or mt == ARRAY_MT then
+      local kind = tp(v)
+      if kind == "M" then return map(v, buf, n) end
+      if kind == "L" then return list(v, buf, n) end
+    end
+  end
+  n = n + 1
+  buf[n] = general(v)
+  return n
+end
+
+--- The DynamoDB JSON of an item: `{"attr":{"S":"x"},...}`.
+function M.item(item)
+  local buf, n = { "{" }, 1
+  local first = true
+  for k, v in pairs(item) do
+    if first then first = false else n = n + 1; buf[n] = "," end
+    n = n + 1
+    buf[n] = jstr(k)
+    n = n + 1
+    buf[n] = ":"
+    n = value(v, buf, n)
+  end
+  n = n + 1
+  buf[n] = "}"
+  return table_concat(buf)
+end
+
+--- A JSON array of items.
+function M.items(list_of_items)
+  local parts = {}
+  for i = 1, #list_of_items do parts[i] = M.item(list_of_items[i]) end
+  return "[" .. table_concat(parts, ",") .. "]"
+end
+
+return M
