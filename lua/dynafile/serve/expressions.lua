@@ -29,7 +29,7 @@ local errors = require "dynafile.serve.errors"
 local values = require "dynafile.serve.values"
 local legacy = require "dynafile.serve.legacy"
 
-local pairs, ipairs, pcall, error = pairs, ipairs, pcall, error
+local pairs, ipairs, pcall, error, type = pairs, ipairs, pcall, error, type
 local table_concat = table.concat
 
 local M = {}
@@ -200,8 +200,16 @@ function M.prepare(req, op)
       local proj = check(args:projection(text))
       p.project = function(item) return proj:apply(item) end
     elseif name == "UpdateExpression" then
-      p.update_expr = check(args:update(text))
-      p.targets = M.update_targets(text, names)
+      local u = check(args:update(text))
+      p.update_expr = u
+      if u.paths then
+        local list = u:paths()
+        local out = {}
+        for i, x in ipairs(list) do out[i] = type(x) == "table" and x[1] or x end
+        p.targets = out
+      else
+        p.targets = M.update_targets(text, names)
+      end
     elseif name == "KeyConditionExpression" then
       p.key_condition = function(keys)
         return check(args:key_condition(text, keys.hash.name, keys.range and keys.range.name))
