@@ -26,9 +26,9 @@ usage: dynafile serve DIR [--port N] [--host ADDR] [--workers N] [--auth FILE]
                           [--sync full|normal|off] [--region NAME]
 Serve the DynamoDB API (the one AWS SDKs and the AWS CLI speak) on the
 tables under DIR, each table an ordinary dynafile database DIR/<TableName>,
-until Ctrl-C or SIGTERM.  Runs nginx with its Lua module (Debian packages
-nginx-light and libnginx-mod-http-lua) and needs the dynafile module built
-for LuaJIT (make LUA=luajit).
+until Ctrl-C (SIGINT to its process group) or SIGTERM.  Runs nginx with its
+Lua module (Debian packages nginx-light and libnginx-mod-http-lua) and needs
+the dynafile module built for LuaJIT (make LUA=luajit).
   --port N       TCP port (default 8000)
   --host ADDR    address to listen on (default 127.0.0.1, loopback only)
   --workers N    nginx worker processes (default: the number of CPU cores)

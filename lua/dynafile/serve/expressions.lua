@@ -139,6 +139,25 @@ function M.update_targets(text, names)
   return out
 end
 
+-- DynamoDB words its key-schema complaints about a KeyConditionExpression
+-- without the "Invalid KeyConditionExpression: " its parse errors carry.
+local UNPREFIXED = { "Query condition missed key schema element",
+  "Query key condition not supported",
+  "KeyConditionExpressions must only contain one condition per key",
+  "KeyConditionExpressions cannot have conditions on nested attributes",
+  "Invalid operator used in KeyConditionExpression", "Invalid condition in KeyConditionExpression",
+  "KeyConditionExpressions cannot contain nested operations",
+  "Conditions can be of length 1 or 2 only" }
+function M.key_condition_message(msg)
+  local rest = msg:match("^Invalid KeyConditionExpression: (.*)$")
+  if rest then
+    for _, phrase in ipairs(UNPREFIXED) do
+      if rest:sub(1, #phrase) == phrase then return rest end
+    end
+  end
+  return msg
+end
+
 --- Check and compile the expression (or legacy) parameters of a request.
 -- @tparam table req the request (or the part of it that holds them: a
 --   BatchGetItem table entry, a transaction action)
@@ -212,7 +231,9 @@ function M.prepare(req, op)
       end
     elseif name == "KeyConditionExpression" then
       p.key_condition = function(keys)
-        return check(args:key_condition(text, keys.hash.name, keys.range and keys.range.name))
+        local kc, msg = args:key_condition(text, keys.hash.name, keys.range and keys.range.name)
+        if not kc then validation("%s", M.key_condition_message(msg)) end
+        return kc
       end
     else
       local e = check(args:condition(KIND[name], text))

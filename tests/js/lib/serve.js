@@ -72,7 +72,9 @@ async function startServe(opts = {}) {
       LUA_CPATH: `${ROOT}/build/${lua === "luajit" ? "luajit" : lua}/?.so;;`,
       ...(opts.env || {}),
     };
-    const proc = spawn(lua, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    // its own process group, so SIGINT can go to the whole group, as a
+    // terminal's Ctrl-C does
+    const proc = spawn(lua, args, { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     let log = "";
     proc.stdout.on("data", (d) => { log += d; });
     proc.stderr.on("data", (d) => { log += d; });
@@ -88,10 +90,15 @@ async function startServe(opts = {}) {
           endpoint, port, dir, proc, ...c,
           log: () => log,
           clients: (cred) => clients(endpoint, cred),
+          // stop("SIGTERM") signals the `dynafile serve` process;
+          // stop("SIGINT") its process group, like Ctrl-C in a terminal
           async stop(signal = "SIGTERM") {
             c.ddb.destroy();
             c.streams.destroy();
-            if (!done) proc.kill(signal);
+            if (!done) {
+              if (signal === "SIGINT") process.kill(-proc.pid, signal);
+              else proc.kill(signal);
+            }
             const r = await exited;
             if (!opts.dir && !opts.keep) fs.rmSync(dir, { recursive: true, force: true });
             return r;
