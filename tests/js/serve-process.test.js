@@ -46,6 +46,22 @@ test("starts (first request answered) well under a second, and stops on SIGTERM 
   assert.ok(r2.code === 0 || r2.sig === "SIGINT", JSON.stringify(r2));
 });
 
+test("a missing nginx or Lua module is named with the Debian packages to install", () => {
+  const { spawnSync } = require("node:child_process");
+  const path = require("node:path");
+  const { ROOT } = require("./lib/serve");
+  const run = (env) => spawnSync("lua5.4", [path.join(ROOT, "bin/dynafile"), "serve", "/tmp/never-made", "--port", "1"], {
+    encoding: "utf8",
+    env: { ...process.env, LUA_PATH: `${ROOT}/lua/?.lua;${ROOT}/lua/?/init.lua;;`, LUA_CPATH: `${ROOT}/build/lua5.4/?.so;;`,
+      ...env } });
+  let r = run({ DYNAFILE_NGINX: "/nonexistent/nginx" });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /nginx is not installed: install the Debian packages nginx-light and libnginx-mod-http-lua/);
+  r = run({ DYNAFILE_NGINX_MODULES: "/nonexistent" });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /nginx's Lua module is not installed: install the Debian package libnginx-mod-http-lua/);
+});
+
 test("a second server on the same data directory is refused; data survives a restart", async () => {
   const s = await startServe({ workers: 1, keep: true });
   await s.ddb.send(new D.CreateTableCommand({ TableName: "kept", BillingMode: "PAY_PER_REQUEST",

@@ -66,7 +66,8 @@ end
 -- The nginx binary and its module directory, or nil and the reason.
 function M.find_nginx()
   local nginx = os_getenv("DYNAFILE_NGINX")
-  if not nginx or nginx == "" then
+  if nginx and nginx ~= "" and not file_exists(nginx) then nginx = false end
+  if nginx == nil or nginx == "" then
     nginx = nil
     for _, p in ipairs { "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx" } do
       if file_exists(p) then nginx = p break end
@@ -77,8 +78,9 @@ function M.find_nginx()
     return nil, "nginx is not installed: install the Debian packages nginx-light and "
       .. "libnginx-mod-http-lua (apt-get install nginx-light libnginx-mod-http-lua)"
   end
-  local dirs = { os_getenv("DYNAFILE_NGINX_MODULES") }
-  for _, d in ipairs(MODULE_DIRS) do dirs[#dirs + 1] = d end
+  local dirs = MODULE_DIRS
+  local env_dir = os_getenv("DYNAFILE_NGINX_MODULES")
+  if env_dir and env_dir ~= "" then dirs = { env_dir } end
   for _, d in ipairs(dirs) do
     if d ~= "" and file_exists(d .. "/ngx_http_lua_module.so") then
       if not file_exists(d .. "/ndk_http_module.so") then
