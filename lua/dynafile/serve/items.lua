@@ -187,7 +187,7 @@ local CondFailed = {}
 --- Strip the "dynafile.update_item: " prefix from a message of the update
 -- engine (the rest is DynamoDB's wording).
 local function engine_message(msg)
-  return (tostring(msg):gsub("^dynafile%.[%w_]+: ", ""))
+  return (tostring(msg):gsub("^dynafile[%w_.]*: ", ""))
 end
 M.engine_message = engine_message
 
