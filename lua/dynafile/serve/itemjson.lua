@@ -17,7 +17,7 @@ local types = require "dynafile.types"
 local values = require "dynafile.serve.values"
 
 local type, pairs, rawequal, getmetatable = type, pairs, rawequal, getmetatable
-local string_find, string_format = string.find, string.format
+local string_format = string.format
 local table_concat = table.concat
 local math_floor = math.floor
 
@@ -30,13 +30,22 @@ local ARRAY_MT = types.array_mt
 local tp = types.type
 local EXACT = 2 ^ 53
 
--- A JSON string: plain text needs only quotes; anything with quotes,
--- backslashes or control characters goes through cjson.
-local function jstr(s)
-  if string_find(s, '[%z\1-\31"\\/]') then return cjson.encode(s) end
-  return '"' .. s .. '"'
-end
+-- A JSON string, by cjson (under LuaJIT a character-class string.find
+-- costs four times cjson's whole encoding).  Attribute names repeat from
+-- item to item: theirs are kept (up to NAMES_MAX, then started afresh).
+local jstr = cjson.encode
 M.string = jstr
+local NAMES_MAX = 4096
+local names, names_n = {}, 0
+local function jname(k)
+  local s = names[k]
+  if s then return s end
+  if names_n >= NAMES_MAX then names, names_n = {}, 0 end
+  s = jstr(k)
+  names[k] = s
+  names_n = names_n + 1
+  return s
+end
 
 local value
 
@@ -54,7 +63,7 @@ local function map(v, buf, n)
     if type(k) ~= "string" then return nil end
     if first then first = false else n = n + 1; buf[n] = "," end
     n = n + 1
-    buf[n] = jstr(k)
+    buf[n] = jname(k)
     n = n + 1
     buf[n] = ":"
     n = value(x, buf, n)
@@ -126,7 +135,7 @@ function M.item(item)
   for k, v in pairs(item) do
     if first then first = false else n = n + 1; buf[n] = "," end
     n = n + 1
-    buf[n] = jstr(k)
+    buf[n] = jname(k)
     n = n + 1
     buf[n] = ":"
     n = value(v, buf, n)

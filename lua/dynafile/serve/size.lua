@@ -31,7 +31,20 @@ M.MAX_RANGE_KEY = 1024
 
 -- Bytes of a number: significant digits (no sign, no leading or trailing
 -- zeros, no decimal point), one byte per two, plus one.
+local EXACT = 2 ^ 53
 local function number_size(v)
+  if type(v) == "number" and v == math_floor(v) and v > -EXACT and v < EXACT then
+    -- an integer: count its digits without making its text
+    if v < 0 then v = -v end
+    if v == 0 then return 1 end
+    while v % 10 == 0 do v = v / 10 end
+    local digits, p = 1, 10
+    while v >= p do
+      digits = digits + 1
+      p = p * 10
+    end
+    return math_floor((digits + 1) / 2) + 1
+  end
   local s = number_string(v)
   s = string_gsub(s, "[-.]", "")
   s = string_gsub(s, "^0+", "")
