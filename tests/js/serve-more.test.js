@@ -117,6 +117,33 @@ test("TTL: an expired item disappears and its deletion is a stream record by the
   assert.deepEqual(removal.dynamodb.OldImage.pk, { S: "old" });
 });
 
+test("TTL disabled, then enabled on another attribute: the description follows", async () => {
+  await send(new D.CreateTableCommand({ TableName: "ttl_switch", BillingMode: "PAY_PER_REQUEST",
+    AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+    KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }] }));
+  const ttl = (enabled, name) => send(new D.UpdateTimeToLiveCommand({ TableName: "ttl_switch",
+    TimeToLiveSpecification: { Enabled: enabled, AttributeName: name } }));
+  const status = async () => (await send(new D.DescribeTimeToLiveCommand({ TableName: "ttl_switch" })))
+    .TimeToLiveDescription;
+  await ttl(true, "a");
+  assert.deepEqual(await status(), { TimeToLiveStatus: "ENABLED", AttributeName: "a" });
+  await rejects(ttl(false, "b"), "ValidationException", /different AttributeName/);
+  await ttl(false, "a");
+  assert.equal((await status()).TimeToLiveStatus, "DISABLED");
+  // DynamoDB allows it; a dynafile without set_ttl cannot change the
+  // attribute and says so, leaving TTL disabled
+  let switched = true;
+  try {
+    await ttl(true, "b");
+  } catch (e) {
+    assert.equal(e.name, "ValidationException", e.message);
+    assert.match(e.message, /cannot change a table's TTL attribute/);
+    switched = false;
+  }
+  if (switched) assert.deepEqual(await status(), { TimeToLiveStatus: "ENABLED", AttributeName: "b" });
+  else assert.equal((await status()).TimeToLiveStatus, "DISABLED");
+});
+
 test("ReturnConsumedCapacity INDEXES and ReturnItemCollectionMetrics on a table with an LSI", async () => {
   await send(new D.CreateTableCommand({ TableName: "capidx", BillingMode: "PAY_PER_REQUEST",
     AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }, { AttributeName: "sk", AttributeType: "S" },
