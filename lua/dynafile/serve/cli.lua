@@ -16,6 +16,7 @@
 
 local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
 local string_format, string_match, string_gsub = string.format, string.match, string.gsub
+local string_find = string.find
 local table_concat = table.concat
 local io_open, os_execute, os_getenv, os_remove = io.open, os.execute, os.getenv, os.remove
 
@@ -171,6 +172,29 @@ local function my_pid()
   return tonumber(string_match(line or "", "^(%d+)"))
 end
 
+-- The pid of the nginx master of a `dynafile serve` running on dir (the
+-- pid its lock file names, when that process is an nginx master started
+-- with this directory's configuration), or nil.  The master's lock is
+-- what guards the directory; this only spares a second server from
+-- touching the first one's run files.
+local function running_master(dir)
+  local f = io_open(dir .. "/@serve/lock", "rb")
+  if not f then return nil end
+  local pid = tonumber(f:read("l") or "")
+  f:close()
+  if not pid then return nil end
+  local c = io_open("/proc/" .. pid .. "/cmdline", "rb")
+  if not c then return nil end
+  local cmd = c:read("a") or ""
+  c:close()
+  if string_find(cmd, "nginx", 1, true)
+    and string_find(cmd, dir .. "/@serve/run/conf/nginx.conf", 1, true) then
+    return pid
+  end
+  return nil
+end
+M.running_master = running_master
+
 -- A Lua string literal for the configuration.
 local function lua_string(s)
   return string_format("%q", s)
@@ -282,6 +306,17 @@ function M.run(io_, opts, dir)
   end
 
   dir = absolute(dir)
+  -- a server that is stopping may hold the directory for a moment
+  local holder = running_master(dir)
+  for _ = 1, 50 do
+    if not holder then break end
+    os_execute("sleep 0.1")
+    holder = running_master(dir)
+  end
+  if holder then
+    fail(string_format("another dynafile serve is using %s (its nginx master: pid %d)", dir,
+      holder))
+  end
   local run = dir .. "/@serve/run"
   if not mkdir_p { dir, run .. "/conf", run .. "/run", run .. "/tmp" } then
     fail("cannot create " .. run)

@@ -90,13 +90,22 @@ function M.init(cfg)
   -- (a server that is stopping may still hold it for a moment: wait up
   -- to 5 seconds)
   local fd, lmsg
+  local lock = cfg.dir .. "/@serve/lock"
   for _ = 1, 50 do
-    fd, lmsg = sys.lock_file(cfg.dir .. "/@serve/lock")
+    fd, lmsg = sys.lock_file(lock)
     if fd then break end
+    if sys.lock_holder(lock) == sys.getpid() then
+      -- this master holds it: nginx was told to reload (SIGHUP), which
+      -- would run recovery beside live workers
+      error("dynafile serve: nginx cannot reload its configuration under dynafile serve "
+        .. "(SIGHUP ignored: the running workers go on); restart dynafile serve instead", 0)
+    end
     os.execute("sleep 0.1")
   end
   if not fd then
-    error("dynafile serve: another dynafile serve is using " .. cfg.dir .. " (" .. lmsg .. ")", 0)
+    local holder = sys.lock_holder(lock)
+    error("dynafile serve: another dynafile serve is using " .. cfg.dir
+      .. (holder and (" (its nginx master: pid " .. holder .. ")") or (" (" .. lmsg .. ")")), 0)
   end
   config.lock_fd = fd
   if cfg.parent_pid then
@@ -122,6 +131,10 @@ function M.init_worker()
   end
   local t = package.loaded["dynafile.serve.transact"]
   if t and t.init_worker then t.init_worker(config, shm) end
+  -- a request makes much short-lived garbage and the live heap is small:
+  -- collect when it has grown fourfold, not twofold (about 5% less CPU
+  -- per Query)
+  collectgarbage("setpause", 400)
 end
 
 -- ------------------------------------------------------------ responses

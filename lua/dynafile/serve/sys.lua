@@ -16,6 +16,8 @@ ffi.cdef [[
 int open(const char *path, int flags, ...);
 int close(int fd);
 int fsync(int fd);
+int ftruncate(int fd, int64_t length);
+long write(int fd, const void *buf, size_t n);
 int unlink(const char *path);
 int rmdir(const char *path);
 int mkdir(const char *path, unsigned int mode);
@@ -126,7 +128,19 @@ function M.lock_file(path)
     C.close(fd)
     return r1, r2, r3
   end
+  -- the holder's pid, for a message (and to know a reload of nginx)
+  local pid = tostring(C.getpid()) .. "\n"
+  if C.ftruncate(fd, 0) == 0 then C.write(fd, pid, #pid) end
   return fd
+end
+
+--- The pid written into a lock file by its holder (lock_file), or nil.
+function M.lock_holder(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("l")
+  f:close()
+  return tonumber(s or "")
 end
 
 --- Whether a process exists.
