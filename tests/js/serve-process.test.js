@@ -7,6 +7,7 @@
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
+const path = require("node:path");
 const D = require("@aws-sdk/client-dynamodb");
 const { startServe, sleep } = require("./lib/serve");
 
@@ -68,7 +69,15 @@ test("a second server on the same data directory is refused; data survives a res
     AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
     KeySchema: [{ AttributeName: "id", KeyType: "HASH" }] }));
   await s.ddb.send(new D.PutItemCommand({ TableName: "kept", Item: { id: { S: "a" }, v: { N: "1" } } }));
-  await assert.rejects(startServe({ workers: 1, dir: s.dir }), /another dynafile serve is using/);
+  await assert.rejects(startServe({ workers: 1, dir: s.dir }),
+    /another dynafile serve is using .*\(its nginx master: pid \d+\)/);
+  // nginx's reload (SIGHUP to its master) is refused; the workers go on
+  const master = Number(fs.readFileSync(path.join(s.dir, "@serve/lock"), "utf8"));
+  process.kill(master, "SIGHUP");
+  for (let i = 0; i < 100 && !/cannot reload/.test(s.log()); i++) await sleep(50);
+  assert.match(s.log(), /nginx cannot reload its configuration under dynafile serve/);
+  const g0 = await s.ddb.send(new D.GetItemCommand({ TableName: "kept", Key: { id: { S: "a" } } }));
+  assert.deepEqual(g0.Item, { id: { S: "a" }, v: { N: "1" } });
   await s.stop();
   const s2 = await startServe({ workers: 1, dir: s.dir });
   try {
