@@ -49,7 +49,6 @@ test("starts (first request answered) well under a second, and stops on SIGTERM 
 
 test("a missing nginx or Lua module is named with the Debian packages to install", () => {
   const { spawnSync } = require("node:child_process");
-  const path = require("node:path");
   const { ROOT } = require("./lib/serve");
   const run = (env) => spawnSync("lua5.4", [path.join(ROOT, "bin/dynafile"), "serve", "/tmp/never-made", "--port", "1"], {
     encoding: "utf8",
