@@ -90,6 +90,7 @@ build = {
     ["dynafile.serve.errors"] = "lua/dynafile/serve/errors.lua",
     ["dynafile.serve.expressions"] = "lua/dynafile/serve/expressions.lua",
     ["dynafile.serve"] = "lua/dynafile/serve/init.lua",
+    ["dynafile.serve.itemjson"] = "lua/dynafile/serve/itemjson.lua",
     ["dynafile.serve.items"] = "lua/dynafile/serve/items.lua",
     ["dynafile.serve.json"] = "lua/dynafile/serve/json.lua",
     ["dynafile.serve.legacy"] = "lua/dynafile/serve/legacy.lua",

@@ -61,7 +61,8 @@ local function read_log(db, after, max)
 end
 
 local function log_bounds(db)
-  local _, _, first, last = read_log(db, -1, 1)
+  -- a negative `after` asks the binding for the bounds only
+  local _, _, first, last = db._c:stream_read(-1, 1)
   return first or 0, last or 0
 end
 M.log_bounds = log_bounds
