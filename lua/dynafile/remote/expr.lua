@@ -454,8 +454,113 @@ local function operand_text(o, b, fn)
   return b:value(o.v, fn)
 end
 
+-- An expression that never holds (DynamoDB has no literal false).
+local function never(b)
+  local p = b:path { "_" }
+  return "(attribute_exists(" .. p .. ") AND attribute_not_exists(" .. p .. "))"
+end
+
+local ORDERING = { ["<"] = true, ["<="] = true, [">"] = true, [">="] = true }
+local FLIP = { ["<"] = ">", ["<="] = ">=", [">"] = "<", [">="] = "<=" }
+
+local function holds(op, x, y)
+  if op == "<" then return x < y end
+  if op == "<=" then return x <= y end
+  if op == ">" then return x > y end
+  return x >= y
+end
+
+-- An ordering (< <= > >=) in DynamoDB's terms.  DynamoDB orders numbers,
+-- strings and binary only, and refuses any other literal operand; a local
+-- database also orders booleans (false < true), and an ordering of values
+-- of other types is false.  So: a boolean literal becomes equalities with
+-- the booleans it orders, a literal of another type never holds, and two
+-- paths also hold when both are booleans in order.
+local function ordering(t, b, fn)
+  local op, x, y = t.op, t.a, t.b
+  if x.k == "lit" and y.k ~= "lit" then
+    x, y, op = y, x, FLIP[op]
+  end
+  if y.k == "lit" then
+    local v = y.v
+    local tv = type(v)
+    if x.k == "lit" then
+      if tv == type(x.v) and (tv == "number" or tv == "string" or tv == "boolean") then
+        local nx, ny = x.v, v
+        if tv == "boolean" then nx, ny = nx and 1 or 0, ny and 1 or 0 end
+        if holds(op, nx, ny) then return "(NOT " .. never(b) .. ")" end
+      end
+      return never(b)
+    end
+    if tv == "boolean" then
+      if x.k ~= "path" then return never(b) end
+      local n, ok = v and 1 or 0, {}
+      for _, candidate in ipairs { false, true } do
+        if holds(op, candidate and 1 or 0, n) then ok[#ok + 1] = candidate end
+      end
+      if #ok == 0 then return never(b) end
+      local p = b:path(x.segs)
+      for i, candidate in ipairs(ok) do ok[i] = p .. " = " .. b:value(candidate, fn) end
+      return "(" .. table_concat(ok, " OR ") .. ")"
+    end
+    if tv ~= "number" and tv ~= "string" then return never(b) end
+    return operand_text(x, b, fn) .. " " .. op .. " " .. b:value(v, fn)
+  end
+  local a, c = operand_text(x, b, fn), operand_text(y, b, fn)
+  local s = a .. " " .. op .. " " .. c
+  if x.k == "path" and y.k == "path" then
+    local pairs_in_order = {}
+    for _, p in ipairs { false, true } do
+      for _, q in ipairs { false, true } do
+        if holds(op, p and 1 or 0, q and 1 or 0) then
+          pairs_in_order[#pairs_in_order + 1] = "(" .. a .. " = " .. b:value(p, fn) .. " AND "
+            .. c .. " = " .. b:value(q, fn) .. ")"
+        end
+      end
+    end
+    s = "(" .. s .. " OR " .. table_concat(pairs_in_order, " OR ") .. ")"
+  end
+  return s
+end
+
+local function same_operand(x, y)
+  if x.k ~= y.k or x.k == "lit" or #x.segs ~= #y.segs then return false end
+  for i = 1, #x.segs do
+    if x.segs[i] ~= y.segs[i] then return false end
+  end
+  return true
+end
+
+-- (a boolean by equality: dynalite's attribute_type misses a false BOOL)
+local function of_types(p, b, fn, list)
+  local out = {}
+  for i, ty in ipairs(list) do
+    out[i] = ty == "BOOL" and p .. " = " .. b:value(false, fn) .. " OR " .. p .. " = "
+      .. b:value(true, fn) or "attribute_type(" .. p .. ", " .. b:value(ty, fn) .. ")"
+  end
+  return table_concat(out, " OR ")
+end
+
+-- A comparison of an operand with itself, which DynamoDB refuses ("the
+-- first operand must be distinct"): what it means locally.  A value equals
+-- itself when present; strings, numbers and booleans are ordered; a size
+-- is one of a string, binary, set, list or map.
+local function with_itself(t, b, fn)
+  local op = t.op
+  if op == "!=" or op == "<" or op == ">" then return never(b) end
+  local p = b:path(t.a.segs)
+  if t.a.k == "size" then
+    return "(attribute_exists(" .. p .. ") AND NOT (" .. of_types(p, b, fn, { "N", "BOOL", "NULL" })
+      .. "))"
+  end
+  if op == "==" then return "attribute_exists(" .. p .. ")" end
+  return "(" .. of_types(p, b, fn, { "S", "N", "BOOL" }) .. ")"
+end
+
 local function translate(t, b, fn)
   local k = t.k
+  if k == "cmp" and same_operand(t.a, t.b) then return with_itself(t, b, fn) end
+  if k == "cmp" and ORDERING[t.op] then return ordering(t, b, fn) end
   if k == "and" or k == "or" then
     local parts = {}
     for i, x in ipairs(t.list) do parts[i] = translate(x, b, fn) end
