@@ -133,6 +133,7 @@ bench: deps
 # client's CPU per request beyond the bare HTTP exchange.
 bench-remote: deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory LUA=luajit all
 	@sh scripts/js-deps.sh
 	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(B)/?.so;;" \
 	  $(LUA_BIN) bench/remote/run.lua

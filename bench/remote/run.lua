@@ -1,9 +1,9 @@
 --- bench/remote/run.lua: `make bench-remote` -- bench/core.lua's workloads
 -- (load in batches, random get_item, whole-partition query, full scan
 -- with a Lua filter) on a local database and through the DynamoDB backend
--- against dynalite and, when this tree has it, `dynafile serve`, all in
--- one run on 127.0.0.1; and the CPU the backend's client spends per
--- request beyond the bare HTTP exchange.
+-- against dynalite and against `dynafile serve` (2 workers, sync "full"),
+-- all in one run on 127.0.0.1; and the CPU the backend's client spends per
+-- request beyond the bare HTTP exchange, against each server.
 --
 -- Rates are printed next to the local database's, as ratios (remote /
 -- local).  The client's CPU: GetItem through db:get_item, against the
@@ -130,15 +130,18 @@ local function client_cpu(db, port)
   return api[math.floor((R + 1) / 2)], raw[math.floor((R + 1) / 2)]
 end
 
+-- Start a server script printing "PORT PID"; srv.pid is the script's own
+-- process (the shell's, which execs it), which stops its server on TERM.
 local function start(cmd)
-  local p = assert(io.popen(cmd, "r"))
+  local p = assert(io.popen("echo $$; exec " .. cmd, "r"))
+  local pid = tonumber(p:read("*l"))
   local line = p:read("*l")
-  local port, pid = (line or ""):match("^(%d+) (%d+)$")
+  local port = (line or ""):match("^(%d+) %d+$")
   if not port then
     p:close()
     return nil, line
   end
-  return { port = tonumber(port), pid = tonumber(pid), pipe = p }
+  return { port = tonumber(port), pid = pid, pipe = p }
 end
 
 local function stop(srv)
@@ -157,15 +160,17 @@ db:close()
 os.execute("rm -rf '" .. dir .. "'")
 
 local servers = {}
-local dl, why = start("exec node tests/js/dynalite-server.js")
+local dl, why = start("node tests/js/dynalite-server.js")
 if dl then servers[#servers + 1] = { name = "dynalite", srv = dl } else
   print("dynalite did not start: " .. tostring(why))
 end
-local serve_help = io.popen("lua5.4 bin/dynafile serve --help 2>&1"):read("*a")
-if serve_help:find("usage: dynafile serve", 1, true) then
-  print("dynafile serve: measured by make bench-serve's setup is not wired here yet")
-else
-  print("dynafile serve: not in this tree (the serve work has not landed): not measured")
+-- dynafile serve from this checkout (its LuaJIT module: the Makefile
+-- target builds it), 2 nginx workers, sync "full" as the local database,
+-- a new data directory
+local sv
+sv, why = start("node tests/js/serve-server.js --workers 2 -- --sync full")
+if sv then servers[#servers + 1] = { name = "dynafile serve", srv = sv } else
+  print("dynafile serve did not start: " .. tostring(why))
 end
 
 local missed = 0
@@ -192,4 +197,5 @@ for _, s in ipairs(servers) do
   rdb:close()
   stop(s.srv)
 end
+if #servers < 2 then missed = missed + 1 end
 os.exit(missed == 0 and 0 or 1)
