@@ -524,6 +524,12 @@ int df__rx_match(const df_rx *rx, const char *s, size_t n, uint64_t budget) {
   nl.dense = buf + 2 * m;
   nl.sparse = buf + 3 * m;
   st = buf + 4 * m;
+  /* The sparse arrays are read before they are written (a stale entry is
+     rejected by the dense check), but reading memory never written is
+     undefined for the C abstract machine and noise for valgrind: clear
+     them once per match (2m words). */
+  memset(cl.sparse, 0, m * sizeof *cl.sparse);
+  memset(nl.sparse, 0, m * sizeof *nl.sparse);
   cl.n = nl.n = 0;
   for (i = 0; i <= n; i++) {
     unsigned char c = i < n ? (unsigned char)s[i] : 0;
