@@ -36,6 +36,57 @@ describe("SigV4", function()
   end)
 end)
 
+describe("SigV4 signing keys", function()
+  local hmac = require "openssl.hmac"
+  local digest = require "openssl.digest"
+  local function H(k, m) return hmac.new(k, "sha256"):final(m) end
+
+  -- The signature computed here from luaossl alone, step by step.
+  local function expected(secret, day, region, amz_date, creq)
+    local k = H(H(H(H("AWS4" .. secret, day), region), "dynamodb"), "aws4_request")
+    local sts = "AWS4-HMAC-SHA256\n" .. amz_date .. "\n" .. day .. "/" .. region
+      .. "/dynamodb/aws4_request\n" .. sigv4.hex(digest.new("sha256"):final(creq))
+    return sigv4.hex(H(k, sts))
+  end
+
+  it("gives every request the signature of its own key, day and region, cached or not", function()
+    local body = '{"TableName":"t","Key":{"PK":{"S":"a"}}}'
+    local cases = {
+      { "S1", "us-east-1", 1440938160 }, { "S1", "us-east-1", 1440938161 },
+      { "S1", "us-east-1", 1441024560 }, { "S2", "us-east-1", 1441024560 },
+      { "S2", "eu-west-1", 1441024560 }, { "S1", "us-east-1", 1440938160 },
+    }
+    for round = 1, 2 do
+      collectgarbage() -- (whatever the FFI's contexts point to must survive)
+      collectgarbage()
+      for i, c in ipairs(cases) do
+        local creds = { access_key_id = "AK", secret_access_key = c[1] }
+        local amz_date, auth = sigv4.sign_dynamodb("DynamoDB_20120810.GetItem", body,
+          "h:1", "/", c[2], creds, c[3])
+        local _, creq = sigv4.sign({ method = "POST", path = "/", body = body, time = c[3],
+          region = c[2], service = "dynamodb", headers = { host = "h:1",
+          ["content-type"] = "application/x-amz-json-1.0",
+          ["x-amz-target"] = "DynamoDB_20120810.GetItem" } }, creds)
+        local sig = auth:match("Signature=(%x+)$")
+        assert.equal(expected(c[1], amz_date:sub(1, 8), c[2], amz_date, creq), sig,
+          "round " .. round .. ", case " .. i)
+      end
+    end
+  end)
+
+  it("uses libcrypto through the FFI under LuaJIT, luaossl elsewhere", function()
+    if jit then -- luacheck: ignore 113
+      assert.equal("libcrypto (FFI)", sigv4.crypto)
+    else
+      assert.equal("luaossl", sigv4.crypto)
+    end
+    assert.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+      sigv4.sha256_hex("abc"))
+    assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b"
+      .. "7852b855", sigv4.sha256_hex(""))
+  end)
+end)
+
 describe("credentials and region", function()
   local dir = os.tmpname()
   os.remove(dir)

@@ -3,7 +3,8 @@
 -- Signs an HTTP request (method, path, query, headers, body) with an
 -- access key: the canonical request, the string to sign and the signature
 -- are built as AWS's SigV4 specification defines them; SHA-256 and
--- HMAC-SHA256 come from OpenSSL through luaossl.
+-- HMAC-SHA256 come from OpenSSL through luaossl (under LuaJIT, from the
+-- same libcrypto through the FFI, set up once).
 --
 -- Invariant: the headers named in SignedHeaders are exactly the ones the
 -- request sends, with the values signed (the caller sends `headers` as
@@ -16,7 +17,7 @@
 local digest = require "openssl.digest"
 local hmac = require "openssl.hmac"
 
-local pairs, ipairs, tostring = pairs, ipairs, tostring
+local pairs, ipairs, tostring, type, pcall, error = pairs, ipairs, tostring, type, pcall, error
 local string_format, string_byte, table_sort, table_concat =
   string.format, string.byte, table.sort, table.concat -- luacheck: ignore
 local os_date, os_time = os.date, os.time
@@ -54,18 +55,131 @@ function M.hex(s)
 end
 local hex = M.hex
 
+-- SHA-256 and HMAC-SHA256, from OpenSSL.  Through luaossl, each call
+-- makes a new digest object, and OpenSSL 3 then looks the algorithm up
+-- in its providers again: about 20,000 instructions of set-up per call,
+-- more than the hashing of a request.  Under LuaJIT the same functions of
+-- libcrypto are called through the FFI instead, with the algorithm looked
+-- up once, one digest context reused and the HMAC context of a signing
+-- key made once (each signature works on a copy).
+local sha256, hmac256, new_hmac_key
+local function luaossl_sha256(s)
+  return digest.new("sha256"):final(s)
+end
+local function luaossl_hmac256(key, msg)
+  return hmac.new(key, "sha256"):final(msg)
+end
+sha256, hmac256 = luaossl_sha256, luaossl_hmac256
+
+-- The FFI functions, or nil and why not (not LuaJIT, no libcrypto 3).
+local function libcrypto()
+  local ok, ffi = pcall(require, "ffi")
+  if not ok then return nil, "not LuaJIT" end
+  ok = pcall(ffi.cdef, [[
+    typedef struct evp_md_st EVP_MD;
+    typedef struct evp_md_ctx_st EVP_MD_CTX;
+    typedef struct evp_mac_st EVP_MAC;
+    typedef struct evp_mac_ctx_st EVP_MAC_CTX;
+    typedef struct ossl_param_st {
+      const char *key; unsigned int data_type; void *data; size_t data_size;
+      size_t return_size;
+    } OSSL_PARAM;
+    EVP_MD *EVP_MD_fetch(void *libctx, const char *algorithm, const char *properties);
+    EVP_MD_CTX *EVP_MD_CTX_new(void);
+    void EVP_MD_CTX_free(EVP_MD_CTX *ctx);
+    int EVP_DigestInit_ex(EVP_MD_CTX *ctx, const EVP_MD *type, void *impl);
+    int EVP_DigestUpdate(EVP_MD_CTX *ctx, const void *d, size_t cnt);
+    int EVP_DigestFinal_ex(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s);
+    EVP_MAC *EVP_MAC_fetch(void *libctx, const char *algorithm, const char *properties);
+    EVP_MAC_CTX *EVP_MAC_CTX_new(EVP_MAC *mac);
+    void EVP_MAC_CTX_free(EVP_MAC_CTX *ctx);
+    EVP_MAC_CTX *EVP_MAC_CTX_dup(const EVP_MAC_CTX *src);
+    int EVP_MAC_init(EVP_MAC_CTX *ctx, const unsigned char *key, size_t keylen,
+      const OSSL_PARAM params[]);
+    int EVP_MAC_update(EVP_MAC_CTX *ctx, const unsigned char *data, size_t datalen);
+    int EVP_MAC_final(EVP_MAC_CTX *ctx, unsigned char *out, size_t *outl, size_t outsize);
+    OSSL_PARAM OSSL_PARAM_construct_utf8_string(const char *key, char *buf, size_t bsize);
+    OSSL_PARAM OSSL_PARAM_construct_end(void);
+  ]])
+  if not ok then return nil, "the declarations clash with others" end
+  local lib
+  for _, name in ipairs { "libcrypto.so.3", "crypto" } do
+    ok, lib = pcall(ffi.load, name)
+    if ok then break end
+    lib = nil
+  end
+  if not lib then return nil, "no libcrypto 3" end
+  ok = pcall(function() return lib.EVP_MD_fetch, lib.EVP_MAC_CTX_dup end)
+  if not ok then return nil, "libcrypto before 3.0" end
+  local md = lib.EVP_MD_fetch(nil, "SHA256", nil)
+  local mac = lib.EVP_MAC_fetch(nil, "HMAC", nil)
+  local mdctx = md ~= nil and lib.EVP_MD_CTX_new()
+  if md == nil or mac == nil or mdctx == nil then return nil, "no SHA256 or HMAC in libcrypto" end
+  ffi.gc(mdctx, lib.EVP_MD_CTX_free)
+  local out = ffi.new("unsigned char[64]")
+  local outl = ffi.new("size_t[1]")
+  -- the parameters point into these buffers, which f_key keeps alive
+  local param_name, digest_name = ffi.new("char[7]", "digest"), ffi.new("char[7]", "SHA256")
+  local params = ffi.new("OSSL_PARAM[2]")
+  params[0] = lib.OSSL_PARAM_construct_utf8_string(param_name, digest_name, 0)
+  params[1] = lib.OSSL_PARAM_construct_end()
+  local anchors = { param_name, digest_name }
+  local ffi_string = ffi.string
+
+  local function f_sha256(s)
+    if lib.EVP_DigestInit_ex(mdctx, md, nil) ~= 1 or lib.EVP_DigestUpdate(mdctx, s, #s) ~= 1
+        or lib.EVP_DigestFinal_ex(mdctx, out, nil) ~= 1 then
+      error("dynafile: OpenSSL's SHA-256 failed", 0)
+    end
+    return ffi_string(out, 32)
+  end
+  -- an HMAC context keyed once, for a key used again and again
+  local function f_key(key)
+    local _ = anchors
+    local ctx = lib.EVP_MAC_CTX_new(mac)
+    if ctx == nil then error("dynafile: out of memory", 0) end
+    ffi.gc(ctx, lib.EVP_MAC_CTX_free)
+    if lib.EVP_MAC_init(ctx, key, #key, params) ~= 1 then
+      error("dynafile: OpenSSL's HMAC failed", 0)
+    end
+    return ctx
+  end
+  local function f_hmac(key, msg)
+    local ctx = type(key) == "string" and f_key(key) or lib.EVP_MAC_CTX_dup(key)
+    if ctx == nil then error("dynafile: out of memory", 0) end
+    local okm = lib.EVP_MAC_update(ctx, msg, #msg) == 1
+      and lib.EVP_MAC_final(ctx, out, outl, 64) == 1
+    if type(key) ~= "string" then lib.EVP_MAC_CTX_free(ctx) end
+    if not okm then error("dynafile: OpenSSL's HMAC failed", 0) end
+    return ffi_string(out, outl[0])
+  end
+  -- the functions must agree with luaossl's before they are used
+  if f_sha256("abc") ~= luaossl_sha256("abc") or f_hmac("k", "m") ~= luaossl_hmac256("k", "m")
+      or f_hmac(f_key("k"), "m") ~= luaossl_hmac256("k", "m") then
+    return nil, "libcrypto's answers differ from luaossl's"
+  end
+  return f_sha256, f_hmac, f_key
+end
+
+--- Where SHA-256 and HMAC come from: "luaossl", or "libcrypto (FFI)"
+-- under LuaJIT.
+M.crypto = "luaossl"
+if jit then -- luacheck: ignore 113 (LuaJIT's global)
+  local a, b, c = libcrypto()
+  if a then
+    sha256, hmac256, new_hmac_key = a, b, c
+    M.crypto = "libcrypto (FFI)"
+  end
+end
+
 --- SHA-256 of s, in hex.
 -- @tparam string s bytes
 -- @treturn string 64 hex digits
 -- @raise when OpenSSL fails
 function M.sha256_hex(s)
-  return hex(digest.new("sha256"):final(s))
+  return hex(sha256(s))
 end
 local sha256_hex = M.sha256_hex
-
-local function hmac256(key, msg)
-  return hmac.new(key, "sha256"):final(msg)
-end
 
 -- The fixed parts of sign_dynamodb's authorization value, for the last
 -- day, region and access key signed with.
@@ -93,7 +207,15 @@ function M.signing_key(secret, date, region, service)
   k = hmac256(k, service)
   k = hmac256(k, "aws4_request")
   c.secret, c.date, c.region, c.service, c.key = secret, date, region, service, k
+  -- (the FFI's HMAC context keyed with it, copied by each signature)
+  c.keyed = new_hmac_key and new_hmac_key(k) or k
   return k
+end
+
+-- The signing key in the form hmac256 takes it fastest.
+local function keyed(secret, date, region, service)
+  local k = M.signing_key(secret, date, region, service)
+  return cached.key == k and cached.keyed or k
 end
 
 local function trim(v)
@@ -146,7 +268,7 @@ function M.sign(r, creds)
   }, "\n")
   local scope = string_format("%s/%s/%s/aws4_request", date, r.region, r.service)
   local sts = "AWS4-HMAC-SHA256\n" .. amz_date .. "\n" .. scope .. "\n" .. sha256_hex(creq)
-  local key = M.signing_key(creds.secret_access_key, date, r.region, r.service)
+  local key = keyed(creds.secret_access_key, date, r.region, r.service)
   local sig = hex(hmac256(key, sts))
   headers.authorization = string_format(
     "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
@@ -196,7 +318,7 @@ function M.sign_dynamodb(target, body, host, path, region, creds, t)
         .. "x-amz-target, Signature=")
   end
   local sts = "AWS4-HMAC-SHA256\n" .. amz_date .. "\n" .. a.scope .. "\n" .. sha256_hex(creq)
-  local key = M.signing_key(creds.secret_access_key, date, region, "dynamodb")
+  local key = keyed(creds.secret_access_key, date, region, "dynamodb")
   return amz_date, a.head .. hex(hmac256(key, sts))
 end
 
