@@ -59,7 +59,7 @@ os.remove(outdir)
 os.execute("mkdir -p '" .. outdir .. "'")
 
 local function shq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local keyof, same, show, apply = check.keyof, check.same, check.show, check.apply
+local same, show, apply = check.same, check.show, check.apply
 
 -- create the database before the first kill
 assert(require("dynafile").open(dir, check.schema("full"))):close()
