@@ -183,8 +183,6 @@ return {
         .. "(BatchWriteItem does not say whether the item existed)" },
     { name = "a transaction commits everything once, even when the map must grow on the way",
       reason = "documented difference: a transaction holds at most 100 items (4,000 here)" },
-    { name = "batch_get_item gives false for expired items", servers = { serve = true },
-      reason = "the server expires items by its own clock, the spec by a simulated one" },
     { name = "TTL as an attribute hides an item from every read from the moment its TTL is "
       .. "below now", servers = { serve = true },
       reason = "the server expires items by its own clock, the spec by a simulated one" },
