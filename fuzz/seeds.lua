@@ -31,6 +31,7 @@ local function mkdir(p) os.execute("mkdir -p " .. p) end
 mkdir("fuzz/corpus/msgpack")
 mkdir("fuzz/corpus/key")
 mkdir("fuzz/corpus/expr")
+mkdir("fuzz/corpus/lcodec")
 
 -- msgpack: depth byte (34 -> DF_MAX_DEPTH), path length, path, document
 local paths = { "PK", "data.items[1].x", "tags[0]", "a.b.c.d.e.f", "s", "none" }
@@ -67,6 +68,20 @@ local exprs = {
 for i, e in ipairs(exprs) do
   write(string.format("fuzz/corpus/expr/expr%d", i), e .. "\0" .. enc(items[i]))
 end
+
+-- lcodec: an even byte, then item bytes to decode; or an odd byte, then
+-- a program of fuzz_lcodec.c's stack machine that builds a value
+for i, it in ipairs(items) do
+  write(string.format("fuzz/corpus/lcodec/item%d", i), "\0" .. enc(it))
+end
+write("fuzz/corpus/lcodec/trailing", "\0" .. enc(items[1]) .. "\0")
+-- {a = 1, b = {"x", 2.5, null}}, then a nested list marked empty
+write("fuzz/corpus/lcodec/build-nested",
+      "\1" .. "\6" .. "\0\1" .. "\7\0" .. "\6" .. "\2\1x" .. "\8" .. "\1" ..
+      string.pack("<d", 2.5) .. "\8" .. "\4\8" .. "\7\1" .. "\6\12" .. "\7\2")
+-- a table holding itself, a function, and a float key
+write("fuzz/corpus/lcodec/build-refused",
+      "\1" .. "\6\11" .. "\5\7\3" .. "\3\1\10\1")
 
 db:close()
 os.execute("rm -rf " .. dir)

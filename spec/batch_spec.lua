@@ -1,4 +1,5 @@
 -- The batch writer: db:batch_writer() and db:batch_write(fn).
+-- luacheck: globals io
 local dynafile = require "dynafile"
 
 local function tmpdir()
@@ -187,7 +188,8 @@ describe("a batch writer", function()
     w:put_item { PK = "a", SK = 1 }
     local ok, err = pcall(db.transaction, db, function() return w:flush() end)
     assert.is_false(ok)
-    assert.matches("dynafile.batch_writer.flush: the write transaction of this database is held",
+    assert.matches("dynafile.batch_writer.flush: this thread already holds "
+      .. "the database's write transaction",
       err, 1, true)
     assert.equal(1, w:pending())
     assert.is_true(w:flush())
@@ -207,6 +209,7 @@ describe("a batch writer", function()
       "dynafile.batch_writer.flush: database is closed")
     assert.has_error(function() ro:batch_writer() end,
       "dynafile.batch_writer: database is closed")
+    w:discard()
     db = nil
   end)
 
@@ -216,5 +219,63 @@ describe("a batch writer", function()
     assert.is_not_nil(got)
     assert.has_error(function() db:batch_write "x" end,
       "dynafile.batch_write: argument must be a function")
+  end)
+end)
+
+describe("a batch writer collected with writes never flushed", function()
+  local dir, db
+  before_each(function()
+    local p = os.tmpname()
+    os.remove(p)
+    dir = p .. "-lost"
+    db = assert(dynafile.open(dir, { pk = "PK", sk = "SK" }))
+  end)
+  after_each(function()
+    db:close()
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  -- Queue n puts in a writer nothing references afterwards, and collect
+  -- it; what it wrote on stderr.
+  local function drop_writer(n, finish)
+    collectgarbage() -- nothing else collected while watching
+    collectgarbage()
+    local lines = {}
+    local real = io.stderr
+    io.stderr = { write = function(_, ...) lines[#lines + 1] = table.concat { ... } end }
+    do
+      local w = db:batch_writer()
+      for i = 1, n do w:put_item { PK = "p", SK = i } end
+      if finish then finish(w) end
+    end
+    collectgarbage()
+    collectgarbage()
+    io.stderr = real
+    return lines
+  end
+
+  it("says so on stderr and makes the next call on the database raise, once", function()
+    local lines = drop_writer(3)
+    assert.are.same({ "dynafile: a batch writer of this database was garbage-collected with 3 "
+      .. "queued writes, never flushed: they were lost (end every batch writer with w:flush(), "
+      .. "w:close() or w:discard())\n" }, lines)
+    local ok, err = pcall(db.get_item, db, { PK = "p", SK = 1 })
+    assert.is_false(ok)
+    assert.matches("dynafile.get_item: a batch writer of this database was garbage-collected "
+      .. "with 3 queued writes", err, 1, true)
+    assert.is_nil(db:get_item { PK = "p", SK = 1 })
+    assert.is_true(db:put_item { PK = "p", SK = 1 })
+  end)
+
+  it("is silent when the writer was flushed, closed or discarded", function()
+    for _, finish in ipairs {
+      function(w) assert(w:flush()) end,
+      function(w) assert(w:close()) end,
+      function(w) w:discard() end,
+    } do
+      assert.are.same({}, drop_writer(2, finish))
+      assert.is_true(db:put_item { PK = "q", SK = 1 })
+    end
+    assert.are.same({}, drop_writer(0))
   end)
 end)

@@ -115,7 +115,8 @@ describe("a conditional write", function()
         return true
       end })
     assert.is_false(ok)
-    assert.matches("dynafile.delete_item: the write transaction of this database is held", err,
+    assert.matches("dynafile.delete_item: this thread already holds "
+      .. "the database's write transaction", err,
       1, true)
     assert.is_nil(get())
   end)

@@ -68,7 +68,7 @@ db:close()
 local HOLDER = [[
 local dynafile = require "dynafile"
 local db = assert(dynafile.open(arg[1]))
-local txn = assert(db._c:begin(false, false))
+local txn = assert(db._c:read_txn())
 io.stdout:write("holding\n")
 io.stdout:flush()
 os.execute("sleep 120")

@@ -46,7 +46,7 @@ describe("reader slots", function()
     local held = {}
     local txn, msg, code
     repeat
-      txn, msg, code = db._c:begin(false, false)
+      txn, msg, code = db._c:read_txn()
       if txn then held[#held + 1] = txn end
     until not txn or #held > 10
     assert.are.equal(3, #held)
@@ -72,8 +72,8 @@ describe("reader slots", function()
 
   it("make poll_stream report ReadersFull too, then recover", function()
     local db = assert(dynafile.open(dir, { max_readers = 2, stream = true }))
-    local t1 = assert(db._c:begin(false, false))
-    local t2 = assert(db._c:begin(false, false))
+    local t1 = assert(db._c:read_txn())
+    local t2 = assert(db._c:read_txn())
     -- a second handle opens (opening needs no reader slot) ...
     local db2 = assert(dynafile.open(dir))
     -- ... and its first poll, which needs one, fails clearly

@@ -207,6 +207,30 @@ print("done")
     db:close()
   end)
 
+  it("reads every writer's records with read_stream, its own included", function()
+    local db = assert(dynafile.open(dir, { stream = true }))
+    assert(db:put_item { PK = "a", SK = 1, v = 1 })
+    in_other_process(dir, [[assert(db:put_item { PK = "b", SK = 1 })]])
+    assert(db:delete_item { PK = "a", SK = 1 })
+    local recs, nxt, first, last = db:read_stream()
+    assert.are.same({ "PUT a", "PUT b", "DELETE a" }, {
+      recs[1].action .. " " .. recs[1].new.PK,
+      recs[2].action .. " " .. recs[2].new.PK,
+      recs[3].action .. " " .. recs[3].old.PK })
+    assert.are.same({ 1, 2, 3 }, { recs[1].seq, recs[2].seq, recs[3].seq })
+    assert.is_number(recs[1].time)
+    assert.are.same({ 3, 1, 3 }, { nxt, first, last })
+    local more = db:read_stream(1, 1)
+    assert.are.equal(1, #more)
+    assert.are.equal(2, more[1].seq)
+    assert.are.same({}, (db:read_stream(nxt)))
+    assert.has_error(function() db:read_stream(-1) end,
+      "dynafile.read_stream: after must be a non-negative integer")
+    assert.has_error(function() db:read_stream(0, 0) end,
+      "dynafile.read_stream: max must be a positive integer")
+    db:close()
+  end)
+
   it("refuses a malformed stream option", function()
     assert.has_error(function() dynafile.open(dir, { stream = "yes" }) end,
       "dynafile.open: stream must be a table {keep =, keep_seconds =} or a boolean")

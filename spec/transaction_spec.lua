@@ -50,6 +50,41 @@ describe("a transaction", function()
     assert.same({ 10, false, 33, 4, 5 }, values())
   end)
 
+  it("rolls back when the function returns nil, err, and returns its values", function()
+    local a, b, c, d = db:transaction(function(tx)
+      tx:put_item { PK = "k1", SK = 0, v = 10 }
+      tx:delete_item(key(2))
+      return nil, "not enough funds", "Funds", { need = 5 }
+    end)
+    assert.is_nil(a)
+    assert.equal("not enough funds", b)
+    assert.equal("Funds", c)
+    assert.same({ need = 5 }, d)
+    assert.same({ 1, 2, 3, 4, 5 }, values())
+  end)
+
+  it("rolls back when the function returns false, err", function()
+    local a, b = db:transaction(function(tx)
+      tx:put_item { PK = "k1", SK = 0, v = 10 }
+      return false, { reason = "no" }
+    end)
+    assert.is_false(a)
+    assert.same({ reason = "no" }, b)
+    assert.same({ 1, 2, 3, 4, 5 }, values())
+  end)
+
+  it("commits when the function returns nothing, nil alone, or false alone", function()
+    local unpack = table.unpack or unpack -- luacheck: ignore 143
+    for i, ret in ipairs { { n = 0 }, { n = 1 }, { n = 1, false }, { n = 3, nil, nil, "x" } } do
+      local first = db:transaction(function(tx)
+        tx:put_item { PK = "k" .. i, SK = 0, v = 100 + i }
+        return unpack(ret, 1, ret.n)
+      end)
+      assert.equal(ret[1], first)
+    end
+    assert.same({ 101, 102, 103, 104, 5 }, values())
+  end)
+
   it("sees its own writes through tx, and nobody else does before the commit", function()
     db:transaction(function(tx)
       tx:put_item { PK = "k1", SK = 0, v = 100 }
@@ -173,7 +208,7 @@ describe("a transaction", function()
         write()
       end)
       assert.is_false(ok)
-      assert.matches("the write transaction of this database is held", err, 1, true)
+      assert.matches("this thread already holds the database's write transaction", err, 1, true)
     end
     assert.same({ 1, 2, 3, 4, 5 }, values())
   end)
@@ -185,7 +220,8 @@ describe("a transaction", function()
     end)
     other:close()
     assert.is_false(ok)
-    assert.matches("dynafile.put_item: the write transaction of this database is held", err,
+    assert.matches("dynafile.put_item: this thread already holds "
+      .. "the database's write transaction", err,
       1, true)
     assert.same({ 1, 2, 3, 4, 5 }, values())
   end)
@@ -355,7 +391,8 @@ describe("transact_write_items", function()
       db:transact_write_items { { delete = key(1) } }
     end)
     assert.is_false(ok)
-    assert.matches("dynafile.transact_write_items: the write transaction of this database is held",
+    assert.matches("dynafile.transact_write_items: this thread already holds "
+      .. "the database's write transaction",
       err, 1, true)
   end)
 

@@ -1,6 +1,7 @@
 /*
  * compat.h -- the differences between Lua 5.1/LuaJIT, 5.2, 5.3 and 5.4
- * that the binding meets, kept in one place.  Only ldynafile.c includes it.
+ * that the binding meets, kept in one place.  Only the binding's files
+ * include it (through ldynafile.h).
  */
 #ifndef DF_COMPAT_H
 #define DF_COMPAT_H
@@ -12,6 +13,10 @@
 
 #if LUA_VERSION_NUM < 502
 #define lua_rawlen(L, i) lua_objlen(L, (i))
+#define lua_absindex(L, i) compat_absindex(L, (i))
+static inline int compat_absindex(lua_State *L, int i) {
+  return i > 0 || i <= LUA_REGISTRYINDEX ? i : lua_gettop(L) + i + 1;
+}
 #endif
 
 /* Lua 5.1 lacks these; LuaJIT 2.1 (which says 5.1) has them, and shows it
@@ -20,7 +25,7 @@
 #define luaL_setfuncs(L, l, nup) compat_setfuncs(L, l, nup)
 #define luaL_newlib(L, l) (lua_newtable(L), luaL_setfuncs(L, l, 0))
 
-static void compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+static inline void compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   for (; l->name; l++) {
     int i;
     for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
@@ -30,7 +35,7 @@ static void compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   lua_pop(L, nup);
 }
 
-static void *luaL_testudata(lua_State *L, int i, const char *tname) {
+static inline void *luaL_testudata(lua_State *L, int i, const char *tname) {
   void *p = lua_touserdata(L, i);
   if (p == NULL || !lua_getmetatable(L, i)) return NULL;
   luaL_getmetatable(L, tname);
@@ -39,7 +44,7 @@ static void *luaL_testudata(lua_State *L, int i, const char *tname) {
   return p;
 }
 
-static void luaL_setmetatable(lua_State *L, const char *tname) {
+static inline void luaL_setmetatable(lua_State *L, const char *tname) {
   luaL_getmetatable(L, tname);
   lua_setmetatable(L, -2);
 }
@@ -51,7 +56,7 @@ static void luaL_setmetatable(lua_State *L, const char *tname) {
 #define compat_isinteger(L, i) lua_isinteger(L, (i))
 #define compat_pushint(L, v) lua_pushinteger(L, (lua_Integer)(v))
 #else
-static int compat_isinteger(lua_State *L, int i) {
+static inline int compat_isinteger(lua_State *L, int i) {
   lua_Number n = lua_tonumber(L, i);
   return n == floor(n) && n >= -9223372036854775808.0 &&
          n < 9223372036854775808.0;
@@ -59,7 +64,7 @@ static int compat_isinteger(lua_State *L, int i) {
 #define compat_pushint(L, v) lua_pushnumber(L, (lua_Number)(v))
 #endif
 
-static int64_t compat_toint64(lua_State *L, int i) {
+static inline int64_t compat_toint64(lua_State *L, int i) {
 #if LUA_VERSION_NUM >= 503
   return (int64_t)lua_tointeger(L, i);
 #else

@@ -11,7 +11,7 @@ ROOT=${DYNAFILE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$ROOT" || exit 1
 MAKE=${MAKE:-make}
 FUZZ_TIME=${FUZZ_TIME:-30}
-FUZZERS="msgpack key expr ddbexpr"
+FUZZERS="msgpack key expr ddbexpr lcodec"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dynafile-fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$WORK"' EXIT
 

@@ -30,14 +30,16 @@ $(B)/tests/test_oom: tests/test_oom.c $(FI_LIB) tests/*.h | $(B)
 
 # The Lua out-of-memory test embeds Lua 5.4 (a custom allocator needs
 # lua_newstate, which LuaJIT's 64-bit build does not offer).
-$(B)/fi/ldynafile54.o: src/ldynafile.c src/*.h | $(B)
+FI_BIND_OBJ := $(patsubst src/%.c,$(B)/fi/%-lua54.o,$(BIND_SRC))
+
+$(FI_BIND_OBJ): $(B)/fi/%-lua54.o: src/%.c src/*.h | $(B)
 	@mkdir -p $(B)/fi
 	$(CC) $(ALL_CFLAGS) -DDF_FAULT_INJECTION $(LUA54_CFLAGS) -c $< -o $@
 
-$(B)/tests/test_lua_oom: tests/test_lua_oom.c $(B)/fi/ldynafile54.o $(FI_LIB) \
+$(B)/tests/test_lua_oom: tests/test_lua_oom.c $(FI_BIND_OBJ) $(FI_LIB) \
                          tests/*.h | $(B)
 	$(CC) $(ALL_CFLAGS) -DDF_FAULT_INJECTION $(LUA54_CFLAGS) -Isrc $< \
-	  $(B)/fi/ldynafile54.o $(FI_LIB) -o $@ $(LDLIBS) $(LUA54_LIBS)
+	  $(FI_BIND_OBJ) $(FI_LIB) -o $@ $(LDLIBS) $(LUA54_LIBS)
 
 # ------------------------------------------------------------ crash loop
 CRASH_KILLS ?= 1000
@@ -71,7 +73,7 @@ crash: deps
 # --------------------------------------------------------------- fuzzing
 FUZZ_CC ?= clang
 FUZZ_TIME ?= 60
-FUZZERS := msgpack key expr ddbexpr
+FUZZERS := msgpack key expr ddbexpr lcodec
 FUZZ_SRC := src/codec.c src/decimal.c src/key.c src/alloc.c src/error.c src/expr.c \
             src/ddbexpr.c src/update.c src/regex.c
 FUZZ_CFLAGS := -std=c99 -D_GNU_SOURCE -g -O1 $(WARN) \
@@ -81,6 +83,13 @@ FUZZ_BIN := $(patsubst %,build/fuzz/fuzz_%,$(FUZZERS))
 build/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_SRC) src/*.h
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc $< $(FUZZ_SRC) -o $@ -lm
+
+# The binding's codec runs in an embedded Lua 5.4, with the whole binding
+# and core linked in (lcodec.c calls into both).
+build/fuzz/fuzz_lcodec: fuzz/fuzz_lcodec.c $(BIND_SRC) $(CORE_SRC) src/*.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(LUA54_CFLAGS) -Isrc $< $(BIND_SRC) \
+	  $(CORE_SRC) -o $@ $(LDLIBS) $(LUA54_LIBS)
 
 fuzz-build: $(FUZZ_BIN)
 

@@ -504,13 +504,12 @@ function C.import(io_, opts, pos)
             .. "(the import stopped there)",
             lineno, dok and "not a JSON object" or tostring(item), written))
         end
-        local vok, verr = pcall(db._c.encode, db._c, item, "import")
-        if vok then vok, verr = pcall(db._c.check_key, db._c, item, "import") end
+        local vok, verr = db._c:encode(item)
+        if vok then vok, verr = db._c:check_key(item) end
         if not vok then
           flush()
-          fail(string_format("line %d: %s; %d items were imported before it "
-            .. "(the import stopped there)",
-            lineno, (tostring(verr):gsub("^.-dynafile%.", "dynafile.")), written))
+          fail(string_format("line %d: dynafile.import: %s; %d items were imported "
+            .. "before it (the import stopped there)", lineno, verr, written))
         end
         pending[#pending + 1] = { item = item, line = lineno }
         if #pending >= batch then flush() end

@@ -26,9 +26,10 @@
 -- @module dynafile.update
 
 local core = require "dynafile.core"
+local errors = require "dynafile.errors"
 local expr = require "dynafile.expr"
 
-local error, type, pairs, ipairs = error, type, pairs, ipairs
+local type, pairs, ipairs = type, pairs, ipairs
 local tostring, tonumber = tostring, tonumber
 local getmetatable, setmetatable = getmetatable, setmetatable
 local string_format, table_sort, table_concat = string.format, table.sort, table.concat
@@ -39,9 +40,7 @@ local M = {}
 
 local CHANGE_KINDS = { set = true, remove = true, add = true, delete = true }
 
-local function raise(fn, fmt, ...)
-  error(string_format("dynafile.%s: " .. fmt, fn, ...), 0)
-end
+local raise = errors.fail
 
 --- Split a path into segments: strings for names, 1-based integers for
 -- list positions.
@@ -280,7 +279,12 @@ end
 function M.apply(db, fn, key, old, plan)
   local pk, sk = db._pk, db._sk
   if type(plan) ~= "function" then
-    return core.apply_update(plan.c, old, key, pk, sk, fn)
+    local new, msg, code, misuse = core.apply_update(plan.c, old, key, pk, sk)
+    if new then return new end
+    if code == "ValidationError" and not misuse then
+      return nil, string_format("dynafile.%s: %s", fn, msg)
+    end
+    return errors.failed(fn, msg, code, misuse)
   end
   local new = plan(old)
   if type(new) ~= "table" then
@@ -309,11 +313,22 @@ function M.run(db, fn, txn, key, old, plan, return_old)
   if type(plan) == "function" then
     local kept = return_old and M.copy(old) or nil
     local new = M.apply(db, fn, key, old, plan)
-    local ok, m, code = txn:put(new, false, fn)
-    if not ok then return nil, m, code end
+    local ok, m, code, misuse = txn:put(new)
+    if not ok then return errors.failed(fn, m, code, misuse) end
     return new, kept
   end
-  return txn:update(key, plan.c, return_old, fn)
+  local new, kept, code, misuse
+  if return_old then
+    new, kept, code, misuse = txn:update_return_old(key, plan.c)
+  else
+    new, kept, code, misuse = txn:update(key, plan.c)
+  end
+  if new then return new, kept end
+  if code == "ValidationError" and not misuse then
+    -- the changes do not fit the stored item: an expected failure
+    return nil, string_format("dynafile.%s: %s", fn, kept), code
+  end
+  return errors.failed(fn, kept, code, misuse)
 end
 
 return M

@@ -67,7 +67,7 @@ end
 -- @treturn string the message when it does not compile
 -- @raise on an option of the wrong type, as a local database raises
 function M.compile(fn, pj)
-  local compiled, msg = require("dynafile")._projection(fn, pj)
+  local compiled, msg = require("dynafile.handle").projection(fn, pj)
   if not compiled then return nil, msg end
   local paths
   if ddb_expr.is(pj) then

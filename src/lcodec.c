@@ -1,0 +1,619 @@
+/*
+ * lcodec.c -- Lua values to and from dynafile's bytes: item tables <->
+ * MessagePack (straight between the Lua stack and bytes, no intermediate
+ * tree), key tables -> df_key, events -> tables; and the attribute-name
+ * cache that makes decoding cheap.
+ *
+ * Invariants: an item decoded and encoded again is the same item (a
+ * table whose keys are exactly 1..n is a list, an empty table a map unless
+ * marked with dynafile.array, dynafile.null is MessagePack nil); the
+ * decoder is as strict as the core's reader (every length checked, ext
+ * types and 0xc1 refused, nesting bounded), so malformed bytes raise and
+ * never read outside the buffer.  fuzz/fuzz_lcodec.c holds both to it.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ldynafile.h"
+
+/* The address of this constant is dynafile.null (a light userdata). */
+static const char null_marker = 0;
+#define NULL_PTR ((void *)&null_marker)
+
+void lcodec_push_null(lua_State *L) {
+  lua_pushlightuserdata(L, NULL_PTR);
+}
+
+/* ------------------------------------------------------------ encoding */
+
+/* The state of one encoding.  After a failure, `why` holds the reason and
+ * every function returns at once; lcodec_encode_item then restores the
+ * stack and pushes the reason. */
+typedef struct enc {
+  lua_State *L;
+  df_buf *b;
+  const char *root; /* how messages name the value: "item", or none */
+  int depth;
+  int failed;
+  int tables[DF_MAX_DEPTH + 1]; /* stack indexes of the tables being encoded */
+  const char *path[DF_MAX_DEPTH + 1]; /* their keys (borrowed, on the stack) */
+  char why[320];
+} enc;
+
+static const char *enc_path(enc *e, char *buf, size_t cap) {
+  size_t n = 0;
+  int i;
+  buf[0] = '\0';
+  for (i = 0; i < e->depth && n + 2 < cap; i++) {
+    int w = snprintf(buf + n, cap - n, i ? ".%s" : "%s",
+                     e->path[i] ? e->path[i] : "[?]");
+    if (w < 0) break;
+    n += (size_t)w;
+  }
+  return n ? buf : "(item)";
+}
+
+/* Record why the value at the current path cannot be stored:
+ * "item: a.b: <what>" for an item, "a.b: <what>" or "<what>" for a
+ * value. */
+static void enc_fail(enc *e, const char *what) {
+  char p[256];
+  e->failed = 1;
+  if (e->root)
+    snprintf(e->why, sizeof e->why, "%s: %s: %s", e->root,
+             enc_path(e, p, sizeof p), what);
+  else if (e->depth > 0)
+    snprintf(e->why, sizeof e->why, "%s: %s", enc_path(e, p, sizeof p), what);
+  else
+    snprintf(e->why, sizeof e->why, "%s", what);
+}
+
+static int is_array_marked(lua_State *L, int idx) {
+  int r;
+  if (!lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, LDF_ARRAY_MT);
+  r = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return r;
+}
+
+static void enc_value(enc *e, int idx);
+
+/* Count a table's pairs and decide whether it is a list (keys exactly
+ * 1..n, or empty and marked with dynafile.array) or a map (string keys);
+ * fails on keys that fit neither.  [-0, +0, m] */
+static int classify(enc *e, int idx, size_t *count) {
+  lua_State *L = e->L;
+  size_t n = 0, len = lua_rawlen(L, idx);
+  int ints = 0, strs = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    n++;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      strs++;
+    } else if (lua_type(L, -1) == LUA_TNUMBER && compat_isinteger(L, -1)) {
+      lua_Number k = lua_tonumber(L, -1);
+      if (k >= 1 && k <= (lua_Number)len)
+        ints++;
+      else
+        ints = -1000000000; /* integer key outside 1..n: not a list */
+    } else {
+      lua_pop(L, 1);
+      enc_fail(e, "table keys must be strings (a map) or 1..n (a list)");
+      return 0;
+    }
+  }
+  *count = n;
+  if (strs && ints) {
+    enc_fail(e, "table mixes list entries and named keys");
+    return 0;
+  }
+  if (ints < 0 || (ints > 0 && (size_t)ints != len)) {
+    enc_fail(e, "list has holes (keys must be exactly 1..n)");
+    return 0;
+  }
+  if (n == 0) return is_array_marked(L, idx);
+  return ints > 0;
+}
+
+/* [-0, +0, m] (values may be left on the stack after a failure) */
+static void enc_table(enc *e, int idx) {
+  lua_State *L = e->L;
+  size_t n = 0, i;
+  int d, is_array;
+  if (e->b->failed) return; /* out of memory: stop at once */
+  if (e->depth >= DF_MAX_DEPTH) {
+    enc_fail(e, "nesting deeper than 32 levels (or a cyclic table)");
+    return;
+  }
+  for (d = 0; d < e->depth; d++)
+    if (lua_rawequal(L, e->tables[d], idx)) {
+      enc_fail(e, "cyclic table (a table contains itself)");
+      return;
+    }
+  luaL_checkstack(L, 6, "item nested too deep");
+  is_array = classify(e, idx, &n);
+  if (e->failed) return;
+  e->tables[e->depth] = idx;
+  e->path[e->depth] = NULL;
+  e->depth++;
+  if (is_array) {
+    df__mp_put_array(e->b, (uint32_t)n);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, (int)i);
+      e->path[e->depth - 1] = "[]";
+      enc_value(e, lua_gettop(L));
+      if (e->failed) return;
+      lua_pop(L, 1);
+    }
+  } else {
+    df__mp_put_map(e->b, (uint32_t)n);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      size_t kl;
+      const char *k = lua_tolstring(L, -2, &kl);
+      df__mp_put_str(e->b, k, kl);
+      e->path[e->depth - 1] = k;
+      enc_value(e, lua_gettop(L));
+      if (e->failed) return;
+      lua_pop(L, 1);
+    }
+  }
+  e->depth--;
+}
+
+/* Append the value at idx (absolute) to e->b.  [-0, +0, m] */
+static void enc_value(enc *e, int idx) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      df__mp_put_str(e->b, s, n);
+      break;
+    }
+    case LUA_TNUMBER:
+      if (compat_isinteger(L, idx)) {
+        df__mp_put_int(e->b, compat_toint64(L, idx));
+      } else {
+        df__mp_put_float(e->b, (double)lua_tonumber(L, idx));
+      }
+      break;
+    case LUA_TBOOLEAN:
+      df__mp_put_bool(e->b, lua_toboolean(L, idx));
+      break;
+    case LUA_TTABLE:
+      enc_table(e, idx);
+      break;
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, idx) == NULL_PTR) {
+        df__mp_put_nil(e->b);
+        break;
+      }
+      enc_fail(e, "cannot store a light userdata");
+      break;
+    case LUA_TNIL:
+      df__mp_put_nil(e->b);
+      break;
+    default: {
+      char what[64];
+      snprintf(what, sizeof what, "cannot store a %s", luaL_typename(L, idx));
+      enc_fail(e, what);
+    }
+  }
+}
+
+/* [-0, +(0|1), m] */
+int lcodec_encode_item(lua_State *L, int idx, df_buf *b) {
+  enc e;
+  int top = lua_gettop(L);
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lua_pushfstring(L, "item must be a table, got %s", luaL_typename(L, idx));
+    return DF_EVALIDATION;
+  }
+  memset(&e, 0, sizeof e);
+  e.L = L;
+  e.b = b;
+  e.root = "item";
+  df__buf_reset(b);
+  enc_table(&e, idx);
+  lua_settop(L, top);
+  if (e.failed) {
+    lua_pushstring(L, e.why);
+    return DF_EVALIDATION;
+  }
+  if (b->failed) {
+    lua_pushliteral(L, "out of memory");
+    return DF_ENOMEM;
+  }
+  if (b->len && (b->p[0] & 0xf0) != 0x80 && b->p[0] != 0xde &&
+      b->p[0] != 0xdf) {
+    lua_pushliteral(L, "item must be a map of attributes, not a list");
+    return DF_EVALIDATION;
+  }
+  return DF_OK;
+}
+
+/* [-0, +(0|1), m] */
+int lcodec_encode_value(lua_State *L, int idx, df_buf *b) {
+  enc e;
+  int top = lua_gettop(L);
+  idx = lua_absindex(L, idx);
+  memset(&e, 0, sizeof e);
+  e.L = L;
+  e.b = b;
+  df__buf_reset(b);
+  enc_value(&e, idx);
+  lua_settop(L, top);
+  if (e.failed) {
+    lua_pushstring(L, e.why);
+    return DF_EVALIDATION;
+  }
+  if (b->failed) {
+    lua_pushliteral(L, "out of memory");
+    return DF_ENOMEM;
+  }
+  return DF_OK;
+}
+
+/* ------------------------------------------------------------ decoding */
+
+static void push_array_mt(lua_State *L) {
+  luaL_getmetatable(L, LDF_ARRAY_MT);
+}
+
+/* Big-endian unsigned integer of nb bytes at p. */
+static uint64_t be_uint(const unsigned char *p, int nb) {
+  uint64_t x = 0;
+  int i;
+  for (i = 0; i < nb; i++) x = (x << 8) | p[i];
+  return x;
+}
+
+/* The attribute-name cache: items repeat the same attribute names, and
+ * pushing a name from a cache is cheaper than interning it again.  It is
+ * a table of NAME_SLOTS strings plus a userdata holding a copy of each
+ * slot's bytes (compared in C, without a call into Lua), shared as
+ * upvalues 1 and 2 by the handle and transaction methods; a slot is picked
+ * by the length and a few bytes of the name, and a slot holding another
+ * name is replaced.  Invariant: slot i of the userdata holds the bytes of
+ * the string at index i + 1 of the table, or length 0.  The cache only
+ * saves work: a decoded item is the same with or without it. */
+#define NAME_SLOTS 256
+#define NAME_MAX_LEN 31 /* fixstr names only */
+
+typedef struct lcodec_name_slots {
+  unsigned char len[NAME_SLOTS];
+  char s[NAME_SLOTS][NAME_MAX_LEN];
+} name_slots;
+
+typedef lcodec_names names;
+
+void lcodec_push_name_cache(lua_State *L) {
+  lua_createtable(L, NAME_SLOTS, 0);
+  memset(lua_newuserdata(L, sizeof(name_slots)), 0, sizeof(name_slots));
+}
+
+/* Push the name s[0..n) (0 < n <= NAME_MAX_LEN).  [-0, +1, e] */
+static void push_name(lua_State *L, const names *nm, const unsigned char *s,
+                      size_t n) {
+  unsigned h = ((unsigned)n * 37u + s[0] * 7u + s[n - 1] * 3u + s[n / 2]) &
+               (NAME_SLOTS - 1);
+  name_slots *ns = nm->slots;
+  if (ns->len[h] == n && memcmp(ns->s[h], s, n) == 0) {
+    lua_rawgeti(L, nm->table, (int)h + 1);
+    return;
+  }
+  lua_pushlstring(L, (const char *)s, n);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, nm->table, (int)h + 1);
+  memcpy(ns->s[h], s, n);
+  ns->len[h] = (unsigned char)n;
+}
+
+/* Push the MessagePack value at *p as Lua, advancing *p.  This is the hot
+ * path of every get, query and scan, so it reads the bytes directly (one
+ * switch on the type byte) rather than through the core's df__mp_read; it
+ * is as strict: every length is checked against `end`, ext types and 0xc1
+ * are refused, nesting is bounded.  Returns 0, or -1 for malformed bytes
+ * (the values pushed so far stay on the stack; the caller resets it).
+ * nm: the attribute-name cache, or NULL.
+ * [-0, +1, e] */
+static int dec_value(lua_State *L, const unsigned char **pp,
+                     const unsigned char *end, int depth, const names *nm) {
+  const unsigned char *p = *pp;
+  size_t n, i, avail;
+  unsigned c;
+  int nb;
+  if (p >= end) return -1;
+  c = *p++;
+  avail = (size_t)(end - p);
+  if (c <= 0x7f) {
+    compat_pushint(L, (int64_t)c);
+  } else if (c >= 0xe0) {
+    compat_pushint(L, (int64_t)c - 256);
+  } else if (c >= 0xa0 && c <= 0xbf) {
+    n = c & 0x1f;
+    goto str;
+  } else if (c <= 0x8f) {
+    n = c & 0x0f;
+    goto map;
+  } else if (c <= 0x9f) {
+    n = c & 0x0f;
+    goto array;
+  } else {
+    switch (c) {
+      case 0xc0:
+        lua_pushlightuserdata(L, NULL_PTR);
+        break;
+      case 0xc2:
+      case 0xc3:
+        lua_pushboolean(L, c == 0xc3);
+        break;
+      case 0xc4: /* bin 8/16/32 and str 8/16/32 */
+      case 0xd9:
+        nb = 1;
+        goto strlen;
+      case 0xc5:
+      case 0xda:
+        nb = 2;
+        goto strlen;
+      case 0xc6:
+      case 0xdb:
+        nb = 4;
+      strlen:
+        if (avail < (size_t)nb) return -1;
+        n = (size_t)be_uint(p, nb);
+        p += nb;
+        avail -= (size_t)nb;
+        goto str;
+      case 0xca: {
+        float f;
+        uint32_t u;
+        if (avail < 4) return -1;
+        u = (uint32_t)be_uint(p, 4);
+        memcpy(&f, &u, 4);
+        lua_pushnumber(L, (lua_Number)f);
+        p += 4;
+        break;
+      }
+      case 0xcb: {
+        double d;
+        uint64_t u;
+        if (avail < 8) return -1;
+        u = be_uint(p, 8);
+        memcpy(&d, &u, 8);
+        lua_pushnumber(L, (lua_Number)d);
+        p += 8;
+        break;
+      }
+      case 0xcc:
+      case 0xcd:
+      case 0xce:
+      case 0xcf: {
+        uint64_t u;
+        nb = 1 << (c - 0xcc);
+        if (avail < (size_t)nb) return -1;
+        u = be_uint(p, nb);
+        if (u > (uint64_t)INT64_MAX)
+          lua_pushnumber(L, (lua_Number)u);
+        else
+          compat_pushint(L, (int64_t)u);
+        p += nb;
+        break;
+      }
+      case 0xd0:
+      case 0xd1:
+      case 0xd2:
+      case 0xd3: {
+        uint64_t u;
+        int64_t v;
+        nb = 1 << (c - 0xd0);
+        if (avail < (size_t)nb) return -1;
+        u = be_uint(p, nb);
+        if (nb < 8 && (u >> (8 * nb - 1)) != 0) /* sign-extend */
+          u |= ~(uint64_t)0 << (8 * nb);
+        memcpy(&v, &u, 8);
+        compat_pushint(L, v);
+        p += nb;
+        break;
+      }
+      case 0xdc:
+      case 0xdd:
+        nb = c == 0xdc ? 2 : 4;
+        if (avail < (size_t)nb) return -1;
+        n = (size_t)be_uint(p, nb);
+        p += nb;
+        goto array;
+      case 0xde:
+      case 0xdf:
+        nb = c == 0xde ? 2 : 4;
+        if (avail < (size_t)nb) return -1;
+        n = (size_t)be_uint(p, nb);
+        p += nb;
+        goto map;
+      default:
+        return -1; /* 0xc1 and the ext types */
+    }
+  }
+  *pp = p;
+  return 0;
+
+str:
+  if (avail < n) return -1;
+  lua_pushlstring(L, (const char *)p, n);
+  *pp = p + n;
+  return 0;
+
+array:
+  /* every element takes at least one byte: a count beyond the bytes left
+   * is malformed (and must not size a table) */
+  if (depth > DF_MAX_DEPTH || n > (size_t)(end - p)) return -1;
+  luaL_checkstack(L, 4, "item nested too deep");
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    if (dec_value(L, &p, end, depth + 1, nm) != 0) return -1;
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  if (n == 0) {
+    push_array_mt(L);
+    lua_setmetatable(L, -2);
+  }
+  *pp = p;
+  return 0;
+
+map:
+  if (depth > DF_MAX_DEPTH || n > (size_t)(end - p) / 2) return -1;
+  luaL_checkstack(L, 4, "item nested too deep");
+  lua_createtable(L, 0, (int)n);
+  for (i = 0; i < n; i++) {
+    int kt;
+    if (nm != NULL && p<end && * p> 0xa0 && *p <= 0xbf &&
+        (size_t)(*p & 0x1f) < (size_t)(end - p)) {
+      size_t kn = *p & 0x1f;
+      push_name(L, nm, p + 1, kn);
+      p += 1 + kn;
+      if (dec_value(L, &p, end, depth + 1, nm) != 0) return -1;
+      lua_rawset(L, -3); /* a string key */
+      continue;
+    }
+    if (dec_value(L, &p, end, depth + 1, nm) != 0) return -1;
+    if (dec_value(L, &p, end, depth + 1, nm) != 0) return -1;
+    kt = lua_type(L, -2);
+    if (kt == LUA_TLIGHTUSERDATA ||
+        (kt == LUA_TNUMBER && lua_tonumber(L, -2) != lua_tonumber(L, -2))) {
+      lua_pop(L, 2); /* a nil or NaN key cannot live in a Lua table */
+      continue;
+    }
+    lua_rawset(L, -3);
+  }
+  *pp = p;
+  return 0;
+}
+
+/* [-0, +1, v] */
+void lcodec_push_item(lua_State *L, const names *nm, const void *item,
+                      size_t len) {
+  const unsigned char *p = item, *end;
+  int top = lua_gettop(L);
+  if (item == NULL) {
+    lua_pushnil(L);
+    return;
+  }
+  end = p + len;
+  if (dec_value(L, &p, end, 1, nm) != 0 || p != end) {
+    lua_settop(L, top);
+    lerror_raise(L, "dynafile: a stored item is malformed (corrupt data)");
+  }
+}
+
+/* [-0, +1, -] */
+void lcodec_names_open(lua_State *L, names *nm) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  nm->table = lua_gettop(L);
+  nm->slots = lua_touserdata(L, lua_upvalueindex(2));
+}
+
+/* ---------------------------------------------------------------- keys */
+
+/* [-0, +(0|1), m] */
+int lcodec_key_value(lua_State *L, int idx, const char *what, df_value *v) {
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+      v->type = DF_TSTR;
+      v->s = lua_tolstring(L, idx, &v->n);
+      return DF_OK;
+    case LUA_TNUMBER:
+      if (compat_isinteger(L, idx)) {
+        v->type = DF_TINT;
+        v->i = compat_toint64(L, idx);
+        return DF_OK;
+      }
+      v->type = DF_TFLOAT;
+      v->f = (double)lua_tonumber(L, idx);
+      if (v->f == v->f) return DF_OK;
+      lua_pushfstring(L, "%s must not be NaN", what);
+      return DF_EVALIDATION;
+    default:
+      lua_pushfstring(L, "%s must be a string or a number, got %s", what,
+                      luaL_typename(L, idx));
+      return DF_EVALIDATION;
+  }
+}
+
+/* [-0, +2|+1, m] */
+int lcodec_read_key(lua_State *L, int idx, df_db *db, df_key *k) {
+  const df_schema *s = df_db_schema(db);
+  const char *attr[2];
+  df_value *vals[2];
+  int i, n = s->sk ? 2 : 1, base = lua_gettop(L), code;
+  memset(k, 0, sizeof *k);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lua_pushfstring(L, "key must be a table, got %s", luaL_typename(L, idx));
+    return DF_EVALIDATION;
+  }
+  attr[0] = s->pk;
+  attr[1] = s->sk;
+  vals[0] = &k->pk;
+  vals[1] = &k->sk;
+  /* The values stay on the stack until the caller returns: an __index
+   * function may have made them, and nothing else keeps them alive. */
+  luaL_checkstack(L, 4, "key");
+  for (i = 0; i < n; i++) {
+    lua_getfield(L, idx, attr[i]);
+    if (lua_isnil(L, -1)) {
+      lua_settop(L, base);
+      lua_pushfstring(L, "key: missing key attribute %s", attr[i]);
+      return DF_EVALIDATION;
+    }
+    lua_pushfstring(L, "key attribute %s", attr[i]);
+    code = lcodec_key_value(L, -2, lua_tostring(L, -1), vals[i]);
+    if (code != DF_OK) { /* the message is on top: keep only it */
+      lua_replace(L, base + 1);
+      lua_settop(L, base + 1);
+      return code;
+    }
+    lua_pop(L, 1);
+  }
+  if (n == 1) lua_pushnil(L); /* two values, always */
+  return DF_OK;
+}
+
+/* ------------------------------------------------------------- events */
+
+/* [-0, +1, v] */
+void lcodec_push_event(lua_State *L, const df_event *ev) {
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, ev->action == DF_EV_PUT ? "PUT" : "DELETE");
+  lua_setfield(L, -2, "action");
+  if (ev->old) {
+    lcodec_push_item(L, NULL, ev->old, ev->old_len);
+    lua_setfield(L, -2, "old");
+  }
+  if (ev->new_item) {
+    lcodec_push_item(L, NULL, ev->new_item, ev->new_len);
+    lua_setfield(L, -2, "new");
+  }
+  if (ev->expired) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "expired");
+  }
+  if (ev->seq) {
+    compat_pushint(L, ev->seq);
+    lua_setfield(L, -2, "seq");
+  }
+}
+
+/* ------------------------------------------------------------ methods */
+
+/* core.decode(bytes) -> item */
+static int l_decode(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lcodec_push_item(L, NULL, s, n);
+  return 1;
+}
+
+const luaL_Reg lcodec_funcs[] = {{"decode", l_decode}, {NULL, NULL}};

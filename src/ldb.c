@@ -1,0 +1,265 @@
+/*
+ * ldb.c -- the methods of a database handle: the one-call reads and
+ * writes (get_item, put_item, delete_item: each one transaction of the
+ * core), key checks and encoding without a write, the schema, statistics,
+ * the consistency check, drop_index and close.
+ *
+ * Invariant: a closed handle (d->db == NULL) fails every method but
+ * close and closed, which may be called any number of times (close is
+ * also the handle's __gc).
+ */
+#include <string.h>
+
+#include "ldynafile.h"
+
+/* [-0, +0, v] */
+ldb *ldb_arg(lua_State *L, int idx) {
+  ldb *d = luaL_checkudata(L, idx, LDF_DB_MT);
+  return d->db ? d : NULL;
+}
+
+/* [-0, +3, m] */
+int ldb_closed_fail(lua_State *L) {
+  return lerror_misuse(L, DF_ECLOSED, "database is closed");
+}
+
+/* [-0, +3, m] */
+int ldb_readonly_fail(lua_State *L) {
+  return lerror_misuse(L, DF_EREADONLY, "the database is opened read-only");
+}
+
+/* [-0, +0, v] */
+double ldb_opt_time(lua_State *L, int idx) {
+  return lua_isnoneornil(L, idx) ? 0.0 : (double)luaL_checknumber(L, idx);
+}
+
+int ldb_close(lua_State *L) {
+  ldb *d = luaL_checkudata(L, 1, LDF_DB_MT);
+  df_page_free(d->page);
+  d->page = NULL;
+  df_stream_free(d->stream);
+  d->stream = NULL;
+  df__buf_free(&d->buf);
+  df_db_close(d->db);
+  d->db = NULL;
+  return 0;
+}
+
+/* db:drop_index(name) -> true | nil, msg, code ("NotFound": no index of
+ * that name) */
+static int l_db_drop_index(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  int code;
+  if (d == NULL) return ldb_closed_fail(L);
+  if (d->readonly) /* returned, not raised, as a read-only file system */
+    return lerror_fail(L, DF_EREADONLY, "the database is opened read-only");
+  code = df_db_drop_index(d->db, name);
+  if (code == DF_ENOTFOUND) return lerror_misuse(L, code, df_db_errmsg(d->db));
+  if (code != DF_OK) return lerror_fail(L, code, df_db_errmsg(d->db));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_db_closed(lua_State *L) {
+  ldb *d = luaL_checkudata(L, 1, LDF_DB_MT);
+  lua_pushboolean(L, d->db == NULL);
+  return 1;
+}
+
+static void set_str(lua_State *L, const char *k, const char *v) {
+  if (v == NULL) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* db:schema() -> {pk=, sk=, ttl=, indexes = {name = {...}}} */
+static int l_db_schema(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  const df_schema *s;
+  size_t i, j;
+  static const char *proj[] = {"all", "keys", "include"};
+  if (d == NULL) return ldb_closed_fail(L);
+  s = df_db_schema(d->db);
+  lua_newtable(L);
+  set_str(L, "pk", s->pk);
+  set_str(L, "sk", s->sk);
+  set_str(L, "ttl", s->ttl_attr);
+  lua_newtable(L);
+  for (i = 0; i < s->n_indexes; i++) {
+    const df_index_def *x = &s->indexes[i];
+    lua_newtable(L);
+    set_str(L, "name", x->name);
+    set_str(L, "kind", x->kind == DF_GSI ? "gsi" : "lsi");
+    set_str(L, "pk", x->pk);
+    set_str(L, "sk", x->sk);
+    if (x->projection == DF_PROJ_INCLUDE) {
+      lua_newtable(L);
+      for (j = 0; j < x->n_include; j++) {
+        lua_pushstring(L, x->include[j]);
+        lua_rawseti(L, -2, (int)j + 1);
+      }
+      lua_setfield(L, -2, "projection");
+    } else {
+      set_str(L, "projection", proj[x->projection]);
+    }
+    lua_pushinteger(L, (lua_Integer)x->id);
+    lua_setfield(L, -2, "id");
+    lua_setfield(L, -2, x->name);
+  }
+  lua_setfield(L, -2, "indexes");
+  return 1;
+}
+
+static int l_db_id(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  if (d == NULL) return ldb_closed_fail(L);
+  lua_pushstring(L, df_db_id(d->db));
+  return 1;
+}
+
+/* Counts and sizes: integers on Lua 5.3+. */
+static void set_num(lua_State *L, const char *k, double v) {
+  compat_pushint(L, (int64_t)v);
+  lua_setfield(L, -2, k);
+}
+
+static int l_db_stat(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  df_stat st;
+  int code;
+  if (d == NULL) return ldb_closed_fail(L);
+  code = df_db_stat(d->db, &st);
+  if (code != DF_OK) return lerror_fail(L, code, df_db_errmsg(d->db));
+  lua_newtable(L);
+  set_num(L, "items", (double)st.items);
+  set_num(L, "index_entries", (double)st.index_entries);
+  set_num(L, "map_size", (double)st.map_size);
+  set_num(L, "used_bytes", (double)st.used_bytes);
+  set_num(L, "max_readers", (double)st.max_readers);
+  set_num(L, "readers_used", (double)st.readers_used);
+  set_num(L, "stream_first", (double)st.stream_first);
+  set_num(L, "stream_last", (double)st.stream_last);
+  return 1;
+}
+
+/* db:check() -> report table | nil, msg, code */
+static int l_db_check(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  df_check_report r;
+  int code;
+  if (d == NULL) return ldb_closed_fail(L);
+  code = df_db_check(d->db, &r);
+  if (code != DF_OK) return lerror_fail(L, code, df_db_errmsg(d->db));
+  lua_newtable(L);
+  set_num(L, "items", (double)r.items);
+  set_num(L, "index_entries", (double)r.index_entries);
+  set_num(L, "expiry_entries", (double)r.expiry_entries);
+  set_num(L, "bad_items", (double)r.bad_items);
+  set_num(L, "missing_index", (double)r.missing_index);
+  set_num(L, "stale_index", (double)r.stale_index);
+  set_num(L, "missing_expiry", (double)r.missing_expiry);
+  set_num(L, "stale_expiry", (double)r.stale_expiry);
+  lua_pushboolean(L, r.bad_items == 0 && r.missing_index == 0 &&
+                         r.stale_index == 0 && r.missing_expiry == 0 &&
+                         r.stale_expiry == 0);
+  lua_setfield(L, -2, "ok");
+  return 1;
+}
+
+/* db:get_item(key [, now [, projection]]) -> item | nil | nil, msg, code
+ */
+static int l_db_get_item(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  df_key k;
+  const void *item;
+  size_t len;
+  int code;
+  double now = ldb_opt_time(L, 3);
+  df_projection *pr = lexpr_opt_projection(L, 4);
+  if (d == NULL) return ldb_closed_fail(L);
+  if ((code = lcodec_read_key(L, 2, d->db, &k)) != DF_OK)
+    return lerror_misuse_pushed(L, code);
+  code = df_db_get(d->db, &k, now, &item, &len);
+  if (code == DF_ENOTFOUND) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (code != DF_OK) return lerror_core(L, code, df_db_errmsg(d->db));
+  {
+    lcodec_names nm;
+    lcodec_names_open(L, &nm);
+    lexpr_push_projected(L, &nm, pr, item, len);
+  }
+  return 1;
+}
+
+/* db:put_item(item [, now]) -> true | nil, msg, code */
+static int l_db_put_item(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  double now = ldb_opt_time(L, 3);
+  int code;
+  if (d == NULL) return ldb_closed_fail(L);
+  if (d->readonly) return ldb_readonly_fail(L);
+  if ((code = lcodec_encode_item(L, 2, &d->buf)) != DF_OK)
+    return lerror_misuse_pushed(L, code);
+  code = df_db_put(d->db, d->buf.p, d->buf.len, now);
+  if (code != DF_OK) return lerror_core(L, code, df_db_errmsg(d->db));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* db:delete_item(key [, now]) -> true, found | nil, msg, code */
+static int l_db_delete_item(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  df_key k;
+  int code, found = 0;
+  double now = ldb_opt_time(L, 3);
+  if (d == NULL) return ldb_closed_fail(L);
+  if (d->readonly) return ldb_readonly_fail(L);
+  if ((code = lcodec_read_key(L, 2, d->db, &k)) != DF_OK)
+    return lerror_misuse_pushed(L, code);
+  code = df_db_delete(d->db, &k, now, &found);
+  if (code != DF_OK) return lerror_core(L, code, df_db_errmsg(d->db));
+  lua_pushboolean(L, 1);
+  lua_pushboolean(L, found);
+  return 2;
+}
+
+/* db:check_key(key) -> true | nil, msg, code: whether key is a valid key
+ * table, without reading */
+static int l_db_check_key(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  df_key k;
+  int code;
+  if (d == NULL) return ldb_closed_fail(L);
+  if ((code = lcodec_read_key(L, 2, d->db, &k)) != DF_OK)
+    return lerror_misuse_pushed(L, code);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* db:encode(item) -> the item's bytes | nil, msg, code */
+static int l_db_encode(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  int code;
+  if (d == NULL) return ldb_closed_fail(L);
+  if ((code = lcodec_encode_item(L, 2, &d->buf)) != DF_OK)
+    return lerror_misuse_pushed(L, code);
+  lua_pushlstring(L, (const char *)d->buf.p, d->buf.len);
+  return 1;
+}
+
+const luaL_Reg ldb_methods[] = {{"close", ldb_close},
+                                {"closed", l_db_closed},
+                                {"drop_index", l_db_drop_index},
+                                {"schema", l_db_schema},
+                                {"id", l_db_id},
+                                {"stat", l_db_stat},
+                                {"check", l_db_check},
+                                {"get_item", l_db_get_item},
+                                {"put_item", l_db_put_item},
+                                {"delete_item", l_db_delete_item},
+                                {"check_key", l_db_check_key},
+                                {"encode", l_db_encode},
+                                {NULL, NULL}};

@@ -1,0 +1,270 @@
+/*
+ * lquery.c -- reads in pages: one page of a query or a scan (the Lua layer
+ * loops over pages, applying Lua filters and TTL functions), and the
+ * change-log records other processes wrote.
+ *
+ * Invariant: a page call holds no read transaction when it returns; the
+ * items are decoded from the core's copy (df_page), and the next page
+ * starts after the returned next_key, so a loop may write or stop at any
+ * point.
+ */
+#include <string.h>
+
+#include "ldynafile.h"
+
+/* ----------------------------------------------------------- queries */
+
+static int cond_of(const char *s) {
+  static const struct {
+    const char *name;
+    int cond;
+  } t[] = {{"eq", DF_COND_EQ},
+           {"lt", DF_COND_LT},
+           {"le", DF_COND_LE},
+           {"gt", DF_COND_GT},
+           {"ge", DF_COND_GE},
+           {"between", DF_COND_BETWEEN},
+           {"begins_with", DF_COND_BEGINS_WITH}};
+  size_t i;
+  for (i = 0; i < sizeof t / sizeof t[0]; i++)
+    if (strcmp(s, t[i].name) == 0) return t[i].cond;
+  return -1;
+}
+
+/* Read the key value spec[field] into *v, named `what` in messages; the
+ * value stays referenced by the spec table.  DF_OK, or a code with the
+ * reason pushed.  [-0, +(0|1), m] */
+static int spec_value(lua_State *L, int spec, const char *field,
+                      const char *what, df_value *v) {
+  int code;
+  lua_getfield(L, spec, field);
+  code = lcodec_key_value(L, -1, what, v);
+  if (code != DF_OK) {
+    lua_remove(L, -2);
+    return code;
+  }
+  lua_pop(L, 1);
+  return DF_OK;
+}
+
+/* Read the page spec at index 2 into *q (see l_db_page).  Returns DF_OK
+ * with one value pushed (the start_after bytes, or nil), which q borrows
+ * and which must stay on the stack while q is used; or a code with only
+ * the reason pushed.  [-0, +1, m] */
+static int read_spec(lua_State *L, ldb *d, df_query *q, df_projection **pr,
+                     size_t *max_items, size_t *max_examined) {
+  int code;
+  memset(q, 0, sizeof *q);
+  lua_getfield(L, 2, "index");
+  if (lua_isstring(L, -1)) {
+    unsigned id;
+    if (df_db_index_find(d->db, lua_tostring(L, -1), &id) != DF_OK) {
+      lua_pushfstring(L, "index: no index named %s", lua_tostring(L, -1));
+      lua_remove(L, -2);
+      return DF_ENOTFOUND;
+    }
+    q->index = id;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "query");
+  if (lua_toboolean(L, -1)) {
+    q->has_pk = 1;
+    if ((code = spec_value(L, 2, "pk", "partition key", &q->pk)) != DF_OK) {
+      lua_remove(L, -2);
+      return code;
+    }
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "cond");
+  if (lua_isstring(L, -1)) {
+    const char *c = lua_tostring(L, -1);
+    q->cond = cond_of(c);
+    if (q->cond < 0)
+      return lerror_raise(L, "dynafile.core: unknown key condition %s", c);
+    code = spec_value(L, 2, "lo", q->cond == DF_COND_BETWEEN ? "between[1]" : c,
+                      &q->lo);
+    if (code == DF_OK && q->cond == DF_COND_BETWEEN)
+      code = spec_value(L, 2, "hi", "between[2]", &q->hi);
+    if (code == DF_OK && q->cond == DF_COND_BEGINS_WITH &&
+        q->lo.type != DF_TSTR) {
+      lua_pushliteral(L, "begins_with must be a string");
+      code = DF_EVALIDATION;
+    }
+    if (code != DF_OK) {
+      lua_remove(L, -2);
+      return code;
+    }
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "start");
+  if (!lua_isnil(L, -1)) {
+    q->has_start = 1;
+    if ((code = lcodec_key_value(L, -1, "starts_with", &q->start)) != DF_OK) {
+      lua_remove(L, -2);
+      return code;
+    }
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "reverse");
+  q->reverse = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "segments");
+  if (lua_isnumber(L, -1)) {
+    q->segments = (unsigned)lua_tonumber(L, -1);
+    lua_getfield(L, 2, "segment");
+    q->segment = (unsigned)lua_tonumber(L, -1) - 1;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "filter");
+  if (!lua_isnil(L, -1)) {
+    lexpr *x = luaL_testudata(L, -1, LDF_EXPR_MT);
+    if (x == NULL || x->e == NULL)
+      return lerror_raise(L,
+                          "dynafile.core: filter: not a compiled "
+                          "expression");
+    q->filter = x->e;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "projection");
+  *pr = lexpr_opt_projection(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "max");
+  *max_items = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : 100;
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "max_examined");
+  *max_examined = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : 0;
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "now");
+  q->now = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : 0.0;
+  lua_pop(L, 1);
+  /* start_after: a key table, encoded; the bytes stay on the stack in a
+   * string, so nothing leaks if a later step raises */
+  lua_getfield(L, 2, "start_after");
+  if (lua_istable(L, -1)) {
+    if ((code = lcodec_encode_item(L, -1, &d->buf)) != DF_OK) {
+      lua_pushfstring(L, "start_after: %s", lua_tostring(L, -1));
+      lua_replace(L, -3);
+      lua_pop(L, 1);
+      return code;
+    }
+    lua_pushlstring(L, (const char *)d->buf.p, d->buf.len);
+    lua_replace(L, -2);
+    q->start_after = lua_tolstring(L, -1, &q->start_after_len);
+  } else {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  return DF_OK;
+}
+
+/* db:page(spec) -> items, next_key, examined | nil, msg, code
+ * spec: query (true: pk is a partition value to query), pk, index (name),
+ * cond ("eq", "lt", "le", "gt", "ge", "between", "begins_with") with lo
+ * and hi, start (starts_with), reverse, start_after (key table),
+ * segment (1-based) and segments, filter (compiled expression),
+ * projection (compiled), max, max_examined, now.  Other fields are ignored (the
+ * Lua layer keeps its reader's state in the same table). */
+static int l_db_page(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  df_query q;
+  df_projection *pr;
+  size_t i, n, max_items, max_examined;
+  const void *p;
+  size_t plen;
+  int code;
+  lcodec_names nm;
+  if (d == NULL) return ldb_closed_fail(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  if ((code = read_spec(L, d, &q, &pr, &max_items, &max_examined)) != DF_OK)
+    return lerror_misuse_pushed(L, code);
+  code = df_query_page(d->db, &q, max_items, max_examined, d->page);
+  if (code != DF_OK) return lerror_core(L, code, df_db_errmsg(d->db));
+  n = df_page_count(d->page);
+  lcodec_names_open(L, &nm);
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    df_page_item(d->page, i, &p, &plen);
+    lexpr_push_projected(L, &nm, pr, p, plen);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  df_page_next_key(d->page, &p, &plen);
+  lcodec_push_item(L, NULL, p, plen);
+  lua_pushinteger(L, (lua_Integer)df_page_examined(d->page));
+  return 3;
+}
+
+/* db:check_page(spec) -> true | nil, msg, code: whether db:page(spec)
+ * would accept spec (its key values, index, start_after), reading
+ * nothing -- so an iterator can refuse bad arguments when it is made */
+static int l_db_check_page(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  df_query q;
+  df_projection *pr;
+  size_t max_items, max_examined;
+  int code;
+  if (d == NULL) return ldb_closed_fail(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  if ((code = read_spec(L, d, &q, &pr, &max_items, &max_examined)) != DF_OK)
+    return lerror_misuse_pushed(L, code);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Read the change-log records after seq `after` (after < 0: only the
+ * bounds), skipping those of origin `skip` (0: none).
+ * -> events, next, first, last | nil, msg, code [, true] */
+static int stream_read(lua_State *L, int all) {
+  ldb *d = ldb_arg(L, 1);
+  lua_Number a = luaL_checknumber(L, 2);
+  uint64_t after = a < 0 ? UINT64_MAX : (uint64_t)compat_toint64(L, 2);
+  size_t i, n, max = (size_t)luaL_optinteger(L, 3, 256);
+  uint64_t first, last;
+  int code;
+  if (d == NULL) return ldb_closed_fail(L);
+  if (d->stream == NULL && df_stream_new(&d->stream) != DF_OK)
+    return lerror_fail(L, DF_ENOMEM, "out of memory");
+  code = df_stream_read(d->db, after, max, all ? 0 : df_db_origin(d->db),
+                        d->stream);
+  if (code != DF_OK) return lerror_core(L, code, df_db_errmsg(d->db));
+  n = df_stream_count(d->stream);
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    df_stream_record r;
+    if (df_stream_record_get(d->stream, i, &r) != DF_OK)
+      return lerror_raise(L, "dynafile: a change-log record is malformed");
+    lcodec_push_event(L, &r.event);
+    lua_pushnumber(L, (lua_Number)r.time);
+    lua_setfield(L, -2, "time");
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  df_stream_bounds(d->stream, &first, &last);
+  compat_pushint(L, a < 0 ? last : df_stream_next(d->stream));
+  compat_pushint(L, first);
+  compat_pushint(L, last);
+  return 4;
+}
+
+/* db:stream_read(after [, max]) -> events, next, first, last | nil, msg,
+ * code: the change-log records after seq `after` that other Lua states
+ * and processes wrote (this state's own are skipped: its listeners heard
+ * them), oldest first, each an event with its seq and commit `time`;
+ * `next` is the seq to read after next time; first and last bound the
+ * log.  after < 0: only the bounds. */
+static int l_db_stream_read(lua_State *L) {
+  return stream_read(L, 0);
+}
+
+/* db:stream_read_all(after [, max]): the same with every writer's
+ * records, this Lua state's included */
+static int l_db_stream_read_all(lua_State *L) {
+  return stream_read(L, 1);
+}
+
+const luaL_Reg lquery_db_methods[] = {{"page", l_db_page},
+                                      {"check_page", l_db_check_page},
+                                      {"stream_read", l_db_stream_read},
+                                      {"stream_read_all", l_db_stream_read_all},
+                                      {NULL, NULL}};
