@@ -1,6 +1,10 @@
 # dynafile -- build, test, install.
 #
 #   make            build the C core and the Lua module for $(LUA)
+#   make shell      a $(LUA) prompt with this checkout's dynafile loaded
+#   make run SCRIPT=file.lua [ARGS="..."]   run a script with this checkout's
+#                   dynafile (`eval "$$(make -s env)"` sets the same paths in
+#                   the current shell)
 #   make demo       install what is missing, build, run examples/quickstart.lua
 #   make test       install what is missing, build, run every test
 #   make js-deps    install the pinned JavaScript test clients (tests/js)
@@ -63,10 +67,29 @@ C_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 C_EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 
 .PHONY: all deps js-deps bench-serve demo test test-c test-lua bench bench-remote install \
-        uninstall clean \
-        docs format lint tsan
+        uninstall clean docs format lint tsan env shell run
+
+# The Lua paths under which `require "dynafile"` loads this checkout's
+# build (make env prints them; make shell and make run use them).
+RUN_LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
+RUN_LUA_CPATH = $(CURDIR)/$(B)/?.so;;
 
 all: $(MODULE) $(LIB)
+	@if [ "$(MAKELEVEL)" = 0 ] && [ -z "$(filter shell run demo,$(MAKECMDGOALS))" ]; then \
+	  echo "built $(MODULE); use it from here: make shell, make run SCRIPT=file.lua," \
+	       "or eval \"\$$(make -s env)\" in your shell"; \
+	fi
+
+env:
+	@echo 'export LUA_PATH="$(RUN_LUA_PATH)" LUA_CPATH="$(RUN_LUA_CPATH)"'
+
+shell: all
+	@LUA_PATH="$(RUN_LUA_PATH)" LUA_CPATH="$(RUN_LUA_CPATH)" $(LUA_BIN) -i -e \
+	  'dynafile = require "dynafile" print("dynafile " .. dynafile.version .. " loaded as dynafile")'
+
+run: all
+	@if [ -z "$(SCRIPT)" ]; then echo "usage: make run SCRIPT=file.lua [ARGS=...]" >&2; exit 2; fi
+	@LUA_PATH="$(RUN_LUA_PATH)" LUA_CPATH="$(RUN_LUA_CPATH)" $(LUA_BIN) $(SCRIPT) $(ARGS)
 
 $(B)/%.o: src/%.c src/*.h | $(B)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -103,7 +126,8 @@ deps:
 js-deps: deps
 	@sh scripts/js-deps.sh
 
-demo: deps
+demo:
+	@sh scripts/install-deps.sh --build
 	@$(MAKE) --no-print-directory all
 	LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(B)/?.so;;" \
 	  $(LUA_BIN) examples/quickstart.lua

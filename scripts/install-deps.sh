@@ -6,20 +6,30 @@
 # missing, `apt-get update` runs once, then one `apt-get install` for the
 # missing packages only.  Runs apt through sudo when not root (if sudo exists).
 #
-#   sh scripts/install-deps.sh          install what is missing
-#   sh scripts/install-deps.sh --list   print the package list and exit
-#   sh scripts/install-deps.sh --check  exit 1 (listing them) if any is missing
-#   sh scripts/install-deps.sh --docs   the same for what `make docs` needs
-#   sh scripts/install-deps.sh --bench  the same for what `make bench` needs
+#   sh scripts/install-deps.sh          install what is missing for
+#                                       `make test` (everything below)
+#   sh scripts/install-deps.sh --build  only what `make` and `make demo`
+#                                       need (a C compiler, LMDB, Lua 5.4)
+#   sh scripts/install-deps.sh --docs   only what `make docs` needs
+#   sh scripts/install-deps.sh --bench  only what `make bench` adds
+#   ... --list                          print the package list and exit
+#   ... --check                         exit 1 (listing them) if any is missing
 #
 # Note: luajit2 (OpenResty's LuaJIT) is used on purpose, never the `luajit`
 # package, which conflicts with nginx's Lua module (libnginx-mod-http-lua).
 set -eu
 
-PACKAGES="
+# `make`, `make demo`, `make install`: build the module for Lua 5.4 and run
+# the examples.
+BUILD_PACKAGES="
   gcc libc6-dev make pkg-config
-  liblmdb-dev lmdb-utils
+  liblmdb-dev
   lua5.4 liblua5.4-dev
+"
+# `make test`: every suite, on every Lua version (the build packages too).
+PACKAGES="
+  $BUILD_PACKAGES
+  lmdb-utils
   lua5.3 liblua5.3-dev
   lua5.1 liblua5.1-0-dev
   luajit2 libluajit2-5.1-dev
@@ -35,7 +45,7 @@ PACKAGES="
 # What each group is for:
 #   gcc libc6-dev make pkg-config   C toolchain (libc6-dev is only a Recommends
 #                                   of gcc, and we install without recommends)
-#   liblmdb-dev lmdb-utils          the storage engine, mdb_stat/mdb_dump
+#   liblmdb-dev lmdb-utils          the storage engine; mdb_stat/mdb_dump (tests)
 #   lua*/liblua*-dev luajit2 ...    interpreters and headers the module builds for
 #   lua-cjson                       JSON for the Lua layer (all Lua versions)
 #   lua-busted                      the Lua spec runner (/usr/bin/busted)
@@ -60,18 +70,17 @@ DOC_PACKAGES="lua5.1 lua-ldoc lua-markdown"
 # `make bench` only: the original Python dynafile, a peer of bench/reads.lua,
 # runs on Debian's python3 with these two libraries.
 BENCH_PACKAGES="python3 python3-sortedcontainers python3-atomicwrites"
-if [ "${1:-}" = "--docs" ]; then
-  PACKAGES=$DOC_PACKAGES
-  shift
-elif [ "${1:-}" = "--bench" ]; then
-  PACKAGES=$BENCH_PACKAGES
-  shift
-fi
+GROUP=test
+case "${1:-}" in
+  --build) PACKAGES=$BUILD_PACKAGES; GROUP=build; shift ;;
+  --docs) PACKAGES=$DOC_PACKAGES; GROUP=docs; shift ;;
+  --bench) PACKAGES=$BENCH_PACKAGES; GROUP=bench; shift ;;
+esac
 
-# node and npm: Debian's packages only when the commands are missing (a
-# nodejs from elsewhere, such as nodesource's, includes npm and conflicts
-# with Debian's npm package).
-if [ "$PACKAGES" != "$DOC_PACKAGES" ]; then
+# node and npm, for the tests: Debian's packages only when the commands
+# are missing (a nodejs from elsewhere, such as nodesource's, includes npm
+# and conflicts with Debian's npm package).
+if [ "$GROUP" = test ]; then
   command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
   command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 fi
@@ -79,7 +88,7 @@ fi
 case "${1:-}" in
   --list) for p in $PACKAGES; do echo "$p"; done; exit 0 ;;
   --check|"") ;;
-  *) echo "usage: $0 [--docs|--bench] [--list|--check]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--build|--docs|--bench] [--list|--check]" >&2; exit 2 ;;
 esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

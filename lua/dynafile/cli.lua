@@ -23,6 +23,7 @@ local USAGE = [[
 usage: dynafile <command> [options] ...
 
 commands:
+  create DIR [--pk N] [--sk N]  make a new, empty database (keys PK and SK unless given)
   info DIR                      schema, counts, size on disk, indexes, map, readers
   get DIR PK [SK]               print one item
   query DIR PK [options]        items of one partition, in sort-key order
@@ -43,6 +44,13 @@ a JSON string ('"42"') to mean the string.  Every command takes --help and
 ]]
 
 local HELP = {
+  create = [[
+usage: dynafile create DIR [--pk NAME] [--sk NAME | --no-sk] [--ttl NAME]
+Make a new, empty database in DIR (created with its parents) whose items
+are keyed by the attributes NAME: the partition key --pk (default PK) and
+the sort key --sk (default SK; --no-sk: a partition key alone), with
+--ttl naming an attribute of expiry times in epoch seconds.  Print its
+schema.  Exit 1 when DIR already holds a database.]],
   info = [[
 usage: dynafile info DIR [--table]
 Print the schema (key attributes, TTL attribute, indexes), the number of
@@ -95,6 +103,8 @@ anything disagrees.]],
 
 -- Options of each command: name -> "flag" or "value".
 local OPTIONS = {
+  create = { pk = "value", sk = "value", ["no-sk"] = "flag", ttl = "value",
+    table = "flag" },
   info = { table = "flag" },
   get = { table = "flag" },
   query = { ["begins-with"] = "value", eq = "value", lt = "value", le = "value",
@@ -115,9 +125,9 @@ local OPTIONS = {
 }
 
 local ARGS = {
-  info = { 1, 1 }, get = { 2, 3 }, query = { 2, 2 }, scan = { 1, 1 }, put = { 2, 2 },
-  delete = { 2, 3 }, export = { 1, 1 }, import = { 2, 2 }, ["purge-expired"] = { 1, 1 },
-  check = { 1, 1 }, copy = { 2, 2 }, serve = { 1, 1 },
+  create = { 1, 1 }, info = { 1, 1 }, get = { 2, 3 }, query = { 2, 2 }, scan = { 1, 1 },
+  put = { 2, 2 }, delete = { 2, 3 }, export = { 1, 1 }, import = { 2, 2 },
+  ["purge-expired"] = { 1, 1 }, check = { 1, 1 }, copy = { 2, 2 }, serve = { 1, 1 },
 }
 
 -- A usage error: printed with the command's help, exit 2.
@@ -190,7 +200,8 @@ end
 
 local function open_db(dir, write, extra)
   if not dir_exists(dir) and not (extra and extra.create) then
-    fail(dir .. ": no dynafile database here")
+    fail(dir .. ": no dynafile database here (make one with: dynafile create "
+      .. dir .. " [--pk NAME] [--sk NAME])")
   end
   local opts = { readonly = not write }
   if extra then
@@ -297,6 +308,22 @@ end
 ---------------------------------------------------------------- commands
 
 local C = {}
+
+function C.create(io_, opts, pos)
+  local dir = pos[1]
+  if dir_exists(dir) then fail(dir .. ": a database exists here already") end
+  if opts.sk and opts["no-sk"] then usage("--sk and --no-sk go apart") end
+  local extra = { create = true, pk = opts.pk or "PK", ttl = opts.ttl }
+  if opts["no-sk"] then extra.sk = false else extra.sk = opts.sk or "SK" end
+  for _, k in ipairs { "pk", "sk", "ttl" } do
+    if extra[k] == "" then usage("--%s needs an attribute name", k) end
+  end
+  local db = open_db(dir, true, extra)
+  local s = db:schema()
+  db:close()
+  print_record(io_, opts, { dir = dir, pk = s.pk, sk = s.sk, ttl = s.ttl })
+  return 0
+end
 
 function C.info(io_, opts, pos)
   local dir = pos[1]
