@@ -20,18 +20,21 @@
 #                   luacheck
 #
 # LUA selects the interpreter the module is built for: lua5.4 (default),
-# lua5.3, lua5.1 or luajit.
+# lua5.3, lua5.1 or luajit, or its path (luarocks passes /usr/bin/lua5.4);
+# LUA_CFLAGS, when given, replaces what pkg-config says of its headers.
+# The rockspec builds with this Makefile (luarocks make).
 
 LUA ?= lua5.4
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-ifeq ($(LUA),luajit)
+LUA_NAME := $(notdir $(LUA))
+ifeq ($(LUA_NAME),luajit)
   LUA_PC := luajit
   LUA_VER := 5.1
   LUA_BIN := luajit
 else
-  LUA_VER := $(patsubst lua%,%,$(LUA))
+  LUA_VER := $(patsubst lua%,%,$(LUA_NAME))
   LUA_PC := lua$(LUA_VER)
   LUA_BIN := lua$(LUA_VER)
 endif
@@ -42,14 +45,17 @@ BINDIR ?= $(PREFIX)/bin
 
 CC ?= cc
 OPT ?= -O2
+# Warnings are errors here; the rockspec turns that off (WERROR=) so a
+# newer compiler's new warning does not stop a user's build.
+WERROR ?= -Werror
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
         -Wmissing-prototypes -Wpointer-arith -Wcast-align -Wformat=2 \
-        -Wundef -Werror
+        -Wundef $(WERROR)
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS := -std=c99 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS := -llmdb -lpthread -lm
 
-B := build/$(LUA)
+B := build/$(LUA_NAME)
 # The Lua binding (module dynafile.core; see src/ldynafile.h) is every
 # file listed here; every other src/*.c is the C core (libdynafile.a).
 BIND_SRC := src/lerror.c src/lcodec.c src/lexpr.c src/ldb.c src/ltxn.c \
@@ -174,11 +180,12 @@ bench-serve: js-deps
 	@bash bench/serve.sh
 
 install: all
-	install -d $(DESTDIR)$(LUA_CMOD)/dynafile $(DESTDIR)$(LUA_LMOD)/dynafile
+	install -d $(DESTDIR)$(LUA_CMOD)/dynafile
 	install -m 0755 $(MODULE) $(DESTDIR)$(LUA_CMOD)/dynafile/core.so
-	install -m 0644 lua/dynafile/*.lua $(DESTDIR)$(LUA_LMOD)/dynafile/
-	install -d $(DESTDIR)$(LUA_LMOD)/dynafile/serve
-	install -m 0644 lua/dynafile/serve/*.lua $(DESTDIR)$(LUA_LMOD)/dynafile/serve/
+	cd lua && find dynafile -name '*.lua' | sort | while read -r f; do \
+	  install -d "$(DESTDIR)$(LUA_LMOD)/$$(dirname "$$f")" && \
+	  install -m 0644 "$$f" "$(DESTDIR)$(LUA_LMOD)/$$f" || exit 1; \
+	done
 	@if [ -f bin/dynafile ]; then \
 	  echo "install bin/dynafile -> $(DESTDIR)$(BINDIR)/dynafile ($(LUA_BIN))"; \
 	  install -d $(DESTDIR)$(BINDIR) && \

@@ -1,8 +1,11 @@
 -- LuaRocks spec for dynafile: an embedded DynamoDB-style database on LMDB.
---   luarocks make                   (from a checkout; add --local or --tree)
---   luarocks --lua-version=5.4 make
--- Every src/*.c and lua/dynafile/*.lua must be listed below;
--- scripts/run-tests.sh checks that (suite "rockspec: sources").
+-- From a checkout, for the Lua version you use (the README's Set-up):
+--   luarocks --lua-version=5.4 make --local        (also 5.3, 5.1)
+--   luarocks --lua-version=5.1 make --local LUA=/usr/bin/luajit \
+--     LUA_INCDIR=/usr/include/luajit-2.1            (LuaJIT)
+-- The build is the Makefile's (`make`, then `make install` into the rock
+-- tree), so it writes only under build/ and installs every module the
+-- checkout has; tests/luarocks.sh runs it for every Lua version.
 rockspec_format = "3.0"
 package = "dynafile"
 version = "scm-1"
@@ -19,6 +22,9 @@ dynafile stores tables of items with partition and sort keys, secondary
 indexes, conditional writes, update expressions, queries in pages,
 transactions, streams and TTL expiry in a single LMDB environment, from a
 C core with a Lua binding.  Works with Lua 5.1, 5.3, 5.4 and LuaJIT.
+The DynamoDB backend, `dynafile copy` and `dynafile serve` also need
+lua-cjson, luasocket, luasec and luaossl (see the README); the database
+itself needs none of them.
 ]],
   license = "MIT",
   labels = { "database", "lmdb", "dynamodb" },
@@ -26,7 +32,6 @@ C core with a Lua binding.  Works with Lua 5.1, 5.3, 5.4 and LuaJIT.
 
 dependencies = {
   "lua >= 5.1",
-  "lua-cjson",
 }
 
 external_dependencies = {
@@ -37,87 +42,27 @@ external_dependencies = {
 }
 
 build = {
-  type = "builtin",
-  modules = {
-    ["dynafile.core"] = {
-      sources = {
-        "src/alloc.c",
-        "src/check.c",
-        "src/codec.c",
-        "src/crc32c.c",
-        "src/db.c",
-        "src/ddbexpr.c",
-        "src/decimal.c",
-        "src/ddl.c",
-        "src/env.c",
-        "src/error.c",
-        "src/expr.c",
-        "src/handle.c",
-        "src/index.c",
-        "src/item.c",
-        "src/key.c",
-        "src/kv.c",
-        "src/lcodec.c",
-        "src/lexpr.c",
-        "src/ldb.c",
-        "src/ldynafile.c",
-        "src/lerror.c",
-        "src/lopen.c",
-        "src/lquery.c",
-        "src/ltxn.c",
-        "src/query.c",
-        "src/regex.c",
-        "src/redo.c",
-        "src/schema.c",
-        "src/stream.c",
-        "src/ttl.c",
-        "src/txn.c",
-        "src/update.c",
-      },
-      defines = { "_GNU_SOURCE" },
-      incdirs = { "src", "$(LMDB_INCDIR)" },
-      libdirs = { "$(LMDB_LIBDIR)" },
-      libraries = { "lmdb", "pthread", "m" },
-    },
-    ["dynafile"] = "lua/dynafile/init.lua",
-    ["dynafile.batch"] = "lua/dynafile/batch.lua",
-    ["dynafile.db"] = "lua/dynafile/db.lua",
-    ["dynafile.errors"] = "lua/dynafile/errors.lua",
-    ["dynafile.handle"] = "lua/dynafile/handle.lua",
-    ["dynafile.reader"] = "lua/dynafile/reader.lua",
-    ["dynafile.cli"] = "lua/dynafile/cli.lua",
-    ["dynafile.ddbjson"] = "lua/dynafile/ddbjson.lua",
-    ["dynafile.expr"] = "lua/dynafile/expr.lua",
-    ["dynafile.json"] = "lua/dynafile/json.lua",
-    ["dynafile.types"] = "lua/dynafile/types.lua",
-    ["dynafile.update"] = "lua/dynafile/update.lua",
-    ["dynafile.serve.api"] = "lua/dynafile/serve/api.lua",
-    ["dynafile.serve.auth"] = "lua/dynafile/serve/auth.lua",
-    ["dynafile.serve.batch"] = "lua/dynafile/serve/batch.lua",
-    ["dynafile.serve.capacity"] = "lua/dynafile/serve/capacity.lua",
-    ["dynafile.serve.catalog"] = "lua/dynafile/serve/catalog.lua",
-    ["dynafile.serve.cli"] = "lua/dynafile/serve/cli.lua",
-    ["dynafile.serve.decimal"] = "lua/dynafile/serve/decimal.lua",
-    ["dynafile.serve.errors"] = "lua/dynafile/serve/errors.lua",
-    ["dynafile.serve.expressions"] = "lua/dynafile/serve/expressions.lua",
-    ["dynafile.serve"] = "lua/dynafile/serve/init.lua",
-    ["dynafile.serve.itemjson"] = "lua/dynafile/serve/itemjson.lua",
-    ["dynafile.serve.items"] = "lua/dynafile/serve/items.lua",
-    ["dynafile.serve.json"] = "lua/dynafile/serve/json.lua",
-    ["dynafile.serve.legacy"] = "lua/dynafile/serve/legacy.lua",
-    ["dynafile.serve.partiql"] = "lua/dynafile/serve/partiql.lua",
-    ["dynafile.serve.reads"] = "lua/dynafile/serve/reads.lua",
-    ["dynafile.serve.shape"] = "lua/dynafile/serve/shape.lua",
-    ["dynafile.serve.size"] = "lua/dynafile/serve/size.lua",
-    ["dynafile.serve.streams"] = "lua/dynafile/serve/streams.lua",
-    ["dynafile.serve.sys"] = "lua/dynafile/serve/sys.lua",
-    ["dynafile.serve.tables"] = "lua/dynafile/serve/tables.lua",
-    ["dynafile.serve.transact"] = "lua/dynafile/serve/transact.lua",
-    ["dynafile.serve.values"] = "lua/dynafile/serve/values.lua",
+  type = "make",
+  build_target = "all",
+  build_variables = {
+    LUA = "$(LUA)",
+    LUA_CFLAGS = "-I$(LUA_INCDIR)",
+    CFLAGS = "$(CFLAGS)",
+    EXTRA_CFLAGS = "-I$(LMDB_INCDIR)",
+    LDFLAGS = "-L$(LMDB_LIBDIR)",
+    WERROR = "",
   },
-  install = {
-    bin = {
-      dynafile = "bin/dynafile",
-    },
+  install_target = "install",
+  install_variables = {
+    LUA = "$(LUA)",
+    LUA_CFLAGS = "-I$(LUA_INCDIR)",
+    CFLAGS = "$(CFLAGS)",
+    EXTRA_CFLAGS = "-I$(LMDB_INCDIR)",
+    LDFLAGS = "-L$(LMDB_LIBDIR)",
+    WERROR = "",
+    PREFIX = "$(PREFIX)",
+    LUA_CMOD = "$(LIBDIR)",
+    LUA_LMOD = "$(LUADIR)",
+    BINDIR = "$(BINDIR)",
   },
 }

@@ -41,6 +41,7 @@ PACKAGES="
   cppcheck clang-format
   lua-luaossl awscli wrk
   lua-socket lua-sec
+  luarocks
 "
 # What each group is for:
 #   gcc libc6-dev make pkg-config   C toolchain (libc6-dev is only a Recommends
@@ -57,6 +58,7 @@ PACKAGES="
 #   lua-luaossl                     HMAC-SHA256 for `dynafile serve --auth` (SigV4)
 #                                   and for the DynamoDB backend's signing
 #   lua-socket lua-sec              the DynamoDB backend's HTTP(S) outside nginx
+#   luarocks                        tests/luarocks.sh: `luarocks make` for every Lua
 #   awscli wrk                      serve's tests (the AWS CLI) and `make bench-serve`
 #   nodejs npm                      the JavaScript test clients in tests/js (AWS SDK
 #                                   v3, dynalite), added only when the `node` or

@@ -271,32 +271,6 @@ if [ -f "$1" ]; then
   done
 fi
 
-# ---------------------------------------------------------------- rockspec
-# The rockspec's builtin build lists its files by name: every src/*.c,
-# lua/dynafile/*.lua (and bin/dynafile once it exists) must be listed, and
-# every file listed must exist.
-section "rockspec"
-for rockspec in *.rockspec; do
-  [ -f "$rockspec" ] || continue
-  problems=""
-  for f in src/*.c lua/dynafile/*.lua bin/dynafile; do
-    [ -f "$f" ] || continue
-    grep -qF "\"$f\"" "$rockspec" || problems="$problems
-  $f is not listed in $rockspec"
-  done
-  for f in $(grep -v '^[[:space:]]*--' "$rockspec" |
-             grep -oE '"(src|lua|bin)/[^"]+"' | tr -d '"'); do
-    [ -f "$f" ] || problems="$problems
-  $rockspec lists $f, which does not exist"
-  done
-  if [ -z "$problems" ]; then
-    record "rockspec: $rockspec" 1 0
-  else
-    echo "$problems"
-    record "rockspec: $rockspec" 0 1 "file list out of date"
-  fi
-done
-
 # ---------------------------------------------------------------- summary
 section "summary"
 cat "$SUMMARY"
