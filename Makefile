@@ -56,7 +56,7 @@ ALL_CFLAGS := -std=c99 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS := -llmdb -lpthread -lm
 
 B := build/$(LUA_NAME)
-# The Lua binding (module dynafile.core; see src/ldynafile.h) is every
+# The Lua binding (module dynafile.core; see src/lbinding.h) is every
 # file listed here; every other src/*.c is the C core (libdynafile.a).
 BIND_SRC := src/lerror.c src/lcodec.c src/lexpr.c src/ldb.c src/ltxn.c \
             src/lquery.c src/lopen.c src/ldynafile.c

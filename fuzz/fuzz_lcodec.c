@@ -27,7 +27,7 @@
 
 #include <lualib.h>
 
-#include "ldynafile.h"
+#include "lbinding.h"
 
 #define CHECK(c)                                                           \
   do {                                                                     \

@@ -1,7 +1,7 @@
 /*
  * compat.h -- the differences between Lua 5.1/LuaJIT, 5.2, 5.3 and 5.4
  * that the binding meets, kept in one place.  Only the binding's files
- * include it (through ldynafile.h).
+ * include it (through lbinding.h).
  */
 #ifndef DF_COMPAT_H
 #define DF_COMPAT_H

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ldynafile.h"
+#include "lbinding.h"
 
 /* The address of this constant is dynafile.null (a light userdata). */
 static const char null_marker = 0;

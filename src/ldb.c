@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "ldynafile.h"
+#include "lbinding.h"
 
 /* [-0, +0, v] */
 ldb *ldb_arg(lua_State *L, int idx) {

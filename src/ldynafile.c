@@ -1,13 +1,13 @@
 /*
  * ldynafile.c -- the Lua binding, module `dynafile.core`: luaopen and the
  * metatables of its userdata, gathering the methods the other files of
- * the binding define.  What each file holds is listed in ldynafile.h.
+ * the binding define.  What each file holds is listed in lbinding.h.
  *
  * Invariant: the module keeps no C globals; the only shared state, the
  * attribute-name cache, is an upvalue of the handle and transaction
  * methods, created here once per Lua state.
  */
-#include "ldynafile.h"
+#include "lbinding.h"
 
 /* How many times the Lua layer runs a write transaction whose map had to
  * grow before it gives up: the bound of the core's own writes. */

@@ -20,7 +20,7 @@
  */
 #include <stdarg.h>
 
-#include "ldynafile.h"
+#include "lbinding.h"
 
 /* [-0, +1, v] */
 int lerror_raise(lua_State *L, const char *fmt, ...) {

@@ -12,7 +12,7 @@
  */
 #include <string.h>
 
-#include "ldynafile.h"
+#include "lbinding.h"
 
 /* The arguments of one DynamoDB request: its names and values. */
 typedef struct largs {

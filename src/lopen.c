@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ldynafile.h"
+#include "lbinding.h"
 
 /* What df_db_open needs, read from the options table of core.open.  The
  * strings borrow from that table, which must stay alive (referenced) as

@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "ldynafile.h"
+#include "lbinding.h"
 
 /* ----------------------------------------------------------- queries */
 

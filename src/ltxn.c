@@ -15,7 +15,7 @@
  */
 #include <string.h>
 
-#include "ldynafile.h"
+#include "lbinding.h"
 
 /* How many expired items every write transaction deletes as it begins
  * (with a TTL attribute; the one-call forms of the core do the same). */

@@ -1,5 +1,5 @@
 /*
- * ldynafile.h -- what the files of the Lua binding (module `dynafile.core`)
+ * lbinding.h -- what the files of the Lua binding (module `dynafile.core`)
  * share.  Only the binding includes it; the C core never sees Lua.
  *
  * The binding is the only code that speaks both Lua and the C core.  It
@@ -35,8 +35,8 @@
  *
  * Stack notes follow Lua's manual: [-o, +p, x] = pops, pushes, may raise.
  */
-#ifndef DF_LDYNAFILE_H
-#define DF_LDYNAFILE_H
+#ifndef DF_LBINDING_H
+#define DF_LBINDING_H
 
 #include "compat.h"
 #include "dynafile.h"
@@ -203,4 +203,4 @@ int lopen_opener_gc(lua_State *L);
 #pragma GCC visibility pop
 #endif
 
-#endif /* DF_LDYNAFILE_H */
+#endif /* DF_LBINDING_H */
