@@ -12,8 +12,12 @@
 #   4. tests/*.sh scripts, each printing its own "N passed, N failed" last line.
 #
 # A suite that does not build, crashes, times out or prints no summary counts
-# as (at least) one failure.  The last line printed is exactly
-# "N passed, N failed"; the exit status is non-zero when anything failed.
+# as (at least) one failure.  The end of the output is the summary of every
+# suite, then -- for each suite that failed -- the names of its failed
+# tests and their messages (busted's Failure/Error blocks, the FAIL lines of
+# C tests and scripts, the tail of a program's output), so the last screen
+# says what failed and why; the last line printed is exactly
+# "N passed, N failed".  The exit status is non-zero when anything failed.
 #
 # Environment knobs:
 #   DYNAFILE_TEST_LUAS  Lua builds to run the specs on
@@ -46,6 +50,30 @@ TOTAL_PASS=0
 TOTAL_FAIL=0
 SUMMARY="$WORK/summary"
 : >"$SUMMARY"
+# What failed, suite by suite: test names and messages (see excerpt).
+FAILURES="$WORK/failures"
+: >"$FAILURES"
+# The log of the suite being run, for excerpt when it fails.
+SUITE_LOG=""
+
+# excerpt LOG: the lines of LOG that say what failed -- busted's
+# "Failure ->"/"Error ->" blocks (test name and message, up to 12 lines
+# each), the FAIL lines of C tests and scripts with the lines after them --
+# or, when it has none of these, its last 15 lines; at most 60 lines.
+excerpt() {
+  [ -n "$1" ] && [ -f "$1" ] || return 0
+  awk '
+    /^(Failure|Error) -> / { inblock = 12 }
+    /error:|Error [0-9]+$/ { if (inblock < 2) inblock = 2 }
+    /^FAIL[ :]|[[:space:]]FAIL[[:space:]]|^not ok / { inblock = 8 }
+    inblock > 0 { print; inblock--; if ($0 ~ /^$/) inblock = 0 }
+  ' "$1" | head -n 60 >"$WORK/excerpt"
+  if [ -s "$WORK/excerpt" ]; then
+    cat "$WORK/excerpt"
+  else
+    tail -n 15 "$1"
+  fi
+}
 
 # record NAME PASSED FAILED [NOTE]
 record() {
@@ -55,6 +83,14 @@ record() {
          "${4:+  ($4)}")
   echo "$line" >>"$SUMMARY"
   echo "== $line"
+  if [ "$3" -ne 0 ]; then
+    {
+      echo "---- $1: $3 failed${4:+ ($4)}"
+      excerpt "$SUITE_LOG"
+      echo
+    } >>"$FAILURES"
+  fi
+  SUITE_LOG=""
 }
 
 section() {
@@ -99,6 +135,7 @@ run_counted() {
   with_timeout "$t" "$@" >"$log" 2>&1
   rc=$?
   cat "$log"
+  SUITE_LOG=$log
   counts=$(parse_counts "$log")
   if [ -z "$counts" ]; then
     record "$name" 0 1 "no summary line, $(why $rc)"
@@ -119,8 +156,11 @@ run_plain() {
   name=$1
   t=$2
   shift 2
-  with_timeout "$t" "$@" </dev/null 2>&1
+  log="$WORK/log"
+  with_timeout "$t" "$@" </dev/null >"$log" 2>&1
   rc=$?
+  cat "$log"
+  SUITE_LOG=$log
   if [ "$rc" -eq 0 ]; then
     record "$name" 1 0
   else
@@ -132,7 +172,11 @@ run_plain() {
 build() {
   blua=$1
   shift
-  $MAKE --no-print-directory -j"$JOBS" -k LUA="$blua" "$@" </dev/null 2>&1
+  $MAKE --no-print-directory -j"$JOBS" -k LUA="$blua" "$@" </dev/null \
+    >"$WORK/build.log" 2>&1
+  brc=$?
+  cat "$WORK/build.log"
+  return $brc
 }
 
 # up_to_date LUA TARGET: the target was built by the last build.
@@ -155,6 +199,7 @@ for src in tests/test_*.c examples/*.c; do
   base=${src%.c}
   bin="$B/$base"
   if ! up_to_date lua5.4 "$bin" || [ ! -x "$bin" ]; then
+    SUITE_LOG="$WORK/build.log"
     record "c: $base" 0 1 "did not build"
     continue
   fi
@@ -174,6 +219,7 @@ for lua in $LUAS; do
   if build "$lua" all; then
     BUILT="$BUILT $lua "
   else
+    SUITE_LOG="$WORK/build.log"
     record "build: $lua" 0 1 "module did not build"
   fi
 done
@@ -233,6 +279,7 @@ run_busted() {
     -o plainTerminal </dev/null >"$log" 2>&1
   rc=$?
   cat "$log"
+  SUITE_LOG=$log
   counts=$(sed -n -E 's/^([0-9]+) success(es)? \/ ([0-9]+) failures? \/ ([0-9]+) errors? \/ ([0-9]+) pending.*/\1 \3 \4 \5/p' \
            "$log" | tail -n 1)
   if [ -z "$counts" ]; then
@@ -275,5 +322,9 @@ fi
 section "summary"
 cat "$SUMMARY"
 echo
+if [ -s "$FAILURES" ]; then
+  section "what failed"
+  cat "$FAILURES"
+fi
 echo "$TOTAL_PASS passed, $TOTAL_FAIL failed"
 [ "$TOTAL_FAIL" -eq 0 ]

@@ -134,23 +134,28 @@ io.write(table.concat(out, "\n"), "\n")
 ]])
     f:close()
     local env = string.format("LUA_PATH='%s' LUA_CPATH='%s' ", package.path, package.cpath)
-    local outs, cmd = {}, {}
+    local outs, errs, rcs, cmd = {}, {}, {}, {}
     for k = 1, n do
-      outs[k] = os.tmpname()
-      cmd[#cmd + 1] = string.format("%s%s '%s' '%s' %d %d > '%s' &", env, interpreter(), script,
-        dir, k, n,
-        outs[k])
+      outs[k], errs[k], rcs[k] = os.tmpname(), os.tmpname(), os.tmpname()
+      cmd[#cmd + 1] = string.format("(%s%s '%s' '%s' %d %d > '%s' 2> '%s'; echo $? > '%s') &",
+        env, interpreter(), script, dir, k, n, outs[k], errs[k], rcs[k])
     end
     assert.truthy(os.execute("( " .. table.concat(cmd, " ") .. " wait )"))
+    local function slurp(path)
+      local fh = io.open(path, "rb")
+      local s = fh and fh:read("*a") or "(no file)"
+      if fh then fh:close() end
+      os.remove(path)
+      return s
+    end
     local owner, total = {}, 0
     for k = 1, n do
       local mine = {}
       for item in db:scan({ segment = k, segments = n }) do mine[#mine + 1] = item.i end
+      local out, err, rc = slurp(outs[k]), slurp(errs[k]), slurp(rcs[k])
+      assert.are.equal("0\n", rc, "segment process " .. k .. " exited " .. rc .. ": " .. err)
       local theirs = {}
-      for line in io.lines(outs[k]) do
-        if line ~= "" then theirs[#theirs + 1] = tonumber(line) end
-      end
-      os.remove(outs[k])
+      for line in out:gmatch("[^\n]+") do theirs[#theirs + 1] = tonumber(line) end
       assert.same(mine, theirs)
       for _, i in ipairs(theirs) do
         assert.is_nil(owner[i])
