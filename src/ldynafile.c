@@ -9,11 +9,6 @@
  */
 #include "lbinding.h"
 
-/* How many times the Lua layer runs a write transaction whose map had to
- * grow before it gives up: the bound of the core's own writes. */
-#ifndef DF_GROW_RETRIES
-#define DF_GROW_RETRIES 16
-#endif
 
 /* ------------------------------------------------------------- module */
 
@@ -62,6 +57,8 @@ int luaopen_dynafile_core(lua_State *L) {
   lua_setfield(L, -2, "array_mt");
   lua_pushstring(L, DF_VERSION);
   lua_setfield(L, -2, "version");
+  /* how many times the Lua layer's write runner runs a transaction whose
+   * map had to grow: the core's bound for its own */
   lua_pushinteger(L, DF_GROW_RETRIES);
   lua_setfield(L, -2, "grow_retries");
   return 1;
