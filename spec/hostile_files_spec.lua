@@ -172,12 +172,15 @@ describe("opening a hostile directory", function()
     refused(dir, "Corrupt")
   end)
 
-  it("refuses a data.mdb that is a directory, with a message", function()
+  it("refuses a data.mdb that is a directory as Corrupt, with a message", function()
     assert(sh("mkdir -p " .. shq(dir .. "/data.mdb")))
-    local db, msg, code = dynafile.open(dir)
-    assert.is_nil(db)
-    assert.equal("string", type(msg))
-    assert.truthy(code == "Corrupt" or code == "IOError")
+    for _, opts in ipairs { {}, { readonly = true } } do
+      local db, msg, code = dynafile.open(dir, opts)
+      assert.is_nil(db)
+      assert.equal("string", type(msg))
+      assert.equal("Corrupt", code)
+      assert.truthy(msg:find("data.mdb", 1, true), msg)
+    end
   end)
 
   it("refuses a non-empty directory of another program as Corrupt and writes nothing there",
