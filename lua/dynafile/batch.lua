@@ -211,7 +211,11 @@ end
 Writer.__gc = writer_collected
 local newproxy = _G.newproxy
 
--- A new batch writer on the open handle `db` (see DB:batch_writer).
+--- A new batch writer on the open handle `db` (DB:batch_writer).
+-- @local
+-- @param db an open database handle
+-- @treturn batch_writer the writer
+-- @raise nothing
 function M.writer(db)
   local w = setmetatable({ _db = db, _ops = {}, _n = 0, _closed = false }, Writer)
   if newproxy then
@@ -222,8 +226,13 @@ function M.writer(db)
   return w
 end
 
--- Run fn(w) with a batch writer and commit what it queued in one
--- transaction (see DB:batch_write).
+--- Run fn(w) with a batch writer and commit what it queued in one
+-- transaction (DB:batch_write).
+-- @local
+-- @param db an open database handle
+-- @tparam function fn called as fn(w)
+-- @return true, or nil, message, code
+-- @raise as DB:batch_write
 function M.batch_write(db, fn)
   if type(fn) ~= "function" then fail("batch_write", "argument must be a function") end
   local w = M.writer(db)
@@ -506,8 +515,13 @@ local function run_tx(db, txn, t, fn, out, name, precompiled)
   return true
 end
 
--- Run fn(tx) with the write transaction held: all or nothing (see
--- DB:transaction).
+--- Run fn(tx) with the write transaction held: all or nothing
+-- (DB:transaction).
+-- @local
+-- @param db an open database handle
+-- @tparam function fn called as fn(tx)
+-- @return fn's values, or nil, message, code [, reasons]
+-- @raise as DB:transaction
 function M.transaction(db, fn)
   if type(fn) ~= "function" then fail("transaction", "argument must be a function") end
   local out = {}
@@ -568,7 +582,12 @@ local function run_actions(tx, actions)
   return true
 end
 
--- DynamoDB's TransactWriteItems (see DB:transact_write_items).
+--- DynamoDB's TransactWriteItems (DB:transact_write_items).
+-- @local
+-- @param db an open database handle
+-- @tparam table actions the list of actions
+-- @return true, or nil, message, code [, reasons]
+-- @raise as DB:transact_write_items
 function M.transact_write_items(db, actions)
   local fn = "transact_write_items"
   if type(actions) ~= "table" then fail(fn, "actions must be a list") end
