@@ -165,13 +165,30 @@ describe("a batch writer", function()
     for i = 1, 5000, 499 do assert.is_not_nil(db:get_item { PK = "p" .. i % 50, SK = i }) end
   end)
 
-  it("raises at flush, writing nothing, when a queued key is too long", function()
+  it("raises when a key too long is queued, keeping the rest of the queue", function()
     local w = db:batch_writer()
     w:put_item { PK = "ok", SK = 1 }
-    w:put_item { PK = "a", SK = string.rep("s", 400) }
+    local ok, err = pcall(w.put_item, w, { PK = "a", SK = string.rep("s", 400) })
+    assert.is_false(ok)
+    assert.matches("dynafile.batch_writer.put_item: key attribute SK is too long", err, 1, true)
+    ok, err = pcall(w.delete_item, w, { PK = string.rep("p", 2049), SK = 1 })
+    assert.is_false(ok)
+    assert.matches("dynafile.batch_writer.delete_item: key attribute PK is too long", err, 1, true)
+    assert.equal(1, w:pending())
+    assert.is_true(w:close())
+    assert.is_not_nil(db:get_item { PK = "ok", SK = 1 })
+  end)
+
+  it("raises at flush, writing nothing, when a queued index value is too long", function()
+    db:close()
+    db = assert(dynafile.open(dir, { gsi = { by_g = { pk = "G" } } }))
+    local w = db:batch_writer()
+    w:put_item { PK = "ok", SK = 1 }
+    w:put_item { PK = "a", SK = 1, G = string.rep("g", 3000) }
     local ok, err = pcall(w.flush, w)
     assert.is_false(ok)
-    assert.matches("dynafile.batch_writer.flush: key attribute SK is too long", err, 1, true)
+    assert.matches("dynafile.batch_writer.flush: ", err, 1, true)
+    assert.matches("G is too long for index by_g", err, 1, true)
     assert.is_nil(db:get_item { PK = "ok", SK = 1 })
     w:discard()
     assert.equal(0, w:pending())
@@ -188,8 +205,7 @@ describe("a batch writer", function()
     w:put_item { PK = "a", SK = 1 }
     local ok, err = pcall(db.transaction, db, function() return w:flush() end)
     assert.is_false(ok)
-    assert.matches("dynafile.batch_writer.flush: this thread already holds "
-      .. "the database's write transaction",
+    assert.matches("dynafile.batch_writer.flush: the write transaction of this database is held",
       err, 1, true)
     assert.equal(1, w:pending())
     assert.is_true(w:flush())

@@ -115,8 +115,7 @@ describe("a conditional write", function()
         return true
       end })
     assert.is_false(ok)
-    assert.matches("dynafile.delete_item: this thread already holds "
-      .. "the database's write transaction", err,
+    assert.matches("dynafile.delete_item: the write transaction of this database is held", err,
       1, true)
     assert.is_nil(get())
   end)

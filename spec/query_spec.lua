@@ -267,7 +267,7 @@ describe("query", function()
   it("raises on misuse", function()
     assert.has_error(function() db:query("p", { eq = "a", lt = "b" }) end,
       "dynafile.query: only one key condition allowed (eq and lt)")
-    assert.error_matches(function() db:query("p", { begins_with = 5 }) end,
+    assert.error_matches(function() for _ in db:query("p", { begins_with = 5 }) do end end,
       "begins_with must be a string")
     assert.error_matches(function() db:query("p", { between = { 1 } }) end,
       "between must be a list")

@@ -208,7 +208,7 @@ describe("a transaction", function()
         write()
       end)
       assert.is_false(ok)
-      assert.matches("this thread already holds the database's write transaction", err, 1, true)
+      assert.matches("the write transaction of this database is held", err, 1, true)
     end
     assert.same({ 1, 2, 3, 4, 5 }, values())
   end)
@@ -220,8 +220,7 @@ describe("a transaction", function()
     end)
     other:close()
     assert.is_false(ok)
-    assert.matches("dynafile.put_item: this thread already holds "
-      .. "the database's write transaction", err,
+    assert.matches("dynafile.put_item: the write transaction of this database is held", err,
       1, true)
     assert.same({ 1, 2, 3, 4, 5 }, values())
   end)
@@ -391,8 +390,7 @@ describe("transact_write_items", function()
       db:transact_write_items { { delete = key(1) } }
     end)
     assert.is_false(ok)
-    assert.matches("dynafile.transact_write_items: this thread already holds "
-      .. "the database's write transaction",
+    assert.matches("dynafile.transact_write_items: the write transaction of this database is held",
       err, 1, true)
   end)
 

@@ -292,8 +292,7 @@ describe("update_item", function()
         return old
       end)
       assert.is_false(ok)
-      assert.matches("dynafile.put_item: this thread already holds "
-      .. "the database's write transaction", err,
+      assert.matches("dynafile.put_item: the write transaction of this database is held", err,
         1, true)
       assert.equal(5, db:get_item { PK = "other", SK = 1 }.v)
       assert.equal(6, get().v)

@@ -136,15 +136,16 @@ void lcodec_push_item(lua_State *L, const lcodec_names *nm, const void *item,
 /* Push an event as {action=, old=, new=, expired=, seq=}.  [-0, +1, v] */
 void lcodec_push_event(lua_State *L, const df_event *ev);
 
-/* Read the Lua value at idx as a key value (a string or a number, not
- * NaN) into *v, which borrows the Lua string.  Returns DF_OK, or
- * DF_EVALIDATION with a message naming it `what` pushed.
- * [-0, +(0|1), m] */
-int lcodec_key_value(lua_State *L, int idx, const char *what, df_value *v);
-/* Read a key table at idx into *k.  Returns DF_OK with two values pushed,
- * which *k's strings borrow and which must stay on the stack while *k is
- * used; or DF_EVALIDATION with only the reason pushed.
- * [-0, +2|+1, m] */
+/* The Lua value at idx as a df_value, judging nothing (the core's key
+ * rule judges it): a string or number as itself, nil as absent
+ * (DF_TNONE), a boolean, dynafile.null (DF_TNIL), and anything else as
+ * DF_TOTHER naming its Lua type ("a function").  v->s borrows the Lua
+ * string.  [-0, +0, -] */
+void lcodec_to_value(lua_State *L, int idx, df_value *v);
+/* Read a key table at idx into *k, judging nothing but that it is a
+ * table.  Returns DF_OK with two values pushed, which *k's strings borrow
+ * and which must stay on the stack while *k is used; or DF_EVALIDATION
+ * with only the reason pushed.  [-0, +2|+1, m] */
 int lcodec_read_key(lua_State *L, int idx, df_db *db, df_key *k);
 
 /* ------------------------------------------------------------ lexpr.c */

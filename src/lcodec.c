@@ -518,66 +518,77 @@ void lcodec_names_open(lua_State *L, names *nm) {
 
 /* ---------------------------------------------------------------- keys */
 
-/* [-0, +(0|1), m] */
-int lcodec_key_value(lua_State *L, int idx, const char *what, df_value *v) {
+/* [-0, +0, -] */
+void lcodec_to_value(lua_State *L, int idx, df_value *v) {
+  static const char *const other[] = {"a table", "a function", "a userdata",
+                                      "a coroutine", "a light userdata"};
+  const char *what = NULL;
+  memset(v, 0, sizeof *v);
   switch (lua_type(L, idx)) {
     case LUA_TSTRING:
       v->type = DF_TSTR;
       v->s = lua_tolstring(L, idx, &v->n);
-      return DF_OK;
+      return;
     case LUA_TNUMBER:
       if (compat_isinteger(L, idx)) {
         v->type = DF_TINT;
         v->i = compat_toint64(L, idx);
-        return DF_OK;
+      } else {
+        v->type = DF_TFLOAT;
+        v->f = (double)lua_tonumber(L, idx);
       }
-      v->type = DF_TFLOAT;
-      v->f = (double)lua_tonumber(L, idx);
-      if (v->f == v->f) return DF_OK;
-      lua_pushfstring(L, "%s must not be NaN", what);
-      return DF_EVALIDATION;
+      return;
+    case LUA_TNIL:
+    case LUA_TNONE:
+      v->type = DF_TNONE;
+      return;
+    case LUA_TBOOLEAN:
+      v->type = DF_TBOOL;
+      v->i = lua_toboolean(L, idx);
+      return;
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, idx) == NULL_PTR) {
+        v->type = DF_TNIL;
+        return;
+      }
+      what = other[4];
+      break;
+    case LUA_TTABLE:
+      what = other[0];
+      break;
+    case LUA_TFUNCTION:
+      what = other[1];
+      break;
+    case LUA_TTHREAD:
+      what = other[3];
+      break;
     default:
-      lua_pushfstring(L, "%s must be a string or a number, got %s", what,
-                      luaL_typename(L, idx));
-      return DF_EVALIDATION;
+      what = other[2];
   }
+  v->type = DF_TOTHER;
+  v->s = what;
+  v->n = strlen(what);
 }
 
 /* [-0, +2|+1, m] */
 int lcodec_read_key(lua_State *L, int idx, df_db *db, df_key *k) {
   const df_schema *s = df_db_schema(db);
-  const char *attr[2];
-  df_value *vals[2];
-  int i, n = s->sk ? 2 : 1, base = lua_gettop(L), code;
   memset(k, 0, sizeof *k);
   if (lua_type(L, idx) != LUA_TTABLE) {
     lua_pushfstring(L, "key must be a table, got %s", luaL_typename(L, idx));
     return DF_EVALIDATION;
   }
-  attr[0] = s->pk;
-  attr[1] = s->sk;
-  vals[0] = &k->pk;
-  vals[1] = &k->sk;
   /* The values stay on the stack until the caller returns: an __index
    * function may have made them, and nothing else keeps them alive. */
-  luaL_checkstack(L, 4, "key");
-  for (i = 0; i < n; i++) {
-    lua_getfield(L, idx, attr[i]);
-    if (lua_isnil(L, -1)) {
-      lua_settop(L, base);
-      lua_pushfstring(L, "key: missing key attribute %s", attr[i]);
-      return DF_EVALIDATION;
-    }
-    lua_pushfstring(L, "key attribute %s", attr[i]);
-    code = lcodec_key_value(L, -2, lua_tostring(L, -1), vals[i]);
-    if (code != DF_OK) { /* the message is on top: keep only it */
-      lua_replace(L, base + 1);
-      lua_settop(L, base + 1);
-      return code;
-    }
-    lua_pop(L, 1);
+  luaL_checkstack(L, 2, "key");
+  lua_getfield(L, idx, s->pk);
+  lcodec_to_value(L, -1, &k->pk);
+  if (s->sk) {
+    lua_getfield(L, idx, s->sk);
+    lcodec_to_value(L, -1, &k->sk);
+  } else {
+    lua_pushnil(L); /* two values, always */
   }
-  if (n == 1) lua_pushnil(L); /* two values, always */
   return DF_OK;
 }
 
@@ -608,6 +619,36 @@ void lcodec_push_event(lua_State *L, const df_event *ev) {
 
 /* ------------------------------------------------------------ methods */
 
+/* core.parse_path(path) -> segments | nil, message: a document path by
+ * the one grammar of the core (df__path_scan: names, `quoted names`,
+ * [list positions]), names as strings and list positions as 1-based
+ * integers; the message says where the path goes wrong. */
+static int l_parse_path(lua_State *L) {
+  size_t n, at = 0, i;
+  const char *s = luaL_checklstring(L, 1, &n);
+  char err[256];
+  char *decoded = lua_newuserdata(L, n + 1); /* quoted names, decoded */
+  df_path p;
+  int code;
+  err[0] = 0;
+  code = df__path_scan(s, n, DF_PATH_WHOLE, decoded, &p, NULL, err, sizeof err,
+                       &at);
+  if (code != DF_OK) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s at character %d", err, (int)at + 1);
+    return 2;
+  }
+  lua_createtable(L, (int)p.n, 0);
+  for (i = 0; i < p.n; i++) {
+    if (p.seg[i].name)
+      lua_pushlstring(L, p.seg[i].name, p.seg[i].len);
+    else
+      lua_pushinteger(L, (lua_Integer)p.seg[i].index + 1);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
 /* core.decode(bytes) -> item */
 static int l_decode(lua_State *L) {
   size_t n;
@@ -616,4 +657,5 @@ static int l_decode(lua_State *L) {
   return 1;
 }
 
-const luaL_Reg lcodec_funcs[] = {{"decode", l_decode}, {NULL, NULL}};
+const luaL_Reg lcodec_funcs[] = {
+    {"decode", l_decode}, {"parse_path", l_parse_path}, {NULL, NULL}};

@@ -226,8 +226,8 @@ static int l_db_delete_item(lua_State *L) {
   return 2;
 }
 
-/* db:check_key(key) -> true | nil, msg, code: whether key is a valid key
- * table, without reading */
+/* db:check_key(key) -> true | nil, msg, code, true: whether key is a
+ * valid key table (the core's key rule), without reading */
 static int l_db_check_key(lua_State *L) {
   ldb *d = ldb_arg(L, 1);
   df_key k;
@@ -235,6 +235,8 @@ static int l_db_check_key(lua_State *L) {
   if (d == NULL) return ldb_closed_fail(L);
   if ((code = lcodec_read_key(L, 2, d->db, &k)) != DF_OK)
     return lerror_misuse_pushed(L, code);
+  if ((code = df_db_key_check(d->db, &k)) != DF_OK)
+    return lerror_core(L, code, df_db_errmsg(d->db));
   lua_pushboolean(L, 1);
   return 1;
 }

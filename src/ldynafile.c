@@ -9,7 +9,6 @@
  */
 #include "lbinding.h"
 
-
 /* ------------------------------------------------------------- module */
 
 /* A metatable whose methods, from each list in m (NULL-terminated), share

@@ -31,55 +31,11 @@ int lerror_raise(lua_State *L, const char *fmt, ...) {
   return lua_error(L);
 }
 
-/* Stable code strings for the Lua side. */
-static const char *code_name(int code) {
-  switch (code) {
-    case DF_ENOMEM:
-      return "NoMemory";
-    case DF_EINVAL:
-      return "InvalidArgument";
-    case DF_EVALIDATION:
-      return "ValidationError";
-    case DF_ESCHEMA:
-      return "ValidationError";
-    case DF_ENOTFOUND:
-      return "NotFound";
-    case DF_ECONDITION:
-      return "ConditionalCheckFailed";
-    case DF_EIO:
-      return "IOError";
-    case DF_EDISKFULL:
-      return "IOError";
-    case DF_EACCESS:
-      return "IOError";
-    case DF_ECORRUPT:
-      return "Corrupt";
-    case DF_EVERSION:
-      return "VersionMismatch";
-    case DF_EFORKED:
-      return "Forked";
-    case DF_ECLOSED:
-      return "Closed";
-    case DF_EREADONLY:
-      return "ReadOnly";
-    case DF_EBUSY:
-      return "Busy";
-    case DF_ERETRY:
-      return "Retry";
-    case DF_ELIMIT:
-      return "LimitExceeded";
-    case DF_EREADERS:
-      return "ReadersFull";
-    default:
-      return "Error";
-  }
-}
-
 /* [-0, +3, m] */
 int lerror_fail(lua_State *L, int code, const char *msg) {
   lua_pushnil(L);
   lua_pushstring(L, msg && msg[0] ? msg : df_strerror(code));
-  lua_pushstring(L, code_name(code));
+  lua_pushstring(L, df_error_name(code));
   return 3;
 }
 
@@ -94,7 +50,7 @@ int lerror_misuse(lua_State *L, int code, const char *msg) {
 int lerror_misuse_pushed(lua_State *L, int code) {
   lua_pushnil(L);
   lua_insert(L, -2);
-  lua_pushstring(L, code_name(code));
+  lua_pushstring(L, df_error_name(code));
   lua_pushboolean(L, 1);
   return 4;
 }

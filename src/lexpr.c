@@ -265,8 +265,10 @@ df_projection *lexpr_opt_projection(lua_State *L, int idx) {
   lproj *pr;
   if (lua_isnoneornil(L, idx)) return NULL;
   pr = luaL_testudata(L, idx, LDF_PROJ_MT);
-  if (!pr || !pr->p)
+  if (pr == NULL || pr->p == NULL) {
     lerror_raise(L, "dynafile.core: projection: not a compiled projection");
+    return NULL; /* not reached */
+  }
   return pr->p;
 }
 

@@ -65,11 +65,6 @@ static void read_stream_args(lua_State *L, int t, df_open_options *o) {
   lua_pop(L, 1);
 }
 
-/* The key attribute names of a new database when the open names neither
- * (the only place that says so). */
-#define DEFAULT_PK "PK"
-#define DEFAULT_SK "SK"
-
 /* Read opts (pk, sk, ttl, sync, readonly, map_size, max_readers, stream,
  * indexes = {{name=, kind="gsi"|"lsi", pk=, sk=, projection="all"|"keys"|
  * {...}}}) at stack index `t` into *a.  The Lua layer checked their
@@ -91,8 +86,8 @@ static int read_open_args(lua_State *L, int t, open_args *a) {
       lua_isstring(L, -1) || (lua_isboolean(L, -1) && !lua_toboolean(L, -1));
   if (lua_isstring(L, -1)) a->s.sk = lua_tostring(L, -1);
   if (pk_given || sk_given) {
-    if (!pk_given) a->s.pk = DEFAULT_PK;
-    if (!sk_given) a->s.sk = DEFAULT_SK;
+    if (!pk_given) a->s.pk = DF_DEFAULT_PK;
+    if (!sk_given) a->s.sk = DF_DEFAULT_SK;
   }
   lua_getfield(L, t, "ttl");
   if (lua_isstring(L, -1)) a->s.ttl_attr = lua_tostring(L, -1);
@@ -169,8 +164,8 @@ static int read_open_args(lua_State *L, int t, open_args *a) {
   lua_pop(L, 1);
   a->create = a->s;
   if (a->create.pk == NULL) {
-    a->create.pk = DEFAULT_PK;
-    a->create.sk = DEFAULT_SK;
+    a->create.pk = DF_DEFAULT_PK;
+    a->create.sk = DF_DEFAULT_SK;
   }
   if (a->s.pk || a->s.ttl_attr || a->s.n_indexes) a->o.schema = &a->s;
   a->o.create_schema = &a->create;

@@ -31,26 +31,19 @@ static int cond_of(const char *s) {
   return -1;
 }
 
-/* Read the key value spec[field] into *v, named `what` in messages; the
- * value stays referenced by the spec table.  DF_OK, or a code with the
- * reason pushed.  [-0, +(0|1), m] */
-static int spec_value(lua_State *L, int spec, const char *field,
-                      const char *what, df_value *v) {
-  int code;
-  lua_getfield(L, spec, field);
-  code = lcodec_key_value(L, -1, what, v);
-  if (code != DF_OK) {
-    lua_remove(L, -2);
-    return code;
-  }
+/* The key value spec[field] into *v, judging nothing (the value stays
+ * referenced by the spec table).  [-0, +0, e] */
+static void spec_value(lua_State *L, const char *field, df_value *v) {
+  lua_getfield(L, 2, field);
+  lcodec_to_value(L, -1, v);
   lua_pop(L, 1);
-  return DF_OK;
 }
 
-/* Read the page spec at index 2 into *q (see l_db_page).  Returns DF_OK
- * with one value pushed (the start_after bytes, or nil), which q borrows
- * and which must stay on the stack while q is used; or a code with only
- * the reason pushed.  [-0, +1, m] */
+/* Read the page spec at index 2 into *q (see l_db_page); the core judges
+ * the values when it reads the page.  Returns DF_OK with one value pushed
+ * (the start_after bytes, or nil), which q borrows and which must stay on
+ * the stack while q is used; or a code with only the reason pushed.
+ * [-0, +1, m] */
 static int read_spec(lua_State *L, ldb *d, df_query *q, df_projection **pr,
                      size_t *max_items, size_t *max_examined) {
   int code;
@@ -58,10 +51,10 @@ static int read_spec(lua_State *L, ldb *d, df_query *q, df_projection **pr,
   lua_getfield(L, 2, "index");
   if (lua_isstring(L, -1)) {
     unsigned id;
-    if (df_db_index_find(d->db, lua_tostring(L, -1), &id) != DF_OK) {
-      lua_pushfstring(L, "index: no index named %s", lua_tostring(L, -1));
+    if ((code = df_db_index_find(d->db, lua_tostring(L, -1), &id)) != DF_OK) {
+      lua_pushfstring(L, "index: %s", df_db_errmsg(d->db));
       lua_remove(L, -2);
-      return DF_ENOTFOUND;
+      return code;
     }
     q->index = id;
   }
@@ -69,10 +62,7 @@ static int read_spec(lua_State *L, ldb *d, df_query *q, df_projection **pr,
   lua_getfield(L, 2, "query");
   if (lua_toboolean(L, -1)) {
     q->has_pk = 1;
-    if ((code = spec_value(L, 2, "pk", "partition key", &q->pk)) != DF_OK) {
-      lua_remove(L, -2);
-      return code;
-    }
+    spec_value(L, "pk", &q->pk);
   }
   lua_pop(L, 1);
   lua_getfield(L, 2, "cond");
@@ -81,28 +71,14 @@ static int read_spec(lua_State *L, ldb *d, df_query *q, df_projection **pr,
     q->cond = cond_of(c);
     if (q->cond < 0)
       return lerror_raise(L, "dynafile.core: unknown key condition %s", c);
-    code = spec_value(L, 2, "lo", q->cond == DF_COND_BETWEEN ? "between[1]" : c,
-                      &q->lo);
-    if (code == DF_OK && q->cond == DF_COND_BETWEEN)
-      code = spec_value(L, 2, "hi", "between[2]", &q->hi);
-    if (code == DF_OK && q->cond == DF_COND_BEGINS_WITH &&
-        q->lo.type != DF_TSTR) {
-      lua_pushliteral(L, "begins_with must be a string");
-      code = DF_EVALIDATION;
-    }
-    if (code != DF_OK) {
-      lua_remove(L, -2);
-      return code;
-    }
+    spec_value(L, "lo", &q->lo);
+    if (q->cond == DF_COND_BETWEEN) spec_value(L, "hi", &q->hi);
   }
   lua_pop(L, 1);
   lua_getfield(L, 2, "start");
   if (!lua_isnil(L, -1)) {
     q->has_start = 1;
-    if ((code = lcodec_key_value(L, -1, "starts_with", &q->start)) != DF_OK) {
-      lua_remove(L, -2);
-      return code;
-    }
+    lcodec_to_value(L, -1, &q->start);
   }
   lua_pop(L, 1);
   lua_getfield(L, 2, "reverse");
@@ -195,20 +171,47 @@ static int l_db_page(lua_State *L) {
   return 3;
 }
 
-/* db:check_page(spec) -> true | nil, msg, code: whether db:page(spec)
- * would accept spec (its key values, index, start_after), reading
- * nothing -- so an iterator can refuse bad arguments when it is made */
+/* The name of the operand of key condition `cond` in messages: the Lua
+ * layer's option names, as the core names them. */
+static const char *operand(int cond, int second) {
+  static const char *const names[] = {
+      "key condition", "eq",         "lt", "le", "gt", "ge",
+      "between[1]",    "begins_with"};
+  if (cond == DF_COND_BETWEEN && second) return "between[2]";
+  return cond >= 0 && cond <= DF_COND_BEGINS_WITH ? names[cond]
+                                                  : "key condition";
+}
+
+/* db:check_page(spec) -> true | nil, msg, code, true: whether the index
+ * and the kinds of spec's key values pass, by the core's key rule, reading
+ * nothing -- so an iterator refuses bad arguments when it is made (the
+ * page read judges the rest: lengths, start_after) */
 static int l_db_check_page(lua_State *L) {
   ldb *d = ldb_arg(L, 1);
   df_query q;
   df_projection *pr;
   size_t max_items, max_examined;
-  int code;
+  char err[DF_MSG_MAX];
+  int code = DF_OK;
   if (d == NULL) return ldb_closed_fail(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   if ((code = read_spec(L, d, &q, &pr, &max_items, &max_examined)) != DF_OK)
     return lerror_misuse_pushed(L, code);
+  err[0] = 0;
+  if (q.has_pk)
+    code =
+        df__key_check(&q.pk, "", "partition key", DF_KEY_ANY, err, sizeof err);
+  if (code == DF_OK && q.cond > 0)
+    code = df__key_check(&q.lo, "", operand(q.cond, 0), DF_KEY_ANY, err,
+                         sizeof err);
+  if (code == DF_OK && q.cond == DF_COND_BETWEEN)
+    code = df__key_check(&q.hi, "", operand(q.cond, 1), DF_KEY_ANY, err,
+                         sizeof err);
+  if (code == DF_OK && q.has_start)
+    code =
+        df__key_check(&q.start, "", "starts_with", DF_KEY_ANY, err, sizeof err);
+  if (code != DF_OK) return lerror_misuse(L, code, err);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -63,11 +63,12 @@ local function writer_check(w, fn)
   end
 end
 
---- Queue a put.  The item is encoded now: an invalid item (a missing
--- key attribute, a value that cannot be stored) raises here, not at
--- flush, and later changes to the table do not matter.  Only a key or
--- index value over the length limits is found at flush, which then
--- raises and writes nothing (`w:discard()` drops the batch).
+--- Queue a put.  The item is checked and encoded now: an invalid item (a
+-- key attribute missing, of the wrong type or too long, a value that
+-- cannot be stored) raises here, not at flush, and later changes to the
+-- table do not matter.  Only an index value over the length limits is
+-- found at flush, which then raises and writes nothing (`w:discard()`
+-- drops the batch).
 -- @tparam table item the item, holding the key attributes
 -- @treturn true always
 -- @raise on an invalid item (as for `db:put_item`) or a closed writer

@@ -30,7 +30,7 @@ local errors = require "dynafile.errors"
 local expr = require "dynafile.expr"
 
 local type, pairs, ipairs = type, pairs, ipairs
-local tostring, tonumber = tostring, tonumber
+local tostring = tostring
 local getmetatable, setmetatable = getmetatable, setmetatable
 local string_format, table_sort, table_concat = string.format, table.sort, table.concat
 
@@ -43,42 +43,15 @@ local CHANGE_KINDS = { set = true, remove = true, add = true, delete = true }
 local raise = errors.fail
 
 --- Split a path into segments: strings for names, 1-based integers for
--- list positions.
+-- list positions, by the core's one path grammar (the one of filters and
+-- conditions: `a.b[0]`, `` `any name` ``).
 -- @raise on a malformed path
 function M.parse_path(fn, path)
-  if type(path) ~= "string" or path == "" then
-    raise(fn, "path must be a non-empty string, got %s", tostring(path))
+  if type(path) ~= "string" then
+    raise(fn, "path must be a string, got %s", type(path))
   end
-  local segs, i, n = {}, 1, #path
-  while i <= n do
-    local name, j
-    if path:sub(i, i) == "`" then -- `any name`, as in filter strings
-      name, j = path:match("^`([^`]*)`()", i)
-      if not name then raise(fn, "unterminated `name` in path '%s'", path) end
-    else
-      name, j = path:match("^([^%.%[%]`]+)()", i)
-    end
-    if name then
-      segs[#segs + 1] = name
-      i = j
-    elseif path:sub(i, i) ~= "[" or i == 1 then
-      raise(fn, "malformed path '%s' at character %d", path, i)
-    end
-    while path:sub(i, i) == "[" do
-      local digits, k = path:match("^%[(%d+)%]()", i)
-      if not digits then raise(fn, "malformed list position in path '%s'", path) end
-      local pos = tonumber(digits)
-      if pos >= 2 ^ 31 then raise(fn, "list position too large in path '%s'", path) end
-      segs[#segs + 1] = pos + 1
-      i = k
-    end
-    if i <= n then
-      if path:sub(i, i) ~= "." or i == n then
-        raise(fn, "malformed path '%s' at character %d", path, i)
-      end
-      i = i + 1
-    end
-  end
+  local segs, msg = core.parse_path(path)
+  if not segs then raise(fn, "path '%s': %s", path, msg) end
   return segs
 end
 
@@ -90,7 +63,9 @@ local function spell(segs, m)
     if type(s) == "number" then
       parts[#parts + 1] = "[" .. (s - 1) .. "]"
     else
-      if s:find("[%.%[%]`]") then s = "`" .. s .. "`" end
+      if s == "" or s:find("[%.%[%]`\\]") then
+        s = "`" .. s:gsub("[`\\]", "\\%0") .. "`"
+      end
       parts[#parts + 1] = (i > 1 and "." or "") .. s
     end
   end

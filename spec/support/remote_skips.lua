@@ -163,9 +163,12 @@ local skips = {
     { name = "a batch writer commits a batch larger than the map once the map has grown, one "
       .. "event per put", reason = "documented difference: stat().items is DynamoDB's ItemCount, "
       .. "refreshed about every six hours" },
-    { name = "a batch writer raises at flush, writing nothing, when a queued key is too long",
-      reason = "documented difference: a string sort key in a numeric key attribute, and "
-        .. "DynamoDB's 1,024-byte sort keys" },
+    { name = "a batch writer raises when a key too long is queued, keeping the rest of the "
+      .. "queue", reason = "documented difference: a string sort key in a numeric key "
+      .. "attribute, and DynamoDB's 1,024-byte sort keys" },
+    { name = "a batch writer raises at flush, writing nothing, when a queued index value is "
+      .. "too long", reason = "opens an index with a key of 3,000 bytes in a string attribute "
+      .. "(DynamoDB: 2,048)" },
     { name = "batch_get_item works inside a transaction, reading the committed state",
       reason = "known gap of dynalite: no TransactWriteItems", servers = { dynalite = true } },
     { name = "batch_get_item holds no read transaction while a TTL function runs: a coroutine "
