@@ -65,9 +65,9 @@ static void read_stream_args(lua_State *L, int t, df_open_options *o) {
   lua_pop(L, 1);
 }
 
-/* Read opts (pk, sk, ttl, sync, readonly, map_size, max_readers, stream,
- * indexes = {{name=, kind="gsi"|"lsi", pk=, sk=, projection="all"|"keys"|
- * {...}}}) at stack index `t` into *a.  The Lua layer checked their
+/* Read opts (pk, sk, ttl, sync, readonly, map_size, max_readers, prefetch,
+ * stream, indexes = {{name=, kind="gsi"|"lsi", pk=, sk=, projection="all"|
+ * "keys"|{...}}}) at stack index `t` into *a.  The Lua layer checked their
  * types.  Key names: pk alone means sk "SK", sk alone (a name, or false:
  * no sort key) means pk "PK"; neither keeps the stored keys, or gives PK
  * and SK to a new database.  Returns DF_OK, or DF_EINVAL with the reason
@@ -107,7 +107,14 @@ static int read_open_args(lua_State *L, int t, open_args *a) {
   if (lua_isnumber(L, -1)) a->o.map_size = (size_t)lua_tonumber(L, -1);
   lua_getfield(L, t, "max_readers");
   if (lua_isnumber(L, -1)) a->o.max_readers = (unsigned)lua_tonumber(L, -1);
-  lua_pop(L, 7); /* the strings stay referenced by the options table */
+  /* prefetch: false (no read-ahead) or a number of bytes; nil: the
+   * default bound */
+  lua_getfield(L, t, "prefetch");
+  if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
+    a->o.prefetch = DF_PREFETCH_NONE;
+  else if (lua_isnumber(L, -1))
+    a->o.prefetch = (size_t)lua_tonumber(L, -1);
+  lua_pop(L, 8); /* the strings stay referenced by the options table */
   read_stream_args(L, t, &a->o);
   lua_getfield(L, t, "indexes");
   if (lua_istable(L, -1)) {

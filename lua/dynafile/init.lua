@@ -116,7 +116,7 @@ M.ddb_args = core.ddb_args
 local OPEN_OPTS = {
   pk = true, sk = true, ttl = true, clock = true, gsi = true, lsi = true,
   sync = true, readonly = true, map_size = true, max_readers = true,
-  progress = true, listener_error = true, stream = true,
+  prefetch = true, progress = true, listener_error = true, stream = true,
 }
 local SYNC = { full = true, normal = true, off = true }
 
@@ -218,6 +218,11 @@ end
 -- * `map_size`: the initial map size in bytes (the map grows by itself);
 --   `max_readers`: reader slots, used by the first opener of the
 --   directory.
+-- * `prefetch`: how much of the data file the first open of the directory
+--   in this process asks the kernel to read ahead in the background, in
+--   bytes (default 256 MiB, never more than a quarter of the memory;
+--   skipped when the file is cached already), or `false` for no
+--   read-ahead (a database much larger than the memory, read at random).
 -- * `progress`: `function(index, done, total)` called while a new index
 --   is filled from the existing items (about every 1% and at the end), on
 --   the caller's thread (the open itself then runs on a helper thread; see
@@ -294,6 +299,12 @@ function M.open(path, opts)
     end
     c[k] = v
   end
+  local pf = opts.prefetch
+  if pf ~= nil and pf ~= false and (type(pf) ~= "number" or pf < 1 or pf ~= math_floor(pf)
+      or pf == math_huge) then
+    fail(fn, "prefetch must be false or a positive integer (bytes)")
+  end
+  c.prefetch = pf
   if opts.progress ~= nil and type(opts.progress) ~= "function" then
     fail(fn, "progress must be a function")
   end

@@ -6,7 +6,7 @@
 -- directory reopens its table, as long as the directory exists (the helper
 -- makes it, as a local open does; a spec that removed it opens a new
 -- table, as it would a new database).  Options that only tune local storage
--- (sync, map_size, max_readers) are dropped: they change no result.
+-- (sync, map_size, max_readers, prefetch) are dropped: they change no result.
 -- DynamoDB gives each key attribute one type: the key types a spec uses
 -- are in spec/support/remote_skips.lua -- `types` by spec file, overridden
 -- by `describe_types` by the name of the enclosing `describe` blocks
@@ -20,7 +20,7 @@ if endpoint and endpoint ~= "" then
   local local_open = dynafile.open
   local run = string.format("%x%04x", os.time() % 0x1000000, math.random(0, 0xffff))
   local tables, n = {}, 0
-  local DROPPED = { sync = true, map_size = true, max_readers = true }
+  local DROPPED = { sync = true, map_size = true, max_readers = true, prefetch = true }
   local skips = dofile("spec/support/remote_skips.lua")
   local file_types = skips.types or {}
   local describe_types = skips.describe_types or {}

@@ -494,11 +494,13 @@ local OPEN_OPTS = {
   max_attempts = true, types = true, billing = true, create = true, wait = true,
   consistent = true, tls = true, optimistic_retries = true,
   -- local only: accepted and refused with a reason
-  sync = true, map_size = true, max_readers = true, progress = true, stream = true,
+  sync = true, map_size = true, max_readers = true, prefetch = true, progress = true,
+  stream = true,
 }
 local LOCAL_ONLY = {
   sync = "durability is DynamoDB's", map_size = "there is no map", max_readers = "there are "
-    .. "no reader slots", progress = "index backfill runs in DynamoDB",
+    .. "no reader slots", prefetch = "there is no data file to read ahead",
+  progress = "index backfill runs in DynamoDB",
   stream = "the change log is local; use DynamoDB Streams",
 }
 
