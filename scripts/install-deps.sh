@@ -35,7 +35,7 @@ PACKAGES="
   luajit2 libluajit2-5.1-dev
   lua-cjson lua-busted
   lua-dbi-sqlite3
-  strace
+  strace util-linux-extra
   nginx-light libnginx-mod-http-lua curl
   clang libclang-rt-14-dev valgrind lua-check
   cppcheck clang-format
@@ -52,6 +52,8 @@ PACKAGES="
 #   lua-busted                      the Lua spec runner (/usr/bin/busted)
 #   lua-dbi-sqlite3                 SQLite baseline for the benchmarks
 #   strace                          crash / process tests
+#   util-linux-extra                fincore: the page-cache residency that
+#                                   spec/prefetch_spec.lua watches
 #   nginx-light libnginx-mod-http-lua curl   OpenResty-style integration test
 #   clang libclang-rt-14-dev valgrind lua-check   sanitizers, leak checks, lint
 #   cppcheck clang-format           make lint (static checks, formatting)
