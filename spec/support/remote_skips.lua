@@ -54,6 +54,8 @@ local skips = {
       .. "modes of a local database",
     ["spec/transaction_spec.lua"] = { reason = "known gap of dynalite: no TransactWriteItems",
       servers = { dynalite = true } },
+    ["spec/prefetch_spec.lua"] = "the read-ahead of a local database's data file (the "
+      .. "DynamoDB backend refuses the option as local-only)",
     ["spec/function_names_spec.lua"] = "the local layers' messages: items, keys and index "
       .. "values judged by the binding and the core in their words (the backend judges them by "
       .. "DynamoDB's rules, in DynamoDB's words)",
