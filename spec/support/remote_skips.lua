@@ -21,8 +21,6 @@ local OTHER_PROCESS = "opens the directory from other processes, which this help
 local PROGRESS = "NotSupported: open's progress option (DynamoDB backfills indexes itself)"
 local SERVE_INT64 = "known gap of dynafile serve: a number beyond 2^53 (an int64 under "
   .. "LuaJIT) is answered with InternalServerError"
-local ITEM_COUNT = "documented difference: stat().items is DynamoDB's ItemCount, refreshed "
-  .. "about every six hours"
 
 local skips = {
   -- whole files
@@ -191,21 +189,10 @@ local skips = {
         .. "(BatchWriteItem does not say whether the item existed)" },
     { name = "a transaction commits everything once, even when the map must grow on the way",
       reason = "documented difference: a transaction holds at most 100 items (4,000 here)" },
-    { name = "TTL as an attribute hides an item from every read from the moment its TTL is "
-      .. "below now", servers = { serve = true },
-      reason = "the server expires items by its own clock, the spec by a simulated one" },
-    { name = "TTL as an attribute purges at most `limit` items, the earliest first",
-      servers = { serve = true },
-      reason = "the server expires items by its own clock, the spec by a simulated one" },
     { name = "a stream listener may write inside a transaction of its own",
       reason = "known gap of dynalite: no TransactWriteItems", servers = { dynalite = true } },
-    { name = "TTL as an attribute never deletes in a read: the items come back when"
-      .. " the clock goes back",
-      reason = ITEM_COUNT },
     { name = "TTL as an attribute checks the TTL in C, without turning expired items into tables",
       reason = "the local reader's statistics (items decoded in C)" },
-    { name = "TTL as an attribute purges expired items with DELETE events marked expired",
-      reason = ITEM_COUNT },
     { name = "TTL as an attribute is deleted by later write paths, with events",
       reason = BY_WRITES },
     { name = "TTL as an attribute is deleted by write paths that take the fast path (no listener)",
