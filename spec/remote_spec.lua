@@ -377,6 +377,30 @@ describe("the DynamoDB backend (dynalite)", function()
     os.execute("rm -rf '" .. dir .. "'")
   end)
 
+  it("projects binary, sets, exact and 64-bit numbers, nested too, keeping their types", function()
+    local db = assert(open { pk = "PK", sk = "SK" })
+    local item = { PK = "p", SK = "1", b = dynafile.binary("\0\1\2"),
+      d = dynafile.decimal("12345678901234567890.5"), ss = dynafile.set { "a", "b" },
+      ns = dynafile.set { 1, 2 }, bs = dynafile.set { dynafile.binary("x") },
+      big = dynafile.number("9223372036854775807"), s = "plain",
+      m = { x = dynafile.binary("z"), l = { dynafile.set { "q" }, 7 } } }
+    assert(db:put_item(item))
+    local key = { PK = "p", SK = "1" }
+    local whole = assert(db:get_item(key))
+    for _, name in ipairs { "b", "d", "ss", "ns", "bs", "big", "s", "m" } do
+      local got = assert(db:get_item(key, { projection = { name } }))
+      assert.equal(dynafile.type(whole[name]), dynafile.type(got[name]), name)
+      assert.same({ [name] = whole[name] }, got, name)
+    end
+    local got = assert(db:get_item(key, { projection = { "m.l[0]", "b" } }))
+    assert.equal("SS", dynafile.type(got.m.l[1]))
+    assert.same({ m = { l = { whole.m.l[1] } }, b = whole.b }, got)
+    local page = assert(db:query_page("p",
+      { projection = dynafile.expr("#m.x, ns", { ["#m"] = "m" }) }))
+    assert.same({ { m = { x = whole.m.x }, ns = whole.ns } }, page)
+    db:close()
+  end)
+
   it("writes nothing when a transaction function returns nil, err; returns its values", function()
     local db = assert(open { pk = "PK", sk = "SK" })
     assert(db:put_item({ PK = "t", SK = "1", v = 1 }))

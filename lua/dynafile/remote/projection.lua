@@ -20,7 +20,11 @@
 local update = require "dynafile.update"
 local ddb_expr = require "dynafile.expr"
 
-local type, ipairs, pairs, getmetatable = type, ipairs, pairs, getmetatable
+local types = require "dynafile.types"
+
+local type, ipairs, pairs, getmetatable, setmetatable =
+  type, ipairs, pairs, getmetatable, setmetatable
+local types_type = types.type
 local table_sort, table_concat = table.sort, table.concat
 
 local M = {}
@@ -108,13 +112,67 @@ function M.expression(p, b, extra)
   return table_concat(parts, ", ")
 end
 
+-- Values the core's projection must not see: the core encodes the item
+-- to project it, and its encoder does not hold every DynamoDB value the
+-- backend reads (binary, sets, numbers that are not Lua numbers: decimals,
+-- int64 under LuaJIT).  A projection only selects, so each such value is
+-- replaced by a token string before and put back after.
+local TOKEN = "\0dynafile:projected:"
+
+local function special(v)
+  local t = types_type(v)
+  if t == "B" or t == "SS" or t == "NS" or t == "BS" then return true end
+  return t == "N" and type(v) ~= "number"
+end
+
+local function has_special(v)
+  if special(v) then return true end
+  if type(v) == "table" then
+    for _, x in pairs(v) do
+      if has_special(x) then return true end
+    end
+  end
+  return false
+end
+
+local function shield(v, vault)
+  if special(v) then
+    vault.n = vault.n + 1
+    local tok = vault.prefix .. vault.n
+    vault[tok] = v
+    return tok
+  end
+  if type(v) == "table" then
+    local out = {}
+    for k, x in pairs(v) do out[k] = shield(x, vault) end
+    return setmetatable(out, getmetatable(v)) -- (an empty list keeps its mark)
+  end
+  return v
+end
+
+local function unshield(v, vault)
+  if type(v) == "string" then
+    local x = vault[v]
+    if x ~= nil and v ~= "n" and v ~= "prefix" then return x end
+    return v
+  end
+  if type(v) == "table" then
+    for k, x in pairs(v) do v[k] = unshield(x, vault) end
+  end
+  return v
+end
+
 --- Project an item as a local database does.
 -- @tparam table p a compiled projection
 -- @tparam table item the item (or the server's covering part of it)
 -- @treturn table the projected item
 -- @raise on an item the core cannot encode
 function M.apply(p, item)
-  return p.compiled:apply(item)
+  if not has_special(item) then return p.compiled:apply(item) end
+  -- (the vault's address in its tokens: no stored string can be one)
+  local vault = { n = 0 }
+  vault.prefix = TOKEN .. tostring(vault) .. ":"
+  return unshield(p.compiled:apply(shield(item, vault)), vault)
 end
 
 return M
