@@ -139,7 +139,8 @@ static int open_stream(df_db *db, const df_open_options *o) {
 }
 
 int df__ddl_open(df_db *db, const df_open_options *o) {
-  int code = open_schema(db, o);
+  int code = df__upgrade_open(db);
+  if (code == DF_OK) code = open_schema(db, o);
   if (code == DF_OK) code = open_stream(db, o);
   return code;
 }

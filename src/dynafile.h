@@ -63,8 +63,11 @@ extern "C" {
 #endif
 
 #define DF_VERSION "0.1.0"
-/* On-disk format version stored in the meta sub-database. */
-#define DF_FORMAT_VERSION 1
+/* On-disk format version stored in the meta sub-database.  2: numbers in
+ * keys as decimals, binary keys, long sort keys (prefix + hash).  A
+ * database of an older format is upgraded in place, in one transaction,
+ * by the first writable open (a read-only open of one is DF_EVERSION). */
+#define DF_FORMAT_VERSION 2
 /* Deepest nesting of maps and arrays an item may have. */
 #define DF_MAX_DEPTH 32
 /* The key attribute names of a new database whose creator names none
@@ -77,10 +80,9 @@ extern "C" {
  * against the full value kept in the item. */
 #define DF_PK_MAX 2048
 #define DF_PK_INLINE_MAX 64
-/* Longest encoded sort-key value (table, GSI or LSI sort key).  A number
- * encodes in 11 bytes; a string in its length + 3, plus one per NUL byte.
- * So a sort-key string may hold up to 177 bytes without NULs. */
-#define DF_SK_MAX 180
+/* Longest sort-key value (table, GSI or LSI sort key), in raw bytes of a
+ * string or binary (DynamoDB's limit); any number is a valid sort key. */
+#define DF_SK_MAX 1024
 
 /* Error codes: name, value, default message, and the stable code string
  * the Lua binding returns or raises with it (df_error_name; also the

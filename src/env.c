@@ -427,6 +427,17 @@ int df__env_schema_store(const df_kv *kv, const df_schema *s) {
   return code;
 }
 
+int df__env_schema_load(const df_kv *kv, df_schema_owned *out, char *err,
+                        size_t errlen) {
+  df_bytes v;
+  int code;
+  code = df__kv_get(kv, DF_SUB_META, META_SCHEMA, sizeof META_SCHEMA - 1, &v);
+  if (code != DF_OK)
+    return df__fmt(err, errlen, code, "cannot read the schema: %s",
+                   df_strerror(code));
+  return df__schema_decode(v.p, v.n, out, err, errlen);
+}
+
 /* The old blob may still be read by another thread of this process (a
  * query holding an index definition), so it is kept until the environment
  * closes; schema changes are rare, so this stays small. */

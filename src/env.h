@@ -120,6 +120,10 @@ void df__env_info(df_env *e, uint64_t *map_size, uint64_t *used,
 
 /* Store schema s as the record in meta (inside a write transaction). */
 int df__env_schema_store(const df_kv *kv, const df_schema *s);
+/* Read and decode the stored schema record (out->format tells its
+ * on-disk format).  DF_OK, or an error with the message in err. */
+int df__env_schema_load(const df_kv *kv, df_schema_owned *out, char *err,
+                        size_t errlen);
 /* Inside a write transaction: adopt the stored schema when another
  * process changed it since this one read it. */
 int df__env_schema_refresh(df_env *e, const df_kv *kv);

@@ -10,12 +10,12 @@
  *   lsi: id | hash64(pk)  | enc(pk)  | enc(lsi_sk) | enc(sk)
  *   gsi: id | hash64(gpk) | enc(gpk) | enc(gsk)    | enc(pk) | enc(sk)
  * (partition-type values through df__key_enc_partition, sort-type values
- * through df__key_enc with DF_SK_MAX; enc(gsk) only when the GSI has a sort
- * key, enc(sk) only when the table has one).  Ending every entry key with
- * the table's primary key makes it unique, so many items may share an
- * index key and are ordered among themselves by their primary key.  The
- * longest possible key is 1 + 8 + 64 + 180 + 64 + 180 = 497 bytes, inside
- * LMDB's 511 (checked at compile time below).
+ * through df__key_enc_sort -- a long one as prefix + hash; enc(gsk) only
+ * when the GSI has a sort key, enc(sk) only when the table has one).
+ * Ending every entry key with the table's primary key makes it unique, so
+ * many items may share an index key and are ordered among themselves by
+ * their primary key.  The longest possible key is 1 + 8 + 64 + 176 + 64 +
+ * 176 = 489 bytes, inside LMDB's 511 (checked at compile time below).
  *
  * Entry values begin with a tag byte:
  *   VAL_ITEM   the rest is a MessagePack map: a copy of the item
@@ -30,11 +30,15 @@
  * "Secondary indexes" section for the measured trade-off); readers accept
  * every form, so the choice can change without rewriting a database.
  *
- * Sparse: an item whose index key attribute is missing, or is not a string,
- * binary or number, has no entry.  A key value that is of a key type but
- * cannot be encoded (a string longer than DF_PK_MAX or whose encoding is
- * longer than DF_SK_MAX, NaN) is a DF_EVALIDATION naming the attribute and
- * the index, and the write fails as a whole.
+ * Sparse: an item whose index key attribute is missing has no entry.  A
+ * write whose item holds an index key attribute that is not a string,
+ * binary or number (a boolean, null, a list, a map, a set), or that cannot
+ * be a key (a partition value over DF_PK_MAX bytes, a sort value over
+ * DF_SK_MAX, NaN), fails as a whole with DF_EVALIDATION naming the
+ * attribute and the index, as DynamoDB's does ("Type mismatch for Index
+ * Key ...").  Building an index from existing items leaves out the items
+ * of the wrong type (DynamoDB's index violations) -- databases of earlier
+ * releases may hold such items -- and fails on the others.
  *
  * Invariant: after every committed write transaction, each index holds
  * exactly one entry per item that has its key attributes, built from the
@@ -55,8 +59,9 @@
 #define VAL_EXPIRES 0x80
 
 /* The longest entry key the layout above can produce. */
-#define ENTRY_KEY_MAX \
-  (1 + 8 + DF_PK_INLINE_MAX + DF_SK_MAX + DF_PK_INLINE_MAX + DF_SK_MAX)
+#define ENTRY_KEY_MAX                                             \
+  (1 + 8 + DF_PK_INLINE_MAX + DF_SK_LONG_LEN + DF_PK_INLINE_MAX + \
+   DF_SK_LONG_LEN)
 typedef char entry_key_fits[ENTRY_KEY_MAX <= DF_KEY_MAX ? 1 : -1];
 
 /* How often backfill reports progress, in items (at least). */
@@ -74,7 +79,38 @@ static int all_by_lookup(const df_index_def *d) {
 
 static int is_key_type(const df_value *v) {
   return v->type == DF_TSTR || v->type == DF_TBIN || v->type == DF_TINT ||
-         v->type == DF_TUINT || v->type == DF_TFLOAT;
+         v->type == DF_TUINT || v->type == DF_TFLOAT || v->type == DF_TDECIMAL;
+}
+
+/* DynamoDB's name of a value's type, for messages. */
+static const char *ddb_type(const df_value *v) {
+  switch (v->type) {
+    case DF_TSTR:
+      return "S";
+    case DF_TBIN:
+      return "B";
+    case DF_TINT:
+    case DF_TUINT:
+    case DF_TFLOAT:
+    case DF_TDECIMAL:
+      return "N";
+    case DF_TBOOL:
+      return "BOOL";
+    case DF_TNIL:
+      return "NULL";
+    case DF_TARRAY:
+      return "L";
+    case DF_TMAP:
+      return "M";
+    case DF_TSS:
+      return "SS";
+    case DF_TNS:
+      return "NS";
+    case DF_TBS:
+      return "BS";
+    default:
+      return "?";
+  }
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -89,13 +125,21 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
   return DF_EVALIDATION;
 }
 
-/* Find attribute `name` of the item: 1 found with a key type, 0 not in the
- * index (absent or another type), DF_ECORRUPT for malformed bytes. */
+/* Find attribute `name` of the item: 1 found with a key type, 0 absent,
+ * DF_ECORRUPT for malformed bytes; present with another type: 0 when
+ * `lenient`, else DF_EVALIDATION with the message in err. */
 static int find_key_attr(const void *item, size_t len, const char *name,
-                         df_value *v) {
+                         const df_index_def *d, int lenient, df_value *v,
+                         char *err, size_t errlen) {
   int r = df__mp_map_find(item, len, name, strlen(name), v, NULL, NULL);
   if (r < 0) return DF_ECORRUPT;
-  return r == 1 && is_key_type(v);
+  if (r == 0) return 0;
+  if (is_key_type(v)) return 1;
+  if (lenient) return 0;
+  return fail(err, errlen,
+              "One or more parameter values were invalid: Type mismatch for "
+              "Index Key %s Expected: S, N or B Actual: %s IndexName: %s",
+              name, ddb_type(v), d->name);
 }
 
 /* Append a partition-type value: hash64 (when `with_hash`) then enc. */
@@ -130,41 +174,46 @@ static int put_sort(const df_value *v, const char *attr, const df_index_def *d,
   if (v->type == DF_TFLOAT && isnan(v->f))
     return fail(err, errlen, "attribute %s (key of index %s) must not be NaN",
                 attr, d->name);
-  if (df__key_enc(v, out + *n, DF_SK_MAX, &m) != 0)
+  if (df__key_enc_sort(v, out + *n, &m, NULL) != 0)
     return fail(err, errlen,
-                "attribute %s is too long for index %s (a sort key holds at "
-                "most %d encoded bytes: %d bytes of a string without NUL "
-                "bytes)",
-                attr, d->name, DF_SK_MAX, DF_SK_MAX - 3);
+                "attribute %s is too long for index %s (%zu bytes; a sort "
+                "key holds at most %d)",
+                attr, d->name, v->n, DF_SK_MAX);
   *n += m;
   return DF_OK;
 }
 
 /* The entry key of `item` (or of a map holding just key attributes) into
  * out (DF_KEY_MAX bytes): DF_OK, DF_ENOTFOUND when the item has no entry,
- * DF_EVALIDATION (message in err) or DF_ECORRUPT. */
+ * DF_EVALIDATION (message in err) or DF_ECORRUPT.  `lenient`: an index key
+ * attribute of a type no key has leaves the item out of the index instead
+ * of failing (building, checking, and the old item of a change). */
 static int entry_key(const df_schema *s, const df_index_def *d,
-                     const void *item, size_t len, unsigned char *out,
-                     size_t *outlen, char *err, size_t errlen) {
+                     const void *item, size_t len, int lenient,
+                     unsigned char *out, size_t *outlen, char *err,
+                     size_t errlen) {
   df_value ipk, isk, pk, sk;
   size_t n = 0;
   int r, code;
   const char *ipk_name = d->kind == DF_GSI ? d->pk : s->pk;
   memset(&isk, 0, sizeof isk);
   memset(&sk, 0, sizeof sk);
-  if ((r = find_key_attr(item, len, ipk_name, &ipk)) != 1)
-    return r < 0 ? r : DF_ENOTFOUND;
-  if (d->sk && (r = find_key_attr(item, len, d->sk, &isk)) != 1)
-    return r < 0 ? r : DF_ENOTFOUND;
+  r = find_key_attr(item, len, ipk_name, d, lenient, &ipk, err, errlen);
+  if (r != 1) return r < 0 ? r : DF_ENOTFOUND;
+  if (d->sk) {
+    r = find_key_attr(item, len, d->sk, d, lenient, &isk, err, errlen);
+    if (r != 1) return r < 0 ? r : DF_ENOTFOUND;
+  }
+  /* the table's key attributes: the key rule has checked them */
   if (d->kind == DF_GSI) {
-    if ((r = find_key_attr(item, len, s->pk, &pk)) != 1)
-      return r < 0 ? r : DF_ENOTFOUND;
-    if (s->sk && (r = find_key_attr(item, len, s->sk, &sk)) != 1)
+    r = find_key_attr(item, len, s->pk, d, 1, &pk, NULL, 0);
+    if (r != 1) return r < 0 ? r : DF_ENOTFOUND;
+    if (s->sk && (r = find_key_attr(item, len, s->sk, d, 1, &sk, NULL, 0)) != 1)
       return r < 0 ? r : DF_ENOTFOUND;
   } else {
     pk = ipk;
-    if ((r = find_key_attr(item, len, s->sk, &sk)) != 1)
-      return r < 0 ? r : DF_ENOTFOUND;
+    r = find_key_attr(item, len, s->sk, d, 1, &sk, NULL, 0);
+    if (r != 1) return r < 0 ? r : DF_ENOTFOUND;
   }
   out[n++] = (unsigned char)d->id;
   if ((code = put_partition(&ipk, 1, ipk_name, d, out, &n, err, errlen)))
@@ -186,7 +235,7 @@ static int entry_key(const df_schema *s, const df_index_def *d,
 int df__index_entry_key(const df_schema *s, const df_index_def *def,
                         const void *item, size_t len, unsigned char *out,
                         size_t *n) {
-  return entry_key(s, def, item, len, out, n, NULL, 0);
+  return entry_key(s, def, item, len, 1, out, n, NULL, 0);
 }
 
 /* Append the projection of `item` for index d ("keys" or a list): the
@@ -247,8 +296,8 @@ int df__index_check(df_write *w, const void *new_item, size_t new_len) {
   unsigned char k[DF_KEY_MAX];
   size_t i, n;
   for (i = 0; i < s->n_indexes; i++) {
-    int code = entry_key(s, &s->indexes[i], new_item, new_len, k, &n, w->errmsg,
-                         sizeof w->errmsg);
+    int code = entry_key(s, &s->indexes[i], new_item, new_len, 0, k, &n,
+                         w->errmsg, sizeof w->errmsg);
     if (code != DF_OK && code != DF_ENOTFOUND) return code;
   }
   return DF_OK;
@@ -264,7 +313,7 @@ int df__index_apply(df_write *w, const unsigned char *item_key, const void *old,
     const df_index_def *d = &s->indexes[i];
     has_old = has_new = 0;
     if (new_item) {
-      code = entry_key(s, d, new_item, new_len, nk, &nkn, w->errmsg,
+      code = entry_key(s, d, new_item, new_len, 0, nk, &nkn, w->errmsg,
                        sizeof w->errmsg);
       if (code == DF_OK)
         has_new = 1;
@@ -272,7 +321,7 @@ int df__index_apply(df_write *w, const unsigned char *item_key, const void *old,
         return code;
     }
     if (old) {
-      code = entry_key(s, d, old, old_len, ok_, &okn, NULL, 0);
+      code = entry_key(s, d, old, old_len, 1, ok_, &okn, NULL, 0);
       if (code == DF_OK)
         has_old = 1;
       else if (code != DF_ENOTFOUND && code != DF_EVALIDATION)
@@ -308,23 +357,7 @@ int df__index_apply(df_write *w, const unsigned char *item_key, const void *old,
 
 /* Length of the encoded key value at p (see key.c), 0 when malformed. */
 static size_t enc_len(const unsigned char *p, const unsigned char *end) {
-  const unsigned char *q;
-  if (p >= end) return 0;
-  switch (*p) {
-    case DF_TAG_NUM:
-      return end - p >= DF_NUM_ENC_LEN ? DF_NUM_ENC_LEN : 0;
-    case DF_TAG_HASHED:
-      return end - p >= 17 ? 17 : 0;
-    case DF_TAG_STR:
-      for (q = p + 1; q + 1 < end; q++) {
-        if (*q != 0x00) continue;
-        if (q[1] == 0x01) return (size_t)(q + 2 - p);
-        q++; /* 00 ff: an escaped NUL */
-      }
-      return 0;
-    default:
-      return 0;
-  }
+  return df__key_part_len(p, end, NULL);
 }
 
 /* Rebuild the items key of an entry: hash | enc(pk) | enc(sk), where the
@@ -375,7 +408,7 @@ int df__index_entry_item(const df_kv *kv, const df_index_def *def,
     if (v->n < 10) return DF_ECORRUPT;
     bits = df__key_get_u64(p + 1);
     memcpy(&when, &bits, 8);
-    *hidden = when < now;
+    *hidden = df__ttl_expired(when, now);
     *item = p + 9;
     *len = v->n - 9;
     return DF_OK;
@@ -442,7 +475,7 @@ int df__index_build(df_write *w, const df_index_def *def,
     done++;
     if (progress && done % step == 0 && done < total)
       progress(progress_ud, def->name, done, total);
-    code = entry_key(s, def, v.p, v.n, ek, &ekn, err, sizeof err);
+    code = entry_key(s, def, v.p, v.n, 1, ek, &ekn, err, sizeof err);
     if (code == DF_ENOTFOUND) continue;
     if (code == DF_EVALIDATION) {
       df__fmt(w->errmsg, sizeof w->errmsg, code, "cannot build index %s: %s",

@@ -261,32 +261,63 @@ int df__mp_set_contains(const df_value *set, const df_value *x);
 /* Order-preserving key encoding (see the comment at the top of key.c). */
 
 #define DF_KEY_MAX 511 /* LMDB's compiled-in key limit */
-#define DF_TAG_NUM 0x10
+/* Tags (the numbers' are DF_TAG_NUM_* of decimal.c, all below these). */
 #define DF_TAG_STR 0x20
-#define DF_TAG_HASHED 0x30 /* long partition key: 16-byte hash */
-#define DF_NUM_ENC_LEN 11
+#define DF_TAG_BIN 0x28
+#define DF_TAG_HASHED 0x30 /* long partition value: 16-byte hash */
+/* A sort-type value whose encoding is longer than DF_SK_PREFIX bytes is
+ * kept in keys as its first DF_SK_PREFIX bytes and a 16-byte hash of all
+ * of it (the "long form", DF_SK_LONG_LEN bytes): keys order such values
+ * by their prefix only, and readers restore the order from the items. */
+#define DF_SK_PREFIX 160
+#define DF_SK_LONG_LEN (DF_SK_PREFIX + 16)
+/* df_value.u of a decoded key part that is not the whole value (a hashed
+ * partition value, the prefix of a long sort value). */
+#define DF_KEY_PARTIAL 1
 
 /* 64-bit hash with well-mixed high bits, also for short similar inputs. */
 uint64_t df__hash64(const void *p, size_t n, uint64_t seed);
 
-/* Encode a sort-type key value (string or number) order-preservingly into
- * out (capacity cap).  *outlen receives the length.  Errors:
- * DF_EVALIDATION (wrong type, NaN, longer than cap). */
+/* Encode a key value (string, binary or number: DF_TINT, DF_TUINT,
+ * DF_TFLOAT, DF_TDECIMAL) order-preservingly and in full into out
+ * (capacity cap).  *outlen receives the length.  Errors: DF_EVALIDATION
+ * (wrong type, NaN, longer than cap). */
 int df__key_enc(const df_value *v, unsigned char *out, size_t cap,
                 size_t *outlen);
 /* Encode a partition-type value: as df__key_enc when the encoding fits in
  * DF_PK_INLINE_MAX bytes, else DF_TAG_HASHED + 16 hash bytes.  Strings
- * longer than DF_PK_MAX bytes are DF_EVALIDATION.  *hash receives
- * hash64 of the full (unshortened) encoding, for the partition prefix.
- * out needs DF_PK_INLINE_MAX bytes. */
+ * and binaries longer than DF_PK_MAX bytes are DF_EVALIDATION.  *hash
+ * receives hash64 of the full (unshortened) encoding, for the partition
+ * prefix.  out needs DF_PK_INLINE_MAX bytes. */
 int df__key_enc_partition(const df_value *v, unsigned char *out,
                           size_t *outlen, uint64_t *hash);
-/* Decode one encoded value at *p (advancing).  Strings are unescaped into
- * scratch (capacity cap), which v->s then points into.  A hashed
- * partition value decodes as DF_TBIN of the 16 hash bytes.
- * 0 or DF_ECORRUPT. */
+/* Encode a sort-type value: in full when the encoding has at most
+ * DF_SK_PREFIX bytes, else in the long form (*is_long, optional, set).
+ * out needs DF_SK_LONG_LEN bytes.  Strings and binaries longer than
+ * DF_SK_MAX bytes, NaN and non-key values are DF_EVALIDATION. */
+int df__key_enc_sort(const df_value *v, unsigned char *out, size_t *outlen,
+                     int *is_long);
+/* A query bound on sort values: the encoding of v (without its terminator
+ * when `strip`, for a prefix bound; strings and binaries only) when it has
+ * at most DF_SK_PREFIX bytes, else its first DF_SK_PREFIX bytes with
+ * *is_long set: every long sort value sharing them lies in that prefix's
+ * range.  No length limit.  out needs DF_SK_PREFIX bytes.
+ * DF_EVALIDATION for NaN and non-key values. */
+int df__key_enc_bound(const df_value *v, int strip, unsigned char *out,
+                      size_t *outlen, int *is_long);
+/* Decode one encoded part at *p (advancing).  Strings and binaries are
+ * unescaped into scratch (capacity cap), which v->s then points into;
+ * numbers come back as DF_TINT, DF_TUINT or DF_TFLOAT when one holds the
+ * value exactly, else DF_TDECIMAL pointing into the key.  A hashed
+ * partition value decodes as DF_TBIN of the 16 hash bytes, the long form
+ * of a sort value as the unescaped prefix; both with v->u ==
+ * DF_KEY_PARTIAL.  0 or DF_ECORRUPT. */
 int df__key_dec(const unsigned char **p, const unsigned char *end,
                 df_value *v, char *scratch, size_t cap);
+/* The length of the encoded part at p (0: malformed); *is_long
+ * (optional) tells a long sort value. */
+size_t df__key_part_len(const unsigned char *p, const unsigned char *end,
+                        int *is_long);
 /* Write 8 bytes big-endian. */
 void df__key_put_u64(unsigned char *out, uint64_t v);
 uint64_t df__key_get_u64(const unsigned char *p);
@@ -423,16 +454,27 @@ int df__item_key_of(const df_schema *s, const void *item, size_t len,
                     df_key *key, char *err, size_t errlen);
 /* Is this items key (or index partition) a hashed long partition value? */
 int df__item_key_hashed(const unsigned char *k, size_t klen);
-/* Does the item's partition-key attribute hold exactly the string `pk`?
- * (The check behind hashed partition values.) */
+/* Does the item's partition-key attribute hold exactly the string (or
+ * binary) `pk`?  (The check behind hashed partition values.) */
 int df__item_pk_is(const df_schema *s, const void *item, size_t len,
                    const df_value *pk);
+/* Is the item found under items key k (built from `key`) really the item
+ * of `key`?  Checks the values that k holds only as a hash (a long
+ * partition value) or a prefix and hash (a long sort value): 1 or 0. */
+int df__item_key_is(const df_schema *s, const unsigned char *k, size_t klen,
+                    const void *item, size_t len, const df_key *key);
 /* The item's TTL value: 1 when the schema has a TTL attribute and the item
  * holds a number there (NaN included), with *v (optional) the value and
  * *when (optional) it as a double; else 0. */
 int df__item_ttl(const df_schema *s, const void *item, size_t len,
                  df_value *v, double *when);
-/* Is the item expired at `now` (its TTL value below now)? */
+/* TTL values further than this below `now` do not expire (DynamoDB's
+ * rule: five years). */
+#define DF_TTL_MAX_AGE (5.0 * 365 * 24 * 3600)
+/* Is a TTL value `when` expired at `now`: below now, by at most
+ * DF_TTL_MAX_AGE? */
+int df__ttl_expired(double when, double now);
+/* Is the item expired at `now` (df__ttl_expired of its TTL value)? */
 int df__item_expired(const df_schema *s, const void *item, size_t len,
                      double now);
 /* Append to b a map of the named attributes the item holds, each once, in

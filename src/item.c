@@ -5,10 +5,14 @@
  * attributes.  Pure: no LMDB, no handles.
  *
  * Invariants:
- *  - Items keys are hash64(pk) | enc(pk) | enc(sk) (key.c), built only by
+ *  - Items keys are hash64(pk) | enc(pk) | enc(sk) (key.c: a long partition
+ *    value hashed, a long sort value as prefix + hash), built only by
  *    df__item_key, which applies the one key rule (df__key_check) first.
  *  - An item is expired at `now` when its TTL attribute holds a number
- *    below `now` (NaN never expires); nothing else decides expiry in C.
+ *    below `now` but not more than DF_TTL_MAX_AGE seconds below it (as
+ *    DynamoDB, which leaves items whose time is over five years past: 0,
+ *    a common "never", does not expire); NaN never expires.  Nothing else
+ *    decides expiry in C (df__ttl_expired).
  */
 #include <string.h>
 
@@ -32,7 +36,7 @@ int df__item_key(const df_schema *s, const df_key *key, unsigned char *out,
   if (s->sk) {
     code = df__key_check(&key->sk, KEY_ATTR, s->sk, DF_KEY_SORT, err, errlen);
     if (code != DF_OK) return code;
-    if (df__key_enc(&key->sk, out + n, DF_SK_MAX, &m) != DF_OK)
+    if (df__key_enc_sort(&key->sk, out + n, &m, NULL) != DF_OK)
       return df__fmt(err, errlen, DF_EVALIDATION,
                      "key attribute %s cannot be encoded", s->sk);
     n += m;
@@ -67,15 +71,34 @@ int df__item_key_hashed(const unsigned char *k, size_t klen) {
   return klen > 8 && k[8] == DF_TAG_HASHED;
 }
 
+/* Does attribute `name` of the item hold exactly the string or binary v? */
+static int attr_is(const void *item, size_t len, const char *name,
+                   const df_value *v) {
+  df_value x;
+  if (df__mp_map_find(item, len, name, strlen(name), &x, NULL, NULL) != 1)
+    return 0;
+  if (x.type != v->type || (x.type != DF_TSTR && x.type != DF_TBIN)) return 0;
+  return x.n == v->n && (x.n == 0 || memcmp(x.s, v->s, x.n) == 0);
+}
+
 int df__item_pk_is(const df_schema *s, const void *item, size_t len,
                    const df_value *pk) {
-  df_value v;
-  if (df__mp_map_find(item, len, s->pk, strlen(s->pk), &v, NULL, NULL) != 1)
+  return attr_is(item, len, s->pk, pk);
+}
+
+int df__item_key_is(const df_schema *s, const unsigned char *k, size_t klen,
+                    const void *item, size_t len, const df_key *key) {
+  const unsigned char *p = k + 8, *end = k + klen;
+  size_t m;
+  int is_long;
+  if (klen <= 8) return 1;
+  if (p[0] == DF_TAG_HASHED && !attr_is(item, len, s->pk, &key->pk)) return 0;
+  if (!s->sk || (m = df__key_part_len(p, end, NULL)) == 0) return 1;
+  p += m;
+  if (df__key_part_len(p, end, &is_long) && is_long &&
+      !attr_is(item, len, s->sk, &key->sk))
     return 0;
-  if ((v.type != DF_TSTR && v.type != DF_TBIN) ||
-      (pk->type != DF_TSTR && pk->type != DF_TBIN))
-    return 0;
-  return v.n == pk->n && (v.n == 0 || memcmp(v.s, pk->s, v.n) == 0);
+  return 1;
 }
 
 int df__item_ttl(const df_schema *s, const void *item, size_t len, df_value *v,
@@ -96,15 +119,27 @@ int df__item_ttl(const df_schema *s, const void *item, size_t len, df_value *v,
     case DF_TFLOAT:
       if (when) *when = v->f;
       return 1;
+    case DF_TDECIMAL: {
+      df_dec d;
+      double f = 0;
+      if (df__dec_from_value(v, &d) != DF_OK) return 0;
+      df__dec_double(&d, &f);
+      if (when) *when = f;
+      return 1;
+    }
     default:
       return 0;
   }
 }
 
+int df__ttl_expired(double when, double now) {
+  return when < now && when >= now - DF_TTL_MAX_AGE;
+}
+
 int df__item_expired(const df_schema *s, const void *item, size_t len,
                      double now) {
   double when;
-  return df__item_ttl(s, item, len, NULL, &when) && when < now;
+  return df__item_ttl(s, item, len, NULL, &when) && df__ttl_expired(when, now);
 }
 
 int df__item_project(df_buf *b, const char *const *names, size_t n,

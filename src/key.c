@@ -1,30 +1,38 @@
 /*
  * key.c -- order-preserving encoding of key values, and the key hash.
  *
- * Invariant: for any two key values a and b, memcmp order of their
+ * Invariant: for any two key values a and b, memcmp order of their full
  * encodings (shorter-is-smaller on a common prefix) equals their value
- * order, with every number before every string; equal values (1 and 1.0)
- * have identical encodings.  Nothing here writes past the given capacity
- * or reads past the given end, and decoding is total on hostile bytes.
+ * order -- every number before every string, every string before every
+ * binary -- and equal values (1 and 1.0) have identical encodings; no
+ * encoding is a prefix of another, so keys made of several parts compare
+ * part by part.  Nothing here writes past the given capacity or reads
+ * past the given end, and decoding is total on hostile bytes.
  *
- * Numbers (int, uint, float): DF_TAG_NUM, then D = the largest double
- * <= v as 8 bytes in memcomparable form (sign bit flipped for D >= 0, all
- * bits inverted for D < 0), then r = v - D as 2 bytes big-endian.  r is 0
- * for floats and for integers a double holds exactly; for larger integers
- * it is below the spacing of doubles there (< 2048 up to 2^64).  -0.0 is
- * stored as 0; NaN is refused; the infinities sort at the ends.
+ * Numbers (int, uint, float, decimal): decimal.c's encoding of the value
+ * as a decimal (a float by its shortest decimal): tags 0x10..0x14, at
+ * most DF_NUM_ENC_MAX bytes.  -0.0 is 0; NaN is refused; the infinities
+ * sort at the ends.
  *
- * Strings (str or bin): DF_TAG_STR, the bytes with 0x00 written as
- * 0x00 0xFF, then the terminator 0x00 0x01, so a string sorts before its
- * extensions and may hold NUL bytes.
+ * Strings (DF_TAG_STR) and binaries (DF_TAG_BIN): the tag, the bytes with
+ * 0x00 written as 0x00 0xFF, then the terminator 0x00 0x01, so a value
+ * sorts before its extensions and may hold NUL bytes.
  *
- * Long partition values: DF_TAG_HASHED + two independent 64-bit hashes
- * (big-endian) of the full encoding, 17 bytes.
+ * Long partition values (encoding over DF_PK_INLINE_MAX bytes):
+ * DF_TAG_HASHED + two independent 64-bit hashes of the full encoding, 17
+ * bytes; readers check the value against the item.
  *
- * Decoding: a number comes back as DF_TINT when r != 0 or D is integral
- * and inside int64 range; as DF_TUINT when r != 0 and the value is above
- * INT64_MAX; else as DF_TFLOAT.  Only canonical encodings are accepted
- * (decode then re-encode must give the same bytes).
+ * Long sort values (encoding over DF_SK_PREFIX bytes): the first
+ * DF_SK_PREFIX bytes of the encoding, then two independent 64-bit hashes
+ * of all of it.  The prefix holds no terminator (the body never holds
+ * 0x00 0x01), which is how a decoder tells the long form; its order to
+ * every other value but those sharing its prefix is the value order, and
+ * values sharing a prefix are ordered by hash: readers put them in value
+ * order again from the items (see query.c).
+ *
+ * Decoding: numbers come back as int, uint or float when one holds the
+ * value exactly, else as a decimal; only canonical encodings are accepted
+ * (decode then re-encode gives the same bytes).
  */
 #include <math.h>
 #include <string.h>
@@ -101,110 +109,53 @@ uint64_t df__hash64(const void *p, size_t n, uint64_t seed) {
 
 /* ------------------------------------------------------------ numbers */
 
-/* D (largest double <= v) and r = v - D for a key number. */
-static int num_split(const df_value *v, double *D, unsigned *r) {
-  if (v->type == DF_TFLOAT) {
-    if (isnan(v->f)) return DF_EVALIDATION;
-    *D = v->f == 0 ? 0.0 : v->f; /* -0.0 -> 0 */
-    *r = 0;
-    return 0;
-  }
-  if (v->type == DF_TINT || (v->type == DF_TUINT && v->u <= INT64_MAX)) {
-    int64_t i = v->type == DF_TINT ? v->i : (int64_t)v->u;
-    double d = (double)i;
-    int64_t di;
-    if (d >= TWO63) d = nextafter(d, 0.0);
-    di = (int64_t)d;
-    if (di > i) {
-      d = nextafter(d, -INFINITY);
-      di = (int64_t)d;
-    }
-    *D = d;
-    *r = (unsigned)((uint64_t)i - (uint64_t)di);
-    return 0;
-  }
-  if (v->type == DF_TUINT) {
-    uint64_t u = v->u, du;
-    double d = (double)u;
-    if (d >= TWO64) d = nextafter(d, 0.0);
-    du = (uint64_t)d;
-    if (du > u) {
-      d = nextafter(d, 0.0);
-      du = (uint64_t)d;
-    }
-    *D = d;
-    *r = (unsigned)(u - du);
-    return 0;
-  }
-  return DF_EVALIDATION;
-}
-
-static void num_write(unsigned char *out, double D, unsigned r) {
-  uint64_t bits;
-  memcpy(&bits, &D, 8);
-  bits = (bits & SIGN64) ? ~bits : bits ^ SIGN64;
-  out[0] = DF_TAG_NUM;
-  df__key_put_u64(out + 1, bits);
-  out[9] = (unsigned char)(r >> 8);
-  out[10] = (unsigned char)r;
-}
-
-static int num_enc(const df_value *v, unsigned char *out, size_t cap) {
-  double D;
-  unsigned r;
-  int rc = num_split(v, &D, &r);
-  if (rc) return rc;
-  if (cap < DF_NUM_ENC_LEN) return DF_EVALIDATION;
-  num_write(out, D, r);
+/* The number encoding of decimal.c for any number value.  DF_EVALIDATION
+ * for NaN and values that are no number. */
+static int num_enc(const df_value *v, unsigned char *out, size_t cap,
+                   size_t *outlen) {
+  unsigned char tmp[DF_NUM_ENC_MAX];
+  df_dec d;
+  size_t n;
+  if (df__dec_from_value(v, &d) != DF_OK) return DF_EVALIDATION;
+  n = df__dec_enc(&d, tmp);
+  if (n == 0 || n > cap) return DF_EVALIDATION;
+  memcpy(out, tmp, n);
+  *outlen = n;
   return 0;
 }
 
-/* Decode the 11 bytes at p (tag included) into v; DF_ECORRUPT unless it
- * is the canonical encoding of some number. */
-static int num_dec(const unsigned char *p, df_value *v) {
-  uint64_t bits = df__key_get_u64(p + 1);
-  unsigned r = ((unsigned)p[9] << 8) | p[10];
-  unsigned char again[DF_NUM_ENC_LEN];
-  double D;
-
-  bits = (bits & SIGN64) ? bits ^ SIGN64 : ~bits;
-  memcpy(&D, &bits, 8);
+/* Decode the number at p into v: an int, uint or float when one holds the
+ * value exactly (an infinity as a float), else DF_TDECIMAL pointing at the
+ * encoding itself.  DF_ECORRUPT unless canonical. */
+static int num_dec(const unsigned char *p, size_t avail, df_value *v,
+                   size_t *used) {
+  df_dec d;
+  int64_t i;
+  uint64_t u;
+  double f;
   memset(v, 0, sizeof *v);
-  if (isnan(D)) return DF_ECORRUPT;
-  if (r != 0) {
-    /* D must be an integer from which D + r is an exact integer. */
-    if (D >= TWO64 || D < -TWO63 || D != floor(D)) return DF_ECORRUPT;
-    if (D >= TWO63) {
-      uint64_t du = (uint64_t)D;
-      if (du > UINT64_MAX - r) return DF_ECORRUPT;
-      v->type = DF_TUINT;
-      v->u = du + r;
-    } else {
-      int64_t di = (int64_t)D;
-      if (di > 0 && (uint64_t)di + r > (uint64_t)INT64_MAX) {
-        v->type = DF_TUINT;
-        v->u = (uint64_t)di + r;
-      } else {
-        v->type = DF_TINT;
-        v->i = (int64_t)((uint64_t)di + r);
-      }
-    }
-  } else if (D >= -TWO63 && D < TWO63 && D == floor(D)) {
-    v->type = DF_TINT;
-    v->i = (int64_t)D;
-  } else {
+  if (df__dec_dec(p, avail, &d, used) != DF_OK) return DF_ECORRUPT;
+  if (d.inf) {
     v->type = DF_TFLOAT;
-    v->f = D;
-  }
-  if (num_enc(v, again, sizeof again) ||
-      memcmp(again, p, DF_NUM_ENC_LEN) != 0) {
-    memset(v, 0, sizeof *v);
-    return DF_ECORRUPT;
+    v->f = d.sign < 0 ? -HUGE_VAL : HUGE_VAL;
+  } else if (df__dec_int64(&d, &i)) {
+    v->type = DF_TINT;
+    v->i = i;
+  } else if (df__dec_uint64(&d, &u)) {
+    v->type = DF_TUINT;
+    v->u = u;
+  } else if (df__dec_double(&d, &f)) {
+    v->type = DF_TFLOAT;
+    v->f = f;
+  } else {
+    v->type = DF_TDECIMAL;
+    v->s = (const char *)p;
+    v->n = *used;
   }
   return 0;
 }
 
-/* ------------------------------------------------------------ strings */
+/* ------------------------------------------------- strings and binaries */
 
 static size_t count_nul(const char *s, size_t n) {
   size_t i, k = 0;
@@ -212,48 +163,54 @@ static size_t count_nul(const char *s, size_t n) {
   return k;
 }
 
-/* Write the escaped string (tag, body, terminator); the caller has
- * checked that it fits. */
-static size_t str_write(const char *s, size_t n, unsigned char *out) {
+static int is_bytes(const df_value *v) {
+  return v->type == DF_TSTR || v->type == DF_TBIN;
+}
+
+static unsigned char bytes_tag(const df_value *v) {
+  return v->type == DF_TBIN ? DF_TAG_BIN : DF_TAG_STR;
+}
+
+/* Write at most cap bytes of the escaped encoding of v (tag, body,
+ * terminator); returns how many were written. */
+static size_t bytes_write(const df_value *v, unsigned char *out, size_t cap) {
   size_t i, k = 0;
-  out[k++] = DF_TAG_STR;
-  for (i = 0; i < n; i++) {
-    out[k++] = (unsigned char)s[i];
-    if (s[i] == '\0') out[k++] = 0xff;
+  if (k < cap) out[k++] = bytes_tag(v);
+  for (i = 0; i < v->n && k < cap; i++) {
+    out[k++] = (unsigned char)v->s[i];
+    if (v->s[i] == '\0' && k < cap) out[k++] = 0xff;
   }
-  out[k++] = 0x00;
-  out[k++] = 0x01;
+  if (k < cap) out[k++] = 0x00;
+  if (k < cap) out[k++] = 0x01;
   return k;
 }
 
-static int is_str(const df_value *v) {
-  return v->type == DF_TSTR || v->type == DF_TBIN;
+static size_t bytes_enc_len(const df_value *v) {
+  return v->n + count_nul(v->s, v->n) + 3;
 }
 
 int df__key_enc(const df_value *v, unsigned char *out, size_t cap,
                 size_t *outlen) {
   if (!v || !out) return DF_EVALIDATION;
-  if (is_str(v)) {
+  if (is_bytes(v)) {
     size_t need;
     if (v->n && !v->s) return DF_EVALIDATION;
-    need = v->n + count_nul(v->s, v->n);
-    if (need < v->n || need > cap || cap - need < 3) return DF_EVALIDATION;
-    *outlen = str_write(v->s, v->n, out);
+    need = bytes_enc_len(v);
+    if (need < v->n || need > cap) return DF_EVALIDATION;
+    *outlen = bytes_write(v, out, cap);
     return 0;
   }
-  {
-    int rc = num_enc(v, out, cap);
-    if (rc) return rc;
-    *outlen = DF_NUM_ENC_LEN;
-    return 0;
-  }
+  return num_enc(v, out, cap, outlen);
 }
 
-/* Feed the encoding of string s to the hash lanes without building it. */
-static void str_hash(const char *s, size_t n, hstate *lanes, int nlanes) {
-  static const unsigned char tag = DF_TAG_STR, esc = 0xff;
+/* Feed the encoding of a string or binary v to the hash lanes without
+ * building it. */
+static void bytes_hash(const df_value *v, hstate *lanes, int nlanes) {
+  static const unsigned char esc = 0xff;
   static const unsigned char term[2] = {0x00, 0x01};
-  size_t i, st = 0;
+  unsigned char tag = bytes_tag(v);
+  const char *s = v->s;
+  size_t i, st = 0, n = v->n;
   int l;
   for (l = 0; l < nlanes; l++) hfeed(&lanes[l], &tag, 1);
   for (i = 0; i < n; i++) {
@@ -274,14 +231,14 @@ int df__key_enc_partition(const df_value *v, unsigned char *out, size_t *outlen,
                           uint64_t *hash) {
   int rc;
   if (!v || !out) return DF_EVALIDATION;
-  if (is_str(v)) {
+  if (is_bytes(v)) {
     hstate lanes[3];
     if (v->n > DF_PK_MAX || (v->n && !v->s)) return DF_EVALIDATION;
-    if (v->n + count_nul(v->s, v->n) + 3 > DF_PK_INLINE_MAX) {
+    if (bytes_enc_len(v) > DF_PK_INLINE_MAX) {
       hinit(&lanes[0], 0, FNV_PRIME);
       hinit(&lanes[1], 0x6466706b68617368ull, FNV_PRIME); /* "dfpkhash" */
       hinit(&lanes[2], 0x7365636f6e64ull, ALT_PRIME);
-      str_hash(v->s, v->n, lanes, 3);
+      bytes_hash(v, lanes, 3);
       if (hash) *hash = hfinal(&lanes[0]);
       out[0] = DF_TAG_HASHED;
       df__key_put_u64(out + 1, hfinal(&lanes[1]));
@@ -296,41 +253,104 @@ int df__key_enc_partition(const df_value *v, unsigned char *out, size_t *outlen,
   return 0;
 }
 
+int df__key_enc_sort(const df_value *v, unsigned char *out, size_t *outlen,
+                     int *is_long) {
+  hstate lanes[2];
+  if (is_long) *is_long = 0;
+  if (!v || !out) return DF_EVALIDATION;
+  if (!is_bytes(v)) return num_enc(v, out, DF_SK_PREFIX, outlen);
+  if (v->n > DF_SK_MAX || (v->n && !v->s)) return DF_EVALIDATION;
+  if (bytes_enc_len(v) <= DF_SK_PREFIX) {
+    *outlen = bytes_write(v, out, DF_SK_PREFIX);
+    return 0;
+  }
+  /* the first DF_SK_PREFIX bytes of the encoding, then 16 hash bytes of
+   * all of it */
+  bytes_write(v, out, DF_SK_PREFIX);
+  hinit(&lanes[0], 0x64666c6f6e67736bull, FNV_PRIME); /* "dflongsk" */
+  hinit(&lanes[1], 0x736f72746b6579ull, ALT_PRIME);
+  bytes_hash(v, lanes, 2);
+  df__key_put_u64(out + DF_SK_PREFIX, hfinal(&lanes[0]));
+  df__key_put_u64(out + DF_SK_PREFIX + 8, hfinal(&lanes[1]));
+  *outlen = DF_SK_LONG_LEN;
+  if (is_long) *is_long = 1;
+  return 0;
+}
+
+int df__key_enc_bound(const df_value *v, int strip, unsigned char *out,
+                      size_t *outlen, int *is_long) {
+  size_t full;
+  *is_long = 0;
+  if (!v || !out) return DF_EVALIDATION;
+  if (!is_bytes(v)) {
+    if (strip) return DF_EVALIDATION;
+    return num_enc(v, out, DF_SK_PREFIX, outlen);
+  }
+  if (v->n && !v->s) return DF_EVALIDATION;
+  full = bytes_enc_len(v) - (strip ? 2 : 0);
+  if (full <= DF_SK_PREFIX) {
+    bytes_write(v, out, DF_SK_PREFIX);
+    *outlen = full;
+    return 0;
+  }
+  bytes_write(v, out, DF_SK_PREFIX);
+  *outlen = DF_SK_PREFIX;
+  *is_long = 1;
+  return 0;
+}
+
 int df__key_dec(const unsigned char **pp, const unsigned char *end, df_value *v,
                 char *scratch, size_t cap) {
-  const unsigned char *p = *pp;
+  const unsigned char *p = *pp, *start = *pp;
+  size_t used;
   memset(v, 0, sizeof *v);
   if (!p || p >= end) return DF_ECORRUPT;
   switch (*p) {
-    case DF_TAG_NUM:
-      if (end - p < DF_NUM_ENC_LEN || num_dec(p, v)) return DF_ECORRUPT;
-      *pp = p + DF_NUM_ENC_LEN;
+    case DF_TAG_NUM_NEGINF:
+    case DF_TAG_NUM_NEG:
+    case DF_TAG_NUM_ZERO:
+    case DF_TAG_NUM_POS:
+    case DF_TAG_NUM_POSINF:
+      if (num_dec(p, (size_t)(end - p), v, &used)) return DF_ECORRUPT;
+      *pp = p + used;
       return 0;
     case DF_TAG_HASHED:
       if (end - p < 17) return DF_ECORRUPT;
       v->type = DF_TBIN;
       v->s = (const char *)p + 1;
       v->n = 16;
+      v->u = DF_KEY_PARTIAL;
       *pp = p + 17;
       return 0;
-    case DF_TAG_STR: {
+    case DF_TAG_STR:
+    case DF_TAG_BIN: {
       size_t k = 0;
+      v->type = *p == DF_TAG_BIN ? DF_TBIN : DF_TSTR;
       p++;
       for (;;) {
         unsigned char c;
+        if ((size_t)(p - start) == DF_SK_PREFIX) { /* a long value */
+          if (end - p < 16) goto corrupt;
+          v->u = DF_KEY_PARTIAL;
+          p += 16;
+          break;
+        }
         if (p >= end) goto corrupt;
         c = *p++;
         if (c == 0x00) {
-          if (p >= end) goto corrupt;
-          c = *p++;
-          if (c == 0x01) break;
-          if (c != 0xff) goto corrupt;
-          c = 0x00;
+          if ((size_t)(p - start) == DF_SK_PREFIX) {
+            c = 0x00; /* an escaped NUL cut by the prefix */
+          } else {
+            if (p >= end) goto corrupt;
+            c = *p++;
+            if (c == 0x01) break;
+            if (c != 0xff) goto corrupt;
+            c = 0x00;
+          }
         }
         if (k >= cap || !scratch) goto corrupt;
         scratch[k++] = (char)c;
       }
-      v->type = DF_TSTR;
       v->s = scratch ? scratch : "";
       v->n = k;
       *pp = p;
@@ -342,6 +362,45 @@ int df__key_dec(const unsigned char **pp, const unsigned char *end, df_value *v,
 corrupt:
   memset(v, 0, sizeof *v);
   return DF_ECORRUPT;
+}
+
+size_t df__key_part_len(const unsigned char *p, const unsigned char *end,
+                        int *is_long) {
+  const unsigned char *q = p;
+  size_t used;
+  df_dec d;
+  if (is_long) *is_long = 0;
+  if (!p || p >= end) return 0;
+  switch (*p) {
+    case DF_TAG_NUM_NEGINF:
+    case DF_TAG_NUM_NEG:
+    case DF_TAG_NUM_ZERO:
+    case DF_TAG_NUM_POS:
+    case DF_TAG_NUM_POSINF:
+      return df__dec_dec(p, (size_t)(end - p), &d, &used) == DF_OK ? used : 0;
+    case DF_TAG_HASHED:
+      return end - p >= 17 ? 17 : 0;
+    case DF_TAG_STR:
+    case DF_TAG_BIN:
+      for (q = p + 1; q < end; q++) {
+        if ((size_t)(q - p) == DF_SK_PREFIX) break;
+        if (*q == 0x00) {
+          if ((size_t)(q + 1 - p) == DF_SK_PREFIX) {
+            q++;
+            break;
+          }
+          if (q + 1 >= end) return 0;
+          if (q[1] == 0x01) return (size_t)(q + 2 - p);
+          if (q[1] != 0xff) return 0;
+          q++;
+        }
+      }
+      if ((size_t)(q - p) != DF_SK_PREFIX || end - q < 16) return 0;
+      if (is_long) *is_long = 1;
+      return DF_SK_LONG_LEN;
+    default:
+      return 0;
+  }
 }
 
 /* ------------------------------------------------------------ the rule */
@@ -389,12 +448,10 @@ int df__key_check(const df_value *v, const char *prefix, const char *name,
         return df__fmt(err, errlen, DF_EVALIDATION,
                        "%s%s is too long (%zu bytes, at most %d)", prefix, name,
                        v->n, DF_PK_MAX);
-      if (role == DF_KEY_SORT &&
-          (v->n > DF_SK_MAX || v->n + count_nul(v->s, v->n) + 3 > DF_SK_MAX))
+      if (role == DF_KEY_SORT && v->n > DF_SK_MAX)
         return df__fmt(err, errlen, DF_EVALIDATION,
-                       "%s%s is too long (at most %d bytes encoded: %d bytes "
-                       "of a string without NUL bytes)",
-                       prefix, name, DF_SK_MAX, DF_SK_MAX - 3);
+                       "%s%s is too long (%zu bytes, at most %d)", prefix, name,
+                       v->n, DF_SK_MAX);
       return DF_OK;
     case DF_TINT:
     case DF_TUINT:

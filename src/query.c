@@ -12,6 +12,19 @@
  * Bounds are kept in two forms only: lower is "key >= L" or "key > L",
  * upper is "key < U" or "key <= U".  "Every key with prefix P" bounds are
  * first turned into these with the prefix successor.
+ *
+ * Long sort values (key.c: kept in keys as a DF_SK_PREFIX-byte prefix and
+ * a hash) are ordered among those sharing their prefix by hash, not by
+ * value.  Such entries make a group: the run of entries whose keys share
+ * everything up to the end of their first long part's prefix.  The walk
+ * reads a group whole, puts it in value order from the items (comparing
+ * every part as its value, long parts by the full value in the item), and
+ * takes its entries in that order.  Bounds made from long values (a key
+ * condition, a resume point) take in their whole group, and the group's
+ * entries are then held to the exact condition one by one.  So pages,
+ * resume points and conditions stay exact with long keys, at the cost of
+ * reading a group whole for every page that touches it (groups are values
+ * over 157 bytes sharing their first 157 in one partition: rare).
  */
 #include <string.h>
 
@@ -28,10 +41,24 @@ typedef struct bound {
   unsigned char b[BOUND_MAX];
 } bound;
 
+/* The parts of the keys a query walks (key.c's encodings, after a fixed
+ * head: the index id and the partition hash): which attribute each holds,
+ * to compare long ones by their full values. */
+#define MAX_PARTS 4
+typedef struct parts {
+  size_t head;
+  size_t n;
+  const char *attr[MAX_PARTS];
+} parts;
+
 typedef struct range {
   bound lo, hi;
   size_t prefix_len; /* partition prefix, for the sort-key bounds */
   unsigned char prefix[BOUND_MAX];
+  parts parts;
+  int resume_in_group; /* start_after falls in a group of long values */
+  size_t resume_len;
+  unsigned char resume[BOUND_MAX]; /* its storage key */
 } range;
 
 struct df_page {
@@ -195,11 +222,14 @@ static const char *operand_name(int cond, int second) {
                                                   : "key condition";
 }
 
-/* prefix + enc(v) into out; DF_EVALIDATION when v is not a key value
- * (the key rule of key.c, naming the operand `what`). */
+/* prefix + enc(v) into out (see df__key_enc_bound: without the
+ * terminator when strip_terminator, a prefix of every extension); *is_long
+ * when only the first DF_SK_PREFIX bytes of a long value went in: the
+ * bound then stands for the whole group of that prefix.  DF_EVALIDATION
+ * when v is not a key value. */
 static int with_value(df_db *db, const range *r, const df_value *v,
                       int strip_terminator, const char *what,
-                      unsigned char *out, size_t *n) {
+                      unsigned char *out, size_t *n, int *is_long) {
   size_t m;
   char err[DF_MSG_MAX];
   int code = df__key_check(v, "", what, DF_KEY_ANY, err, sizeof err);
@@ -207,43 +237,11 @@ static int with_value(df_db *db, const range *r, const df_value *v,
   if (strip_terminator && v->type != DF_TSTR && v->type != DF_TBIN)
     return df__db_err(db, DF_EVALIDATION, "%s must be a string", what);
   memcpy(out, r->prefix, r->prefix_len);
-  if (df__key_enc(v, out + r->prefix_len, DF_SK_MAX, &m) != DF_OK)
-    return df__db_err(db, DF_EVALIDATION,
-                      "%s is too long for a sort key (at most %d bytes "
-                      "encoded: %d bytes of a string without NUL bytes)",
-                      what, DF_SK_MAX, DF_SK_MAX - 3);
-  if (strip_terminator)
-    m -= 2; /* drop the 00 01 terminator: a prefix of every extension */
+  if (df__key_enc_bound(v, strip_terminator, out + r->prefix_len, &m,
+                        is_long) != DF_OK)
+    return df__db_err(db, DF_EVALIDATION, "%s cannot be encoded", what);
   *n = r->prefix_len + m;
   return DF_OK;
-}
-
-/* A string or binary bound too long to be any stored sort key: shorten
- * *v to its longest prefix whose encoding fits (returns 1), else 0.  No
- * stored key equals or begins with the long value, every stored key after
- * it is after the prefix, and every one before it is at most the prefix
- * (a key that extends the prefix and still fits can only follow an
- * escaped byte of the value, and then sorts after it): so the condition
- * is answered exactly with the prefix instead (gt/ge -> gt prefix, lt/le
- * -> le prefix, eq/begins_with -> nothing). */
-static int shorten_bound(df_value *v) {
-  unsigned char tmp[BOUND_MAX];
-  size_t m, lo = 0, hi;
-  df_value t;
-  if (v->type != DF_TSTR && v->type != DF_TBIN) return 0;
-  if (df__key_enc(v, tmp, DF_SK_MAX, &m) == DF_OK) return 0;
-  hi = v->n; /* lo fits (the empty string), hi does not */
-  t = *v;
-  while (hi - lo > 1) {
-    size_t mid = lo + (hi - lo) / 2;
-    t.n = mid;
-    if (df__key_enc(&t, tmp, DF_SK_MAX, &m) == DF_OK)
-      lo = mid;
-    else
-      hi = mid;
-  }
-  v->n = lo;
-  return 1;
 }
 
 static const df_index_def *index_def(const df_env *e, unsigned id) {
@@ -251,6 +249,133 @@ static const df_index_def *index_def(const df_env *e, unsigned id) {
   for (i = 0; i < e->schema.s.n_indexes; i++)
     if (e->schema.s.indexes[i].id == id) return &e->schema.s.indexes[i];
   return NULL;
+}
+
+static void set_parts(parts *p, const df_schema *s, const df_index_def *def) {
+  p->n = 0;
+  if (!def) {
+    p->head = 8;
+    p->attr[p->n++] = s->pk;
+    if (s->sk) p->attr[p->n++] = s->sk;
+    return;
+  }
+  p->head = 9;
+  if (def->kind == DF_LSI) {
+    p->attr[p->n++] = s->pk;
+    p->attr[p->n++] = def->sk;
+    p->attr[p->n++] = s->sk;
+    return;
+  }
+  p->attr[p->n++] = def->pk;
+  if (def->sk) p->attr[p->n++] = def->sk;
+  p->attr[p->n++] = s->pk;
+  if (s->sk) p->attr[p->n++] = s->sk;
+}
+
+/* The length of key k's group prefix: up to the end of the prefix of its
+ * first long part; 0 when it has none (the usual case, decided at once
+ * for keys too short to hold one). */
+static size_t group_prefix(const parts *p, const unsigned char *k, size_t n) {
+  const unsigned char *q = k + p->head, *end = k + n;
+  size_t i, m;
+  int is_long;
+  if (n < p->head + DF_SK_LONG_LEN) return 0;
+  for (i = 0; i < p->n && q < end; i++) {
+    if ((m = df__key_part_len(q, end, &is_long)) == 0) return 0;
+    if (is_long) return (size_t)(q - k) + DF_SK_PREFIX;
+    q += m;
+  }
+  return 0;
+}
+
+/* Key order of two key values: numbers, then strings, then binaries. */
+static int value_order(const df_value *a, const df_value *b) {
+  int ra = a->type == DF_TSTR ? 1 : a->type == DF_TBIN ? 2 : 0;
+  int rb = b->type == DF_TSTR ? 1 : b->type == DF_TBIN ? 2 : 0;
+  int c;
+  if (ra != rb) return ra < rb ? -1 : 1;
+  c = df__value_cmp(a, b);
+  return c == 2 ? 0 : c;
+}
+
+/* Compare two entries (storage keys and the items they hold, or a resume
+ * point's key and key map) in value order: part by part, a long part by
+ * its full value when both share its prefix. */
+static int entry_order(const parts *p, const unsigned char *ka, size_t na,
+                       const void *ia, size_t ia_len, const unsigned char *kb,
+                       size_t nb, const void *ib, size_t ib_len) {
+  const unsigned char *pa = ka + p->head, *pb = kb + p->head;
+  const unsigned char *ea = ka + na, *eb = kb + nb;
+  size_t i;
+  int c =
+      keycmp(ka, na < p->head ? na : p->head, kb, nb < p->head ? nb : p->head);
+  if (c || na < p->head || nb < p->head) return c;
+  for (i = 0; i < p->n; i++) {
+    int la_long, lb_long;
+    size_t la = df__key_part_len(pa, ea, &la_long);
+    size_t lb = df__key_part_len(pb, eb, &lb_long);
+    if (la == 0 || lb == 0) break;
+    if (la_long && lb_long && memcmp(pa, pb, DF_SK_PREFIX) == 0) {
+      df_value va, vb;
+      const char *name = p->attr[i];
+      if (df__mp_map_find(ia, ia_len, name, strlen(name), &va, NULL, NULL) ==
+              1 &&
+          df__mp_map_find(ib, ib_len, name, strlen(name), &vb, NULL, NULL) == 1)
+        c = value_order(&va, &vb);
+      if (c == 0) c = keycmp(pa, la, pb, lb); /* equal values: the hash */
+    } else {
+      c = keycmp(pa, la, pb, lb);
+    }
+    if (c) return c;
+    pa += la;
+    pb += lb;
+  }
+  return keycmp(pa, (size_t)(ea - pa), pb, (size_t)(eb - pb));
+}
+
+/* Does the sort value of `item` meet the query's key condition and
+ * starts_with exactly?  (For the entries of a group, whose keys hold only
+ * a prefix of their long values.) */
+static int meets_condition(const df_query *q, const df_schema *s,
+                           const df_index_def *def, const void *item,
+                           size_t len) {
+  const char *name = def ? def->sk : s->sk;
+  df_value v;
+  if (!q->has_pk || name == NULL) return 1;
+  if (q->cond == DF_COND_NONE && !q->has_start) return 1;
+  if (df__mp_map_find(item, len, name, strlen(name), &v, NULL, NULL) != 1)
+    return 0;
+  switch (q->cond) {
+    case DF_COND_EQ:
+      if (value_order(&v, &q->lo) != 0) return 0;
+      break;
+    case DF_COND_LT:
+      if (value_order(&v, &q->lo) >= 0) return 0;
+      break;
+    case DF_COND_LE:
+      if (value_order(&v, &q->lo) > 0) return 0;
+      break;
+    case DF_COND_GT:
+      if (value_order(&v, &q->lo) <= 0) return 0;
+      break;
+    case DF_COND_GE:
+      if (value_order(&v, &q->lo) < 0) return 0;
+      break;
+    case DF_COND_BETWEEN:
+      if (value_order(&v, &q->lo) < 0 || value_order(&v, &q->hi) > 0) return 0;
+      break;
+    case DF_COND_BEGINS_WITH:
+      if (v.type != q->lo.type || v.n < q->lo.n ||
+          (q->lo.n && memcmp(v.s, q->lo.s, q->lo.n) != 0))
+        return 0;
+      break;
+    default:
+      break;
+  }
+  if (q->has_start && (q->reverse ? value_order(&v, &q->start) > 0
+                                  : value_order(&v, &q->start) < 0))
+    return 0;
+  return 1;
 }
 
 /* Storage key of the entry whose key attributes are in `keymap`. */
@@ -288,6 +413,7 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
   uint64_t h;
   int code;
   memset(r, 0, sizeof *r);
+  set_parts(&r->parts, &db->env->schema.s, def);
   if (def) r->prefix[n++] = (unsigned char)def->id;
   if (q->has_pk) {
     char err[DF_MSG_MAX];
@@ -319,80 +445,62 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
   }
   if (q->has_pk && q->cond != DF_COND_NONE) {
     const char *what = operand_name(q->cond, 0);
-    const char *what_hi = operand_name(q->cond, 1);
-    df_value lo = q->lo, hi = q->hi;
-    int lo_long = shorten_bound(&lo), hi_long = 0;
-    if (q->cond == DF_COND_BETWEEN) hi_long = shorten_bound(&hi);
-    if (lo_long || hi_long) {
-      switch (q->cond) {
-        case DF_COND_EQ:
-        case DF_COND_BEGINS_WITH:
-          r->lo.empty = 1; /* no stored key is that long */
-          break;
-        case DF_COND_GT:
-        case DF_COND_GE:
-          if ((code = with_value(db, r, &lo, 0, what, tmp, &m))) return code;
-          lower_after_prefix(&r->lo, tmp, m);
-          break;
-        case DF_COND_LT:
-        case DF_COND_LE:
-          if ((code = with_value(db, r, &lo, 0, what, tmp, &m))) return code;
+    int lg;
+    switch (q->cond) {
+      case DF_COND_EQ:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m, &lg)))
+          return code;
+        lower_prefix(&r->lo, tmp, m);
+        upper_prefix(&r->hi, tmp, m);
+        break;
+      case DF_COND_LT:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m, &lg)))
+          return code;
+        if (lg)
           upper_prefix(&r->hi, tmp, m);
-          break;
-        case DF_COND_BETWEEN:
-          if ((code = with_value(db, r, &lo, 0, what, tmp, &m))) return code;
-          if (lo_long)
-            lower_after_prefix(&r->lo, tmp, m);
-          else
-            lower_prefix(&r->lo, tmp, m);
-          if ((code = with_value(db, r, &hi, 0, what_hi, tmp, &m))) return code;
-          upper_prefix(&r->hi, tmp, m);
-          break;
-        default:
-          return df__db_err(db, DF_EINVAL, "unknown key condition %d", q->cond);
-      }
-    } else {
-      switch (q->cond) {
-        case DF_COND_EQ:
-          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
-          lower_prefix(&r->lo, tmp, m);
-          upper_prefix(&r->hi, tmp, m);
-          break;
-        case DF_COND_LT:
-          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+        else
           upper_before_prefix(&r->hi, tmp, m);
-          break;
-        case DF_COND_LE:
-          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
-          upper_prefix(&r->hi, tmp, m);
-          break;
-        case DF_COND_GT:
-          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
+        break;
+      case DF_COND_LE:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m, &lg)))
+          return code;
+        upper_prefix(&r->hi, tmp, m);
+        break;
+      case DF_COND_GT:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m, &lg)))
+          return code;
+        if (lg)
+          lower_prefix(&r->lo, tmp, m);
+        else
           lower_after_prefix(&r->lo, tmp, m);
-          break;
-        case DF_COND_GE:
-          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
-          lower_prefix(&r->lo, tmp, m);
-          break;
-        case DF_COND_BETWEEN:
-          if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m))) return code;
-          lower_prefix(&r->lo, tmp, m);
-          what = operand_name(q->cond, 1);
-          if ((code = with_value(db, r, &q->hi, 0, what, tmp, &m))) return code;
-          upper_prefix(&r->hi, tmp, m);
-          break;
-        case DF_COND_BEGINS_WITH:
-          if ((code = with_value(db, r, &q->lo, 1, what, tmp, &m))) return code;
-          lower_prefix(&r->lo, tmp, m);
-          upper_prefix(&r->hi, tmp, m);
-          break;
-        default:
-          return df__db_err(db, DF_EINVAL, "unknown key condition %d", q->cond);
-      }
+        break;
+      case DF_COND_GE:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m, &lg)))
+          return code;
+        lower_prefix(&r->lo, tmp, m);
+        break;
+      case DF_COND_BETWEEN:
+        if ((code = with_value(db, r, &q->lo, 0, what, tmp, &m, &lg)))
+          return code;
+        lower_prefix(&r->lo, tmp, m);
+        what = operand_name(q->cond, 1);
+        if ((code = with_value(db, r, &q->hi, 0, what, tmp, &m, &lg)))
+          return code;
+        upper_prefix(&r->hi, tmp, m);
+        break;
+      case DF_COND_BEGINS_WITH:
+        if ((code = with_value(db, r, &q->lo, 1, what, tmp, &m, &lg)))
+          return code;
+        lower_prefix(&r->lo, tmp, m);
+        upper_prefix(&r->hi, tmp, m);
+        break;
+      default:
+        return df__db_err(db, DF_EINVAL, "unknown key condition %d", q->cond);
     }
   }
   if (q->has_pk && q->has_start) {
-    if ((code = with_value(db, r, &q->start, 0, "starts_with", tmp, &m)))
+    int lg;
+    if ((code = with_value(db, r, &q->start, 0, "starts_with", tmp, &m, &lg)))
       return code;
     if (q->reverse)
       upper_prefix(&r->hi, tmp, m);
@@ -400,11 +508,22 @@ static int make_range(df_db *db, const df_query *q, const df_index_def *def,
       lower_prefix(&r->lo, tmp, m);
   }
   if (q->start_after) {
+    size_t g;
     if ((code = resume_key(db, q, def, tmp, &m))) return code;
-    if (q->reverse)
+    memcpy(r->resume, tmp, m);
+    r->resume_len = m;
+    g = group_prefix(&r->parts, tmp, m);
+    if (g) { /* in a group: take it whole, the walk skips up to the point */
+      r->resume_in_group = 1;
+      if (q->reverse)
+        upper_prefix(&r->hi, tmp, g);
+      else
+        lower_prefix(&r->lo, tmp, g);
+    } else if (q->reverse) {
       upper_with(&r->hi, tmp, m, 1);
-    else
+    } else {
       lower_with(&r->lo, tmp, m, 1);
+    }
   }
   return DF_OK;
 }
@@ -464,32 +583,181 @@ static int key_attrs(df_buf *b, const df_schema *s, const df_index_def *def,
   return df__item_project(b, names, n, item, len);
 }
 
+/* What a page's walk carries from entry to entry. */
+typedef struct walk {
+  df_db *db;
+  const df_query *q;
+  const df_index_def *def;
+  const df_schema *s;
+  const df_kv *kv;
+  df_page *page;
+  const range *r;
+  size_t max_items, max_examined;
+  int pk_hashed;
+  df_schema pk_schema; /* the attribute holding the partition asked for */
+  uintptr_t seen_page; /* the B+tree page warm() last loaded */
+  size_t psize;
+  const void *last; /* last examined item, mapped until the transaction
+                       ends: the resume key is taken from it at the end */
+  size_t last_len;
+} walk;
+
+/* The (projected) item of entry (k, v).  DF_OK or an error (set). */
+static int entry_item(walk *w, const df_bytes *k, const df_bytes *v,
+                      const void **item, size_t *len, int *hidden) {
+  int code;
+  *hidden = 0;
+  warm(&w->seen_page, w->psize, v->p);
+  if (!w->def) {
+    *item = v->p;
+    *len = v->n;
+    return DF_OK;
+  }
+  code =
+      df__index_entry_item(w->kv, w->def, k, v, w->q->now, item, len, hidden);
+  if (code != DF_OK)
+    return df__db_err(w->db, code, "index %s: a malformed entry (%s)",
+                      w->def->name, df_strerror(code));
+  return DF_OK;
+}
+
+static int page_full(const walk *w) {
+  return w->page->count >= w->max_items ||
+         (w->max_examined && w->page->examined >= w->max_examined);
+}
+
+/* Examine one entry whose item is known: count it, keep it as the resume
+ * point, and add it to the page unless expired, of a colliding partition
+ * value, or filtered out.  DF_OK or an error (set). */
+static int take(walk *w, const void *item, size_t len, int hidden) {
+  w->page->examined++;
+  w->last = item;
+  w->last_len = len;
+  if (hidden || df__item_expired(w->s, item, len, w->q->now)) return DF_OK;
+  if (w->pk_hashed && !df__item_pk_is(&w->pk_schema, item, len, &w->q->pk))
+    return DF_OK; /* another value whose hash collides with the one asked */
+  if (w->q->filter) {
+    int ok = df_expr_eval(w->q->filter, item, len);
+    if (ok == DF_ELIMIT)
+      return df__db_err(w->db, DF_ELIMIT,
+                        "filter: a regular expression needed more than its "
+                        "budget of %llu steps on one item; anchor or "
+                        "simplify it",
+                        (unsigned long long)DF_RX_BUDGET);
+    if (ok < 0)
+      return df__db_err(w->db, ok == DF_ENOMEM ? DF_ENOMEM : DF_ECORRUPT,
+                        "a stored item is malformed");
+    if (!ok) return DF_OK;
+  }
+  return page_add(w->page, item, len) == DF_OK ? DF_OK : DF_ENOMEM;
+}
+
+typedef struct grouped {
+  df_bytes k;
+  const void *item;
+  size_t len;
+  int hidden;
+} grouped;
+
+/* Sort g[0..n) by entry_order (insertion sort on a merge of runs would do
+ * as well; groups are small: a straight merge sort, stable). */
+static void sort_group(const parts *p, grouped *g, grouped *tmp, size_t n) {
+  size_t width, i;
+  for (width = 1; width < n; width *= 2) {
+    for (i = 0; i < n; i += 2 * width) {
+      size_t lo = i, mid = i + width < n ? i + width : n;
+      size_t hi = i + 2 * width < n ? i + 2 * width : n, a = lo, b = mid,
+             k = lo;
+      while (a < mid && b < hi)
+        tmp[k++] = entry_order(p, g[b].k.p, g[b].k.n, g[b].item, g[b].len,
+                               g[a].k.p, g[a].k.n, g[a].item, g[a].len) < 0
+                       ? g[b++]
+                       : g[a++];
+      while (a < mid) tmp[k++] = g[a++];
+      while (b < hi) tmp[k++] = g[b++];
+    }
+    memcpy(g, tmp, n * sizeof *g);
+  }
+}
+
+static int in_range(const walk *w, const df_bytes *k) {
+  return w->q->reverse ? above_lower(&w->r->lo, k->p, k->n)
+                       : below_upper(&w->r->hi, k->p, k->n);
+}
+
+/* The entry at (k, v) begins a group whose keys share their first glen
+ * bytes: read it whole (leaving the cursor, *rc, k and v on the entry
+ * after it), put it in value order, and take its entries in the
+ * direction of travel that meet the key condition and lie beyond the
+ * resume point.  *full: the page filled up inside the group. */
+static int walk_group(walk *w, df_kvcursor *cur, df_bytes *k, df_bytes *v,
+                      size_t glen, int *rc, int *full) {
+  const df_query *q = w->q;
+  const range *r = w->r;
+  unsigned char g[BOUND_MAX];
+  grouped *e = NULL, *tmp;
+  size_t n = 0, cap = 0, i;
+  int code = DF_OK;
+  memcpy(g, k->p, glen);
+  *full = 0;
+  do {
+    if (!in_range(w, k) || k->n < glen || memcmp(k->p, g, glen) != 0) break;
+    if (n == cap) {
+      size_t nc = cap ? 2 * cap : 16;
+      grouped *ne = df__realloc(e, 2 * nc * sizeof *e);
+      if (!ne) {
+        code = DF_ENOMEM;
+        goto done;
+      }
+      e = ne;
+      cap = nc;
+    }
+    e[n].k = *k;
+    code = entry_item(w, k, v, &e[n].item, &e[n].len, &e[n].hidden);
+    if (code != DF_OK) goto done;
+    n++;
+    *rc = df__kv_step(cur, q->reverse ? DF_KV_PREV : DF_KV_NEXT, k, v);
+  } while (*rc == DF_OK);
+  tmp = e + cap;
+  sort_group(&r->parts, e, tmp, n);
+  for (i = 0; i < n; i++) {
+    const grouped *x = &e[q->reverse ? n - 1 - i : i];
+    if (!meets_condition(q, w->s, w->def, x->item, x->len)) continue;
+    if (r->resume_in_group) {
+      int c = entry_order(&r->parts, x->k.p, x->k.n, x->item, x->len, r->resume,
+                          r->resume_len, q->start_after, q->start_after_len);
+      if (q->reverse ? c >= 0 : c <= 0) continue; /* at or before it */
+    }
+    if (page_full(w)) {
+      *full = 1;
+      break;
+    }
+    if ((code = take(w, x->item, x->len, x->hidden)) != DF_OK) break;
+  }
+done:
+  df__free(e);
+  return code;
+}
+
 int df_query_page(df_db *db, const df_query *q, size_t max_items,
                   size_t max_examined, df_page *page) {
-  const df_index_def *def = NULL;
   df_kv kv;
   df_kvcursor *cur;
   df_sub sub;
   df_bytes k, v;
   range r;
+  walk w;
   int code, rc;
-  const void *item = NULL;
-  size_t item_len = 0;
-  const df_schema *s;
-  int have_last = 0;
   int exhausted = 0;
-  const void *last = NULL; /* last examined item, mapped until the
-                              transaction ends */
-  size_t last_len = 0;
-  uintptr_t seen_page = 0; /* the B+tree page warm() last loaded */
-  size_t psize;
-  int pk_hashed;
-  df_schema pk_schema;
-  int hidden = 0;
 
   if (q == NULL || page == NULL) return DF_EINVAL;
   if ((code = df__db_check(db)) != DF_OK) return code;
-  s = &db->env->schema.s;
+  memset(&w, 0, sizeof w);
+  w.db = db;
+  w.q = q;
+  w.s = &db->env->schema.s;
+  w.page = page;
+  w.r = &r;
   df__buf_reset(&page->data);
   page->count = 0;
   page->examined = 0;
@@ -497,27 +765,29 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
   if (q->limit && (max_items == 0 || q->limit < max_items))
     max_items = q->limit;
   if (max_items == 0) max_items = 100;
+  w.max_items = max_items;
+  w.max_examined = max_examined;
   if (q->segments > 0 && q->segment >= q->segments)
     return df__db_err(db, DF_EINVAL, "segment %u out of range 0..%u",
                       q->segment, q->segments - 1);
   if (q->index) {
-    def = index_def(db->env, q->index);
-    if (def == NULL)
+    w.def = index_def(db->env, q->index);
+    if (w.def == NULL)
       return df__db_err(db, DF_ENOTFOUND, "no index with id %u", q->index);
   }
-  if ((code = make_range(db, q, def, &r)) != DF_OK) return code;
+  if ((code = make_range(db, q, w.def, &r)) != DF_OK) return code;
   if (r.lo.empty) return DF_OK;
   /* a query on a long (hashed) partition key checks each item's value:
    * the hash alone does not prove it */
-  pk_hashed = q->has_pk && r.prefix_len > (def ? 9u : 8u) &&
-              r.prefix[def ? 9 : 8] == DF_TAG_HASHED;
-  /* the attribute holding the partition value asked for */
-  pk_schema = *s;
-  if (def && def->kind == DF_GSI) pk_schema.pk = def->pk;
-  sub = def ? DF_SUB_INDEX : DF_SUB_ITEMS;
+  w.pk_hashed = q->has_pk && r.prefix_len > (w.def ? 9u : 8u) &&
+                r.prefix[w.def ? 9 : 8] == DF_TAG_HASHED;
+  w.pk_schema = *w.s;
+  if (w.def && w.def->kind == DF_GSI) w.pk_schema.pk = w.def->pk;
+  sub = w.def ? DF_SUB_INDEX : DF_SUB_ITEMS;
   if ((code = df__db_read(db, &kv)) != DF_OK) return code;
+  w.kv = &kv;
   /* a power of two (env.c checked) */
-  psize = db->env->page_size;
+  w.psize = db->env->page_size;
   rc = df__kv_cursor(&kv, sub, &cur);
   if (rc != DF_OK) {
     df__db_read_end(db, &kv);
@@ -548,72 +818,38 @@ int df_query_page(df_db *db, const df_query *q, size_t max_items,
     }
   }
   code = DF_OK;
-  for (; rc == DF_OK;
-       rc = df__kv_step(cur, q->reverse ? DF_KV_PREV : DF_KV_NEXT, &k, &v)) {
-    if (q->reverse ? !above_lower(&r.lo, k.p, k.n)
-                   : !below_upper(&r.hi, k.p, k.n)) {
+  while (rc == DF_OK) {
+    const void *item;
+    size_t item_len, glen;
+    int hidden, full = 0;
+    if (!in_range(&w, &k)) {
       exhausted = 1;
       break;
     }
-    if (page->count >= max_items ||
-        (max_examined && page->examined >= max_examined))
+    if (page_full(&w)) break;
+    glen = group_prefix(&r.parts, k.p, k.n);
+    if (glen) {
+      code = walk_group(&w, cur, &k, &v, glen, &rc, &full);
+      if (full) rc = DF_OK; /* stopped inside the group: more to come */
+      if (code != DF_OK || full) break;
+      continue;
+    }
+    if ((code = entry_item(&w, &k, &v, &item, &item_len, &hidden)) != DF_OK)
       break;
-    page->examined++;
-    warm(&seen_page, psize, v.p);
-    if (def) {
-      code = df__index_entry_item(&kv, def, &k, &v, q->now, &item, &item_len,
-                                  &hidden);
-      if (code != DF_OK) {
-        code = df__db_err(db, code, "index %s: a malformed entry (%s)",
-                          def->name, df_strerror(code));
-        break;
-      }
-    } else {
-      item = v.p;
-      item_len = v.n;
-    }
-    have_last = 1;
-    /* The item (of the table, or an index entry's: see
-     * df__index_entry_item) stays mapped until the transaction ends, so
-     * the resume key is taken once, from the last one, after the loop. */
-    last = item;
-    last_len = item_len;
-    if (hidden || df__item_expired(s, item, item_len, q->now)) continue;
-    if (pk_hashed && !df__item_pk_is(&pk_schema, item, item_len, &q->pk))
-      continue; /* another value whose hash collides with the one asked */
-    if (q->filter) {
-      int ok = df_expr_eval(q->filter, item, item_len);
-      if (ok == DF_ELIMIT) {
-        code = df__db_err(db, DF_ELIMIT,
-                          "filter: a regular expression needed more than "
-                          "its budget of %llu steps on one item; anchor or "
-                          "simplify it",
-                          (unsigned long long)DF_RX_BUDGET);
-        break;
-      }
-      if (ok < 0) {
-        code = df__db_err(db, ok == DF_ENOMEM ? DF_ENOMEM : DF_ECORRUPT,
-                          "a stored item is malformed");
-        break;
-      }
-      if (!ok) continue;
-    }
-    if (page_add(page, item, item_len) != DF_OK) {
-      code = DF_ENOMEM;
-      break;
-    }
+    if ((code = take(&w, item, item_len, hidden)) != DF_OK) break;
+    rc = df__kv_step(cur, q->reverse ? DF_KV_PREV : DF_KV_NEXT, &k, &v);
   }
   if (rc == DF_ENOTFOUND)
     exhausted = 1;
   else if (rc != DF_OK && code == DF_OK)
     code = df__db_err(db, rc, "cursor failed: %s", df_strerror(rc));
-  if (code == DF_OK && last != NULL && !exhausted &&
-      key_attrs(&page->next, s, def, last, last_len) != DF_OK)
+  if (code == DF_OK && w.last != NULL && !exhausted &&
+      key_attrs(&page->next, w.s, w.def, w.last, w.last_len) != DF_OK)
     code = DF_ENOMEM;
   df__kv_cursor_close(cur);
   df__db_read_end(db, &kv);
   if (code == DF_ENOMEM) return df__db_err(db, code, "out of memory");
   if (code != DF_OK) return code;
-  page->has_next = !exhausted && have_last;
+  page->has_next = !exhausted && w.last != NULL;
   return DF_OK;
 }

@@ -59,6 +59,7 @@ static int finish(builder *bd, df_schema_owned *out) {
     incs = (const char **)(void *)(base + arr_off);
   }
   memset(out, 0, sizeof *out);
+  out->format = DF_FORMAT_VERSION;
   out->blob = (char *)bd->b.p;
   out->s.pk = at(bd, base, bd->pk);
   out->s.sk = at(bd, base, bd->sk);
@@ -337,6 +338,7 @@ int df__schema_decode(const void *data, size_t len, df_schema_owned *out,
   }
   if (format < 1 || bd.pk == NONE) goto fail;
   code = finish(&bd, out);
+  out->format = (int)format;
   df__buf_free(&bd.b);
   if (code != DF_OK) snprintf(err, errlen, "out of memory");
   return code;

@@ -16,6 +16,8 @@ typedef struct df_schema_owned {
   df_schema s;
   df_index_def idx[DF_MAX_INDEXES];
   char *blob;
+  int format; /* the on-disk format of the record read (decode), else
+                 DF_FORMAT_VERSION */
 } df_schema_owned;
 
 void df__schema_free(df_schema_owned *s);

@@ -4,7 +4,8 @@
  * When the schema names a TTL attribute, every item whose attribute holds a
  * number (not NaN) has one entry in `expiry`: enc(expire time) | items key,
  * with an empty value.  Entries sort by time, so the purge (txn.c) visits
- * only what is due, oldest first.
+ * only what is due, oldest first -- starting DF_TTL_MAX_AGE before now:
+ * older times never expire (df__ttl_expired), their entries stay.
  *
  * Invariant: the entry is written and removed in the same transaction as
  * the item (txn.c calls df__expiry_apply for every change, on the write
@@ -23,7 +24,7 @@ int df__expiry_key(const df_schema *s, const void *item, size_t len,
   size_t n;
   if (!df__item_ttl(s, item, len, &v, NULL)) return 0;
   if (v.type == DF_TFLOAT && v.f != v.f) return 0; /* NaN: never expires */
-  if (df__key_enc(&v, out, DF_NUM_ENC_LEN, &n) != DF_OK) return 0;
+  if (df__key_enc(&v, out, DF_NUM_ENC_MAX, &n) != DF_OK) return 0;
   if (n + klen > DF_KEY_MAX) return 0;
   memcpy(out + n, k, klen);
   *outlen = n + klen;
@@ -87,23 +88,33 @@ int df__expiry_first_due(df_write *w, double now, unsigned char *entry,
                          size_t *entry_len, size_t *item_at) {
   df_kvcursor *c;
   df_bytes k;
-  df_value when;
+  df_value when, oldest;
+  df_dec d;
+  double t = 0;
   const unsigned char *p;
+  unsigned char from[DF_NUM_ENC_MAX];
   char scratch[16];
   int code;
+  /* the first entry not older than DF_TTL_MAX_AGE */
+  memset(&oldest, 0, sizeof oldest);
+  oldest.type = DF_TFLOAT;
+  oldest.f = now - DF_TTL_MAX_AGE;
+  if (df__key_enc(&oldest, from, sizeof from, &k.n) != DF_OK) return 0;
+  k.p = from;
   code = df__kv_cursor(&w->kv, DF_SUB_EXPIRY, &c);
   if (code != DF_OK) return store_failed(w, code);
-  code = df__kv_step(c, DF_KV_FIRST, &k, NULL);
+  code = df__kv_step(c, DF_KV_SEEK, &k, NULL);
   df__kv_cursor_close(c);
   if (code == DF_ENOTFOUND) return 0;
   if (code != DF_OK) return store_failed(w, code);
   p = k.p;
   if (k.n > DF_EXPIRY_KEY_MAX ||
-      df__key_dec(&p, k.p + k.n, &when, scratch, sizeof scratch) != 0)
+      df__key_dec(&p, k.p + k.n, &when, scratch, sizeof scratch) != 0 ||
+      df__dec_from_value(&when, &d) != DF_OK)
     return df__fmt(w->errmsg, sizeof w->errmsg, DF_ECORRUPT,
                    "corrupt expiry entry");
-  if (!((when.type == DF_TINT && (double)when.i < now) ||
-        (when.type == DF_TFLOAT && when.f < now)))
+  df__dec_double(&d, &t);
+  if (!df__ttl_expired(t, now))
     return 0; /* the first entry is not yet due: nothing more is */
   memcpy(entry, k.p, k.n);
   *entry_len = k.n;

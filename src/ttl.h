@@ -8,7 +8,7 @@
 #include "internal.h"
 
 /* Longest expiry entry key: an encoded number, then an items key. */
-#define DF_EXPIRY_KEY_MAX (DF_KEY_MAX + DF_NUM_ENC_LEN)
+#define DF_EXPIRY_KEY_MAX (DF_KEY_MAX + DF_NUM_ENC_MAX)
 
 /* The expiry entry key of an item stored under items key k: 1 with the
  * key in out (DF_EXPIRY_KEY_MAX bytes), 0 when the item has none (no TTL

@@ -366,17 +366,19 @@ static int remove_item(df_txn *t, const unsigned char *k, size_t klen,
  * (the map's bytes may move at the next write).  Expired items are
  * removed (with their event) and reported absent. */
 static int load_old(df_txn *t, const unsigned char *k, size_t klen,
-                    const df_value *pk, int *found) {
+                    const df_key *key, int *found, int *collides) {
   df_bytes v;
   int code;
   *found = 0;
+  if (collides) *collides = 0;
   code = df__kv_get(&t->w.kv, DF_SUB_ITEMS, k, klen, &v);
   if (code == DF_ENOTFOUND) return DF_OK;
   if (code != DF_OK)
     return txn_err(t, code, "read failed: %s", df_strerror(code));
-  if (df__item_key_hashed(k, klen) &&
-      !df__item_pk_is(t->w.schema, v.p, v.n, pk))
+  if (!df__item_key_is(t->w.schema, k, klen, v.p, v.n, key)) {
+    if (collides) *collides = 1;
     return DF_OK; /* another value's item under a colliding hash */
+  }
   df__buf_reset(&t->old);
   if (df__buf_append(&t->old, v.p, v.n) != 0)
     return txn_err(t, DF_ENOMEM, "out of memory");
@@ -404,8 +406,7 @@ int df_txn_get(df_txn *t, const df_key *key, const void **item, size_t *len) {
   if (code != DF_OK)
     return txn_err(t, code, "read failed: %s", df_strerror(code));
   if (df__item_expired(t->w.schema, v.p, v.n, t->w.now)) return DF_ENOTFOUND;
-  if (df__item_key_hashed(k, klen) &&
-      !df__item_pk_is(t->w.schema, v.p, v.n, &key->pk))
+  if (!df__item_key_is(t->w.schema, k, klen, v.p, v.n, key))
     return DF_ENOTFOUND;
   *item = v.p;
   *len = v.n;
@@ -417,7 +418,7 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
   unsigned char k[DF_KEY_MAX];
   size_t klen;
   df_key key;
-  int code, found;
+  int code, found, collides;
   const unsigned char *p = item;
   if (old) *old = NULL;
   if (old_len) *old_len = 0;
@@ -439,7 +440,15 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
   /* every index can hold the item: checked before anything is written,
    * so a refused item leaves the transaction as it was */
   if ((code = df__index_check(&t->w, item, len)) != DF_OK) return code;
-  if ((code = load_old(t, k, klen, &key.pk, &found)) != DF_OK) return code;
+  if ((code = load_old(t, k, klen, &key, &found, &collides)) != DF_OK)
+    return code;
+  if (collides) /* a long sort value under another one's prefix and hash */
+    return txn_err(t, DF_EVALIDATION,
+                   "key attribute %s: this %zu-byte value has the same "
+                   "prefix and hash as another sort-key value already stored "
+                   "in its partition; it cannot be stored (use a different "
+                   "value)",
+                   t->w.schema->sk, key.sk.n);
   code = df__kv_put(&t->w.kv, DF_SUB_ITEMS, k, klen, item, len);
   if (code != DF_OK) return store_failed(t, code, "put");
   code = after_change(t, k, klen, DF_EV_PUT, 0, found ? t->old.p : NULL,
@@ -462,7 +471,7 @@ static int delete_item(df_txn *t, const df_key *key, int *found,
   if (old_len) *old_len = 0;
   if ((code = check_live(t, 1)) != DF_OK) return code;
   if ((code = build_key(t, key, k, &klen)) != DF_OK) return code;
-  if ((code = load_old(t, k, klen, &key->pk, &have)) != DF_OK) return code;
+  if ((code = load_old(t, k, klen, key, &have, NULL)) != DF_OK) return code;
   if (!have) return DF_OK;
   code = remove_item(t, k, klen, t->old.p, t->old.len, expired);
   if (code != DF_OK) return code;

@@ -417,7 +417,7 @@ static void test_key_errors(void) {
   df_page *page = NULL;
   const void *it;
   size_t len;
-  char sk177[178], sk178[179];
+  static char sk1024[1025], sk1025[1026];
   static char pk2048[2049], pk2049[2050];
 
   db = open_new(fx_fresh(path, sizeof path), &pk_sk);
@@ -449,17 +449,17 @@ static void test_key_errors(void) {
   CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_EVALIDATION);
   CHECK_EQ_INT(df_db_put(db, "\xc1", 1, 0), DF_EVALIDATION);
 
-  /* sort keys: 177 bytes fit, 178 do not (DF_SK_MAX) */
-  memset(sk177, 'x', 177);
-  sk177[177] = '\0';
-  memset(sk178, 'y', 178);
-  sk178[178] = '\0';
-  CHECK_EQ_INT(put3(db, "a", sk177, 1), DF_OK);
-  CHECK_EQ_INT(put3(db, "a", sk178, 1), DF_EVALIDATION);
+  /* sort keys: 1024 bytes fit, 1025 do not (DF_SK_MAX, DynamoDB's) */
+  memset(sk1024, 'x', 1024);
+  memset(sk1025, 'y', 1025);
+  CHECK_EQ_INT(put3(db, "a", sk1024, 1), DF_OK);
+  CHECK_EQ_INT(put3(db, "a", sk1025, 1), DF_EVALIDATION);
   CHECK(strstr(df_db_errmsg(db), "too long") != NULL);
-  k = skey("a", sk177);
+  k = skey("a", sk1024);
   CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_OK);
-  k = skey("a", sk178);
+  sk1024[1023] = 'z'; /* same prefix, another value: not found */
+  CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_ENOTFOUND);
+  k = skey("a", sk1025);
   CHECK_EQ_INT(df_db_get(db, &k, 0, &it, &len), DF_EVALIDATION);
 
   /* partition keys: 2048 bytes fit (stored hashed), 2049 do not */

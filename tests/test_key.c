@@ -3,10 +3,12 @@
  * encoding over many generated values, round trips, canonical decoding,
  * partition-key hashing and the spread of df__hash64's high bits.
  *
- * The reference order for numbers is long double comparison, which is
- * exact for every int64, uint64 and double where long double has a
- * 64-bit mantissa (x86-64); elsewhere df__value_cmp (tested in
- * test_codec) is the reference.
+ * The reference order for numbers is that of their decimal values (a
+ * double's is its shortest decimal): long double comparison where that is
+ * exact (x86-64's 64-bit mantissa), the double order between doubles, and
+ * decimal.c's comparison (tested against independent references in
+ * test_decimal) for decimals of up to 38 digits.  Strings sort before
+ * binaries.
  */
 #include <float.h>
 #include <math.h>
@@ -61,25 +63,56 @@ static df_value vstr(const char *s, size_t n) {
 }
 
 static int is_num(const df_value *v) {
-  return v->type == DF_TINT || v->type == DF_TUINT || v->type == DF_TFLOAT;
+  return v->type == DF_TINT || v->type == DF_TUINT || v->type == DF_TFLOAT ||
+         v->type == DF_TDECIMAL;
 }
 
-/* Reference order: numbers numerically, before strings; strings bytewise
- * then by length. */
+/* The shortest decimal of f, as a long double (exact for the integers a
+ * double in [2^53, 2^64) stands for). */
+static long double shortest_ld(double f) {
+  char buf[40];
+  int p;
+  for (p = 1; p <= 17; p++) {
+    snprintf(buf, sizeof buf, "%.*e", p - 1, f);
+    if (strtod(buf, NULL) == f) break;
+  }
+  return strtold(buf, NULL);
+}
+
+static int ld_cmp(long double x, long double y) {
+  return x < y ? -1 : x > y;
+}
+
+static int num_ref(const df_value *a, const df_value *b) {
+  const double two53 = 9007199254740992.0, two64 = 18446744073709551616.0;
+  long double x, y;
+  if (a->type == DF_TDECIMAL || b->type == DF_TDECIMAL || LDBL_MANT_DIG < 64) {
+    df_dec da, db;
+    df__dec_from_value(a, &da);
+    df__dec_from_value(b, &db);
+    return df__dec_cmp(&da, &db);
+  }
+  if (a->type == DF_TFLOAT && b->type == DF_TFLOAT)
+    return a->f < b->f ? -1 : a->f > b->f;
+  if (b->type == DF_TFLOAT) return -num_ref(b, a);
+  if (a->type == DF_TFLOAT) { /* a float against an integer */
+    y = b->type == DF_TINT ? (long double)b->i : (long double)b->u;
+    if (fabs(a->f) >= two64) return a->f > 0 ? 1 : -1;
+    x = fabs(a->f) < two53 ? (long double)a->f : shortest_ld(a->f);
+    return ld_cmp(x, y);
+  }
+  x = a->type == DF_TINT ? (long double)a->i : (long double)a->u;
+  y = b->type == DF_TINT ? (long double)b->i : (long double)b->u;
+  return ld_cmp(x, y);
+}
+
+/* Reference order: numbers numerically, then strings, then binaries;
+ * strings and binaries bytewise then by length. */
 static int ref_cmp(const df_value *a, const df_value *b) {
   if (is_num(a) != is_num(b)) return is_num(a) ? -1 : 1;
-  if (is_num(a)) {
-    if (LDBL_MANT_DIG >= 64) {
-      long double x = a->type == DF_TINT    ? (long double)a->i
-                      : a->type == DF_TUINT ? (long double)a->u
-                                            : (long double)a->f;
-      long double y = b->type == DF_TINT    ? (long double)b->i
-                      : b->type == DF_TUINT ? (long double)b->u
-                                            : (long double)b->f;
-      return x < y ? -1 : x > y;
-    }
-    return df__value_cmp(a, b);
-  } else {
+  if (is_num(a)) return num_ref(a, b);
+  if (a->type != b->type) return a->type == DF_TSTR ? -1 : 1;
+  {
     size_t m = a->n < b->n ? a->n : b->n;
     int c = m ? memcmp(a->s, b->s, m) : 0;
     if (c) return c < 0 ? -1 : 1;
@@ -102,6 +135,7 @@ static int enc_cmp(const unsigned char *a, size_t an, const unsigned char *b,
 
 static df_value vals[MAXV];
 static char strs[MAXV][SMAX];
+static unsigned char decs[MAXV][DF_NUM_ENC_MAX];
 static size_t nvals;
 
 static void add(df_value v) {
@@ -112,6 +146,28 @@ static void add_str(const char *s, size_t n) {
   if (nvals >= MAXV || n > SMAX) return;
   memcpy(strs[nvals], s, n);
   add(vstr(strs[nvals], n));
+}
+
+static void add_bin(const char *s, size_t n) {
+  if (nvals >= MAXV || n > SMAX) return;
+  memcpy(strs[nvals], s, n);
+  add(vstr(strs[nvals], n));
+  vals[nvals - 1].type = DF_TBIN;
+}
+
+/* A decimal value (DF_TDECIMAL when no int, uint or double holds it). */
+static void add_dec(const char *text) {
+  df_dec d;
+  df_value v;
+  size_t n;
+  if (nvals >= MAXV || df__dec_parse(text, strlen(text), &d) != DF_DEC_OK)
+    return;
+  n = df__dec_enc(&d, decs[nvals]);
+  memset(&v, 0, sizeof v);
+  v.type = DF_TDECIMAL;
+  v.s = (const char *)decs[nvals];
+  v.n = n;
+  add(v);
 }
 
 static void build_corpus(void) {
@@ -196,6 +252,32 @@ static void build_corpus(void) {
   add_str("a\0b", 3);
   add_str("a\1", 2);
   add_str("a\xff", 2);
+  /* decimals of up to 38 digits, between and beyond the doubles */
+  add_dec("0.10000000000000001");
+  add_dec("0.1000000000000000055511151231257827");
+  add_dec("12345678901234567890123456789012345678");
+  add_dec("-12345678901234567890123456789012345678");
+  add_dec("9223372036854775807.5");
+  add_dec("9223372036854775808.5");
+  add_dec("18446744073709551616");
+  add_dec("1e-130");
+  add_dec("-1e-130");
+  add_dec("9.9999999999999999999999999999999999999e125");
+  add_dec("1152921504606846977");
+  for (i = 0; i < 400; i++) {
+    char t[64];
+    size_t m = 0, nd = 1 + rnd() % 38, q;
+    if (rnd() % 2) t[m++] = '-';
+    for (q = 0; q < nd; q++) t[m++] = (char)('0' + rnd() % 10);
+    snprintf(t + m, sizeof t - m, "e%d", (int)(rnd() % 60) - 30 - (int)nd / 2);
+    add_dec(t);
+  }
+  /* binaries, after every string */
+  add_bin("", 0);
+  add_bin("\0", 1);
+  add_bin("a", 1);
+  add_bin("a\0", 2);
+  add_bin("\xff", 1);
   for (i = 0; i < 500; i++) {
     char s[SMAX];
     size_t n = rnd() % 8, m;
@@ -206,7 +288,10 @@ static void build_corpus(void) {
              : r == 2 ? '\xff'
                       : (char)('a' + r);
     }
-    add_str(s, n);
+    if (i % 4 == 3)
+      add_bin(s, n);
+    else
+      add_str(s, n);
   }
 }
 
@@ -224,7 +309,7 @@ static void test_u64(void) {
 /* Numeric/bytewise equality of a decoded value with the original. */
 static int same_value(const df_value *a, const df_value *b) {
   if (is_num(a) && is_num(b)) return ref_cmp(a, b) == 0;
-  if (a->type == DF_TSTR && (b->type == DF_TSTR || b->type == DF_TBIN))
+  if ((a->type == DF_TSTR || a->type == DF_TBIN) && a->type == b->type)
     return a->n == b->n && (a->n == 0 || !memcmp(a->s, b->s, a->n));
   return 0;
 }
@@ -241,15 +326,19 @@ static void test_order_and_roundtrip(void) {
     const unsigned char *p;
     df_value d;
     CHECK_EQ_INT(df__key_enc(&vals[i], enc[i], sizeof enc[i], &elen[i]), 0);
-    if (is_num(&vals[i])) CHECK_EQ_UINT(elen[i], DF_NUM_ENC_LEN);
+    if (is_num(&vals[i])) CHECK(elen[i] <= DF_NUM_ENC_MAX);
     p = enc[i];
     if (df__key_dec(&p, enc[i] + elen[i], &d, scratch, sizeof scratch) ||
         p != enc[i] + elen[i] || !same_value(&d, &vals[i]))
       bad_rt++;
-    /* the documented decoded types */
-    if (d.type == DF_TFLOAT && d.f == floor(d.f) &&
-        d.f >= -9223372036854775808.0 && d.f < 9223372036854775808.0)
-      bad_type++;
+    /* the documented decoded types: an int whenever the value (a float's
+     * shortest decimal) is one */
+    if (d.type == DF_TFLOAT) {
+      df_dec x;
+      int64_t iv;
+      df__dec_from_double(d.f, &x);
+      if (df__dec_int64(&x, &iv)) bad_type++;
+    }
     if (vals[i].type == DF_TINT && d.type != DF_TINT) bad_type++;
   }
   CHECK_EQ_INT(bad_rt, 0);
@@ -271,7 +360,7 @@ static void test_random_pairs(void) {
   int k;
   for (k = 0; k < 300000; k++) {
     df_value a, b;
-    unsigned char ea[16], eb[16];
+    unsigned char ea[DF_NUM_ENC_MAX], eb[DF_NUM_ENC_MAX];
     size_t la, lb;
     int64_t base = (int64_t)rnd() >> (rnd() % 64);
     int64_t off = (int64_t)(rnd() % 4097) - 2048;
@@ -299,7 +388,7 @@ static void test_random_pairs(void) {
 }
 
 static void test_special(void) {
-  unsigned char a[32], b[32];
+  unsigned char a[64], b[64];
   size_t la, lb, i;
   df_value v, d;
   const unsigned char *p;
@@ -314,21 +403,26 @@ static void test_special(void) {
   v = vu(1); /* a small uint is tolerated */
   df__key_enc(&v, b, sizeof b, &lb);
   CHECK_EQ_MEM(a, la, b, lb);
+  CHECK_EQ_INT(a[0], DF_TAG_NUM_POS);
   v = vi(0);
   df__key_enc(&v, a, sizeof a, &la);
   v = vf(-0.0);
   df__key_enc(&v, b, sizeof b, &lb);
   CHECK_EQ_MEM(a, la, b, lb);
+  CHECK(la == 1 && a[0] == DF_TAG_NUM_ZERO);
+  /* the double 2^63 is 9223372036854776000: above the uint 2^63 */
   v = vu((uint64_t)1 << 63);
   df__key_enc(&v, a, sizeof a, &la);
   v = vf(9223372036854775808.0);
   df__key_enc(&v, b, sizeof b, &lb);
+  CHECK(enc_cmp(a, la, b, lb) < 0);
+  v = vu(9223372036854776000ull);
+  df__key_enc(&v, a, sizeof a, &la);
   CHECK_EQ_MEM(a, la, b, lb);
-  CHECK_EQ_INT(a[0], DF_TAG_NUM);
-  /* decoded types */
+  /* decoded types: an int, a uint or a float when one holds the value */
   p = b;
   CHECK_EQ_INT(df__key_dec(&p, b + lb, &d, NULL, 0), 0);
-  CHECK(d.type == DF_TFLOAT && d.f == 9223372036854775808.0);
+  CHECK(d.type == DF_TUINT && d.u == 9223372036854776000ull);
   v = vu(UINT64_MAX);
   df__key_enc(&v, a, sizeof a, &la);
   p = a;
@@ -349,31 +443,48 @@ static void test_special(void) {
   p = a;
   CHECK_EQ_INT(df__key_dec(&p, a + la, &d, NULL, 0), 0);
   CHECK(d.type == DF_TINT && d.i == INT64_MIN);
-  v = vi(INT64_MAX);
+  v = vf(-INFINITY);
   df__key_enc(&v, a, sizeof a, &la);
-  CHECK(a[9] == 0x03 && a[10] == 0xff); /* r = 1023 */
+  CHECK(la == 1 && a[0] == DF_TAG_NUM_NEGINF);
   p = a;
   CHECK_EQ_INT(df__key_dec(&p, a + la, &d, NULL, 0), 0);
-  CHECK(d.type == DF_TINT && d.i == INT64_MAX);
+  CHECK(d.type == DF_TFLOAT && isinf(d.f) && d.f < 0);
+  {
+    df_dec x;
+    df__dec_parse("0.10000000000000001", 19, &x);
+    memset(&v, 0, sizeof v);
+    v.type = DF_TDECIMAL;
+    v.s = (const char *)b;
+    v.n = df__dec_enc(&x, b);
+    CHECK_EQ_INT(df__key_enc(&v, a, sizeof a, &la), 0);
+    CHECK_EQ_MEM(a, la, b, v.n);
+    p = a;
+    CHECK_EQ_INT(df__key_dec(&p, a + la, &d, NULL, 0), 0);
+    CHECK(d.type == DF_TDECIMAL && d.n == la && d.s == (const char *)a);
+    v = vf(0.1);
+    df__key_enc(&v, b, sizeof b, &lb);
+    CHECK(enc_cmp(b, lb, a, la) < 0); /* 0.1 < 0.10000000000000001 */
+  }
 
   /* refused values */
   v = vf(NAN);
   CHECK_EQ_INT(df__key_enc(&v, a, sizeof a, &la), DF_EVALIDATION);
   CHECK_EQ_INT(df__key_enc_partition(&v, a, &la, NULL), DF_EVALIDATION);
+  CHECK_EQ_INT(df__key_enc_sort(&v, a, &la, NULL), DF_EVALIDATION);
   memset(&v, 0, sizeof v);
-  for (i = DF_TNONE; i <= DF_TMAP; i++) {
+  for (i = DF_TNONE; i <= DF_TBS; i++) {
     v.type = (df_type)i;
-    if (v.type == DF_TINT || v.type == DF_TUINT || v.type == DF_TFLOAT ||
-        v.type == DF_TSTR || v.type == DF_TBIN)
-      continue;
+    if (is_num(&v) || v.type == DF_TSTR || v.type == DF_TBIN) continue;
     CHECK_EQ_INT(df__key_enc(&v, a, sizeof a, &la), DF_EVALIDATION);
+    CHECK_EQ_INT(df__key_enc_sort(&v, a, &la, NULL), DF_EVALIDATION);
   }
   /* capacity: never truncated, never written past */
-  v = vi(7);
+  v = vi(7); /* tag, exponent, one digit byte */
   memset(a, 0xAA, sizeof a);
-  CHECK_EQ_INT(df__key_enc(&v, a, 10, &la), DF_EVALIDATION);
-  CHECK_EQ_INT(a[10], 0xAA);
-  CHECK_EQ_INT(df__key_enc(&v, a, 11, &la), 0);
+  CHECK_EQ_INT(df__key_enc(&v, a, 3, &la), DF_EVALIDATION);
+  CHECK_EQ_INT(a[3], 0xAA);
+  CHECK_EQ_INT(df__key_enc(&v, a, 4, &la), 0);
+  CHECK_EQ_UINT(la, 4);
   v = vstr("ab\0c", 4); /* 1 + 5 + 2 = 8 bytes */
   memset(a, 0xAA, sizeof a);
   CHECK_EQ_INT(df__key_enc(&v, a, 7, &la), DF_EVALIDATION);
@@ -386,9 +497,14 @@ static void test_special(void) {
                "c\0\1",
                8);
   CHECK_EQ_INT(a[8], 0xAA);
-  v.type = DF_TBIN; /* bin encodes as a string of bytes */
+  v.type = DF_TBIN; /* a binary has a tag of its own */
   CHECK_EQ_INT(df__key_enc(&v, b, sizeof b, &lb), 0);
-  CHECK_EQ_MEM(a, la, b, lb);
+  CHECK_EQ_MEM(a + 1, la - 1, b + 1, lb - 1);
+  CHECK_EQ_INT(b[0], DF_TAG_BIN);
+  CHECK(enc_cmp(a, la, b, lb) < 0);
+  p = b;
+  CHECK_EQ_INT(df__key_dec(&p, b + lb, &d, scratch, 4), 0);
+  CHECK(d.type == DF_TBIN && d.n == 4 && !memcmp(d.s, "ab\0c", 4) && !d.u);
   /* decoding into a scratch buffer */
   p = a;
   CHECK_EQ_INT(df__key_dec(&p, a + la, &d, scratch, 4), 0);
@@ -401,17 +517,6 @@ static void test_special(void) {
   p = a;
   CHECK_EQ_INT(df__key_dec(&p, a + la, &d, NULL, 0), 0);
   CHECK(d.type == DF_TSTR && d.n == 0);
-  /* SK limit: 177 plain bytes fit DF_SK_MAX, 178 do not */
-  {
-    char s[200];
-    unsigned char out[DF_SK_MAX];
-    memset(s, 'x', sizeof s);
-    v = vstr(s, 177);
-    CHECK_EQ_INT(df__key_enc(&v, out, DF_SK_MAX, &la), 0);
-    CHECK_EQ_UINT(la, 180);
-    v = vstr(s, 178);
-    CHECK_EQ_INT(df__key_enc(&v, out, DF_SK_MAX, &la), DF_EVALIDATION);
-  }
   /* two values back to back decode in sequence */
   {
     unsigned char two[64];
@@ -429,6 +534,109 @@ static void test_special(void) {
     CHECK(p == two + l1 + l2);
     CHECK_EQ_INT(df__key_dec(&p, two + l1 + l2, &d, sc, sizeof sc),
                  DF_ECORRUPT);
+    CHECK_EQ_UINT(df__key_part_len(two, two + l1 + l2, NULL), l1);
+    CHECK_EQ_UINT(df__key_part_len(two + l1, two + l1 + l2, NULL), l2);
+  }
+}
+
+/* Sort values up to DF_SK_MAX bytes: in full up to DF_SK_PREFIX encoded
+ * bytes, beyond that a prefix and a hash. */
+static void test_long_sort_values(void) {
+  static char s[DF_SK_MAX + 8];
+  static unsigned char full[2 * DF_SK_MAX + 8];
+  unsigned char a[DF_SK_LONG_LEN + 8], b[DF_SK_LONG_LEN + 8];
+  size_t la, lb, lf, n;
+  int is_long;
+  df_value v, w, d;
+  const unsigned char *p;
+  static char scratch[DF_SK_MAX];
+
+  for (n = 0; n < sizeof s; n++) s[n] = (char)('a' + n % 26);
+  /* inline up to DF_SK_PREFIX encoded bytes */
+  v = vstr(s, DF_SK_PREFIX - 3);
+  CHECK_EQ_INT(df__key_enc_sort(&v, a, &la, &is_long), 0);
+  CHECK(la == DF_SK_PREFIX && !is_long);
+  CHECK_EQ_INT(df__key_enc(&v, full, sizeof full, &lf), 0);
+  CHECK_EQ_MEM(a, la, full, lf);
+  CHECK_EQ_UINT(df__key_part_len(a, a + la, &is_long), la);
+  CHECK(!is_long);
+  /* one byte more: the first DF_SK_PREFIX bytes and 16 hash bytes */
+  for (n = DF_SK_PREFIX - 2; n <= DF_SK_MAX; n += n < 200 ? 1 : 41) {
+    v = vstr(s, n);
+    memset(a, 0xAA, sizeof a);
+    CHECK_EQ_INT(df__key_enc_sort(&v, a, &la, &is_long), 0);
+    CHECK(la == DF_SK_LONG_LEN && is_long);
+    CHECK_EQ_INT(a[DF_SK_LONG_LEN], 0xAA);
+    CHECK_EQ_INT(df__key_enc(&v, full, sizeof full, &lf), 0);
+    CHECK(memcmp(a, full, DF_SK_PREFIX) == 0);
+    CHECK_EQ_UINT(df__key_part_len(a, a + la, &is_long), DF_SK_LONG_LEN);
+    CHECK(is_long);
+    p = a;
+    CHECK_EQ_INT(df__key_dec(&p, a + la, &d, scratch, sizeof scratch), 0);
+    CHECK(p == a + la && d.type == DF_TSTR && d.u == DF_KEY_PARTIAL);
+    /* the prefix of the value (a terminator cut after its first byte
+     * reads as an escaped NUL: only the prefix's bytes matter) */
+    CHECK(d.n == DF_SK_PREFIX - 1 &&
+          !memcmp(d.s, s, n < d.n ? n : d.n));
+    /* a value sharing the prefix has another hash */
+    if (n < DF_SK_PREFIX) continue;
+    s[n - 1] = 'Z';
+    w = vstr(s, n);
+    CHECK_EQ_INT(df__key_enc_sort(&w, b, &lb, NULL), 0);
+    CHECK(memcmp(a, b, DF_SK_PREFIX) == 0);
+    CHECK(memcmp(a + DF_SK_PREFIX, b + DF_SK_PREFIX, 16) != 0);
+    s[n - 1] = (char)('a' + (n - 1) % 26);
+  }
+  v = vstr(s, DF_SK_MAX + 1);
+  CHECK_EQ_INT(df__key_enc_sort(&v, a, &la, NULL), DF_EVALIDATION);
+  /* binaries too, and NUL bytes: a NUL escape cut by the prefix */
+  memset(s, 0, DF_SK_MAX);
+  v = vstr(s, DF_SK_MAX);
+  v.type = DF_TBIN;
+  CHECK_EQ_INT(df__key_enc_sort(&v, a, &la, &is_long), 0);
+  CHECK(is_long && a[0] == DF_TAG_BIN);
+  CHECK_EQ_UINT(df__key_part_len(a, a + la, NULL), DF_SK_LONG_LEN);
+  p = a;
+  CHECK_EQ_INT(df__key_dec(&p, a + la, &d, scratch, sizeof scratch), 0);
+  CHECK(d.type == DF_TBIN && d.u == DF_KEY_PARTIAL && p == a + la);
+  CHECK_EQ_UINT(d.n, (DF_SK_PREFIX - 1 + 1) / 2); /* 0 FF pairs, one cut */
+  for (n = 0; n < 8; n++) { /* the cut falls on either byte of an escape */
+    memset(s, 'x', DF_SK_MAX);
+    s[DF_SK_PREFIX - 2 - n] = '\0';
+    v = vstr(s, 300);
+    CHECK_EQ_INT(df__key_enc_sort(&v, a, &la, NULL), 0);
+    CHECK_EQ_UINT(df__key_part_len(a, a + la, NULL), DF_SK_LONG_LEN);
+    p = a;
+    CHECK_EQ_INT(df__key_dec(&p, a + la, &d, scratch, sizeof scratch), 0);
+    CHECK(p == a + la);
+  }
+  /* order: a long value against short ones is its value order */
+  {
+    static char t[400];
+    int k;
+    long bad = 0;
+    for (k = 0; k < 20000; k++) {
+      size_t n1 = 150 + rnd() % 60, n2 = rnd() % 250, q;
+      df_value x, y;
+      unsigned char ex[DF_SK_LONG_LEN], ey[DF_SK_LONG_LEN];
+      size_t lx, ly;
+      int lgx, lgy, want, got;
+      for (q = 0; q < n1; q++) s[q] = (char)('a' + rnd() % 2);
+      memcpy(t, s, n1 < n2 ? n1 : n2);
+      for (q = rnd() % (n2 + 1); q < n2; q++) t[q] = (char)('a' + rnd() % 3);
+      x = vstr(s, n1);
+      y = vstr(t, n2);
+      df__key_enc_sort(&x, ex, &lx, &lgx);
+      df__key_enc_sort(&y, ey, &ly, &lgy);
+      want = ref_cmp(&x, &y);
+      got = enc_cmp(ex, lx, ey, ly);
+      if (lgx && lgy && memcmp(ex, ey, DF_SK_PREFIX) == 0) {
+        if ((want == 0) != (got == 0)) bad++; /* the hash tells apart */
+      } else if (want != got) {
+        bad++;
+      }
+    }
+    CHECK_EQ_INT(bad, 0);
   }
 }
 
@@ -448,25 +656,30 @@ static int dec_exact(const unsigned char *b, size_t n, df_value *d) {
 }
 
 static void test_hostile_decode(void) {
-  unsigned char a[64], bad[11];
+  unsigned char a[64];
   size_t la, i;
-  df_value v, d;
+  df_value d;
   long wrong = 0;
   int k;
-  uint64_t bits;
 
   /* every truncation of every kind */
   {
-    df_value samples[4];
-    int s;
+    df_value samples[5];
+    int sm;
     samples[0] = vi(INT64_MAX);
     samples[1] = vf(-2.5);
     samples[2] = vstr("a\0bc", 4);
     samples[3] = vstr("", 0);
-    for (s = 0; s < 4; s++) {
-      df__key_enc(&samples[s], a, sizeof a, &la);
-      for (i = 0; i < la; i++) CHECK_EQ_INT(dec_exact(a, i, &d), DF_ECORRUPT);
+    samples[4] = vstr("xy", 2);
+    samples[4].type = DF_TBIN;
+    for (sm = 0; sm < 5; sm++) {
+      df__key_enc(&samples[sm], a, sizeof a, &la);
+      for (i = 0; i < la; i++) {
+        CHECK_EQ_INT(dec_exact(a, i, &d), DF_ECORRUPT);
+        CHECK_EQ_UINT(df__key_part_len(a, a + i, NULL), 0);
+      }
       CHECK_EQ_INT(dec_exact(a, la, &d), 0);
+      CHECK_EQ_UINT(df__key_part_len(a, a + la, NULL), la);
     }
   }
   /* bad string escapes, unknown tags */
@@ -474,44 +687,25 @@ static void test_hostile_decode(void) {
                                                 "a\0\2",
                          4, &d),
                DF_ECORRUPT);
-  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x20"
+  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x28"
                                                 "a\0",
                          3, &d),
                DF_ECORRUPT);
   CHECK_EQ_INT(dec_exact((const unsigned char *)"\x00", 1, &d), DF_ECORRUPT);
-  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x11", 1, &d), DF_ECORRUPT);
+  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x15", 1, &d), DF_ECORRUPT);
   CHECK_EQ_INT(dec_exact((const unsigned char *)"\xff", 1, &d), DF_ECORRUPT);
-  /* non-canonical numbers */
-  bad[0] = DF_TAG_NUM;
-  bits = 0x8000000000000000ull; /* -0.0 in memcomparable form */
-  df__key_put_u64(bad + 1, ~bits);
-  bad[9] = bad[10] = 0;
-  CHECK_EQ_INT(dec_exact(bad, 11, &d), DF_ECORRUPT);
-  bits = 0x7ff8000000000000ull; /* NaN */
-  df__key_put_u64(bad + 1, bits ^ 0x8000000000000000ull);
-  CHECK_EQ_INT(dec_exact(bad, 11, &d), DF_ECORRUPT);
-  v = vf(2.5); /* r on a fractional D */
-  df__key_enc(&v, bad, sizeof bad, &la);
-  bad[10] = 1;
-  CHECK_EQ_INT(dec_exact(bad, 11, &d), DF_ECORRUPT);
-  v = vf(1.0); /* r on a small integer D: 1 + 1 is its own double */
-  df__key_enc(&v, bad, sizeof bad, &la);
-  bad[10] = 1;
-  CHECK_EQ_INT(dec_exact(bad, 11, &d), DF_ECORRUPT);
-  v = vf(nextafter(9223372036854775808.0, 0)); /* spacing 1024 there */
-  df__key_enc(&v, bad, sizeof bad, &la);
-  bad[9] = 0x03;
-  bad[10] = 0xff;
-  CHECK_EQ_INT(dec_exact(bad, 11, &d), 0);
-  bad[9] = 0x04;
-  bad[10] = 0x00;
-  CHECK_EQ_INT(dec_exact(bad, 11, &d), DF_ECORRUPT);
-  v = vf(INFINITY);
-  df__key_enc(&v, bad, sizeof bad, &la);
-  CHECK_EQ_INT(dec_exact(bad, 11, &d), 0);
-  CHECK(d.type == DF_TFLOAT && isinf(d.f) && d.f > 0);
-  bad[10] = 1;
-  CHECK_EQ_INT(dec_exact(bad, 11, &d), DF_ECORRUPT);
+  /* non-canonical numbers: a trailing zero digit, no digit, a leading
+   * zero digit, a digit nibble past 10 */
+  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x13\x80\x01\x21", 4, &d),
+               DF_ECORRUPT);
+  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x13\x80\x01\x00", 4, &d),
+               DF_ECORRUPT);
+  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x13\x80\x01\x12\x00", 5, &d),
+               DF_ECORRUPT);
+  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x13\x80\x01\xc0", 4, &d),
+               DF_ECORRUPT);
+  CHECK_EQ_INT(dec_exact((const unsigned char *)"\x13\x80\x01\x20", 4, &d), 0);
+  CHECK(d.type == DF_TINT && d.i == 1);
 
   /* random bytes: only 0 or DF_ECORRUPT, never out of bounds, and a
    * successful decode re-encodes to the same bytes */
@@ -526,9 +720,14 @@ static void test_hostile_decode(void) {
                                                 : 0xff)
                      : (unsigned char)rnd();
     }
-    if (n && (k & 1)) buf[0] = (k & 2) ? DF_TAG_NUM : DF_TAG_STR;
+    if (n && (k & 1))
+      buf[0] = (k & 2)   ? (unsigned char)(DF_TAG_NUM_NEGINF + rnd() % 5)
+               : (k & 4) ? DF_TAG_STR
+                         : DF_TAG_BIN;
+    if (n > 1 && (k & 8) && buf[0] == DF_TAG_NUM_POS) buf[1] = 0x80;
     rc = dec_exact(buf, n, &d);
     if (rc != 0 && rc != DF_ECORRUPT) wrong++;
+    if ((rc == 0) != (df__key_part_len(buf, buf + n, NULL) > 0)) wrong++;
     if (rc == 0 && buf[0] != DF_TAG_HASHED) {
       unsigned char re[64];
       size_t lr;
@@ -539,6 +738,7 @@ static void test_hostile_decode(void) {
       if (df__key_enc(&d, re, sizeof re, &lr) || lr != (size_t)(p - buf) ||
           memcmp(re, buf, lr))
         wrong++;
+      if (df__key_part_len(buf, buf + n, NULL) != (size_t)(p - buf)) wrong++;
     }
   }
   CHECK_EQ_INT(wrong, 0);
@@ -563,7 +763,8 @@ static void test_partition(void) {
   CHECK_EQ_UINT(h, df__hash64(e, le, 0));
   v = vi(12345);
   CHECK_EQ_INT(df__key_enc_partition(&v, out, &lo, &h), 0);
-  CHECK_EQ_UINT(lo, DF_NUM_ENC_LEN);
+  CHECK_EQ_INT(df__key_enc(&v, e, sizeof e, &le), 0);
+  CHECK_EQ_MEM(out, lo, e, le);
   CHECK_EQ_UINT(h, df__hash64(out, lo, 0));
   CHECK_EQ_INT(df__key_enc_partition(&v, out, &lo, NULL), 0);
   /* one byte more: hashed */
@@ -591,13 +792,30 @@ static void test_partition(void) {
   CHECK_EQ_UINT(h, df__hash64(full, lf, 0));
   v = vstr(s, DF_PK_MAX + 1);
   CHECK_EQ_INT(df__key_enc_partition(&v, out, &lo, &h), DF_EVALIDATION);
+  /* a binary of the same bytes is another value, with another hash */
+  {
+    unsigned char o2[DF_PK_INLINE_MAX];
+    size_t l2;
+    uint64_t h2;
+    v = vstr(s, 10);
+    df__key_enc_partition(&v, out, &lo, &h);
+    v.type = DF_TBIN;
+    df__key_enc_partition(&v, o2, &l2, &h2);
+    CHECK(h != h2 && o2[0] == DF_TAG_BIN);
+    v = vstr(s, 100);
+    df__key_enc_partition(&v, out, &lo, &h);
+    v.type = DF_TBIN;
+    df__key_enc_partition(&v, o2, &l2, &h2);
+    CHECK(h != h2 && memcmp(out, o2, 17) != 0);
+  }
   /* hashed values decode as 16 bytes of bin; different values differ */
   for (n = 0; n < sizeof s; n++) s[n] = (char)('a' + n % 26);
   v = vstr(s, 100);
   df__key_enc_partition(&v, out, &lo, &h);
   p = out;
   CHECK_EQ_INT(df__key_dec(&p, out + lo, &d, NULL, 0), 0);
-  CHECK(d.type == DF_TBIN && d.n == 16 && d.s == (const char *)out + 1);
+  CHECK(d.type == DF_TBIN && d.n == 16 && d.s == (const char *)out + 1 &&
+        d.u == DF_KEY_PARTIAL);
   CHECK(p == out + 17);
   CHECK(df__key_get_u64(out + 1) != df__key_get_u64(out + 9));
   {
@@ -664,6 +882,7 @@ int main(void) {
   RUN_TEST(test_order_and_roundtrip);
   RUN_TEST(test_random_pairs);
   RUN_TEST(test_special);
+  RUN_TEST(test_long_sort_values);
   RUN_TEST(test_hostile_decode);
   RUN_TEST(test_partition);
   RUN_TEST(test_hash_spread);
