@@ -142,7 +142,7 @@ describe("building a new global index at open", function()
   it("leaves the database as it was when an item cannot enter the new index", function()
     local db = assert(dynafile.open(a, { sync = "off" }))
     fill(db, 200)
-    db:put_item { PK = "bad", SK = 0, grp = "g1", rank = string.rep("r", 400) }
+    db:put_item { PK = "bad", SK = 0, grp = "g1", rank = string.rep("r", 1025) }
     db:close()
     local h, msg, code = dynafile.open(a, { gsi = { by_grp = GSI.by_grp } })
     assert.is_nil(h)

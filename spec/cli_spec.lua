@@ -370,7 +370,7 @@ describe("the dynafile command", function()
     -- one batch: write paths purge expired items opportunistically, so a
     -- later single put would already have removed the old one
     assert(db:batch_write(function(w)
-      w:put_item({ PK = "s", SK = "old", exp = 1000 })
+      w:put_item({ PK = "s", SK = "old", exp = os.time() - 1000 })
       w:put_item({ PK = "s", SK = "new", exp = os.time() + 3600 })
     end))
     db:close()

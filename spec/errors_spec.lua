@@ -72,9 +72,9 @@ describe("a failed call", function()
   it("raises on a key too long", function()
     raises(function() db:put_item({ PK = string.rep("k", 2049), SK = 1 }) end,
       "dynafile.put_item", "PK", "too long")
-    raises(function() db:put_item({ PK = "p1", SK = string.rep("k", 178) }) end,
+    raises(function() db:put_item({ PK = "p1", SK = string.rep("k", 1025) }) end,
       "dynafile.put_item", "SK", "too long")
-    raises(function() db:delete_item({ PK = "p1", SK = string.rep("k", 300) }) end,
+    raises(function() db:delete_item({ PK = "p1", SK = string.rep("k", 1025) }) end,
       "dynafile.delete_item", "too long")
   end)
 

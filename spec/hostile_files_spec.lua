@@ -229,7 +229,7 @@ describe("opening a hostile directory", function()
     make_db(dir)
     local raw = assert(mdb_get(dir, "meta", "schema"))
     local schema = core.decode(raw)
-    assert.equal(1, schema.format)
+    assert.equal(2, schema.format) -- DF_FORMAT_VERSION
     schema.format = 99
     local h = assert(core.open(dir, {}))
     local newer = h:encode(schema)

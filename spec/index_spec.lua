@@ -119,14 +119,33 @@ describe("a global secondary index", function()
     assert_consistent()
   end)
 
-  it("leaves out items holding a non-key type in the key attributes", function()
-    assert(db:put_item { PK = "c", SK = 1, type = true, n = 1 })
-    assert(db:put_item { PK = "d", SK = 1, type = "t", n = { 1 } })
-    assert(db:put_item { PK = "e", SK = 1, type = { x = 1 }, n = 1 })
-    assert(db:put_item { PK = "f", SK = 1, type = "t", n = dynafile.null })
-    assert(db:put_item { PK = "g", SK = 1, type = "t", n = 1 })
-    assert.same({ "g|1" }, q(db, "t"))
-    backend.assert_counts(db, { index_entries = 1 })
+  it("refuses a write whose index key attribute is of a type no key has, as DynamoDB", function()
+    db:put_item { PK = "g", SK = 1, type = "t", n = 1 }
+    local bad = {
+      { v = { PK = "c", SK = 1, type = true, n = 1 }, attr = "type", actual = "BOOL" },
+      { v = { PK = "d", SK = 1, type = "t", n = { 1 } }, attr = "n", actual = "L" },
+      { v = { PK = "e", SK = 1, type = { x = 1 }, n = 1 }, attr = "type", actual = "M" },
+      { v = { PK = "f", SK = 1, type = "t", n = dynafile.null }, attr = "n", actual = "NULL" },
+      { v = { PK = "h", SK = 1, type = dynafile.set { "a" }, n = 1 }, attr = "type",
+        actual = "SS" },
+    }
+    for _, b in ipairs(bad) do
+      local ok, err = pcall(db.put_item, db, b.v)
+      assert.is_false(ok)
+      assert.matches("One or more parameter values were invalid: Type mismatch for Index Key "
+        .. b.attr .. " Expected: S, N or B Actual: " .. b.actual .. " IndexName: by_type",
+        err, 1, true)
+      assert.is_nil(db:get_item { PK = b.v.PK, SK = 1 })
+    end
+    -- an update that would give the key a wrong type is refused too
+    local ok, err = pcall(db.update_item, db, { PK = "g", SK = 1 }, { set = { n = true } })
+    assert.is_false(ok)
+    assert.matches("Type mismatch for Index Key n", err, 1, true)
+    assert.equal(1, db:get_item({ PK = "g", SK = 1 }).n)
+    -- binary values are keys
+    assert(db:put_item { PK = "i", SK = 1, type = "t", n = dynafile.binary("\0\1") })
+    assert.same({ "g|1", "i|1" }, q(db, "t"))
+    backend.assert_counts(db, { index_entries = 2 })
     assert_consistent()
   end)
 
@@ -359,14 +378,14 @@ describe("a global secondary index", function()
     db:put_item { PK = "a", SK = 1, type = "t", n = 1 }
     local before = db:stat().index_entries
     local ok, err = pcall(db.put_item, db,
-      { PK = "b", SK = 1, type = "t", n = string.rep("x", 300) })
+      { PK = "b", SK = 1, type = "t", n = string.rep("x", 1025) })
     assert.is_false(ok)
     assert.matches("attribute n", err)
     assert.matches("index by_type", err)
     assert.is_nil(db:get_item { PK = "b", SK = 1 })
     assert.equal(before, db:stat().index_entries)
-    -- a 177-byte sort key fits
-    assert(db:put_item { PK = "b", SK = 1, type = "t", n = string.rep("x", 177) })
+    -- a 1,024-byte sort key fits (DynamoDB's limit)
+    assert(db:put_item { PK = "b", SK = 1, type = "t", n = string.rep("x", 1024) })
     assert_consistent()
   end)
 

@@ -75,8 +75,10 @@ describe("keys", function()
       assert.same({ 2 ^ 53, 2 ^ 53 + 2, 2 ^ 54 }, sort_keys("big"))
       return
     end
+    -- a float's value is its shortest decimal: 2.0^62 is 4611686018427388000,
+    -- above the integer 2^62 + 1 (4611686018427387905)
     local m, i53, i62 = math.maxinteger, math.tointeger(2 ^ 53), math.tointeger(2 ^ 62)
-    local list = { -m - 1, -i62, 2 ^ 53, i53 + 1, i53 + 2, i62 + 1, m - 1, m }
+    local list = { -m - 1, -i62, 2 ^ 53, i53 + 1, i53 + 2, i62 + 1, 2.0 ^ 62, m - 1, m }
     put_all("big", list)
     local got = sort_keys("big")
     assert.equal(#list, #got)
@@ -129,6 +131,23 @@ describe("keys", function()
       "dynafile.put_item: key attribute PK is too long (2049 bytes, at most 2048)")
     assert.has_error(function() db:get_item({ PK = long, SK = 1 }) end)
     assert.has_error(function() for _ in db:query(long) do end end)
+  end)
+
+  it("accepts sort keys up to 1,024 bytes of any bytes (DynamoDB's limit)", function()
+    local s1024 = string.rep("s", 1024)
+    local nul1024 = string.rep("\0", 1024)
+    assert(db:put_item({ PK = "p", SK = s1024 }))
+    assert(db:put_item({ PK = "p", SK = nul1024 }))
+    assert.equal(s1024, db:get_item({ PK = "p", SK = s1024 }).SK)
+    assert.equal(nul1024, db:get_item({ PK = "p", SK = nul1024 }).SK)
+    assert.same({ nul1024, s1024 }, sort_keys("p"))
+  end)
+
+  it("refuses a sort key past the limit with a message naming it", function()
+    local ok, err = pcall(db.put_item, db, { PK = "p", SK = string.rep("s", 1025) })
+    assert.is_false(ok)
+    assert.matches("dynafile.put_item: key attribute SK is too long", err, 1, true)
+    assert.matches("1025 bytes, at most 1024", err, 1, true)
     assert.is_nil(db:scan()())
   end)
 

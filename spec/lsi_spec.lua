@@ -95,10 +95,14 @@ describe("a local secondary index", function()
     assert.same({ 1, 2, 3 }, sks("q"))
   end)
 
-  it("is left out for items whose sort attribute is not a key type", function()
-    assert(db:put_item { PK = "q", SK = 1, score = true })
-    assert(db:put_item { PK = "q", SK = 2, score = { 1, 2 } })
+  it("refuses items whose sort attribute is of a type no key has", function()
+    assert.error_matches(function() db:put_item { PK = "q", SK = 1, score = true } end,
+      "Type mismatch for Index Key score Expected: S, N or B Actual: BOOL IndexName: by_score",
+      1, true)
+    assert.error_matches(function() db:put_item { PK = "q", SK = 2, score = { 1, 2 } } end,
+      "Actual: L IndexName: by_score", 1, true)
     db:put_item { PK = "q", SK = 3, score = 4 }
+    db:put_item { PK = "q", SK = 4 }
     assert.same({ 3 }, sks("q", { index = "by_score" }))
   end)
 

@@ -607,9 +607,21 @@ static int check_set(const df_value *set) {
   return p == end ? 0 : DF_ECORRUPT;
 }
 
+/* Is the float (0xca or 0xcb, whole) at p NaN? */
+static int nan_at(const unsigned char *p) {
+  if (p[0] == 0xcb) {
+    uint64_t x = get_be(p + 1, 8);
+    return (x & 0x7ff0000000000000ull) == 0x7ff0000000000000ull &&
+           (x & 0x000fffffffffffffull) != 0;
+  }
+  return p[0] == 0xca && (get_be(p + 1, 4) & 0x7f800000u) == 0x7f800000u &&
+         (get_be(p + 1, 4) & 0x007fffffu) != 0;
+}
+
 /* Skip one whole value with at most max_depth nested container levels;
- * when `check`, also the elements of every set (df__mp_validate).
- * stack[d] counts the values still to read at level d. */
+ * check 1: also the elements of every set (df__mp_validate); check 2:
+ * also refuse NaN, with DF_EVALIDATION (df__mp_validate_item).  stack[d]
+ * counts the values still to read at level d. */
 static int walk(const unsigned char **pp, const unsigned char *end,
                 int max_depth, int check) {
   uint64_t stack[DF_MAX_DEPTH + 1];
@@ -631,6 +643,8 @@ static int walk(const unsigned char **pp, const unsigned char *end,
     }
     n = scalar_size(p, end);
     if (n) {
+      if (check == 2 && (p[0] == 0xcb || p[0] == 0xca) && nan_at(p))
+        return DF_EVALIDATION;
       p += n;
       stack[depth]--;
       continue;
@@ -699,6 +713,17 @@ int df__mp_validate(const void *p, size_t len, int max_depth) {
   if (!p || len == 0) return DF_ECORRUPT;
   end = q + len;
   if (walk(&q, end, max_depth, 1)) return DF_ECORRUPT;
+  return q == end ? 0 : DF_ECORRUPT;
+}
+
+int df__mp_validate_item(const void *p, size_t len) {
+  const unsigned char *q = p, *end;
+  int rc;
+  if (!p || len == 0) return DF_ECORRUPT;
+  end = q + len;
+  rc = walk(&q, end, DF_MAX_DEPTH, 2);
+  if (rc == DF_EVALIDATION) return rc;
+  if (rc) return DF_ECORRUPT;
   return q == end ? 0 : DF_ECORRUPT;
 }
 

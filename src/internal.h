@@ -194,6 +194,10 @@ int df__mp_skip(const unsigned char **p, const unsigned char *end);
  * max_depth levels, every set's elements of its kind, sorted and distinct.
  * 0 or DF_ECORRUPT. */
 int df__mp_validate(const void *p, size_t len, int max_depth);
+/* df__mp_validate at DF_MAX_DEPTH for an item being written: DF_ECORRUPT
+ * as that, or DF_EVALIDATION when a number is NaN (no number DynamoDB
+ * or dynafile stores). */
+int df__mp_validate_item(const void *p, size_t len);
 
 /* Find a top-level attribute of a map.  Returns 1 and fills *v (and, when
  * non-NULL, *vstart and *vend: the bytes of the whole value) when found, 0

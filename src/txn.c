@@ -423,10 +423,19 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
   if (old) *old = NULL;
   if (old_len) *old_len = 0;
   if ((code = check_live(t, 1)) != DF_OK) return code;
-  if (item == NULL || len == 0 || df__mp_validate(item, len, DF_MAX_DEPTH) != 0)
+  if (item == NULL || len == 0) code = DF_ECORRUPT;
+  else code = df__mp_validate_item(item, len);
+  if (code == DF_EVALIDATION) { /* a NaN: name the key if it is one */
+    if (df__item_key_of(t->w.schema, item, len, &key, t->w.errmsg,
+                        sizeof t->w.errmsg) == DF_OK &&
+        build_key(t, &key, k, &klen) == DF_OK)
+      txn_err(t, DF_EVALIDATION, "item: NaN is not a number it can hold");
+    return DF_EVALIDATION;
+  }
+  if (code != DF_OK)
     return txn_err(t, DF_EVALIDATION,
                    "item is not well-formed MessagePack (or nests deeper "
-                   "than %d levels)",
+                   "than %d levels, or holds a malformed set or decimal)",
                    DF_MAX_DEPTH);
   if (!((p[0] & 0xf0) == 0x80 || p[0] == 0xde || p[0] == 0xdf))
     return txn_err(t, DF_EVALIDATION, "item must be a map");

@@ -1048,6 +1048,28 @@ static void test_sets(void) {
     CHECK_EQ_INT(df__mp_skip(&p, unsorted + sizeof unsorted), 0);
     CHECK(p == unsorted + sizeof unsorted);
   }
+  /* an item being written may hold no NaN, even inside a list; it may
+   * hold the infinities */
+  df__buf_reset(&b);
+  df__mp_put_map(&b, 2);
+  df__mp_put_str(&b, "a", 1);
+  df__mp_put_float(&b, INFINITY);
+  df__mp_put_str(&b, "l", 1);
+  df__mp_put_array(&b, 2);
+  df__mp_put_int(&b, 1);
+  df__mp_put_float(&b, NAN);
+  CHECK_EQ_INT(df__mp_validate(b.p, b.len, DF_MAX_DEPTH), 0);
+  CHECK_EQ_INT(df__mp_validate_item(b.p, b.len), DF_EVALIDATION);
+  b.len -= 9;
+  df__mp_put_float(&b, -INFINITY);
+  CHECK_EQ_INT(df__mp_validate_item(b.p, b.len), 0);
+  {
+    const unsigned char nan32[] = {0x81, 0xa1, 'x', 0xca, 0x7f, 0xc0, 0, 0};
+    const unsigned char inf32[] = {0x81, 0xa1, 'x', 0xca, 0x7f, 0x80, 0, 0};
+    CHECK_EQ_INT(df__mp_validate_item(nan32, sizeof nan32), DF_EVALIDATION);
+    CHECK_EQ_INT(df__mp_validate_item(inf32, sizeof inf32), 0);
+    CHECK_EQ_INT(df__mp_validate_item(nan32, sizeof nan32 - 1), DF_ECORRUPT);
+  }
   df__buf_free(&b);
   df__buf_free(&c);
 }
