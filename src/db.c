@@ -41,6 +41,7 @@ int df_db_open(const char *path, const df_open_options *opts, df_db **out) {
     return df__db_err(db, DF_EINVAL, "path must be a non-empty string");
   if ((code = options_check(db, opts)) != DF_OK) return code;
   db->sync = opts->sync;
+  db->max_item_size = opts->max_item_size;
   code = df__env_acquire(path, opts, &e, err, sizeof err);
   if (code != DF_OK) return df__db_err(db, code, "%s", err);
   db->env = e;

@@ -304,10 +304,20 @@ typedef struct df_open_options {
    * 0: DF_PREFETCH_DEFAULT; DF_PREFETCH_NONE: none.  Never more than a
    * quarter of the physical memory. */
   size_t prefetch;
+  /* The largest item this handle writes, in bytes as DynamoDB counts them
+   * (attribute names and values: strings and binaries their bytes,
+   * numbers about one byte per two digits, lists and maps 3 bytes plus
+   * one per element); a larger one is DF_EVALIDATION ("Item size has
+   * exceeded the maximum allowed size").  0: no limit.  DynamoDB's is
+   * DF_DYNAMODB_MAX_ITEM_SIZE. */
+  uint64_t max_item_size;
 } df_open_options;
 
 #define DF_PREFETCH_DEFAULT ((size_t)256 << 20)
 #define DF_PREFETCH_NONE ((size_t)-1)
+
+/* DynamoDB's item size limit, 400 KB, for df_open_options.max_item_size. */
+#define DF_DYNAMODB_MAX_ITEM_SIZE (400 * 1024)
 
 /* Reader slots when max_readers is 0: every read transaction of every
  * process takes one while it runs, and each handle keeps one for reuse.

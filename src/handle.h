@@ -28,6 +28,7 @@ struct df_db {
   int closed;
   df_sync sync;
   uint64_t origin;   /* written into this handle's change-log records */
+  uint64_t max_item_size; /* 0: none (df_open_options.max_item_size) */
   df_rcache rcache;  /* the reusable read transaction */
   unsigned txns;     /* live df_txn made from this handle (atomic) */
   int close_pending; /* df_db_close came while txns > 0 */

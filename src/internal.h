@@ -481,6 +481,10 @@ int df__ttl_expired(double when, double now);
 /* Is the item expired at `now` (df__ttl_expired of its TTL value)? */
 int df__item_expired(const df_schema *s, const void *item, size_t len,
                      double now);
+/* DynamoDB's size of an item: its attribute names and values, by
+ * DynamoDB's rules (the item size a limit is set in, e.g. 400 KB).  DF_OK
+ * or DF_ECORRUPT. */
+int df__item_size(const void *item, size_t len, uint64_t *size);
 /* Append to b a map of the named attributes the item holds, each once, in
  * the order named (NULL names skipped).  DF_OK or DF_ENOMEM. */
 int df__item_project(df_buf *b, const char *const *names, size_t n,

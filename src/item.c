@@ -142,6 +142,80 @@ int df__item_expired(const df_schema *s, const void *item, size_t len,
   return df__item_ttl(s, item, len, NULL, &when) && df__ttl_expired(when, now);
 }
 
+/* DynamoDB's size of the number v (its rule, as DynamoDB applies it: one
+ * byte per two significant digits, one or two more as the exponent's
+ * parity says). */
+static uint64_t number_size(const df_value *v) {
+  df_dec d;
+  long e;
+  if (df__dec_from_value(v, &d) != DF_OK || d.n == 0) return 2;
+  e = (long)d.exp + d.n - 1;
+  return (uint64_t)(d.n + 1) / 2 + (e % 2 != 0 ? 1 : 2);
+}
+
+/* The size of the value at *p (advanced past it), by DynamoDB's rules:
+ * strings and binaries their bytes, numbers as above, booleans and null
+ * 1, lists and maps 3 plus their elements (map keys included) plus 1 per
+ * element, sets the sum of their elements.  DF_ECORRUPT for bad bytes. */
+static int value_size(const unsigned char **p, const unsigned char *end,
+                      int depth, uint64_t *out) {
+  df_value v;
+  uint64_t sum = 0, part;
+  size_t i;
+  if (depth > DF_MAX_DEPTH + 1 || df__mp_read(p, end, &v) != 0)
+    return DF_ECORRUPT;
+  switch (v.type) {
+    case DF_TSTR:
+    case DF_TBIN:
+      *out = v.n;
+      return DF_OK;
+    case DF_TINT:
+    case DF_TUINT:
+    case DF_TFLOAT:
+    case DF_TDECIMAL:
+      *out = number_size(&v);
+      return DF_OK;
+    case DF_TSS:
+    case DF_TNS:
+    case DF_TBS: {
+      const unsigned char *q = (const unsigned char *)v.s, *qe = q + v.u;
+      for (i = 0; i < v.n; i++) {
+        if (value_size(&q, qe, depth + 1, &part) != DF_OK) return DF_ECORRUPT;
+        sum += part;
+      }
+      *out = sum;
+      return DF_OK;
+    }
+    case DF_TARRAY:
+    case DF_TMAP:
+      for (i = 0; i < (v.type == DF_TMAP ? 2 * v.n : v.n); i++) {
+        if (value_size(p, end, depth + 1, &part) != DF_OK) return DF_ECORRUPT;
+        sum += part;
+      }
+      *out = 3 + sum + v.n;
+      return DF_OK;
+    default:
+      *out = 1;
+      return DF_OK;
+  }
+}
+
+int df__item_size(const void *item, size_t len, uint64_t *size) {
+  const unsigned char *p = item, *end = p + len;
+  df_value m;
+  uint64_t sum = 0, part;
+  size_t i;
+  *size = 0;
+  if (!item || df__mp_read(&p, end, &m) != 0 || m.type != DF_TMAP)
+    return DF_ECORRUPT;
+  for (i = 0; i < 2 * m.n; i++) {
+    if (value_size(&p, end, 1, &part) != DF_OK) return DF_ECORRUPT;
+    sum += part;
+  }
+  *size = sum;
+  return DF_OK;
+}
+
 int df__item_project(df_buf *b, const char *const *names, size_t n,
                      const void *item, size_t len) {
   size_t i, j, head = b->len;

@@ -443,6 +443,16 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
                          sizeof t->w.errmsg);
   if (code != DF_OK) return code;
   if ((code = build_key(t, &key, k, &klen)) != DF_OK) return code;
+  if (t->db->max_item_size) {
+    uint64_t size;
+    if (df__item_size(item, len, &size) != DF_OK ||
+        size > t->db->max_item_size)
+      return txn_err(t, DF_EVALIDATION,
+                     "Item size has exceeded the maximum allowed size (%llu "
+                     "bytes as DynamoDB counts them; this handle allows %llu)",
+                     (unsigned long long)size,
+                     (unsigned long long)t->db->max_item_size);
+  }
   if (df__item_key_hashed(k, klen) &&
       (code = partition_check(t, k, &key.pk)) != DF_OK)
     return code;

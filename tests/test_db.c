@@ -1002,6 +1002,81 @@ static void test_doomed_transaction_says_why(void) {
   fx_rm(path);
 }
 
+/* DynamoDB's item size: the rules, and a handle's limit. */
+static void test_item_size(void) {
+  char path[4200];
+  df_db *db = NULL;
+  df_open_options o;
+  df_buf b;
+  uint64_t size;
+  df_dec d;
+  static char big[300];
+  df__buf_init(&b);
+  /* {"PK": "ab", "n": 12345, "l": [true, null], "m": {}} */
+  df__mp_put_map(&b, 4);
+  df__mp_put_str(&b, "PK", 2);
+  df__mp_put_str(&b, "ab", 2);   /* 2 + 2 */
+  df__mp_put_str(&b, "n", 1);
+  df__mp_put_int(&b, 12345);     /* 1 + 3 + 1 (e = 4, even: 2) = 1 + 5 */
+  df__mp_put_str(&b, "l", 1);
+  df__mp_put_array(&b, 2);       /* 1 + 3 + (1 + 1) + (1 + 1) */
+  df__mp_put_bool(&b, 1);
+  df__mp_put_nil(&b);
+  df__mp_put_str(&b, "m", 1);
+  df__mp_put_map(&b, 0);         /* 1 + 3 */
+  CHECK_EQ_INT(df__item_size(b.p, b.len, &size), DF_OK);
+  CHECK_EQ_UINT(size, 4 + (1 + 5) + (1 + 7) + (1 + 3));
+  /* numbers: one byte per two digits, and the exponent's parity */
+  df__buf_reset(&b);
+  df__mp_put_map(&b, 1);
+  df__mp_put_str(&b, "x", 1);
+  df__dec_parse("12345678901234567890123456789012345678", 38, &d);
+  df__mp_put_dec(&b, &d); /* 19 + (e = 37, odd: 1) */
+  CHECK_EQ_INT(df__item_size(b.p, b.len, &size), DF_OK);
+  CHECK_EQ_UINT(size, 1 + 20);
+  CHECK_EQ_INT(df__item_size("\x91\x01", 2, &size), DF_ECORRUPT);
+
+  memset(&o, 0, sizeof o);
+  o.schema = &pk_sk;
+  o.max_item_size = 100;
+  if (!CHECK(df_db_open(fx_fresh(path, sizeof path), &o, &db) == DF_OK)) {
+    df_db_close(db);
+    df__buf_free(&b);
+    return;
+  }
+  memset(big, 'x', sizeof big);
+  /* {"PK": "p", "SK": "s", "v": <n bytes>} is 2+1 + 2+1 + 1+n bytes */
+  df__buf_reset(&b);
+  df__mp_put_map(&b, 3);
+  df__mp_put_str(&b, "PK", 2);
+  df__mp_put_str(&b, "p", 1);
+  df__mp_put_str(&b, "SK", 2);
+  df__mp_put_str(&b, "s", 1);
+  df__mp_put_str(&b, "v", 1);
+  df__mp_put_str(&b, big, 93);
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
+  df__buf_reset(&b);
+  df__mp_put_map(&b, 3);
+  df__mp_put_str(&b, "PK", 2);
+  df__mp_put_str(&b, "p", 1);
+  df__mp_put_str(&b, "SK", 2);
+  df__mp_put_str(&b, "t", 1);
+  df__mp_put_str(&b, "v", 1);
+  df__mp_put_str(&b, big, 94);
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_EVALIDATION);
+  CHECK(strstr(df_db_errmsg(db),
+               "Item size has exceeded the maximum allowed size") != NULL);
+  df_db_close(db);
+  /* another handle without the limit writes it */
+  o.max_item_size = 0;
+  o.schema = NULL;
+  CHECK_EQ_INT(df_db_open(path, &o, &db), DF_OK);
+  CHECK_EQ_INT(df_db_put(db, b.p, b.len, 0), DF_OK);
+  df_db_close(db);
+  df__buf_free(&b);
+  fx_rm(path);
+}
+
 int main(void) {
   if (!fx_root_make("test-db")) return 2;
   RUN_TEST(test_open_create_and_reopen);
@@ -1020,6 +1095,7 @@ int main(void) {
   RUN_TEST(test_map_growth);
   RUN_TEST(test_hashed_partition_collision);
   RUN_TEST(test_readonly);
+  RUN_TEST(test_item_size);
   fx_root_remove();
   return check_done("test_db");
 }
