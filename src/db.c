@@ -121,6 +121,7 @@ int df_db_stat(df_db *db, df_stat *out) {
   df__db_read_end(db, &kv);
   df__env_info(db->env, &out->map_size, &out->used_bytes, &out->max_readers,
                &out->readers_used);
+  out->format = db->env->schema.format;
   return DF_OK;
 }
 

@@ -428,6 +428,7 @@ typedef struct df_stat {
   unsigned readers_used;  /* reader slots used so far (LMDB's count) */
   uint64_t stream_first, stream_last; /* change-log sequence range; 0 when
                                          the log is empty or off */
+  int format; /* the on-disk format (DF_FORMAT_VERSION once upgraded) */
 } df_stat;
 /* Fill *st.  Errors: DF_EINVAL (st NULL), DF_ECLOSED, DF_EFORKED,
  * DF_EREADERS, DF_EIO, DF_ENOMEM. */

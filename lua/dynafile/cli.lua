@@ -34,6 +34,8 @@ commands:
   import DIR FILE [--format F]  load items from a file ("-": stdin)
   purge-expired DIR             delete expired items (TTL attribute)
   check DIR                     verify every index against the items
+  upgrade DIR                   bring a database of an older release to
+                                this release's on-disk format
   copy SRC DST                  copy a table between a database, a DynamoDB
                                 table (dynamodb://T) and a DynamoDB JSON file
   serve DIR [options]           serve the DynamoDB API on the tables in DIR
@@ -99,6 +101,12 @@ Delete every item whose TTL attribute is in the past; print the count.]],
 usage: dynafile check DIR [--table]
 Verify every index and the TTL entries against the items; exit 1 when
 anything disagrees.]],
+  upgrade = [[
+usage: dynafile upgrade DIR [--table]
+Open DIR for writing once, which brings a database written by an older
+release to this release's on-disk format, in place and in one transaction
+(the commands that only read open databases read-only and refuse an older
+format until then).  Prints the format the database is in.]],
 }
 
 -- Options of each command: name -> "flag" or "value".
@@ -119,6 +127,7 @@ local OPTIONS = {
     ["no-sk"] = "flag", table = "flag" },
   ["purge-expired"] = { table = "flag" },
   check = { table = "flag" },
+  upgrade = { table = "flag" },
   copy = require("dynafile.copy").OPTIONS,
   serve = { port = "value", host = "value", workers = "value", auth = "value",
     sync = "value", region = "value" },
@@ -128,6 +137,7 @@ local ARGS = {
   create = { 1, 1 }, info = { 1, 1 }, get = { 2, 3 }, query = { 2, 2 }, scan = { 1, 1 },
   put = { 2, 2 }, delete = { 2, 3 }, export = { 1, 1 }, import = { 2, 2 },
   ["purge-expired"] = { 1, 1 }, check = { 1, 1 }, copy = { 2, 2 }, serve = { 1, 1 },
+  upgrade = { 1, 1 },
 }
 
 -- A usage error: printed with the command's help, exit 2.
@@ -577,6 +587,14 @@ function C.check(io_, opts, pos)
   db:close()
   print_record(io_, opts, r)
   return r.ok and 0 or 1
+end
+
+function C.upgrade(io_, opts, pos)
+  local db = open_db(pos[1], true)
+  local format = db:stat().format
+  db:close()
+  print_record(io_, opts, { format = format })
+  return 0
 end
 
 ---------------------------------------------------------------- entry

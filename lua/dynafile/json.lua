@@ -1,16 +1,26 @@
 --- dynafile.json: JSON for the command line -- items as JSON Lines and as
 -- DynamoDB JSON (the format of DynamoDB's export to S3).
 --
--- Our own codec rather than a general one, for three properties the tools
+-- Our own codec rather than a general one, for the properties the tools
 -- need: integers stay integers and floats stay floats through a round trip
 -- (42 and 42.0 are written differently and read back as they were written),
--- object keys are written sorted (so an export is byte-for-byte repeatable),
--- and strings that are not valid UTF-8 survive as base64 (`{"$b64": ...}`
--- in JSON Lines, `{"B": ...}` in DynamoDB JSON).  `dynafile.null` is JSON
--- null; an empty list marked with dynafile.array stays a list.
+-- numbers keep every digit (a number no Lua number holds is written with
+-- its exact digits and read back as a decimal value), object keys are
+-- written sorted (so an export is byte-for-byte repeatable), and strings
+-- that are not valid UTF-8 survive as base64 (`{"$b64": ...}` in JSON
+-- Lines, `{"B": ...}` in DynamoDB JSON).  `dynafile.null` is JSON null; an
+-- empty list marked with dynafile.array stays a list.
+--
+-- DynamoDB's other types in JSON Lines, each an object with one key:
+-- `{"$B": base64}` a binary value, `{"$SS": [strings]}`, `{"$NS":
+-- [numbers]}`, `{"$BS": [base64]}` sets (elements sorted).  DynamoDB JSON
+-- goes through dynafile.ddbjson: every type, DynamoDB's canonical numbers
+-- and its validation messages.
 -- @module dynafile.json
 
 local core = require "dynafile.core"
+local types = require "dynafile.types"
+local ddbjson = require "dynafile.ddbjson"
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local error, setmetatable, getmetatable, next, pcall =
@@ -122,8 +132,10 @@ local function is_integer(v)
 end
 
 --- Format a number so that reading it back gives the same number and
--- the same kind (integer or float).
+-- the same kind (integer or float); a decimal value or an int64 cdata as
+-- its exact digits.
 function M.number(v)
+  if type(v) ~= "number" then return types.number_string(v) end
   if is_integer(v) then return string_format("%d", v) end
   if v ~= v then return nil end
   if v == math_huge then return "1e999" end
@@ -166,10 +178,46 @@ local function encode_string(s, out, ddb)
   end
 end
 
+local function encode_list(list, out, each)
+  out[#out + 1] = "["
+  for i = 1, #list do
+    if i > 1 then out[#out + 1] = "," end
+    each(list[i])
+  end
+  out[#out + 1] = "]"
+end
+
+-- DynamoDB's types that plain JSON lacks, as one-key objects.
+local function encode_typed(v, t, out)
+  if t == "N" then
+    out[#out + 1] = M.number(v)
+  elseif t == "B" then
+    out[#out + 1] = '{"$B":"' .. M.base64_encode(types.binary_bytes(v)) .. '"}'
+  else
+    local av = ddbjson.encode_value(v) -- sorted, canonical
+    local list = av[t]
+    if t == "NS" then -- the elements themselves: integers stay integers
+      list = {}
+      for i = 1, #v do list[i] = v[i] end
+      table_sort(list, function(a, b) return types.compare_numbers(a, b) < 0 end)
+    end
+    out[#out + 1] = '{"$' .. t .. '":'
+    encode_list(list, out, function(x)
+      if t == "SS" then encode_string(x, out)
+      elseif t == "NS" then out[#out + 1] = M.number(x)
+      else out[#out + 1] = quote(x) end
+    end)
+    out[#out + 1] = "}"
+  end
+end
+
 encode_value = function(v, out, depth)
   if depth > 40 then error("nesting too deep for JSON", 0) end
   local tv = type(v)
-  if tv == "string" then
+  local t = (tv == "table" or tv == "userdata" or tv == "cdata") and types.type(v)
+  if t and t ~= "M" and t ~= "L" then
+    encode_typed(v, t, out)
+  elseif tv == "string" then
     encode_string(v, out)
   elseif tv == "number" then
     local s = M.number(v)
@@ -210,37 +258,31 @@ end
 
 ---------------------------------------------------------------- DynamoDB JSON
 
-local function to_ddb(v, depth)
-  if depth > 40 then error("nesting too deep for JSON", 0) end
-  local tv = type(v)
-  if tv == "string" then
-    if valid_utf8(v) then return { S = v } end
-    return { B = M.base64_encode(v) }
-  elseif tv == "number" then
-    local s = M.number(v)
-    if not s then error("NaN cannot be written as a DynamoDB number", 0) end
-    return { N = s }
-  elseif tv == "boolean" then
-    return { BOOL = v }
-  elseif v == NULL then
-    return { NULL = true }
-  elseif tv == "table" then
-    if is_array(v) then
-      local l = setmetatable({}, ARRAY_MT)
-      for i = 1, #v do l[i] = to_ddb(v[i], depth + 1) end
-      return { L = l }
+-- Strings that are not valid UTF-8 cannot be S in JSON: they go out as B.
+local function fix_strings(av)
+  local k, v = next(av)
+  if k == "S" and not valid_utf8(v) then return { B = M.base64_encode(v) } end
+  if k == "L" then
+    for i = 1, #v do v[i] = fix_strings(v[i]) end
+  elseif k == "M" then
+    for n, x in pairs(v) do v[n] = fix_strings(x) end
+  elseif k == "SS" then
+    for i = 1, #v do
+      if not valid_utf8(v[i]) then
+        error("a string set holds a string that is not UTF-8; DynamoDB JSON cannot carry it", 0)
+      end
     end
-    local m = {}
-    for k, x in pairs(v) do m[k] = to_ddb(x, depth + 1) end
-    return { M = m }
   end
-  error("cannot encode a " .. tv .. " as DynamoDB JSON", 0)
+  return av
 end
 
---- An item as a DynamoDB JSON line: {"Item": {...}}.
+--- An item as a DynamoDB JSON line: {"Item": {...}}, every type and digit
+-- as DynamoDB has it.
+-- @raise a dynafile.ddbjson error object for what DynamoDB cannot hold
+--   (NaN, an infinity, a number beyond its range, an empty set)
 function M.encode_ddb(item)
-  local m = {}
-  for k, v in pairs(item) do m[k] = to_ddb(v, 0) end
+  local m = ddbjson.encode_item(item)
+  for k, v in pairs(m) do m[k] = fix_strings(v) end
   return M.encode({ Item = m })
 end
 
@@ -317,13 +359,20 @@ local function decode_number(s, i)
     if v and string_format("%d", v) == string_gsub(num, "^(-?)0+(%d)", "%1%2") then
       return v, nxt
     end
+    -- beyond the Lua integers: the exact value (a decimal when no Lua
+    -- number holds it)
+    local x = types.parse_number(num)
+    if x ~= nil then return x, nxt end
     local f = tonumber(num)
     if not f then decode_error(s, i, "bad number") end
-    return f, nxt -- beyond 64-bit integers: a float
+    return f, nxt
   end
   local f = tonumber(num)
   if not f then decode_error(s, i, "bad number") end
   if math_type and math_type(f) == "integer" then f = f + 0.0 end
+  -- a float: exact when the float's shortest digits are these digits
+  local d = types.parse_number(num)
+  if d ~= nil and type(d) ~= "number" then return d, nxt end
   return f, nxt
 end
 
@@ -350,11 +399,30 @@ decode_value = function(s, i, depth)
       if d ~= "," then decode_error(s, i, "expected ',' or '}'") end
       i = skip_ws(s, i + 1)
     end
-    -- {"$b64": "..."} alone is a binary string
-    local b = t["$b64"]
-    if b ~= nil and next(t, next(t)) == nil and next(t) == "$b64" then
-      local bytes = M.base64_decode(b)
-      if bytes then return bytes, i + 1 end
+    -- {"$b64": "..."} alone is a binary string; $B, $SS, $NS, $BS typed
+    local only = next(t)
+    if only ~= nil and next(t, only) == nil then
+      local v = t[only]
+      if only == "$b64" then
+        local bytes = M.base64_decode(v)
+        if bytes then return bytes, i + 1 end
+      elseif only == "$B" and type(v) == "string" then
+        local bytes = M.base64_decode(v)
+        if bytes then return types.binary(bytes), i + 1 end
+      elseif (only == "$SS" or only == "$NS" or only == "$BS") and type(v) == "table" then
+        local kind = string_sub(only, 2, 2)
+        local elems = {}
+        for n, x in ipairs(v) do
+          if kind == "B" then
+            x = type(x) == "string" and M.base64_decode(x)
+            if not x then decode_error(s, i, "bad base64 in " .. only) end
+          end
+          elems[n] = x
+        end
+        local ok, set = pcall(types.set, elems, kind)
+        if not ok then decode_error(s, i, tostring(set)) end
+        return set, i + 1
+      end
     end
     return t, i + 1
   elseif c == "[" then
@@ -397,59 +465,22 @@ function M.decode(s)
   return v
 end
 
-local function from_ddb(d, depth)
-  if type(d) ~= "table" then
-    error("DynamoDB JSON: a value must be an object like {\"S\": ...}", 0)
-  end
-  local kind, v = next(d)
-  if kind == nil or next(d, kind) ~= nil then
-    error("DynamoDB JSON: a value must have exactly one type key", 0)
-  end
-  if kind == "S" then
-    if type(v) ~= "string" then error("DynamoDB JSON: S must hold a string", 0) end
-    return v
-  elseif kind == "N" then
-    if type(v) ~= "string" then error("DynamoDB JSON: N must hold a string", 0) end
-    local ok, n = pcall(M.decode, v)
-    if not ok or type(n) ~= "number" then error("DynamoDB JSON: bad number " .. v, 0) end
-    return n
-  elseif kind == "B" then
-    local b = M.base64_decode(v)
-    if not b then error("DynamoDB JSON: B must hold base64", 0) end
-    return b
-  elseif kind == "BOOL" then
-    if type(v) ~= "boolean" then error("DynamoDB JSON: BOOL must hold true or false", 0) end
-    return v
-  elseif kind == "NULL" then
-    return NULL
-  elseif kind == "L" or kind == "SS" or kind == "NS" or kind == "BS" then
-    if type(v) ~= "table" then error("DynamoDB JSON: " .. kind .. " must hold a list", 0) end
-    local l = {}
-    for i, x in ipairs(v) do
-      if kind == "L" then l[i] = from_ddb(x, depth + 1)
-      elseif kind == "SS" then l[i] = x
-      elseif kind == "NS" then l[i] = from_ddb({ N = x }, depth + 1)
-      else l[i] = from_ddb({ B = x }, depth + 1) end
-    end
-    if #l == 0 then setmetatable(l, ARRAY_MT) end
-    return l
-  elseif kind == "M" then
-    if type(v) ~= "table" then error("DynamoDB JSON: M must hold an object", 0) end
-    local m = {}
-    for k, x in pairs(v) do m[k] = from_ddb(x, depth + 1) end
-    return m
-  end
-  error("DynamoDB JSON: unknown type " .. tostring(kind), 0)
+-- A ddbjson error object as the CLI's message.
+local function ddb_error(e)
+  if ddbjson.is_error(e) then return "DynamoDB JSON: " .. e.message end
+  return tostring(e)
 end
 
---- Decode a DynamoDB JSON line ({"Item": {...}}) into an item.
+--- Decode a DynamoDB JSON line ({"Item": {...}}) into an item: every type
+-- and digit, refusing what DynamoDB refuses with its message.
+-- @raise "DynamoDB JSON: <DynamoDB's message>" or "invalid JSON ..."
 function M.decode_ddb(s)
   local t = M.decode(s)
   if type(t) ~= "table" or type(t.Item) ~= "table" then
     error("DynamoDB JSON: expected {\"Item\": {...}}", 0)
   end
-  local item = {}
-  for k, v in pairs(t.Item) do item[k] = from_ddb(v, 0) end
+  local ok, item = pcall(ddbjson.decode_item, t.Item)
+  if not ok then error(ddb_error(item), 0) end
   return item
 end
 
