@@ -298,39 +298,58 @@ static int value_order(const df_value *a, const df_value *b) {
   return c == 2 ? 0 : c;
 }
 
-/* Compare two entries (storage keys and the items they hold, or a resume
- * point's key and key map) in value order: part by part, a long part by
- * its full value when both share its prefix. */
-static int entry_order(const parts *p, const unsigned char *ka, size_t na,
-                       const void *ia, size_t ia_len, const unsigned char *kb,
-                       size_t nb, const void *ib, size_t ib_len) {
-  const unsigned char *pa = ka + p->head, *pb = kb + p->head;
-  const unsigned char *ea = ka + na, *eb = kb + nb;
-  size_t i;
-  int c =
-      keycmp(ka, na < p->head ? na : p->head, kb, nb < p->head ? nb : p->head);
-  if (c || na < p->head || nb < p->head) return c;
+/* An entry (a storage key and the item it holds, or a resume point's key
+ * and key map) taken apart for ordering: where each part of the key lies,
+ * which are long, and the full values of the long ones, from the item. */
+typedef struct entry_view {
+  const unsigned char *k;
+  size_t n, nparts;
+  size_t off[MAX_PARTS + 1]; /* part i is k[off[i], off[i + 1]) */
+  unsigned char is_long[MAX_PARTS];
+  df_value val[MAX_PARTS]; /* of long parts; DF_TNONE when absent */
+} entry_view;
+
+static void view_of(const parts *p, const unsigned char *k, size_t n,
+                    const void *item, size_t len, entry_view *ev) {
+  const unsigned char *end = k + n;
+  size_t i, at = p->head < n ? p->head : n;
+  ev->k = k;
+  ev->n = n;
+  ev->nparts = 0;
+  ev->off[0] = at;
   for (i = 0; i < p->n; i++) {
-    int la_long, lb_long;
-    size_t la = df__key_part_len(pa, ea, &la_long);
-    size_t lb = df__key_part_len(pb, eb, &lb_long);
-    if (la == 0 || lb == 0) break;
-    if (la_long && lb_long && memcmp(pa, pb, DF_SK_PREFIX) == 0) {
-      df_value va, vb;
-      const char *name = p->attr[i];
-      if (df__mp_map_find(ia, ia_len, name, strlen(name), &va, NULL, NULL) ==
-              1 &&
-          df__mp_map_find(ib, ib_len, name, strlen(name), &vb, NULL, NULL) == 1)
-        c = value_order(&va, &vb);
-      if (c == 0) c = keycmp(pa, la, pb, lb); /* equal values: the hash */
-    } else {
-      c = keycmp(pa, la, pb, lb);
-    }
-    if (c) return c;
-    pa += la;
-    pb += lb;
+    int is_long;
+    size_t m = df__key_part_len(k + at, end, &is_long);
+    if (m == 0) break;
+    ev->is_long[i] = (unsigned char)is_long;
+    memset(&ev->val[i], 0, sizeof ev->val[i]);
+    if (is_long)
+      df__mp_map_find(item, len, p->attr[i], strlen(p->attr[i]), &ev->val[i],
+                      NULL, NULL);
+    at += m;
+    ev->off[++ev->nparts] = at;
   }
-  return keycmp(pa, (size_t)(ea - pa), pb, (size_t)(eb - pb));
+}
+
+/* Order two entries by value: part by part, a long part by its full value
+ * when both share its prefix (then by the hash, which tells apart values
+ * equal as far as the items say, e.g. malformed ones). */
+static int view_order(const entry_view *a, const entry_view *b) {
+  size_t i;
+  int c = keycmp(a->k, a->off[0], b->k, b->off[0]);
+  if (c) return c;
+  for (i = 0; i < a->nparts && i < b->nparts; i++) {
+    const unsigned char *pa = a->k + a->off[i], *pb = b->k + b->off[i];
+    size_t la = a->off[i + 1] - a->off[i], lb = b->off[i + 1] - b->off[i];
+    c = 0;
+    if (a->is_long[i] && b->is_long[i] && memcmp(pa, pb, DF_SK_PREFIX) == 0 &&
+        a->val[i].type != DF_TNONE && b->val[i].type != DF_TNONE)
+      c = value_order(&a->val[i], &b->val[i]);
+    if (c == 0) c = keycmp(pa, la, pb, lb);
+    if (c) return c;
+  }
+  return keycmp(a->k + a->off[i], a->n - a->off[i], b->k + b->off[i],
+                b->n - b->off[i]);
 }
 
 /* Does the sort value of `item` meet the query's key condition and
@@ -652,16 +671,18 @@ static int take(walk *w, const void *item, size_t len, int hidden) {
   return page_add(w->page, item, len) == DF_OK ? DF_OK : DF_ENOMEM;
 }
 
+/* Groups up to this size are read without allocating. */
+#define SMALL_GROUP 4
+
 typedef struct grouped {
-  df_bytes k;
+  entry_view v;
   const void *item;
   size_t len;
   int hidden;
 } grouped;
 
-/* Sort g[0..n) by entry_order (insertion sort on a merge of runs would do
- * as well; groups are small: a straight merge sort, stable). */
-static void sort_group(const parts *p, grouped *g, grouped *tmp, size_t n) {
+/* Sort g[0..n) by view_order: a straight merge sort, stable. */
+static void sort_group(grouped *g, grouped *tmp, size_t n) {
   size_t width, i;
   for (width = 1; width < n; width *= 2) {
     for (i = 0; i < n; i += 2 * width) {
@@ -669,10 +690,7 @@ static void sort_group(const parts *p, grouped *g, grouped *tmp, size_t n) {
       size_t hi = i + 2 * width < n ? i + 2 * width : n, a = lo, b = mid,
              k = lo;
       while (a < mid && b < hi)
-        tmp[k++] = entry_order(p, g[b].k.p, g[b].k.n, g[b].item, g[b].len,
-                               g[a].k.p, g[a].k.n, g[a].item, g[a].len) < 0
-                       ? g[b++]
-                       : g[a++];
+        tmp[k++] = view_order(&g[b].v, &g[a].v) < 0 ? g[b++] : g[a++];
       while (a < mid) tmp[k++] = g[a++];
       while (b < hi) tmp[k++] = g[b++];
     }
@@ -695,37 +713,47 @@ static int walk_group(walk *w, df_kvcursor *cur, df_bytes *k, df_bytes *v,
   const df_query *q = w->q;
   const range *r = w->r;
   unsigned char g[BOUND_MAX];
-  grouped *e = NULL, *tmp;
-  size_t n = 0, cap = 0, i;
+  grouped small[2 * SMALL_GROUP], *e = small, *tmp;
+  entry_view resume;
+  size_t n = 0, cap = SMALL_GROUP, i;
   int code = DF_OK;
   memcpy(g, k->p, glen);
   *full = 0;
   do {
     if (!in_range(w, k) || k->n < glen || memcmp(k->p, g, glen) != 0) break;
-    if (n == cap) {
-      size_t nc = cap ? 2 * cap : 16;
-      grouped *ne = df__realloc(e, 2 * nc * sizeof *e);
+    if (n == cap) { /* past the few the stack holds (room for sorting too) */
+      size_t nc = 2 * cap;
+      grouped *ne = df__malloc(2 * nc * sizeof *e);
       if (!ne) {
         code = DF_ENOMEM;
         goto done;
       }
+      memcpy(ne, e, n * sizeof *e);
+      if (e != small) df__free(e);
       e = ne;
       cap = nc;
     }
-    e[n].k = *k;
     code = entry_item(w, k, v, &e[n].item, &e[n].len, &e[n].hidden);
     if (code != DF_OK) goto done;
+    e[n].v.k = k->p; /* taken apart below, when there is order to restore */
+    e[n].v.n = k->n;
     n++;
     *rc = df__kv_step(cur, q->reverse ? DF_KV_PREV : DF_KV_NEXT, k, v);
   } while (*rc == DF_OK);
-  tmp = e + cap;
-  sort_group(&r->parts, e, tmp, n);
+  if (n > 1 || r->resume_in_group) {
+    for (i = 0; i < n; i++)
+      view_of(&r->parts, e[i].v.k, e[i].v.n, e[i].item, e[i].len, &e[i].v);
+    tmp = e + cap;
+    sort_group(e, tmp, n);
+  }
+  if (r->resume_in_group)
+    view_of(&r->parts, r->resume, r->resume_len, q->start_after,
+            q->start_after_len, &resume);
   for (i = 0; i < n; i++) {
     const grouped *x = &e[q->reverse ? n - 1 - i : i];
     if (!meets_condition(q, w->s, w->def, x->item, x->len)) continue;
     if (r->resume_in_group) {
-      int c = entry_order(&r->parts, x->k.p, x->k.n, x->item, x->len, r->resume,
-                          r->resume_len, q->start_after, q->start_after_len);
+      int c = view_order(&x->v, &resume);
       if (q->reverse ? c >= 0 : c <= 0) continue; /* at or before it */
     }
     if (page_full(w)) {
@@ -735,7 +763,7 @@ static int walk_group(walk *w, df_kvcursor *cur, df_bytes *k, df_bytes *v,
     if ((code = take(w, x->item, x->len, x->hidden)) != DF_OK) break;
   }
 done:
-  df__free(e);
+  if (e != small) df__free(e);
   return code;
 }
 
