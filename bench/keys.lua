@@ -31,8 +31,10 @@ local VARIANTS = {
   { name = "decimal", sk = function(i)
       return dynafile.decimal(string_format("%d.%028d", i, 1))
     end },
-  { name = "157 bytes", sk = function(i) return string_format("%08d", i) .. string_rep("x", 149) end },
-  { name = "158 bytes", sk = function(i) return string_format("%08d", i) .. string_rep("x", 150) end },
+  { name = "157 bytes",
+    sk = function(i) return string_format("%08d", i) .. string_rep("x", 149) end },
+  { name = "158 bytes",
+    sk = function(i) return string_format("%08d", i) .. string_rep("x", 150) end },
   { name = "long", sk = function(i) return string_format("%08d", i) .. string_rep("x", 992) end },
   { name = "long shared", sk = function(i)
       return string_rep("x", 200) .. string_format("%08d", i) .. string_rep("y", 792)
