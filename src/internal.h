@@ -481,6 +481,17 @@ int df__ttl_expired(double when, double now);
 /* Is the item expired at `now` (df__ttl_expired of its TTL value)? */
 int df__item_expired(const df_schema *s, const void *item, size_t len,
                      double now);
+/* The new item's bytes with the old item's bytes kept for every value the
+ * new one holds unchanged (a whole attribute, or inside maps key by key and
+ * inside lists of one length element by element; numbers compare as
+ * numbers, so the float 1.0 stored stays 1.0 when the new item says 1):
+ * what a function update writes, so that a value the running Lua cannot
+ * represent exactly (an int64 beyond 2^53 under Lua 5.1, a float against
+ * an integer) is not rewritten when the function did not change it.  Into
+ * out (reset first).  DF_OK, DF_ECORRUPT (either is malformed) or
+ * DF_ENOMEM. */
+int df__item_keep_bytes(const void *old, size_t old_len, const void *new_item,
+                        size_t new_len, df_buf *out);
 /* DynamoDB's size of an item: its attribute names and values, by
  * DynamoDB's rules (the item size a limit is set in, e.g. 400 KB).  DF_OK
  * or DF_ECORRUPT. */

@@ -216,6 +216,105 @@ int df__item_size(const void *item, size_t len, uint64_t *size) {
   return DF_OK;
 }
 
+/* ------------------------------------------------- keeping stored bytes */
+
+static int is_number(df_type t) {
+  return t == DF_TINT || t == DF_TUINT || t == DF_TFLOAT || t == DF_TDECIMAL;
+}
+
+/* Are two scalar values (or sets) the same DynamoDB value? */
+static int same_value(const df_value *a, const df_value *b) {
+  if (is_number(a->type) != is_number(b->type)) return 0;
+  if (!is_number(a->type) && a->type != b->type) return 0;
+  if (a->type == DF_TNIL) return 1;
+  return df__value_cmp(a, b) == 0;
+}
+
+/* Append to out the new value at [ns, ne), keeping the bytes of the old
+ * value at [os, oe) wherever the two are the same value: the whole old
+ * value when they are equal, else, for two maps, key by key, and for two
+ * lists of one length, element by element.  *same: the result is the old
+ * value's bytes.  DF_OK, DF_ECORRUPT or DF_ENOMEM. */
+static int keep(df_buf *out, const unsigned char *os, const unsigned char *oe,
+                const unsigned char *ns, const unsigned char *ne, int depth,
+                int *same) {
+  const unsigned char *op = os, *np = ns;
+  df_value ov, nv;
+  size_t start = out->len, i;
+  int all = 1, code;
+  *same = 0;
+  if (depth > DF_MAX_DEPTH + 1 || df__mp_read(&op, oe, &ov) != 0 ||
+      df__mp_read(&np, ne, &nv) != 0)
+    return DF_ECORRUPT;
+  if (nv.type == DF_TMAP && ov.type == DF_TMAP) {
+    df__mp_put_map(out, (uint32_t)nv.n);
+    for (i = 0; i < nv.n; i++) {
+      const unsigned char *ks = np, *vs, *ve, *ovs, *ove;
+      df_value k;
+      int r, s;
+      if (df__mp_read(&np, ne, &k) != 0 || (k.type != DF_TSTR &&
+                                             k.type != DF_TBIN))
+        return DF_ECORRUPT;
+      vs = ve = np;
+      if (df__mp_skip(&ve, ne) != 0) return DF_ECORRUPT;
+      np = ve;
+      df__buf_append(out, ks, (size_t)(vs - ks));
+      r = df__mp_map_find(os, (size_t)(oe - os), k.s, k.n, NULL, &ovs, &ove);
+      if (r < 0) return DF_ECORRUPT;
+      if (r == 0) {
+        df__buf_append(out, vs, (size_t)(ve - vs));
+        all = 0;
+        continue;
+      }
+      if ((code = keep(out, ovs, ove, vs, ve, depth + 1, &s)) != DF_OK)
+        return code;
+      all = all && s;
+    }
+    if (all && nv.n == ov.n) goto old; /* every key kept: the old map */
+    return out->failed ? DF_ENOMEM : DF_OK;
+  }
+  if (nv.type == DF_TARRAY && ov.type == DF_TARRAY && nv.n == ov.n) {
+    df__mp_put_array(out, (uint32_t)nv.n);
+    for (i = 0; i < nv.n; i++) {
+      const unsigned char *a = op, *b = np;
+      int s;
+      if (df__mp_skip(&op, oe) != 0 || df__mp_skip(&np, ne) != 0)
+        return DF_ECORRUPT;
+      if ((code = keep(out, a, op, b, np, depth + 1, &s)) != DF_OK)
+        return code;
+      all = all && s;
+    }
+    if (all) goto old;
+    return out->failed ? DF_ENOMEM : DF_OK;
+  }
+  if (nv.type != DF_TMAP && nv.type != DF_TARRAY && ov.type != DF_TMAP &&
+      ov.type != DF_TARRAY && same_value(&ov, &nv))
+    goto old;
+  np = ns;
+  if (df__mp_skip(&np, ne) != 0) return DF_ECORRUPT;
+  df__buf_append(out, ns, (size_t)(np - ns));
+  return out->failed ? DF_ENOMEM : DF_OK;
+old:
+  out->len = start;
+  op = os;
+  if (df__mp_skip(&op, oe) != 0) return DF_ECORRUPT;
+  df__buf_append(out, os, (size_t)(op - os));
+  *same = 1;
+  return out->failed ? DF_ENOMEM : DF_OK;
+}
+
+int df__item_keep_bytes(const void *old, size_t old_len, const void *new_item,
+                        size_t new_len, df_buf *out) {
+  int same;
+  const unsigned char *o = old, *n = new_item;
+  df__buf_reset(out);
+  if (old == NULL || old_len == 0) {
+    df__buf_append(out, new_item, new_len);
+    return out->failed ? DF_ENOMEM : DF_OK;
+  }
+  return keep(out, o, o + old_len, n, n + new_len, 0, &same);
+}
+
 int df__item_project(df_buf *b, const char *const *names, size_t n,
                      const void *item, size_t len) {
   size_t i, j, head = b->len;

@@ -1074,6 +1074,141 @@ static void test_sets(void) {
   df__buf_free(&c);
 }
 
+/* --------------------------------------------- keeping stored bytes */
+
+/* The bytes of attribute `name` in item m. */
+static int attr_bytes(const df_buf *m, const char *name,
+                      const unsigned char **s, const unsigned char **e) {
+  return df__mp_map_find(m->p, m->len, name, strlen(name), NULL, s, e) == 1;
+}
+
+static int same_attr(const df_buf *a, const df_buf *b, const char *name) {
+  const unsigned char *as, *ae, *bs, *be;
+  return attr_bytes(a, name, &as, &ae) && attr_bytes(b, name, &bs, &be) &&
+         ae - as == be - bs && memcmp(as, bs, (size_t)(ae - as)) == 0;
+}
+
+static void test_keep_bytes(void) {
+  df_buf old, nw, out;
+  df__buf_init(&old);
+  df__buf_init(&nw);
+  df__buf_init(&out);
+  /* stored: a = 1.0 (float), b = 2^53 + 1, m = {x = 1.0, y = [1, 2.5]},
+   * l = [1.0, 2], s = NS {1, 2.5}, z = -0.0 */
+  df__mp_put_map(&old, 6);
+  df__mp_put_str(&old, "a", 1);
+  df__mp_put_float(&old, 1.0);
+  df__mp_put_str(&old, "b", 1);
+  df__mp_put_int(&old, 9007199254740993LL);
+  df__mp_put_str(&old, "m", 1);
+  df__mp_put_map(&old, 2);
+  df__mp_put_str(&old, "x", 1);
+  df__mp_put_float(&old, 1.0);
+  df__mp_put_str(&old, "y", 1);
+  df__mp_put_array(&old, 2);
+  df__mp_put_int(&old, 1);
+  df__mp_put_float(&old, 2.5);
+  df__mp_put_str(&old, "l", 1);
+  df__mp_put_array(&old, 2);
+  df__mp_put_float(&old, 1.0);
+  df__mp_put_int(&old, 2);
+  df__mp_put_str(&old, "s", 1);
+  {
+    size_t st = old.len;
+    df__mp_put_int(&old, 1);
+    df__mp_put_float(&old, 2.5);
+    CHECK_EQ_INT(df__mp_finish_set(&old, st, DF_TNS, 2, NULL), DF_OK);
+  }
+  df__mp_put_str(&old, "z", 1);
+  df__mp_put_float(&old, -0.0);
+  /* what Lua 5.1 writes back after reading it: integers for integral
+   * floats, 1.0 in the set written 1.0, keys in another order */
+  df__mp_put_map(&nw, 6);
+  df__mp_put_str(&nw, "z", 1);
+  df__mp_put_int(&nw, 0);
+  df__mp_put_str(&nw, "l", 1);
+  df__mp_put_array(&nw, 2);
+  df__mp_put_int(&nw, 1);
+  df__mp_put_int(&nw, 2);
+  df__mp_put_str(&nw, "m", 1);
+  df__mp_put_map(&nw, 2);
+  df__mp_put_str(&nw, "y", 1);
+  df__mp_put_array(&nw, 2);
+  df__mp_put_int(&nw, 1);
+  df__mp_put_float(&nw, 2.5);
+  df__mp_put_str(&nw, "x", 1);
+  df__mp_put_int(&nw, 1);
+  df__mp_put_str(&nw, "s", 1);
+  {
+    size_t st = nw.len;
+    df__mp_put_float(&nw, 1.0);
+    df__mp_put_float(&nw, 2.5);
+    CHECK_EQ_INT(df__mp_finish_set(&nw, st, DF_TNS, 2, NULL), DF_OK);
+  }
+  df__mp_put_str(&nw, "b", 1);
+  df__mp_put_int(&nw, 9007199254740993LL);
+  df__mp_put_str(&nw, "a", 1);
+  df__mp_put_int(&nw, 1);
+  CHECK_EQ_INT(df__item_keep_bytes(old.p, old.len, nw.p, nw.len, &out), DF_OK);
+  /* nothing changed: the stored bytes, byte for byte */
+  CHECK(out.len == old.len && memcmp(out.p, old.p, old.len) == 0);
+  /* one attribute changed and one added: the others keep their bytes */
+  nw.len = 0;
+  df__mp_put_map(&nw, 4);
+  df__mp_put_str(&nw, "a", 1);
+  df__mp_put_int(&nw, 1);
+  df__mp_put_str(&nw, "m", 1);
+  df__mp_put_map(&nw, 2);
+  df__mp_put_str(&nw, "x", 1);
+  df__mp_put_int(&nw, 2); /* changed */
+  df__mp_put_str(&nw, "y", 1);
+  df__mp_put_array(&nw, 2);
+  df__mp_put_int(&nw, 1);
+  df__mp_put_int(&nw, 3); /* changed */
+  df__mp_put_str(&nw, "l", 1);
+  df__mp_put_array(&nw, 3); /* longer: new */
+  df__mp_put_int(&nw, 1);
+  df__mp_put_int(&nw, 2);
+  df__mp_put_int(&nw, 3);
+  df__mp_put_str(&nw, "new", 3);
+  df__mp_put_str(&nw, "v", 1);
+  CHECK_EQ_INT(df__item_keep_bytes(old.p, old.len, nw.p, nw.len, &out), DF_OK);
+  CHECK_EQ_INT(df__mp_validate(out.p, out.len, DF_MAX_DEPTH), 0);
+  CHECK(same_attr(&out, &old, "a"));  /* 1.0 stays a float */
+  CHECK(!same_attr(&out, &old, "m")); /* changed inside */
+  CHECK(same_attr(&out, &nw, "l"));   /* another length: the new one */
+  CHECK(same_attr(&out, &nw, "new"));
+  {
+    const unsigned char *ms, *me;
+    df_value x;
+    df_path path;
+    CHECK(attr_bytes(&out, "m", &ms, &me));
+    df__path_parse("m.x", 3, &path);
+    CHECK_EQ_INT(df__mp_path_find(out.p, out.len, &path, &x, NULL, NULL), 1);
+    CHECK(x.type == DF_TINT && x.i == 2);
+    df__path_parse("m.y[0]", 6, &path);
+    CHECK_EQ_INT(df__mp_path_find(out.p, out.len, &path, &x, NULL, NULL), 1);
+    CHECK(x.type == DF_TINT && x.i == 1);
+    df__path_parse("m.y[1]", 6, &path);
+    CHECK_EQ_INT(df__mp_path_find(out.p, out.len, &path, &x, NULL, NULL), 1);
+    CHECK(x.type == DF_TINT && x.i == 3);
+  }
+  /* a string is never the number it spells; no old item: the new bytes */
+  nw.len = 0;
+  df__mp_put_map(&nw, 1);
+  df__mp_put_str(&nw, "a", 1);
+  df__mp_put_str(&nw, "1", 1);
+  CHECK_EQ_INT(df__item_keep_bytes(old.p, old.len, nw.p, nw.len, &out), DF_OK);
+  CHECK(out.len == nw.len && memcmp(out.p, nw.p, nw.len) == 0);
+  CHECK_EQ_INT(df__item_keep_bytes(NULL, 0, nw.p, nw.len, &out), DF_OK);
+  CHECK(out.len == nw.len && memcmp(out.p, nw.p, nw.len) == 0);
+  CHECK_EQ_INT(df__item_keep_bytes(old.p, old.len, "\xc1", 1, &out),
+               DF_ECORRUPT);
+  df__buf_free(&old);
+  df__buf_free(&nw);
+  df__buf_free(&out);
+}
+
 /* -------------------------------------------------------------- fuzz */
 
 static void fuzz_one(const unsigned char *data, size_t n) {
@@ -1236,6 +1371,7 @@ int main(void) {
   RUN_TEST(test_value_cmp_random);
   RUN_TEST(test_decimals);
   RUN_TEST(test_sets);
+  RUN_TEST(test_keep_bytes);
   RUN_TEST(test_fuzz);
   RUN_TEST(test_alloc_errors);
   return check_done("test_codec");
