@@ -215,7 +215,7 @@ encode_value = function(v, out, depth)
   if depth > 40 then error("nesting too deep for JSON", 0) end
   local tv = type(v)
   local t = (tv == "table" or tv == "userdata" or tv == "cdata") and types.type(v)
-  if t and t ~= "M" and t ~= "L" then
+  if t == "N" or t == "B" or t == "SS" or t == "NS" or t == "BS" then
     encode_typed(v, t, out)
   elseif tv == "string" then
     encode_string(v, out)
