@@ -155,9 +155,8 @@ int df_db_get(df_db *db, const df_key *key, double now, const void **item,
   if ((slot = df__db_slot(db)) == NULL) return DF_ENOMEM;
   if ((code = df__db_read(db, &kv)) != DF_OK) return code;
   code = df__kv_get(&kv, DF_SUB_ITEMS, k, klen, &v);
-  if (code == DF_OK &&
-      (df__item_expired(s, v.p, v.n, now) ||
-       !df__item_key_is(s, k, klen, v.p, v.n, key)))
+  if (code == DF_OK && (df__item_expired(s, v.p, v.n, now) ||
+                        !df__item_key_is(s, k, klen, v.p, v.n, key)))
     code = DF_ENOTFOUND;
   if (code == DF_OK) {
     df__buf_reset(&slot->got);

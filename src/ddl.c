@@ -19,6 +19,7 @@
 
 #include "ddl.h"
 #include "txn.h"
+#include "upgrade.h"
 
 /* ------------------------------------------------------ open's schema */
 

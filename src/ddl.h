@@ -13,9 +13,4 @@
  * change-log settings o->stream asks for.  The message of a failure is in
  * df_db_errmsg(db). */
 int df__ddl_open(df_db *db, const df_open_options *o);
-
-/* upgrade.c: at open, bring a database of an older on-disk format to
- * DF_FORMAT_VERSION in one write transaction (DF_EVERSION for a read-only
- * handle).  The message of a failure is in df_db_errmsg(db). */
-int df__upgrade_open(df_db *db);
 #endif

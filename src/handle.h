@@ -27,12 +27,12 @@ struct df_db {
   unsigned long fork_gen;
   int closed;
   df_sync sync;
-  uint64_t origin;   /* written into this handle's change-log records */
+  uint64_t origin;        /* written into this handle's change-log records */
   uint64_t max_item_size; /* 0: none (df_open_options.max_item_size) */
-  df_rcache rcache;  /* the reusable read transaction */
-  unsigned txns;     /* live df_txn made from this handle (atomic) */
-  int close_pending; /* df_db_close came while txns > 0 */
-  pthread_t owner;   /* the opening thread: uses `own` unlocked */
+  df_rcache rcache;       /* the reusable read transaction */
+  unsigned txns;          /* live df_txn made from this handle (atomic) */
+  int close_pending;      /* df_db_close came while txns > 0 */
+  pthread_t owner;        /* the opening thread: uses `own` unlocked */
   df_slot own;
   pthread_mutex_t slots_lock; /* guards `slots` */
   df_slot *slots;             /* other threads' slots */

@@ -201,13 +201,14 @@ static int value_size(const unsigned char **p, const unsigned char *end,
 }
 
 int df__item_size(const void *item, size_t len, uint64_t *size) {
-  const unsigned char *p = item, *end = p + len;
+  const unsigned char *p = item, *end;
   df_value m;
   uint64_t sum = 0, part;
   size_t i;
   *size = 0;
-  if (!item || df__mp_read(&p, end, &m) != 0 || m.type != DF_TMAP)
-    return DF_ECORRUPT;
+  if (!item) return DF_ECORRUPT;
+  end = p + len;
+  if (df__mp_read(&p, end, &m) != 0 || m.type != DF_TMAP) return DF_ECORRUPT;
   for (i = 0; i < 2 * m.n; i++) {
     if (value_size(&p, end, 1, &part) != DF_OK) return DF_ECORRUPT;
     sum += part;
@@ -252,8 +253,8 @@ static int keep(df_buf *out, const unsigned char *os, const unsigned char *oe,
       const unsigned char *ks = np, *vs, *ve, *ovs, *ove;
       df_value k;
       int r, s;
-      if (df__mp_read(&np, ne, &k) != 0 || (k.type != DF_TSTR &&
-                                             k.type != DF_TBIN))
+      if (df__mp_read(&np, ne, &k) != 0 ||
+          (k.type != DF_TSTR && k.type != DF_TBIN))
         return DF_ECORRUPT;
       vs = ve = np;
       if (df__mp_skip(&ve, ne) != 0) return DF_ECORRUPT;
@@ -280,8 +281,7 @@ static int keep(df_buf *out, const unsigned char *os, const unsigned char *oe,
       int s;
       if (df__mp_skip(&op, oe) != 0 || df__mp_skip(&np, ne) != 0)
         return DF_ECORRUPT;
-      if ((code = keep(out, a, op, b, np, depth + 1, &s)) != DF_OK)
-        return code;
+      if ((code = keep(out, a, op, b, np, depth + 1, &s)) != DF_OK) return code;
       all = all && s;
     }
     if (all) goto old;

@@ -423,8 +423,10 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
   if (old) *old = NULL;
   if (old_len) *old_len = 0;
   if ((code = check_live(t, 1)) != DF_OK) return code;
-  if (item == NULL || len == 0) code = DF_ECORRUPT;
-  else code = df__mp_validate_item(item, len);
+  if (item == NULL || len == 0)
+    code = DF_ECORRUPT;
+  else
+    code = df__mp_validate_item(item, len);
   if (code == DF_EVALIDATION) { /* a NaN: name the key if it is one */
     if (df__item_key_of(t->w.schema, item, len, &key, t->w.errmsg,
                         sizeof t->w.errmsg) == DF_OK &&
@@ -445,8 +447,7 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
   if ((code = build_key(t, &key, k, &klen)) != DF_OK) return code;
   if (t->db->max_item_size) {
     uint64_t size;
-    if (df__item_size(item, len, &size) != DF_OK ||
-        size > t->db->max_item_size)
+    if (df__item_size(item, len, &size) != DF_OK || size > t->db->max_item_size)
       return txn_err(t, DF_EVALIDATION,
                      "Item size has exceeded the maximum allowed size (%llu "
                      "bytes as DynamoDB counts them; this handle allows %llu)",

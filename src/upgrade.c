@@ -25,7 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ddl.h"
+#include "upgrade.h"
 #include "txn.h"
 
 typedef struct upgrade {
@@ -68,8 +68,7 @@ static void describe(const df_value *v, char *buf, size_t cap) {
              v->n > 40 ? "..." : "");
   } else if (df__dec_from_value(v, &d) == DF_OK) {
     df__dec_str(&d, buf, cap);
-    if (v->type == DF_TFLOAT && cap > strlen(buf) + 9)
-      strcat(buf, " (float)");
+    if (v->type == DF_TFLOAT && cap > strlen(buf) + 9) strcat(buf, " (float)");
   } else {
     snprintf(buf, cap, "?");
   }
@@ -90,8 +89,7 @@ static int v1_to_v2(df_write *w) {
   for (code = df__kv_step(c, DF_KV_FIRST, &k, &v); code == DF_OK;
        code = df__kv_step(c, DF_KV_NEXT, &k, &v)) {
     code = df__item_key_of(s, v.p, v.n, &key, err, sizeof err);
-    if (code == DF_OK)
-      code = df__item_key(s, &key, nk, &nkn, err, sizeof err);
+    if (code == DF_OK) code = df__item_key(s, &key, nk, &nkn, err, sizeof err);
     if (code != DF_OK) {
       df__fmt(w->errmsg, sizeof w->errmsg, DF_ECORRUPT,
               "a stored item has no valid key (%s)", err);

@@ -1014,15 +1014,15 @@ static void test_item_size(void) {
   /* {"PK": "ab", "n": 12345, "l": [true, null], "m": {}} */
   df__mp_put_map(&b, 4);
   df__mp_put_str(&b, "PK", 2);
-  df__mp_put_str(&b, "ab", 2);   /* 2 + 2 */
+  df__mp_put_str(&b, "ab", 2); /* 2 + 2 */
   df__mp_put_str(&b, "n", 1);
-  df__mp_put_int(&b, 12345);     /* 1 + 3 + 1 (e = 4, even: 2) = 1 + 5 */
+  df__mp_put_int(&b, 12345); /* 1 + 3 + 1 (e = 4, even: 2) = 1 + 5 */
   df__mp_put_str(&b, "l", 1);
-  df__mp_put_array(&b, 2);       /* 1 + 3 + (1 + 1) + (1 + 1) */
+  df__mp_put_array(&b, 2); /* 1 + 3 + (1 + 1) + (1 + 1) */
   df__mp_put_bool(&b, 1);
   df__mp_put_nil(&b);
   df__mp_put_str(&b, "m", 1);
-  df__mp_put_map(&b, 0);         /* 1 + 3 */
+  df__mp_put_map(&b, 0); /* 1 + 3 */
   CHECK_EQ_INT(df__item_size(b.p, b.len, &size), DF_OK);
   CHECK_EQ_UINT(size, 4 + (1 + 5) + (1 + 7) + (1 + 3));
   /* numbers: one byte per two digits, and the exponent's parity */

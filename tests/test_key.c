@@ -576,8 +576,7 @@ static void test_long_sort_values(void) {
     CHECK(p == a + la && d.type == DF_TSTR && d.u == DF_KEY_PARTIAL);
     /* the prefix of the value (a terminator cut after its first byte
      * reads as an escaped NUL: only the prefix's bytes matter) */
-    CHECK(d.n == DF_SK_PREFIX - 1 &&
-          !memcmp(d.s, s, n < d.n ? n : d.n));
+    CHECK(d.n == DF_SK_PREFIX - 1 && !memcmp(d.s, s, n < d.n ? n : d.n));
     /* a value sharing the prefix has another hash */
     if (n < DF_SK_PREFIX) continue;
     s[n - 1] = 'Z';
