@@ -83,7 +83,7 @@ describe("keys", function()
     local got = sort_keys("big")
     assert.equal(#list, #got)
     for i = 1, #list do
-      assert.equal(list[i], got[i])
+      assert.equal(dynafile.number_string(list[i]), dynafile.number_string(got[i]))
       if math.type(list[i]) == "integer" then assert.equal("integer", math.type(got[i])) end
     end
   end)
@@ -133,26 +133,6 @@ describe("keys", function()
     assert.has_error(function() for _ in db:query(long) do end end)
   end)
 
-  it("accepts sort keys up to 1,024 bytes of any bytes (DynamoDB's limit)", function()
-    local db = t.db
-    local s1024 = string.rep("s", 1024)
-    local nul1024 = string.rep("\0", 1024)
-    assert(db:put_item({ PK = "p", SK = s1024 }))
-    assert(db:put_item({ PK = "p", SK = nul1024 }))
-    assert.equal(s1024, db:get_item({ PK = "p", SK = s1024 }).SK)
-    assert.equal(nul1024, db:get_item({ PK = "p", SK = nul1024 }).SK)
-    assert.same({ nul1024, s1024 }, sort_keys("p"))
-  end)
-
-  it("refuses a sort key past the limit with a message naming it", function()
-    local db = t.db
-    local ok, err = pcall(db.put_item, db, { PK = "p", SK = string.rep("s", 1025) })
-    assert.is_false(ok)
-    assert.matches("dynafile.put_item: key attribute SK is too long", err, 1, true)
-    assert.matches("1025 bytes, at most 1024", err, 1, true)
-    assert.is_nil(db:scan()())
-  end)
-
   it("queries with number sort keys and starts_with between them", function()
     put_all("p", { 1, 2.5, 4, 8 })
     assert.same({ 4, 8 }, sort_keys("p", { starts_with = 3 }))
@@ -173,6 +153,26 @@ describe("keys of strings", function()
     assert.same(strs, sorted) -- the list above is in byte order
     t.put_all("s", strs)
     assert.same(strs, t.sort_keys("s"))
+  end)
+
+  it("accepts sort keys up to 1,024 bytes of any bytes (DynamoDB's limit)", function()
+    local db = t.db
+    local s1024 = string.rep("s", 1024)
+    local nul1024 = string.rep("\0", 1024)
+    assert(db:put_item({ PK = "p", SK = s1024 }))
+    assert(db:put_item({ PK = "p", SK = nul1024 }))
+    assert.equal(s1024, db:get_item({ PK = "p", SK = s1024 }).SK)
+    assert.equal(nul1024, db:get_item({ PK = "p", SK = nul1024 }).SK)
+    assert.same({ nul1024, s1024 }, t.sort_keys("p"))
+  end)
+
+  it("refuses a sort key past the limit with a message naming it", function()
+    local db = t.db
+    local ok, err = pcall(db.put_item, db, { PK = "p", SK = string.rep("s", 1025) })
+    assert.is_false(ok)
+    assert.matches("dynafile.put_item: key attribute SK is too long", err, 1, true)
+    assert.matches("1025 bytes, at most 1024", err, 1, true)
+    assert.is_nil(db:scan()())
   end)
 end)
 
