@@ -17,7 +17,7 @@ local function raised(f)
   return tostring(err)
 end
 
-local LONG_SK = string.rep("s", 400) -- past the sort-key limit
+local LONG_SK = string.rep("s", 1025) -- past the sort-key limit
 local LONG_G = string.rep("g", 3000) -- past the GSI partition-key limit
 
 describe("a misuse message", function()
