@@ -123,7 +123,7 @@ describe("TTL", function()
       assert.same(all_views({ 2, 3, 4, 5 }), visible(db))
       now = T0 + 1200.75 -- a float TTL compares as a float
       assert.same(all_views({ 3, 4, 5 }), visible(db))
-      now = 1e7 -- items without a numeric TTL never expire
+      now = T0 + 1e7 -- items without a numeric TTL never expire
       assert.same(all_views({ 3, 4 }), visible(db))
     end)
 
@@ -156,7 +156,7 @@ describe("TTL", function()
       assert.is_nil(events[1].new)
       backend.assert_counts(db, { items = 4 })
       assert.equal(0, db:purge_expired())
-      now = 1e7
+      now = T0 + 1e7 -- later, within five years of every TTL
       assert.equal(2, db:purge_expired())
       assert.equal(3, #events)
       now = 0
@@ -164,7 +164,7 @@ describe("TTL", function()
     end)
 
     it("purges at most `limit` items, the earliest first", function()
-      now = 1e7
+      now = T0 + 1e7 -- later, within five years of every TTL
       assert.equal(1, db:purge_expired(1))
       assert.equal(1, events[1].old.SK)
       assert.equal(1, db:purge_expired(1))
@@ -191,10 +191,10 @@ describe("TTL", function()
       listener = nil
       db:close()
       db = assert(dynafile.open(dir, { clock = function() return now end }))
-      now = 1e7
+      now = T0 + 1e7 -- later, within five years of every TTL
       assert(db:put_item({ PK = "q", SK = 1 }))
       assert.equal(3, db:stat().items) -- q/1 and the two that never expire
-      assert(db:put_item({ PK = "p", SK = 9, expires = 1 }))
+      assert(db:put_item({ PK = "p", SK = 9, expires = T0 }))
       assert(db:delete_item({ PK = "q", SK = 1 }))
       assert.equal(2, db:stat().items)
     end)
@@ -249,12 +249,11 @@ describe("TTL", function()
 
     it("never expires an item whose TTL is more than five years past, as DynamoDB", function()
       local five_years = 5 * 365 * 24 * 3600
-      assert(db:put_item({ PK = "p", SK = 6, expires = 0 }))
-      now = 10 -- zero is in the past, within five years: expired
+      assert(db:put_item({ PK = "p", SK = 6, expires = T0 }))
+      assert.is_nil(db:get_item({ PK = "p", SK = 6 })) -- past, within five years
+      now = T0 + five_years -- exactly five years: still expired
       assert.is_nil(db:get_item({ PK = "p", SK = 6 }))
-      now = five_years -- exactly five years: still expired
-      assert.is_nil(db:get_item({ PK = "p", SK = 6 }))
-      now = five_years + 1 -- further: never expires, never purged
+      now = T0 + five_years + 1 -- further: never expires, never purged
       assert.truthy(db:get_item({ PK = "p", SK = 6 }))
       assert.equal(3, db:purge_expired()) -- SK 1, 2 and 5, not SK 6
       for _, ev in ipairs(events) do assert.are_not.equal(6, ev.old and ev.old.SK) end
