@@ -59,7 +59,7 @@ B := build/$(LUA_NAME)
 # The Lua binding (module dynafile.core; see src/lbinding.h) is every
 # file listed here; every other src/*.c is the C core (libdynafile.a).
 BIND_SRC := src/lerror.c src/lcodec.c src/lexpr.c src/ldb.c src/ltxn.c \
-            src/lquery.c src/lopen.c src/ldynafile.c
+            src/lview.c src/lquery.c src/lopen.c src/ldynafile.c
 BIND_OBJ := $(patsubst src/%.c,$(B)/%.o,$(BIND_SRC))
 CORE_SRC := $(filter-out $(BIND_SRC),$(wildcard src/*.c))
 CORE_OBJ := $(patsubst src/%.c,$(B)/%.o,$(CORE_SRC))

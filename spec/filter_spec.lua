@@ -2,6 +2,7 @@
 -- the parser in C and evaluated in C on the stored bytes, never through
 -- Lua's load.
 local dynafile = require "dynafile"
+local backend = dofile("spec/support/backend.lua")
 
 local function tmpdir()
   local p = os.tmpname()
@@ -230,9 +231,12 @@ describe("filter strings", function()
     assert.equal(2, n)
     assert.equal(#rows, stats.examined)
     assert.equal(2, stats.decoded)
-    -- a Lua function filter needs every item as a table
+    -- a Lua function filter judges views of the stored items: only the
+    -- one it accepts becomes a table (the DynamoDB backend gives filters
+    -- decoded items: every one it examines)
     for _ in db:query("f", { filter = function(it) return it.age == 30 end, stats = stats }) do end
-    assert.equal(#rows, stats.decoded)
+    assert.equal(#rows, stats.examined)
+    assert.equal(backend.remote and #rows or 1, stats.decoded)
   end)
 
   describe("syntax errors", function()

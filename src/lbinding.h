@@ -18,6 +18,8 @@
  *                encoding, schema, stat, check, drop_index, close (ldb_)
  *   ltxn.c       transactions: begin, reads and writes inside one, commit,
  *                events (ltxn_)
+ *   lview.c      item views for Lua filters and the pages they view
+ *                (lview_)
  *   lquery.c     pages of queries and scans, change-log reads (lquery_)
  *   lopen.c      open arguments and the threaded opener (lopen_)
  *   ldynafile.c  luaopen_dynafile_core and the metatables, gathering the
@@ -181,12 +183,24 @@ double ldb_opt_time(lua_State *L, int idx);
 /* The handle's finalizer (also its close method). */
 int ldb_close(lua_State *L);
 
+/* ------------------------------------------------------------ lview.c */
+
+/* The page a reader (the spec table at index spec) reads when a Lua
+ * filter judges its items: its own (spec.view_page), so a filter may run
+ * other queries; no filter call is open on it.  [-0, +0, m] */
+df_page *lview_reader_page(lua_State *L, int spec);
+/* Make the metatables of views and view pages (whose methods share the
+ * name cache: its table and userdata, the two values on top of the
+ * stack).  [-0, +0, m] */
+void lview_register(lua_State *L);
+
 /* ------------------------------------- what each file adds to the module */
 
 /* Functions of the module table. */
 extern const luaL_Reg lcodec_funcs[]; /* decode */
 extern const luaL_Reg lexpr_funcs[];  /* compile, eval, ddb_args, ... */
 extern const luaL_Reg lopen_funcs[];  /* open, open_start */
+extern const luaL_Reg lview_funcs[];  /* view_totable, view_type, view_pairs */
 /* Methods of a handle (upvalues: the name cache). */
 extern const luaL_Reg ldb_methods[];
 extern const luaL_Reg ltxn_db_methods[];   /* begin */

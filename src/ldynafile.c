@@ -35,7 +35,7 @@ static const luaL_Reg *const db_methods[] = {ldb_methods, ltxn_db_methods,
 static const luaL_Reg *const txn_methods[] = {ltxn_methods, NULL};
 static const luaL_Reg *const opener_methods[] = {lopen_opener_methods, NULL};
 static const luaL_Reg *const funcs[] = {lopen_funcs, lexpr_funcs, lcodec_funcs,
-                                        NULL};
+                                        lview_funcs, NULL};
 
 int luaopen_dynafile_core(lua_State *L);
 int luaopen_dynafile_core(lua_State *L) {
@@ -44,6 +44,7 @@ int luaopen_dynafile_core(lua_State *L) {
   new_class(L, LDF_DB_MT, db_methods, ldb_close);
   new_class(L, LDF_TXN_MT, txn_methods, ltxn_free);
   new_class(L, LDF_OPENER_MT, opener_methods, lopen_opener_gc);
+  lview_register(L);
   lua_pop(L, 2);
   lexpr_register(L);
   luaL_newmetatable(L, LDF_ARRAY_MT);

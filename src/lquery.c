@@ -1,7 +1,8 @@
 /*
  * lquery.c -- reads in pages: one page of a query or a scan (the Lua layer
- * loops over pages, applying Lua filters and TTL functions), and the
- * change-log records other processes wrote.
+ * loops over pages, applying Lua filters through views of a page's items,
+ * lview.c, and TTL functions), and the change-log records other processes
+ * wrote.
  *
  * Invariant: a page call holds no read transaction when it returns; the
  * items are decoded from the core's copy (df_page), and the next page
@@ -139,8 +140,13 @@ static int read_spec(lua_State *L, ldb *d, df_query *q, df_projection **pr,
  * cond ("eq", "lt", "le", "gt", "ge", "between", "begins_with") with lo
  * and hi, start (starts_with), reverse, start_after (key table),
  * segment (1-based) and segments, filter (compiled expression),
- * projection (compiled), max, max_examined, now.  Other fields are ignored (the
- * Lua layer keeps its reader's state in the same table). */
+ * projection (compiled), max, max_examined, now; and lua_filter: when it
+ * is a function, the page is read into the reader's own view page
+ * (spec.view_page, made on first use; fn names the Lua layer's function in
+ * the views' messages) and its item count is returned in place of the
+ * items, for the Lua layer to judge them through views (lview.c).  Other
+ * fields are ignored (the Lua layer keeps its reader's state in the same
+ * table). */
 static int l_db_page(lua_State *L) {
   ldb *d = ldb_arg(L, 1);
   df_query q;
@@ -148,26 +154,37 @@ static int l_db_page(lua_State *L) {
   size_t i, n, max_items, max_examined;
   const void *p;
   size_t plen;
-  int code;
+  int code, filtered;
+  df_page *page;
   lcodec_names nm;
   if (d == NULL) return ldb_closed_fail(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   if ((code = read_spec(L, d, &q, &pr, &max_items, &max_examined)) != DF_OK)
     return lerror_misuse_pushed(L, code);
-  code = df_query_page(d->db, &q, max_items, max_examined, d->page);
+  lua_getfield(L, 2, "lua_filter");
+  filtered = lua_isfunction(L, -1);
+  lua_pop(L, 1);
+  /* a Lua filter may read other pages while this one is in use */
+  page = filtered ? lview_reader_page(L, 2) : d->page;
+  code = df_query_page(d->db, &q, max_items, max_examined, page);
   if (code != DF_OK) return lerror_core(L, code, df_db_errmsg(d->db));
-  n = df_page_count(d->page);
+  n = df_page_count(page);
   lcodec_names_open(L, &nm);
-  lua_createtable(L, (int)n, 0);
-  for (i = 0; i < n; i++) {
-    df_page_item(d->page, i, &p, &plen);
-    lexpr_push_projected(L, &nm, pr, p, plen);
-    lua_rawseti(L, -2, (int)i + 1);
+  if (filtered) {
+    /* the Lua layer judges the items through views (lview.c) */
+    lua_pushinteger(L, (lua_Integer)n);
+  } else {
+    lua_createtable(L, (int)n, 0);
+    for (i = 0; i < n; i++) {
+      df_page_item(page, i, &p, &plen);
+      lexpr_push_projected(L, &nm, pr, p, plen);
+      lua_rawseti(L, -2, (int)i + 1);
+    }
   }
-  df_page_next_key(d->page, &p, &plen);
+  df_page_next_key(page, &p, &plen);
   lcodec_push_item(L, NULL, p, plen);
-  lua_pushinteger(L, (lua_Integer)df_page_examined(d->page));
+  lua_pushinteger(L, (lua_Integer)df_page_examined(page));
   return 3;
 }
 

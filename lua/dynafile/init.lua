@@ -73,9 +73,49 @@ M.binary = types.binary
 --- Make a decimal value, an exact DynamoDB number: `dynafile.decimal("0.1")`.
 -- See `dynafile.types.decimal`.
 M.decimal = types.decimal
+local types_type, view_type = types.type, core.view_type
+
 --- The DynamoDB type of a value ("S", "N", "B", "BOOL", "NULL", "M", "L",
--- "SS", "NS", "BS"), nil for a value no item can hold.
-M.type = types.type
+-- "SS", "NS", "BS"), nil for a value no item can hold; for a view (what a
+-- Lua filter is given), "M" or "L".
+-- @param v any value
+-- @treturn ?string the type
+-- @raise when v is a view used after its filter call returned
+function M.type(v)
+  if type(v) == "userdata" then
+    local t = view_type(v)
+    if t then return t end
+  end
+  return types_type(v)
+end
+
+-- Item views -----------------------------------------------------------
+--
+-- A Lua filter of a query or a scan is given a view of each item: a
+-- read-only userdata over the stored bytes, valid during that call only.
+-- `v.name`, `v.data.count`, `v.tags[2]`, `#v.tags` decode only what they
+-- touch; maps and lists come as views too, everything else as the Lua
+-- value a decoded item holds.  Assigning to a view, or using it after its
+-- filter call has returned, raises.  An item the filter accepts reaches
+-- the loop as a table.
+
+--- Iterate a view (or a table) on every Lua version: a map's attributes
+-- in stored order, a list's elements with their positions from 1.  For a
+-- table, the same as `pairs`.  (`pairs(view)` works where Lua honours
+-- `__pairs`: 5.2 and later.)
+-- @function pairs
+-- @param v a view or a table
+-- @return iterator, v, nil
+-- @raise when v is a view used after its filter call returned
+M.pairs = core.view_pairs
+
+--- A view copied into tables (maps and lists all the way down), to keep
+-- past the filter call; any other value is returned as it is.
+-- @function totable
+-- @param v a view or any value
+-- @return the copy, or v
+-- @raise when v is a view used after its filter call returned
+M.totable = core.view_totable
 --- The Lua value of a DynamoDB N string: a Lua number when exact, else a
 -- decimal value (an `int64_t` cdata for big integers under LuaJIT).
 M.number = types.number

@@ -2,8 +2,8 @@
 --
 -- A reader pulls items from the binding a page at a time, each page read
 -- in one short read transaction, and applies what C cannot: TTL
--- functions, Lua filters and the limit counted after them.  Iterators and
--- the page calls share it.
+-- functions, Lua filters (on views of the stored items: filter_page) and
+-- the limit counted after them.  Iterators and the page calls share it.
 --
 -- Invariant: `next_key` is the resume point after every entry the reader
 -- has examined.  When reading stops on the limit inside a page, the
@@ -17,7 +17,8 @@ local errors = require "dynafile.errors"
 local expr = require "dynafile.expr"
 local handle = require "dynafile.handle"
 
-local error, type, pairs, tostring, setmetatable = error, type, pairs, tostring, setmetatable
+local error, type, pairs, tostring, setmetatable, pcall =
+  error, type, pairs, tostring, setmetatable, pcall
 local string_format = string.format
 local math_floor, math_huge = math.floor, math.huge
 
@@ -209,6 +210,37 @@ local function reader_new(self, r, lua_filter, limit)
   return r
 end
 
+-- Judge the n items of a page read for a Lua filter (in r.view_page)
+-- through views: the items the TTL function keeps (given the decoded
+-- item, first) and the filter accepts, decoded, and their count.  A view's
+-- call is closed before any other code runs -- after the filter returns
+-- or raises -- so a view kept by the filter refuses to be used; the filter
+-- runs under pcall, which lets it yield (coroutines, OpenResty) on Lua 5.2+
+-- and LuaJIT.
+local function filter_page(r, n)
+  local vp, filter, ttl_fn, t = r.view_page, r.lua_filter, r.ttl_fn, r.now
+  local view, item, close = vp.view, vp.item, vp.close
+  local out, m = {}, 0
+  for i = 1, n do
+    local it = nil
+    if ttl_fn then
+      it = item(vp, i)
+      if ttl_fn(it, t) then it = false end -- expired: not given to the filter
+    end
+    if it ~= false then
+      local ok, yes = pcall(filter, view(vp, i))
+      if ttl_fn or not ok then close(vp) end
+      if not ok then error(yes, 0) end
+      if yes then
+        m = m + 1
+        out[m] = it or item(vp, i) -- item closes the call
+      end
+    end
+  end
+  close(vp)
+  return out, m
+end
+
 -- Read the next page into r.items: true when a page was read (it may be
 -- empty), false at the end, nil, message, code when it cannot be read.
 local function reader_fill(r)
@@ -227,7 +259,12 @@ local function reader_fill(r)
     r.done, r.pos, r.n = true, 0, 0
     return nil, nk, examined, misuse
   end
-  local n = #items
+  local n
+  if r.lua_filter then
+    items, n = filter_page(r, items) -- the binding gave the item count
+  else
+    n = #items
+  end
   r.items, r.pos, r.n, r.next_key = items, 0, n, nk
   if nk == nil then r.done = true end
   local stats = r.stats
@@ -242,7 +279,9 @@ end
 -- The next item, or nil at the end, or nil, message, code when a page
 -- cannot be read.
 local function reader_read(r)
-  local limit, filter, ttl_fn = r.limit, r.lua_filter, r.ttl_fn
+  local limit, ttl_fn = r.limit, r.ttl_fn
+  -- with a Lua filter, filter_page applied it and the TTL function
+  if r.lua_filter then ttl_fn = nil end
   while true do
     if limit and r.returned >= limit then return nil end
     local pos = r.pos
@@ -250,7 +289,7 @@ local function reader_read(r)
       pos = pos + 1
       r.pos = pos
       local it = r.items[pos]
-      if not (ttl_fn and ttl_fn(it, r.now)) and (not filter or filter(it)) then
+      if not (ttl_fn and ttl_fn(it, r.now)) then
         r.returned = r.returned + 1
         r.last = it
         local lp = r.late_projection
@@ -297,15 +336,15 @@ function M.iterate(self, fn, pk, opts, scanning)
   local r = reader_new(self, spec, lua_filter, limit)
   -- a closure, so the iterator also works called on its own (`it()`);
   -- it raises when a page cannot be read
-  if not limit and not r.ttl_fn and not r.late_projection then
-    -- the common loop, with its state in upvalues (the hot path of scans)
+  if not limit and (lua_filter or not r.ttl_fn) and not r.late_projection then
+    -- the common loop, with its state in upvalues (the hot path of scans);
+    -- a Lua filter and the TTL function were applied by filter_page
     local items, pos, n = nil, 0, 0
     return function()
       while true do
         if pos < n then
           pos = pos + 1
-          local it = items[pos]
-          if not lua_filter or lua_filter(it) then return it end
+          return items[pos]
         else
           local filled, fmsg, fcode, fmisuse = reader_fill(r)
           if not filled then
