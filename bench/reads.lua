@@ -17,8 +17,9 @@
 -- of the ratios of each run (both stores measured in the same run).  Both
 -- stores must agree on every result.
 --
--- Also printed: bytes on disk after the load, and the peak resident set
--- of each phase (file-backed pages of a memory map count in it).
+-- Also printed: bytes on disk after the load, the peak resident set of
+-- each phase (file-backed pages of a memory map count in it) and its
+-- anonymous memory at the end (the process's own, without the map).
 --
 -- The Python peer is looked for in BENCH_PYTHON_DYNAFILE, else in
 -- ../shared/anchors/python-dynafile/src (from the repository root); when
@@ -179,16 +180,17 @@ return function(h)
       local function summary(s)
         local list = runs[s]
         if #list == 0 then return nil end
-        local t, ratio, hwm, majflt = {}, {}, {}, {}
+        local t, ratio, hwm, majflt, anon = {}, {}, {}, {}, {}
         for r, x in ipairs(list) do
           t[r] = x[clock]
           ratio[r] = x[clock] / runs.dynafile[r][clock]
           hwm[r] = x.hwm
           majflt[r] = x.majflt
+          anon[r] = x.anon
         end
         local m = median(t)
         return { rate = list[1].units / m, secs = m, ratio = median(ratio), ratios = ratio,
-                 hwm = median(hwm), majflt = median(majflt) }
+                 hwm = median(hwm), majflt = median(majflt), anon = median(anon) }
       end
       local ours = summary("dynafile")
       for _, s in ipairs({ "sqlite", "python" }) do
@@ -205,8 +207,12 @@ return function(h)
             table.concat(ratios, " "),
             target and string_format("  (target %gx: %s)", target,
               theirs.ratio >= target and "met" or "MISSED") or ""))
-          print(string_format("%-36s peak RSS: dynafile %.1f MB, %s %.1f MB%s", "",
-            ours.hwm / 1024, peer, theirs.hwm / 1024,
+          -- the peak resident set counts the pages of dynafile's memory
+          -- map it touched (the page cache, shared and dropped first under
+          -- memory pressure); the anonymous part is the process's own
+          print(string_format("%-36s peak RSS: dynafile %.1f MB, %s %.1f MB; anonymous "
+            .. "memory at the end: dynafile %.1f MB, %s %.1f MB%s", "",
+            ours.hwm / 1024, peer, theirs.hwm / 1024, ours.anon / 1024, peer, theirs.anon / 1024,
             w.cold and string_format("; major page faults: dynafile %d, %s %d",
               ours.majflt, peer, theirs.majflt) or ""))
           h.record(name, theirs.ratio, target)
