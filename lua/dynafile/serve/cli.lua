@@ -145,9 +145,14 @@ local function cpu_count()
   return n
 end
 
+-- Lua has no mkdir: `mkdir -p`, run only when one of dirs is missing (a
+-- directory opens for reading on Linux), so a restart spawns nothing.
 local function mkdir_p(dirs)
   local q = {}
-  for i, d in ipairs(dirs) do q[i] = shell_quote(d) end
+  for _, d in ipairs(dirs) do
+    if not file_exists(d .. "/.") then q[#q + 1] = shell_quote(d) end
+  end
+  if #q == 0 then return true end
   local r = os_execute("mkdir -p " .. table_concat(q, " "))
   return r == true or r == 0
 end
@@ -318,14 +323,15 @@ function M.run(io_, opts, dir)
       holder))
   end
   local run = dir .. "/@serve/run"
+  local existed = file_exists(dir .. "/.")
   if not mkdir_p { dir, run .. "/conf", run .. "/run", run .. "/tmp" } then
     fail("cannot create " .. run)
   end
   local user
   if proc_self("status", "^Uid:%s+(%d+)") == "0" then
-    -- workers run as the data directory's owner (nginx would pick nobody)
-    local owner = read_command("stat -c '%U %G' " .. shell_quote(dir)) or "root root"
-    user = owner
+    -- workers run as the data directory's owner (nginx would pick nobody):
+    -- root's when this run made it
+    user = existed and read_command("stat -c '%U %G' " .. shell_quote(dir)) or "root root"
   end
   local listen = string_match(host, ":") and not string_match(host, "^%[")
     and ("[" .. host .. "]:" .. port) or (host .. ":" .. port)
