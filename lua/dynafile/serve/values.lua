@@ -32,11 +32,35 @@ local function rethrow(e)
   error(e, 0)
 end
 
+-- Whether the codec stores LuaJIT's int64 cdata (ddbjson's integers beyond
+-- 2^53 under LuaJIT); probed with the other types by `probe`.
+local int64_ok = nil
+
+-- Whether v holds an int64 cdata, at any depth.
+local function has_int64(v)
+  local t = type(v)
+  if t == "cdata" then return true end
+  if t == "table" and getmetatable(v) == nil then
+    for _, x in pairs(v) do
+      if has_int64(x) then return true end
+    end
+  end
+  return false
+end
+
+-- Until the codec stores them, an integer beyond 2^53 (anywhere: items,
+-- keys, expression values) is refused before it reaches the engine.
+local function check_int64(v)
+  if int64_ok or not has_int64(v) then return v end
+  validation("This dynafile build cannot store values of type N "
+    .. "(numbers a double cannot hold exactly) without loss yet")
+end
+
 --- The Lua value of an AttributeValue.
 function M.value(av)
   local ok, v = pcall(ddbjson.decode_value, av)
   if not ok then rethrow(v) end
-  return v
+  return check_int64(v)
 end
 
 -- Whether this build stores DynamoDB's decimal numbers, binaries and sets
@@ -55,14 +79,25 @@ function M.probe(db)
   local ok, back = pcall(function() return core.decode(db._c:encode(probe)) end)
   lossless = ok and type(back) == "table" and types.type(back.d) == "N"
     and types.type(back.b) == "B" and types.type(back.s) == "SS" or false
+  local big = ddbjson.decode_value({ N = "9223372036854775807" })
+  if type(big) == "cdata" then
+    local iok, iback = pcall(function() return core.decode(db._c:encode({ i = big })) end)
+    int64_ok = iok and type(iback) == "table" and iback.i == big
+  else
+    int64_ok = true
+  end
   return lossless
 end
 
 local function unstorable(v)
+  -- LuaJIT's int64 cdata: an integer beyond 2^53
+  if type(v) == "cdata" then return not int64_ok and "N" or nil end
   local t = tp(v)
-  if t == "B" or t == "SS" or t == "NS" or t == "BS" then return t end
-  -- a decimal value (LuaJIT's int64 cdata the codec stores)
-  if t == "N" then return types.is_decimal(v) and "N" or nil end
+  if not lossless then
+    if t == "B" or t == "SS" or t == "NS" or t == "BS" then return t end
+    -- a decimal value
+    if t == "N" then return types.is_decimal(v) and "N" or nil end
+  end
   if t == "M" or t == "L" then
     for _, x in pairs(v) do
       local u = unstorable(x)
@@ -74,12 +109,12 @@ end
 
 --- Refuse an item this build cannot store without changing it.
 function M.check_storable(item)
-  if lossless then return end
+  if lossless and int64_ok then return end
   for _, v in pairs(item) do
     local u = unstorable(v)
     if u then
       validation("This dynafile build cannot store values of type %s%s without loss yet",
-        u, u == "N" and " (numbers that are not exact doubles or 64-bit integers)" or "")
+        u, u == "N" and " (numbers a double cannot hold exactly)" or "")
     end
   end
 end
@@ -88,7 +123,7 @@ end
 function M.item(t)
   local ok, v = pcall(ddbjson.decode_item, t)
   if not ok then rethrow(v) end
-  return v
+  return check_int64(v)
 end
 
 -- Empty lists of an encoded value become json.EMPTY_ARRAY (an empty L, and
