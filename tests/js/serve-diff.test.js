@@ -85,9 +85,20 @@ const table = (name, extra = {}) => ({ TableName: name, BillingMode: "PAY_PER_RE
   KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }, { AttributeName: "sk", KeyType: "RANGE" }], ...extra });
 
 // dynalite answers CreateTable with CREATING and its table stays CREATING
-// for createTableMs (0 here); both then describe ACTIVE.
+// until a timer of createTableMs (0 here) fires -- later on a loaded
+// machine; both then describe ACTIVE.
+async function dynaliteActive(name) {
+  for (let i = 0; i < 200; i++) {
+    const d = await dyn.send(new D.DescribeTableCommand({ TableName: name }));
+    if (d.Table.TableStatus === "ACTIVE") return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`dynalite's table ${name} never became ACTIVE`);
+}
+
 test("tables: create, describe, list, delete", async () => {
   await run(D.CreateTableCommand, table("diff_a"));
+  await dynaliteActive("diff_a");
   await run(D.DescribeTableCommand, { TableName: "diff_a" });
   await run(D.CreateTableCommand, table("diff_a"), { ignoreMessage: true });
   await run(D.CreateTableCommand, table("diff_gsi", {
@@ -98,6 +109,7 @@ test("tables: create, describe, list, delete", async () => {
     LocalSecondaryIndexes: [{ IndexName: "by_g_local", KeySchema: [{ AttributeName: "pk", KeyType: "HASH" },
       { AttributeName: "g", KeyType: "RANGE" }], Projection: { ProjectionType: "KEYS_ONLY" } }],
   }));
+  await dynaliteActive("diff_gsi");
   // dynalite shows the GSIs of a new table CREATING for a moment after the
   // table is ACTIVE; DynamoDB creates them with the table (CreateTable
   // documentation: the table and its indexes become ACTIVE together).
