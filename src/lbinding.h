@@ -178,8 +178,9 @@ int ldb_closed_fail(lua_State *L);
  * environment opened read-only; a handle opened read-only on an
  * environment another handle writes to is refused here).  [-0, +4, m] */
 int ldb_readonly_fail(lua_State *L);
-/* An optional time argument: 0 when absent.  [-0, +0, v] */
-double ldb_opt_time(lua_State *L, int idx);
+/* An optional time argument; when absent, the clock's time if the schema
+ * in force has a TTL attribute (d may be NULL), else 0.  [-0, +0, v] */
+double ldb_opt_time(lua_State *L, int idx, const ldb *d);
 /* The handle's finalizer (also its close method). */
 int ldb_close(lua_State *L);
 

@@ -9,6 +9,7 @@
  * also the handle's __gc).
  */
 #include <string.h>
+#include <time.h>
 
 #include "lbinding.h"
 
@@ -29,8 +30,13 @@ int ldb_readonly_fail(lua_State *L) {
 }
 
 /* [-0, +0, v] */
-double ldb_opt_time(lua_State *L, int idx) {
-  return lua_isnoneornil(L, idx) ? 0.0 : (double)luaL_checknumber(L, idx);
+double ldb_opt_time(lua_State *L, int idx, const ldb *d) {
+  const df_schema *s;
+  if (!lua_isnoneornil(L, idx)) return (double)luaL_checknumber(L, idx);
+  /* a handle opened before another set the TTL attribute passes no time:
+   * expiry is judged by the clock all the same */
+  s = d ? df_db_schema(d->db) : NULL;
+  return (s && s->ttl_attr) ? (double)time(NULL) : 0.0;
 }
 
 int ldb_close(lua_State *L) {
@@ -57,6 +63,24 @@ static int l_db_drop_index(lua_State *L) {
   code = df_db_drop_index(d->db, name);
   if (code == DF_ENOTFOUND) return lerror_misuse(L, code, df_db_errmsg(d->db));
   if (code != DF_OK) return lerror_fail(L, code, df_db_errmsg(d->db));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* db:set_ttl(name | nil) -> true | nil, msg, code: set, change or clear
+ * the TTL attribute (the core rebuilds the expiry and projected index
+ * entries in one write transaction); an empty name is misuse */
+static int l_db_set_ttl(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  const char *attr = luaL_optstring(L, 2, NULL);
+  int code;
+  if (d == NULL) return ldb_closed_fail(L);
+  if (d->readonly) /* returned, not raised, as a read-only file system */
+    return lerror_fail(L, DF_EREADONLY, "the database is opened read-only");
+  code = df_db_set_ttl(d->db, attr);
+  if (code == DF_EVALIDATION)
+    return lerror_misuse(L, code, df_db_errmsg(d->db));
+  if (code != DF_OK) return lerror_core(L, code, df_db_errmsg(d->db));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -175,7 +199,7 @@ static int l_db_get_item(lua_State *L) {
   const void *item;
   size_t len;
   int code;
-  double now = ldb_opt_time(L, 3);
+  double now = ldb_opt_time(L, 3, d);
   df_projection *pr = lexpr_opt_projection(L, 4);
   if (d == NULL) return ldb_closed_fail(L);
   if ((code = lcodec_read_key(L, 2, d->db, &k)) != DF_OK)
@@ -197,7 +221,7 @@ static int l_db_get_item(lua_State *L) {
 /* db:put_item(item [, now]) -> true | nil, msg, code */
 static int l_db_put_item(lua_State *L) {
   ldb *d = ldb_arg(L, 1);
-  double now = ldb_opt_time(L, 3);
+  double now = ldb_opt_time(L, 3, d);
   int code;
   if (d == NULL) return ldb_closed_fail(L);
   if (d->readonly) return ldb_readonly_fail(L);
@@ -214,7 +238,7 @@ static int l_db_delete_item(lua_State *L) {
   ldb *d = ldb_arg(L, 1);
   df_key k;
   int code, found = 0;
-  double now = ldb_opt_time(L, 3);
+  double now = ldb_opt_time(L, 3, d);
   if (d == NULL) return ldb_closed_fail(L);
   if (d->readonly) return ldb_readonly_fail(L);
   if ((code = lcodec_read_key(L, 2, d->db, &k)) != DF_OK)
@@ -255,6 +279,7 @@ static int l_db_encode(lua_State *L) {
 const luaL_Reg ldb_methods[] = {{"close", ldb_close},
                                 {"closed", l_db_closed},
                                 {"drop_index", l_db_drop_index},
+                                {"set_ttl", l_db_set_ttl},
                                 {"schema", l_db_schema},
                                 {"id", l_db_id},
                                 {"stat", l_db_stat},

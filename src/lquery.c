@@ -113,7 +113,7 @@ static int read_spec(lua_State *L, ldb *d, df_query *q, df_projection **pr,
   *max_examined = lua_isnumber(L, -1) ? (size_t)lua_tonumber(L, -1) : 0;
   lua_pop(L, 1);
   lua_getfield(L, 2, "now");
-  q->now = lua_isnumber(L, -1) ? (double)lua_tonumber(L, -1) : 0.0;
+  q->now = ldb_opt_time(L, -1, d);
   lua_pop(L, 1);
   /* start_after: a key table, encoded; the bytes stay on the stack in a
    * string, so nothing leaks if a later step raises */

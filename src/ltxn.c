@@ -52,7 +52,7 @@ static ldb *txn_db(lua_State *L, int idx) {
  * -> txn | nil, msg, code */
 static int begin(lua_State *L, unsigned flags, int purge_a_few) {
   ldb *d = ldb_arg(L, 1);
-  double now = ldb_opt_time(L, 2);
+  double now = ldb_opt_time(L, 2, d);
   ltxn *t;
   int code;
   if (d == NULL) return ldb_closed_fail(L);

@@ -542,7 +542,8 @@ function DB:purge_expired(limit)
         end
       end
     until nk == nil
-  elseif not self._ttl_attr then
+  elseif not self._c:schema().ttl then
+    -- (the schema in force: another handle may have set the attribute)
     keys = {}
   end
   local n, msg, code = handle.purge(self, fn, purge_body, limit, keys)
@@ -723,6 +724,37 @@ function DB:drop_index(name)
     return nil, string_format("dynafile.%s: %s", fn, msg), code
   end
   self._schema = self._c:schema()
+  return true
+end
+
+--- Set, change or clear the TTL attribute of the database: in one
+-- transaction the schema stores it and every expiry entry (and the entries
+-- of indexes that carry the TTL value) is rebuilt.  Items expire by the
+-- new attribute at once for every handle of this process; other processes
+-- follow at their next write.  A TTL function given to `dynafile.open`
+-- still judges this handle's items as before.
+-- @tparam string|false name the attribute holding the expiry time in
+--   epoch seconds, or false: items no longer expire
+-- @treturn true|nil
+-- @treturn string message on failure
+-- @treturn string code on failure ("ReadOnly", "IOError", "DiskFull", ...)
+-- @raise on a name that is neither a non-empty string nor false, a closed
+--   handle, or from inside a transaction of this database
+-- @usage db:set_ttl("expires_at")   -- and later db:set_ttl(false)
+function DB:set_ttl(name)
+  local fn = "set_ttl"
+  check_open(self, fn)
+  if name ~= false and type(name) ~= "string" then
+    fail(fn, "name must be an attribute name or false, got %s", type(name))
+  end
+  local ok, msg, code, misuse = self._c:set_ttl(name or nil)
+  if not ok then
+    if misuse then failed(fn, msg, code, misuse) end
+    return nil, string_format("dynafile.%s: %s", fn, msg), code
+  end
+  local schema = self._c:schema()
+  self._schema, self._ttl_attr = schema, schema.ttl
+  self._timed = schema.ttl ~= nil or self._ttl_fn ~= nil
   return true
 end
 

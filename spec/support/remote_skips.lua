@@ -57,6 +57,8 @@ local skips = {
       .. "modes of a local database",
     ["spec/transaction_spec.lua"] = { reason = "known gap of dynalite: no TransactWriteItems",
       servers = { dynalite = true } },
+    ["spec/set_ttl_spec.lua"] = "db:set_ttl is the local API's (the DynamoDB backend has no "
+      .. "set_ttl: UpdateTimeToLive)",
     ["spec/prefetch_spec.lua"] = "the read-ahead of a local database's data file (the "
       .. "DynamoDB backend refuses the option as local-only)",
     ["spec/function_names_spec.lua"] = "the local layers' messages: items, keys and index "
