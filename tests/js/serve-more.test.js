@@ -130,18 +130,19 @@ test("TTL disabled, then enabled on another attribute: the description follows",
   await rejects(ttl(false, "b"), "ValidationException", /different AttributeName/);
   await ttl(false, "a");
   assert.equal((await status()).TimeToLiveStatus, "DISABLED");
-  // DynamoDB allows it; a dynafile without set_ttl cannot change the
-  // attribute and says so, leaving TTL disabled
-  let switched = true;
-  try {
-    await ttl(true, "b");
-  } catch (e) {
-    assert.equal(e.name, "ValidationException", e.message);
-    assert.match(e.message, /cannot change a table's TTL attribute/);
-    switched = false;
-  }
-  if (switched) assert.deepEqual(await status(), { TimeToLiveStatus: "ENABLED", AttributeName: "b" });
-  else assert.equal((await status()).TimeToLiveStatus, "DISABLED");
+  // DynamoDB allows another attribute once TTL is disabled; items then
+  // expire by the new one (db:set_ttl): the past `b` hides its item, a
+  // past `a` no longer does
+  const past = { N: String(Math.floor(Date.now() / 1000) - 3600) };
+  const future = { N: String(Math.floor(Date.now() / 1000) + 3600) };
+  await send(new D.PutItemCommand({ TableName: "ttl_switch", Item: { pk: { S: "old_a" }, a: past, b: future } }));
+  await send(new D.PutItemCommand({ TableName: "ttl_switch", Item: { pk: { S: "old_b" }, a: future, b: past } }));
+  await ttl(true, "b");
+  assert.deepEqual(await status(), { TimeToLiveStatus: "ENABLED", AttributeName: "b" });
+  const get = async (pk) => (await send(new D.GetItemCommand({ TableName: "ttl_switch",
+    Key: { pk: { S: pk } } }))).Item;
+  assert.ok(await get("old_a"), "an item whose old TTL attribute is past stays");
+  assert.equal(await get("old_b"), undefined, "an item whose new TTL attribute is past expires");
 });
 
 test("ReturnConsumedCapacity INDEXES and ReturnItemCollectionMetrics on a table with an LSI", async () => {
