@@ -262,8 +262,15 @@ Tx.__name = "dynafile.transaction"
 -- The name of the function the user called for a method of tx: the method
 -- of the transaction object, or the action of transact_write_items being
 -- run.
+-- "transaction.<method>", made once per method (not per call)
+local TX_NAMES = setmetatable({}, { __index = function(t, method)
+  local name = "transaction." .. method
+  t[method] = name
+  return name
+end })
+
 local function tx_fn(tx, method)
-  return tx._action or ("transaction." .. method)
+  return tx._action or TX_NAMES[method]
 end
 
 local function tx_check(tx, method)
