@@ -126,6 +126,8 @@ describe("a global secondary index", function()
       { v = { PK = "d", SK = 1, type = "t", n = { 1 } }, attr = "n", actual = "L" },
       { v = { PK = "e", SK = 1, type = { x = 1 }, n = 1 }, attr = "type", actual = "M" },
       { v = { PK = "f", SK = 1, type = "t", n = dynafile.null }, attr = "n", actual = "NULL" },
+      { v = { PK = "h", SK = 1, type = dynafile.set { "a" }, n = 1 }, attr = "type",
+        actual = "SS" },
     }
     for _, b in ipairs(bad) do
       local ok, err = pcall(db.put_item, db, b.v)
@@ -140,7 +142,10 @@ describe("a global secondary index", function()
     assert.is_false(ok)
     assert.matches("Type mismatch for Index Key n", err, 1, true)
     assert.equal(1, db:get_item({ PK = "g", SK = 1 }).n)
-    backend.assert_counts(db, { index_entries = 1 })
+    -- binary values are keys
+    assert(db:put_item { PK = "i", SK = 1, type = "t", n = dynafile.binary("\0\1") })
+    assert.same({ "g|1", "i|1" }, q(db, "t"))
+    backend.assert_counts(db, { index_entries = 2 })
     assert_consistent()
   end)
 

@@ -7,9 +7,12 @@
  * Invariants: an item decoded and encoded again is the same item (a
  * table whose keys are exactly 1..n is a list, an empty table a map unless
  * marked with dynafile.array, dynafile.null is MessagePack nil); the
- * decoder is as strict as the core's reader (every length checked, ext
- * types and 0xc1 refused, nesting bounded), so malformed bytes raise and
- * never read outside the buffer.  fuzz/fuzz_lcodec.c holds both to it.
+ * decoder is as strict as the core's reader (every length checked, 0xc1
+ * and unknown ext types refused, nesting bounded), so malformed bytes
+ * raise and never read outside the buffer.  fuzz/fuzz_lcodec.c holds both
+ * to it.  DynamoDB's B, decimals and sets (dynafile.types' values) are
+ * stored as MessagePack bin and ext 1-4 (codec.c) and read back as those
+ * values.
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +25,60 @@ static const char null_marker = 0;
 
 void lcodec_push_null(lua_State *L) {
   lua_pushlightuserdata(L, NULL_PTR);
+}
+
+/* DynamoDB's types without a Lua type of their own (dynafile.types):
+ * decimals, binary values and sets are tables with a metatable.  The
+ * registry maps each metatable to its kind ("N", "B", "SS", "NS", "BS")
+ * and holds the constructors the decoder calls (number, binary, set);
+ * types.lua registers both when it loads (core.register_types). */
+#define KINDS_KEY "dynafile.value_kinds"
+#define MAKERS_KEY "dynafile.value_makers"
+#define DECKEYS_KEY "dynafile.decimal_keys"
+
+/* The kind of the value at idx (absolute), or NULL for a plain table.
+ * The string lives in the registry's kinds table.  [-0, +0, -] */
+static const char *value_kind(lua_State *L, int idx) {
+  const char *k = NULL;
+  if (!lua_getmetatable(L, idx)) return NULL;
+  lua_getfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_pushvalue(L, -2);
+    lua_rawget(L, -2);
+    if (lua_type(L, -1) == LUA_TSTRING) k = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return k;
+}
+
+/* The number a decimal value at idx holds (its __tostring digits).
+ * DF_OK, or DF_EVALIDATION.  [-0, +0, e] */
+static int decimal_of(lua_State *L, int idx, df_dec *d) {
+  size_t n;
+  const char *s;
+  int rc;
+  if (!luaL_callmeta(L, idx, "__tostring")) return DF_EVALIDATION;
+  s = lua_tolstring(L, -1, &n);
+  rc = s && df__dec_parse(s, n, d) == DF_DEC_OK ? DF_OK : DF_EVALIDATION;
+  lua_pop(L, 1);
+  return rc;
+}
+
+/* Call the registered constructor `name` on the value on top of the
+ * stack (and `kind`, when not NULL), replacing it by the result; without
+ * constructors (types.lua not loaded) the value stays.  [-1, +1, e] */
+static void make_value(lua_State *L, const char *name, const char *kind) {
+  lua_getfield(L, LUA_REGISTRYINDEX, MAKERS_KEY);
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  lua_insert(L, -2);
+  if (kind) lua_pushstring(L, kind);
+  lua_call(L, kind ? 2 : 1, 1);
 }
 
 /* ------------------------------------------------------------ encoding */
@@ -117,6 +174,58 @@ static int classify(enc *e, int idx, size_t *count) {
   return ints > 0;
 }
 
+/* A decimal, binary value or set (kind from value_kind).  [-0, +0, m] */
+static void enc_special(enc *e, int idx, const char *kind) {
+  lua_State *L = e->L;
+  if (strcmp(kind, "N") == 0) {
+    df_dec d;
+    if (decimal_of(L, idx, &d) != DF_OK) {
+      enc_fail(e, "a decimal value that is not a number");
+      return;
+    }
+    if (df__mp_put_dec(e->b, &d) != DF_OK)
+      enc_fail(e, "cannot store a decimal");
+    return;
+  }
+  if (strcmp(kind, "B") == 0) {
+    size_t n;
+    const char *p;
+    lua_rawgeti(L, idx, 1);
+    p = lua_tolstring(L, -1, &n);
+    if (p == NULL || lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      enc_fail(e, "a binary value without its bytes");
+      return;
+    }
+    df__mp_put_bin(e->b, p, n);
+    lua_pop(L, 1);
+    return;
+  }
+  { /* a set: its elements, then sorted and checked by the core */
+    size_t n = lua_rawlen(L, idx), i, start = e->b->len;
+    const char *why = NULL;
+    df_type t = kind[0] == 'S' ? DF_TSS : kind[0] == 'N' ? DF_TNS : DF_TBS;
+    int rc;
+    luaL_checkstack(L, 4, "set");
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, (int)i);
+      enc_value(e, lua_gettop(L));
+      lua_pop(L, 1);
+      if (e->failed) return;
+    }
+    rc = df__mp_finish_set(e->b, start, t, n, &why);
+    if (rc == DF_EVALIDATION) {
+      char what[160];
+      snprintf(what, sizeof what, "%s: %s",
+               t == DF_TSS   ? "string set"
+               : t == DF_TNS ? "number set"
+                             : "binary set",
+               why ? why : "not a set");
+      enc_fail(e, what);
+    }
+  }
+}
+
 /* [-0, +0, m] (values may be left on the stack after a failure) */
 static void enc_table(enc *e, int idx) {
   lua_State *L = e->L;
@@ -183,9 +292,14 @@ static void enc_value(enc *e, int idx) {
     case LUA_TBOOLEAN:
       df__mp_put_bool(e->b, lua_toboolean(L, idx));
       break;
-    case LUA_TTABLE:
-      enc_table(e, idx);
+    case LUA_TTABLE: {
+      const char *kind = value_kind(L, idx);
+      if (kind)
+        enc_special(e, idx, kind);
+      else
+        enc_table(e, idx);
       break;
+    }
     case LUA_TLIGHTUSERDATA:
       if (lua_touserdata(L, idx) == NULL_PTR) {
         df__mp_put_nil(e->b);
@@ -326,7 +440,7 @@ static int dec_value(lua_State *L, const unsigned char **pp,
   const unsigned char *p = *pp;
   size_t n, i, avail;
   unsigned c;
-  int nb;
+  int nb, is_bin = 0;
   if (p >= end) return -1;
   c = *p++;
   avail = (size_t)(end - p);
@@ -355,14 +469,17 @@ static int dec_value(lua_State *L, const unsigned char **pp,
       case 0xc4: /* bin 8/16/32 and str 8/16/32 */
       case 0xd9:
         nb = 1;
+        is_bin = c == 0xc4;
         goto strlen;
       case 0xc5:
       case 0xda:
         nb = 2;
+        is_bin = c == 0xc5;
         goto strlen;
       case 0xc6:
       case 0xdb:
         nb = 4;
+        is_bin = c == 0xc6;
       strlen:
         if (avail < (size_t)nb) return -1;
         n = (size_t)be_uint(p, nb);
@@ -434,8 +551,24 @@ static int dec_value(lua_State *L, const unsigned char **pp,
         n = (size_t)be_uint(p, nb);
         p += nb;
         goto map;
+      case 0xd4: /* fixext 1/2/4/8/16 */
+      case 0xd5:
+      case 0xd6:
+      case 0xd7:
+      case 0xd8:
+        n = (size_t)1 << (c - 0xd4);
+        goto ext;
+      case 0xc7: /* ext 8/16/32 */
+      case 0xc8:
+      case 0xc9:
+        nb = 1 << (c - 0xc7);
+        if (avail < (size_t)nb) return -1;
+        n = (size_t)be_uint(p, nb);
+        p += nb;
+        avail -= (size_t)nb;
+        goto ext;
       default:
-        return -1; /* 0xc1 and the ext types */
+        return -1; /* 0xc1 */
     }
   }
   *pp = p;
@@ -444,8 +577,41 @@ static int dec_value(lua_State *L, const unsigned char **pp,
 str:
   if (avail < n) return -1;
   lua_pushlstring(L, (const char *)p, n);
+  if (is_bin) make_value(L, "binary", NULL);
   *pp = p + n;
   return 0;
+
+ext: /* the data model's ext types (codec.c): decimals and sets */
+  if (avail < 1 || avail - 1 < n) return -1;
+  {
+    int type = (int)(signed char)p[0];
+    const unsigned char *q = p + 1, *qend = p + 1 + n;
+    /* exactly what the core's reader accepts (known types, canonical
+     * decimals, sets of their kind's elements) */
+    if (df__mp_validate(*pp, (size_t)(qend - *pp), DF_MAX_DEPTH) != 0)
+      return -1;
+    if (type == DF_EXT_DECIMAL) {
+      df_dec d;
+      size_t used;
+      char buf[DF_DEC_STR_MAX];
+      if (df__dec_dec(q, n, &d, &used) != DF_OK || used != n) return -1;
+      if (df__dec_str(&d, buf, sizeof buf) >= sizeof buf) return -1;
+      lua_pushstring(L, buf);
+      make_value(L, "number", NULL);
+    } else if (type == DF_EXT_SS || type == DF_EXT_NS || type == DF_EXT_BS) {
+      /* a MessagePack array of the elements */
+      if (dec_value(L, &q, qend, depth + 1, NULL) != 0 || q != qend) return -1;
+      if (lua_type(L, -1) != LUA_TTABLE) return -1;
+      make_value(L, "set",
+                 type == DF_EXT_SS   ? "S"
+                 : type == DF_EXT_NS ? "N"
+                                     : "B");
+    } else {
+      return -1;
+    }
+    *pp = qend;
+    return 0;
+  }
 
 array:
   /* every element takes at least one byte: a count beyond the bytes left
@@ -518,6 +684,37 @@ void lcodec_names_open(lua_State *L, names *nm) {
 
 /* ---------------------------------------------------------------- keys */
 
+/* A decimal value as a key value: DF_TDECIMAL over its order-preserving
+ * encoding, kept alive in a registry table with weak keys for as long as
+ * the decimal value lives (the caller keeps that on the stack).
+ * [-0, +0, m] */
+static int decimal_key(lua_State *L, int idx, df_value *v) {
+  df_dec d;
+  unsigned char code[DF_NUM_ENC_MAX];
+  size_t n;
+  if (decimal_of(L, idx, &d) != DF_OK || (n = df__dec_enc(&d, code)) == 0)
+    return DF_EVALIDATION;
+  lua_getfield(L, LUA_REGISTRYINDEX, DECKEYS_KEY);
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, DECKEYS_KEY);
+  }
+  lua_pushlstring(L, (const char *)code, n);
+  v->type = DF_TDECIMAL;
+  v->s = lua_tolstring(L, -1, &v->n);
+  lua_pushvalue(L, idx);
+  lua_insert(L, -2);
+  lua_rawset(L, -3); /* the weak table keeps it while the decimal lives */
+  lua_pop(L, 1);
+  return DF_OK;
+}
+
 /* [-0, +0, -] */
 void lcodec_to_value(lua_State *L, int idx, df_value *v) {
   static const char *const other[] = {"a table", "a function", "a userdata",
@@ -553,9 +750,23 @@ void lcodec_to_value(lua_State *L, int idx, df_value *v) {
       }
       what = other[4];
       break;
-    case LUA_TTABLE:
+    case LUA_TTABLE: {
+      const char *kind = value_kind(L, idx);
+      if (kind && kind[0] == 'B' && kind[1] == 0) {
+        lua_rawgeti(L, idx, 1); /* the table keeps the string alive */
+        if (lua_type(L, -1) == LUA_TSTRING) {
+          v->type = DF_TBIN;
+          v->s = lua_tolstring(L, -1, &v->n);
+          lua_pop(L, 1);
+          return;
+        }
+        lua_pop(L, 1);
+      } else if (kind && kind[0] == 'N' && kind[1] == 0) {
+        if (decimal_key(L, idx, v) == DF_OK) return;
+      }
       what = other[0];
       break;
+    }
     case LUA_TFUNCTION:
       what = other[1];
       break;
@@ -657,5 +868,20 @@ static int l_decode(lua_State *L) {
   return 1;
 }
 
-const luaL_Reg lcodec_funcs[] = {
-    {"decode", l_decode}, {"parse_path", l_parse_path}, {NULL, NULL}};
+/* core.register_types(kinds, makers): kinds maps each metatable of
+ * dynafile.types to "N", "B", "SS", "NS" or "BS"; makers holds number(s),
+ * binary(s) and set(list, kind), which the decoder calls. */
+static int l_register_types(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, LUA_REGISTRYINDEX, MAKERS_KEY);
+  return 0;
+}
+
+const luaL_Reg lcodec_funcs[] = {{"decode", l_decode},
+                                 {"parse_path", l_parse_path},
+                                 {"register_types", l_register_types},
+                                 {NULL, NULL}};

@@ -666,6 +666,20 @@ function M.type(v)
   return nil
 end
 
+-- The binding stores these values with their DynamoDB types (decimals as
+-- MessagePack ext 1, binary values as bin, sets as ext 2-4) and reads
+-- them back through these constructors.
+if core.register_types then
+  core.register_types({
+    [DEC_MT] = "N", [BIN_MT] = "B",
+    [SET_MT.S] = "SS", [SET_MT.N] = "NS", [SET_MT.B] = "BS",
+  }, {
+    number = M.number,
+    binary = make_binary,
+    set = M.set,
+  })
+end
+
 M.decimal_mt = DEC_MT
 M.binary_mt = BIN_MT
 M.set_mt = SET_MT
