@@ -142,7 +142,8 @@ print("ok")
       if so then
         so:close()
         local cmd = string.format(
-          "cd '%s' && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' %s '%s' '%s' '%s'",
+          "cd '%s' && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' "
+            .. "%s '%s' '%s' '%s'",
           root, build, lua, script, dir, lua)
         local p = assert(io.popen(cmd .. " 2>&1"))
         local out = p:read("*a")
@@ -159,7 +160,9 @@ print("ok")
     local z = db:get_item { PK = "z", SK = dynafile.decimal(d) }
     assert.equal("B", dynafile.type(z.b))
     assert.equal("NS", dynafile.type(z.ns))
-    assert.equal("1" .. ("0"):rep(125), digits(z.ns[1]) == "7" and digits(z.ns[2]) or digits(z.ns[1]))
+    local ns = { digits(z.ns[1]), digits(z.ns[2]) }
+    table.sort(ns)
+    assert.same({ "1" .. ("0"):rep(125), "7" }, ns)
     assert.is_nil(db:get_item { PK = "y", SK = 1 })
   end)
 end)
