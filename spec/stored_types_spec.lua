@@ -89,6 +89,14 @@ describe("stored DynamoDB types", function()
     assert.equal(3, n)
     -- a string with the same bytes is another key
     assert.is_nil(db:get_item { PK = "\255k\0", SK = 5 })
+    -- a decimal bound of a DynamoDB key condition comes back as a decimal
+    local args = assert(dynafile.ddb_args(nil, { [":p"] = pk,
+      [":x"] = dynafile.decimal("2.50000000000000000000001") }))
+    local kc = assert(args:key_condition("PK = :p AND SK > :x", "PK", "SK"))
+    assert.equal("2.50000000000000000000001", digits(kc.lo))
+    order = {}
+    for x in db:query(kc.pk, { gt = kc.lo }) do order[#order + 1] = digits(x.SK) end
+    assert.same({ "5" }, order)
   end)
 
   it("is seen by filters and by set updates as DynamoDB sees it", function()

@@ -185,13 +185,18 @@ static int l_args_projection(lua_State *L) {
   return 1;
 }
 
-/* Push a scalar df_value as Lua (nil for none or a container).
+/* Push a scalar df_value (a decimal too) as Lua (nil for none or a
+ * container).
  * [-0, +1, m] */
 static void push_df_value(lua_State *L, const df_value *v) {
   df_buf b;
   df__buf_init(&b);
-  if (v->type == DF_TARRAY || v->type == DF_TMAP || df__mp_put_value(&b, v) ||
-      b.failed) {
+  if (v->type == DF_TDECIMAL) /* its payload: the number's encoding */
+    df__mp_put_ext(&b, DF_EXT_DECIMAL, v->s, v->n);
+  else if (v->type == DF_TARRAY || v->type == DF_TMAP ||
+           df__mp_put_value(&b, v))
+    b.failed = 1;
+  if (b.failed) {
     df__buf_free(&b);
     lua_pushnil(L);
     return;
