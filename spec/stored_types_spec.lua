@@ -107,6 +107,13 @@ describe("stored DynamoDB types", function()
       hits[#hits + 1] = it.SK
     end
     assert.same({ 1 }, hits)
+    hits = {} -- a Lua filter sees them through its view of the item
+    for it in db:scan { filter = function(v)
+      return dynafile.type(v.ss) == "SS" and v.ss:contains("a")
+    end } do
+      hits[#hits + 1] = it.SK
+    end
+    assert.same({ 1 }, hits)
     assert(db:update_item({ PK = "p", SK = 1 },
       dynafile.expr("ADD ss :s", nil, { [":s"] = dynafile.set { "c", "a" } })))
     local got = db:get_item { PK = "p", SK = 1 }
