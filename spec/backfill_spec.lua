@@ -122,15 +122,19 @@ describe("building a new global index at open", function()
     for batch = 0, 7 do
       db:batch_write(function(w)
         for i = batch * 500 + 1, batch * 500 + 500 do
-          w:put_item { PK = "p" .. i, SK = 0, grp = "g" .. (i % 3), pad = string.rep("x", 500) }
+          w:put_item { PK = "p" .. i, SK = 0, grp = "g" .. (i % 3), pad = string.rep("x", 1500) }
         end
       end)
     end
     local map = db:stat().map_size
     db:close()
-    -- a copy of every item does not fit in the free quarter
-    db = assert(dynafile.open(a,
-      { map_size = 65536, gsi = { big = { pk = "grp", projection = "all" } } }))
+    -- a copy of every item, three times, does not fit in the map as the
+    -- load left it (pages it freed included)
+    db = assert(dynafile.open(a, { map_size = 65536, gsi = {
+      big = { pk = "grp", projection = "all" },
+      big2 = { pk = "grp", sk = "PK", projection = "all" },
+      big3 = { pk = "PK", projection = "all" },
+    } }))
     assert.is_true(db:stat().map_size > map)
     local n = 0
     for _ in db:query("g1", { index = "big" }) do n = n + 1 end

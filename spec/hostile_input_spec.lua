@@ -386,7 +386,9 @@ local function dump(dir)
   local s = p:read("*a")
   p:close()
   assert(s:find("HEADER=END", 1, true), "mdb_dump failed")
-  return s
+  -- the map size is not stored state: the spec's own re-seeding after a
+  -- 10 MB value writes, and a write may grow the map
+  return (s:gsub("mapsize=%d+\n", ""))
 end
 
 local function clear_error(msg)

@@ -148,9 +148,11 @@ describe("several processes on one database", function()
     db:close()
   end)
 
+  -- A process that writes holds one slot for its checkpoint pin (see
+  -- src/commit.c) and each handle one for reuse: 2 here, 3 holders.
   it("report a full reader table to a new process as ReadersFull, without waiting", function()
-    local db = assert(dynafile.open(dir, { max_readers = 4 }))
-    assert(db:put_item { PK = "k", SK = 1, v = 1 })
+    local db = assert(dynafile.open(dir, { max_readers = 5 }))
+    assert(db:put_item { PK = "k", SK = 1, v = 1 }) -- the pin's slot
     assert.are.equal(1, db:get_item { PK = "k", SK = 1 }.v) -- our slot
     for _ = 1, 3 do
       local h = start(HOLDER, { dir })
@@ -164,7 +166,7 @@ describe("several processes on one database", function()
   end)
 
   it("reclaim the reader slots of processes killed while reading, in a running process", function()
-    local db = assert(dynafile.open(dir, { max_readers = 4 }))
+    local db = assert(dynafile.open(dir, { max_readers = 5 }))
     assert(db:put_item { PK = "k", SK = 1, v = 2 })
     assert.are.equal(2, db:get_item { PK = "k", SK = 1 }.v) -- our cached slot
     local holders = {}
@@ -187,9 +189,9 @@ describe("several processes on one database", function()
   end)
 
   it("reclaim the reader slots of processes killed while reading, in a new process", function()
-    -- this process keeps the database open (one slot), so the new one does
-    -- not start with a fresh reader table
-    local db = assert(dynafile.open(dir, { max_readers = 4 }))
+    -- this process keeps the database open (two slots: its pin and its
+    -- cached reader), so the new one does not start with a fresh table
+    local db = assert(dynafile.open(dir, { max_readers = 5 }))
     assert(db:put_item { PK = "k", SK = 1, v = 4 })
     assert.are.equal(4, db:get_item { PK = "k", SK = 1 }.v)
     local holders = {}

@@ -40,7 +40,8 @@ describe("reader slots", function()
   end)
 
   it("report exhaustion as nil, a message and ReadersFull, at once, and recover", function()
-    local db = assert(dynafile.open(dir, { max_readers = 3 }))
+    local db = assert(dynafile.open(dir, { max_readers = 4 }))
+    -- a process that writes pins its checkpoint with one slot
     assert(db:put_item { PK = "a", SK = 1, v = 1 })
     -- read transactions held open (as a long batch_get_item would)
     local held = {}
@@ -61,7 +62,7 @@ describe("reader slots", function()
     local items, msg3, code3 = db:scan_page()
     assert.is_nil(items)
     assert.are.equal("ReadersFull", code3, msg3)
-    -- writes need no reader slot
+    -- writes need no reader slot (beyond the pin, taken already)
     assert.is_true(db:put_item { PK = "a", SK = 2, v = 2 })
     held[1]:free()
     assert.are.equal(2, db:get_item { PK = "a", SK = 2 }.v)
@@ -71,7 +72,8 @@ describe("reader slots", function()
   end)
 
   it("make poll_stream report ReadersFull too, then recover", function()
-    local db = assert(dynafile.open(dir, { max_readers = 2, stream = true }))
+    -- turning the log on is a write: one slot for the pin, two left
+    local db = assert(dynafile.open(dir, { max_readers = 3, stream = true }))
     local t1 = assert(db._c:read_txn())
     local t2 = assert(db._c:read_txn())
     -- a second handle opens (opening needs no reader slot) ...

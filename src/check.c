@@ -94,5 +94,6 @@ int df_db_check(df_db *db, df_check_report *r) {
     if (have > expected_expiry) r->stale_expiry = have - expected_expiry;
   }
   df__db_read_end(db, &kv);
+  df__env_commit_report(db->env, r);
   return DF_OK;
 }

@@ -64,10 +64,12 @@ extern "C" {
 
 #define DF_VERSION "0.1.0"
 /* On-disk format version stored in the meta sub-database.  2: numbers in
- * keys as decimals, binary keys, long sort keys (prefix + hash).  A
+ * keys as decimals, binary keys, long sort keys (prefix + hash).  3: the
+ * redo log (redo.log beside data.mdb; a release before it must not write
+ * there, since it would bypass the log; the data is as in format 2).  A
  * database of an older format is upgraded in place, in one transaction,
  * by the first writable open (a read-only open of one is DF_EVERSION). */
-#define DF_FORMAT_VERSION 2
+#define DF_FORMAT_VERSION 3
 /* Deepest nesting of maps and arrays an item may have. */
 #define DF_MAX_DEPTH 32
 /* The key attribute names of a new database whose creator names none
@@ -245,13 +247,21 @@ typedef struct df_txn df_txn;
 typedef struct df_page df_page;
 typedef struct df_expr df_expr;
 
+/* What a commit waits for.  Every commit appends one record to the redo
+ * log (<dir>/redo.log) and then commits to LMDB without flushing it; the
+ * modes differ only in when the log is flushed.  No mode loses anything
+ * to a crash of the process, and no mode can corrupt the database on a
+ * crash of the machine: recovery at the next open restores the last
+ * checkpoint and replays the log (see src/commit.c). */
 typedef enum df_sync {
-  DF_SYNC_FULL = 0, /* fsync at every commit: nothing acknowledged is lost */
-  DF_SYNC_NORMAL,   /* no metadata sync: an OS crash may lose the last
-                       commits, never corrupt; a process crash loses nothing */
-  DF_SYNC_OFF       /* no sync at all: an OS crash may lose recent commits
-                       and, with bad luck, corrupt the file; process crashes
-                       lose nothing */
+  DF_SYNC_FULL = 0, /* the commit's record is flushed (one fdatasync)
+                       before the commit returns: nothing acknowledged is
+                       lost */
+  DF_SYNC_NORMAL,   /* no flush per commit: a background thread flushes
+                       the log at most flush_ms (100 ms) after a commit; an
+                       OS crash may lose the commits of that window */
+  DF_SYNC_OFF       /* no flush at all (but checkpoints): an OS crash may
+                       lose the commits since the last checkpoint */
 } df_sync;
 
 typedef void (*df_progress_fn)(void *ud, const char *index, size_t done,
@@ -311,6 +321,17 @@ typedef struct df_open_options {
    * exceeded the maximum allowed size").  0: no limit.  DynamoDB's is
    * DF_DYNAMODB_MAX_ITEM_SIZE. */
   uint64_t max_item_size;
+  /* The commit path (see df_sync).  flush_ms: with DF_SYNC_NORMAL the log
+   * is flushed at most this long after a commit (0: 100; the first handle
+   * to open the database in this process sets it).  checkpoint_bytes: a
+   * checkpoint (which flushes the data file and lets the log start again)
+   * comes once the log since the last one, or the pages written since,
+   * reach this (0: 64 MiB), or 30 seconds after it; it bounds the log's
+   * size, the time recovery takes, and how much the data file can grow
+   * beyond its data (pages freed since the last checkpoint are reused
+   * only after the next). */
+  unsigned flush_ms;
+  uint64_t checkpoint_bytes;
 } df_open_options;
 
 #define DF_PREFETCH_DEFAULT ((size_t)256 << 20)
@@ -443,10 +464,25 @@ typedef struct df_check_report {
   uint64_t stale_index;    /* index entries no item implies */
   uint64_t missing_expiry; /* expiry entries an item implies but absent */
   uint64_t stale_expiry;   /* expiry entries no item implies */
+  /* What recovery did when this process opened the database (the first
+   * process to open it after a crash recovers it; zeros otherwise): */
+  int recovered;            /* 1: it had to be recovered */
+  int meta_restored;        /* 1: LMDB's meta pages were put back as of
+                               the last checkpoint (after a crash of the
+                               machine, or of the last process) */
+  uint64_t records_replayed; /* redo-log records applied since then */
+  uint64_t replayed_bytes;
+  double recovery_seconds;
+  int log_created;          /* 1: the database had no redo log (new, or
+                               written by a release before it) and got one */
+  /* The redo log now: */
+  uint64_t checkpoint;      /* the number of the checkpoint in force */
+  uint64_t log_bytes;       /* bytes of records since it */
 } df_check_report;
 
 /* Verify every index and the expiry sub-database against the items, in
- * one read transaction (it visits everything: as long as a scan).
+ * one read transaction (it visits everything: as long as a scan), and
+ * report what recovery did at open.
  * Returns DF_OK with the findings in *r (the check itself succeeded; read
  * the counts), or the error of the read: DF_EINVAL (r NULL), DF_ECLOSED,
  * DF_EFORKED, DF_EREADERS, DF_EIO, DF_ENOMEM. */
@@ -543,6 +579,27 @@ int df_txn_delete(df_txn *txn, const df_key *key, int *found,
 /* Delete an item that the caller's own TTL rule found expired: as
  * df_txn_delete (same errors), but the DELETE event is marked expired. */
 int df_txn_delete_expired(df_txn *txn, const df_key *key, int *found);
+
+/* One operation of df_txn_write_batch: a put of `item` (MessagePack, len
+ * bytes), or a delete of `key` when item is NULL. */
+typedef struct df_batch_op {
+  const void *item;
+  size_t len;
+  const df_key *key;
+} df_batch_op;
+
+/* Apply n puts and deletes in one call, as df_txn_put and df_txn_delete
+ * would, in the order of their items keys (B+tree order: each page is
+ * visited once), a later op on one key after an earlier one -- so the
+ * result is that of applying them in the order given.  Events, when
+ * recorded, come in that applying order.  On failure *failed_at
+ * (optional) is the index of the op that failed, and the transaction is
+ * as df_txn_put/df_txn_delete leave it (a bad item or key found before
+ * anything is written: usable, nothing of the batch applied).
+ * Errors: those of df_txn_put and df_txn_delete; DF_EINVAL (ops NULL
+ * with n > 0); DF_ENOMEM. */
+int df_txn_write_batch(df_txn *txn, const df_batch_op *ops, size_t n,
+                       size_t *failed_at);
 
 /* Delete items whose TTL attribute is below the transaction's `now`, at
  * most `limit` (0: all), oldest expiry first, visiting only expired

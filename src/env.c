@@ -33,10 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commit.h"
 #include "env.h"
 
-#define DEFAULT_MAP_SIZE ((size_t)64 << 20)
-#define GROW_STEP_MAX ((size_t)4 << 30)
+/* The map starts small and doubles (by at most GROW_STEP_MAX at a time):
+ * with MDB_WRITEMAP the file is as long as the map and its blocks are
+ * allocated as the map grows (see grow), so a small database takes little
+ * room on disk. */
+#define DEFAULT_MAP_SIZE ((size_t)1 << 20)
+#define GROW_STEP_MAX ((size_t)1 << 30)
 #define META_SCHEMA "schema"
 #define META_STREAM "stream"
 
@@ -67,6 +72,7 @@ unsigned long df__fork_generation(void) {
 void df__env_kv(const df_env *e, MDB_txn *txn, df_kv *kv) {
   kv->txn = txn;
   kv->dbi = e->dbi;
+  kv->rec = NULL; /* a write transaction sets its redo record (txn.c) */
 }
 
 /* ------------------------------------------------------------ map size */
@@ -87,13 +93,43 @@ static void map_unlock_shared(df_env *e) {
   pthread_rwlock_unlock(&e->map_lock);
 }
 
+static int sys_code(int e) {
+  switch (e) {
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+      return DF_EDISKFULL;
+    case EACCES:
+    case EPERM:
+      return DF_EACCESS;
+    default:
+      return DF_EIO;
+  }
+}
+
+/* With MDB_WRITEMAP, LMDB writes pages through the map, and a page of a
+ * sparse file that the disk has no room for would kill the process with
+ * SIGBUS.  So the file's blocks are allocated, up to the map's end, before
+ * any transaction may write there: a full disk is then an error of the
+ * growth, reported as such.  0 or an errno value. */
+static int allocate_map(df_env *e, size_t size) {
+  int fd, rc;
+  if (e->readonly || mdb_env_get_fd(e->mdb, &fd) != 0) return 0;
+  while ((rc = posix_fallocate(fd, 0, (off_t)size)) == EINTR) {
+  }
+  return rc;
+}
+
 /* Grow the map by its size (at most GROW_STEP_MAX); with `if_needed`,
  * only when the data still fills more than 3/4 of it once the lock is
- * held (several threads may have seen the need at once). */
+ * held (several threads may have seen the need at once).  Errors:
+ * DF_EBUSY (this thread holds a transaction: it would wait for itself),
+ * DF_EDISKFULL (no room on the disk for the larger map, or the file-size
+ * limit), DF_EIO. */
 static int grow(df_env *e, int if_needed) {
   MDB_envinfo info;
   size_t step, want;
-  int rc;
+  int rc, e2;
   if (shared_holds > 0) return DF_EBUSY; /* would wait for ourselves */
   pthread_rwlock_wrlock(&e->map_lock);
   rc = mdb_env_info(e->mdb, &info);
@@ -101,11 +137,21 @@ static int grow(df_env *e, int if_needed) {
                                     info.me_mapsize / 4 * 3)) {
     step = info.me_mapsize < GROW_STEP_MAX ? info.me_mapsize : GROW_STEP_MAX;
     want = info.me_mapsize + step;
+    /* the file first: LMDB's own extension (ftruncate) failing would leave
+     * its environment without a map */
+    if ((e2 = allocate_map(e, want)) != 0) {
+      pthread_rwlock_unlock(&e->map_lock);
+      return sys_code(e2);
+    }
     rc = mdb_env_set_mapsize(e->mdb, want);
   }
   pthread_rwlock_unlock(&e->map_lock);
   return df__kv_code(rc);
 }
+
+
+/* For recovery's replay at open (commit.c). */
+static int grow_cb(void *ud) { return grow(ud, 0); }
 
 /* Adopt the map size another process has grown the file to. */
 static int refresh_map(df_env *e) {
@@ -236,13 +282,14 @@ static void writer_clear(df_env *e, pthread_t thread) {
   pthread_mutex_unlock(&e->lock);
 }
 
-int df__env_write_begin(df_env *e, MDB_txn **txn, char *err, size_t errlen) {
+/* Begin the LMDB write transaction, with the map lock shared; on
+ * MDB_MAP_RESIZED adopt the size another process grew the map to. */
+static int begin_txn(df_env *e, MDB_txn **txn, char *err, size_t errlen) {
   int rc, tries;
   for (tries = 0;; tries++) {
-    grow_if_needed(e);
     map_lock_shared(e);
     rc = mdb_txn_begin(e->mdb, NULL, 0, txn);
-    if (rc == 0) break;
+    if (rc == 0) return DF_OK;
     map_unlock_shared(e);
     if (rc == MDB_MAP_RESIZED && tries < 3) {
       refresh_map(e);
@@ -250,6 +297,48 @@ int df__env_write_begin(df_env *e, MDB_txn **txn, char *err, size_t errlen) {
     }
     return df__fmt(err, errlen, df__kv_code(rc),
                    "cannot begin write transaction: %s", mdb_strerror(rc));
+  }
+}
+
+/* The map could not grow: the transaction is lost, say why. */
+static int growth_failed(df_env *e, int code, char *err, size_t errlen) {
+  if (code == DF_EBUSY)
+    return df__fmt(err, errlen, DF_EBUSY,
+                   "the database map is full and cannot grow while this "
+                   "thread holds a read transaction of the database; end "
+                   "it first (nothing was written)");
+  return df__fmt(err, errlen, code,
+                 "the map of %s is full and cannot grow: %s; nothing was "
+                 "written",
+                 e->path,
+                 code == DF_EDISKFULL
+                     ? "no room on the disk (or the file-size limit)"
+                     : df_strerror(code));
+}
+
+int df__env_write_begin(df_env *e, MDB_txn **txn, df_redo_rec **rec,
+                        char *err, size_t errlen) {
+  int code, tries;
+  /* the writer lock first: a thread waiting for it holds no map lock, so
+   * the writer can always grow the map */
+  if ((code = df__commit_lock(e->commit, err, errlen)) != DF_OK) return code;
+  for (tries = 0;; tries++) {
+    grow_if_needed(e);
+    if ((code = begin_txn(e, txn, err, errlen)) != DF_OK) break;
+    code = df__commit_begin(e->commit, txn, rec, err, errlen);
+    if (code == DF_OK) break;
+    if (*txn) mdb_txn_abort(*txn);
+    *txn = NULL;
+    map_unlock_shared(e);
+    if (code != DF_ERETRY || tries >= 8) break;
+    if ((code = grow(e, 0)) != DF_OK) {
+      growth_failed(e, code, err, errlen);
+      break;
+    }
+  }
+  if (code != DF_OK) {
+    df__commit_unlock(e->commit);
+    return code;
   }
   pthread_mutex_lock(&e->lock);
   e->writer = pthread_self();
@@ -266,52 +355,63 @@ static int grow_after_full(df_env *e, char *err, size_t errlen) {
     return df__fmt(err, errlen, DF_ERETRY,
                    "the database map was full and has grown; run the "
                    "transaction again");
-  if (code == DF_EBUSY)
-    return df__fmt(err, errlen, DF_EBUSY,
-                   "the database map is full and cannot grow while this "
-                   "thread holds a read transaction of the database; end "
-                   "it first");
-  return df__fmt(err, errlen, code,
-                 "the database map is full and cannot "
-                 "grow: %s",
-                 df_strerror(code));
+  return growth_failed(e, code, err, errlen);
 }
 
 int df__env_write_abort(df_env *e, MDB_txn *txn, pthread_t writer,
                         int grow_after, char *err, size_t errlen) {
-  mdb_txn_abort(txn);
+  int code = DF_OK;
+  if (txn) mdb_txn_abort(txn);
+  df__commit_abandon(e->commit);
   writer_clear(e, writer);
-  map_unlock_shared(e);
-  return grow_after ? grow_after_full(e, err, errlen) : DF_OK;
+  if (txn) map_unlock_shared(e);
+  /* the map grows under the writer lock: see lmdb_open */
+  if (grow_after) code = grow_after_full(e, err, errlen);
+  df__commit_unlock(e->commit);
+  return code;
 }
 
-/* The environment's sync flags are shared by every handle; set them to
- * this commit's mode under the writer lock, and only when they differ
- * (LMDB's flag word is read by other threads' transactions). */
-static int set_sync_flags(df_env *e, df_sync sync) {
-  unsigned all = MDB_NOSYNC | MDB_NOMETASYNC, want = 0, have = 0;
-  if (sync == DF_SYNC_NORMAL) want = MDB_NOMETASYNC;
-  if (sync == DF_SYNC_OFF) want = MDB_NOSYNC;
-  if (mdb_env_get_flags(e->mdb, &have) != 0) return -1;
-  if ((have & all) == want) return 0;
-  if ((have & all & ~want) && mdb_env_set_flags(e->mdb, have & all & ~want, 0))
-    return -1;
-  if (want && mdb_env_set_flags(e->mdb, want, 1) != 0) return -1;
-  return 0;
+int df__env_write_regrow(df_env *e, MDB_txn **txn, uint32_t n_ops, size_t len,
+                         char *err, size_t errlen) {
+  int code, tries;
+  for (tries = 0;; tries++) {
+    /* the record's last value, filled in through the map, is taken before
+     * the map moves */
+    df__commit_settle(e->commit);
+    mdb_txn_abort(*txn);
+    *txn = NULL;
+    map_unlock_shared(e);
+    if ((code = grow(e, 0)) != DF_OK) {
+      growth_failed(e, code, err, errlen);
+      break;
+    }
+    if ((code = begin_txn(e, txn, err, errlen)) != DF_OK) break;
+    code = df__commit_replay(e->commit, *txn, n_ops, len);
+    if (code != DF_ERETRY || tries >= 8) {
+      if (code != DF_OK)
+        df__fmt(err, errlen, code,
+                "replaying a transaction after the map grew: %s",
+                df_strerror(code));
+      return code;
+    }
+  }
+  /* the transaction is gone and the map lock released: the caller dooms
+   * the transaction; its abort must not release them again */
+  return code;
 }
 
 /* The error of a failed commit.  LMDB reports a write cut short by a
  * full disk as EIO (a short pwrite), and a file-size limit as EFBIG: name
  * the likely cause from the space left on the device and the process's
  * RLIMIT_FSIZE, so the message says what went wrong. */
-static int commit_failed(df_env *e, int rc, char *err, size_t errlen) {
+static int commit_failed(df_env *e, int rc, const char *why, char *err,
+                         size_t errlen) {
   struct statvfs vfs;
   struct rlimit rl;
   struct stat st;
   char data[PATH_MAX];
   if (rc != EIO && rc != ENOSPC && rc != EDQUOT && rc != EFBIG)
-    return df__fmt(err, errlen, df__kv_code(rc), "commit failed: %s",
-                   mdb_strerror(rc));
+    return df__fmt(err, errlen, df__kv_code(rc), "commit failed: %s", why);
   if (statvfs(e->path, &vfs) == 0 &&
       (uint64_t)vfs.f_bavail * vfs.f_frsize < ((uint64_t)1 << 20))
     return df__fmt(err, errlen, DF_EDISKFULL,
@@ -328,19 +428,47 @@ static int commit_failed(df_env *e, int rc, char *err, size_t errlen) {
                    data, (unsigned long long)rl.rlim_cur);
   return df__fmt(err, errlen,
                  rc == ENOSPC || rc == EDQUOT ? DF_EDISKFULL : DF_EIO,
-                 "commit failed: %s; nothing was written", mdb_strerror(rc));
+                 "commit failed: %s; nothing was written", why);
 }
 
 int df__env_write_commit(df_env *e, MDB_txn *txn, df_sync sync,
                          pthread_t writer, char *err, size_t errlen) {
-  int rc;
-  set_sync_flags(e, sync);
-  rc = mdb_txn_commit(txn);
+  int code, tries;
+  for (tries = 0;; tries++) {
+    code = df__commit_finish(e->commit, txn, sync, err, errlen);
+    if (code != DF_ERETRY) break;
+    /* LMDB's commit met a full map (its free list needs pages): the
+     * record is written; grow, and make the same commit again */
+    map_unlock_shared(e);
+    code = tries < 8 ? grow(e, 0) : DF_ERETRY;
+    if (code == DF_OK) code = begin_txn(e, &txn, err, errlen);
+    else growth_failed(e, code, err, errlen);
+    if (code == DF_OK) {
+      code = df__commit_replay(e->commit, txn, UINT32_MAX, (size_t)-1);
+      if (code == DF_OK) continue;
+      mdb_txn_abort(txn);
+      map_unlock_shared(e);
+    }
+    /* no map lock is held here */
+    df__commit_abandon(e->commit);
+    writer_clear(e, writer);
+    df__commit_unlock(e->commit);
+    return code;
+  }
   writer_clear(e, writer);
   map_unlock_shared(e);
-  if (rc == 0) return DF_OK;
-  if (rc == MDB_MAP_FULL) return grow_after_full(e, err, errlen);
-  return commit_failed(e, rc, err, errlen);
+  df__commit_unlock(e->commit);
+  if (code == DF_EIO || code == DF_EDISKFULL) {
+    char why[DF_MSG_MAX];
+    snprintf(why, sizeof why, "%s", err);
+    return commit_failed(e, code == DF_EDISKFULL ? ENOSPC : EIO, why, err,
+                         errlen);
+  }
+  return code;
+}
+
+void df__env_commit_report(df_env *e, df_check_report *r) {
+  df__commit_report(e->commit, r);
 }
 
 /* ------------------------------------------------------------ meta.json */
@@ -591,6 +719,7 @@ static int dir_is_foreign(const char *path) {
     const char *n = de->d_name;
     if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 ||
         strcmp(n, "lock.mdb") == 0 || strcmp(n, "data.mdb") == 0 ||
+        strcmp(n, "redo.log") == 0 || strcmp(n, "redo.lock") == 0 ||
         strncmp(n, "meta.json", 9) == 0)
       continue;
     foreign = 1;
@@ -602,6 +731,8 @@ static int dir_is_foreign(const char *path) {
 
 static void env_destroy(df_env *e) {
   if (e == NULL) return;
+  df__commit_close(e->commit); /* a last checkpoint, the pin, the locks */
+  e->commit = NULL;
   if (e->mdb) mdb_env_close(e->mdb);
   pthread_mutex_destroy(&e->lock);
   pthread_rwlock_destroy(&e->map_lock);
@@ -612,29 +743,33 @@ static void env_destroy(df_env *e) {
 }
 
 /* Open the sub-databases and load the stored schema, or store the first
- * one in a new database. */
+ * one in a new database.
+ *
+ * This is the one write transaction that does not go through
+ * df__env_write_begin/commit and the redo log: it runs before the log is
+ * attached (df__commit_attach needs the sub-database handles it opens).
+ * It writes only when there is no checkpoint to protect yet -- a new
+ * database (no meta sub-database: nothing has been committed through a
+ * log, so no checkpoint exists), or one whose log this open has just
+ * created (a database of the format before the log) -- and creates
+ * nothing in a database with a log: a missing sub-database there is a
+ * damaged file, refused.  Otherwise it commits nothing (LMDB writes no
+ * meta page for a transaction without changes). */
 static int env_load(df_env *e, const df_open_options *o, char *err,
                     size_t errlen) {
   MDB_txn *txn = NULL;
   df_kv kv;
   df_bytes v;
-  unsigned dflags = e->readonly ? 0 : MDB_CREATE;
-  int rc, code = DF_OK, fresh = 0, i;
+  unsigned dflags =
+      !e->readonly && df__commit_log_created(e->commit) ? MDB_CREATE : 0;
+  int rc, code = DF_OK, fresh = 0, i, tries = 0;
   char why[DF_MSG_MAX];
 
-  /* A writable environment opens its sub-databases in a write transaction
-   * (the one begin/commit pair of every write), a read-only one in a read
-   * transaction. */
-  if (e->readonly) {
-    rc = mdb_txn_begin(e->mdb, NULL, MDB_RDONLY, &txn);
-    if (rc != 0)
-      return df__fmt(err, errlen, df__kv_code(rc), "cannot open database: %s",
-                     mdb_strerror(rc));
-  } else {
-    code = df__env_write_begin(e, &txn, why, sizeof why);
-    if (code != DF_OK)
-      return df__fmt(err, errlen, code, "cannot open database: %s", why);
-  }
+again:
+  rc = mdb_txn_begin(e->mdb, NULL, e->readonly ? MDB_RDONLY : 0, &txn);
+  if (rc != 0)
+    return df__fmt(err, errlen, df__kv_code(rc), "cannot open database: %s",
+                   mdb_strerror(rc));
   rc = mdb_dbi_open(txn, sub_names[DF_SUB_META], 0, &e->dbi[DF_SUB_META]);
   if (rc == MDB_NOTFOUND) {
     /* No meta: a fresh environment, unless LMDB's main database already
@@ -649,6 +784,7 @@ static int env_load(df_env *e, const df_open_options *o, char *err,
                      e->path);
       goto out;
     }
+    if (e->probing) goto out; /* an empty environment: ours to create */
     if (e->readonly) {
       code = df__fmt(err, errlen, DF_ECORRUPT,
                      "%s holds no dynafile database (opened read-only, so "
@@ -659,6 +795,7 @@ static int env_load(df_env *e, const df_open_options *o, char *err,
     rc = mdb_dbi_open(txn, sub_names[DF_SUB_META], MDB_CREATE,
                       &e->dbi[DF_SUB_META]);
     fresh = 1;
+    dflags = MDB_CREATE;
   }
   for (i = DF_SUB_META + 1; rc == 0 && i < DF_SUB_COUNT; i++)
     rc = mdb_dbi_open(txn, sub_names[i], dflags, &e->dbi[i]);
@@ -702,28 +839,41 @@ static int env_load(df_env *e, const df_open_options *o, char *err,
   } else {
     df__fmt(err, errlen, code, "cannot read schema: %s", df_strerror(code));
   }
-  if (code != DF_OK) goto out;
-  /* the commit keeps the dbi handles */
-  if (e->readonly) {
-    rc = mdb_txn_commit(txn);
-    code = rc == 0 ? DF_OK : df__kv_code(rc);
-    if (rc != 0) snprintf(why, sizeof why, "%s", mdb_strerror(rc));
-  } else {
-    code =
-        df__env_write_commit(e, txn, o->sync, pthread_self(), why, sizeof why);
+  if (code == DF_ERETRY && tries++ < 16) {
+    /* a large first schema filled the new map: grow it, start again */
+    mdb_txn_abort(txn);
+    txn = NULL;
+    df__schema_free(&e->schema);
+    memset(&e->schema, 0, sizeof e->schema);
+    if ((code = grow(e, 0)) != DF_OK) {
+      df__fmt(err, errlen, code, "cannot store schema: %s",
+              df_strerror(code));
+      goto out;
+    }
+    goto again;
   }
+  if (code != DF_OK) goto out;
+  rc = mdb_txn_commit(txn); /* keeps the dbi handles */
   txn = NULL;
-  if (code != DF_OK) {
-    df__fmt(err, errlen, code, "%s: %s",
-            fresh ? "cannot store schema" : "cannot open database", why);
+  if (rc == MDB_MAP_FULL && tries++ < 16) {
+    df__schema_free(&e->schema);
+    memset(&e->schema, 0, sizeof e->schema);
+    if ((code = grow(e, 0)) != DF_OK) {
+      df__fmt(err, errlen, code, "cannot store schema: %s",
+              df_strerror(code));
+      goto out;
+    }
+    goto again;
+  }
+  if (rc != 0) {
+    code = df__fmt(err, errlen, df__kv_code(rc), "%s: %s",
+                   fresh ? "cannot store schema" : "cannot open database",
+                   mdb_strerror(rc));
     goto out;
   }
   if (fresh) meta_json_write(e);
 out:
-  if (txn && e->readonly)
-    mdb_txn_abort(txn);
-  else if (txn)
-    df__env_write_abort(e, txn, pthread_self(), 0, NULL, 0);
+  if (txn) mdb_txn_abort(txn);
   return code;
 }
 
@@ -849,14 +999,78 @@ static void wait_for_creator(const char *path) {
   close(fd);
 }
 
+/* Create e->mdb and open it with `flags`.  With MDB_WRITEMAP, LMDB sets
+ * the file's length to the map size as it opens: never less than the
+ * file's length now, or a file another process grew would be cut under
+ * its map (and the next write there would kill it with SIGBUS); the
+ * caller holds the writer lock, so nobody grows the file meanwhile. */
+static int lmdb_open(df_env *e, const df_open_options *o, unsigned flags,
+                     char *err, size_t errlen) {
+  int rc, code;
+  size_t map = o->map_size ? o->map_size : DEFAULT_MAP_SIZE;
+  struct stat st;
+  char data[PATH_MAX];
+  snprintf(data, sizeof data, "%s/data.mdb", e->path);
+  if ((flags & MDB_WRITEMAP) && stat(data, &st) == 0 &&
+      (uint64_t)st.st_size > map)
+    map = (size_t)st.st_size;
+  rc = mdb_env_create(&e->mdb);
+  if (rc == 0) rc = mdb_env_set_maxdbs(e->mdb, 8);
+  if (rc == 0)
+    rc = mdb_env_set_maxreaders(
+        e->mdb, o->max_readers ? o->max_readers : DF_DEFAULT_MAX_READERS);
+  if (rc == 0) rc = mdb_env_set_mapsize(e->mdb, map);
+  if (rc != 0)
+    return df__fmt(err, errlen, df__kv_code(rc),
+                   "cannot create environment: %s", mdb_strerror(rc));
+  rc = mdb_env_open(e->mdb, e->path, flags, 0644);
+  if (rc != 0) {
+    code = df__kv_code(rc);
+    if (rc == EINVAL || rc == ENOENT) code = DF_ECORRUPT;
+    return df__fmt(err, errlen, code, "cannot open %s: %s", e->path,
+                   mdb_strerror(rc));
+  }
+  e->page_size = page_size(e->mdb);
+  return DF_OK;
+}
+
+static void lmdb_close(df_env *e) {
+  if (e->mdb) mdb_env_close(e->mdb);
+  e->mdb = NULL;
+}
+
+/* A data file without a redo log beside it: a database written by a
+ * release before the log, or another program's LMDB environment.  Find
+ * out which without writing to it (a read-only LMDB open, as the release
+ * before the log opened it, and the checks of env_load), before anything
+ * is created beside it. */
+static int probe(df_env *e, const df_open_options *o, const char *data_path,
+                 char *err, size_t errlen) {
+  int code, ro = e->readonly;
+  e->readonly = 1;
+  e->probing = !ro; /* an empty environment (an open that failed before
+                       its schema was stored) may still be initialised */
+  code = lmdb_open(e, o, MDB_NOTLS | MDB_NORDAHEAD | MDB_RDONLY, err, errlen);
+  if (code == DF_OK) code = check_file_length(e, data_path, err, errlen);
+  if (code == DF_OK) code = env_load(e, o, err, errlen);
+  df__schema_free(&e->schema);
+  memset(&e->schema, 0, sizeof e->schema);
+  lmdb_close(e);
+  e->readonly = ro;
+  e->probing = 0;
+  return code;
+}
+
 static int env_open(const char *path, const struct stat *st,
                     const df_open_options *o, df_env **out, char *err,
                     size_t errlen) {
   df_env *e;
-  int rc, code;
+  int code;
   char data_path[PATH_MAX];
   struct stat dst;
   unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+  df_commit_options copts;
+  int fresh = 0;
 
   if (snprintf(data_path, sizeof data_path, "%s/data.mdb", path) >=
       (int)sizeof data_path)
@@ -870,6 +1084,7 @@ static int env_open(const char *path, const struct stat *st,
                      "%s is not empty and holds no dynafile database; "
                      "refusing to create one among other files",
                      path);
+    fresh = 1;
   } else if ((size_t)dst.st_size < 2 * 4096) {
     /* LMDB would silently initialise an empty file: a torn or truncated
      * data file (still short once no process is creating it) is not a new
@@ -900,30 +1115,34 @@ static int env_open(const char *path, const struct stat *st,
     env_destroy(e);
     return df__fmt(err, errlen, DF_ENOMEM, "out of memory");
   }
-  rc = mdb_env_create(&e->mdb);
-  if (rc == 0) rc = mdb_env_set_maxdbs(e->mdb, 8);
-  if (rc == 0)
-    rc = mdb_env_set_maxreaders(
-        e->mdb, o->max_readers ? o->max_readers : DF_DEFAULT_MAX_READERS);
-  if (rc == 0)
-    rc = mdb_env_set_mapsize(e->mdb,
-                             o->map_size ? o->map_size : DEFAULT_MAP_SIZE);
-  if (rc != 0) {
-    env_destroy(e);
-    return df__fmt(err, errlen, df__kv_code(rc),
-                   "cannot create environment: %s", mdb_strerror(rc));
+  if (!fresh && !df__commit_has_log(path)) {
+    /* nothing may be written before the directory is known to hold a
+     * dynafile database */
+    code = probe(e, o, data_path, err, errlen);
+    if (code != DF_OK) {
+      env_destroy(e);
+      return code;
+    }
   }
-  if (o->readonly) flags |= MDB_RDONLY;
-  rc = mdb_env_open(e->mdb, path, flags, 0644);
-  if (rc != 0) {
-    code = df__kv_code(rc);
-    if (rc == EINVAL || rc == ENOENT) code = DF_ECORRUPT;
-    df__fmt(err, errlen, code, "cannot open %s: %s", path, mdb_strerror(rc));
+  /* the redo log's open lock, and recovery's first part (before LMDB
+   * reads the meta pages) */
+  memset(&copts, 0, sizeof copts);
+  copts.flush_ms = o->flush_ms;
+  copts.checkpoint_bytes = o->checkpoint_bytes;
+  code = df__commit_open(path, o->readonly, &copts, &e->commit, err, errlen);
+  if (code != DF_OK) {
     env_destroy(e);
     return code;
   }
-  e->page_size = page_size(e->mdb);
-  if ((code = check_file_length(e, data_path, err, errlen)) != DF_OK) {
+  /* writes go through the map and are never synced by LMDB: the redo
+   * log makes them durable (commit.c) */
+  flags |= o->readonly ? MDB_RDONLY : (MDB_WRITEMAP | MDB_NOSYNC);
+  df__commit_hold(e->commit, 1); /* see lmdb_open */
+  code = lmdb_open(e, o, flags, err, errlen);
+  df__commit_hold(e->commit, 0);
+  if (code != DF_OK ||
+      (o->readonly &&
+       (code = check_file_length(e, data_path, err, errlen)) != DF_OK)) {
     env_destroy(e);
     return code;
   }
@@ -931,8 +1150,26 @@ static int env_open(const char *path, const struct stat *st,
     int dead = 0;
     mdb_reader_check(e->mdb, &dead); /* reclaim slots of killed processes */
   }
+  if (!o->readonly) {
+    MDB_envinfo info;
+    int ae;
+    if (mdb_env_info(e->mdb, &info) == 0 &&
+        (ae = allocate_map(e, info.me_mapsize)) != 0) {
+      df__fmt(err, errlen, sys_code(ae),
+              "cannot allocate %s up to its map size (%llu bytes): %s",
+              data_path, (unsigned long long)info.me_mapsize, strerror(ae));
+      env_destroy(e);
+      return sys_code(ae);
+    }
+  }
   prefetch(e, data_path, o->prefetch);
   code = env_load(e, o, err, errlen);
+  if (code == DF_OK)
+    code = df__commit_attach(e->commit, e->mdb, e->dbi, grow_cb, e, err,
+                             errlen);
+  /* a database written before the redo log (format 2 or older) has one
+   * now; ddl.c's open brings its format to DF_FORMAT_VERSION through the
+   * log (upgrade.c), so that no release before it writes around the log */
   if (code != DF_OK) {
     env_destroy(e);
     return code;

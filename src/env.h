@@ -36,6 +36,8 @@ typedef struct df_retired {
   char *blob;
 } df_retired;
 
+struct df_commit;
+
 typedef struct df_env {
   struct df_env *next; /* registry list */
   dev_t dev;
@@ -45,6 +47,7 @@ typedef struct df_env {
   struct MDB_env *mdb;
   unsigned dbi[DF_SUB_COUNT];
   int readonly;
+  int probing; /* env_open's look at a data file without a redo log */
   char *path;
   char id[64];
   size_t page_size;
@@ -57,6 +60,7 @@ typedef struct df_env {
   df_retired *retired;      /* replaced schema strings */
   df_retired *retire_spare; /* a node reserved before a schema change */
   uint64_t origin;          /* this process's default change-log origin */
+  struct df_commit *commit; /* the redo log and checkpoints (commit.c) */
 } df_env;
 
 /* A handle's reusable read transaction (see df__env_read_begin). */
@@ -95,22 +99,36 @@ void df__env_rcache_drop(df_rcache *c);
 /* 1 when the calling thread holds this environment's write transaction. */
 int df__env_writer_held(df_env *e);
 /* Begin the LMDB write transaction (waiting for other writers), growing
- * the map ahead of need, and mark this thread as the writer.  The caller
- * has checked df__env_writer_held (waiting for itself would deadlock).
- * Errors: DF_EIO, DF_ENOMEM, ...  */
-int df__env_write_begin(df_env *e, struct MDB_txn **txn, char *err,
-                        size_t errlen);
+ * the map ahead of need, and mark this thread as the writer.  *rec is the
+ * transaction's redo record, to put in its df_kv.  The caller has checked
+ * df__env_writer_held (waiting for itself would deadlock).
+ * Errors: DF_EIO, DF_ENOMEM, DF_EDISKFULL, ...  */
+int df__env_write_begin(df_env *e, struct MDB_txn **txn, df_redo_rec **rec,
+                        char *err, size_t errlen);
+/* The write transaction *txn met a full map: abort it, grow the map, and
+ * begin again with the first n_ops ops (len bytes) of its record replayed,
+ * keeping the writer lock, so that no other writer comes in between and
+ * the transaction goes on as if nothing happened.  On failure (the map
+ * cannot grow: DF_EDISKFULL, DF_EBUSY, ...; the message says which) *txn
+ * is NULL and the map lock released: end the transaction with
+ * df__env_write_abort(e, NULL, ...). */
+int df__env_write_regrow(df_env *e, struct MDB_txn **txn, uint32_t n_ops,
+                         size_t len, char *err, size_t errlen);
 /* Commit with the durability of `sync`.  Whatever the result, the writer
  * mark and the map lock are released.  DF_ERETRY: the map was full and
  * has grown; DF_EBUSY: it was full and cannot grow, because this thread
  * holds a read transaction; DF_EDISKFULL / DF_EIO: the message says why. */
 int df__env_write_commit(df_env *e, struct MDB_txn *txn, df_sync sync,
                          pthread_t writer, char *err, size_t errlen);
-/* Abort.  With `grow` (the transaction met a full map), grow the map
- * afterwards and return DF_ERETRY, or DF_EBUSY when it cannot grow (as
- * for a commit), with the message in err; else DF_OK. */
+/* Abort (txn NULL: already gone, after a failed regrow: the map lock is
+ * not held then).  With `grow` (the transaction met a full map), grow the
+ * map afterwards and return DF_ERETRY, or DF_EBUSY when it cannot grow
+ * (as for a commit), with the message in err; else DF_OK. */
 int df__env_write_abort(df_env *e, struct MDB_txn *txn, pthread_t writer,
                         int grow, char *err, size_t errlen);
+
+/* What recovery did at open, and the redo log now (df_db_check). */
+void df__env_commit_report(df_env *e, df_check_report *r);
 
 /* Map and reader figures for df_db_stat (under the map lock). */
 void df__env_info(df_env *e, uint64_t *map_size, uint64_t *used,

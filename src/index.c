@@ -443,7 +443,7 @@ int df__index_clear(df_write *w, unsigned id) {
     k.n = 1;
     code = df__kv_step(c, DF_KV_SEEK, &k, NULL);
     if (code != DF_OK || k.p[0] != prefix) break;
-    if ((code = df__kv_cursor_del(c)) != DF_OK) break;
+    if ((code = df__kv_cursor_del(&w->kv, DF_SUB_INDEX, c)) != DF_OK) break;
   }
   df__kv_cursor_close(c);
   if (code == DF_OK || code == DF_ENOTFOUND) return DF_OK;
@@ -455,7 +455,8 @@ int df__index_build(df_write *w, const df_index_def *def,
   const df_schema *s = w->schema;
   df_kvcursor *c = NULL;
   df_bytes k, v;
-  unsigned char ek[DF_KEY_MAX];
+  unsigned char ek[DF_KEY_MAX], last[DF_KEY_MAX];
+  size_t lastn;
   size_t ekn, done = 0, step;
   uint64_t total = 0;
   df_buf val;
@@ -472,6 +473,7 @@ int df__index_build(df_write *w, const df_index_def *def,
   if (progress) progress(progress_ud, def->name, 0, total);
   for (code = df__kv_step(c, DF_KV_FIRST, &k, &v); code == DF_OK;
        code = df__kv_step(c, DF_KV_NEXT, &k, &v)) {
+  again:
     done++;
     if (progress && done % step == 0 && done < total)
       progress(progress_ud, def->name, done, total);
@@ -486,6 +488,23 @@ int df__index_build(df_write *w, const df_index_def *def,
     code = entry_value(&val, s, def, k.p, v.p, v.n);
     if (code != DF_OK) goto fail;
     code = df__kv_put(&w->kv, DF_SUB_INDEX, ek, ekn, val.p, val.len);
+    if (code == DF_ERETRY && w->regrow && k.n <= sizeof last) {
+      /* the map is full: move to a bigger one and go on from this item
+       * (its cursor belongs to the old transaction) */
+      memcpy(last, k.p, k.n);
+      lastn = k.n;
+      df__kv_cursor_close(c);
+      c = NULL;
+      if ((code = w->regrow(w)) != DF_OK) goto out;
+      if ((code = df__kv_cursor(&w->kv, DF_SUB_ITEMS, &c)) != DF_OK)
+        goto store;
+      k.p = last;
+      k.n = lastn;
+      code = df__kv_step(c, DF_KV_SEEK, &k, &v);
+      if (code != DF_OK) goto store;
+      done--;
+      goto again;
+    }
     if (code != DF_OK) goto store;
   }
   if (code != DF_ENOTFOUND) goto store;

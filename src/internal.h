@@ -366,10 +366,14 @@ typedef struct df_redo_header {
   unsigned char meta[2][DF_REDO_META_LEN]; /* LMDB meta pages, head */
 } df_redo_header;
 
-/* A record being built: ops appended in order, then sealed. */
+/* A record being built: ops appended in order, then sealed.  A put whose
+ * value the caller fills in afterwards (df__redo_rec_put_later) is copied
+ * into the record at the next op or at sealing. */
 typedef struct df_redo_rec {
   df_buf buf;
   uint32_t n_ops;
+  const void *later;  /* the value to copy, or NULL */
+  size_t later_at, later_len;
 } df_redo_rec;
 
 /* One operation of a record; key and val borrow the record's bytes. */
@@ -406,6 +410,13 @@ int df__redo_rec_put(df_redo_rec *rec, unsigned dbi, const void *k, size_t klen,
 int df__redo_rec_del(df_redo_rec *rec, unsigned dbi, const void *k,
                      size_t klen);
 int df__redo_rec_clear(df_redo_rec *rec, unsigned dbi);
+/* A put of vlen bytes that will be at `room` once the caller has filled
+ * them (before its next write, or the commit). */
+int df__redo_rec_put_later(df_redo_rec *rec, unsigned dbi, const void *k,
+                           size_t klen, const void *room, size_t vlen);
+/* Copy the value of such a put now (it is done by the next op and by
+ * sealing; before the room goes away, call it). */
+void df__redo_rec_settle(df_redo_rec *rec);
 /* The length the record will have once sealed. */
 size_t df__redo_rec_sealed_len(const df_redo_rec *rec);
 /* Fill in the head and checksum: rec->buf then holds the whole record.

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <string.h>
 
 #include "kv.h"
 
@@ -62,24 +63,40 @@ int df__kv_get(const df_kv *kv, df_sub sub, const void *k, size_t kn,
   return DF_OK;
 }
 
+/* A value the caller filled in through the map (df__kv_append) is copied
+ * into the record before the next write can move it. */
+#define SETTLE(kv) \
+  if ((kv)->rec) df__redo_rec_settle((kv)->rec)
+
 int df__kv_put(const df_kv *kv, df_sub sub, const void *k, size_t kn,
                const void *v, size_t vn) {
   MDB_val mk = val(k, kn), mv = val(v, vn);
-  return df__kv_code(mdb_put(kv->txn, kv->dbi[sub], &mk, &mv, 0));
+  int rc;
+  SETTLE(kv);
+  rc = mdb_put(kv->txn, kv->dbi[sub], &mk, &mv, 0);
+  if (rc != 0) return df__kv_code(rc);
+  return kv->rec ? df__redo_rec_put(kv->rec, sub, k, kn, v, vn) : DF_OK;
 }
 
 int df__kv_append(const df_kv *kv, df_sub sub, const void *k, size_t kn,
                   size_t vn, void **room) {
   MDB_val mk = val(k, kn), mv = val(NULL, vn);
-  int rc = mdb_put(kv->txn, kv->dbi[sub], &mk, &mv, MDB_APPEND | MDB_RESERVE);
+  int rc;
+  SETTLE(kv);
+  rc = mdb_put(kv->txn, kv->dbi[sub], &mk, &mv, MDB_APPEND | MDB_RESERVE);
   if (rc != 0) return df__kv_code(rc);
   *room = mv.mv_data;
-  return DF_OK;
+  return kv->rec ? df__redo_rec_put_later(kv->rec, sub, k, kn, mv.mv_data, vn)
+                 : DF_OK;
 }
 
 int df__kv_del(const df_kv *kv, df_sub sub, const void *k, size_t kn) {
   MDB_val mk = val(k, kn);
-  return df__kv_code(mdb_del(kv->txn, kv->dbi[sub], &mk, NULL));
+  int rc;
+  SETTLE(kv);
+  rc = mdb_del(kv->txn, kv->dbi[sub], &mk, NULL);
+  if (rc != 0) return df__kv_code(rc);
+  return kv->rec ? df__redo_rec_del(kv->rec, sub, k, kn) : DF_OK;
 }
 
 int df__kv_count(const df_kv *kv, df_sub sub, uint64_t *n) {
@@ -91,7 +108,11 @@ int df__kv_count(const df_kv *kv, df_sub sub, uint64_t *n) {
 }
 
 int df__kv_clear(const df_kv *kv, df_sub sub) {
-  return df__kv_code(mdb_drop(kv->txn, kv->dbi[sub], 0));
+  int rc;
+  SETTLE(kv);
+  rc = mdb_drop(kv->txn, kv->dbi[sub], 0);
+  if (rc != 0) return df__kv_code(rc);
+  return kv->rec ? df__redo_rec_clear(kv->rec, sub) : DF_OK;
 }
 
 int df__kv_cursor(const df_kv *kv, df_sub sub, df_kvcursor **out) {
@@ -117,8 +138,22 @@ int df__kv_step(df_kvcursor *c, int op, df_bytes *k, df_bytes *v) {
   return DF_OK;
 }
 
-int df__kv_cursor_del(df_kvcursor *c) {
-  return df__kv_code(mdb_cursor_del(c, 0));
+int df__kv_cursor_del(const df_kv *kv, df_sub sub, df_kvcursor *c) {
+  unsigned char key[DF_KEY_MAX];
+  MDB_val mk, mv;
+  size_t kn;
+  int rc;
+  if (kv->rec == NULL) return df__kv_code(mdb_cursor_del(c, 0));
+  df__redo_rec_settle(kv->rec);
+  /* the key, copied before the entry (and maybe its page) goes */
+  rc = mdb_cursor_get(c, &mk, &mv, MDB_GET_CURRENT);
+  if (rc != 0) return df__kv_code(rc);
+  if (mk.mv_size > sizeof key) return DF_ECORRUPT;
+  kn = mk.mv_size;
+  memcpy(key, mk.mv_data, kn);
+  rc = mdb_cursor_del(c, 0);
+  if (rc != 0) return df__kv_code(rc);
+  return df__redo_rec_del(kv->rec, sub, key, kn);
 }
 
 void df__kv_cursor_close(df_kvcursor *c) {

@@ -13,7 +13,9 @@
  * DF_ERETRY when the map is full (the transaction is then doomed and must
  * run again once the map has grown), DF_ECORRUPT, DF_EIO, DF_ENOMEM, ...
  * No function here dooms a transaction or writes a message: the caller
- * decides what a failure means.
+ * decides what a failure means.  A write that succeeds is also added to
+ * kv->rec when there is one (the redo record of the transaction; a
+ * failure to grow that record in memory is DF_ENOMEM, after the write).
  */
 #ifndef DF_KV_H
 #define DF_KV_H
@@ -36,6 +38,9 @@ typedef enum df_sub {
 typedef struct df_kv {
   struct MDB_txn *txn;
   const unsigned *dbi; /* DF_SUB_COUNT handles, owned by the environment */
+  df_redo_rec *rec;    /* a write transaction's redo record: every write
+                          that succeeds is added to it (commit.c logs it);
+                          NULL for reads and for recovery's replay */
 } df_kv;
 
 /* Bytes read: borrowed from the map (see above). */
@@ -80,8 +85,8 @@ int df__kv_cursor(const df_kv *kv, df_sub sub, df_kvcursor **out);
 /* Move (op: DF_KV_*) and read the entry there into *k and *v (either may
  * be NULL for FIRST/LAST/NEXT/PREV).  DF_ENOTFOUND past either end. */
 int df__kv_step(df_kvcursor *c, int op, df_bytes *k, df_bytes *v);
-/* Delete the entry under the cursor. */
-int df__kv_cursor_del(df_kvcursor *c);
+/* Delete the entry under the cursor, a cursor of kv's sub-database sub. */
+int df__kv_cursor_del(const df_kv *kv, df_sub sub, df_kvcursor *c);
 void df__kv_cursor_close(df_kvcursor *c); /* NULL accepted */
 
 #endif /* DF_KV_H */

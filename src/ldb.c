@@ -188,6 +188,20 @@ static int l_db_check(lua_State *L) {
                          r.stale_index == 0 && r.missing_expiry == 0 &&
                          r.stale_expiry == 0);
   lua_setfield(L, -2, "ok");
+  /* what recovery did at open, and the redo log now */
+  lua_newtable(L);
+  lua_pushboolean(L, r.recovered);
+  lua_setfield(L, -2, "recovered");
+  lua_pushboolean(L, r.meta_restored);
+  lua_setfield(L, -2, "meta_restored");
+  set_num(L, "records_replayed", (double)r.records_replayed);
+  set_num(L, "replayed_bytes", (double)r.replayed_bytes);
+  set_num(L, "seconds", r.recovery_seconds);
+  lua_pushboolean(L, r.log_created);
+  lua_setfield(L, -2, "log_created");
+  lua_setfield(L, -2, "recovery");
+  set_num(L, "checkpoint", (double)r.checkpoint);
+  set_num(L, "log_bytes", (double)r.log_bytes);
   return 1;
 }
 

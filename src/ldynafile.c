@@ -57,6 +57,8 @@ int luaopen_dynafile_core(lua_State *L) {
   lua_setfield(L, -2, "array_mt");
   lua_pushstring(L, DF_VERSION);
   lua_setfield(L, -2, "version");
+  lua_pushinteger(L, DF_FORMAT_VERSION);
+  lua_setfield(L, -2, "format");
   /* how many times the Lua layer's write runner runs a transaction whose
    * map had to grow: the core's bound for its own */
   lua_pushinteger(L, DF_GROW_RETRIES);

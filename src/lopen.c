@@ -114,7 +114,13 @@ static int read_open_args(lua_State *L, int t, open_args *a) {
     a->o.prefetch = DF_PREFETCH_NONE;
   else if (lua_isnumber(L, -1))
     a->o.prefetch = (size_t)lua_tonumber(L, -1);
-  lua_pop(L, 8); /* the strings stay referenced by the options table */
+  /* the commit path: the "normal" flush window, the checkpoint interval */
+  lua_getfield(L, t, "flush_ms");
+  if (lua_isnumber(L, -1)) a->o.flush_ms = (unsigned)lua_tonumber(L, -1);
+  lua_getfield(L, t, "checkpoint_bytes");
+  if (lua_isnumber(L, -1))
+    a->o.checkpoint_bytes = (uint64_t)lua_tonumber(L, -1);
+  lua_pop(L, 10); /* the strings stay referenced by the options table */
   read_stream_args(L, t, &a->o);
   lua_getfield(L, t, "indexes");
   if (lua_istable(L, -1)) {

@@ -253,10 +253,21 @@ int df__redo_flush(df_redo *r, char *err, size_t errlen) {
 
 /* Make the file at least `end` bytes long, zero-filled and flushed, in
  * whole chunks (doubling, at least GROW_CHUNK at a time). */
+/* Other processes grow the file too: learn its length. */
+static void refresh_size(df_redo *r) {
+  struct stat st;
+  if (fstat(r->fd, &st) == 0 && (uint64_t)st.st_size > r->size)
+    r->size = (uint64_t)st.st_size;
+}
+
 int df__redo_reserve(df_redo *r, uint64_t end, char *err, size_t errlen) {
   static const unsigned char zeros[ZERO_CHUNK];
   uint64_t want, off;
   int e;
+  if (end <= r->size) return DF_OK;
+  /* zeros go only past the end of the file as it is now (the caller holds
+   * the writer lock): never over a record another process appended */
+  refresh_size(r);
   if (end <= r->size) return DF_OK;
   want = r->size < DF_REDO_AREA ? DF_REDO_AREA : r->size;
   want = want + (want < GROW_CHUNK ? GROW_CHUNK : want);
@@ -369,6 +380,15 @@ int df__redo_header_write(df_redo *r, const df_redo_header *h, char *err,
 void df__redo_rec_init(df_redo_rec *rec) {
   df__buf_init(&rec->buf);
   rec->n_ops = 0;
+  rec->later = NULL;
+}
+
+/* Copy the value of a put made with df__redo_rec_put_later. */
+void df__redo_rec_settle(df_redo_rec *rec) {
+  if (rec->later == NULL) return;
+  if (!rec->buf.failed && rec->later_at + rec->later_len <= rec->buf.len)
+    memcpy(rec->buf.p + rec->later_at, rec->later, rec->later_len);
+  rec->later = NULL;
 }
 
 void df__redo_rec_free(df_redo_rec *rec) {
@@ -380,6 +400,7 @@ int df__redo_rec_reset(df_redo_rec *rec) {
   static const unsigned char head[REC_HEAD];
   df__buf_reset(&rec->buf);
   rec->n_ops = 0;
+  rec->later = NULL;
   return df__buf_append(&rec->buf, head, sizeof head);
 }
 
@@ -387,6 +408,7 @@ static int rec_op(df_redo_rec *rec, int kind, unsigned dbi, const void *k,
                   size_t klen, const void *v, size_t vlen) {
   unsigned char two[2];
   if (rec->buf.len < REC_HEAD && df__redo_rec_reset(rec) != 0) return DF_ENOMEM;
+  df__redo_rec_settle(rec);
   two[0] = (unsigned char)kind;
   two[1] = (unsigned char)dbi;
   df__buf_append(&rec->buf, two, 2);
@@ -415,6 +437,24 @@ int df__redo_rec_clear(df_redo_rec *rec, unsigned dbi) {
   return rec_op(rec, DF_REDO_CLEAR, dbi, NULL, 0, NULL, 0);
 }
 
+int df__redo_rec_put_later(df_redo_rec *rec, unsigned dbi, const void *k,
+                           size_t klen, const void *room, size_t vlen) {
+  size_t at;
+  int code;
+  /* the op with a value of vlen bytes, whatever they are now */
+  code = rec_op(rec, DF_REDO_PUT, dbi, k, klen, NULL, 0);
+  if (code != DF_OK) return code;
+  rec->buf.len--; /* the empty value's length: replaced below */
+  put_varint(&rec->buf, vlen);
+  at = rec->buf.len;
+  if (df__buf_reserve(&rec->buf, vlen) != 0) return DF_ENOMEM;
+  rec->buf.len += vlen;
+  rec->later = room;
+  rec->later_at = at;
+  rec->later_len = vlen;
+  return rec->buf.failed ? DF_ENOMEM : DF_OK;
+}
+
 size_t df__redo_rec_sealed_len(const df_redo_rec *rec) {
   size_t n = rec->buf.len < REC_HEAD ? REC_HEAD : rec->buf.len;
   return (n + 7) / 8 * 8 + REC_TAIL;
@@ -426,6 +466,7 @@ int df__redo_rec_seal(df_redo_rec *rec, uint64_t log_id, uint64_t seq) {
   size_t len;
   uint32_t crc;
   if (rec->buf.len < REC_HEAD && df__redo_rec_reset(rec) != 0) return DF_ENOMEM;
+  df__redo_rec_settle(rec);
   len = df__redo_rec_sealed_len(rec);
   if (len > UINT32_MAX) return DF_EINVAL;
   df__buf_append(&rec->buf, zeros, len - REC_TAIL - rec->buf.len);
@@ -478,6 +519,7 @@ int df__redo_read(df_redo *r, uint64_t off, uint64_t log_id, uint64_t seq,
   uint32_t len, crc;
   ssize_t n;
   df__buf_reset(out);
+  if (off + REC_HEAD > r->size) refresh_size(r);
   if (off < DF_REDO_AREA || off % 8 != 0 || off + REC_HEAD > r->size)
     return DF_ENOTFOUND;
   n = read_upto(r->fd, head, sizeof head, off);
@@ -489,6 +531,7 @@ int df__redo_read(df_redo *r, uint64_t off, uint64_t log_id, uint64_t seq,
   if (n < REC_HEAD || get32(head) != REC_MAGIC || get64(head + 8) != seq)
     return DF_ENOTFOUND;
   len = get32(head + 4);
+  if (off + len > r->size) refresh_size(r);
   if (len < REC_HEAD + REC_TAIL || len % 8 != 0 || off + len > r->size)
     return DF_ENOTFOUND;
   if (df__buf_reserve(out, len) != 0) {

@@ -116,7 +116,7 @@ static int trim(df_write *w, uint64_t last, double now) {
           !(when < now - secs))
         break;
     }
-    code = df__kv_cursor_del(c);
+    code = df__kv_cursor_del(&w->kv, DF_SUB_STREAM, c);
     if (code != DF_OK) break;
   }
   df__kv_cursor_close(c);

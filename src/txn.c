@@ -19,7 +19,9 @@
  *  - At most one write transaction per thread per database (env.c's
  *    writer mark): a second one is DF_EBUSY, never a self-deadlock.
  */
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "handle.h"
@@ -127,9 +129,12 @@ static int partition_check(df_txn *t, const unsigned char *k,
 
 /* ---------------------------------------------------------- transactions */
 
+static int write_regrow(df_write *w);
+
 int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
   df_txn *t;
   df_env *e;
+  df_redo_rec *rec = NULL;
   int code;
   int write = (flags & DF_TXN_WRITE) != 0;
   char err[DF_MSG_MAX];
@@ -171,13 +176,15 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
     *out = t;
     return DF_OK;
   }
-  code = df__env_write_begin(e, &t->txn, err, sizeof err);
+  code = df__env_write_begin(e, &t->txn, &rec, err, sizeof err);
   if (code != DF_OK) {
     __atomic_sub_fetch(&db->txns, 1, __ATOMIC_ACQ_REL);
     df__free(t);
     return df__db_err(db, code, "%s", err);
   }
   df__env_kv(e, t->txn, &t->w.kv);
+  t->w.kv.rec = rec; /* every write is logged (commit.c) */
+  t->w.regrow = write_regrow;
   t->live = 1;
   /* Another process may have added or dropped an index: write with the
    * stored schema, so every index stays in step. */
@@ -394,6 +401,64 @@ static int build_key(df_txn *t, const df_key *key, unsigned char *k,
                       sizeof t->w.errmsg);
 }
 
+/* ------------------------------------------------- a full map, in place */
+
+/* Where a write operation started: the transaction's redo record, its
+ * events and its change-log numbering.  When the operation meets a full
+ * map, the transaction is rebuilt as of that point in a bigger map (the
+ * writer lock kept, so nothing else comes in between: env.c), and the
+ * operation runs again -- the caller and its code (a Lua transaction
+ * function, an update function) never see it and never run twice. */
+typedef struct op_mark {
+  uint32_t n_ops;
+  size_t rec_len, n_changes, events_len;
+  uint64_t next_seq;
+} op_mark;
+
+static void mark_take(const df_txn *t, op_mark *m) {
+  const df_redo_rec *r = t->w.kv.rec;
+  m->n_ops = r ? r->n_ops : 0;
+  m->rec_len = r ? r->buf.len : 0;
+  m->n_changes = t->n_changes;
+  m->events_len = t->events_buf.len;
+  m->next_seq = t->w.next_seq;
+}
+
+/* The operation since m met a full map (the transaction is doomed with
+ * DF_ERETRY): grow, rebuild, and say whether to run it again (DF_OK) or
+ * why the map could not grow (the transaction stays doomed). */
+static int regrow(df_txn *t, const op_mark *m) {
+  int code;
+  if (t == NULL || !t->live || !t->map_full || !(t->flags & DF_TXN_WRITE) ||
+      t->w.kv.rec == NULL)
+    return DF_ERETRY;
+  code = df__env_write_regrow(t->env, &t->txn, m->n_ops, m->rec_len,
+                              t->w.errmsg, sizeof t->w.errmsg);
+  if (code != DF_OK) {
+    /* gone, with the map lock: the abort at the end must not touch it */
+    t->txn = NULL;
+    t->map_full = 0;
+    df__txn_doom(t, code);
+    return code;
+  }
+  t->w.kv.txn = t->txn;
+  t->n_changes = m->n_changes;
+  t->events_buf.len = m->events_len;
+  t->events_buf.failed = 0;
+  t->w.next_seq = m->next_seq;
+  t->map_full = 0;
+  return DF_OK;
+}
+
+/* df_write's regrow: rebuild the transaction as it is now. */
+static int write_regrow(df_write *w) {
+  df_txn *t = (df_txn *)(void *)((char *)w - offsetof(df_txn, w));
+  op_mark m;
+  mark_take(t, &m);
+  t->map_full = 1;
+  return regrow(t, &m);
+}
+
 int df_txn_get(df_txn *t, const df_key *key, const void **item, size_t *len) {
   unsigned char k[DF_KEY_MAX];
   size_t klen;
@@ -413,8 +478,8 @@ int df_txn_get(df_txn *t, const df_key *key, const void **item, size_t *len) {
   return DF_OK;
 }
 
-int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
-               size_t *old_len) {
+static int put_once(df_txn *t, const void *item, size_t len,
+                    const void **old, size_t *old_len) {
   unsigned char k[DF_KEY_MAX];
   size_t klen;
   df_key key;
@@ -481,7 +546,20 @@ int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
   return DF_OK;
 }
 
-static int delete_item(df_txn *t, const df_key *key, int *found,
+int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
+               size_t *old_len) {
+  op_mark m = {0, 0, 0, 0, 0};
+  int code, tries, grown;
+  for (tries = 0;; tries++) {
+    if (t) mark_take(t, &m);
+    code = put_once(t, item, len, old, old_len);
+    if (code != DF_ERETRY || tries >= DF_GROW_RETRIES) return code;
+    if ((grown = regrow(t, &m)) != DF_OK)
+      return grown == DF_ERETRY ? code : grown;
+  }
+}
+
+static int delete_once(df_txn *t, const df_key *key, int *found,
                        const void **old, size_t *old_len, int expired) {
   unsigned char k[DF_KEY_MAX];
   size_t klen;
@@ -503,6 +581,19 @@ static int delete_item(df_txn *t, const df_key *key, int *found,
   return DF_OK;
 }
 
+static int delete_item(df_txn *t, const df_key *key, int *found,
+                       const void **old, size_t *old_len, int expired) {
+  op_mark m = {0, 0, 0, 0, 0};
+  int code, tries, grown;
+  for (tries = 0;; tries++) {
+    if (t) mark_take(t, &m);
+    code = delete_once(t, key, found, old, old_len, expired);
+    if (code != DF_ERETRY || tries >= DF_GROW_RETRIES) return code;
+    if ((grown = regrow(t, &m)) != DF_OK)
+      return grown == DF_ERETRY ? code : grown;
+  }
+}
+
 int df_txn_delete(df_txn *t, const df_key *key, int *found, const void **old,
                   size_t *old_len) {
   return delete_item(t, key, found, old, old_len, 0);
@@ -512,9 +603,85 @@ int df_txn_delete_expired(df_txn *t, const df_key *key, int *found) {
   return delete_item(t, key, found, NULL, NULL, 1);
 }
 
+/* ------------------------------------------------------------- batches */
+
+typedef struct batch_key {
+  const unsigned char *p; /* the items key (in the keys buffer) */
+  size_t at, len;
+  size_t index; /* the op's place in the batch */
+} batch_key;
+
+static int batch_cmp(const void *pa, const void *pb) {
+  const batch_key *a = pa, *b = pb;
+  size_t n = a->len < b->len ? a->len : b->len;
+  int c = memcmp(a->p, b->p, n);
+  if (c != 0) return c;
+  if (a->len != b->len) return a->len < b->len ? -1 : 1;
+  return a->index < b->index ? -1 : a->index > b->index; /* stable */
+}
+
+int df_txn_write_batch(df_txn *t, const df_batch_op *ops, size_t n,
+                       size_t *failed_at) {
+  batch_key *order = NULL;
+  df_buf keys;
+  size_t i;
+  int code;
+  if (failed_at) *failed_at = 0;
+  if ((code = check_live(t, 1)) != DF_OK) return code;
+  if (n == 0) return DF_OK;
+  if (ops == NULL) return txn_err(t, DF_EINVAL, "ops is NULL");
+  df__buf_init(&keys);
+  order = df__malloc(n * sizeof *order);
+  if (order == NULL) return txn_err(t, DF_ENOMEM, "out of memory");
+  /* every key first: a bad one refuses the batch before anything is
+   * written */
+  for (i = 0; i < n; i++) {
+    unsigned char k[DF_KEY_MAX];
+    df_key key;
+    size_t klen;
+    const df_key *kp = ops[i].key;
+    if (ops[i].item) {
+      code = df__item_key_of(t->w.schema, ops[i].item, ops[i].len, &key,
+                             t->w.errmsg, sizeof t->w.errmsg);
+      if (code != DF_OK) goto fail;
+      kp = &key;
+    } else if (kp == NULL) {
+      code = txn_err(t, DF_EINVAL, "op %zu has neither an item nor a key", i);
+      goto fail;
+    }
+    if ((code = build_key(t, kp, k, &klen)) != DF_OK) goto fail;
+    order[i].at = keys.len;
+    order[i].len = klen;
+    order[i].index = i;
+    if (df__buf_append(&keys, k, klen) != 0) {
+      code = txn_err(t, DF_ENOMEM, "out of memory");
+      goto fail;
+    }
+  }
+  for (i = 0; i < n; i++) order[i].p = keys.p + order[i].at;
+  qsort(order, n, sizeof *order, batch_cmp);
+  for (i = 0; i < n; i++) {
+    const df_batch_op *op = &ops[order[i].index];
+    code = op->item ? df_txn_put(t, op->item, op->len, NULL, NULL)
+                    : df_txn_delete(t, op->key, NULL, NULL, NULL);
+    if (code != DF_OK) {
+      i = order[i].index;
+      goto fail;
+    }
+  }
+  df__free(order);
+  df__buf_free(&keys);
+  return DF_OK;
+fail:
+  if (failed_at) *failed_at = i;
+  df__free(order);
+  df__buf_free(&keys);
+  return code;
+}
+
 /* ----------------------------------------------------------------- purge */
 
-int df_txn_purge_expired(df_txn *t, size_t limit, size_t *count) {
+static int purge_once(df_txn *t, size_t limit, size_t *count) {
   unsigned char entry[DF_EXPIRY_KEY_MAX], key[DF_KEY_MAX];
   size_t done = 0, elen, at, klen;
   df_bytes v;
@@ -550,6 +717,18 @@ int df_txn_purge_expired(df_txn *t, size_t limit, size_t *count) {
   }
   if (count) *count = done;
   return DF_OK;
+}
+
+int df_txn_purge_expired(df_txn *t, size_t limit, size_t *count) {
+  op_mark m = {0, 0, 0, 0, 0};
+  int code, tries, grown;
+  for (tries = 0;; tries++) {
+    if (t && t->live) mark_take(t, &m);
+    code = purge_once(t, limit, count);
+    if (code != DF_ERETRY || tries >= DF_GROW_RETRIES) return code;
+    if ((grown = regrow(t, &m)) != DF_OK)
+      return grown == DF_ERETRY ? code : grown;
+  }
 }
 
 /* ------------------------------------------------------------ retrying */

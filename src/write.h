@@ -26,6 +26,12 @@ typedef struct df_write {
   uint64_t stream_keep;
   double stream_keep_seconds;
   uint64_t next_seq; /* sequence of the next record, 0 unknown */
+  /* After a write of a long operation (an index build) met a full map
+   * (DF_ERETRY): grow the map and carry on where it stopped -- the
+   * transaction, with everything it wrote, moves to the bigger map (txn.c;
+   * kv.txn changes, so cursors must be opened again).  DF_OK, or the
+   * reason the map could not grow (the transaction is then doomed). */
+  int (*regrow)(struct df_write *w);
 } df_write;
 
 /* ---- index.c: keep every index in step with one item change.

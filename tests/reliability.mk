@@ -69,6 +69,7 @@ POWERLOSS_IMAGES ?= 100
 crash: deps
 	@$(MAKE) --no-print-directory LUA=lua5.4 all powerloss-build
 	CRASH_KILLS=$(CRASH_KILLS) bash tests/crash.sh
+	POWERLOSS_IMAGES=$(POWERLOSS_IMAGES) bash tests/powerloss.sh
 
 # --------------------------------------------------------------- fuzzing
 FUZZ_CC ?= clang

@@ -274,6 +274,118 @@ static void test_transactions(void) {
   fx_rm(path);
 }
 
+/* df_txn_write_batch: puts and deletes applied in items-key order with
+ * a later op on one key after an earlier one; a bad item refuses the
+ * batch before anything is written, naming its place. */
+static void test_write_batch(void) {
+  char path[4200];
+  df_db *db;
+  df_txn *t = NULL;
+  df_buf bufs[6], bad;
+  df_batch_op ops[6];
+  df_key kdel, kgone;
+  const void *it;
+  size_t len, at = 99;
+  int i;
+
+  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  if (!db) return;
+  for (i = 0; i < 6; i++) df__buf_init(&bufs[i]);
+  df__buf_init(&bad);
+  CHECK_EQ_INT(put3(db, "p", "old", 1), DF_OK);
+  CHECK_EQ_INT(put3(db, "p", "gone", 1), DF_OK);
+
+  /* z, a, a again (later wins), delete "gone", b, then a delete of the
+   * first a's key is NOT in the batch: order by key, ties by position */
+  item3(&bufs[0], "p", "z", 10);
+  item3(&bufs[1], "p", "a", 11);
+  item3(&bufs[2], "p", "a", 12);
+  item3(&bufs[4], "p", "b", 14);
+  item3(&bufs[5], "p", "old", 15);
+  kgone = skey("p", "gone");
+  memset(ops, 0, sizeof ops);
+  for (i = 0; i < 6; i++) {
+    ops[i].item = bufs[i].p;
+    ops[i].len = bufs[i].len;
+  }
+  ops[3].item = NULL;
+  ops[3].key = &kgone;
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  CHECK_EQ_INT(df_txn_write_batch(t, ops, 6, &at), DF_OK);
+  CHECK_EQ_INT(df_txn_write_batch(t, ops, 0, NULL), DF_OK);
+  CHECK_EQ_INT(df_txn_write_batch(t, NULL, 2, NULL), DF_EINVAL);
+  CHECK_EQ_INT(df_txn_commit(t), DF_OK);
+  df_txn_free(t);
+  kdel = skey("p", "a");
+  CHECK_EQ_INT(df_db_get(db, &kdel, 0, &it, &len), DF_OK);
+  CHECK_EQ_INT(attr_int(it, len, "n"), 12);
+  kdel = skey("p", "old");
+  CHECK_EQ_INT(df_db_get(db, &kdel, 0, &it, &len), DF_OK);
+  CHECK_EQ_INT(attr_int(it, len, "n"), 15);
+  kdel = skey("p", "z");
+  CHECK_EQ_INT(df_db_get(db, &kdel, 0, &it, &len), DF_OK);
+  CHECK_EQ_INT(df_db_get(db, &kgone, 0, &it, &len), DF_ENOTFOUND);
+
+  /* a put then a delete then a put of one key, in that order */
+  item3(&bufs[0], "q", "k", 1);
+  item3(&bufs[2], "q", "k", 3);
+  kdel = skey("q", "k");
+  memset(ops, 0, sizeof ops);
+  ops[0].item = bufs[0].p;
+  ops[0].len = bufs[0].len;
+  ops[1].key = &kdel;
+  ops[2].item = bufs[2].p;
+  ops[2].len = bufs[2].len;
+  ops[3].key = &kdel;
+  t = NULL;
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  CHECK_EQ_INT(df_txn_write_batch(t, ops, 3, NULL), DF_OK);
+  CHECK_EQ_INT(df_txn_commit(t), DF_OK);
+  df_txn_free(t);
+  CHECK_EQ_INT(df_db_get(db, &kdel, 0, &it, &len), DF_OK);
+  CHECK_EQ_INT(attr_int(it, len, "n"), 3);
+  t = NULL;
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  CHECK_EQ_INT(df_txn_write_batch(t, ops, 4, NULL), DF_OK);
+  CHECK_EQ_INT(df_txn_commit(t), DF_OK);
+  df_txn_free(t);
+  CHECK_EQ_INT(df_db_get(db, &kdel, 0, &it, &len), DF_ENOTFOUND);
+
+  /* an item without its partition key at place 2: nothing of the batch
+   * is written, the transaction goes on */
+  df__mp_put_map(&bad, 1);
+  df__mp_put_str(&bad, "x", 1);
+  df__mp_put_int(&bad, 1);
+  item3(&bufs[0], "r", "1", 1);
+  item3(&bufs[1], "r", "2", 2);
+  memset(ops, 0, sizeof ops);
+  ops[0].item = bufs[0].p;
+  ops[0].len = bufs[0].len;
+  ops[1].item = bufs[1].p;
+  ops[1].len = bufs[1].len;
+  ops[2].item = bad.p;
+  ops[2].len = bad.len;
+  ops[3].key = NULL; /* neither: refused too, but later */
+  t = NULL;
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  CHECK_EQ_INT(df_txn_write_batch(t, ops, 4, &at), DF_EVALIDATION);
+  CHECK_EQ_UINT(at, 2);
+  CHECK(strstr(df_txn_errmsg(t), "PK") != NULL);
+  CHECK_EQ_INT(df_txn_write_batch(t, ops, 2, &at), DF_OK);
+  ops[2] = ops[3];
+  CHECK_EQ_INT(df_txn_write_batch(t, ops, 3, &at), DF_EINVAL);
+  CHECK_EQ_UINT(at, 2);
+  CHECK_EQ_INT(df_txn_commit(t), DF_OK);
+  df_txn_free(t);
+  kdel = skey("r", "2");
+  CHECK_EQ_INT(df_db_get(db, &kdel, 0, &it, &len), DF_OK);
+
+  for (i = 0; i < 6; i++) df__buf_free(&bufs[i]);
+  df__buf_free(&bad);
+  df_db_close(db);
+  remove_tree(path);
+}
+
 /* 5 partitions x 30 items, n = partition * 100 + i, sk "i%03d". */
 static void fill_partitions(df_db *db) {
   df_txn *t = NULL;
@@ -1082,6 +1194,7 @@ int main(void) {
   RUN_TEST(test_open_bad_paths);
   RUN_TEST(test_put_get_delete);
   RUN_TEST(test_transactions);
+  RUN_TEST(test_write_batch);
   RUN_TEST(test_queries);
   RUN_TEST(test_key_errors);
   RUN_TEST(test_rule_messages);

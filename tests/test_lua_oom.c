@@ -85,16 +85,24 @@ static int copy_file(const char *from, const char *to) {
   return n < 0 ? -1 : 0;
 }
 
+/* The template's files: the data file and its redo log belong together;
+ * the lock files are rebuilt by the first opener. */
 static void restore(void) {
+  static const char *const files[] = {"data.mdb", "redo.log"};
   char a[300], b[300];
+  size_t i;
   mkdir(dir, 0755);
-  snprintf(a, sizeof a, "%s/data.mdb", tmpl);
-  snprintf(b, sizeof b, "%s/data.mdb", dir);
-  if (copy_file(a, b) != 0) {
-    fprintf(stderr, "cannot copy %s\n", a);
-    exit(2);
+  for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(a, sizeof a, "%s/%s", tmpl, files[i]);
+    snprintf(b, sizeof b, "%s/%s", dir, files[i]);
+    if (copy_file(a, b) != 0) {
+      fprintf(stderr, "cannot copy %s\n", a);
+      exit(2);
+    }
   }
   snprintf(b, sizeof b, "%s/lock.mdb", dir);
+  unlink(b);
+  snprintf(b, sizeof b, "%s/redo.lock", dir);
   unlink(b);
 }
 

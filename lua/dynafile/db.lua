@@ -770,11 +770,19 @@ function DB:stat()
 end
 
 --- Verify every index and the TTL expiry entries against the items, in
--- one read transaction.
+-- one read transaction, and report what recovery did when this process
+-- opened the database.
 -- @treturn table|nil the report: `items`, `index_entries`,
 --   `expiry_entries`, and the problems found: `bad_items`,
 --   `missing_index`, `stale_index`, `missing_expiry`, `stale_expiry`; `ok`
---   is true when all of those are zero
+--   is true when all of those are zero.  `recovery` tells what the open
+--   of this process found after a crash: `recovered` (it had to recover),
+--   `meta_restored` (LMDB's meta pages were put back as of the last
+--   checkpoint), `records_replayed` and `replayed_bytes` (redo-log
+--   records applied since), `seconds`, `log_created` (the database had no
+--   redo log: new, or written by a release before it).  `checkpoint` and
+--   `log_bytes`: the redo log's checkpoint in force and the bytes of log
+--   since it.
 -- @treturn string message when the check could not run
 -- @treturn string code when the check could not run ("IOError", ...)
 -- @raise when the handle is closed

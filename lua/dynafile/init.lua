@@ -157,6 +157,7 @@ local OPEN_OPTS = {
   pk = true, sk = true, ttl = true, clock = true, gsi = true, lsi = true,
   sync = true, readonly = true, map_size = true, max_readers = true,
   prefetch = true, progress = true, listener_error = true, stream = true,
+  flush_ms = true, checkpoint_bytes = true,
 }
 local SYNC = { full = true, normal = true, off = true }
 
@@ -253,7 +254,14 @@ end
 --   {attr, ...}}}`, global secondary indexes; `lsi`: `{name = {sk = attr,
 --   projection = ...}}`, local ones (they share the table's pk).
 -- * `sync`: "full" (the default: every commit is on disk before the call
---   returns), "normal" or "off" (see the README's durability modes).
+--   returns), "normal" (the commits of the last `flush_ms` may be lost to
+--   a crash of the machine) or "off" (those since the last checkpoint may
+--   be); no mode can corrupt the database (see the README's durability
+--   modes).
+-- * `flush_ms`: with sync "normal", the log is flushed at most this many
+--   milliseconds after a commit (default 100).  `checkpoint_bytes`: a
+--   checkpoint comes once the log, or the pages written, since the last
+--   reach this many bytes (default 64 MiB), or after 30 seconds.
 -- * `readonly`: open without write access.
 -- * `map_size`: the initial map size in bytes (the map grows by itself);
 --   `max_readers`: reader slots, used by the first opener of the
@@ -332,7 +340,7 @@ function M.open(path, opts)
     fail(fn, "readonly must be a boolean")
   end
   c.readonly = opts.readonly
-  for _, k in ipairs { "map_size", "max_readers" } do
+  for _, k in ipairs { "map_size", "max_readers", "flush_ms", "checkpoint_bytes" } do
     local v = opts[k]
     if v ~= nil and (type(v) ~= "number" or v < 1 or v ~= math_floor(v) or v == math_huge) then
       fail(fn, "%s must be a positive integer", k)

@@ -36,7 +36,9 @@ local function say(...)
   out:flush()
 end
 
-local db = assert(dynafile.open(dir, { sync = sync }))
+-- WRITER_CHECKPOINT_BYTES: checkpoints that often (to test them)
+local db = assert(dynafile.open(dir, { sync = sync,
+  checkpoint_bytes = tonumber(os.getenv("WRITER_CHECKPOINT_BYTES") or "") }))
 
 local NPK, NSK = 6, 10
 local function rkey()

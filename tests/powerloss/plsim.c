@@ -28,10 +28,11 @@
  * plimage.c builds crash images from the journal after the processes are
  * killed: the flushed state plus random subsets of the later writes.
  *
- * Every journal append and the write it describes happen under one lock
- * (a mutex in the process and flock on $PLSIM_JOURNAL/lock across
- * processes), so a flush covers exactly the writes that completed before
- * it began.  A process killed inside a flush leaves no F/S entry: the
+ * Every journal append and the write it describes happen under the
+ * file's lock (a mutex in the process and flock on
+ * $PLSIM_JOURNAL/<file>.lock across processes), so a flush covers exactly
+ * the writes that completed before it began; files do not wait for each
+ * other.  A process killed inside a flush leaves no F/S entry: the
  * flush counts as not done, which a real disk allows.
  *
  * Environment: PLSIM_DIR (directory whose files are watched), PLSIM_JOURNAL
@@ -65,7 +66,9 @@
 
 typedef struct watched {
   char base[64];
-  int jfd; /* journal, opened O_APPEND */
+  int jfd;    /* journal, opened O_APPEND */
+  int lockfd; /* its lock */
+  pthread_mutex_t mu;
 } watched;
 
 typedef struct mapping {
@@ -75,12 +78,11 @@ typedef struct mapping {
 } mapping;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* maps, fds */
 static int active;
 static dev_t dir_dev;
 static ino_t dir_ino;
 static char journal_dir[PATH_MAX];
-static int lock_fd = -1;
 static watched files[MAX_FILES];
 static int n_files;
 static signed char fd_file[MAX_FDS]; /* fd -> file index + 1, 0: none */
@@ -162,14 +164,16 @@ static void init(void) {
   dir_dev = st.st_dev;
   dir_ino = st.st_ino;
   snprintf(journal_dir, sizeof journal_dir, "%s", j);
-  snprintf(path, sizeof path, "%s/lock", journal_dir);
-  lock_fd = real_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0) die("cannot open the journal lock");
   snprintf(buf, sizeof buf, "%s", names ? names : "data.mdb redo.log");
   for (tok = strtok_r(buf, " ", &save); tok && n_files < MAX_FILES;
        tok = strtok_r(NULL, " ", &save)) {
-    snprintf(files[n_files].base, sizeof files[n_files].base, "%s", tok);
-    files[n_files].jfd = -1;
+    watched *w = &files[n_files];
+    snprintf(w->base, sizeof w->base, "%s", tok);
+    w->jfd = -1;
+    pthread_mutex_init(&w->mu, NULL);
+    snprintf(path, sizeof path, "%s/%s.lock", journal_dir, tok);
+    w->lockfd = real_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (w->lockfd < 0) die("cannot open a journal lock");
     n_files++;
   }
   active = 1;
@@ -190,15 +194,15 @@ __attribute__((constructor)) static void plsim_load(void) {
   ensure_init();
 }
 
-static void glock(void) {
-  pthread_mutex_lock(&lock);
-  while (flock(lock_fd, LOCK_EX) != 0)
+static void flock_file(int f) {
+  pthread_mutex_lock(&files[f].mu);
+  while (flock(files[f].lockfd, LOCK_EX) != 0)
     if (errno != EINTR) die("flock");
 }
 
-static void gunlock(void) {
-  flock(lock_fd, LOCK_UN);
-  pthread_mutex_unlock(&lock);
+static void funlock(int f) {
+  flock(files[f].lockfd, LOCK_UN);
+  pthread_mutex_unlock(&files[f].mu);
 }
 
 static void put_all(int fd, const void *p, size_t n) {
@@ -278,7 +282,7 @@ static void remove_old_snapshots(int f, uint64_t keep) {
 static void watch(int fd, int f, int dsync) {
   char p[PATH_MAX + 64];
   if (fd < 0 || fd >= MAX_FDS) return;
-  glock();
+  flock_file(f);
   if (files[f].jfd < 0) {
     snprintf(p, sizeof p, "%s/%s.journal", journal_dir, files[f].base);
     files[f].jfd =
@@ -288,7 +292,7 @@ static void watch(int fd, int f, int dsync) {
   if (journal_len(f) == 0) entry(f, 'S', 0, snapshot(f, fd), NULL, 0);
   fd_file[fd] = (signed char)(f + 1);
   fd_dsync[fd] = (char)dsync;
-  gunlock();
+  funlock(f);
 }
 
 static int file_of_path(int dirfd, const char *path, int fd) {
@@ -378,9 +382,9 @@ int close(int fd) {
   ensure_init();
   if (real_close == NULL) return (int)syscall(SYS_close, fd);
   if (tracked(fd) >= 0) {
-    glock();
+    pthread_mutex_lock(&lock);
     fd_file[fd] = 0;
-    gunlock();
+    pthread_mutex_unlock(&lock);
   }
   return real_close(fd);
 }
@@ -398,7 +402,7 @@ static ssize_t logged_write(int fd, const struct iovec *iov, int cnt, off_t off,
   uint64_t pos;
   if (f < 0) return call();
   for (i = 0; i < cnt; i++) total += iov[i].iov_len;
-  glock();
+  flock_file(f);
   at = positional ? off : lseek(fd, 0, SEEK_CUR);
   if (!positional && (fcntl(fd, F_GETFL) & O_APPEND)) {
     struct stat st;
@@ -411,7 +415,7 @@ static ssize_t logged_write(int fd, const struct iovec *iov, int cnt, off_t off,
   n = call();
   /* a write through an O_DSYNC descriptor is on disk when it returns */
   entry(f, fd_dsync[fd] ? 'Y' : 'D', pos, n > 0 ? (uint64_t)n : 0, NULL, 0);
-  gunlock();
+  funlock(f);
   return n;
 }
 
@@ -498,10 +502,10 @@ static void size_changed(int f, int fd) {
   ensure_init();                    \
   f = tracked(fd);                  \
   if (f < 0) return call;           \
-  glock();                          \
+  flock_file(f);                    \
   rc = call;                        \
   if (rc == 0) size_changed(f, fd); \
-  gunlock();                        \
+  funlock(f);                       \
   return rc
 
 int ftruncate(int fd, off_t len) {
@@ -526,7 +530,7 @@ int posix_fallocate64(int fd, off_t off, off_t len) {
 /* After a successful flush of file f (open as fd) that began when its
  * journal was `covered` bytes long. */
 static void flushed(int f, int fd, uint64_t covered) {
-  glock();
+  flock_file(f);
   if (is_mapped(f)) {
     uint64_t n = snapshot(f, fd);
     entry(f, 'S', covered, n, NULL, 0);
@@ -534,14 +538,14 @@ static void flushed(int f, int fd, uint64_t covered) {
   } else {
     entry(f, 'F', covered, 0, NULL, 0);
   }
-  gunlock();
+  funlock(f);
 }
 
 static uint64_t flush_begins(int f) {
   uint64_t c;
-  glock();
+  flock_file(f);
   c = journal_len(f);
-  gunlock();
+  funlock(f);
   return c;
 }
 
@@ -574,12 +578,12 @@ static void flush_all(void (*call)(void), int (*call_fd)(int), int arg) {
   uint64_t c[MAX_FILES];
   int fd_of[MAX_FILES], f, fd;
   for (f = 0; f < MAX_FILES; f++) fd_of[f] = -1;
-  glock();
+  pthread_mutex_lock(&lock);
   for (fd = 0; fd < MAX_FDS; fd++)
     if (fd_file[fd] && fd_of[fd_file[fd] - 1] < 0) fd_of[fd_file[fd] - 1] = fd;
+  pthread_mutex_unlock(&lock);
   for (f = 0; f < n_files; f++)
-    if (fd_of[f] >= 0) c[f] = journal_len(f);
-  gunlock();
+    if (fd_of[f] >= 0) c[f] = flush_begins(f);
   if (call) call();
   if (call_fd && call_fd(arg) != 0) return;
   for (f = 0; f < n_files; f++)
@@ -605,7 +609,8 @@ int syncfs(int fd) {
 static void mapped(void *addr, size_t len, int prot, int flags, int fd) {
   int f = tracked(fd), i;
   if (f < 0 || addr == MAP_FAILED || !(flags & MAP_SHARED)) return;
-  glock();
+  flock_file(f);
+  pthread_mutex_lock(&lock);
   for (i = 0; i < MAX_MAPS; i++)
     if (maps[i].addr == NULL) {
       maps[i].addr = addr;
@@ -621,7 +626,8 @@ static void mapped(void *addr, size_t len, int prot, int flags, int fd) {
     if (m >= 0) real_close(m);
     entry(f, 'M', 0, 0, NULL, 0);
   }
-  gunlock();
+  pthread_mutex_unlock(&lock);
+  funlock(f);
 }
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
