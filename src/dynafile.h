@@ -282,8 +282,10 @@ typedef struct df_open_options {
                                      new: DF_EVALIDATION */
   df_sync sync;
   int readonly;        /* open without write access; writes: DF_EREADONLY */
-  size_t map_size;     /* initial map size in bytes; 0: 64 MiB.  The map
-                          grows by itself as the data grows. */
+  size_t map_size;     /* initial map size in bytes; 0: 1 MiB.  The map
+                          grows by itself as the data grows (doubling, by
+                          at most 1 GiB at a time); the data file is as
+                          long as the map, its blocks allocated. */
   unsigned max_readers; /* reader slots shared by every process that has
                            the database open; 0: DF_DEFAULT_MAX_READERS.
                            Sized in lock.mdb by the first opener while no
