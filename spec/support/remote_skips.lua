@@ -55,6 +55,9 @@ local skips = {
     ["spec/write_purge_spec.lua"] = "drives the local write transaction (db._c)",
     ["spec/open_spec.lua"] = "directories, meta.json, the LMDB environment, the map and sync "
       .. "modes of a local database",
+    ["spec/commit_spec.lua"] = "a local database's commit path: the redo log, recovery, the "
+      .. "map, mdb_copy",
+    ["spec/commit_upgrade_spec.lua"] = "local database files written by an earlier release",
     ["spec/transaction_spec.lua"] = { reason = "known gap of dynalite: no TransactWriteItems",
       servers = { dynalite = true } },
     ["spec/set_ttl_spec.lua"] = "db:set_ttl is the local API's (the DynamoDB backend has no "
