@@ -238,7 +238,8 @@ end
 -- Tarantool's load in its own process: seconds and the count it read back.
 local function tarantool_load(h, pattern, n)
   local dir = h.tmpdir("writes-tarantool")
-  local p = assert(io.popen(string_format("cd '%s' && tarantool '%s/tarantool/load.lua' '%s' %d %d %s 2>&1",
+  local p = assert(io.popen(string_format(
+    "cd '%s' && tarantool '%s/tarantool/load.lua' '%s' %d %d %s 2>&1",
     dir, here, dir, n, BATCH, pattern)))
   local out = p:read("a")
   p:close()

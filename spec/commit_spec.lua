@@ -20,7 +20,9 @@ end
 -- A value of n bytes that does not compress and differs per i.
 local function blob(i, n)
   local t = {}
-  for k = 1, math.floor(n / 8) do t[k] = string.format("%08x", (i * 2654435761 + k * 40503) % 4294967296) end
+  for k = 1, math.floor(n / 8) do
+    t[k] = string.format("%08x", (i * 2654435761 + k * 40503) % 4294967296)
+  end
   return table.concat(t)
 end
 
@@ -105,7 +107,9 @@ describe("the commit path", function()
     local db = assert(dynafile.open(dir, { pk = "PK", sk = "SK", map_size = 256 * 1024 }))
     for b = 0, 2999, 500 do
       assert(db:batch_write(function(w)
-        for i = b, b + 499 do w:put_item { PK = "p" .. (i % 9), SK = i, g = "g" .. (i % 5), v = blob(i, 200) } end
+        for i = b, b + 499 do
+          w:put_item { PK = "p" .. (i % 9), SK = i, g = "g" .. (i % 5), v = blob(i, 200) }
+        end
       end))
     end
     db:close()
@@ -170,7 +174,8 @@ describe("the commit path", function()
     local db = assert(dynafile.open(dir, { pk = "PK", sk = "SK", sync = "off",
                                            gsi = { g = { pk = "g" } } }))
     for i = 1, 500 do assert(db:put_item { PK = "k" .. i % 7, SK = i, g = "x" .. i % 3 }) end
-    assert.is_truthy(os.execute(string.format("mkdir -p '%s' && mdb_copy '%s' '%s'", copy, dir, copy)))
+    assert.is_truthy(os.execute(string.format("mkdir -p '%s' && mdb_copy '%s' '%s'",
+      copy, dir, copy)))
     for i = 501, 600 do assert(db:put_item { PK = "k", SK = i }) end -- after the copy
     db:close()
     assert.is_false(exists(copy .. "/redo.log"))

@@ -36,7 +36,8 @@ local function export(dir, args)
   -- Lua 5.4 and its build, whichever Lua runs the spec: the fixtures'
   -- exports were written by 5.4, and other Lua versions print some
   -- numbers differently
-  local cmd = string.format('LUA_PATH=%q LUA_CPATH=%q lua5.4 bin/dynafile export %s %s >%s 2>/dev/null',
+  local cmd = string.format(
+    'LUA_PATH=%q LUA_CPATH=%q lua5.4 bin/dynafile export %s %s >%s 2>/dev/null',
     package.path, "./build/lua5.4/?.so;;", q(dir), args or "", out)
   assert(os.execute(cmd))
   local s = slurp(out)

@@ -196,8 +196,8 @@ struct df_commit {
   int lock_fd; /* redo.lock: the open lock and the control page */
   df_ctl *ctl;
   df_redo *log;
-  int exclusive;      /* this process opened the database alone */
-  int restored;       /* recovery wrote the base's meta pages back */
+  int exclusive; /* this process opened the database alone */
+  int restored;  /* recovery wrote the base's meta pages back */
   unsigned char found[2][DF_REDO_META_LEN]; /* the ones it found */
   int have_header;    /* the log held a checkpoint at open */
   df_redo_header hdr; /* ... that one */
@@ -214,7 +214,7 @@ struct df_commit {
   int appended; /* the current record is in the log (pending) */
   int holding;  /* df__commit_hold took the writer lock */
   uint64_t commits_since_ckpt;
-  int64_t last_commit; /* this process's last commit (A) */
+  int64_t last_commit;              /* this process's last commit (A) */
   uint64_t freed_since, scanned_to; /* see count_freed */
   /* options */
   int64_t flush_ns;
@@ -241,9 +241,8 @@ static int64_t now_ns(void) {
 
 static uint64_t amax(uint64_t *p, uint64_t v) {
   uint64_t cur = __atomic_load_n(p, __ATOMIC_ACQUIRE);
-  while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, 0,
-                                                 __ATOMIC_ACQ_REL,
-                                                 __ATOMIC_ACQUIRE)) {
+  while (cur < v && !__atomic_compare_exchange_n(
+                        p, &cur, v, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
   }
   return cur < v ? v : cur;
 }
@@ -367,8 +366,8 @@ static int apply_ops(df_commit *c, MDB_txn *txn, const unsigned char *p,
     if (op.dbi >= DF_SUB_COUNT) return DF_ECORRUPT;
     switch (op.kind) {
       case DF_REDO_PUT:
-        code = df__kv_put(&kv, (df_sub)op.dbi, op.key, op.klen, op.val,
-                          op.vlen);
+        code =
+            df__kv_put(&kv, (df_sub)op.dbi, op.key, op.klen, op.val, op.vlen);
         break;
       case DF_REDO_DEL:
         code = df__kv_del(&kv, (df_sub)op.dbi, op.key, op.klen);
@@ -388,8 +387,8 @@ static int apply_ops(df_commit *c, MDB_txn *txn, const unsigned char *p,
 static int read_metas(df_commit *c, unsigned char meta[2][DF_REDO_META_LEN]) {
   int i;
   for (i = 0; i < 2; i++) {
-    ssize_t n = pread(c->data_fd, meta[i], DF_REDO_META_LEN,
-                      (off_t)i * c->psize);
+    ssize_t n =
+        pread(c->data_fd, meta[i], DF_REDO_META_LEN, (off_t)i * c->psize);
     if (n != DF_REDO_META_LEN) return n < 0 ? errno : EIO;
   }
   return 0;
@@ -437,8 +436,7 @@ static int checkpoint(df_commit *c, char *err, size_t errlen) {
   }
   if (rc != 0)
     return df__fmt(err, errlen, df__kv_code(rc),
-                   "checkpoint: cannot pin the snapshot: %s",
-                   mdb_strerror(rc));
+                   "checkpoint: cannot pin the snapshot: %s", mdb_strerror(rc));
   if (c->pin) mdb_txn_abort(c->pin);
   c->pin = pin;
   __atomic_store_n(&c->pin_counter, h.counter, __ATOMIC_RELEASE);
@@ -561,8 +559,8 @@ static void adopt_header(df_commit *c) {
 /* Take the writer lock, handling a dead owner. */
 static int writer_lock(df_commit *c, int try) {
   df_ctl *x = c->ctl;
-  int rc = try ? pthread_mutex_trylock(&x->writer)
-               : pthread_mutex_lock(&x->writer);
+  int rc =
+      try ? pthread_mutex_trylock(&x->writer) : pthread_mutex_lock(&x->writer);
   if (rc == EOWNERDEAD) {
     adopt_header(c);
     rc = pthread_mutex_consistent(&x->writer);
@@ -754,9 +752,8 @@ static int restore_metas(df_commit *c, char *err, size_t errlen) {
   return DF_OK;
 }
 
-int df__commit_open(const char *path, int readonly,
-                    const df_commit_options *o, df_commit **out, char *err,
-                    size_t errlen) {
+int df__commit_open(const char *path, int readonly, const df_commit_options *o,
+                    df_commit **out, char *err, size_t errlen) {
   df_commit *c;
   char p[4200];
   struct stat st;
@@ -773,16 +770,15 @@ int df__commit_open(const char *path, int readonly,
   c->readonly = readonly;
   snprintf(c->path, sizeof c->path, "%s", path);
   snprintf(c->data_path, sizeof c->data_path, "%s/data.mdb", path);
-  c->flush_ns = (int64_t)(o && o->flush_ms ? o->flush_ms : DEFAULT_FLUSH_MS) *
-                1000000;
+  c->flush_ns =
+      (int64_t)(o && o->flush_ms ? o->flush_ms : DEFAULT_FLUSH_MS) * 1000000;
   c->flush_bytes = o && o->flush_bytes ? o->flush_bytes : DEFAULT_FLUSH_BYTES;
   c->ckpt_bytes =
       o && o->checkpoint_bytes ? o->checkpoint_bytes : DEFAULT_CKPT_BYTES;
 
   snprintf(p, sizeof p, "%s/redo.lock", path);
-  c->lock_fd = open(p, readonly ? O_RDONLY | O_CLOEXEC
-                                : O_RDWR | O_CREAT | O_CLOEXEC,
-                    0644);
+  c->lock_fd = open(
+      p, readonly ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (c->lock_fd < 0) {
     e = errno;
     if (readonly && e == ENOENT) {
@@ -791,8 +787,8 @@ int df__commit_open(const char *path, int readonly,
       *out = c;
       return DF_OK;
     }
-    code = df__fmt(err, errlen, sys_err(e), "cannot open %s: %s", p,
-                   strerror(e));
+    code =
+        df__fmt(err, errlen, sys_err(e), "cannot open %s: %s", p, strerror(e));
     commit_free(c);
     return code;
   }
@@ -817,13 +813,13 @@ int df__commit_open(const char *path, int readonly,
       commit_free(c);
       return code;
     }
-    c->ctl = mmap(NULL, CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-                  c->lock_fd, 0);
+    c->ctl =
+        mmap(NULL, CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, c->lock_fd, 0);
     if (c->ctl == MAP_FAILED) {
       e = errno;
       c->ctl = NULL;
-      code = df__fmt(err, errlen, sys_err(e), "cannot map %s: %s", p,
-                     strerror(e));
+      code =
+          df__fmt(err, errlen, sys_err(e), "cannot map %s: %s", p, strerror(e));
       commit_free(c);
       return code;
     }
@@ -898,9 +894,9 @@ static int replay_log(df_commit *c, char *err, size_t errlen) {
     uint64_t boff = off, bseq = seq, n = 0, bytes = 0;
     rc = mdb_txn_begin(c->mdb, NULL, 0, &txn);
     if (rc != 0) {
-      code = df__fmt(err, errlen, df__kv_code(rc),
-                     "recovery: cannot begin a transaction: %s",
-                     mdb_strerror(rc));
+      code =
+          df__fmt(err, errlen, df__kv_code(rc),
+                  "recovery: cannot begin a transaction: %s", mdb_strerror(rc));
       break;
     }
     while (bytes < REPLAY_BATCH_BYTES) {
@@ -923,7 +919,8 @@ static int replay_log(df_commit *c, char *err, size_t errlen) {
     if (code == DF_OK) {
       rc = n ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), 0);
       txn = NULL;
-      if (rc == MDB_MAP_FULL) code = DF_ERETRY;
+      if (rc == MDB_MAP_FULL)
+        code = DF_ERETRY;
       else if (rc != 0)
         code = df__fmt(err, errlen, df__kv_code(rc),
                        "recovery: commit failed: %s", mdb_strerror(rc));
@@ -961,7 +958,6 @@ static int replay_log(df_commit *c, char *err, size_t errlen) {
   }
   return code;
 }
-
 
 static int write_tag(df_commit *c, uint64_t id, char *err, size_t errlen) {
   unsigned char b[8];
@@ -1066,8 +1062,7 @@ void df__commit_close(df_commit *c) {
       /* the last process out checkpoints, so that the next open has
        * nothing to recover (and flushes what "normal" left unflushed) */
       if (!c->poisoned && !x->poisoned && x->pending_seq == 0 &&
-          x->unlogged_txnid == 0 &&
-          x->next_seq != x->ckpt_next_seq &&
+          x->unlogged_txnid == 0 && x->next_seq != x->ckpt_next_seq &&
           ofd_lock(c->lock_fd, F_WRLCK, 0) == 0) {
         char err[256];
         checkpoint(c, err, sizeof err);
@@ -1154,8 +1149,7 @@ static int finish_dead_commit(df_commit *c, MDB_txn **txn, char *err,
       x->pending_seq = 0;
       rc = mdb_txn_begin(c->mdb, NULL, 0, txn);
     }
-    if (rc != 0)
-      code = rc == MDB_MAP_FULL ? DF_ERETRY : df__kv_code(rc);
+    if (rc != 0) code = rc == MDB_MAP_FULL ? DF_ERETRY : df__kv_code(rc);
   }
   df__buf_free(&b);
   if (code != DF_OK && code != DF_ERETRY)
@@ -1165,8 +1159,8 @@ static int finish_dead_commit(df_commit *c, MDB_txn **txn, char *err,
   return code;
 }
 
-int df__commit_begin(df_commit *c, MDB_txn **txn, df_redo_rec **rec,
-                     char *err, size_t errlen) {
+int df__commit_begin(df_commit *c, MDB_txn **txn, df_redo_rec **rec, char *err,
+                     size_t errlen) {
   df_ctl *x = c->ctl;
   uint64_t last = mdb_txn_id(*txn) - 1; /* the newest committed */
   int code;
@@ -1211,10 +1205,11 @@ void df__commit_abandon(df_commit *c) {
   df__redo_rec_reset(&c->rec);
 }
 
-void df__commit_settle(df_commit *c) { df__redo_rec_settle(&c->rec); }
+void df__commit_settle(df_commit *c) {
+  df__redo_rec_settle(&c->rec);
+}
 
-int df__commit_replay(df_commit *c, MDB_txn *txn, uint32_t n_ops,
-                      size_t len) {
+int df__commit_replay(df_commit *c, MDB_txn *txn, uint32_t n_ops, size_t len) {
   const unsigned char *p = c->rec.buf.p + 24, *end = c->rec.buf.p + len;
   int code;
   if (c->rec.buf.len < 24) return DF_OK;
@@ -1348,7 +1343,9 @@ done:
   return code;
 }
 
-int df__commit_log_created(const df_commit *c) { return c->log_created; }
+int df__commit_log_created(const df_commit *c) {
+  return c->log_created;
+}
 
 void df__commit_report(df_commit *c, df_check_report *r) {
   if (c == NULL) return;
@@ -1360,8 +1357,7 @@ void df__commit_report(df_commit *c, df_check_report *r) {
   r->log_created = c->log_created;
   if (c->ctl) {
     r->checkpoint = c->ctl->ckpt_counter;
-    r->log_bytes = c->ctl->next_off > DF_REDO_AREA
-                       ? c->ctl->next_off - DF_REDO_AREA
-                       : 0;
+    r->log_bytes =
+        c->ctl->next_off > DF_REDO_AREA ? c->ctl->next_off - DF_REDO_AREA : 0;
   }
 }

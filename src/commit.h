@@ -61,8 +61,8 @@ int df__commit_has_log(const char *path);
  * DF_EIO, DF_EACCESS, DF_EREADONLY, DF_ENOMEM, DF_ECORRUPT, DF_EDISKFULL;
  * the message in err.  *out is NULL on failure. */
 int df__commit_open(const char *path, int readonly,
-                    const df_commit_options *opts, df_commit **out,
-                    char *err, size_t errlen);
+                    const df_commit_options *opts, df_commit **out, char *err,
+                    size_t errlen);
 
 /* After the environment and its sub-databases (dbi[DF_SUB_COUNT]) are
  * open.  The recovering process replays the log into the environment and

@@ -149,9 +149,10 @@ static int grow(df_env *e, int if_needed) {
   return df__kv_code(rc);
 }
 
-
 /* For recovery's replay at open (commit.c). */
-static int grow_cb(void *ud) { return grow(ud, 0); }
+static int grow_cb(void *ud) {
+  return grow(ud, 0);
+}
 
 /* Adopt the map size another process has grown the file to. */
 static int refresh_map(df_env *e) {
@@ -316,8 +317,8 @@ static int growth_failed(df_env *e, int code, char *err, size_t errlen) {
                      : df_strerror(code));
 }
 
-int df__env_write_begin(df_env *e, MDB_txn **txn, df_redo_rec **rec,
-                        char *err, size_t errlen) {
+int df__env_write_begin(df_env *e, MDB_txn **txn, df_redo_rec **rec, char *err,
+                        size_t errlen) {
   int code, tries;
   /* the writer lock first: a thread waiting for it holds no map lock, so
    * the writer can always grow the map */
@@ -441,8 +442,10 @@ int df__env_write_commit(df_env *e, MDB_txn *txn, df_sync sync,
      * record is written; grow, and make the same commit again */
     map_unlock_shared(e);
     code = tries < 8 ? grow(e, 0) : DF_ERETRY;
-    if (code == DF_OK) code = begin_txn(e, &txn, err, errlen);
-    else growth_failed(e, code, err, errlen);
+    if (code == DF_OK)
+      code = begin_txn(e, &txn, err, errlen);
+    else
+      growth_failed(e, code, err, errlen);
     if (code == DF_OK) {
       code = df__commit_replay(e->commit, txn, UINT32_MAX, (size_t)-1);
       if (code == DF_OK) continue;
@@ -846,8 +849,7 @@ again:
     df__schema_free(&e->schema);
     memset(&e->schema, 0, sizeof e->schema);
     if ((code = grow(e, 0)) != DF_OK) {
-      df__fmt(err, errlen, code, "cannot store schema: %s",
-              df_strerror(code));
+      df__fmt(err, errlen, code, "cannot store schema: %s", df_strerror(code));
       goto out;
     }
     goto again;
@@ -859,8 +861,7 @@ again:
     df__schema_free(&e->schema);
     memset(&e->schema, 0, sizeof e->schema);
     if ((code = grow(e, 0)) != DF_OK) {
-      df__fmt(err, errlen, code, "cannot store schema: %s",
-              df_strerror(code));
+      df__fmt(err, errlen, code, "cannot store schema: %s", df_strerror(code));
       goto out;
     }
     goto again;
@@ -1165,8 +1166,8 @@ static int env_open(const char *path, const struct stat *st,
   prefetch(e, data_path, o->prefetch);
   code = env_load(e, o, err, errlen);
   if (code == DF_OK)
-    code = df__commit_attach(e->commit, e->mdb, e->dbi, grow_cb, e, err,
-                             errlen);
+    code =
+        df__commit_attach(e->commit, e->mdb, e->dbi, grow_cb, e, err, errlen);
   /* a database written before the redo log (format 2 or older) has one
    * now; ddl.c's open brings its format to DF_FORMAT_VERSION through the
    * log (upgrade.c), so that no release before it writes around the log */

@@ -496,8 +496,7 @@ int df__index_build(df_write *w, const df_index_def *def,
       df__kv_cursor_close(c);
       c = NULL;
       if ((code = w->regrow(w)) != DF_OK) goto out;
-      if ((code = df__kv_cursor(&w->kv, DF_SUB_ITEMS, &c)) != DF_OK)
-        goto store;
+      if ((code = df__kv_cursor(&w->kv, DF_SUB_ITEMS, &c)) != DF_OK) goto store;
       k.p = last;
       k.n = lastn;
       code = df__kv_step(c, DF_KV_SEEK, &k, &v);

@@ -478,8 +478,8 @@ int df_txn_get(df_txn *t, const df_key *key, const void **item, size_t *len) {
   return DF_OK;
 }
 
-static int put_once(df_txn *t, const void *item, size_t len,
-                    const void **old, size_t *old_len) {
+static int put_once(df_txn *t, const void *item, size_t len, const void **old,
+                    size_t *old_len) {
   unsigned char k[DF_KEY_MAX];
   size_t klen;
   df_key key;

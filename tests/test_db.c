@@ -288,7 +288,7 @@ static void test_write_batch(void) {
   size_t len, at = 99;
   int i;
 
-  db = open_new(fresh_path(path, sizeof path), &pk_sk);
+  db = open_new(fx_fresh(path, sizeof path), &pk_sk);
   if (!db) return;
   for (i = 0; i < 6; i++) df__buf_init(&bufs[i]);
   df__buf_init(&bad);
@@ -318,10 +318,10 @@ static void test_write_batch(void) {
   df_txn_free(t);
   kdel = skey("p", "a");
   CHECK_EQ_INT(df_db_get(db, &kdel, 0, &it, &len), DF_OK);
-  CHECK_EQ_INT(attr_int(it, len, "n"), 12);
+  CHECK_EQ_INT(fx_attr_int(it, len, "n"), 12);
   kdel = skey("p", "old");
   CHECK_EQ_INT(df_db_get(db, &kdel, 0, &it, &len), DF_OK);
-  CHECK_EQ_INT(attr_int(it, len, "n"), 15);
+  CHECK_EQ_INT(fx_attr_int(it, len, "n"), 15);
   kdel = skey("p", "z");
   CHECK_EQ_INT(df_db_get(db, &kdel, 0, &it, &len), DF_OK);
   CHECK_EQ_INT(df_db_get(db, &kgone, 0, &it, &len), DF_ENOTFOUND);
@@ -343,7 +343,7 @@ static void test_write_batch(void) {
   CHECK_EQ_INT(df_txn_commit(t), DF_OK);
   df_txn_free(t);
   CHECK_EQ_INT(df_db_get(db, &kdel, 0, &it, &len), DF_OK);
-  CHECK_EQ_INT(attr_int(it, len, "n"), 3);
+  CHECK_EQ_INT(fx_attr_int(it, len, "n"), 3);
   t = NULL;
   CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
   CHECK_EQ_INT(df_txn_write_batch(t, ops, 4, NULL), DF_OK);
@@ -383,7 +383,7 @@ static void test_write_batch(void) {
   for (i = 0; i < 6; i++) df__buf_free(&bufs[i]);
   df__buf_free(&bad);
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 /* 5 partitions x 30 items, n = partition * 100 + i, sk "i%03d". */

@@ -9,6 +9,7 @@
 -- BATCH, partitions "in_order" (100 items each, one after the other) or
 -- "round_robin" (over 1,000).  Prints "tarantool_load N SECONDS COUNT" --
 -- the count read back -- and exits.
+-- luacheck: globals box
 local dir, n, batch, pattern = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4]
 box.cfg {
   work_dir = dir, wal_mode = "fsync", log_level = 2, memtx_memory = 1024 * 1024 * 1024,
