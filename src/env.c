@@ -37,9 +37,8 @@
 #include "env.h"
 
 /* The map starts small and doubles (by at most GROW_STEP_MAX at a time):
- * with MDB_WRITEMAP the file is as long as the map and its blocks are
- * allocated as the map grows (see grow), so a small database takes little
- * room on disk. */
+ * the file's blocks are allocated as the map grows (see grow), so a small
+ * database takes little room on disk. */
 #define DEFAULT_MAP_SIZE ((size_t)1 << 20)
 #define GROW_STEP_MAX ((size_t)1 << 30)
 #define META_SCHEMA "schema"
@@ -107,11 +106,11 @@ static int sys_code(int e) {
   }
 }
 
-/* With MDB_WRITEMAP, LMDB writes pages through the map, and a page of a
- * sparse file that the disk has no room for would kill the process with
- * SIGBUS.  So the file's blocks are allocated, up to the map's end, before
- * any transaction may write there: a full disk is then an error of the
- * growth, reported as such.  0 or an errno value. */
+/* The file's blocks are allocated, up to the map's end, before any
+ * transaction may write there: a full disk is then an error of the map's
+ * growth, reported as such, never a commit cut short (and the map could be
+ * written through, MDB_WRITEMAP, without a SIGBUS on a full disk).  0 or
+ * an errno value. */
 static int allocate_map(df_env *e, size_t size) {
   int fd, rc;
   if (e->readonly || mdb_env_get_fd(e->mdb, &fd) != 0) return 0;
@@ -1135,9 +1134,8 @@ static int env_open(const char *path, const struct stat *st,
     env_destroy(e);
     return code;
   }
-  /* writes go through the map and are never synced by LMDB: the redo
-   * log makes them durable (commit.c) */
-  flags |= o->readonly ? MDB_RDONLY : (MDB_WRITEMAP | MDB_NOSYNC);
+  /* LMDB never flushes: the redo log makes commits durable (commit.c) */
+  flags |= o->readonly ? MDB_RDONLY : MDB_NOSYNC;
   df__commit_hold(e->commit, 1); /* see lmdb_open */
   code = lmdb_open(e, o, flags, err, errlen);
   df__commit_hold(e->commit, 0);
