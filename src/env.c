@@ -769,6 +769,14 @@ static int env_load(df_env *e, const df_open_options *o, char *err,
 
 again:
   rc = mdb_txn_begin(e->mdb, NULL, e->readonly ? MDB_RDONLY : 0, &txn);
+  if (rc == MDB_MAP_RESIZED && tries++ < 16) {
+    /* another process grew the map since LMDB opened the file */
+    txn = NULL;
+    if ((code = refresh_map(e)) != DF_OK)
+      return df__fmt(err, errlen, code, "cannot open database: %s",
+                     df_strerror(code));
+    goto again;
+  }
   if (rc != 0)
     return df__fmt(err, errlen, df__kv_code(rc), "cannot open database: %s",
                    mdb_strerror(rc));
