@@ -1,6 +1,7 @@
 -- Databases written before the redo log (format 1, tests/fixtures/v1/,
--- made by the release before it): read as they are by a read-only open,
--- upgraded in place by the first writable one -- a redo log beside them,
+-- and format 2, tests/fixtures/v2/, made by the releases before it):
+-- refused by a read-only open, which writes nothing, and upgraded in place
+-- by the first writable one -- a redo log beside them,
 -- the stored format raised so that the release before refuses them --
 -- and every item there before is there after, exactly as that release's
 -- `dynafile export` listed it.
@@ -71,10 +72,13 @@ describe("a database written before the redo log", function()
   end)
   after_each(function() os.execute("rm -rf " .. q(dir)) end)
 
-  for _, name in ipairs { "main", "kv" } do
-    local fixture = "tests/fixtures/v1/" .. name
+  for _, f in ipairs { { 1, "main" }, { 1, "kv" }, { 2, "main" }, { 2, "kv" } } do
+    local format, name = f[1], f[2] .. " of format " .. f[1]
+    local fixture = "tests/fixtures/v" .. format .. "/" .. f[2]
     local expected = sorted_lines(slurp(fixture .. ".expected.jsonl"))
-    local expected_ddb = sorted_lines(slurp(fixture .. ".expected.ddb.jsonl"))
+    -- (main holds a number too small for DynamoDB JSON, which this
+    -- release's export refuses to write: its plain export is compared)
+    local expected_ddb = f[2] == "kv" and sorted_lines(slurp(fixture .. ".expected.ddb.jsonl"))
 
     it("is refused by a read-only open, which writes nothing (" .. name .. ")", function()
       assert(os.execute("cp -r " .. q(fixture) .. " " .. q(dir) .. "/db"))
@@ -85,7 +89,7 @@ describe("a database written before the redo log", function()
       assert.matches("open it once without readonly", msg, 1, true)
       assert.is_false(exists(dir .. "/db/redo.log"))
       assert.equal(before, slurp(dir .. "/db/data.mdb"))
-      assert.equal(1, stored_format(dir .. "/db"))
+      assert.equal(format, stored_format(dir .. "/db"))
     end)
 
     it("is upgraded in place by the first writable open, losing nothing (" .. name .. ")",
@@ -100,14 +104,16 @@ describe("a database written before the redo log", function()
       assert.is_true(exists(dir .. "/db/redo.log"))
       assert.equal(core.format, stored_format(dir .. "/db"))
       assert.same(expected, export(dir .. "/db"))
-      assert.same(expected_ddb, export(dir .. "/db", "--format dynamodb"))
+      if expected_ddb then
+        assert.same(expected_ddb, export(dir .. "/db", "--format dynamodb"))
+      end
       -- upgraded once: the next open finds the log
       db = assert(dynafile.open(dir .. "/db"))
       r = db:check()
       assert.is_false(r.recovery.log_created)
       assert.is_true(r.ok)
       -- and it takes writes through the log like any other
-      assert(db:put_item(name == "main" and { PK = "new", SK = "item" } or { id = "new" }))
+      assert(db:put_item(f[2] == "main" and { PK = "new", SK = "item" } or { id = "new" }))
       db:close()
       db = assert(dynafile.open(dir .. "/db"))
       assert.is_true(db:check().ok)
