@@ -150,6 +150,35 @@ describe("a batch writer", function()
     assert.is_nil(db:get_item { PK = "a", SK = 1 })
   end)
 
+  it("writes a flush in one call in the stored keys' order, a later op on a key winning", function()
+    -- the listener hears the writes in the order they were made; the core
+    -- makes them in the order of the stored keys (a scan's order), not in
+    -- the order queued, and a later op on one key comes after an earlier
+    local heard = {}
+    db:add_stream_listener(function(ev)
+      local it = ev.new or ev.old
+      heard[#heard + 1] = ev.action .. " " .. it.PK .. "/" .. it.SK
+    end)
+    assert.is_true(db:batch_write(function(w)
+      for i = 200, 1, -1 do w:put_item { PK = "p" .. i, SK = i } end
+      w:delete_item { PK = "p7", SK = 7 }
+      w:put_item { PK = "p7", SK = 7, again = true }
+    end))
+    local stored = {}
+    for it in db:scan() do stored[#stored + 1] = "PUT " .. it.PK .. "/" .. it.SK end
+    assert.equal(200, #stored)
+    local expect = {}
+    for _, s in ipairs(stored) do
+      expect[#expect + 1] = s
+      if s == "PUT p7/7" then
+        expect[#expect + 1] = "DELETE p7/7"
+        expect[#expect + 1] = "PUT p7/7"
+      end
+    end
+    assert.same(expect, heard)
+    assert.is_true(db:get_item({ PK = "p7", SK = 7 }).again)
+  end)
+
   it("commits a batch larger than the map once the map has grown, one event per put", function()
     db:close()
     rmdir(dir)

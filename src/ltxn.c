@@ -380,6 +380,51 @@ static int l_txn_events(lua_State *L) {
   return 1;
 }
 
+/* txn:write_batch(ops, n) -> true | nil, msg, code
+ * ops[1..n]: an encoded item (a string from db:encode) to put, or a key
+ * table to delete.  All of them go to the core in one call
+ * (df_txn_write_batch): applied in items-key order, a later op on a key
+ * after an earlier one, so the result is that of applying them in the
+ * order given.  A key table must hold plain values (no __index): its
+ * values are read with lua_getfield and kept alive by the table itself,
+ * which ops keeps alive. */
+static int l_txn_write_batch(lua_State *L) {
+  ltxn *t = txn_arg(L, 1);
+  ldb *d = txn_db(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 3), i;
+  df_batch_op *ops;
+  df_key *keys;
+  int code;
+  if (d == NULL) return ldb_closed_fail(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (n <= 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  /* userdata, so that a raise below frees them */
+  ops = lua_newuserdata(L, (size_t)n * sizeof *ops);
+  keys = lua_newuserdata(L, (size_t)n * sizeof *keys);
+  for (i = 0; i < n; i++) {
+    df_batch_op *op = &ops[i];
+    memset(op, 0, sizeof *op);
+    lua_rawgeti(L, 2, (int)(i + 1));
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      op->item = lua_tolstring(L, -1, &op->len);
+      lua_pop(L, 1); /* ops[i + 1] keeps the string */
+    } else {
+      if ((code = lcodec_read_key(L, lua_gettop(L), d->db, &keys[i])) !=
+          DF_OK)
+        return lerror_misuse_pushed(L, code);
+      op->key = &keys[i];
+      lua_pop(L, 3); /* the table and its two values: ops keeps them */
+    }
+  }
+  code = df_txn_write_batch(t->t, ops, (size_t)n, NULL);
+  if (code != DF_OK) return lerror_core(L, code, df_txn_errmsg(t->t));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int ltxn_free(lua_State *L) {
   ltxn *t = luaL_checkudata(L, 1, LDF_TXN_MT);
   df_txn_free(t->t);
@@ -406,6 +451,7 @@ const luaL_Reg ltxn_methods[] = {{"get", l_txn_get},
                                  {"update_return_old", l_txn_update_return_old},
                                  {"condition_holds", l_txn_condition_holds},
                                  {"purge_expired", l_txn_purge_expired},
+                                 {"write_batch", l_txn_write_batch},
                                  {"commit", l_txn_commit},
                                  {"events", l_txn_events},
                                  {"free", ltxn_free},

@@ -2,9 +2,12 @@
 --
 -- A batch writer queues puts and deletes (an item is encoded when it is
 -- queued, so a bad item raises there and later changes to the table do
--- not matter) and applies them in the order given, in one LMDB write
--- transaction per flush, however many partitions they touch: a later
--- operation on a key wins over an earlier one.
+-- not matter) and applies them in one LMDB write transaction per flush,
+-- however many partitions they touch, as if in the order given: a later
+-- operation on a key wins over an earlier one.  Without a TTL function
+-- (which must see each item as it goes) the whole flush is one call into
+-- the core, which writes the keys in key order -- the order listeners
+-- hear them in.
 --
 -- A transaction runs a Lua function with the write transaction held;
 -- everything it does commits together or not at all.  Each action (put,
@@ -106,6 +109,13 @@ end
 local function flush_body(db, txn, t, ops, n)
   local fn = "batch_writer.flush"
   local ttl_fn = db._ttl_fn
+  if not ttl_fn then
+    -- no Lua code runs between the operations: all of them go to the core
+    -- in one call, which writes them in key order
+    local ok, msg, code, misuse = txn:write_batch(ops, n)
+    if ok == nil then return failed(fn, msg, code, misuse) end
+    return true
+  end
   local decode = core.decode
   for i = 1, n do
     local op = ops[i]
@@ -126,9 +136,10 @@ local function flush_body(db, txn, t, ops, n)
   return true
 end
 
---- Apply every queued operation, in order, in one transaction; a later
--- operation on a key wins over an earlier one.  Listeners hear one event
--- per operation after the commit.  The writer stays open.
+--- Apply every queued operation in one transaction, as if in the order
+-- given: a later operation on a key wins over an earlier one.  Listeners
+-- hear one event per operation after the commit, in key order (in the
+-- order given with a TTL function).  The writer stays open.
 -- @treturn true|nil true on success
 -- @treturn string message on failure (the operations stay queued)
 -- @treturn string code on failure ("IOError", ...)
@@ -571,19 +582,43 @@ local ACTION_FIELDS = {
 }
 local ACTION_KINDS = { "put", "delete", "update", "check" }
 
+-- A put or delete action that needs no Lua code to run: no condition,
+-- and no TTL function (which must see the item it replaces).
+local function plain_write(tx, a)
+  return not a.cond and not tx._db._ttl_fn and (a.kind == "put" or a.kind == "delete")
+end
+
 local function run_actions(tx, actions)
-  for i = 1, #actions do
+  local i, n = 1, #actions
+  while i <= n do
     local a = actions[i]
-    local opts = { condition = a.cond }
     tx._action = a.where
-    if a.kind == "put" then
-      tx:put_item(a.put, opts)
-    elseif a.kind == "delete" then
-      tx:delete_item(a.delete, opts)
-    elseif a.kind == "update" then
-      tx:update_item(a.update, a.plan, opts)
+    if plain_write(tx, a) then
+      -- a run of such actions goes to the core in one call, which writes
+      -- the keys in key order (the actions name distinct items)
+      local ops, m, j = {}, 0, i
+      while j <= n and plain_write(tx, actions[j]) do
+        local b = actions[j]
+        m = m + 1
+        ops[m] = b.kind == "put" and b.bytes or key_of(tx._db, b.delete)
+        j = j + 1
+      end
+      local ok, msg, code, misuse = tx._txn:write_batch(ops, m)
+      if not ok then broken(tx, a.where, msg, code, misuse) end
+      for _ = 1, m do passed(tx) end
+      i = j
     else
-      tx:condition_check(a.check, a.cond)
+      local opts = { condition = a.cond }
+      if a.kind == "put" then
+        tx:put_item(a.put, opts)
+      elseif a.kind == "delete" then
+        tx:delete_item(a.delete, opts)
+      elseif a.kind == "update" then
+        tx:update_item(a.update, a.plan, opts)
+      else
+        tx:condition_check(a.check, a.cond)
+      end
+      i = i + 1
     end
   end
   tx._action = false
@@ -621,9 +656,10 @@ function M.transact_write_items(db, actions)
     local where = string_format("%s: actions[%d]", fn, i)
     local ok, msg, code, misuse = c:check_key(a[kind])
     if not ok then failed(where, msg, code, misuse) end
+    local bytes
     if kind == "put" then
-      ok, msg, code, misuse = c:encode(a.put)
-      if not ok then failed(where, msg, code, misuse) end
+      bytes, msg, code, misuse = c:encode(a.put)
+      if not bytes then failed(where, msg, code, misuse) end
     end
     local plan
     if kind == "update" then
@@ -651,7 +687,8 @@ function M.transact_write_items(db, actions)
         .. "(one action per item)", fn, seen[id], i), "ValidationError"
     end
     seen[id] = i
-    list[i] = { kind = kind, [kind] = a[kind], plan = plan, cond = cond, where = where }
+    list[i] = { kind = kind, [kind] = a[kind], plan = plan, cond = cond, where = where,
+      bytes = bytes }
   end
   local out = {}
   local ok, msg, code, reasons = handle.write(db, fn, run_tx,
