@@ -412,8 +412,7 @@ static int l_txn_write_batch(lua_State *L) {
       op->item = lua_tolstring(L, -1, &op->len);
       lua_pop(L, 1); /* ops[i + 1] keeps the string */
     } else {
-      if ((code = lcodec_read_key(L, lua_gettop(L), d->db, &keys[i])) !=
-          DF_OK)
+      if ((code = lcodec_read_key(L, lua_gettop(L), d->db, &keys[i])) != DF_OK)
         return lerror_misuse_pushed(L, code);
       op->key = &keys[i];
       lua_pop(L, 3); /* the table and its two values: ops keeps them */
