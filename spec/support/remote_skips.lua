@@ -165,6 +165,9 @@ local skips = {
     { name = "a batch writer commits a batch larger than the map once the map has grown, one "
       .. "event per put", reason = "documented difference: stat().items is DynamoDB's ItemCount, "
       .. "refreshed about every six hours" },
+    { name = "a batch writer writes a flush in one call in the stored keys' order, a later op "
+      .. "on a key winning", reason = "a local database's write order (its stored keys, one "
+      .. "call into the C core); DynamoDB's BatchWriteItem has no defined order" },
     { name = "a batch writer raises when a key too long is queued, keeping the rest of the "
       .. "queue", reason = "documented difference: a string sort key in a numeric key "
       .. "attribute, and DynamoDB's 1,024-byte sort keys" },
