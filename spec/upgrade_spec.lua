@@ -41,12 +41,6 @@ end
 local function canon_ddb(av)
   local k, v = next(av)
   if k == "N" then -- (beyond DynamoDB's range: a Lua float, as stored)
-    if math.type == nil and v:match("^%-?%d+$") and #v > 15 then
-      -- a Lua without integers reads an integer beyond 2^53 as the
-      -- nearest double for now (issue 14.1 makes it int64 cdata / a
-      -- decimal); the stored bytes are checked exactly on Lua 5.3/5.4
-      return "N:" .. dynafile.number_string(tonumber(v))
-    end
     local ok, d = pcall(dynafile.decimal, v)
     return "N:" .. (ok and tostring(d) or dynafile.number_string(tonumber(v)))
   end

@@ -56,10 +56,13 @@ static inline void luaL_setmetatable(lua_State *L, const char *tname) {
 #define compat_isinteger(L, i) lua_isinteger(L, (i))
 #define compat_pushint(L, v) lua_pushinteger(L, (lua_Integer)(v))
 #else
+/* A number of a Lua without integers is stored as an integer up to 2^53,
+ * where every integer-valued double is exact; beyond, it is a double
+ * whose value is its shortest decimal, as on Lua 5.3+ (LuaJIT's int64_t
+ * cdata carry the integers beyond). */
 static inline int compat_isinteger(lua_State *L, int i) {
   lua_Number n = lua_tonumber(L, i);
-  return n == floor(n) && n >= -9223372036854775808.0 &&
-         n < 9223372036854775808.0;
+  return n == floor(n) && n >= -9007199254740992.0 && n <= 9007199254740992.0;
 }
 #define compat_pushint(L, v) lua_pushnumber(L, (lua_Number)(v))
 #endif

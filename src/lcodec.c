@@ -27,6 +27,33 @@ void lcodec_push_null(lua_State *L) {
   lua_pushlightuserdata(L, NULL_PTR);
 }
 
+/* Push an integer.  A Lua without integers (5.1, LuaJIT) gets one beyond
+ * 2^53 -- which a double does not hold exactly -- from the registered
+ * number constructor: an int64_t cdata under LuaJIT, a decimal value
+ * under 5.1.  [-0, +1, e] */
+static void make_value(lua_State *L, const char *name, const char *kind);
+static void push_int(lua_State *L, int64_t v, int is_unsigned, uint64_t u) {
+#if LUA_VERSION_NUM >= 503
+  if (is_unsigned)
+    lua_pushnumber(L, (lua_Number)u);
+  else
+    compat_pushint(L, v);
+#else
+  char buf[32];
+  if (is_unsigned ? u <= ((uint64_t)1 << 53)
+                  : v >= -((int64_t)1 << 53) && v <= ((int64_t)1 << 53)) {
+    lua_pushnumber(L, is_unsigned ? (lua_Number)u : (lua_Number)v);
+    return;
+  }
+  if (is_unsigned)
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)u);
+  else
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+  lua_pushstring(L, buf);
+  make_value(L, "number", NULL);
+#endif
+}
+
 /* DynamoDB's types without a Lua type of their own (dynafile.types):
  * decimals, binary values and sets are tables with a metatable.  The
  * registry maps each metatable to its kind ("N", "B", "SS", "NS", "BS")
@@ -174,6 +201,30 @@ static int classify(enc *e, int idx, size_t *count) {
   return ints > 0;
 }
 
+/* LuaJIT's int64_t/uint64_t cdata (lua_type 10): its digits, as
+ * tostring gives them ("123LL", "5ULL").  DF_OK or DF_EVALIDATION.
+ * [-0, +0, e] */
+static int int64_cdata(lua_State *L, int idx, df_dec *d) {
+  size_t n;
+  const char *s;
+  int rc = DF_EVALIDATION;
+  if (lua_type(L, idx) != 10) return DF_EVALIDATION;
+  idx = lua_absindex(L, idx);
+  lua_getglobal(L, "tostring");
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, 1);
+  s = lua_tolstring(L, -1, &n);
+  if (s && n > 3 && strcmp(s + n - 3, "ULL") == 0)
+    n -= 3;
+  else if (s && n > 2 && strcmp(s + n - 2, "LL") == 0)
+    n -= 2;
+  else
+    s = NULL;
+  if (s && df__dec_parse(s, n, d) == DF_DEC_OK) rc = DF_OK;
+  lua_pop(L, 1);
+  return rc;
+}
+
 /* A decimal, binary value or set (kind from value_kind).  [-0, +0, m] */
 static void enc_special(enc *e, int idx, const char *kind) {
   lua_State *L = e->L;
@@ -312,6 +363,12 @@ static void enc_value(enc *e, int idx) {
       break;
     default: {
       char what[64];
+      df_dec d;
+      if (int64_cdata(L, idx, &d) == DF_OK) {
+        if (df__mp_put_dec(e->b, &d) != DF_OK)
+          enc_fail(e, "cannot store a number");
+        break;
+      }
       snprintf(what, sizeof what, "cannot store a %s", luaL_typename(L, idx));
       enc_fail(e, what);
     }
@@ -515,9 +572,9 @@ static int dec_value(lua_State *L, const unsigned char **pp,
         if (avail < (size_t)nb) return -1;
         u = be_uint(p, nb);
         if (u > (uint64_t)INT64_MAX)
-          lua_pushnumber(L, (lua_Number)u);
+          push_int(L, 0, 1, u);
         else
-          compat_pushint(L, (int64_t)u);
+          push_int(L, (int64_t)u, 0, 0);
         p += nb;
         break;
       }
@@ -533,7 +590,7 @@ static int dec_value(lua_State *L, const unsigned char **pp,
         if (nb < 8 && (u >> (8 * nb - 1)) != 0) /* sign-extend */
           u |= ~(uint64_t)0 << (8 * nb);
         memcpy(&v, &u, 8);
-        compat_pushint(L, v);
+        push_int(L, v, 0, 0);
         p += nb;
         break;
       }
@@ -692,6 +749,7 @@ static int decimal_key(lua_State *L, int idx, df_value *v) {
   df_dec d;
   unsigned char code[DF_NUM_ENC_MAX];
   size_t n;
+  idx = lua_absindex(L, idx);
   if (decimal_of(L, idx, &d) != DF_OK || (n = df__dec_enc(&d, code)) == 0)
     return DF_EVALIDATION;
   lua_getfield(L, LUA_REGISTRYINDEX, DECKEYS_KEY);
@@ -770,6 +828,25 @@ void lcodec_to_value(lua_State *L, int idx, df_value *v) {
     case LUA_TFUNCTION:
       what = other[1];
       break;
+    case 10: { /* LuaJIT's int64_t cdata: the integer it holds */
+      df_dec d;
+      if (int64_cdata(L, idx, &d) == DF_OK) {
+        int64_t i;
+        uint64_t u;
+        if (df__dec_int64(&d, &i)) {
+          v->type = DF_TINT;
+          v->i = i;
+          return;
+        }
+        if (df__dec_uint64(&d, &u)) {
+          v->type = DF_TUINT;
+          v->u = u;
+          return;
+        }
+      }
+      what = other[2];
+      break;
+    }
     case LUA_TTHREAD:
       what = other[3];
       break;
