@@ -341,8 +341,10 @@ static int take_ext(const unsigned char **p, const unsigned char *end,
     case DF_EXT_DECIMAL: {
       df_dec d;
       size_t used;
+      /* only DynamoDB numbers are stored (38 digits, exponents -130 to
+       * +125: every writer checks it), so any other is corrupt data */
       if (df__dec_dec(pay, (size_t)n, &d, &used) != DF_OK || used != n ||
-          d.inf || d.sign == 0)
+          d.inf || d.sign == 0 || df__dec_range(&d) != DF_DEC_OK)
         return DF_ECORRUPT;
       v->type = DF_TDECIMAL;
       v->s = (const char *)pay;
