@@ -87,7 +87,7 @@ end
 -- process of group $1 still run (is it in /proc and not a zombie)?
 local GROUP_RUNS = [[
 for s in /proc/[0-9]*/stat; do
-  read -r line < "$s" 2>/dev/null || continue
+  read -r line 2>/dev/null < "$s" || continue
   set -- $line
   [ "$5" = "$G" ] && [ "$3" != Z ] && exit 0
 done
