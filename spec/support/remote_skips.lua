@@ -18,8 +18,6 @@ local IDX_TYPE = "dynalite writes an index key attribute of another type; dynafi
   .. "refuses it with DynamoDB's message (Expected: the index's declared type), which the "
   .. "backend's put_item returns as nil, message where a local database raises"
 local PROGRESS = "NotSupported: open's progress option (DynamoDB backfills indexes itself)"
-local SERVE_INT64 = "known gap of dynafile serve: a number beyond 2^53 (an int64 under "
-  .. "LuaJIT) is answered with InternalServerError"
 
 local skips = {
   -- whole files
@@ -96,10 +94,6 @@ local skips = {
   },
   -- single tests, by their full name
   tests = {
-    { name = "keys orders numbers numerically, integers and floats together", reason = SERVE_INT64,
-      servers = { serve = true } },
-    { name = "keys orders large integers exactly, also next to floats", reason = SERVE_INT64,
-      servers = { serve = true } },
     { name = "DynamoDB expressions as conditions works in transact_write_items",
       reason = NO_TRANSACT, servers = { dynalite = true } },
     { name = "updates in DynamoDB's syntax works in transactions and transact_write_items",

@@ -24,7 +24,6 @@ local json = require "dynafile.serve.json"
 local types = require "dynafile.types"
 
 local pairs, ipairs, tostring = pairs, ipairs, tostring
-local string_format = string.format
 local table_sort, table_concat = table.sort, table.concat
 
 local M = {}
@@ -117,8 +116,7 @@ local function batch_get(req, _)
     local target, keys, plan = targets[t], decoded[t], plans[t]
     local got, msg, code = target.db:batch_get_item(keys)
     if not got then
-      errors.raise("InternalServerError", string_format("the table cannot be read: %s (%s)",
-        tostring(msg), tostring(code)))
+      errors.engine("the table cannot be read", msg, code)
     end
     local out, rest = {}, {}
     local consistent = ri[t].ConsistentRead
@@ -234,8 +232,7 @@ local function batch_write(req, _)
       end
     end)
     if not ok then
-      errors.raise("InternalServerError", string_format("the table cannot be written: %s (%s)",
-        tostring(msg), tostring(code)))
+      errors.engine("the table cannot be written", msg, code)
     end
     if u then
       for i, x in ipairs(list) do

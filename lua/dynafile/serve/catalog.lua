@@ -180,7 +180,6 @@ function M.table(name)
   if not db then
     db = open_db(name)
     e.db = db
-    require("dynafile.serve.values").probe(db)
   end
   return e.rec, db
 end

@@ -12,7 +12,8 @@
 -- place.
 -- @module dynafile.serve.errors
 
-local setmetatable, getmetatable, error, type = setmetatable, getmetatable, error, type
+local setmetatable, getmetatable, error, type, ipairs, tostring =
+  setmetatable, getmetatable, error, type, ipairs, tostring
 local string_format = string.format
 
 local M = {}
@@ -48,12 +49,39 @@ local TYPES = {
   TrimmedDataAccessException = { DYNAMODB, 400 },
   PointInTimeRecoveryUnavailableException = { DYNAMODB, 400 },
   InternalServerError = { DYNAMODB, 500 },
+  ServiceUnavailable = { CORAL_SERVICE, 503 },
 }
 M.TYPES = TYPES
 
 local Err = {}
 Err.__index = Err
 Err.__tostring = function(e) return e.name .. ": " .. (e.message or "") end
+
+-- dynafile's failure codes (the third value of a failed call, the fourth
+-- column of DF_ERRORS in src/dynafile.h) -> the DynamoDB error answered.
+-- A refusal of what the request holds is the client's fault (400); a
+-- failure of the disk, the memory or the database file is the server's
+-- (500), and a full reader table or a map that grew under another writer
+-- passes (503, which the SDKs retry).
+local ENGINE = {
+  ValidationError = "ValidationException",
+  InvalidArgument = "ValidationException",
+  LimitExceeded = "ValidationException",
+  ConditionalCheckFailed = "ConditionalCheckFailedException",
+  TransactionCanceled = "TransactionCanceledException",
+  NotFound = "ResourceNotFoundException",
+  ReadersFull = "ServiceUnavailable",
+  Retry = "ServiceUnavailable",
+  IOError = "InternalServerError",
+  Corrupt = "InternalServerError",
+  VersionMismatch = "InternalServerError",
+  ReadOnly = "InternalServerError",
+  Forked = "InternalServerError",
+  Closed = "InternalServerError",
+  Busy = "InternalServerError",
+  NoMemory = "InternalServerError",
+}
+M.ENGINE = ENGINE
 
 --- Make an error value.
 -- @tparam string name a key of TYPES
@@ -91,6 +119,74 @@ end
 -- @raise always
 function M.not_found(msg)
   error(M.new("ResourceNotFoundException", msg or "Requested resource not found"), 0)
+end
+
+local INVALID = "One or more parameter values were invalid: "
+
+--- Raise the DynamoDB error of a failure dynafile returned (`nil, msg,
+-- code`): ENGINE decides its type; a code not listed is internal.
+-- @tparam string what the operation ("PutItem", "the table cannot be read")
+-- @tparam string msg dynafile's message
+-- @tparam string code dynafile's code
+-- @raise always
+function M.engine(what, msg, code)
+  local name = ENGINE[code] or "InternalServerError"
+  if name == "ValidationException" then
+    error(M.new(name, INVALID .. tostring(msg)), 0)
+  end
+  if name == "ConditionalCheckFailedException" then
+    error(M.new(name, "The conditional request failed"), 0)
+  end
+  if name == "ResourceNotFoundException" then
+    error(M.new(name, "Requested resource not found"), 0)
+  end
+  if name == "ServiceUnavailable" then
+    error(M.new(name, "The server is busy; retry the request"), 0)
+  end
+  error(M.new(name, string_format("%s: %s (%s)", what, tostring(msg), tostring(code))), 0)
+end
+
+-- Messages of the misuse dynafile raises that are the server's own fault
+-- (a closed or read-only handle, a write under this thread's own write
+-- transaction, an option the server got wrong), never the request's.
+local SERVER_MISUSE = {
+  "handle is closed", "is read%-only", "already holds the write transaction",
+  "unknown option", "options must be a table", "expected a database handle",
+}
+
+-- dynafile's words for a refusal -> DynamoDB's, where DynamoDB has its own
+local TRANSLATE = {
+  { "^attribute (.-) is too long for index (.-) %((%d+) bytes; a %a+ key holds at most (%d+)%)$",
+    function(attr, index, n, max)
+      return string_format("Size limit exceeded for Index Key %s Actual Size: %s bytes Max Size: "
+        .. "%s bytes IndexName: %s", attr, n, max, index)
+    end },
+}
+
+--- The DynamoDB error of a Lua error raised while serving a request, or
+-- nil when it is a bug (answered as InternalServerError).  dynafile's
+-- public functions raise "dynafile.<function>: <problem>" when the core
+-- refuses a value (a key or index key too long, an item it cannot store):
+-- the request's fault, a ValidationException with the problem, unless
+-- the problem is one of SERVER_MISUSE.
+-- @param e the error value
+-- @treturn table|nil the error value to answer
+function M.from_raise(e)
+  if type(e) ~= "string" then return nil end
+  local problem = e:match("^dynafile%.[%w_.]+: (.+)$")
+    or e:match("^[^\n:]+:%d+: dynafile%.[%w_.]+: (.+)$")
+  if not problem then return nil end
+  for _, pat in ipairs(SERVER_MISUSE) do
+    if problem:find(pat) then return nil end
+  end
+  for _, t in ipairs(TRANSLATE) do
+    local a, b, c, d = problem:match(t[1])
+    if a then
+      problem = t[2](a, b, c, d)
+      break
+    end
+  end
+  return M.new("ValidationException", INVALID .. problem)
 end
 
 --- Whether v is an error value made by this module.

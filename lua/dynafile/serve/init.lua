@@ -230,6 +230,8 @@ end
 
 local function traceback(e)
   if errors.is(e) then return e end
+  local refused = errors.from_raise(e)
+  if refused then return refused end
   return debug_traceback(tostring(e), 2)
 end
 

@@ -25,16 +25,12 @@ local json = require "dynafile.serve.json"
 
 local pairs, ipairs, tostring, pcall, error = pairs, ipairs, tostring, pcall, error
 local setmetatable, getmetatable = setmetatable, getmetatable
-local string_format = string.format
 
 local M = {}
 
 local validation = errors.validation
 
-local function internal(what, msg, code)
-  errors.raise("InternalServerError", string_format("%s: %s (%s)", what, tostring(msg),
-    tostring(code)))
-end
+local internal = errors.engine
 
 --- Raise ConditionalCheckFailedException, with the item when the request
 -- asked for it (ReturnValuesOnConditionCheckFailure = ALL_OLD).
@@ -126,8 +122,9 @@ local function put_item(req, _)
   local want_old = rv == "ALL_OLD" or report
   local ok, old, code
   if not p.condition and not want_old then
-    ok, code = db:put_item(item)
-    if not ok then internal("PutItem", code, "") end
+    local msg
+    ok, msg, code = db:put_item(item)
+    if not ok then internal("PutItem", msg, code) end
   else
     local cond, seen
     if p.condition then
@@ -261,7 +258,7 @@ local function update_item(req, _)
     if getmetatable(new) == CondFailed then M.condition_failed(req, new.old) end
     error(new, 0)
   end
-  if new == nil then internal("UpdateItem", old, "") end
+  if new == nil then internal("UpdateItem", old, "Error") end
   local res = {}
   local out
   if rv == "ALL_OLD" then

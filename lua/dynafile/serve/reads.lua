@@ -31,8 +31,7 @@ local json = require "dynafile.serve.json"
 local itemjson = require "dynafile.serve.itemjson"
 local types = require "dynafile.types"
 
-local pairs, ipairs, tostring = pairs, ipairs, tostring
-local string_format = string.format
+local pairs, ipairs = pairs, ipairs
 local math_floor, math_ceil = math.floor, math.ceil
 
 local M = {}
@@ -123,9 +122,20 @@ local function check_start_key(rec, ix, esk)
   for _, name in ipairs(names) do
     local v = esk[name]
     if v == nil then validation("The provided starting key is invalid") end
-    if tp(v) ~= type_of_name(rec, ix, name) then
+    local t = tp(v)
+    if t ~= type_of_name(rec, ix, name) then
       validation("The provided starting key is invalid: The provided key element does not "
         .. "match the schema")
+    end
+    if t ~= "N" then
+      -- a partition key holds 2048 bytes, a sort key 1024
+      local hash = name == rec.keys.hash.name or (ix and name == ix.keys.hash.name)
+      if size.key(v) > (hash and size.MAX_HASH_KEY or size.MAX_RANGE_KEY) then
+        validation("The provided starting key is invalid: One or more parameter values were "
+          .. "invalid: %s", hash
+          and "Size of hashkey has exceeded the maximum size limit of2048 bytes"
+          or "Aggregated size of all range keys has exceeded the size limit of 1024 bytes")
+      end
     end
   end
 end
@@ -238,8 +248,7 @@ local function page_fetcher(db, fn, arg, opts)
     opts.limit = max
     local page, nk, code = fn(db, arg, opts)
     if not page then
-      errors.raise("InternalServerError", string_format("the table cannot be read: %s (%s)",
-        tostring(nk), tostring(code)))
+      errors.engine("the table cannot be read", nk, code)
     end
     return page, nk
   end

@@ -913,36 +913,15 @@ local function update_ttl(req)
     return true
   end)
   local _, tdb = catalog.table(name)
-  if tdb.set_ttl then
-    -- the Lua API's set_ttl: sets, changes or clears the attribute (items
-    -- stop expiring when TTL is disabled)
-    local ok, msg, code = tdb:set_ttl(changed or false)
-    if not ok then
-      errors.raise("InternalServerError", string_format("cannot set the TTL attribute: %s (%s)",
-        tostring(msg), tostring(code)))
-    end
-  elseif changed then
-    -- without set_ttl an open adds a first TTL attribute; a database
-    -- that had another one keeps it (disabling only changes the
-    -- description)
-    catalog.forget(name)
-    local db, msg, code = dynafile.open(catalog.path(name), { sync = catalog.state.sync,
-      ttl = changed })
-    if not db then
-      catalog.update(name, function(r)
-        r.ttl = prev
-        return true
-      end)
-    end
-    if not db and code == "ValidationError" then
-      validation("TimeToLive on attribute %s: this build of dynafile cannot change a table's "
-        .. "TTL attribute once set (%s)", changed, tostring(msg))
-    end
-    if not db then
-      errors.raise("InternalServerError", string_format("cannot set the TTL attribute: %s (%s)",
-        tostring(msg), tostring(code)))
-    end
-    db:close()
+  -- set, change or clear the attribute (items stop expiring when TTL is
+  -- disabled); on failure the catalog gets its old setting back
+  local ok, msg, code = tdb:set_ttl(changed or false)
+  if not ok then
+    catalog.update(name, function(r)
+      r.ttl = prev
+      return true
+    end)
+    errors.engine("cannot set the TTL attribute", msg, code)
   end
   return { TimeToLiveSpecification = { Enabled = spec.Enabled, AttributeName = attr } }
 end

@@ -46,7 +46,6 @@ local json = require "dynafile.serve.json"
 local ngx = ngx -- luacheck: globals ngx
 local pairs, ipairs, tostring, error, pcall, setmetatable, getmetatable =
   pairs, ipairs, tostring, error, pcall, setmetatable, getmetatable
-local string_format = string.format
 local table_sort, table_concat = table.sort, table.concat
 
 local M = {}
@@ -300,6 +299,7 @@ local function run_writes(list, _, req)
       if ok and a.kind == "Update" then
         local upd_ok, new = pcall(items.apply_update, tx, rec, a.key, a.plan, old)
         if not upd_ok then
+          if not errors.is(new) then new = errors.from_raise(new) or new end
           if errors.is(new) and new.name == "ValidationException" then
             reason = { Code = "ValidationError", Message = new.message }
             any_failed = true
@@ -341,9 +341,7 @@ local function run_writes(list, _, req)
       local ok, msg, code = cdb:put_item({ kind = "intent", name = id, owner = sys().getpid(),
         token = token, hash = hash, actions = actions, created = now() })
       if not ok then
-        errors.raise("InternalServerError",
-          string_format("the transaction log cannot be written: %s (%s)",
-          tostring(msg), tostring(code)))
+        errors.engine("the transaction log cannot be written", msg, code)
       end
       return id
     end
@@ -358,8 +356,7 @@ local function run_writes(list, _, req)
       return nest(i + 1)
     end)
     if r1 == nil and r3 then
-      errors.raise("InternalServerError", string_format("table %s cannot be written: %s (%s)",
-        name, tostring(r2), tostring(r3)))
+      errors.engine("table " .. name .. " cannot be written", r2, r3)
     end
     return r1
   end
@@ -446,8 +443,7 @@ local function transact_get(req, _)
         local t = targets[name]
         local got, msg, code = t.db:batch_get_item(t.keys)
         if not got then
-          errors.raise("InternalServerError", string_format("the table cannot be read: %s (%s)",
-            tostring(msg), tostring(code)))
+          errors.engine("the table cannot be read", msg, code)
         end
         for i, a in ipairs(t.slots) do a.item = got[i] or nil end
       end

@@ -7,7 +7,8 @@
 -- key types and DynamoDB's 400 KB limit, in DynamoDB's words.
 --
 -- Invariant: a value that passed `item` or `key` can be stored and read
--- back unchanged; the checks raise DynamoDB errors (errors.lua) and never
+-- back unchanged (the binding stores every DynamoDB type: B, sets, exact
+-- decimals, LuaJIT's int64 integers); the checks raise DynamoDB errors (errors.lua) and never
 -- let a request through half-checked.
 -- @module dynafile.serve.values
 
@@ -17,7 +18,7 @@ local errors = require "dynafile.serve.errors"
 local json = require "dynafile.serve.json"
 local size = require "dynafile.serve.size"
 
-local pairs, pcall, error, type = pairs, pcall, error, type
+local pairs, pcall, error = pairs, pcall, error
 
 local M = {}
 
@@ -32,98 +33,18 @@ local function rethrow(e)
   error(e, 0)
 end
 
--- Whether the codec stores LuaJIT's int64 cdata (ddbjson's integers beyond
--- 2^53 under LuaJIT); probed with the other types by `probe`.
-local int64_ok = nil
-
--- Whether v holds an int64 cdata, at any depth.
-local function has_int64(v)
-  local t = type(v)
-  if t == "cdata" then return true end
-  if t == "table" and getmetatable(v) == nil then
-    for _, x in pairs(v) do
-      if has_int64(x) then return true end
-    end
-  end
-  return false
-end
-
--- Until the codec stores them, an integer beyond 2^53 (anywhere: items,
--- keys, expression values) is refused before it reaches the engine.
-local function check_int64(v)
-  if int64_ok or not has_int64(v) then return v end
-  validation("This dynafile build cannot store values of type N "
-    .. "(numbers a double cannot hold exactly) without loss yet")
-end
-
 --- The Lua value of an AttributeValue.
 function M.value(av)
   local ok, v = pcall(ddbjson.decode_value, av)
   if not ok then rethrow(v) end
-  return check_int64(v)
-end
-
--- Whether this build stores DynamoDB's decimal numbers, binaries and sets
--- with their types (probed once with a table's handle, see `probe`); until
--- it does, items holding them are refused rather than stored as something
--- else.
-local lossless = nil
-
---- Find out, once, whether the storage keeps every DynamoDB type: encode
--- and decode a probe item through the handle's codec.
-function M.probe(db)
-  if lossless ~= nil then return lossless end
-  local core = require "dynafile.core"
-  local probe = { d = types.decimal("1.00000000000000000001"), b = types.binary("x"),
-    s = types.set({ "a" }, "S") }
-  local ok, back = pcall(function() return core.decode(db._c:encode(probe)) end)
-  lossless = ok and type(back) == "table" and types.type(back.d) == "N"
-    and types.type(back.b) == "B" and types.type(back.s) == "SS" or false
-  local big = ddbjson.decode_value({ N = "9223372036854775807" })
-  if type(big) == "cdata" then
-    local iok, iback = pcall(function() return core.decode(db._c:encode({ i = big })) end)
-    int64_ok = iok and type(iback) == "table" and iback.i == big
-  else
-    int64_ok = true
-  end
-  return lossless
-end
-
-local function unstorable(v)
-  -- LuaJIT's int64 cdata: an integer beyond 2^53
-  if type(v) == "cdata" then return not int64_ok and "N" or nil end
-  local t = tp(v)
-  if not lossless then
-    if t == "B" or t == "SS" or t == "NS" or t == "BS" then return t end
-    -- a decimal value
-    if t == "N" then return types.is_decimal(v) and "N" or nil end
-  end
-  if t == "M" or t == "L" then
-    for _, x in pairs(v) do
-      local u = unstorable(x)
-      if u then return u end
-    end
-  end
-  return nil
-end
-
---- Refuse an item this build cannot store without changing it.
-function M.check_storable(item)
-  if lossless and int64_ok then return end
-  for _, v in pairs(item) do
-    local u = unstorable(v)
-    if u then
-      validation("This dynafile build cannot store values of type %s%s without loss yet",
-        u, u == "N" and " (numbers a double cannot hold exactly)" or "")
-    end
-  end
+  return v
 end
 
 --- The Lua item of an AttributeValue map (every value checked).
 function M.item(t)
   local ok, v = pcall(ddbjson.decode_item, t)
   if not ok then rethrow(v) end
-  return check_int64(v)
+  return v
 end
 
 -- Empty lists of an encoded value become json.EMPTY_ARRAY (an empty L, and
@@ -232,7 +153,6 @@ end
 -- @tparam[opt] boolean from_update the item was made by an update (the
 --   messages differ)
 function M.check_item(rec, item, from_update)
-  M.check_storable(item)
   for _, k in pairs { rec.keys.hash, rec.keys.range } do
     local v = item[k.name]
     if v == nil then
@@ -260,7 +180,8 @@ function M.check_item(rec, item, from_update)
 end
 
 --- Check the index key attributes of an item: each present one must have
--- its index's type and not be empty.
+-- its index's type, not be empty and fit DynamoDB's key sizes (2048 bytes
+-- for a partition key, 1024 for a sort key).
 function M.check_index_keys(rec, item)
   for _, set in pairs { rec.gsi, rec.lsi } do
     for name, ix in pairs(set or {}) do
@@ -278,6 +199,14 @@ function M.check_index_keys(rec, item)
               .. "secondary index key is not supported. The AttributeValue for a key attribute "
               .. "cannot contain an empty %s value. IndexName: %s, IndexKey: %s",
               k.type == "S" and "string" or "binary", name, k.name)
+          end
+          if t ~= "N" then
+            local n = size.key(v)
+            local max = k == ix.keys.hash and size.MAX_HASH_KEY or size.MAX_RANGE_KEY
+            if n > max then
+              validation(INVALID .. "Size limit exceeded for Index Key %s Actual Size: %d bytes "
+                .. "Max Size: %d bytes IndexName: %s", k.name, n, max, name)
+            end
           end
         end
       end
