@@ -4,10 +4,7 @@
 // and in a GSI.
 //
 // Every case runs against dynalite too, which checks the expectations
-// themselves.  Against `dynafile serve` the cases run once the Lua
-// binding stores these types (serve's probe, lua/dynafile/serve/values.lua);
-// until then serve refuses them with a ValidationException and the serve
-// half is skipped with that reason.
+// themselves, and against `dynafile serve`.
 "use strict";
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
@@ -16,7 +13,7 @@ const path = require("node:path");
 const D = require("@aws-sdk/client-dynamodb");
 const { startServe } = require("./lib/serve");
 
-let serve, dyn, dynProc, serveTypes = false, serveWhy = "";
+let serve, dyn, dynProc;
 
 function startDynalite() {
   return new Promise((resolve, reject) => {
@@ -38,17 +35,6 @@ before(async () => {
   dynProc = d.proc;
   dyn = new D.DynamoDBClient({ endpoint: `http://127.0.0.1:${d.port}`, region: "us-east-1",
     credentials: { accessKeyId: "AKID", secretAccessKey: "secret" }, maxAttempts: 1 });
-  // does this server store the types?
-  await serve.ddb.send(new D.CreateTableCommand({ TableName: "probe", BillingMode: "PAY_PER_REQUEST",
-    AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-    KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }] }));
-  try {
-    await serve.ddb.send(new D.PutItemCommand({ TableName: "probe",
-      Item: { pk: { S: "p" }, b: { B: Buffer.from("x") }, s: { SS: ["a"] } } }));
-    serveTypes = true;
-  } catch (e) {
-    serveWhy = `${e.name}: ${e.message}`;
-  }
 });
 after(async () => {
   if (serve) await serve.stop();
@@ -79,17 +65,11 @@ async function create(send, input) {
   throw new Error(`${input.TableName} did not become ACTIVE`);
 }
 
-// Run `body(send, name)` against dynalite and against serve (when it
-// stores the types), each on its own table name.
+// Run `body(send, name)` against dynalite and against serve, each on its
+// own table name.
 function both(title, body) {
   test(`${title} [dynalite]`, async () => body((c) => dyn.send(c), "dyn"));
-  test(`${title} [dynafile serve]`, async (t) => {
-    if (!serveTypes) {
-      t.skip(`dynafile serve does not store these types in this build (${serveWhy})`);
-      return;
-    }
-    await body((c) => serve.ddb.send(c), "srv");
-  });
+  test(`${title} [dynafile serve]`, async () => body((c) => serve.ddb.send(c), "srv"));
 }
 
 both("binary partition and sort keys: bytewise order, key conditions, exact bytes", async (send, tag) => {
