@@ -29,9 +29,9 @@ local api = require "dynafile.serve.api"
 local catalog = require "dynafile.serve.catalog"
 
 local ngx = ngx -- luacheck: globals ngx
-local pairs, ipairs, tostring, xpcall, pcall, error, type =
-  pairs, ipairs, tostring, xpcall, pcall, error, type
-local string_find, string_match, string_format = string.find, string.match, string.format
+local pairs, ipairs, tostring, xpcall, pcall, error, type, setmetatable =
+  pairs, ipairs, tostring, xpcall, pcall, error, type, setmetatable
+local string_find, string_match = string.find, string.match
 local debug_traceback = debug.traceback
 local io_open = io.open
 
@@ -139,24 +139,27 @@ end
 
 -- ------------------------------------------------------------ responses
 
--- Request ids: 52 characters, as DynamoDB's: 40 random ones made once
--- per worker, then a counter.
+-- Request ids: 52 characters, as DynamoDB's: 39 random ones made once
+-- per worker, then a counter of 13 digits (10^12 + n: tostring prints it
+-- whole, and it costs less than a string.format).
 local request_prefix = nil
-local request_counter = 0
+local request_counter = 1000000000000
+
+local function make_request_prefix()
+  local f = io_open("/dev/urandom", "rb")
+  local bytes = f and f:read(39) or tostring({}) .. ngx.now()
+  if f then f:close() end
+  local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+  return (bytes:gsub(".", function(c)
+    local k = c:byte() % 36 + 1
+    return chars:sub(k, k)
+  end):sub(1, 39))
+end
 
 local function request_id()
-  if not request_prefix then
-    local f = io_open("/dev/urandom", "rb")
-    local bytes = f and f:read(40) or tostring({}) .. ngx.now()
-    if f then f:close() end
-    local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    request_prefix = bytes:gsub(".", function(c)
-      local k = c:byte() % 36 + 1
-      return chars:sub(k, k)
-    end):sub(1, 40)
-  end
+  if not request_prefix then request_prefix = make_request_prefix() end
   request_counter = request_counter + 1
-  return request_prefix .. string_format("%012X", request_counter)
+  return request_prefix .. tostring(request_counter)
 end
 
 local CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -201,6 +204,17 @@ local function region_of(authz)
   return r or config.region
 end
 
+-- A request's context: `region` is worked out when first asked for (only
+-- ARNs and stream records name it).
+local CTX = { __index = function(ctx, k)
+  if k == "region" then
+    local r = region_of(ctx.authz)
+    ctx.region = r
+    return r
+  end
+  return nil
+end }
+
 local function dispatch(target, body)
   local api_name, op = string_match(target or "", "^(DynamoDB[%w]*)_20120810%.(%w+)$")
   local set
@@ -224,7 +238,7 @@ local function dispatch(target, body)
   if not req then errors.serialization(nil) end
   local s = api[set][op]
   if s then shape.check(s, req) end
-  local ctx = { region = region_of(authz), account = config.account, op = op }
+  local ctx = setmetatable({ account = config.account, op = op, authz = authz }, CTX)
   return fn(req, ctx)
 end
 

@@ -9,7 +9,9 @@
 -- dynafile.ddbjson and cjson, so the output is byte for byte what the
 -- general path writes, only faster.
 --
--- Invariant: `item(t)` is valid JSON equal to json.encode(values.encode_item(t)).
+-- Invariant: `item(t)` is valid JSON whose value equals that of
+-- json.encode(values.encode_item(t)) (the text may differ: a "/" is not
+-- escaped here).
 -- @module dynafile.serve.itemjson
 
 local cjson_module = require "cjson"
@@ -17,7 +19,7 @@ local types = require "dynafile.types"
 local values = require "dynafile.serve.values"
 
 local type, pairs, rawequal, getmetatable = type, pairs, rawequal, getmetatable
-local string_format = string.format
+local string_format, string_byte = string.format, string.byte
 local table_concat = table.concat
 local math_floor = math.floor
 
@@ -45,6 +47,18 @@ local function jname(k)
   names[k] = s
   names_n = names_n + 1
   return s
+end
+
+-- Whether a short string goes into JSON as it is: no control character,
+-- quote or backslash (a loop the JIT compiles costs less than calling
+-- cjson for the strings most items hold; long ones go to cjson).
+local PLAIN_MAX = 256
+local function plain(s)
+  for i = 1, #s do
+    local c = string_byte(s, i)
+    if c < 32 or c == 34 or c == 92 then return false end
+  end
+  return true
 end
 
 local value
@@ -91,18 +105,29 @@ end
 -- nil when v has no DynamoDB form (the caller reports it).
 value = function(v, buf, n)
   local t = type(v)
+  -- the pieces go into buf as they are: table.concat joins them once,
+  -- where '{"S":' .. s .. "}" would make (and hash) a string per value
   if t == "string" then
-    n = n + 1
-    buf[n] = '{"S":' .. jstr(v) .. "}"
-    return n
+    if #v <= PLAIN_MAX and plain(v) then
+      buf[n + 1] = '{"S":"'
+      buf[n + 2] = v
+      buf[n + 3] = '"}'
+    else
+      buf[n + 1] = '{"S":'
+      buf[n + 2] = jstr(v)
+      buf[n + 3] = "}"
+    end
+    return n + 3
   end
   if t == "number" then
-    n = n + 1
     if v == math_floor(v) and v > -EXACT and v < EXACT then
-      buf[n] = string_format('{"N":"%d"}', v)
-    else
-      buf[n] = general(v)
+      buf[n + 1] = '{"N":"'
+      buf[n + 2] = string_format("%d", v)
+      buf[n + 3] = '"}'
+      return n + 3
     end
+    n = n + 1
+    buf[n] = general(v)
     return n
   end
   if t == "boolean" then
@@ -128,28 +153,51 @@ value = function(v, buf, n)
   return n
 end
 
---- The DynamoDB JSON of an item: `{"attr":{"S":"x"},...}`.
-function M.item(item)
-  local buf, n = { "{" }, 1
+-- Append the JSON of an item to buf after position n; returns the new n.
+local function put_item(item, buf, n)
+  n = n + 1
+  buf[n] = "{"
   local first = true
   for k, v in pairs(item) do
-    if first then first = false else n = n + 1; buf[n] = "," end
-    n = n + 1
-    buf[n] = jname(k)
+    if first then
+      first = false
+      n = n + 1
+      buf[n] = jname(k)
+    else
+      n = n + 1
+      buf[n] = ","
+      n = n + 1
+      buf[n] = jname(k)
+    end
     n = n + 1
     buf[n] = ":"
     n = value(v, buf, n)
   end
   n = n + 1
   buf[n] = "}"
-  return table_concat(buf)
+  return n
+end
+
+--- The DynamoDB JSON of an item: `{"attr":{"S":"x"},...}`.
+function M.item(item)
+  local buf = {}
+  local n = put_item(item, buf, 0)
+  return table_concat(buf, "", 1, n)
 end
 
 --- A JSON array of items.
 function M.items(list_of_items)
-  local parts = {}
-  for i = 1, #list_of_items do parts[i] = M.item(list_of_items[i]) end
-  return "[" .. table_concat(parts, ",") .. "]"
+  local buf, n = { "[" }, 1
+  for i = 1, #list_of_items do
+    if i > 1 then
+      n = n + 1
+      buf[n] = ","
+    end
+    n = put_item(list_of_items[i], buf, n)
+  end
+  n = n + 1
+  buf[n] = "]"
+  return table_concat(buf, "", 1, n)
 end
 
 return M

@@ -327,6 +327,18 @@ local function check_value(s, v, path, errs)
     for i = 1, #v do check_value(m, v[i], path .. "." .. i .. ".member", errs) end
   elseif kind == "map" then
     local m = s.member
+    if not s.key and m.kind == "value" then
+      -- an item or ExpressionAttributeValues: only a null value (false
+      -- here) has anything to report
+      local any = false
+      for _, x in pairs(v) do
+        if x == false then
+          any = true
+          break
+        end
+      end
+      if not any then return end
+    end
     local keys = {}
     for k in pairs(v) do keys[#keys + 1] = k end
     table_sort(keys)
@@ -352,9 +364,25 @@ local function check_value(s, v, path, errs)
   end
 end
 
+-- The member names as DynamoDB's paths print them (first letter lower
+-- case), made once per field.
+local lowered = setmetatable({}, { __mode = "k" })
+
 check_constraints = function(s, t, prefix, errs)
-  for _, f in ipairs(s.fields) do
-    check_value(f[2], t[f[1]], prefix .. lower_first(f[1]), errs)
+  local fields = s.fields
+  for i = 1, #fields do
+    local f = fields[i]
+    local fs, v = f[2], t[f[1]]
+    -- an absent optional member has nothing to check (check_value would
+    -- return at once): its path is not even made
+    if v ~= nil or fs.required then
+      local low = lowered[f]
+      if not low then
+        low = lower_first(f[1])
+        lowered[f] = low
+      end
+      check_value(fs, v, prefix .. low, errs)
+    end
   end
 end
 
