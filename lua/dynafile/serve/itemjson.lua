@@ -185,9 +185,13 @@ function M.item(item)
   return table_concat(buf, "", 1, n)
 end
 
---- A JSON array of items.
-function M.items(list_of_items)
-  local buf, n = { "[" }, 1
+M.put_item = put_item
+
+--- Append a JSON array of items to buf after position n.
+-- @treturn number the new n
+function M.put_items(list_of_items, buf, n)
+  n = n + 1
+  buf[n] = "["
   for i = 1, #list_of_items do
     if i > 1 then
       n = n + 1
@@ -197,6 +201,13 @@ function M.items(list_of_items)
   end
   n = n + 1
   buf[n] = "]"
+  return n
+end
+
+--- A JSON array of items.
+function M.items(list_of_items)
+  local buf = {}
+  local n = M.put_items(list_of_items, buf, 0)
   return table_concat(buf, "", 1, n)
 end
 

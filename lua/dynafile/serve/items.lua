@@ -25,6 +25,7 @@ local json = require "dynafile.serve.json"
 
 local pairs, ipairs, tostring, pcall, error = pairs, ipairs, tostring, pcall, error
 local setmetatable, getmetatable = setmetatable, getmetatable
+local table_concat = table.concat
 
 local M = {}
 
@@ -77,12 +78,18 @@ local function get_item(req, ctx)
   end
   if not ctx.internal then
     -- the answer as text, written straight from the item
-    local parts = { "{" }
-    if item then parts[2] = '"Item":' .. itemjson.item(item) end
-    if cap then parts[#parts + 1] = (item and "," or "") .. '"ConsumedCapacity":'
-      .. json.encode(cap) end
-    parts[#parts + 1] = "}"
-    return table.concat(parts)
+    local buf, n = { "{" }, 1
+    if item then
+      buf[2] = '"Item":'
+      n = itemjson.put_item(item, buf, 2)
+    end
+    if cap then
+      buf[n + 1] = item and ',"ConsumedCapacity":' or '"ConsumedCapacity":'
+      buf[n + 2] = json.encode(cap)
+      n = n + 2
+    end
+    buf[n + 1] = "}"
+    return table_concat(buf, "", 1, n + 1)
   end
   local res = {}
   if item then res.Item = values.encode_item(item) end

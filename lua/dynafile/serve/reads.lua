@@ -32,6 +32,7 @@ local itemjson = require "dynafile.serve.itemjson"
 local types = require "dynafile.types"
 
 local pairs, ipairs = pairs, ipairs
+local table_concat = table.concat
 local math_floor, math_ceil = math.floor, math.ceil
 
 local M = {}
@@ -224,13 +225,28 @@ local function walk(fetch, rec, ix, req, p, start, name, db, ctx)
   end
   if not ctx.internal then
     -- the answer as text, written straight from the items
-    local parts = { "{" }
-    if not count_only then parts[2] = '"Items":' .. itemjson.items(items) .. "," end
-    parts[#parts + 1] = '"Count":' .. count .. ',"ScannedCount":' .. scanned
-    if lek then parts[#parts + 1] = ',"LastEvaluatedKey":' .. itemjson.item(lek) end
-    if cap then parts[#parts + 1] = ',"ConsumedCapacity":' .. json.encode(cap) end
-    parts[#parts + 1] = "}"
-    return table.concat(parts)
+    local buf, n = { "{" }, 1
+    if not count_only then
+      buf[2] = '"Items":'
+      n = itemjson.put_items(items, buf, 2) + 1
+      buf[n] = ","
+    end
+    buf[n + 1] = '"Count":'
+    buf[n + 2] = count
+    buf[n + 3] = ',"ScannedCount":'
+    buf[n + 4] = scanned
+    n = n + 4
+    if lek then
+      buf[n + 1] = ',"LastEvaluatedKey":'
+      n = itemjson.put_item(lek, buf, n + 1)
+    end
+    if cap then
+      buf[n + 1] = ',"ConsumedCapacity":'
+      buf[n + 2] = json.encode(cap)
+      n = n + 2
+    end
+    buf[n + 1] = "}"
+    return table_concat(buf, "", 1, n + 1)
   end
   local res = { Count = count, ScannedCount = scanned, ConsumedCapacity = cap }
   if not count_only then
