@@ -71,7 +71,7 @@ local serve = require "dynafile.serve"
 local dir = os.tmpname()
 os.remove(dir)
 assert(os.execute("mkdir -p " .. dir .. "/data"))
-serve.init({ dir = dir .. "/data" })
+serve.init({ dir = dir .. "/data", sync = os.getenv("SERVE_SYNC") or "normal" })
 serve.init_worker()
 
 local function call(target, body)
