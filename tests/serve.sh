@@ -17,7 +17,7 @@ FAIL=0
 bad() { FAIL=$((FAIL + 1)); echo "FAIL $1${2:+: $2}"; }
 finish() { echo "$PASS passed, $FAIL failed"; [ "$FAIL" -eq 0 ]; exit; }
 
-for cmd in node nginx lua5.4; do
+for cmd in node nginx lua5.4 luajit; do
   command -v "$cmd" >/dev/null 2>&1 || { bad "prerequisite: $cmd" "not installed"; finish; }
 done
 if ! sh scripts/js-deps.sh --check >/dev/null 2>&1; then
@@ -51,6 +51,21 @@ else
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && [ "${c:-0}" -eq 0 ]; then
     bad "node --test tests/js" "exit $rc with no failed test"
   fi
+fi
+
+# group commit (lua/dynafile/serve/group.lua) under a model of nginx's loop
+log=$(mktemp)
+LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH="$ROOT/build/luajit/?.so;;" \
+  timeout 60 luajit tests/serve/group_test.lua >"$log" 2>&1
+cat "$log"
+counts=$(sed -n -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$log" | tail -n 1)
+rm -f "$log"
+if [ -z "$counts" ]; then
+  bad "tests/serve/group_test.lua" "no summary"
+else
+  set -- $counts
+  PASS=$((PASS + $1))
+  FAIL=$((FAIL + $2))
 fi
 
 if [ -f tests/serve/cli.sh ]; then

@@ -147,3 +147,45 @@ test("workers killed with SIGKILL under load lose no acknowledged write", async 
     await s.stop();
   }
 });
+
+test("concurrent PutItems (grouped into shared commits in a worker) are each answered after their write", async () => {
+  // One worker, many connections: the worker groups the PutItems it has in
+  // hand into one transaction (lua/dynafile/serve/group.lua).  Every
+  // answered PutItem must be readable at once, through another client, and
+  // a refused one in the crowd gets its own error without hurting the others.
+  const s = await startServe({ workers: 1 });
+  try {
+    await s.ddb.send(new D.CreateTableCommand({ TableName: "grp", BillingMode: "PAY_PER_REQUEST",
+      AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }, { AttributeName: "g", AttributeType: "S" }],
+      KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
+      GlobalSecondaryIndexes: [{ IndexName: "by_g", KeySchema: [{ AttributeName: "g", KeyType: "HASH" }],
+        Projection: { ProjectionType: "KEYS_ONLY" } }] }));
+    const writers = Array.from({ length: 16 }, () => s.clients().ddb);
+    const reader = s.clients().ddb;
+    let refused = 0;
+    await Promise.all(writers.map(async (c, w) => {
+      for (let i = 0; i < 40; i++) {
+        const id = `c${w}-${i}`;
+        if (i % 10 === 7) {
+          // a GSI key of the wrong type: ValidationException, nothing written
+          await assert.rejects(c.send(new D.PutItemCommand({ TableName: "grp",
+            Item: { id: { S: id }, g: { N: "1" } } })), (e) => e.name === "ValidationException");
+          refused++;
+          continue;
+        }
+        await c.send(new D.PutItemCommand({ TableName: "grp", Item: { id: { S: id }, g: { S: `g${w}` }, n: { N: String(i) } } }));
+        const got = await reader.send(new D.GetItemCommand({ TableName: "grp", Key: { id: { S: id } },
+          ConsistentRead: true }));
+        assert.deepEqual(got.Item && got.Item.n, { N: String(i) }, `${id} readable once answered`);
+      }
+    }));
+    const scan = await s.ddb.send(new D.ScanCommand({ TableName: "grp", Select: "COUNT" }));
+    assert.equal(scan.Count, 16 * 40 - refused);
+    const q = await s.ddb.send(new D.QueryCommand({ TableName: "grp", IndexName: "by_g",
+      KeyConditionExpression: "g = :g", ExpressionAttributeValues: { ":g": { S: "g3" } } }));
+    assert.equal(q.Count, 40 - 4);
+    for (const c of [...writers, reader]) c.destroy();
+  } finally {
+    await s.stop();
+  }
+});

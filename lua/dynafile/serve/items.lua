@@ -22,6 +22,7 @@ local expressions = require "dynafile.serve.expressions"
 local tables = require "dynafile.serve.tables"
 local itemjson = require "dynafile.serve.itemjson"
 local json = require "dynafile.serve.json"
+local group = require "dynafile.serve.group"
 
 local pairs, ipairs, tostring, pcall, error = pairs, ipairs, tostring, pcall, error
 local setmetatable, getmetatable = setmetatable, getmetatable
@@ -130,7 +131,7 @@ local function put_item(req, _)
   local ok, old, code
   if not p.condition and not want_old then
     local msg
-    ok, msg, code = db:put_item(item)
+    ok, msg, code = group.put(name, db, item)
     if not ok then internal("PutItem", msg, code) end
   else
     local cond, seen
