@@ -4,7 +4,8 @@
 # Runs every tests/js/*.test.js with node's built-in test runner: the AWS
 # SDK for JavaScript v3 against `dynafile serve` (each file starts its own
 # server on a free 127.0.0.1 port, with a temporary data directory), and
-# the differential tests against dynalite.  Then tests/serve/cli.sh drives
+# the differential tests against dynalite; tests/serve/group_test.lua (group
+# commit under a model of nginx's loop, LuaJIT).  Then tests/serve/cli.sh drives
 # the AWS CLI (Debian's awscli).  Needs `make js-deps` (tests/js/node_modules)
 # and the module built for LuaJIT (nginx's Lua) and Lua 5.4 -- built here.
 # The last line printed is "N passed, N failed", counting every test.
