@@ -8,7 +8,10 @@
 # of all its processes over the run -- nginx's master and workers, or
 # dynalite's node -- divided by the requests).  Then the ratios
 # dynafile/dynalite against the targets of issue 17, and the time from
-# launching `dynafile serve` to its first answered request.  Exits non-zero
+# launching `dynafile serve` to its first answered request.  For scale it
+# also measures the floor nginx sets (a content_by_lua handler sending a
+# fixed answer: CPU per request no nginx-hosted server goes below) and
+# serve's Lua path alone, in-process (bench/serve/handler.lua).  Exits non-zero
 # when a request failed or a target was missed.
 #
 # Environment: BENCH_SECONDS, BENCH_PARTITIONS (default 2000: 20,000
@@ -23,8 +26,10 @@ TICK=$(getconf CLK_TCK)
 T=$(mktemp -d /tmp/dynafile-bench-serve.XXXXXX)
 SERVE_PID=""
 DYN_PID=""
+CANNED_PID=""
 cleanup() {
   [ -n "$SERVE_PID" ] && kill -TERM "$SERVE_PID" 2>/dev/null
+  [ -n "$CANNED_PID" ] && kill -TERM "$CANNED_PID" 2>/dev/null
   [ -n "$DYN_PID" ] && kill -TERM "$DYN_PID" 2>/dev/null
   wait 2>/dev/null
   rm -rf "$T"
@@ -105,6 +110,68 @@ done
 
 STARTUP=$(node bench/serve/startup.js "$ROOT" "$(free_port)" 5 | sed -n 's/^STARTUP //p')
 
+# The floor nginx sets: the same GetItem requests answered by a
+# content_by_lua handler that reads the body and sends a fixed answer with
+# serve's headers (no JSON, no table) -- what any nginx-hosted server pays
+# per request on this machine.
+PORT_C=$(free_port)
+mkdir -p "$T/canned/conf" "$T/canned/tmp"
+cat >"$T/canned/conf/nginx.conf" <<CONF
+load_module $(ls /usr/lib/nginx/modules/ndk_http_module.so /usr/share/nginx/modules/ndk_http_module.so 2>/dev/null | head -1);
+load_module $(ls /usr/lib/nginx/modules/ngx_http_lua_module.so /usr/share/nginx/modules/ngx_http_lua_module.so 2>/dev/null | head -1);
+daemon off;
+master_process on;
+worker_processes $WORKERS;
+pid $T/canned/nginx.pid;
+error_log stderr warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $T/canned/tmp;
+  keepalive_requests 10000000;
+  server {
+    listen 127.0.0.1:$PORT_C reuseport backlog=4096;
+    location / {
+      content_by_lua_block {
+        ngx.req.read_body()
+        local req = ngx.req.get_body_data()
+        local target = ngx.var.http_x_amz_target
+        local body = '{"Item":{"pk":{"S":"p1"},"sk":{"N":"1"},"v":{"S":"' .. string.rep("x", 64) .. '"}}}'
+        ngx.status = 200
+        ngx.header["Content-Type"] = "application/x-amz-json-1.0"
+        ngx.header["x-amzn-RequestId"] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABC1000000000001"
+        ngx.header["x-amz-crc32"] = ngx.crc32_long(body)
+        ngx.header["Content-Length"] = #body
+        ngx.print(body)
+        return ngx.exit(200)
+      }
+    }
+  }
+}
+CONF
+nginx -p "$T/canned/" -c "$T/canned/conf/nginx.conf" -e stderr >"$T/canned.log" 2>&1 &
+CANNED_PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT_C/" && break; sleep 0.05; done
+c0=$(cpu_ticks "$CANNED_PID")
+out=$(wrk -t2 -c32 -d"${SECONDS_EACH}s" --latency -s bench/serve/wrk.lua "http://127.0.0.1:$PORT_C/" \
+  -- get bench "$PARTS" 2>&1)
+c1=$(cpu_ticks "$CANNED_PID")
+kill -TERM "$CANNED_PID" 2>/dev/null
+wait "$CANNED_PID" 2>/dev/null
+CANNED=""
+line=$(printf '%s\n' "$out" | grep '^RESULT')
+if [ -n "$line" ]; then
+  eval "$(printf '%s' "$line" | sed 's/^RESULT //')"
+  CANNED=$(awk -v t=$((c1 - c0)) -v hz="$TICK" -v r="$requests" -v d="$duration_us" \
+    'BEGIN { printf "%.0f req/s, %.1f us CPU per request", r / (d / 1e6), t / hz * 1e6 / r }')
+fi
+
+# serve's own Lua path per request, in one LuaJIT process (no HTTP): the
+# part of the cost dynafile serve decides, measured without the noise of
+# the processes around it
+HANDLER=$(LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH="$ROOT/build/luajit/?.so;;" \
+  SERVE_SYNC="${SERVE_SYNC:-normal}" luajit bench/serve/handler.lua 20000 get query put 2>&1)
+
 echo
 printf '%-8s %-9s %10s %9s %9s %14s\n' operation server "req/s" "p50 ms" "p99 ms" "CPU us/req"
 for op in get put query; do
@@ -113,6 +180,9 @@ for op in get put query; do
       "${P99[$op.$target]}" "${CPU[$op.$target]}"
   done
 done
+echo
+[ -n "$CANNED" ] && echo "nginx floor (a fixed GetItem answer from content_by_lua): $CANNED"
+printf '%s\n' "$HANDLER" | sed 's/^/lua path: /'
 echo
 MISSED=0
 # target: op, minimum throughput ratio, maximum CPU ratio
