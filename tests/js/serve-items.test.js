@@ -153,6 +153,20 @@ test("index keys over DynamoDB's sizes are a ValidationException on every write 
   assert.deepEqual(q.Items.map((it) => it.pk.S), ["ok2"]);
 });
 
+test("{NULL: false} is accepted and stored as {NULL: true}, as DynamoDB does since 2026", async () => {
+  await send(new D.PutItemCommand({ TableName: "items",
+    Item: { pk: { S: "null-false" }, a: { NULL: false }, m: { M: { b: { NULL: false } } }, l: { L: [{ NULL: false }] } } }));
+  const g = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "null-false" } } }));
+  assert.deepEqual(g.Item, { pk: { S: "null-false" }, a: { NULL: true }, m: { M: { b: { NULL: true } } },
+    l: { L: [{ NULL: true }] } });
+  const u = await send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "null-false" } },
+    UpdateExpression: "SET c = :n", ExpressionAttributeValues: { ":n": { NULL: false } }, ReturnValues: "UPDATED_NEW" }));
+  assert.deepEqual(u.Attributes, { c: { NULL: true } });
+  // the other malformed values are still refused
+  await rejects(send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "null-false" }, a: { NULL: false }, b: { SS: [] } } })),
+    "ValidationException", "One or more parameter values were invalid: An string set  may not be empty");
+});
+
 test("GetItem of a missing item has no Item", async () => {
   const g = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "nothing" } } }));
   assert.equal(g.Item, undefined);

@@ -18,7 +18,7 @@ local errors = require "dynafile.serve.errors"
 local json = require "dynafile.serve.json"
 local size = require "dynafile.serve.size"
 
-local pairs, pcall, error = pairs, pcall, error
+local pairs, ipairs, pcall, error, type = pairs, ipairs, pcall, error, type
 
 local M = {}
 
@@ -33,18 +33,47 @@ local function rethrow(e)
   error(e, 0)
 end
 
+-- DynamoDB accepts {"NULL": false} (since 2026) and stores it as
+-- {"NULL": true}; dynafile.ddbjson refuses it.  Only when the decoder
+-- refused a request for that reason is the AttributeValue tree walked and
+-- each NULL false made true (the common path pays nothing).
+local NULL_FALSE = "Null attribute value types must have the value of true"
+
+local function null_false_to_true(av)
+  if type(av) ~= "table" then return end
+  if av.NULL == false then av.NULL = true end
+  local m, l = av.M, av.L
+  if type(m) == "table" then
+    for _, x in pairs(m) do null_false_to_true(x) end
+  elseif type(l) == "table" then
+    for _, x in ipairs(l) do null_false_to_true(x) end
+  end
+end
+
+local function decode(fn, t, is_item)
+  local ok, v = pcall(fn, t)
+  if ok then return v end
+  if ddbjson.is_error(v) and type(v.message) == "string"
+    and string.find(v.message, NULL_FALSE, 1, true) and type(t) == "table" then
+    if is_item then
+      for _, av in pairs(t) do null_false_to_true(av) end
+    else
+      null_false_to_true(t)
+    end
+    ok, v = pcall(fn, t)
+    if ok then return v end
+  end
+  rethrow(v)
+end
+
 --- The Lua value of an AttributeValue.
 function M.value(av)
-  local ok, v = pcall(ddbjson.decode_value, av)
-  if not ok then rethrow(v) end
-  return v
+  return decode(ddbjson.decode_value, av, false)
 end
 
 --- The Lua item of an AttributeValue map (every value checked).
 function M.item(t)
-  local ok, v = pcall(ddbjson.decode_item, t)
-  if not ok then rethrow(v) end
-  return v
+  return decode(ddbjson.decode_item, t, true)
 end
 
 -- Empty lists of an encoded value become json.EMPTY_ARRAY (an empty L, and
