@@ -224,3 +224,53 @@ test("batches", async () => {
     { DeleteRequest: { Key: { pk: { S: "bw" }, sk: { N: "1" } } } }] } });
   await run(D.BatchWriteItemCommand, { RequestItems: { diff_none: [{ DeleteRequest: { Key: { pk: { S: "x" } } } }] } });
 });
+
+test("limits: key sizes, 400 KB items, number range and digits -- the same errors", async () => {
+  // Each of these a store could refuse late (dynafile's engine has its own
+  // rules); serve must answer DynamoDB's 400 with DynamoDB's words on every
+  // write path, as dynalite does.
+  const t = "diff_lim";
+  const def = { TableName: t, BillingMode: "PAY_PER_REQUEST",
+    AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }, { AttributeName: "sk", AttributeType: "S" }],
+    KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }, { AttributeName: "sk", KeyType: "RANGE" }] };
+  await outcome(serve.ddb, D.CreateTableCommand, def);
+  await outcome(dyn, D.CreateTableCommand, def);
+  await dynaliteActive(t);
+  const nest = (n) => { let v = { S: "x" }; for (let i = 0; i < n; i++) v = { M: { a: v } }; return v; };
+  const bad = [
+    { pk: { S: "h".repeat(2049) }, sk: { S: "a" } },
+    { pk: { S: "a" }, sk: { S: "r".repeat(1025) } },
+    { pk: { S: "a" }, sk: { S: "big" }, v: { S: "x".repeat(400 * 1024) } },
+    { pk: { S: "a" }, sk: { S: "n" }, v: { N: "1e126" } },
+    { pk: { S: "a" }, sk: { S: "n" }, v: { N: "1e-131" } },
+    { pk: { S: "a" }, sk: { S: "n" }, v: { N: "123456789012345678901234567890123456789" } },
+    // (an attribute nested 32 levels below itself is past DynamoDB's 32
+    // levels with the item -- "Nesting Levels have exceeded supported
+    // limits" -- but dynalite does not check nesting: serve-items tests it)
+  ];
+  for (const item of bad) {
+    await run(D.PutItemCommand, { TableName: t, Item: item });
+    await run(D.BatchWriteItemCommand, { RequestItems: { [t]: [{ PutRequest: { Item: item } }] } });
+  }
+  // at the limits they are written
+  const good = [
+    { pk: { S: "h".repeat(2048) }, sk: { S: "a" } },
+    { pk: { S: "a" }, sk: { S: "r".repeat(1024) } },
+    { pk: { S: "a" }, sk: { S: "n" }, v: { N: "9.9999999999999999999999999999999999999E+125" }, w: { N: "1E-130" } },
+    { pk: { S: "a" }, sk: { S: "d" }, v: nest(31) },
+  ];
+  for (const item of good) {
+    await run(D.PutItemCommand, { TableName: t, Item: item });
+    await run(D.GetItemCommand, { TableName: t, Key: { pk: item.pk, sk: item.sk } });
+  }
+  // keys over the limits in reads and deletes
+  for (const Key of [{ pk: { S: "h".repeat(2049) }, sk: { S: "a" } }, { pk: { S: "a" }, sk: { S: "r".repeat(1025) } }]) {
+    await run(D.GetItemCommand, { TableName: t, Key });
+    await run(D.DeleteItemCommand, { TableName: t, Key });
+  }
+  // an update that would pass 400 KB (arithmetic past DynamoDB's number
+  // range is not compared: dynalite stores the result unchecked)
+  await run(D.UpdateItemCommand, { TableName: t, Key: { pk: { S: "a" }, sk: { S: "u" } },
+    UpdateExpression: "SET a = :x, b = :x", ExpressionAttributeValues: { ":x": { S: "y".repeat(250 * 1024) } } });
+  await run(D.GetItemCommand, { TableName: t, Key: { pk: { S: "a" }, sk: { S: "n" } } });
+});
