@@ -69,6 +69,14 @@ LUA_LIBS = $(shell pkg-config --libs $(LUA_PC) 2>/dev/null)
 MODULE := $(B)/dynafile/core.so
 LIB := $(B)/libdynafile.a
 
+# SHA-256 and HMAC-SHA256 for the DynamoDB backend's request signing
+# (module dynafile.remote.crypto, src/remote/crypto.c): built when
+# libcrypto 3's headers are installed; without it the signer uses luaossl.
+CRYPTO_MODULE := $(B)/dynafile/remote/crypto.so
+HAVE_CRYPTO := $(shell pkg-config --atleast-version=3.0 libcrypto 2>/dev/null && echo yes)
+CRYPTO_CFLAGS = $(shell pkg-config --cflags libcrypto 2>/dev/null)
+CRYPTO_LIBS = $(shell pkg-config --libs libcrypto 2>/dev/null)
+
 C_TESTS := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 C_EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 
@@ -80,7 +88,7 @@ C_EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 RUN_LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 RUN_LUA_CPATH = $(CURDIR)/$(B)/?.so;;
 
-all: $(MODULE) $(LIB)
+all: $(MODULE) $(LIB) $(if $(HAVE_CRYPTO),$(CRYPTO_MODULE))
 	@if [ "$(MAKELEVEL)" = 0 ] && [ -z "$(filter shell run demo,$(MAKECMDGOALS))" ]; then \
 	  echo "built $(MODULE); use it from here: make shell, make run SCRIPT=file.lua," \
 	       "or eval \"\$$(make -s env)\" in your shell"; \
@@ -109,6 +117,11 @@ $(LIB): $(CORE_OBJ)
 $(MODULE): $(BIND_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $(BIND_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS)
+
+$(CRYPTO_MODULE): src/remote/crypto.c | $(B)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(CRYPTO_CFLAGS) -shared -o $@ $< \
+	  $(LDFLAGS) $(CRYPTO_LIBS)
 
 $(B):
 	@mkdir -p $(B)/tests $(B)/examples
@@ -182,6 +195,10 @@ bench-serve: js-deps
 install: all
 	install -d $(DESTDIR)$(LUA_CMOD)/dynafile
 	install -m 0755 $(MODULE) $(DESTDIR)$(LUA_CMOD)/dynafile/core.so
+	@if [ -f $(CRYPTO_MODULE) ]; then \
+	  install -d $(DESTDIR)$(LUA_CMOD)/dynafile/remote && \
+	  install -m 0755 $(CRYPTO_MODULE) $(DESTDIR)$(LUA_CMOD)/dynafile/remote/crypto.so; \
+	fi
 	cd lua && find dynafile -name '*.lua' | sort | while read -r f; do \
 	  install -d "$(DESTDIR)$(LUA_LMOD)/$$(dirname "$$f")" && \
 	  install -m 0644 "$$f" "$(DESTDIR)$(LUA_LMOD)/$$f" || exit 1; \
@@ -223,7 +240,7 @@ format:
 # during one call and restores it before returning.
 FORMAT_PENDING := src/expr.c src/ddbexpr.c \
                   fuzz/fuzz_ddbexpr.c src/dynafile.h src/internal.h
-FORMAT_FILES = $(filter-out $(FORMAT_PENDING),$(wildcard src/*.c src/*.h \
+FORMAT_FILES = $(filter-out $(FORMAT_PENDING),$(wildcard src/*.c src/*.h src/remote/*.c \
                  tests/*.c tests/*.h fuzz/*.c examples/*.c))
 CPPCHECK_FLAGS := --quiet --enable=warning,performance,portability --std=c99 \
   -D_GNU_SOURCE -DREG_STARTEND=4 --inline-suppr --error-exitcode=1 \
@@ -235,7 +252,7 @@ lint:
 	@lua5.4 scripts/depgraph.lua >build/depgraph.txt || \
 	  { cat build/depgraph.txt; exit 1; }
 	@echo "depgraph: the layering holds (the graph: build/depgraph.txt)"
-	cppcheck $(CPPCHECK_FLAGS) -Isrc -Itests src/*.c tests/*.c fuzz/*.c
+	cppcheck $(CPPCHECK_FLAGS) -Isrc -Itests src/*.c src/remote/*.c tests/*.c fuzz/*.c
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 	luacheck -q lua spec bench examples
 

@@ -49,41 +49,77 @@ describe("SigV4 signing keys", function()
     return sigv4.hex(H(k, sts))
   end
 
-  it("gives every request the signature of its own key, day and region, cached or not", function()
-    local body = '{"TableName":"t","Key":{"PK":{"S":"a"}}}'
-    local cases = {
-      { "S1", "us-east-1", 1440938160 }, { "S1", "us-east-1", 1440938161 },
-      { "S1", "us-east-1", 1441024560 }, { "S2", "us-east-1", 1441024560 },
-      { "S2", "eu-west-1", 1441024560 }, { "S1", "us-east-1", 1440938160 },
-    }
-    for round = 1, 2 do
-      collectgarbage() -- (whatever the FFI's contexts point to must survive)
-      collectgarbage()
-      for i, c in ipairs(cases) do
-        local creds = { access_key_id = "AK", secret_access_key = c[1] }
-        local amz_date, auth = sigv4.sign_dynamodb("DynamoDB_20120810.GetItem", body,
-          "h:1", "/", c[2], creds, c[3])
-        local _, creq = sigv4.sign({ method = "POST", path = "/", body = body, time = c[3],
-          region = c[2], service = "dynamodb", headers = { host = "h:1",
-          ["content-type"] = "application/x-amz-json-1.0",
-          ["x-amz-target"] = "DynamoDB_20120810.GetItem" } }, creds)
-        local sig = auth:match("Signature=(%x+)$")
-        assert.equal(expected(c[1], amz_date:sub(1, 8), c[2], amz_date, creq), sig,
-          "round " .. round .. ", case " .. i)
+  -- Every provider of SHA-256/HMAC this Lua has, the one in use first.
+  local providers = { sigv4.crypto }
+  for _, name in ipairs { "dynafile.remote.crypto", "libcrypto (FFI)", "luaossl" } do
+    if name ~= sigv4.crypto then providers[#providers + 1] = name end
+  end
+  local default = sigv4.crypto
+  after_each(function() assert(sigv4.use(default)) end)
+
+  for _, provider in ipairs(providers) do
+    it("gives every request the signature of its own key, day and region, cached or not ("
+        .. provider .. ")", function()
+      local ok, why = sigv4.use(provider)
+      if not ok then
+        -- only the FFI may be missing (not LuaJIT)
+        assert.equal("libcrypto (FFI)", provider, why)
+        assert.is_nil(jit) -- luacheck: ignore 113
+        return
       end
-    end
+      assert.equal(provider, sigv4.crypto)
+      local body = '{"TableName":"t","Key":{"PK":{"S":"a"}}}'
+      local cases = {
+        { "S1", "us-east-1", 1440938160 }, { "S1", "us-east-1", 1440938161 },
+        { "S1", "us-east-1", 1441024560 }, { "S2", "us-east-1", 1441024560 },
+        { "S2", "eu-west-1", 1441024560 }, { "S1", "us-east-1", 1440938160 },
+      }
+      for round = 1, 2 do
+        collectgarbage() -- (whatever the contexts point to must survive)
+        collectgarbage()
+        for i, c in ipairs(cases) do
+          for _, token in ipairs { false, "TOKEN" } do
+            local creds = { access_key_id = "AK", secret_access_key = c[1],
+              session_token = token or nil }
+            local amz_date, auth = sigv4.sign_dynamodb("DynamoDB_20120810.GetItem", body,
+              "h:1", "/", c[2], creds, c[3])
+            local _, creq = sigv4.sign({ method = "POST", path = "/", body = body, time = c[3],
+              region = c[2], service = "dynamodb", headers = { host = "h:1",
+              ["content-type"] = "application/x-amz-json-1.0",
+              ["x-amz-target"] = "DynamoDB_20120810.GetItem" } }, creds)
+            local sig = auth:match("Signature=(%x+)$")
+            assert.equal(expected(c[1], amz_date:sub(1, 8), c[2], amz_date, creq), sig,
+              "round " .. round .. ", case " .. i)
+          end
+        end
+      end
+      assert.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        sigv4.sha256_hex("abc"))
+      assert.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        sigv4.sha256_hex("a", "", "bc"))
+      assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b"
+        .. "7852b855", sigv4.sha256_hex(""))
+    end)
+  end
+
+  it("uses the C module dynafile.remote.crypto (built with libcrypto 3)", function()
+    -- scripts/install-deps.sh installs libcrypto's headers, so make builds it
+    assert.equal("dynafile.remote.crypto", default)
+    local c = require "dynafile.remote.crypto"
+    local k = c.hmac_key("key")
+    assert.equal(hmac.new("key", "sha256"):final("m"), c.hmac(k, "m"))
+    assert.equal(sigv4.hex(hmac.new("key", "sha256"):final(string.rep("x", 1000))),
+      c.hmac_hex(k, string.rep("x", 400), string.rep("x", 600)))
+    assert.equal(digest.new("sha256"):final("abc"), c.sha256("ab", "c"))
+    assert.error_matches(function() c.hmac_hex("key", "m") end, "hmac_key expected")
+    assert.error_matches(function() c.sha256_hex("a", {}) end, "string expected")
   end)
 
-  it("uses libcrypto through the FFI under LuaJIT, luaossl elsewhere", function()
-    if jit then -- luacheck: ignore 113
-      assert.equal("libcrypto (FFI)", sigv4.crypto)
-    else
-      assert.equal("luaossl", sigv4.crypto)
-    end
-    assert.equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-      sigv4.sha256_hex("abc"))
-    assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b"
-      .. "7852b855", sigv4.sha256_hex(""))
+  it("refuses a provider it does not know", function()
+    local ok, why = sigv4.use("md5")
+    assert.is_nil(ok)
+    assert.equal("no provider md5", why)
+    assert.equal(default, sigv4.crypto)
   end)
 end)
 

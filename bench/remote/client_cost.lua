@@ -10,8 +10,8 @@
 -- MODE "api": N db:get_item calls; "bare": the same GetItem as fixed,
 -- pre-built bytes on one kept-alive LuaSocket connection (send, read the
 -- status line, headers and body); "sign": N signatures of that request
--- alone (sigv4.sign_dynamodb); "codec": N encodes of the request and
--- decodes of the answer (cjson, and the item's conversion to Lua values);
+-- alone (sigv4.sign_dynamodb); "codec": N decodes of the answer (cjson,
+-- and the item's conversion to Lua values);
 -- "http": the bare request through the client's HTTP layer (its pool).
 -- Modes that send make one warm-up request first.
 local dynafile = require "dynafile"
@@ -81,16 +81,15 @@ elseif mode == "http" then
   assert(pool:request(req, http.now() + 10) == 200)
   for _ = 1, n do pool:request(req, http.now() + 10) end
 elseif mode == "codec" then
-  -- the request's JSON and the answer's item: cjson both ways, and the
-  -- AttributeValues to Lua values
+  -- the answer's item: cjson's decode into AttributeValue tables, turned
+  -- into Lua values in place, as db:get_item does (the request's JSON is
+  -- written as text there, counted with the rest)
   local client = require "dynafile.remote.client"
   local values = require "dynafile.remote.values"
   local json = client.json
   local answer = json.encode { Item = values.encode_item(assert(db:get_item(key)), "get_item") }
   for _ = 1, n do
-    json.encode { TableName = name, Key = { PK = values.encode_value(key.PK, "get_item", "PK"),
-      SK = values.encode_value(key.SK, "get_item", "SK") }, ConsistentRead = true }
-    values.decode_item(json.decode(answer).Item)
+    values.take_item(json.decode(answer).Item)
   end
 else
   error("mode must be api, bare, sign, http or codec")

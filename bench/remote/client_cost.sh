@@ -39,6 +39,6 @@ for lua in "${@:-lua5.4 luajit}"; do
     echo "$l: per GetItem ${per[api]} instructions through db:get_item, ${per[bare]} for the" \
       "bare exchange: the client adds $(( per[api] - per[bare] )); of which signing" \
       "${per[sign]}, its HTTP layer $(( per[http] - per[bare] )) over the bare exchange's," \
-      "JSON and values ${per[codec]}, the rest $(( per[api] - per[http] - per[sign] - per[codec] ))"
+      "the answer's JSON and values ${per[codec]}, the rest $(( per[api] - per[http] - per[sign] - per[codec] ))"
   done
 done

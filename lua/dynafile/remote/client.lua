@@ -132,7 +132,7 @@ end
 
 --- Send one operation.
 -- @tparam string op the operation name, e.g. "PutItem"
--- @tparam table req the request body
+-- @tparam table|string req the request body, or its JSON text
 -- @tparam[opt] string mode "idempotent" (default) or "once"
 -- @tparam[opt] number deadline the `http.now()` time by which the call
 --   returns, retries included (default: now plus the client's timeout)
@@ -149,8 +149,11 @@ end
 function Client:call(op, req, mode, deadline)
   local start = http.now()
   deadline = deadline or start + self.timeout
-  local body = json.encode(req)
-  if body:find(EMPTY_LIST_JSON, 1, true) then body = empty_lists(body) end
+  local body = req
+  if type(req) ~= "string" then
+    body = json.encode(req)
+    if body:find(EMPTY_LIST_JSON, 1, true) then body = empty_lists(body) end
+  end
   local ep = self.ep
   local stats = self.stats
   local target = TARGETS[op]
@@ -176,7 +179,7 @@ function Client:call(op, req, mode, deadline)
       .. (token and ("x-amz-security-token: " .. token .. "\r\n") or "")
       .. "authorization: " .. auth .. "\r\ncontent-length: " .. #body .. "\r\n\r\n" .. body
     stats.requests = stats.requests + 1
-    local status, h, data = self.pool:request(request, deadline)
+    local status, data, sent = self.pool:request(request, deadline)
     if status == 200 then
       local r = decode(data)
       if r then return r end
@@ -197,7 +200,7 @@ function Client:call(op, req, mode, deadline)
         return nil, string_format("%s: %s", op, msg), CODES[name] or name:gsub("Exception$", ""), e
       end
     else
-      local msg, sent = h, data
+      local msg = data
       last_msg = string_format("%s: %s (%s)", op, msg, self.url)
       if msg == "timeout" or msg:find("timeout", 1, true) then
         last_code = "Timeout"

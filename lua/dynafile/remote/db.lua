@@ -40,6 +40,7 @@ local unpack = table.unpack or unpack -- luacheck: ignore 143
 local dynafile_type = require("dynafile.types").type
 local core_kind = require("dynafile.core").kind
 local ddb_expr = require "dynafile.expr"
+local take_item = values.take_item
 local encode_value, decode_item, encode_item = values.encode_value, values.decode_item,
   values.encode_item
 local deep_equal = expr.deep_equal
@@ -233,6 +234,22 @@ local function encode_key(self, key, fn)
   return k
 end
 
+local json = client.json
+
+-- A key as JSON text ({"PK":{"S":"a"},"SK":{"N":"1"}}), for a request
+-- written as text: a string that needs no escaping directly, any other
+-- value through its AttributeValue and cjson.  (The key was checked.)
+local function value_json(v, fn, name)
+  if type(v) == "string" and not v:find('[%c"\\]') then return '{"S":"' .. v .. '"}' end
+  return json.encode(encode_value(v, fn, name))
+end
+local function key_json(self, key, fn)
+  local pk, sk = self._pk, self._sk
+  local t = "{" .. self._json_pk .. ":" .. value_json(key[pk], fn, pk)
+  if sk then t = t .. "," .. self._json_sk .. ":" .. value_json(key[sk], fn, sk) end
+  return t .. "}"
+end
+
 -- A string naming the item a key points at (1 and 1.0 are one number).
 local function identity(self, key)
   local parts = {}
@@ -291,7 +308,7 @@ local function read_raw(self, fn, key, deadline)
     TableName = self._table, Key = encode_key(self, key, fn), ConsistentRead = true,
   }, nil, deadline)
   if not r then return nil, prefix(fn, msg), code end
-  return r.Item and decode_item(r.Item) or false
+  return r.Item and take_item(r.Item) or false
 end
 
 -- ------------------------------------------------------------- listeners
@@ -654,6 +671,10 @@ function M.open(url, opts, index_defs)
                    [schema.sk or false] = schema.sk and schema.types[schema.sk] or nil },
     _is_key = { [schema.pk] = true, [schema.sk or false] = schema.sk and true or nil },
     _ttl_attr = schema.ttl, _ttl_fn = ttl_fn, _clock = opts.clock,
+    -- the JSON text of the names, and of a GetItem's start
+    _json_pk = json.encode(schema.pk), _json_sk = schema.sk and json.encode(schema.sk),
+    _json_get = '{"TableName":' .. json.encode(name) .. ',"ConsistentRead":'
+      .. tostring(opts.consistent ~= false) .. ',"Key":',
     _readonly = opts.readonly or false, _listener_error = opts.listener_error,
     _consistent = opts.consistent ~= false,
     _retries = opts.optimistic_retries or 16,
@@ -705,16 +726,20 @@ function DB:get_item(key, opts)
     p, pmsg = projection_opt(fn, opts.projection)
     if p == nil then return nil, pmsg, "ValidationError" end
   end
-  local req = { TableName = self._table, Key = encode_key(self, key, fn),
-    ConsistentRead = self._consistent }
+  local req
   if p then
+    req = { TableName = self._table, Key = encode_key(self, key, fn),
+      ConsistentRead = self._consistent }
     local b = expr.names()
     req.ProjectionExpression = get_projection(self, p, b)
     b:into(req)
+  else
+    -- the common read, written as JSON text at once
+    req = self._json_get .. key_json(self, key, fn) .. "}"
   end
   local r, msg, code = call(self, "GetItem", req)
   if not r then return nil, prefix(fn, msg), code end
-  local item = r.Item and decode_item(r.Item)
+  local item = r.Item and take_item(r.Item)
   if item and (self._ttl_attr or self._ttl_fn) and expired(self, item) then return nil end
   if item and p then return projection.apply(p, item) end
   return item
@@ -786,7 +811,7 @@ function DB:batch_get_item(keys, opts)
           ProjectionExpression = pe, ExpressionAttributeNames = pe and pnames or nil } } })
       if not r then return nil, prefix(fn, msg), code end
       for _, av in ipairs(r.Responses and r.Responses[self._table] or {}) do
-        local item = decode_item(av)
+        local item = take_item(av)
         if not expired(self, item, t) then
           -- each entry its own table, as locally (the same key twice too)
           for j, i in ipairs(slot[identity(self, item)] or {}) do
@@ -1141,7 +1166,7 @@ local function fill(p)
   end
   local items = r.Items or {}
   local out = {}
-  for i = 1, #items do out[i] = decode_item(items[i]) end
+  for i = 1, #items do out[i] = take_item(items[i]) end
   p.items, p.pos, p.n = out, 0, #out
   if p.ttl_lookup and #out > 0 then
     -- false for an item expired, or gone since the index entry was read
@@ -1405,7 +1430,7 @@ function DB:put_item(item, opts)
     return nil, "dynafile.put_item: the write was applied, but its first response (with the "
       .. "old item) was lost", "UnknownOutcome"
   end
-  local old = r.Attributes and decode_item(r.Attributes) or nil
+  local old = r.Attributes and take_item(r.Attributes) or nil
   if old and ttl and expired(self, old) then old = nil end
   put_events(self, old, item)
   if opts.return_old then return true, old end
@@ -1464,7 +1489,7 @@ function DB:delete_item(key, opts)
       return nil, "dynafile.delete_item: the delete was applied, but its first response (with "
         .. "the old item) was lost", "UnknownOutcome"
     end
-    old = r.Attributes and decode_item(r.Attributes) or nil
+    old = r.Attributes and take_item(r.Attributes) or nil
     if old and ttl and expired(self, old) then
       if has_listeners(self) then
         dispatch(self, { { action = "DELETE", old = old, expired = true } })
@@ -1606,7 +1631,7 @@ function DB:update_item(key, changes, opts)
     end
   end, deadline)
   if not r then return nil, old, code end
-  local new = r.Attributes and decode_item(r.Attributes) or (r.current or new_item)
+  local new = r.Attributes and take_item(r.Attributes) or (r.current or new_item)
   if has_listeners(self) then dispatch(self, { { action = "PUT", old = old, new = new } }) end
   if opts.return_old then return new, old end
   return new

@@ -18,8 +18,8 @@
 -- @module dynafile.remote.http
 
 local type, tonumber, tostring, pairs, setmetatable = type, tonumber, tostring, pairs, setmetatable
-local string_format, string_byte, table_concat, table_remove =
-  string.format, string.byte, table.concat, table.remove
+local string_format, string_byte, string_match, table_concat, table_remove =
+  string.format, string.byte, string.match, table.concat, table.remove
 local math_max = math.max
 
 local ngx = ngx -- luacheck: ignore 113 (nil outside OpenResty)
@@ -247,9 +247,10 @@ end
 
 --- Hand a connection back after a whole response was read.
 -- @tparam table c the connection
+-- @tparam[opt] number now the time (M.now(), or earlier)
 -- @return nothing
 -- @raise never
-function Pool:put(c)
+function Pool:put(c, now)
   if c.ngx then
     local ok = c.s:setkeepalive(self.idle_secs * 1000, self.size)
     if not ok then c:close() end
@@ -259,7 +260,7 @@ function Pool:put(c)
     c:close()
     return
   end
-  c.since = M.now()
+  c.since = now or M.now()
   self.idle[#self.idle + 1] = c
 end
 
@@ -300,15 +301,45 @@ local function read_chunked(c)
   end
 end
 
+-- What the response headers that matter here say: the body's length
+-- (Content-Length), whether it is chunked (Transfer-Encoding) and whether
+-- the server closes the connection after it (Connection); other lines
+-- are not parsed.  Returns true, the length (or nil), chunked, close; or
+-- false and a message.
+local function read_headers(s)
+  local length, chunked, close
+  while true do
+    local line, err = s:receive("*l")
+    if not line then return false, "receive: " .. tostring(err) end
+    if line == "" then return true, length, chunked, close end
+    local b, _, _, b4, _, _, _, _, b9 = string_byte(line, 1, 9)
+    local c = b == 99 or b == 67
+    if c and (b4 == 116 or b4 == 84) and (b9 == 108 or b9 == 76) then -- conTent-Length
+      local v = string_match(line, "^[Cc]ontent%-[Ll]ength:(.*)$")
+      if v then
+        length = tonumber(v)
+        if not length or length < 0 or length % 1 ~= 0 then
+          return false, "malformed content-length"
+        end
+      end
+    elseif c and (b4 == 110 or b4 == 78) then -- coNnection
+      local v = string_match(line, "^[Cc]onnection:(.*)$")
+      if v and v:lower():find("close", 1, true) then close = true end
+    elseif b == 116 or b == 84 then -- t T: Transfer-Encoding
+      local v = line:match("^[Tt]ransfer%-[Ee]ncoding:(.*)$")
+      if v and v:lower():find("chunked", 1, true) then chunked = true end
+    end
+  end
+end
+
 --- Send one request and read its response.
 -- @tparam string data the whole request: request line, headers (Host and
 --   Content-Length included) and body
 -- @tparam number deadline `M.now()` value after which the call gives up
 -- @treturn integer|nil the status
--- @treturn table|string the response headers (lower-case names), or a
---   message
--- @treturn string|boolean the body; or, on failure, whether the request
---   may have reached the server (`sent`)
+-- @treturn string the body; or, on failure, a message
+-- @treturn boolean on failure, whether the request may have reached the
+--   server (`sent`)
 -- @raise never (a TLS library error aside)
 function Pool:request(data, deadline)
   local now = M.now()
@@ -331,57 +362,41 @@ function Pool:request(data, deadline)
     c:close()
     return nil, "receive: " .. tostring(rerr), true
   end
-  local status = tonumber(status_line:match("^HTTP/1%.%d (%d%d%d)"))
+  local status = tonumber(string_match(status_line, "^HTTP/1%.%d (%d%d%d)"))
   if not status then
     c:close()
     return nil, "malformed status line", true
   end
-  local h = {}
-  while true do
-    local line, herr = s:receive("*l")
-    if not line then
-      c:close()
-      return nil, "receive: " .. tostring(herr), true
-    end
-    if line == "" then break end
-    -- only Connection, Content-Length and Transfer-Encoding matter here:
-    -- other lines are not parsed
-    local b = string_byte(line, 1)
-    if b == 99 or b == 67 or b == 116 or b == 84 then -- c C t T
-      local b4 = string_byte(line, 4) -- conNection, conTent-length, traNsfer-encoding
-      if b4 ~= 116 and b4 ~= 84 or string_byte(line, 9) == 108 or string_byte(line, 9) == 76 then
-        local k, v = line:match("^([^:]+):%s*(.-)%s*$")
-        if k then h[k:lower()] = v end
-      end
-    end
+  local hok, length, chunked, close = read_headers(s)
+  if not hok then
+    c:close()
+    return nil, length, true
   end
   local resp, berr
-  local te = h["transfer-encoding"]
-  if te and te:lower():find("chunked", 1, true) then
+  if chunked then
     resp, berr = read_chunked(c)
-  elseif h["content-length"] then
-    local n = tonumber(h["content-length"])
-    if not n then
-      resp, berr = nil, "malformed content-length"
-    elseif n == 0 then
+  elseif length then
+    if length == 0 then
       resp = ""
     else
-      resp, berr = s:receive(n)
+      resp, berr = s:receive(length)
     end
   else
     resp, berr = s:receive("*a")
-    h.connection = "close"
+    close = true
   end
   if not resp then
     c:close()
     return nil, "receive: " .. tostring(berr), true
   end
-  if (h.connection or ""):lower() == "close" then
+  if close then
     c:close()
   else
-    self:put(c)
+    -- (the time this request started: an idle connection is checked
+    -- sooner, never later)
+    self:put(c, now)
   end
-  return status, h, resp
+  return status, resp
 end
 
 return M

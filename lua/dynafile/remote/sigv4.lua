@@ -3,8 +3,9 @@
 -- Signs an HTTP request (method, path, query, headers, body) with an
 -- access key: the canonical request, the string to sign and the signature
 -- are built as AWS's SigV4 specification defines them; SHA-256 and
--- HMAC-SHA256 come from OpenSSL through luaossl (under LuaJIT, from the
--- same libcrypto through the FFI, set up once).
+-- HMAC-SHA256 come from OpenSSL: through this project's small C module
+-- dynafile.remote.crypto where it was built, otherwise through the FFI
+-- (LuaJIT) or luaossl.
 --
 -- Invariant: the headers named in SignedHeaders are exactly the ones the
 -- request sends, with the values signed (the caller sends `headers` as
@@ -17,7 +18,7 @@
 local digest = require "openssl.digest"
 local hmac = require "openssl.hmac"
 
-local pairs, ipairs, tostring, type, pcall, error = pairs, ipairs, tostring, type, pcall, error
+local pairs, ipairs, tostring, select, pcall, error = pairs, ipairs, tostring, select, pcall, error
 local string_format, string_byte, table_sort, table_concat =
   string.format, string.byte, table.sort, table.concat -- luacheck: ignore
 local os_date, os_time = os.date, os.time
@@ -55,24 +56,46 @@ function M.hex(s)
 end
 local hex = M.hex
 
--- SHA-256 and HMAC-SHA256, from OpenSSL.  Through luaossl, each call
--- makes a new digest object, and OpenSSL 3 then looks the algorithm up
--- in its providers again: about 20,000 instructions of set-up per call,
--- more than the hashing of a request.  Under LuaJIT the same functions of
--- libcrypto are called through the FFI instead, with the algorithm looked
--- up once, one digest context reused and the HMAC context of a signing
--- key made once (each signature works on a copy).
-local sha256, hmac256, new_hmac_key
-local function luaossl_sha256(s)
-  return digest.new("sha256"):final(s)
-end
-local function luaossl_hmac256(key, msg)
-  return hmac.new(key, "sha256"):final(msg)
-end
-sha256, hmac256 = luaossl_sha256, luaossl_hmac256
+-- SHA-256 and HMAC-SHA256, from OpenSSL, through one of three providers,
+-- each a table of four functions that hash the concatenation of their
+-- string arguments:
+--   sha256_hex(...)        the hex digest
+--   hmac_key(key)          a key in the form the next two take it fastest
+--   hmac(k, ...)           the raw HMAC-SHA256 under k
+--   hmac_hex(k, ...)       the same in hex
+-- Through luaossl, each call makes a new digest or HMAC object, and
+-- OpenSSL 3 then looks the algorithm up in its providers again: about
+-- 20,000 instructions of set-up per call, more than the hashing of a
+-- request.  The module dynafile.remote.crypto (src/remote/crypto.c, built
+-- with libcrypto 3) fetches the algorithms once, reuses one digest context
+-- and keys an HMAC context once per signing key; it hashes a canonical
+-- request piece by piece, never built as one string.  Without it, LuaJIT
+-- calls the same libcrypto functions through the FFI, and the other Luas
+-- use luaossl.
+local PROVIDERS = {}
 
--- The FFI functions, or nil and why not (not LuaJIT, no libcrypto 3).
-local function libcrypto()
+local function concat(...)
+  if select("#", ...) == 1 then return (...) end
+  return table_concat({ ... })
+end
+
+PROVIDERS.luaossl = function()
+  return {
+    sha256_hex = function(...) return hex(digest.new("sha256"):final(concat(...))) end,
+    hmac_key = function(key) return key end,
+    hmac = function(key, ...) return hmac.new(key, "sha256"):final(concat(...)) end,
+    hmac_hex = function(key, ...) return hex(hmac.new(key, "sha256"):final(concat(...))) end,
+  }
+end
+
+PROVIDERS["dynafile.remote.crypto"] = function()
+  local ok, c = pcall(require, "dynafile.remote.crypto")
+  if not ok then return nil, "not built (libcrypto 3's headers were missing)" end
+  return c
+end
+
+-- libcrypto through LuaJIT's FFI, or nil and why not
+PROVIDERS["libcrypto (FFI)"] = function()
   local ok, ffi = pcall(require, "ffi")
   if not ok then return nil, "not LuaJIT" end
   ok = pcall(ffi.cdef, [[
@@ -93,7 +116,6 @@ local function libcrypto()
     EVP_MAC *EVP_MAC_fetch(void *libctx, const char *algorithm, const char *properties);
     EVP_MAC_CTX *EVP_MAC_CTX_new(EVP_MAC *mac);
     void EVP_MAC_CTX_free(EVP_MAC_CTX *ctx);
-    EVP_MAC_CTX *EVP_MAC_CTX_dup(const EVP_MAC_CTX *src);
     int EVP_MAC_init(EVP_MAC_CTX *ctx, const unsigned char *key, size_t keylen,
       const OSSL_PARAM params[]);
     int EVP_MAC_update(EVP_MAC_CTX *ctx, const unsigned char *data, size_t datalen);
@@ -109,7 +131,7 @@ local function libcrypto()
     lib = nil
   end
   if not lib then return nil, "no libcrypto 3" end
-  ok = pcall(function() return lib.EVP_MD_fetch, lib.EVP_MAC_CTX_dup end)
+  ok = pcall(function() return lib.EVP_MD_fetch, lib.EVP_MAC_init end)
   if not ok then return nil, "libcrypto before 3.0" end
   local md = lib.EVP_MD_fetch(nil, "SHA256", nil)
   local mac = lib.EVP_MAC_fetch(nil, "HMAC", nil)
@@ -118,7 +140,7 @@ local function libcrypto()
   ffi.gc(mdctx, lib.EVP_MD_CTX_free)
   local out = ffi.new("unsigned char[64]")
   local outl = ffi.new("size_t[1]")
-  -- the parameters point into these buffers, which f_key keeps alive
+  -- the parameters point into these buffers, which hmac_key keeps alive
   local param_name, digest_name = ffi.new("char[7]", "digest"), ffi.new("char[7]", "SHA256")
   local params = ffi.new("OSSL_PARAM[2]")
   params[0] = lib.OSSL_PARAM_construct_utf8_string(param_name, digest_name, 0)
@@ -126,15 +148,18 @@ local function libcrypto()
   local anchors = { param_name, digest_name }
   local ffi_string = ffi.string
 
-  local function f_sha256(s)
-    if lib.EVP_DigestInit_ex(mdctx, md, nil) ~= 1 or lib.EVP_DigestUpdate(mdctx, s, #s) ~= 1
-        or lib.EVP_DigestFinal_ex(mdctx, out, nil) ~= 1 then
+  local function raw_sha256(...)
+    local okd = lib.EVP_DigestInit_ex(mdctx, md, nil) == 1
+    for i = 1, select("#", ...) do
+      local s = select(i, ...)
+      okd = okd and lib.EVP_DigestUpdate(mdctx, s, #s) == 1
+    end
+    if not okd or lib.EVP_DigestFinal_ex(mdctx, out, nil) ~= 1 then
       error("dynafile: OpenSSL's SHA-256 failed", 0)
     end
     return ffi_string(out, 32)
   end
-  -- an HMAC context keyed once, for a key used again and again
-  local function f_key(key)
+  local function hmac_key(key)
     local _ = anchors
     local ctx = lib.EVP_MAC_CTX_new(mac)
     if ctx == nil then error("dynafile: out of memory", 0) end
@@ -144,50 +169,83 @@ local function libcrypto()
     end
     return ctx
   end
-  local function f_hmac(key, msg)
-    local ctx = type(key) == "string" and f_key(key) or lib.EVP_MAC_CTX_dup(key)
-    if ctx == nil then error("dynafile: out of memory", 0) end
-    local okm = lib.EVP_MAC_update(ctx, msg, #msg) == 1
-      and lib.EVP_MAC_final(ctx, out, outl, 64) == 1
-    if type(key) ~= "string" then lib.EVP_MAC_CTX_free(ctx) end
-    if not okm then error("dynafile: OpenSSL's HMAC failed", 0) end
+  local function raw_hmac(ctx, ...)
+    -- a NULL key keeps the key and starts a new message
+    local okm = lib.EVP_MAC_init(ctx, nil, 0, nil) == 1
+    for i = 1, select("#", ...) do
+      local s = select(i, ...)
+      okm = okm and lib.EVP_MAC_update(ctx, s, #s) == 1
+    end
+    if not okm or lib.EVP_MAC_final(ctx, out, outl, 64) ~= 1 then
+      error("dynafile: OpenSSL's HMAC failed", 0)
+    end
     return ffi_string(out, outl[0])
   end
-  -- the functions must agree with luaossl's before they are used
-  if f_sha256("abc") ~= luaossl_sha256("abc") or f_hmac("k", "m") ~= luaossl_hmac256("k", "m")
-      or f_hmac(f_key("k"), "m") ~= luaossl_hmac256("k", "m") then
-    return nil, "libcrypto's answers differ from luaossl's"
-  end
-  return f_sha256, f_hmac, f_key
+  return {
+    sha256_hex = function(...) return hex(raw_sha256(...)) end,
+    hmac_key = hmac_key, hmac = raw_hmac,
+    hmac_hex = function(ctx, ...) return hex(raw_hmac(ctx, ...)) end,
+  }
 end
 
---- Where SHA-256 and HMAC come from: "luaossl", or "libcrypto (FFI)"
--- under LuaJIT.
-M.crypto = "luaossl"
-if jit then -- luacheck: ignore 113 (LuaJIT's global)
-  local a, b, c = libcrypto()
-  if a then
-    sha256, hmac256, new_hmac_key = a, b, c
-    M.crypto = "libcrypto (FFI)"
-  end
+-- Whether a provider answers as OpenSSL's one-shot functions through
+-- luaossl do, for one piece and for several.
+local function agrees(p)
+  local ok, same = pcall(function()
+    local k = p.hmac_key("key")
+    return p.sha256_hex("abc") == hex(digest.new("sha256"):final("abc"))
+      and p.sha256_hex("a", "", "bc") == p.sha256_hex("abc")
+      and p.hmac(k, "m") == hmac.new("key", "sha256"):final("m")
+      and p.hmac_hex(k, "m", "n") == hex(hmac.new("key", "sha256"):final("mn"))
+      and p.hmac(k, "m") == hmac.new("key", "sha256"):final("m")
+  end)
+  return ok and same
 end
 
---- SHA-256 of s, in hex.
--- @tparam string s bytes
+local crypto -- the provider in use
+
+-- The one cached signing key (most programs sign with one key, one
+-- region and one service, so the cache holds the last one derived),
+-- emptied when the provider changes.
+local cached = {}
+
+--- Use a provider of SHA-256 and HMAC-SHA256 (tests and benchmarks
+-- compare them; the fastest available is chosen at load).
+-- @tparam string name "dynafile.remote.crypto", "libcrypto (FFI)" or
+--   "luaossl"
+-- @treturn boolean|nil true once in use
+-- @treturn string why the provider cannot be used
+-- @raise never
+function M.use(name)
+  local make = PROVIDERS[name]
+  if not make then return nil, "no provider " .. tostring(name) end
+  local p, why = make()
+  if not p then return nil, why end
+  if not agrees(p) then return nil, "its answers differ from luaossl's" end
+  crypto, M.crypto, cached = p, name, {}
+  return true
+end
+
+--- Where SHA-256 and HMAC come from: "dynafile.remote.crypto",
+-- "libcrypto (FFI)" (under LuaJIT, when that module is not built) or
+-- "luaossl".
+M.crypto = nil
+local luajit = jit ~= nil -- luacheck: ignore 113 (LuaJIT's global)
+if not M.use("dynafile.remote.crypto") and not (luajit and M.use("libcrypto (FFI)")) then
+  assert(M.use("luaossl"))
+end
+
+--- SHA-256 of the concatenation of the arguments, in hex.
+-- @tparam string ... bytes
 -- @treturn string 64 hex digits
 -- @raise when OpenSSL fails
-function M.sha256_hex(s)
-  return hex(sha256(s))
+function M.sha256_hex(...)
+  return crypto.sha256_hex(...)
 end
-local sha256_hex = M.sha256_hex
 
 -- The fixed parts of sign_dynamodb's authorization value, for the last
 -- day, region and access key signed with.
 local auth_parts = {}
-
--- One cached signing key: most programs sign with one key, one region and
--- one service, so the cache holds the last one derived.
-local cached = { secret = nil, date = nil, region = nil, service = nil, key = nil }
 
 --- The SigV4 signing key for a day, region and service (the last one is
 -- kept: the next request of the day reuses it).
@@ -202,20 +260,24 @@ function M.signing_key(secret, date, region, service)
   if c.secret == secret and c.date == date and c.region == region and c.service == service then
     return c.key
   end
-  local k = hmac256("AWS4" .. secret, date)
-  k = hmac256(k, region)
-  k = hmac256(k, service)
-  k = hmac256(k, "aws4_request")
+  local p = crypto
+  local k = p.hmac(p.hmac_key("AWS4" .. secret), date)
+  k = p.hmac(p.hmac_key(k), region)
+  k = p.hmac(p.hmac_key(k), service)
+  k = p.hmac(p.hmac_key(k), "aws4_request")
   c.secret, c.date, c.region, c.service, c.key = secret, date, region, service, k
-  -- (the FFI's HMAC context keyed with it, copied by each signature)
-  c.keyed = new_hmac_key and new_hmac_key(k) or k
+  c.keyed = p.hmac_key(k)
   return k
 end
 
--- The signing key in the form hmac256 takes it fastest.
+-- The signing key in the provider's form.
 local function keyed(secret, date, region, service)
-  local k = M.signing_key(secret, date, region, service)
-  return cached.key == k and cached.keyed or k
+  local c = cached
+  if c.secret == secret and c.date == date and c.region == region and c.service == service then
+    return c.keyed
+  end
+  M.signing_key(secret, date, region, service)
+  return cached.keyed
 end
 
 local function trim(v)
@@ -262,14 +324,14 @@ function M.sign(r, creds)
   for i, k in ipairs(names) do canon[i] = k .. ":" .. trim(headers[k]) .. "\n" end
   local signed = table_concat(names, ";")
   local body = r.body or ""
-  local payload_hash = headers["x-amz-content-sha256"] or sha256_hex(body)
+  local payload_hash = headers["x-amz-content-sha256"] or crypto.sha256_hex(body)
   local creq = table_concat({
     r.method, r.path or "/", r.query or "", table_concat(canon), signed, payload_hash,
   }, "\n")
   local scope = string_format("%s/%s/%s/aws4_request", date, r.region, r.service)
-  local sts = "AWS4-HMAC-SHA256\n" .. amz_date .. "\n" .. scope .. "\n" .. sha256_hex(creq)
   local key = keyed(creds.secret_access_key, date, r.region, r.service)
-  local sig = hex(hmac256(key, sts))
+  local sig = crypto.hmac_hex(key, "AWS4-HMAC-SHA256\n", amz_date, "\n", scope, "\n",
+    crypto.sha256_hex(creq))
   headers.authorization = string_format(
     "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
     creds.access_key_id, scope, signed, sig)
@@ -294,17 +356,18 @@ end
 function M.sign_dynamodb(target, body, host, path, region, creds, t)
   local amz_date, date = amz_date_of(t or os_time())
   local token = creds.session_token
-  local creq
+  local p = crypto
+  -- the canonical request, hashed piece by piece
+  local creq_hash
   if token then
-    creq = "POST\n" .. path .. "\n\ncontent-type:application/x-amz-json-1.0\nhost:" .. host
-      .. "\nx-amz-date:" .. amz_date .. "\nx-amz-security-token:" .. token
-      .. "\nx-amz-target:" .. target
-      .. "\n\ncontent-type;host;x-amz-date;x-amz-security-token;x-amz-target\n"
-      .. sha256_hex(body)
+    creq_hash = p.sha256_hex("POST\n", path, "\n\ncontent-type:application/x-amz-json-1.0\nhost:",
+      host, "\nx-amz-date:", amz_date, "\nx-amz-security-token:", token, "\nx-amz-target:",
+      target, "\n\ncontent-type;host;x-amz-date;x-amz-security-token;x-amz-target\n",
+      p.sha256_hex(body))
   else
-    creq = "POST\n" .. path .. "\n\ncontent-type:application/x-amz-json-1.0\nhost:" .. host
-      .. "\nx-amz-date:" .. amz_date .. "\nx-amz-target:" .. target
-      .. "\n\ncontent-type;host;x-amz-date;x-amz-target\n" .. sha256_hex(body)
+    creq_hash = p.sha256_hex("POST\n", path, "\n\ncontent-type:application/x-amz-json-1.0\nhost:",
+      host, "\nx-amz-date:", amz_date, "\nx-amz-target:", target,
+      "\n\ncontent-type;host;x-amz-date;x-amz-target\n", p.sha256_hex(body))
   end
   -- the credential scope and the authorization's fixed part, per day
   local a = auth_parts
@@ -317,9 +380,9 @@ function M.sign_dynamodb(target, body, host, path, region, creds, t)
         .. "x-amz-target, Signature=" or ", SignedHeaders=content-type;host;x-amz-date;"
         .. "x-amz-target, Signature=")
   end
-  local sts = "AWS4-HMAC-SHA256\n" .. amz_date .. "\n" .. a.scope .. "\n" .. sha256_hex(creq)
   local key = keyed(creds.secret_access_key, date, region, "dynamodb")
-  return amz_date, a.head .. hex(hmac256(key, sts))
+  return amz_date, a.head .. p.hmac_hex(key, "AWS4-HMAC-SHA256\n", amz_date, "\n", a.scope, "\n",
+    creq_hash)
 end
 
 --- The canonical query string: parameters URI-encoded and sorted.  Not

@@ -155,6 +155,64 @@ end
 --- The Lua value of an AttributeValue (from a server's answer).
 M.decode_value = decode
 
+-- The decoder in place, for an answer's tables, which nothing else holds:
+-- a map's or a list's table becomes the Lua value's own (no second table
+-- made and filled per map, list and item).  Only a table that is not an
+-- AttributeValue goes to dynafile.ddbjson, whose message names it.
+local take
+local function take_or_fail(x)
+  if type(x) == "table" then return take(x) end
+  return ddb_decode(x)
+end
+take = function(av)
+  local s = av.S
+  if type(s) == "string" then return s end
+  s = av.N
+  if type(s) == "string" then return number_of(s) end
+  local kind, v = next(av)
+  if next(av, kind) == nil then
+    if kind == "BOOL" then return v end
+    if kind == "NULL" and v == true then return null end
+    if kind == "M" and type(v) == "table" then
+      for k, x in pairs(v) do
+        if type(k) ~= "string" then return ddb_decode(av) end
+        local xs = type(x) == "table" and x.S
+        if type(xs) == "string" then v[k] = xs else v[k] = take_or_fail(x) end
+      end
+      return v
+    end
+    if kind == "L" and type(v) == "table" then
+      local n = #v
+      for i = 1, n do
+        local x = v[i]
+        local xs = type(x) == "table" and x.S
+        if type(xs) == "string" then v[i] = xs else v[i] = take_or_fail(x) end
+      end
+      if n == 0 then
+        if next(v) ~= nil then return ddb_decode(av) end
+        setmetatable(v, ARRAY_MT)
+      end
+      return v
+    end
+  end
+  return ddb_decode(av)
+end
+
+--- The Lua item of a map of AttributeValues from a server's answer,
+-- made IN PLACE: `t` and the tables inside it become the item's (for an
+-- answer decoded for this call only; `decode_item` leaves its argument
+-- as it is).
+-- @tparam table t `{attribute = AttributeValue}`, used up
+-- @treturn table the item (`t` itself)
+-- @raise on an AttributeValue dynafile.ddbjson refuses
+function M.take_item(t)
+  for k, av in pairs(t) do
+    local s = type(av) == "table" and av.S
+    if type(s) == "string" then t[k] = s else t[k] = take_or_fail(av) end
+  end
+  return t
+end
+
 --- An item as a map of AttributeValues.
 -- @tparam table item the item
 -- @tparam string fn the calling function's name, for messages
