@@ -233,13 +233,15 @@ function M.compile(db, fn, changes)
   return plan
 end
 
---- A deep copy of an item (tables copied, list marks kept).
+--- A deep copy of an item (tables copied with their metatables: list
+-- marks, sets, binary values and decimals keep their type).
 function M.copy(v)
   if type(v) ~= "table" then return v end
   local t = {}
   for k, x in pairs(v) do t[k] = M.copy(x) end
+  -- lists keep array_mt; sets, binary values and decimals their type
   local mt = getmetatable(v)
-  if mt == array_mt then setmetatable(t, mt) end
+  if mt then setmetatable(t, mt) end
   return t
 end
 

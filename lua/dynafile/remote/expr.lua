@@ -3,29 +3,31 @@
 --
 -- A string is first compiled by the core (so a syntax error reads exactly
 -- as with a local database), then parsed here into a small tree, which is
--- either translated into a DynamoDB expression (names and values as
+-- translated into a DynamoDB expression (names and values as
 -- placeholders, collected in a `names` builder shared by the whole
--- request) or evaluated on a Lua item.  The tree follows the language of
--- src/expr.c: `== = != <> < <= > >=`, `in [...]`, `=~ /re/`, `and or not
--- && || !`, parentheses, `exists`, `begins_with`, `contains`, `size`,
--- paths `a.b[0]` and `` `any name` ``.
+-- request); what runs in the client runs on the core's compiled form, on
+-- a Lua item.  The tree follows the language of src/expr.c: `== = != <>
+-- < <= > >=`, `in [...]`, `=~ /re/`, `and or not && || !`, parentheses,
+-- `exists`, `begins_with`, `contains`, `size`, paths `a.b[0]` and
+-- `` `any name` ``.
 --
 -- Invariant: the translation means what the local evaluator means.  Where
 -- DynamoDB differs, the translation compensates: `x != v` holds only when x
 -- exists (DynamoDB's `<>` also holds for a missing attribute), `in []` is
 -- false.  A regular expression has no DynamoDB form: `translate` returns
--- nil and the caller evaluates the tree in Lua (`eval`) or refuses.
+-- nil and the caller evaluates it in the client (`eval`) or refuses.
 -- @module dynafile.remote.expr
 
 local core = require "dynafile.core"
+local types = require "dynafile.types"
 local values = require "dynafile.remote.values"
 
-local type, pairs, ipairs, pcall, tonumber, tostring, error, next, getmetatable, setmetatable =
-  type, pairs, ipairs, pcall, tonumber, tostring, error, next, getmetatable, setmetatable
+local type, pairs, ipairs, pcall, tonumber, tostring, error, next, rawequal, setmetatable =
+  type, pairs, ipairs, pcall, tonumber, tostring, error, next, rawequal, setmetatable
 local string_char, table_concat = string.char, table.concat
 local math_tointeger = math.tointeger
 
-local null, array_mt = core.null, core.array_mt
+local null = core.null
 
 local M = {}
 
@@ -397,10 +399,12 @@ end
 -- @treturn string the core's message when it does not parse
 -- @raise never (errors are returned)
 function M.compile(src)
-  local ok, msg = core.compile(src)
-  if not ok then return nil, msg end
+  local compiled, msg = core.compile(src)
+  if not compiled then return nil, msg end
   local pok, tree = pcall(parse, src)
   if not pok then return nil, "filter: " .. tostring(tree) end
+  -- evaluated in the client by the core itself (M.eval)
+  tree.compiled = compiled
   return tree
 end
 
@@ -611,50 +615,23 @@ end
 
 -- ------------------------------------------------------------- in Lua
 
-local function is_list(v)
-  return type(v) == "table" and (v[1] ~= nil or getmetatable(v) == array_mt)
-end
+local types_type = types.type
 
-local function resolve(item, segs)
-  local v = item
-  for i = 1, #segs do
-    if type(v) ~= "table" then return nil end
-    local s = segs[i]
-    if type(s) == "number" then
-      if not is_list(v) then return nil end
-      v = v[s + 1]
-    else
-      if is_list(v) then return nil end
-      v = v[s]
-    end
-    if v == nil then return nil end
-  end
-  return v
-end
-
-local function size_of(v)
-  if type(v) == "string" then return #v end
-  if type(v) == "table" and v ~= null then
-    if is_list(v) then return #v end
-    local n = 0
-    for _ in pairs(v) do n = n + 1 end
-    return n
-  end
-  return nil
-end
-
-local function value_of(o, item)
-  if o.k == "lit" then return o.v end
-  local v = item and resolve(item, o.segs)
-  if o.k == "size" then return v ~= nil and size_of(v) or nil end
-  return v
-end
-
+-- Whether two Lua values are the same DynamoDB value: of one type, sets
+-- equal as sets (in any order), binary values by their bytes, decimals by
+-- their value, lists and maps element by element.
 local function deep_equal(a, b)
-  if a == b then return true end
-  local ta, tb = type(a), type(b)
-  if ta ~= tb or ta ~= "table" or a == null or b == null then return false end
-  if is_list(a) ~= is_list(b) then return false end
+  if rawequal(a, b) then return true end
+  local ta = types_type(a)
+  if ta ~= types_type(b) then return false end
+  if ta == "SS" or ta == "NS" or ta == "BS" then
+    if #a ~= #b then return false end
+    for i = 1, #a do
+      if not b:contains(a[i]) then return false end
+    end
+    return true
+  end
+  if ta ~= "M" and ta ~= "L" then return a == b end
   for k, v in pairs(a) do
     if not deep_equal(v, b[k]) then return false end
   end
@@ -665,79 +642,15 @@ local function deep_equal(a, b)
 end
 M.deep_equal = deep_equal
 
-local function ordered(a, b)
-  local ta = type(a)
-  if ta ~= type(b) then return false end
-  return ta == "number" or ta == "string" or ta == "boolean"
-end
-
-local function num(v) -- booleans order false < true
-  if v == true then return 1 elseif v == false then return 0 end
-  return v
-end
-
-local function eval(t, item)
-  local k = t.k
-  if k == "and" then
-    for _, x in ipairs(t.list) do
-      if not eval(x, item) then return false end
-    end
-    return true
-  elseif k == "or" then
-    for _, x in ipairs(t.list) do
-      if eval(x, item) then return true end
-    end
-    return false
-  elseif k == "not" then
-    return not eval(t.x, item)
-  elseif k == "exists" then
-    return item ~= nil and resolve(item, t.segs) ~= nil
-  elseif k == "in" then
-    local a = value_of(t.a, item)
-    if a == nil then return false end
-    for _, v in ipairs(t.list) do
-      if deep_equal(a, v) then return true end
-    end
-    return false
-  end
-  local a = value_of(t.a, item)
-  if a == nil then return false end
-  if k == "match" then
-    error("dynafile: regular expressions (=~) are not supported by the DynamoDB backend", 0)
-  end
-  local b = value_of(t.b, item)
-  if b == nil then return false end
-  if k == "cmp" then
-    local op = t.op
-    if op == "==" then return deep_equal(a, b) end
-    if op == "!=" then return not deep_equal(a, b) end
-    if not ordered(a, b) then return false end
-    a, b = num(a), num(b)
-    if op == "<" then return a < b end
-    if op == "<=" then return a <= b end
-    if op == ">" then return a > b end
-    return a >= b
-  elseif k == "begins_with" then
-    return type(a) == "string" and type(b) == "string" and a:sub(1, #b) == b
-  elseif k == "contains" then
-    if type(a) == "string" and type(b) == "string" then return a:find(b, 1, true) ~= nil end
-    if is_list(a) then
-      for i = 1, #a do
-        if deep_equal(a[i], b) then return true end
-      end
-    end
-    return false
-  end
-  return false
-end
-
---- Evaluate a tree on a Lua item.
--- @tparam table tree a compiled tree
+--- Evaluate a tree on a Lua item, with the core's own evaluator (the one
+-- a local database runs on stored items), so every type -- sets, binary
+-- values, decimals -- compares, orders and measures as it does locally.
+-- @tparam table tree a compiled tree (from `compile`)
 -- @tparam[opt] table item the item (nil: no item)
 -- @treturn boolean whether it holds
--- @raise on a regular expression
+-- @raise on an item the core cannot encode
 function M.eval(tree, item)
-  return eval(tree, item) and true or false
+  return tree.compiled:eval(item)
 end
 
 return M
