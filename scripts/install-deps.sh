@@ -40,7 +40,7 @@ PACKAGES="
   clang libclang-rt-14-dev valgrind lua-check
   cppcheck clang-format
   lua-luaossl awscli wrk
-  lua-socket lua-sec
+  lua-socket lua-sec libssl-dev
   luarocks
 "
 # What each group is for:
@@ -60,6 +60,9 @@ PACKAGES="
 #   lua-luaossl                     HMAC-SHA256 for `dynafile serve --auth` (SigV4)
 #                                   and for the DynamoDB backend's signing
 #   lua-socket lua-sec              the DynamoDB backend's HTTP(S) outside nginx
+#   libssl-dev                      libcrypto 3's headers: make builds the signer's
+#                                   SHA-256/HMAC module (dynafile.remote.crypto);
+#                                   without them the signer uses luaossl
 #   luarocks                        tests/luarocks.sh: `luarocks make` for every Lua
 #   awscli wrk                      serve's tests (the AWS CLI) and `make bench-serve`
 #   nodejs npm                      the JavaScript test clients in tests/js (AWS SDK

@@ -13,9 +13,14 @@
 -- alone (sigv4.sign_dynamodb); "codec": N decodes of the answer (cjson,
 -- and the item's conversion to Lua values);
 -- "http": the bare request through the client's HTTP layer (its pool).
--- Modes that send make one warm-up request first.
+-- Modes that send make one warm-up request first.  COST_CRYPTO names the
+-- signer's provider of SHA-256/HMAC (default: the fastest it has).
 local dynafile = require "dynafile"
 local socket = require "socket"
+-- COST_CRYPTO=luaossl (or "libcrypto (FFI)"): the signer's other providers
+if os.getenv("COST_CRYPTO") then
+  assert(require("dynafile.remote.sigv4").use(os.getenv("COST_CRYPTO")))
+end
 
 local endpoint, mode, n = arg[1], arg[2], tonumber(arg[3])
 local port = tonumber(endpoint:match(":(%d+)$"))

@@ -5,6 +5,7 @@
 # luajit; each needs its build: make LUA=...).  Against dynalite on a free
 # 127.0.0.1 port; the server's own work is not counted (another process).
 #   bash bench/remote/client_cost.sh [lua5.4] [luajit]
+# COST_CRYPTO=luaossl (or "libcrypto (FFI)") signs through another provider.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"

@@ -512,13 +512,14 @@ local OPEN_OPTS = {
   consistent = true, tls = true, optimistic_retries = true,
   -- local only: accepted and refused with a reason
   sync = true, map_size = true, max_readers = true, prefetch = true, progress = true,
-  stream = true,
+  stream = true, flush_ms = true, checkpoint_bytes = true,
 }
 local LOCAL_ONLY = {
   sync = "durability is DynamoDB's", map_size = "there is no map", max_readers = "there are "
     .. "no reader slots", prefetch = "there is no data file to read ahead",
   progress = "index backfill runs in DynamoDB",
   stream = "the change log is local; use DynamoDB Streams",
+  flush_ms = "durability is DynamoDB's", checkpoint_bytes = "there is no redo log",
 }
 
 local function is_loopback(host)
@@ -660,7 +661,8 @@ function M.open(url, opts, index_defs)
   local st = shared[sid]
   if not st then
     st = { listeners = {}, queue = {}, qhead = 1, qtail = 0, handles = 0, dispatching = false,
-           busy = setmetatable({}, { __mode = "k" }) }
+           busy = setmetatable({}, { __mode = "k" }),
+           open_handles = setmetatable({}, { __mode = "k" }) }
     shared[sid] = st
   end
   st.handles = st.handles + 1
@@ -680,6 +682,7 @@ function M.open(url, opts, index_defs)
     _retries = opts.optimistic_retries or 16,
     _closed = false,
   }, DB)
+  st.open_handles[self] = true
   return self
 end
 
@@ -1734,7 +1737,83 @@ function DB:poll_stream()
     .. "hear this process's own writes, DynamoDB Streams carry the others")
 end
 
+--- Not supported: the change log is a local database's.
+-- @treturn nil
+-- @treturn string the reason
+-- @treturn string "NotSupported"
+-- @raise on a closed handle
+function DB:read_stream()
+  check_open(self, "read_stream")
+  return not_supported("read_stream", "the change log belongs to local databases; listeners "
+    .. "hear this process's own writes, DynamoDB Streams carry the others")
+end
+
 -- ------------------------------------------------------------- the rest
+
+--- Set, change or clear the table's TTL attribute with UpdateTimeToLive
+-- (a change is a disable and an enable: DynamoDB keeps one TTL attribute,
+-- and may refuse a second change within an hour).  This handle hides
+-- items expired by the new attribute at once (other handles once opened
+-- again); DynamoDB deletes them within days, `purge_expired` at once.  A
+-- server without TTL (dynalite) gets the client's own: expired items
+-- hidden and purged by `purge_expired`.  A TTL function given to
+-- `dynafile.open` still judges this handle's items.
+-- @tparam string|false name the attribute holding the expiry time in
+--   epoch seconds, or false: items no longer expire
+-- @treturn true|nil
+-- @treturn string message on failure
+-- @treturn string code on failure: "ReadOnly", or a request's code
+-- @raise on a name that is neither a non-empty string nor false, or a
+--   closed handle
+function DB:set_ttl(name)
+  local fn = "set_ttl"
+  check_open(self, fn)
+  if name ~= false and type(name) ~= "string" then
+    fail(fn, "name must be an attribute name or false, got %s", type(name))
+  end
+  if name == "" then fail(fn, "ttl must be a non-empty attribute name") end
+  if self._readonly then
+    return nil, "dynafile.set_ttl: the database is opened read-only", "ReadOnly"
+  end
+  check_writable(self, fn)
+  local s = self._schema
+  local cur = s.ttl
+  if (name or nil) == cur then return true end
+  local c = self._client
+  local function ttl_request(enabled, attr)
+    local r, msg, code = c:call("UpdateTimeToLive", { TableName = self._table,
+      TimeToLiveSpecification = { Enabled = enabled, AttributeName = attr } })
+    if r then return true end
+    -- a server without TTL: the client's own expiry (see open)
+    if code == "NotSupported" then return false end
+    return nil, prefix(fn, msg), code
+  end
+  local server = s.server_ttl
+  if cur and server then
+    local ok, msg, code = ttl_request(false, cur)
+    if ok == nil then return nil, msg, code end
+    server = false
+  end
+  if name then
+    local ok, msg, code = ttl_request(true, name)
+    if ok == nil then
+      if cur then
+        for h in pairs(self._st.open_handles) do
+          h._ttl_attr, h._schema.ttl, h._schema.server_ttl = nil, nil, false
+        end
+      end
+      return nil, msg, code
+    end
+    server = ok
+  end
+  s.ttl, s.server_ttl = name or nil, server
+  -- every handle of this process on the table follows at once
+  for h in pairs(self._st.open_handles) do
+    h._ttl_attr = name or nil
+    h._schema.ttl, h._schema.server_ttl = name or nil, server
+  end
+  return true
+end
 
 --- Not supported: DynamoDB keeps its indexes itself.
 -- @treturn nil
@@ -1824,6 +1903,7 @@ function DB:close()
   self._closed = true
   self._client:close()
   local st = self._st
+  st.open_handles[self] = nil
   st.handles = st.handles - 1
   if st.handles == 0 and shared[self._sid] == st then shared[self._sid] = nil end
   return true

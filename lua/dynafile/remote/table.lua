@@ -280,7 +280,8 @@ function M.ensure(c, name, o)
     local td = tr and tr.TimeToLiveDescription
     local on = td and td.TimeToLiveStatus
     if td and (on == "ENABLED" or on == "ENABLING") and td.AttributeName ~= o.ttl_attr then
-      return differ(string_format("TTL is on attribute %s, not %s", td.AttributeName, o.ttl_attr))
+      return differ(string_format("the TTL attribute is %s, not %s", td.AttributeName,
+        o.ttl_attr))
     end
     if not (on == "ENABLED" or on == "ENABLING") then
       local ur, umsg, ucode = c:call("UpdateTimeToLive", { TableName = name,
