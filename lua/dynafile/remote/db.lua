@@ -273,6 +273,8 @@ local function now(self)
 end
 
 -- Whether an item is expired (it is then invisible, as locally).
+local TTL_MAX_AGE = 5 * 365 * 24 * 3600
+
 local function expired(self, item, t)
   if not item then return false end
   local f = self._ttl_fn
@@ -280,7 +282,11 @@ local function expired(self, item, t)
   local a = self._ttl_attr
   if a then
     local v = item[a]
-    return type(v) == "number" and v < (t or now(self))
+    if type(v) ~= "number" then return false end
+    t = t or now(self)
+    -- (DynamoDB's rule, a local database's too: a TTL further than five
+    -- years in the past never expires)
+    return v < t and v >= t - TTL_MAX_AGE
   end
   return false
 end
@@ -1661,7 +1667,9 @@ function DB:purge_expired(limit)
   local b = expr.names()
   local req = { TableName = self._table, ConsistentRead = self._consistent or nil }
   if self._ttl_attr then
-    req.FilterExpression = b:name(self._ttl_attr) .. " < " .. b:value(t, fn)
+    local p = b:name(self._ttl_attr)
+    req.FilterExpression = p .. " < " .. b:value(t, fn) .. " AND " .. p .. " >= "
+      .. b:value(t - TTL_MAX_AGE, fn)
     b:into(req)
   end
   repeat
