@@ -78,18 +78,21 @@ describe("SigV4 signing keys", function()
         collectgarbage() -- (whatever the contexts point to must survive)
         collectgarbage()
         for i, c in ipairs(cases) do
-          for _, token in ipairs { false, "TOKEN" } do
+          for j, token in ipairs { false, "TOKEN", false, false } do
+            -- hosts, paths and targets change too (their parts are kept)
+            local host = j == 3 and "h:2" or "h:1"
+            local path = j == 4 and "/x" or "/"
+            local target = "DynamoDB_20120810." .. (i % 2 == 0 and "GetItem" or "PutItem")
             local creds = { access_key_id = "AK", secret_access_key = c[1],
               session_token = token or nil }
-            local amz_date, auth = sigv4.sign_dynamodb("DynamoDB_20120810.GetItem", body,
-              "h:1", "/", c[2], creds, c[3])
-            local _, creq = sigv4.sign({ method = "POST", path = "/", body = body, time = c[3],
-              region = c[2], service = "dynamodb", headers = { host = "h:1",
+            local amz_date, auth = sigv4.sign_dynamodb(target, body, host, path, c[2], creds, c[3])
+            local _, creq = sigv4.sign({ method = "POST", path = path, body = body, time = c[3],
+              region = c[2], service = "dynamodb", headers = { host = host,
               ["content-type"] = "application/x-amz-json-1.0",
-              ["x-amz-target"] = "DynamoDB_20120810.GetItem" } }, creds)
+              ["x-amz-target"] = target } }, creds)
             local sig = auth:match("Signature=(%x+)$")
             assert.equal(expected(c[1], amz_date:sub(1, 8), c[2], amz_date, creq), sig,
-              "round " .. round .. ", case " .. i)
+              "round " .. round .. ", case " .. i .. ", variant " .. j)
           end
         end
       end

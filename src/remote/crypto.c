@@ -68,7 +68,7 @@ static void digest_args(lua_State *L, int first, unsigned char *out) {
 
 /* sha256_hex(...) -> the hex SHA-256 of the arguments' concatenation */
 static int crypto_sha256_hex(lua_State *L) {
-  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned char out[EVP_MAX_MD_SIZE] = {0};
   digest_args(L, 1, out);
   push_hex(L, out, 32);
   return 1;
@@ -123,8 +123,9 @@ static size_t mac_args(lua_State *L, unsigned char *out) {
 
 /* hmac_hex(key, ...) -> the hex HMAC-SHA256 of the arguments after key */
 static int crypto_hmac_hex(lua_State *L) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  push_hex(L, out, mac_args(L, out));
+  unsigned char out[EVP_MAX_MD_SIZE] = {0};
+  size_t n = mac_args(L, out);
+  push_hex(L, out, n);
   return 1;
 }
 

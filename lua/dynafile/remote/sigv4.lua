@@ -246,6 +246,10 @@ end
 -- The fixed parts of sign_dynamodb's authorization value, for the last
 -- day, region and access key signed with.
 local auth_parts = {}
+-- The canonical request's start for the last host and path, and its end
+-- per X-Amz-Target value.
+local creq_parts = {}
+local creq_tails = {}
 
 --- The SigV4 signing key for a day, region and service (the last one is
 -- kept: the next request of the day reuses it).
@@ -357,7 +361,8 @@ function M.sign_dynamodb(target, body, host, path, region, creds, t)
   local amz_date, date = amz_date_of(t or os_time())
   local token = creds.session_token
   local p = crypto
-  -- the canonical request, hashed piece by piece
+  -- the canonical request, hashed piece by piece: its start per host and
+  -- path, its end per target (without a session token), kept
   local creq_hash
   if token then
     creq_hash = p.sha256_hex("POST\n", path, "\n\ncontent-type:application/x-amz-json-1.0\nhost:",
@@ -365,9 +370,18 @@ function M.sign_dynamodb(target, body, host, path, region, creds, t)
       target, "\n\ncontent-type;host;x-amz-date;x-amz-security-token;x-amz-target\n",
       p.sha256_hex(body))
   else
-    creq_hash = p.sha256_hex("POST\n", path, "\n\ncontent-type:application/x-amz-json-1.0\nhost:",
-      host, "\nx-amz-date:", amz_date, "\nx-amz-target:", target,
-      "\n\ncontent-type;host;x-amz-date;x-amz-target\n", p.sha256_hex(body))
+    local h = creq_parts
+    if h.host ~= host or h.path ~= path then
+      h.host, h.path = host, path
+      h.head = "POST\n" .. path .. "\n\ncontent-type:application/x-amz-json-1.0\nhost:" .. host
+        .. "\nx-amz-date:"
+    end
+    local tail = creq_tails[target]
+    if not tail then
+      tail = "\nx-amz-target:" .. target .. "\n\ncontent-type;host;x-amz-date;x-amz-target\n"
+      creq_tails[target] = tail
+    end
+    creq_hash = p.sha256_hex(h.head, amz_date, tail, p.sha256_hex(body))
   end
   -- the credential scope and the authorization's fixed part, per day
   local a = auth_parts
@@ -375,13 +389,14 @@ function M.sign_dynamodb(target, body, host, path, region, creds, t)
       or a.token ~= (token ~= nil) then
     a.date, a.region, a.key_id, a.token = date, region, creds.access_key_id, token ~= nil
     a.scope = date .. "/" .. region .. "/dynamodb/aws4_request"
+    a.scope_lines = "\n" .. a.scope .. "\n"
     a.head = "AWS4-HMAC-SHA256 Credential=" .. creds.access_key_id .. "/" .. a.scope
       .. (token and ", SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;"
         .. "x-amz-target, Signature=" or ", SignedHeaders=content-type;host;x-amz-date;"
         .. "x-amz-target, Signature=")
   end
   local key = keyed(creds.secret_access_key, date, region, "dynamodb")
-  return amz_date, a.head .. p.hmac_hex(key, "AWS4-HMAC-SHA256\n", amz_date, "\n", a.scope, "\n",
+  return amz_date, a.head .. p.hmac_hex(key, "AWS4-HMAC-SHA256\n", amz_date, a.scope_lines,
     creq_hash)
 end
 
