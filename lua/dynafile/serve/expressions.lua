@@ -29,7 +29,8 @@ local errors = require "dynafile.serve.errors"
 local values = require "dynafile.serve.values"
 local legacy = require "dynafile.serve.legacy"
 
-local pairs, ipairs, pcall, error, type = pairs, ipairs, pcall, error, type
+local pairs, ipairs, pcall, error, type, setmetatable =
+  pairs, ipairs, pcall, error, type, setmetatable
 local table_concat = table.concat
 
 local M = {}
@@ -163,8 +164,25 @@ end
 --   BatchGetItem table entry, a transaction action)
 -- @tparam string op a key of OPS
 -- @treturn table the pieces described at the top (absent ones nil)
+-- What prepare returns for a request with no expression or legacy
+-- parameter at all (no piece; never changed by the callers).
+local NOTHING = setmetatable({}, { __newindex = function()
+  error("expressions.prepare: the empty plan is shared", 2)
+end })
+
 function M.prepare(req, op)
   local spec = OPS[op]
+  if req.ExpressionAttributeNames == nil and req.ExpressionAttributeValues == nil then
+    -- the common plain request (a GetItem or PutItem by key): nothing to do
+    local any = false
+    local list = spec.expr
+    for i = 1, #list do if req[list[i]] ~= nil then any = true break end end
+    if not any then
+      list = spec.legacy
+      for i = 1, #list do if req[list[i]] ~= nil then any = true break end end
+    end
+    if not any then return NOTHING end
+  end
   local used_expr, used_legacy = {}, {}
   for _, p in ipairs(spec.expr) do if req[p] ~= nil then used_expr[#used_expr + 1] = p end end
   for _, p in ipairs(spec.legacy) do if req[p] ~= nil then used_legacy[#used_legacy + 1] = p end end

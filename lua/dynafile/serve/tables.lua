@@ -39,10 +39,15 @@ end
 
 -- ------------------------------------------------------------ names, ARNs
 
+-- Plain names already found valid (the common case: no ARN), so a request
+-- on a known table skips the pattern match; emptied when it grows large.
+local valid_names, valid_count = {}, 0
+
 --- The table name a request names: a name, or a table ARN
 -- (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME).  Raises DynamoDB's
 -- ValidationException for a malformed one.
 function M.table_name(v, member)
+  if valid_names[v] then return v end
   member = member or "tableName"
   if string_sub(v, 1, 4) == "arn:" then
     local name = string_match(v, "^arn:[^:]+:dynamodb:[^:]*:[^:]*:table/([^/]+)$")
@@ -56,6 +61,9 @@ function M.table_name(v, member)
     validation("1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: "
       .. "Member must satisfy regular expression pattern: %s", v, member, shape.NAME_PATTERN_TEXT)
   end
+  if valid_count >= 4096 then valid_names, valid_count = {}, 0 end
+  valid_names[v] = true
+  valid_count = valid_count + 1
   return v
 end
 

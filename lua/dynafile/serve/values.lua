@@ -147,22 +147,25 @@ end
 
 --- Check a decoded key against key schema `keys` (as `key`).
 -- @treturn table the key
+local function check_key_part(key, k)
+  local v = key[k.name]
+  if v == nil or tp(v) ~= k.type then validation(MISMATCH) end
+  if empty_key_value(v, k.type) then
+    validation("One or more parameter values are not valid. The AttributeValue for a key "
+      .. "attribute cannot contain an empty %s value. Key: %s",
+      k.type == "S" and "string" or "binary", k.name)
+  end
+end
+
 function M.check_key(keys, key)
   local n = 0
   for _ in pairs(key) do n = n + 1 end
-  local want = keys.range and 2 or 1
-  if n ~= want then validation(MISMATCH) end
-  for _, k in pairs { keys.hash, keys.range } do
-    local v = key[k.name]
-    if v == nil or tp(v) ~= k.type then validation(MISMATCH) end
-    if empty_key_value(v, k.type) then
-      validation("One or more parameter values are not valid. The AttributeValue for a key "
-        .. "attribute cannot contain an empty %s value. Key: %s",
-        k.type == "S" and "string" or "binary", k.name)
-    end
-  end
+  local range = keys.range
+  if n ~= (range and 2 or 1) then validation(MISMATCH) end
+  check_key_part(key, keys.hash)
+  if range then check_key_part(key, range) end
   check_key_size(key[keys.hash.name], true)
-  if keys.range then check_key_size(key[keys.range.name], false) end
+  if range then check_key_size(key[range.name], false) end
   return key
 end
 
