@@ -449,6 +449,18 @@ describe("the DynamoDB backend (dynalite)", function()
     db:close()
   end)
 
+  it("reads keys of any characters (get_item writes its request as JSON text)", function()
+    local db = assert(open { pk = "PK", sk = "SK", types = { PK = "S", SK = "S" } })
+    for _, k in ipairs { "plain", "quo\"te", "back\\slash", "nl\nx", "tab\t", "uni\195\169",
+        "sl/ash", "\1", "\127x", "{\"S\":\"x\"}" } do
+      assert(db:put_item { PK = k, SK = k .. "!", v = k })
+      local it = assert(db:get_item { PK = k, SK = k .. "!" }, k)
+      assert.equal(k, it.v)
+      assert.is_nil(db:get_item { PK = k, SK = k .. "?" })
+    end
+    db:close()
+  end)
+
   it("refuses what it cannot do with NotSupported and a reason", function()
     local db = assert(open { pk = "PK", sk = "SK" })
     local ok, msg, code = db:transact_write_items({ { put = { PK = "x", SK = "1" } } })

@@ -111,6 +111,7 @@ function M.new(o)
     timeout = o.timeout or 10, max_attempts = o.max_attempts or 10,
     backoff = o.backoff or 0.025, backoff_cap = o.backoff_cap or 2,
     stats = { requests = 0, retries = 0, throttled = 0 },
+    heads = {},
   }, Client)
 end
 
@@ -173,13 +174,20 @@ function Client:call(op, req, mode, deadline)
     local creds = self.creds
     local amz_date, auth = sign_dynamodb(target, body, ep.authority, ep.path, self.region, creds)
     local token = creds.session_token
-    local request = "POST " .. ep.path .. " HTTP/1.1\r\nhost: " .. ep.authority
-      .. "\r\ncontent-type: application/x-amz-json-1.0\r\nx-amz-target: " .. target
-      .. "\r\nx-amz-date: " .. amz_date .. "\r\n"
+    -- the request line and the fixed headers, kept per operation
+    local head = self.heads[op]
+    if not head then
+      head = "POST " .. ep.path .. " HTTP/1.1\r\nhost: " .. ep.authority
+        .. "\r\ncontent-type: application/x-amz-json-1.0\r\nx-amz-target: " .. target
+        .. "\r\nx-amz-date: "
+      self.heads[op] = head
+    end
+    local request = head .. amz_date .. "\r\n"
       .. (token and ("x-amz-security-token: " .. token .. "\r\n") or "")
       .. "authorization: " .. auth .. "\r\ncontent-length: " .. #body .. "\r\n\r\n" .. body
     stats.requests = stats.requests + 1
-    local status, data, sent = self.pool:request(request, deadline)
+    -- (the first attempt's clock is the call's start)
+    local status, data, sent = self.pool:request(request, deadline, attempt == 0 and start or nil)
     if status == 200 then
       local r = decode(data)
       if r then return r end

@@ -237,10 +237,11 @@ end
 local json = client.json
 
 -- A key as JSON text ({"PK":{"S":"a"},"SK":{"N":"1"}}), for a request
--- written as text: a string that needs no escaping directly, any other
--- value through its AttributeValue and cjson.  (The key was checked.)
+-- written as text: a string quoted by cjson (cheaper than looking for
+-- what needs escaping), any other value through its AttributeValue and
+-- cjson.  (The key was checked.)
 local function value_json(v, fn, name)
-  if type(v) == "string" and not v:find('[%c"\\]') then return '{"S":"' .. v .. '"}' end
+  if type(v) == "string" then return '{"S":' .. json.encode(v) .. "}" end
   return json.encode(encode_value(v, fn, name))
 end
 local function key_json(self, key, fn)

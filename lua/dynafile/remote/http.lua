@@ -336,13 +336,14 @@ end
 -- @tparam string data the whole request: request line, headers (Host and
 --   Content-Length included) and body
 -- @tparam number deadline `M.now()` value after which the call gives up
+-- @tparam[opt] number now the time, when the caller just read it
 -- @treturn integer|nil the status
 -- @treturn string the body; or, on failure, a message
 -- @treturn boolean on failure, whether the request may have reached the
 --   server (`sent`)
 -- @raise never (a TLS library error aside)
-function Pool:request(data, deadline)
-  local now = M.now()
+function Pool:request(data, deadline, now)
+  now = now or M.now()
   local left = deadline - now
   if left <= 0 then return nil, "timeout", false end
   local c, err = self:get(left, now)
