@@ -17,7 +17,8 @@
 --   long shared  1,000 bytes sharing their first 200 (every item of a
 --                partition in one group, read whole and sorted by value:
 --                the worst case of the long form)
--- CPU time, best of 3.
+-- CPU time, best of 3.  BENCH_KEY_VARIANTS="short,integer,decimal" runs
+-- only those (short is always run: it is the peer).
 local dynafile = require "dynafile"
 
 local N = tonumber(os.getenv("BENCH_KEY_ITEMS")) or 20000
@@ -59,7 +60,14 @@ return function(h)
   local keys, results = {}, {}
   math.randomseed(7)
   for j = 1, GETS do keys[j] = math.random(0, N - 1) end
+  local only = os.getenv("BENCH_KEY_VARIANTS")
+  local variants = {}
   for _, v in ipairs(VARIANTS) do
+    if not only or v.name == "short" or ("," .. only .. ","):find("," .. v.name .. ",", 1, true) then
+      variants[#variants + 1] = v
+    end
+  end
+  for _, v in ipairs(variants) do
     local db
     local r = {}
     r.load = best(3, function()

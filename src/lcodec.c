@@ -30,14 +30,20 @@ void lcodec_push_null(lua_State *L) {
 /* Push an integer.  A Lua without integers (5.1, LuaJIT) gets one beyond
  * 2^53 -- which a double does not hold exactly -- from the registered
  * number constructor: an int64_t cdata under LuaJIT, a decimal value
- * under 5.1.  [-0, +1, e] */
+ * under 5.1; an unsigned one beyond int64 is a decimal value on 5.3+
+ * (push_dec).  [-0, +1, e] */
 static void make_value(lua_State *L, const char *name, const char *kind);
+static void push_dec(lua_State *L, const df_dec *d, const unsigned char *enc,
+                     size_t enc_n);
 static void push_int(lua_State *L, int64_t v, int is_unsigned, uint64_t u) {
 #if LUA_VERSION_NUM >= 503
-  if (is_unsigned)
-    lua_pushnumber(L, (lua_Number)u);
-  else
+  if (is_unsigned) {
+    df_dec d;
+    df__dec_from_uint(u, &d);
+    push_dec(L, &d, NULL, 0);
+  } else {
     compat_pushint(L, v);
+  }
 #else
   char buf[32];
   if (is_unsigned ? u <= ((uint64_t)1 << 53)
@@ -61,7 +67,7 @@ static void push_int(lua_State *L, int64_t v, int is_unsigned, uint64_t u) {
  * types.lua registers both when it loads (core.register_types). */
 #define KINDS_KEY "dynafile.value_kinds"
 #define MAKERS_KEY "dynafile.value_makers"
-#define DECKEYS_KEY "dynafile.decimal_keys"
+#define MTS_KEY "dynafile.value_mts"
 
 /* The kind of the value at idx (absolute), or NULL for a plain table.
  * The string lives in the registry's kinds table.  [-0, +0, -] */
@@ -79,17 +85,90 @@ static const char *value_kind(lua_State *L, int idx) {
   return k;
 }
 
-/* The number a decimal value at idx holds (its __tostring digits).
- * DF_OK, or DF_EVALIDATION.  [-0, +0, e] */
+/* A decimal value is a table with the metatable types.lua registers: it
+ * holds its number as the order-preserving encoding of decimal.c (field
+ * "enc": what the decoder gives, and a cache the key code fills), or as
+ * sign, digits and exp (what types.lua makes), or both. */
+
+/* Push the "enc" field of the decimal at idx, or nothing and 0.
+ * [-0, +(0|1), -] */
+static int decimal_enc(lua_State *L, int idx) {
+  lua_pushliteral(L, "enc");
+  lua_rawget(L, idx);
+  if (lua_type(L, -1) == LUA_TSTRING) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* The number a decimal value at idx (absolute) holds: from its encoding,
+ * else from its fields (sign, digits, exp: dynafile.types' normalised
+ * form), else from its __tostring digits.  DF_OK, or DF_EVALIDATION.
+ * [-0, +0, e] */
 static int decimal_of(lua_State *L, int idx, df_dec *d) {
-  size_t n;
+  size_t n, i;
   const char *s;
-  int rc;
+  int rc, isnum;
+  lua_Number sign, exp;
+  if (decimal_enc(L, idx)) {
+    size_t used;
+    s = lua_tolstring(L, -1, &n);
+    rc = df__dec_dec((const unsigned char *)s, n, d, &used) == DF_OK &&
+                 used == n
+             ? DF_OK
+             : DF_EVALIDATION;
+    lua_pop(L, 1);
+    if (rc == DF_OK) return DF_OK;
+  }
+  lua_getfield(L, idx, "sign");
+  lua_getfield(L, idx, "digits");
+  lua_getfield(L, idx, "exp");
+  sign = lua_tonumber(L, -3);
+  s = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &n) : NULL;
+  isnum = lua_type(L, -1) == LUA_TNUMBER && lua_type(L, -3) == LUA_TNUMBER;
+  exp = lua_tonumber(L, -1);
+  memset(d, 0, sizeof *d);
+  rc = DF_EVALIDATION;
+  if (isnum && s && sign == 0 && n == 0 && exp == 0) {
+    rc = DF_OK; /* zero */
+  } else if (isnum && s && (sign == 1 || sign == -1) && n > 0 &&
+             n <= DF_DEC_DIGITS && s[0] != '0' && s[n - 1] != '0' &&
+             exp == (lua_Number)(int)exp && exp > -100000 && exp < 100000) {
+    d->sign = (int)sign;
+    d->exp = (int)exp;
+    d->n = (int)n;
+    rc = DF_OK;
+    for (i = 0; i < n; i++) {
+      if (s[i] < '0' || s[i] > '9') {
+        rc = DF_EVALIDATION;
+        break;
+      }
+      d->d[i] = (unsigned char)(s[i] - '0');
+    }
+  }
+  lua_pop(L, 3);
+  if (rc == DF_OK) return DF_OK;
   if (!luaL_callmeta(L, idx, "__tostring")) return DF_EVALIDATION;
   s = lua_tolstring(L, -1, &n);
   rc = s && df__dec_parse(s, n, d) == DF_DEC_OK ? DF_OK : DF_EVALIDATION;
   lua_pop(L, 1);
   return rc;
+}
+
+/* Push the registered metatable of kind ("N", "B", "SS", "NS", "BS"), or
+ * nothing and 0 when types.lua did not register them.  [-0, +(0|1), -] */
+static int push_value_mt(lua_State *L, const char *kind) {
+  lua_getfield(L, LUA_REGISTRYINDEX, MTS_KEY);
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_getfield(L, -1, kind);
+  lua_remove(L, -2);
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
 }
 
 /* Call the registered constructor `name` on the value on top of the
@@ -106,6 +185,57 @@ static void make_value(lua_State *L, const char *name, const char *kind) {
   lua_insert(L, -2);
   if (kind) lua_pushstring(L, kind);
   lua_call(L, kind ? 2 : 1, 1);
+}
+
+/* Push the Lua value of the number d, by dynafile.types' rule: an integer
+ * when d is one that fits (on 5.1/LuaJIT: within 2^53), a float when a
+ * double's value is exactly d, else a decimal value: a table holding the
+ * encoding (enc[0..enc_n) when the caller has it, else made here) with
+ * the registered metatable.  The rare cases of 5.1/LuaJIT (integers
+ * beyond 2^53: int64_t cdata or a decimal) go to the registered number
+ * constructor.  [-0, +1, e] */
+static void push_dec(lua_State *L, const df_dec *d, const unsigned char *enc,
+                     size_t enc_n) {
+  char buf[DF_DEC_STR_MAX];
+  unsigned char code[DF_NUM_ENC_MAX];
+  int64_t i;
+  double f;
+  if (df__dec_int64(d, &i)) {
+#if LUA_VERSION_NUM >= 503
+    lua_pushinteger(L, (lua_Integer)i);
+    return;
+#else
+    if (i >= -((int64_t)1 << 53) && i <= ((int64_t)1 << 53)) {
+      lua_pushnumber(L, (lua_Number)i);
+      return;
+    }
+    goto constructor;
+#endif
+  }
+  /* a double's shortest decimal has at most 17 digits */
+  if (d->n <= 17 && df__dec_double(d, &f)) {
+    lua_pushnumber(L, (lua_Number)f);
+    return;
+  }
+  if (enc == NULL) {
+    enc_n = d->inf || d->sign == 0 ? 0 : df__dec_enc(d, code);
+    enc = code;
+  }
+  if (enc_n > 0 && push_value_mt(L, "N")) {
+    lua_createtable(L, 0, 1);
+    lua_pushlstring(L, (const char *)enc, enc_n);
+    lua_setfield(L, -2, "enc");
+    lua_insert(L, -2);
+    lua_setmetatable(L, -2);
+    return;
+  }
+#if LUA_VERSION_NUM < 503
+constructor:
+#endif
+  if (df__dec_str(d, buf, sizeof buf) >= sizeof buf)
+    luaL_error(L, "dynafile: a number too long to print");
+  lua_pushstring(L, buf);
+  make_value(L, "number", NULL);
 }
 
 /* ------------------------------------------------------------ encoding */
@@ -633,8 +763,16 @@ static int dec_value(lua_State *L, const unsigned char **pp,
 
 str:
   if (avail < n) return -1;
-  lua_pushlstring(L, (const char *)p, n);
-  if (is_bin) make_value(L, "binary", NULL);
+  if (is_bin && push_value_mt(L, "B")) { /* as types.binary makes it */
+    lua_createtable(L, 1, 0);
+    lua_pushlstring(L, (const char *)p, n);
+    lua_rawseti(L, -2, 1);
+    lua_insert(L, -2);
+    lua_setmetatable(L, -2);
+  } else {
+    lua_pushlstring(L, (const char *)p, n);
+    if (is_bin) make_value(L, "binary", NULL);
+  }
   *pp = p + n;
   return 0;
 
@@ -643,26 +781,30 @@ ext: /* the data model's ext types (codec.c): decimals and sets */
   {
     int type = (int)(signed char)p[0];
     const unsigned char *q = p + 1, *qend = p + 1 + n;
-    /* exactly what the core's reader accepts (known types, canonical
-     * decimals, sets of their kind's elements) */
-    if (df__mp_validate(*pp, (size_t)(qend - *pp), DF_MAX_DEPTH) != 0)
-      return -1;
+    /* exactly what the core's reader accepts: canonical decimals of
+     * DynamoDB's range (as codec.c's take_ext), sets of their kind's
+     * elements (df__mp_validate) */
     if (type == DF_EXT_DECIMAL) {
       df_dec d;
       size_t used;
-      char buf[DF_DEC_STR_MAX];
-      if (df__dec_dec(q, n, &d, &used) != DF_OK || used != n) return -1;
-      if (df__dec_str(&d, buf, sizeof buf) >= sizeof buf) return -1;
-      lua_pushstring(L, buf);
-      make_value(L, "number", NULL);
+      if (df__dec_dec(q, n, &d, &used) != DF_OK || used != n || d.inf ||
+          d.sign == 0 || df__dec_range(&d) != DF_DEC_OK)
+        return -1;
+      push_dec(L, &d, q, n);
+    } else if (df__mp_validate(*pp, (size_t)(qend - *pp), DF_MAX_DEPTH) != 0) {
+      return -1;
     } else if (type == DF_EXT_SS || type == DF_EXT_NS || type == DF_EXT_BS) {
-      /* a MessagePack array of the elements */
+      /* a MessagePack array of the elements, distinct and sorted (the
+       * validation above): the set's table as types.set makes it */
+      const char *kind = type == DF_EXT_SS   ? "SS"
+                         : type == DF_EXT_NS ? "NS"
+                                             : "BS";
       if (dec_value(L, &q, qend, depth + 1, NULL) != 0 || q != qend) return -1;
       if (lua_type(L, -1) != LUA_TTABLE) return -1;
-      make_value(L, "set",
-                 type == DF_EXT_SS   ? "S"
-                 : type == DF_EXT_NS ? "N"
-                                     : "B");
+      if (push_value_mt(L, kind))
+        lua_setmetatable(L, -2);
+      else
+        make_value(L, "set", kind + 1);
     } else {
       return -1;
     }
@@ -742,34 +884,25 @@ void lcodec_names_open(lua_State *L, names *nm) {
 /* ---------------------------------------------------------------- keys */
 
 /* A decimal value as a key value: DF_TDECIMAL over its order-preserving
- * encoding, kept alive in a registry table with weak keys for as long as
- * the decimal value lives (the caller keeps that on the stack).
- * [-0, +0, m] */
+ * encoding, the string of its "enc" field (made and stored there when the
+ * value has only its fields), alive as long as the decimal value is (the
+ * caller keeps that on the stack).  [-0, +0, m] */
 static int decimal_key(lua_State *L, int idx, df_value *v) {
-  df_dec d;
-  unsigned char code[DF_NUM_ENC_MAX];
-  size_t n;
   idx = lua_absindex(L, idx);
-  if (decimal_of(L, idx, &d) != DF_OK || (n = df__dec_enc(&d, code)) == 0)
-    return DF_EVALIDATION;
-  lua_getfield(L, LUA_REGISTRYINDEX, DECKEYS_KEY);
-  if (lua_type(L, -1) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_newtable(L);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, DECKEYS_KEY);
+  if (!decimal_enc(L, idx)) {
+    df_dec d;
+    unsigned char code[DF_NUM_ENC_MAX];
+    size_t n;
+    if (decimal_of(L, idx, &d) != DF_OK || (n = df__dec_enc(&d, code)) == 0)
+      return DF_EVALIDATION;
+    lua_pushliteral(L, "enc");
+    lua_pushlstring(L, (const char *)code, n);
+    lua_rawset(L, idx);
+    if (!decimal_enc(L, idx)) return DF_EVALIDATION;
   }
-  lua_pushlstring(L, (const char *)code, n);
   v->type = DF_TDECIMAL;
   v->s = lua_tolstring(L, -1, &v->n);
-  lua_pushvalue(L, idx);
-  lua_insert(L, -2);
-  lua_rawset(L, -3); /* the weak table keeps it while the decimal lives */
-  lua_pop(L, 1);
+  lua_pop(L, 1); /* the decimal value keeps the string alive */
   return DF_OK;
 }
 
@@ -945,9 +1078,76 @@ static int l_decode(lua_State *L) {
   return 1;
 }
 
+/* core.decimal_parts(enc) -> sign, digits, exp: the number a decimal's
+ * encoding holds (sign -1, 0 or 1; digits without leading or trailing
+ * zeros, "" for zero; value = digits * 10^exp); raises on a malformed
+ * encoding. */
+static int l_decimal_parts(lua_State *L) {
+  size_t n, used;
+  const char *s = luaL_checklstring(L, 1, &n);
+  char digits[DF_DEC_DIGITS];
+  df_dec d;
+  int k;
+  if (df__dec_dec((const unsigned char *)s, n, &d, &used) != DF_OK ||
+      used != n || d.inf)
+    return luaL_error(L, "dynafile: a malformed decimal encoding");
+  for (k = 0; k < d.n; k++) digits[k] = (char)('0' + d.d[k]);
+  compat_pushint(L, d.sign);
+  lua_pushlstring(L, digits, (size_t)d.n);
+  compat_pushint(L, d.sign == 0 ? 0 : d.exp);
+  return 3;
+}
+
+/* Parse a DynamoDB N string (1) within DynamoDB's range; 0 when it is
+ * not one (the caller gives the message). */
+static int parse_number(lua_State *L, df_dec *d) {
+  size_t n;
+  const char *s;
+  if (lua_type(L, 1) != LUA_TSTRING) return 0;
+  s = lua_tolstring(L, 1, &n);
+  return df__dec_parse(s, n, d) == DF_DEC_OK && df__dec_range(d) == DF_DEC_OK;
+}
+
+/* core.decimal_parse(s) -> decimal value | nil: s as a decimal value
+ * (dynafile.decimal(s)); nil when s is no DynamoDB number or out of
+ * range.  Needs register_types. */
+static int l_decimal_parse(lua_State *L) {
+  df_dec d;
+  unsigned char code[DF_NUM_ENC_MAX];
+  size_t n;
+  if (!parse_number(L, &d) || !push_value_mt(L, "N")) return 0;
+  lua_createtable(L, 0, 4);
+  if (d.sign == 0) { /* zero has no encoding worth keeping: its fields */
+    compat_pushint(L, 0);
+    lua_setfield(L, -2, "sign");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "digits");
+    compat_pushint(L, 0);
+    lua_setfield(L, -2, "exp");
+  }
+  n = df__dec_enc(&d, code);
+  lua_pushlstring(L, (const char *)code, n);
+  lua_setfield(L, -2, "enc");
+  lua_insert(L, -2);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+/* core.number_parse(s) -> value | nil: the Lua value of an N string
+ * (dynafile.number(s)); nil when s is no DynamoDB number or out of
+ * range. */
+static int l_number_parse(lua_State *L) {
+  df_dec d;
+  if (!parse_number(L, &d)) return 0;
+  push_dec(L, &d, NULL, 0);
+  return 1;
+}
+
 /* core.register_types(kinds, makers): kinds maps each metatable of
  * dynafile.types to "N", "B", "SS", "NS" or "BS"; makers holds number(s),
- * binary(s) and set(list, kind), which the decoder calls. */
+ * binary(s) and set(list, kind), which the decoder calls for what it does
+ * not build itself.  The decoder builds decimals, binary values and sets
+ * itself, as those constructors would, with the metatables of kinds. */
 static int l_register_types(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -955,10 +1155,24 @@ static int l_register_types(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
   lua_pushvalue(L, 2);
   lua_setfield(L, LUA_REGISTRYINDEX, MAKERS_KEY);
+  lua_newtable(L); /* kind -> metatable */
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    if (lua_type(L, -1) == LUA_TSTRING && lua_type(L, -2) == LUA_TTABLE) {
+      lua_pushvalue(L, -1);
+      lua_pushvalue(L, -3);
+      lua_rawset(L, -5);
+    }
+    lua_pop(L, 1);
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, MTS_KEY);
   return 0;
 }
 
 const luaL_Reg lcodec_funcs[] = {{"decode", l_decode},
+                                 {"decimal_parts", l_decimal_parts},
+                                 {"decimal_parse", l_decimal_parse},
+                                 {"number_parse", l_number_parse},
                                  {"parse_path", l_parse_path},
                                  {"register_types", l_register_types},
                                  {NULL, NULL}};

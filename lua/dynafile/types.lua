@@ -80,10 +80,29 @@ end
 
 -- ------------------------------------------------------------ decimals
 
+-- A decimal value is a table with DEC_MT holding its number as sign,
+-- digits and exp (what this file makes), or as `enc`, the order-preserving
+-- encoding of the core's decimal.c (what the binding's decoder and
+-- core.decimal_parse make, and a cache the binding's key code fills), or
+-- both.  sign, digits and exp are read through __index from enc the first
+-- time they are needed.
 local DEC_MT = core.decimal_mt or {}
 DEC_MT.__name = "dynafile.decimal"
 local dec_methods = {}
-DEC_MT.__index = dec_methods
+local rawget, rawset = rawget, rawset
+local decimal_parts = core.decimal_parts
+DEC_MT.__index = function(d, k)
+  if k == "sign" or k == "digits" or k == "exp" then
+    local enc = rawget(d, "enc")
+    if enc == nil then return nil end
+    local sign, digits, e = decimal_parts(enc)
+    rawset(d, "sign", sign)
+    rawset(d, "digits", digits)
+    rawset(d, "exp", e)
+    return rawget(d, k)
+  end
+  return dec_methods[k]
+end
 
 -- Parse a DynamoDB N string into sign (-1, 0, 1), digits (no leading or
 -- trailing zeros; "" for zero) and exponent (value = digits * 10^exp).
@@ -211,6 +230,8 @@ end
 DEC_MT.__tostring = function(d) return plain(d.sign, d.digits, d.exp) end
 DEC_MT.__eq = function(a, b)
   if getmetatable(a) ~= DEC_MT or getmetatable(b) ~= DEC_MT then return false end
+  local ea, eb = rawget(a, "enc"), rawget(b, "enc")
+  if ea and eb then return ea == eb end -- equal numbers, equal encodings
   return a.sign == b.sign and a.digits == b.digits and a.exp == b.exp
 end
 DEC_MT.__lt = function(a, b) return cmp_numbers(a, b) < 0 end
@@ -248,10 +269,13 @@ end
 --   `<` and `<=` from Lua 5.3 on); `d:tonumber()` gives the nearest Lua number
 -- @raise when v is no number, NaN, infinite, or beyond DynamoDB's range or
 --   precision (38 digits, 1E-130 to 9.99..E+125; DynamoDB's message)
+local decimal_parse = core.decimal_parse
 function M.decimal(v)
   if type(v) == "table" and getmetatable(v) == DEC_MT then return v end
   local s, d, e
   if type(v) == "string" then
+    local dec = decimal_parse and decimal_parse(v) -- in C; nil for what parse refuses
+    if dec then return dec end
     s, d, e = parse(v)
     if not s then raise("decimal", "%s", d) end
   else
@@ -331,10 +355,21 @@ end
 -- @return the number
 -- @raise when s is no number or outside DynamoDB's range (DynamoDB's
 --   message)
+local number_parse = core.number_parse
 function M.number(s)
   if type(s) ~= "string" then
     raise("number", "s must be a string, got %s", type(s))
   end
+  local v = number_parse and number_parse(s) -- in C; nil for what parse refuses
+  if v ~= nil then return v end
+  local sign, digits, e = parse(s)
+  if not sign then raise("number", "%s", digits) end
+  return to_lua(sign, digits, e)
+end
+
+-- M.number in Lua alone: the binding's decoder calls it for the numbers it
+-- leaves to Lua (integers beyond 2^53 on 5.1 and LuaJIT).
+local function lua_number(s)
   local sign, digits, e = parse(s)
   if not sign then raise("number", "%s", digits) end
   return to_lua(sign, digits, e)
@@ -345,6 +380,8 @@ end
 -- @return the Lua value as `number` gives it, or nil and DynamoDB's message
 -- @raise nothing
 function M.parse_number(s)
+  local v = number_parse and number_parse(s)
+  if v ~= nil then return v end
   local sign, digits, e = parse(s)
   if not sign then return nil, digits end
   return to_lua(sign, digits, e)
@@ -674,7 +711,7 @@ if core.register_types then
     [DEC_MT] = "N", [BIN_MT] = "B",
     [SET_MT.S] = "SS", [SET_MT.N] = "NS", [SET_MT.B] = "BS",
   }, {
-    number = M.number,
+    number = lua_number,
     binary = make_binary,
     set = M.set,
   })
