@@ -180,7 +180,8 @@ int df__mp_put_dec(df_buf *b, const df_dec *d) {
   if (d->inf) return df__mp_put_float(b, d->sign < 0 ? -HUGE_VAL : HUGE_VAL);
   if (df__dec_int64(d, &i)) return df__mp_put_int(b, i);
   if (df__dec_uint64(d, &u)) return df__mp_put_uint(b, u);
-  if (df__dec_double(d, &f)) return df__mp_put_float(b, f);
+  /* a double's value has at most 17 digits: no strtod for longer ones */
+  if (d->n <= 17 && df__dec_double(d, &f)) return df__mp_put_float(b, f);
   n = df__dec_enc(d, enc);
   if (n == 0) return DF_EINVAL;
   return df__mp_put_ext(b, DF_EXT_DECIMAL, enc, n);

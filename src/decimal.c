@@ -252,6 +252,7 @@ int df__dec_double(const df_dec *d, double *out) {
   snprintf(buf + k, sizeof buf - (size_t)k, "e%d", d->exp);
   *out = strtod(buf, NULL);
   if (isinf(*out) || *out == 0) return 0;
+  if (d->n > 17) return 0; /* a double's shortest decimal has at most 17 */
   if (df__dec_from_double(*out, &back) != DF_DEC_OK) return 0;
   return df__dec_cmp(&back, d) == 0;
 }
