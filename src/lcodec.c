@@ -112,10 +112,10 @@ static int decimal_of(lua_State *L, int idx, df_dec *d) {
   if (decimal_enc(L, idx)) {
     size_t used;
     s = lua_tolstring(L, -1, &n);
-    rc = df__dec_dec((const unsigned char *)s, n, d, &used) == DF_OK &&
-                 used == n
-             ? DF_OK
-             : DF_EVALIDATION;
+    rc =
+        df__dec_dec((const unsigned char *)s, n, d, &used) == DF_OK && used == n
+            ? DF_OK
+            : DF_EVALIDATION;
     lua_pop(L, 1);
     if (rc == DF_OK) return DF_OK;
   }

@@ -77,7 +77,7 @@ static int read_open_args(lua_State *L, int t, open_args *a) {
   size_t i, n_idx = 0;
   memset(a, 0, sizeof *a);
   luaL_checktype(L, t, LUA_TTABLE);
-  luaL_checkstack(L, 8, "dynafile.open");
+  luaL_checkstack(L, 12, "dynafile.open");
   lua_getfield(L, t, "pk");
   pk_given = lua_isstring(L, -1);
   if (pk_given) a->s.pk = lua_tostring(L, -1);
@@ -120,7 +120,9 @@ static int read_open_args(lua_State *L, int t, open_args *a) {
   lua_getfield(L, t, "checkpoint_bytes");
   if (lua_isnumber(L, -1))
     a->o.checkpoint_bytes = (uint64_t)lua_tonumber(L, -1);
-  lua_pop(L, 10); /* the strings stay referenced by the options table */
+  lua_getfield(L, t, "max_item_size");
+  if (lua_isnumber(L, -1)) a->o.max_item_size = (uint64_t)lua_tonumber(L, -1);
+  lua_pop(L, 11); /* the strings stay referenced by the options table */
   read_stream_args(L, t, &a->o);
   lua_getfield(L, t, "indexes");
   if (lua_istable(L, -1)) {

@@ -157,7 +157,7 @@ local OPEN_OPTS = {
   pk = true, sk = true, ttl = true, clock = true, gsi = true, lsi = true,
   sync = true, readonly = true, map_size = true, max_readers = true,
   prefetch = true, progress = true, listener_error = true, stream = true,
-  flush_ms = true, checkpoint_bytes = true,
+  flush_ms = true, checkpoint_bytes = true, max_item_size = true,
 }
 local SYNC = { full = true, normal = true, off = true }
 
@@ -262,6 +262,14 @@ end
 --   milliseconds after a commit (default 100).  `checkpoint_bytes`: a
 --   checkpoint comes once the log, or the pages written, since the last
 --   reach this many bytes (default 64 MiB), or after 30 seconds.
+-- * `max_item_size`: the largest item this handle writes, in bytes as
+--   DynamoDB counts them (attribute names and values: strings and binary
+--   values their bytes, numbers about one byte per two digits, lists and
+--   maps 3 bytes plus one per element); a larger put, update or
+--   transaction write is a "ValidationError" ("Item size has exceeded the
+--   maximum allowed size ...") and writes nothing.  Default: no limit.
+--   DynamoDB's is 400 KB (409600), which `dynafile serve` and the DynamoDB
+--   backend use.
 -- * `readonly`: open without write access.
 -- * `map_size`: the initial map size in bytes (the map grows by itself);
 --   `max_readers`: reader slots, used by the first opener of the
@@ -340,7 +348,8 @@ function M.open(path, opts)
     fail(fn, "readonly must be a boolean")
   end
   c.readonly = opts.readonly
-  for _, k in ipairs { "map_size", "max_readers", "flush_ms", "checkpoint_bytes" } do
+  for _, k in ipairs { "map_size", "max_readers", "flush_ms", "checkpoint_bytes",
+    "max_item_size" } do
     local v = opts[k]
     if v ~= nil and (type(v) ~= "number" or v < 1 or v ~= math_floor(v) or v == math_huge) then
       fail(fn, "%s must be a positive integer", k)

@@ -90,7 +90,10 @@ local DEC_MT = core.decimal_mt or {}
 DEC_MT.__name = "dynafile.decimal"
 local dec_methods = {}
 local rawget, rawset = rawget, rawset
-local decimal_parts = core.decimal_parts
+-- the binding's C constructors (nil for what they refuse: the Lua code
+-- below then gives the message)
+local decimal_parts, decimal_parse, number_parse =
+  core.decimal_parts, core.decimal_parse, core.number_parse
 DEC_MT.__index = function(d, k)
   if k == "sign" or k == "digits" or k == "exp" then
     local enc = rawget(d, "enc")
@@ -269,7 +272,6 @@ end
 --   `<` and `<=` from Lua 5.3 on); `d:tonumber()` gives the nearest Lua number
 -- @raise when v is no number, NaN, infinite, or beyond DynamoDB's range or
 --   precision (38 digits, 1E-130 to 9.99..E+125; DynamoDB's message)
-local decimal_parse = core.decimal_parse
 function M.decimal(v)
   if type(v) == "table" and getmetatable(v) == DEC_MT then return v end
   local s, d, e
@@ -355,7 +357,6 @@ end
 -- @return the number
 -- @raise when s is no number or outside DynamoDB's range (DynamoDB's
 --   message)
-local number_parse = core.number_parse
 function M.number(s)
   if type(s) ~= "string" then
     raise("number", "s must be a string, got %s", type(s))

@@ -201,6 +201,21 @@ test("items over 400 KB are refused, items just under are kept", async () => {
   assert.equal(g.Item.v.S.length, fits.length);
 });
 
+test("updates that grow an item over 400 KB are refused and change nothing", async () => {
+  const half = "y".repeat(200 * 1024);
+  await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "grow" }, a: { S: half } } }));
+  await rejects(send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "grow" } },
+    UpdateExpression: "SET b = :v, c = :v", ExpressionAttributeValues: { ":v": { S: half } } })),
+  "ValidationException", "Item size to update has exceeded the maximum allowed size");
+  await rejects(send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "grow" } },
+    AttributeUpdates: { b: { Action: "PUT", Value: { S: half } }, c: { Action: "PUT", Value: { S: half } } } })),
+  "ValidationException", "Item size to update has exceeded the maximum allowed size");
+  const g = await send(new D.GetItemCommand({ TableName: "items", Key: { pk: { S: "grow" } } }));
+  assert.deepEqual(Object.keys(g.Item).sort(), ["a", "pk"]);
+  await send(new D.UpdateItemCommand({ TableName: "items", Key: { pk: { S: "grow" } },
+    UpdateExpression: "SET b = :v", ExpressionAttributeValues: { ":v": { S: "small" } } }));
+});
+
 test("ConditionExpression guards PutItem; ALL_OLD comes back on failure when asked", async () => {
   await send(new D.PutItemCommand({ TableName: "items", Item: { pk: { S: "c1" }, v: { N: "1" } },
     ConditionExpression: "attribute_not_exists(pk)" }));

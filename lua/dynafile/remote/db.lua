@@ -510,6 +510,9 @@ end
 
 -- ------------------------------------------------------------- opening
 
+-- DynamoDB's item size limit (400 KB), which the service keeps.
+local MAX_ITEM_SIZE = 400 * 1024
+
 local OPEN_OPTS = {
   pk = true, sk = true, ttl = true, clock = true, gsi = true, lsi = true, readonly = true,
   listener_error = true,
@@ -517,6 +520,8 @@ local OPEN_OPTS = {
   endpoint = true, region = true, credentials = true, profile = true, timeout = true,
   max_attempts = true, types = true, billing = true, create = true, wait = true,
   consistent = true, tls = true, optimistic_retries = true,
+  -- DynamoDB's own item limit, the only one it can keep
+  max_item_size = true,
   -- local only: accepted and refused with a reason
   sync = true, map_size = true, max_readers = true, prefetch = true, progress = true,
   stream = true, flush_ms = true, checkpoint_bytes = true,
@@ -539,7 +544,9 @@ end
 --   `sk`, `gsi`, `lsi`, `ttl`, `clock`, `readonly`, `listener_error`) and
 --   the backend's: `endpoint`, `region`, `credentials`, `profile`,
 --   `timeout`, `max_attempts`, `types`, `billing`, `create`, `wait`,
---   `consistent`, `tls`, `optimistic_retries`
+--   `consistent`, `tls`, `optimistic_retries`; `max_item_size` only as
+--   DynamoDB's own 409600 (DynamoDB refuses larger items itself:
+--   "ValidationError", "Item size has exceeded the maximum allowed size")
 -- @tparam[opt] table index_defs the `gsi` and `lsi` options as
 --   `dynafile.open` has checked them: a list of `{name, kind, pk, sk,
 --   projection}`
@@ -561,6 +568,16 @@ function M.open(url, opts, index_defs)
   for k, why in pairs(LOCAL_ONLY) do
     if opts[k] ~= nil then
       return not_supported(fn, string_format("option %s (%s)", k, why))
+    end
+  end
+  local mis = opts.max_item_size
+  if mis ~= nil then
+    if type(mis) ~= "number" or mis < 1 or mis ~= math_floor(mis) or mis == math_huge then
+      fail(fn, "max_item_size must be a positive integer")
+    end
+    if mis ~= MAX_ITEM_SIZE then
+      return not_supported(fn, string_format("option max_item_size %d (DynamoDB keeps its "
+        .. "own limit, %d bytes; only that value can be given)", mis, MAX_ITEM_SIZE))
     end
   end
   local o = { indexes = {}, types = {} }

@@ -37,6 +37,7 @@
 
 local dynafile = require "dynafile"
 local errors = require "dynafile.serve.errors"
+local size = require "dynafile.serve.size"
 
 local ipairs, tostring, error, pcall = ipairs, tostring, error, pcall
 local string_format, os_rename, os_time = string.format, os.rename, os.time
@@ -160,7 +161,9 @@ function M.forget(name)
 end
 
 local function open_db(name)
-  local db, msg, code = dynafile.open(M.path(name), { sync = state.sync })
+  -- DynamoDB's 400 KB item limit, kept by the engine on every write path
+  local db, msg, code = dynafile.open(M.path(name), { sync = state.sync,
+    max_item_size = size.MAX_ITEM })
   if not db then internal("table %s cannot be opened: %s (%s)", name, tostring(msg),
     tostring(code)) end
   return db

@@ -101,6 +101,22 @@ function M.raise(name, message, extra)
   error(M.new(name, message, extra), 0)
 end
 
+-- The engine's refusal of an item above the handle's max_item_size
+-- (catalog opens every table with DynamoDB's 400 KB).
+local ITEM_SIZE = "Item size has exceeded the maximum allowed size"
+
+--- DynamoDB's ValidationException for an engine error that refuses an
+-- item above 400 KB (a raised message or a returned one), or nil when
+-- `msg` is another error.  DynamoDB words it differently for updates.
+-- @param msg the engine's error (any value)
+-- @tparam[opt] boolean for_update an UpdateItem's new item
+-- @return the error value, or nil
+function M.item_size(msg, for_update)
+  if type(msg) ~= "string" or not string.find(msg, ITEM_SIZE, 1, true) then return nil end
+  return M.new("ValidationException", for_update
+    and "Item size to update has exceeded the maximum allowed size" or ITEM_SIZE)
+end
+
 --- Raise ValidationException with a message made by string.format.
 -- @raise always
 function M.validation(fmt, ...)

@@ -244,6 +244,8 @@ end
 
 local function traceback(e)
   if errors.is(e) then return e end
+  local size_error = errors.item_size(e) -- an engine refusal no path mapped
+  if size_error then return size_error end
   local refused = errors.from_raise(e)
   if refused then return refused end
   return debug_traceback(tostring(e), 2)

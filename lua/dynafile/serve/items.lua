@@ -209,6 +209,8 @@ function M.apply_update(tx, rec, key, p, old)
     local msg, code
     new, msg, code = tx:update_item(key, p.update_expr)
     if new == nil then
+      local size_error = errors.item_size(msg, true)
+      if size_error then error(size_error, 0) end
       if code == "ValidationError" then validation("%s", engine_message(msg)) end
       internal("UpdateItem", msg, code)
     end
@@ -221,7 +223,11 @@ function M.apply_update(tx, rec, key, p, old)
       for k, v in pairs(key) do new[k] = v end
     end
     local ok, msg, code = tx:put_item(new)
-    if not ok then internal("UpdateItem", msg, code) end
+    if not ok then
+      local size_error = errors.item_size(msg, true)
+      if size_error then error(size_error, 0) end
+      internal("UpdateItem", msg, code)
+    end
   end
   values.check_item(rec, new, true)
   return new
@@ -264,7 +270,7 @@ local function update_item(req, _)
   end)
   if not ok then
     if getmetatable(new) == CondFailed then M.condition_failed(req, new.old) end
-    error(new, 0)
+    error(errors.item_size(new, true) or new, 0)
   end
   if new == nil then internal("UpdateItem", old, "Error") end
   local res = {}
