@@ -2,7 +2,11 @@
  * fuzz_lcodec.c -- libFuzzer harness for the binding's codec (lcodec.c):
  * Lua values <-> MessagePack item bytes, in an embedded Lua 5.4.
  *
- * Byte 0 chooses the mode, the rest is its input.
+ * Byte 0 chooses the mode, the rest is its input.  Its bit 1 says whether
+ * dynafile.types' metatables are registered (core.register_types, as
+ * types.lua does: decimals, binary values and sets decode to values made
+ * in C and encode back with their types) or not (the decoder's fallbacks:
+ * digits strings, plain strings and lists).
  *  - Even: the rest is MessagePack bytes, decoded as an item is
  *    (lcodec_push_item, with the attribute-name cache).  The decoder must
  *    accept exactly what the core's reader validates (df__mp_validate with
@@ -346,18 +350,49 @@ static void fuzz_build(const uint8_t *p, const uint8_t *end) {
   lua_settop(L, base);
 }
 
+/* core.register_types with a metatable per kind (made once, kept in the
+ * registry's fuzz.mts), or with no kinds at all.  No constructors: what
+ * the decoder leaves to them stays as it is. */
+static const char *const kinds[] = {"N", "B", "SS", "NS", "BS"};
+
+static void register_types(int with_kinds) {
+  int i;
+  lua_getfield(L, LUA_REGISTRYINDEX, "fuzz.core");
+  lua_getfield(L, -1, "register_types");
+  CHECK(lua_isfunction(L, -1));
+  lua_newtable(L); /* metatable -> kind */
+  lua_getfield(L, LUA_REGISTRYINDEX, "fuzz.mts");
+  for (i = 0; with_kinds && i < 5; i++) {
+    lua_getfield(L, -1, kinds[i]);
+    lua_pushstring(L, kinds[i]);
+    lua_rawset(L, -4);
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  CHECK(lua_pcall(L, 2, 0, 0) == LUA_OK);
+  lua_pop(L, 1);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (L == NULL) {
+    int i;
     L = luaL_newstate();
     CHECK(L != NULL);
     luaL_requiref(L, "dynafile.core", luaopen_dynafile_core, 0);
-    lua_pop(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "fuzz.core");
     lcodec_push_name_cache(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "fuzz.slots");
     lua_setfield(L, LUA_REGISTRYINDEX, "fuzz.names");
+    lua_newtable(L); /* a metatable per kind, kept */
+    for (i = 0; i < 5; i++) {
+      lua_newtable(L);
+      lua_setfield(L, -2, kinds[i]);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, "fuzz.mts");
     df__buf_init(&buf);
   }
   if (size < 1) return 0;
+  register_types((data[0] & 2) != 0);
   if (data[0] % 2 == 0)
     fuzz_decode(data + 1, size - 1);
   else

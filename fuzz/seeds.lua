@@ -83,5 +83,26 @@ write("fuzz/corpus/lcodec/build-nested",
 write("fuzz/corpus/lcodec/build-refused",
       "\1" .. "\6\11" .. "\5\7\3" .. "\3\1\10\1")
 
+-- DynamoDB's types (binary values, decimals at the range edges, sets),
+-- each item twice: byte 0 = 0 decodes without the types' metatables, 2
+-- with them (fuzz_lcodec.c)
+local D = dynafile.decimal
+local typed = {
+  { PK = "b", SK = dynafile.binary("\0\255k"), bin = dynafile.binary(""),
+    bins = dynafile.set { dynafile.binary("a"), dynafile.binary("\0") } },
+  { PK = "d", SK = D "1E-130", max = D "9.9999999999999999999999999999999999999E+125",
+    min = D "-9.9999999999999999999999999999999999999E+125", tiny = D "-1e-130",
+    d38 = D "12345678901234567890123456789012345678", frac = D "0.1000000000000000000001" },
+  { PK = "s", SK = 1, ss = dynafile.set { "a", "b", "" }, ns = dynafile.set { 1, 2.5,
+    D "1.0000000000000000000000000001", D "-1e-130", 2 ^ 63 },
+    nested = { l = { dynafile.set { "x" }, D "3.14159265358979323846264338327950288" } } },
+  { PK = "u", SK = D "18446744073709551615", big = D "9223372036854775808",
+    neg = D "-9223372036854775809" },
+}
+for i, it in ipairs(typed) do
+  write(string.format("fuzz/corpus/lcodec/types%d", i), "\0" .. enc(it))
+  write(string.format("fuzz/corpus/lcodec/types%d-mt", i), "\2" .. enc(it))
+end
+
 db:close()
 os.execute("rm -rf " .. dir)

@@ -182,6 +182,10 @@ static void make_value(lua_State *L, const char *name, const char *kind) {
   }
   lua_getfield(L, -1, name);
   lua_remove(L, -2);
+  if (!lua_isfunction(L, -1)) { /* none registered for this kind */
+    lua_pop(L, 1);
+    return;
+  }
   lua_insert(L, -2);
   if (kind) lua_pushstring(L, kind);
   lua_call(L, kind ? 2 : 1, 1);
@@ -804,7 +808,10 @@ ext: /* the data model's ext types (codec.c): decimals and sets */
       if (push_value_mt(L, kind))
         lua_setmetatable(L, -2);
       else
-        make_value(L, "set", kind + 1);
+        make_value(L, "set",
+                   type == DF_EXT_SS   ? "S"
+                   : type == DF_EXT_NS ? "N"
+                                       : "B");
     } else {
       return -1;
     }
