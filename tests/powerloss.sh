@@ -5,12 +5,15 @@
 # `make crash` runs the long version (POWERLOSS_IMAGES images per sync
 # mode, 100 by default there).
 #
-# First the simulator is checked: three deliberately broken builds of the
+# First the simulator is checked: the recorder must account for a write
+# cut short by SIGKILL (tests/powerloss/plcut.c), and three deliberately
+# broken builds of the
 # commit path (-DDF_BROKEN=1: checkpoints pin nothing, so their pages can
 # be reused; 2: recovery does not put LMDB's meta pages back; 3:
 # checkpoints do not flush the data file) must each be caught -- some
 # image found wrong.  The last line is "N passed, N failed": one per image
-# of the real build, plus one per broken build caught.
+# of the real build, plus one for the recorder's check and one per broken
+# build caught.
 #
 # Environment: POWERLOSS_IMAGES (images per sync mode, default 24),
 # POWERLOSS_SEED (default: the time), DYNAFILE_ROOT, LUA_PATH/LUA_CPATH as
@@ -32,6 +35,28 @@ if ! $MAKE --no-print-directory powerloss-build >/dev/null 2>&1; then
   echo "0 passed, 1 failed"
   exit 1
 fi
+
+# the recorder accounts for a write cut short by a kill (plcut.c)
+cut=$(mktemp -d)
+mkdir -p "$cut/db" "$cut/journal" "$cut/images"
+: >"$cut/db/data.mdb"
+{
+  PLSIM_DIR="$cut/db" PLSIM_JOURNAL="$cut/journal" PLSIM_FILES=data.mdb \
+    LD_PRELOAD="$ROOT/build/powerloss/plsim.so" \
+    build/powerloss/plcut "$cut/db/data.mdb" "$cut/journal"
+  cut_status=$?
+} 2>/dev/null
+live=$(stat -c %s "$cut/db/data.mdb")
+if [ "$cut_status" -eq 137 ] &&
+   build/powerloss/plimage "$cut/journal" "$cut/db" "$cut/images" 1 2 data.mdb \
+     >/dev/null && cmp -s "$cut/db/data.mdb" "$cut/images/img1/data.mdb"; then
+  echo "recorder: a write killed midway ($live of $((4096 + (64 << 20))) bytes in the file) is accounted for"
+  pass=$((pass + 1))
+else
+  echo "recorder: a write killed midway ($live bytes in the file, status $cut_status) is NOT accounted for"
+  fail=$((fail + 1))
+fi
+rm -rf "$cut"
 
 # the broken builds must be caught
 for v in 1 2 3; do

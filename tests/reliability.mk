@@ -62,7 +62,11 @@ $(PL_B)/plimage: tests/powerloss/plimage.c
 	@mkdir -p $(PL_B)
 	$(CC) $(PL_CFLAGS) $< -o $@
 
-powerloss-build: $(PL_B)/plsim.so $(PL_B)/plimage
+$(PL_B)/plcut: tests/powerloss/plcut.c
+	@mkdir -p $(PL_B)
+	$(CC) $(PL_CFLAGS) $< -o $@ -lpthread
+
+powerloss-build: $(PL_B)/plsim.so $(PL_B)/plimage $(PL_B)/plcut
 
 POWERLOSS_IMAGES ?= 100
 

@@ -39,6 +39,7 @@
 typedef struct entry {
   char kind;
   char durable; /* a flush covered it, or it went to an O_DSYNC fd */
+  char doubt;   /* a W without its D: the process was killed around it */
   uint64_t a, b;
   uint64_t pos;  /* offset of the entry in the journal */
   uint64_t data; /* offset of a W entry's bytes in the journal */
@@ -131,11 +132,13 @@ static entry *parse(const bytes *j, size_t *n) {
     x.pos = pos;
     x.data = pos + 17;
     x.durable = 0;
+    x.doubt = 0;
     if (x.kind == 'W') {
       if (x.data + x.b > j->len) break;
       pos = (size_t)(x.data + x.b);
     } else if (x.kind == 'S' || x.kind == 'F' || x.kind == 'T' ||
-               x.kind == 'M' || x.kind == 'D' || x.kind == 'Y') {
+               x.kind == 'U' || x.kind == 'M' || x.kind == 'D' ||
+               x.kind == 'Y') {
       pos += 17;
     } else {
       fail(2, "journal entry of unknown kind in", "a journal");
@@ -153,10 +156,16 @@ static entry *parse(const bytes *j, size_t *n) {
 /* Pair each W with the D after it: the count written replaces the
  * intended length (0: the write failed, the W is dropped).  A W without
  * its D (the process was killed around the call) is marked in doubt:
- * kind 'w'. */
+ * kind 'w'.  A U with its T after it is dropped (the T says the size);
+ * a U without its T is in doubt: kind 'u'. */
 static void pair_writes(entry *e, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) {
+    if (e[i].kind == 'U') {
+      e[i].doubt = !(i + 1 < n && e[i + 1].kind == 'T');
+      e[i].kind = e[i].doubt ? 'u' : 'x';
+      continue;
+    }
     if (e[i].kind != 'W') continue;
     if (i + 1 < n && (e[i + 1].kind == 'D' || e[i + 1].kind == 'Y') &&
         e[i + 1].a == e[i].pos) {
@@ -165,6 +174,7 @@ static void pair_writes(entry *e, size_t n) {
       if (e[i].b == 0) e[i].kind = 'x';
     } else {
       e[i].kind = 'w';
+      e[i].doubt = 1;
     }
   }
 }
@@ -175,12 +185,27 @@ typedef struct file_plan {
   bytes live; /* the page cache when the writers died */
   bytes journal;
   entry *ops; /* W and T entries after the snapshot, in order,
-                 each durable or not */
+                 each durable or not ('x': in doubt, found not made) */
   size_t n_ops, n_pending;
   size_t *diff; /* blocks written through the map, unflushed */
   size_t n_diff;
   int mapped;
 } file_plan;
+
+/* The base with every W and T of the ops applied, into *full. */
+static void account(const file_plan *fp, bytes *full) {
+  size_t i;
+  set_size(full, 0);
+  set_size(full, fp->base.len);
+  if (full->len) memcpy(full->p, fp->base.p, full->len);
+  for (i = 0; i < fp->n_ops; i++) {
+    const entry *x = &fp->ops[i];
+    if (x->kind == 'W')
+      put(full, x->a, fp->journal.p + x->data, (size_t)x->b);
+    else if (x->kind == 'T')
+      set_size(full, (size_t)x->a);
+  }
+}
 
 static void plan_file(file_plan *fp, const char *jdir, const char *live) {
   char path[4096];
@@ -212,45 +237,77 @@ static void plan_file(file_plan *fp, const char *jdir, const char *live) {
   /* the last F after the snapshot says how far its flush reached */
   for (i = s + 1; i < n; i++)
     if (e[i].kind == 'F' && e[i].a > covered) covered = e[i].a;
-  /* a write in doubt was made when the live file holds its bytes (later
-   * writes to the same place aside, which a write in doubt, the last of
-   * its process, is older than only when another process wrote there) */
-  for (i = s + 1; i < n; i++) {
-    if (e[i].kind != 'w') continue;
-    e[i].kind = e[i].a + e[i].b <= fp->live.len &&
-                        memcmp(fp->live.p + e[i].a, fp->journal.p + e[i].data,
-                               (size_t)e[i].b) == 0
-                    ? 'W'
-                    : 'x';
-  }
   fp->ops = malloc((n + 1) * sizeof *fp->ops);
   fp->n_ops = fp->n_pending = 0;
   for (i = s + 1; i < n; i++) {
-    if (e[i].kind != 'W' && e[i].kind != 'T') continue;
+    if (e[i].kind != 'W' && e[i].kind != 'T' && e[i].kind != 'w' &&
+        e[i].kind != 'u')
+      continue;
     if (e[i].pos < covered) e[i].durable = 1;
-    if (!e[i].durable) fp->n_pending++;
     fp->ops[fp->n_ops++] = e[i];
   }
-  /* everything applied: the journal's account of the live file */
-  full.p = malloc(fp->base.len ? fp->base.len : 1);
-  full.len = full.cap = fp->base.len;
-  if (full.len) memcpy(full.p, fp->base.p, full.len);
+  /* What the ops in doubt did, found from the live file, in journal
+   * order: a size change in doubt was made when the account with it has
+   * the live file's size; a write in doubt wrote a prefix of its bytes
+   * (all, none, or as far as the kill let it), the longest whose last
+   * byte the live file holds where the account without it differs --
+   * later writes to the same place, by other processes, are applied
+   * after it either way. */
   for (i = 0; i < fp->n_ops; i++) {
     entry *x = &fp->ops[i];
-    if (x->kind == 'W')
-      put(&full, x->a, fp->journal.p + x->data, (size_t)x->b);
-    else
-      set_size(&full, (size_t)x->a);
+    if (x->kind == 'u') {
+      uint64_t without;
+      x->kind = 'x';
+      account(fp, &full);
+      without = full.len;
+      x->kind = 'T';
+      account(fp, &full);
+      if (full.len != fp->live.len && without == fp->live.len) x->kind = 'x';
+    } else if (x->kind == 'w') {
+      const unsigned char *w = fp->journal.p + x->data;
+      uint64_t j, made = 0;
+      x->kind = 'x';
+      account(fp, &full);
+      for (j = 0; j < x->b && x->a + j < fp->live.len; j++) {
+        uint64_t at = x->a + j;
+        if (w[j] == fp->live.p[at] &&
+            (at >= full.len || full.p[at] != fp->live.p[at]))
+          made = j + 1;
+      }
+      if (fp->live.len > full.len && fp->live.len > x->a &&
+          fp->live.len - x->a <= x->b && fp->live.len - x->a > made)
+        made = fp->live.len - x->a;
+      if (made > 0) {
+        x->kind = 'W';
+        x->b = made;
+      }
+    }
   }
+  for (i = 0; i < fp->n_ops; i++)
+    if ((fp->ops[i].kind == 'W' || fp->ops[i].kind == 'T') &&
+        !fp->ops[i].durable)
+      fp->n_pending++;
+  /* everything applied: the journal's account of the live file */
+  account(fp, &full);
   fp->diff = NULL;
   fp->n_diff = 0;
   if (!fp->mapped) {
     if (full.len != fp->live.len ||
         (full.len && memcmp(full.p, fp->live.p, full.len) != 0)) {
+      size_t at = 0, lim = full.len < fp->live.len ? full.len : fp->live.len;
+      while (at < lim && full.p[at] == fp->live.p[at]) at++;
       fprintf(stderr,
               "plimage: %s: the live file (%zu bytes) is not what its "
-              "journal accounts for (%zu bytes): a write was not recorded\n",
-              fp->name, fp->live.len, full.len);
+              "journal accounts for (%zu bytes): a write was not recorded "
+              "(first difference at byte %zu)\n",
+              fp->name, fp->live.len, full.len, at);
+      for (i = 0; i < fp->n_ops; i++) {
+        const entry *x = &fp->ops[i];
+        if (x->doubt || (x->kind == 'W' && x->a <= at && at < x->a + x->b))
+          fprintf(stderr, "plimage:   %c%s at %llu, %llu bytes\n", x->kind,
+                  x->doubt ? " (in doubt)" : "", (unsigned long long)x->a,
+                  (unsigned long long)x->b);
+      }
       exit(3);
     }
   } else {
@@ -299,6 +356,7 @@ static void build(const file_plan *fp, double p, double tear, const char *out,
    * probability p, per 4 KiB block, sometimes torn */
   for (i = 0; i < fp->n_ops; i++) {
     const entry *x = &fp->ops[i];
+    if (x->kind != 'W' && x->kind != 'T') continue; /* not made */
     if (x->kind == 'T') {
       if (!x->durable) writes++;
       if (x->durable || unit() < p) {

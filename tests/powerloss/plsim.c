@@ -11,8 +11,10 @@
  *                     returned (0: it failed)
  *   Y pos count       the same for a descriptor opened O_DSYNC or O_SYNC:
  *                     those bytes are on disk
- *   T size            after each change of the file's size (ftruncate,
- *                     fallocate, posix_fallocate)
+ *   U size            before each call that may change the file's size
+ *                     (ftruncate, fallocate, posix_fallocate): the size
+ *                     the file will have if the call succeeds
+ *   T size            right after that call, the size the file has
  *   F covered         after each successful fsync/fdatasync (or sync,
  *                     syncfs): every W and T before journal offset
  *                     `covered` (the journal's length when the flush
@@ -33,7 +35,10 @@
  * $PLSIM_JOURNAL/<file>.lock across processes), so a flush covers exactly
  * the writes that completed before it began; files do not wait for each
  * other.  A process killed inside a flush leaves no F/S entry: the
- * flush counts as not done, which a real disk allows.
+ * flush counts as not done, which a real disk allows.  A process killed
+ * around a write or a size change leaves a W without its D, or a U
+ * without its T: plimage finds out from the live file what was done (a
+ * write cut short by the kill may have written a prefix of its bytes).
  *
  * Environment: PLSIM_DIR (directory whose files are watched), PLSIM_JOURNAL
  * (directory for the journals, created by the test), PLSIM_FILES (basenames
@@ -491,40 +496,62 @@ ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off) {
   return logged_write(fd, iov, cnt, off, 1, c_pwritev64);
 }
 
-/* A size change: the T entry records the size afterwards. */
+/* A size change: the U entry before the call says the size the file
+ * will have if it succeeds (`end` the end of the range it covers, or -1
+ * for exactly `exact`), the T entry after it the size it has. */
+static void size_intent(int f, int fd, int64_t end, int64_t exact) {
+  struct stat st;
+  uint64_t size;
+  if (fstat(fd, &st) != 0) return;
+  size = (uint64_t)st.st_size;
+  if (exact >= 0)
+    size = (uint64_t)exact;
+  else if (end >= 0 && (uint64_t)end > size)
+    size = (uint64_t)end;
+  entry(f, 'U', size, 0, NULL, 0);
+}
+
 static void size_changed(int f, int fd) {
   struct stat st;
   if (fstat(fd, &st) == 0) entry(f, 'T', (uint64_t)st.st_size, 0, NULL, 0);
 }
 
-#define SIZE_CALL(call)             \
-  int f, rc;                        \
-  ensure_init();                    \
-  f = tracked(fd);                  \
-  if (f < 0) return call;           \
-  flock_file(f);                    \
-  rc = call;                        \
-  if (rc == 0) size_changed(f, fd); \
-  funlock(f);                       \
+#define SIZE_CALL(call, end, exact)   \
+  int f, rc;                          \
+  ensure_init();                      \
+  f = tracked(fd);                    \
+  if (f < 0) return call;             \
+  flock_file(f);                      \
+  size_intent(f, fd, (end), (exact)); \
+  rc = call;                          \
+  size_changed(f, fd);                \
+  funlock(f);                         \
   return rc
 
+/* fallocate keeps the size with FALLOC_FL_KEEP_SIZE (1) */
+#define FALLOC_END(mode, off, len) \
+  ((mode)&1 ? -1 : (int64_t)(off) + (int64_t)(len))
+
 int ftruncate(int fd, off_t len) {
-  SIZE_CALL(real_ftruncate(fd, len));
+  SIZE_CALL(real_ftruncate(fd, len), -1, (int64_t)len);
 }
 int ftruncate64(int fd, off_t len) {
-  SIZE_CALL(real_ftruncate64(fd, len));
+  SIZE_CALL(real_ftruncate64(fd, len), -1, (int64_t)len);
 }
 int fallocate(int fd, int mode, off_t off, off_t len) {
-  SIZE_CALL(real_fallocate(fd, mode, off, len));
+  SIZE_CALL(real_fallocate(fd, mode, off, len), FALLOC_END(mode, off, len), -1);
 }
 int fallocate64(int fd, int mode, off_t off, off_t len) {
-  SIZE_CALL(real_fallocate64(fd, mode, off, len));
+  SIZE_CALL(real_fallocate64(fd, mode, off, len), FALLOC_END(mode, off, len),
+            -1);
 }
 int posix_fallocate(int fd, off_t off, off_t len) {
-  SIZE_CALL(real_posix_fallocate(fd, off, len));
+  SIZE_CALL(real_posix_fallocate(fd, off, len), (int64_t)off + (int64_t)len,
+            -1);
 }
 int posix_fallocate64(int fd, off_t off, off_t len) {
-  SIZE_CALL(real_posix_fallocate64(fd, off, len));
+  SIZE_CALL(real_posix_fallocate64(fd, off, len), (int64_t)off + (int64_t)len,
+            -1);
 }
 
 /* After a successful flush of file f (open as fd) that began when its
