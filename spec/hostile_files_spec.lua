@@ -49,7 +49,7 @@ local function random_bytes(n, seed)
 end
 
 -- A healthy database with a few items, closed; returns the bytes of
--- data.mdb in use (the file is as long as the map, which is larger).
+-- data.mdb in use (the file is allocated ahead of them, so is larger).
 local function make_db(dir, n)
   local db = assert(dynafile.open(dir, { pk = "PK", sk = "SK" }))
   for i = 1, n or 50 do

@@ -31,8 +31,8 @@ local function drop()
   sh("dd if='" .. data .. "' iflag=nocache count=0 status=none 2>/dev/null")
 end
 
--- the bytes of the data file in use (the file itself is allocated up to
--- the map size; the read-ahead covers the pages in use)
+-- the bytes of the data file in use (the file itself is allocated ahead
+-- of them; the read-ahead covers the pages in use)
 local used
 
 local function file_size()

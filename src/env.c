@@ -106,17 +106,45 @@ static int sys_code(int e) {
   }
 }
 
-/* The file's blocks are allocated, up to the map's end, before any
- * transaction may write there: a full disk is then an error of the map's
- * growth, reported as such, never a commit cut short (and the map could be
- * written through, MDB_WRITEMAP, without a SIGBUS on a full disk).  0 or
- * an errno value. */
-static int allocate_map(df_env *e, size_t size) {
+/* The data file's blocks are allocated ahead of the pages in use, by a
+ * margin of an eighth of them (at least ALLOC_MARGIN_MIN, at most up to
+ * the map's end), before each write transaction once less than half the
+ * margin is left: a full disk is then an error of that allocation for
+ * any transaction that takes fewer new pages than the margin left.  The
+ * allocation ahead is best effort (a transaction that fits the pages
+ * already allocated, a delete on a full disk, still runs); a transaction
+ * that takes more new pages than are allocated, on a full disk, fails at
+ * its commit -- LMDB's write of its pages is cut short, no meta page is
+ * written, and commit.c voids its record -- with a message that says so
+ * (commit_failed): nothing acknowledged is lost either way.  The file is
+ * not allocated up to the map: between checkpoints pages freed are not
+ * reused (commit.c), and the map doubles, so a whole map allocated was
+ * five times the data after a bulk load.  (LMDB without MDB_WRITEMAP
+ * writes its pages with pwrite, and maps the file only to read the pages
+ * in use, which the file always holds.)  0 or an errno value. */
+#define ALLOC_MARGIN_MIN ((uint64_t)4 << 20)
+#define ALLOC_STEP ((uint64_t)1 << 20)
+
+static int allocate_map(df_env *e, uint64_t size) {
   int fd, rc;
   if (e->readonly || mdb_env_get_fd(e->mdb, &fd) != 0) return 0;
+  if (size <= e->allocated) return 0;
   while ((rc = posix_fallocate(fd, 0, (off_t)size)) == EINTR) {
   }
+  if (rc == 0) e->allocated = size;
   return rc;
+}
+
+/* Allocate ahead of the pages in use (see above); under the writer lock
+ * and the map lock (shared or exclusive). */
+static int allocate_ahead(df_env *e, const MDB_envinfo *info) {
+  uint64_t used = ((uint64_t)info->me_last_pgno + 1) * e->page_size;
+  uint64_t margin = used / 8 > ALLOC_MARGIN_MIN ? used / 8 : ALLOC_MARGIN_MIN;
+  uint64_t want;
+  if (used + margin / 2 <= e->allocated) return 0;
+  want = (used + margin + ALLOC_STEP - 1) / ALLOC_STEP * ALLOC_STEP;
+  if (want > info->me_mapsize) want = info->me_mapsize;
+  return allocate_map(e, want);
 }
 
 /* Grow the map by its size (at most GROW_STEP_MAX); with `if_needed`,
@@ -136,9 +164,10 @@ static int grow(df_env *e, int if_needed) {
                                     info.me_mapsize / 4 * 3)) {
     step = info.me_mapsize < GROW_STEP_MAX ? info.me_mapsize : GROW_STEP_MAX;
     want = info.me_mapsize + step;
-    /* the file first: LMDB's own extension (ftruncate) failing would leave
-     * its environment without a map */
-    if ((e2 = allocate_map(e, want)) != 0) {
+    /* the file's next pages first: a disk too full for them is an error
+     * of the growth */
+    info.me_mapsize = want;
+    if ((e2 = allocate_ahead(e, &info)) != 0) {
       pthread_rwlock_unlock(&e->map_lock);
       return sys_code(e2);
     }
@@ -172,9 +201,12 @@ static int grow_if_needed(df_env *e) {
   /* mdb_env_info reads the meta pages inside the map, which another
    * thread's growth may be moving: hold map_lock. */
   map_lock_shared(e);
-  full =
-      mdb_env_info(e->mdb, &info) == 0 &&
-      (size_t)(info.me_last_pgno + 1) * e->page_size > info.me_mapsize / 4 * 3;
+  full = 0;
+  if (mdb_env_info(e->mdb, &info) == 0) {
+    full = (size_t)(info.me_last_pgno + 1) * e->page_size >
+           info.me_mapsize / 4 * 3;
+    allocate_ahead(e, &info); /* best effort: see allocate_map */
+  }
   map_unlock_shared(e);
   return full ? grow(e, 1) : DF_OK;
 }
@@ -1159,15 +1191,8 @@ static int env_open(const char *path, const struct stat *st,
   }
   if (!o->readonly) {
     MDB_envinfo info;
-    int ae;
-    if (mdb_env_info(e->mdb, &info) == 0 &&
-        (ae = allocate_map(e, info.me_mapsize)) != 0) {
-      df__fmt(err, errlen, sys_code(ae),
-              "cannot allocate %s up to its map size (%llu bytes): %s",
-              data_path, (unsigned long long)info.me_mapsize, strerror(ae));
-      env_destroy(e);
-      return sys_code(ae);
-    }
+    /* best effort, as before each write transaction (allocate_map) */
+    if (mdb_env_info(e->mdb, &info) == 0) allocate_ahead(e, &info);
   }
   prefetch(e, data_path, o->prefetch);
   code = env_load(e, o, err, errlen);

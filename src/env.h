@@ -61,6 +61,9 @@ typedef struct df_env {
   df_retired *retire_spare; /* a node reserved before a schema change */
   uint64_t origin;          /* this process's default change-log origin */
   struct df_commit *commit; /* the redo log and checkpoints (commit.c) */
+  uint64_t allocated;       /* the data file's bytes this process knows
+                               allocated (see allocate_ahead; the writer
+                               lock) */
 } df_env;
 
 /* A handle's reusable read transaction (see df__env_read_begin). */
