@@ -47,6 +47,7 @@ local function fake_db()
   local db = { written = {}, commits = 0 }
   function db.put_item(self, item)
     if item.bad then error("dynafile.put_item: attribute g is refused", 0) end
+    if item.full then return nil, "no space left on device", "IOError" end
     self.written[#self.written + 1] = item.id
     self.commits = self.commits + 1
     return true
@@ -55,6 +56,7 @@ local function fake_db()
     local staged = {}
     local tx = { put_item = function(_, item)
       if item.bad then error("dynafile.transaction.put_item: attribute g is refused", 0) end
+      if item.full then return nil, "no space left on device", "IOError" end
       staged[#staged + 1] = item.id
       return true
     end }
@@ -129,6 +131,17 @@ check("one refused item: it gets its own error, the others are written one by on
   assert(rs[3][1] and rs[3][2] == true)
   assert(same(db.written, { 1, 3 }), table.concat(db.written, ","))
 end)
+
+check("a failure returned (not raised) for one item rolls the group back; the others are written",
+  function()
+    local db = fake_db()
+    local rs = run { { "t", db, { id = 1 } }, { "t", db, { id = 2, full = true } },
+      { "t", db, { id = 3 } } }
+    assert(rs[1][1] and rs[1][2] == true)
+    assert(rs[2][1] and rs[2][2] == nil and rs[2][4] == "IOError", tostring(rs[2][3]))
+    assert(rs[3][1] and rs[3][2] == true)
+    assert(same(db.written, { 1, 3 }), table.concat(db.written, ","))
+  end)
 
 check("the leader's own refusal reaches the leader only", function()
   local db = fake_db()

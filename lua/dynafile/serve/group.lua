@@ -21,7 +21,7 @@
 -- they arrived in this worker.
 -- @module dynafile.serve.group
 
-local pcall, error = pcall, error
+local pcall, error, setmetatable, tostring = pcall, error, setmetatable, tostring
 
 local M = {}
 
@@ -38,6 +38,9 @@ M.enabled = semaphore ~= nil
 
 -- table name -> the group waiting for its leader's turn
 local pending = {}
+
+-- raised inside the shared transaction when one item's write failed
+local REFUSED = setmetatable({}, { __tostring = function() return "a grouped write failed" end })
 
 -- One write alone: {ok, msg, code} or {raised = error value}.
 local function put_one(db, item)
@@ -77,7 +80,10 @@ function M.put(name, db, item)
     results[1] = put_one(db, item)
   else
     local ok, r1 = pcall(db.transaction, db, function(tx)
-      for i = 1, n do tx:put_item(items[i]) end
+      for i = 1, n do
+        -- a failure returned (not raised) must roll the group back too
+        if not tx:put_item(items[i]) then error(REFUSED, 0) end
+      end
       return true
     end)
     if ok and r1 == true then
