@@ -89,15 +89,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rc = df_ddb_update(a, (const char *)src, slen, &u, err, sizeof err);
     CHECK(memchr(err, 0, sizeof err) != NULL || rc == DF_OK);
     CHECK(rc == DF_OK || rc == DF_EVALIDATION || rc == DF_ENOMEM);
-    CHECK(rc != DF_EVALIDATION || !strncmp(err, "Invalid UpdateExpression: ", 26));
+    CHECK(rc != DF_EVALIDATION ||
+          !strncmp(err, "Invalid UpdateExpression: ", 26));
     if (rc == DF_OK && (valid || !ilen)) {
       static const char *keys[] = {"PK"};
       const unsigned char key[] = {0x81, 0xa2, 'P', 'K', 0xa1, 'p'};
       const void *out;
       size_t olen;
-      int r = df_update_apply(u, valid ? item : NULL, valid ? ilen : 0, key,
-                              sizeof key, keys, 1, &out, &olen, err,
-                              sizeof err);
+      int r =
+          df_update_apply(u, valid ? item : NULL, valid ? ilen : 0, key,
+                          sizeof key, keys, 1, &out, &olen, err, sizeof err);
       CHECK(r == DF_OK || r == DF_EVALIDATION || r == DF_ENOMEM);
       if (r == DF_OK) CHECK(df__mp_validate(out, olen, DF_MAX_DEPTH + 1) == 0);
     }
@@ -116,14 +117,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     df_projection_free(p);
   } else if (kind == DF_DDB_KEY_CONDITION) {
     df_key_condition kc;
-    rc = df_ddb_key_condition(a, (const char *)src, slen, "PK", "SK", &kc,
-                              err, sizeof err);
+    rc = df_ddb_key_condition(a, (const char *)src, slen, "PK", "SK", &kc, err,
+                              sizeof err);
     CHECK(rc == DF_OK || rc == DF_EVALIDATION || rc == DF_ENOMEM);
     CHECK(rc != DF_OK || kc.pk.type != DF_TNONE);
   } else {
     df_expr *e = NULL;
-    rc = df_ddb_condition(a, kind, (const char *)src, slen, &e, err,
-                          sizeof err);
+    rc =
+        df_ddb_condition(a, kind, (const char *)src, slen, &e, err, sizeof err);
     CHECK(memchr(err, 0, sizeof err) != NULL || rc == DF_OK);
     CHECK(rc == DF_OK || rc == DF_EVALIDATION || rc == DF_ENOMEM);
     CHECK(rc != DF_EVALIDATION || !strncmp(err, "Invalid ", 8));

@@ -1911,8 +1911,7 @@ static void check_operand(checker *c, uint32_t n, int as_condition) {
 static void check_order_operand(checker *c, int op, uint32_t n) {
   const df_value *v = literal(c->p, n);
   if (v && v->type != DF_TSTR && v->type != DF_TBIN && v->type != DF_TINT &&
-      v->type != DF_TUINT && v->type != DF_TFLOAT &&
-      v->type != DF_TDECIMAL)
+      v->type != DF_TUINT && v->type != DF_TFLOAT && v->type != DF_TDECIMAL)
     note(c, E_TYPE,
          "Incorrect operand type for operator or function; operator or "
          "function: %s, operand type: %s",
@@ -2897,8 +2896,8 @@ int df_ddb_update(df_ddb_args *a, const char *src, size_t len, df_update **out,
     if (p.x[k].kind == X_ADD || p.x[k].kind == X_DELETE) {
       const df_value *v = literal(&p, val);
       /* ADD takes numbers and sets, DELETE sets */
-      int is_set = v && (v->type == DF_TSS || v->type == DF_TNS ||
-                         v->type == DF_TBS);
+      int is_set =
+          v && (v->type == DF_TSS || v->type == DF_TNS || v->type == DF_TBS);
       int is_num = v && (v->type == DF_TINT || v->type == DF_TUINT ||
                          v->type == DF_TFLOAT || v->type == DF_TDECIMAL);
       if (v && !is_set && (p.x[k].kind == X_DELETE || !is_num))

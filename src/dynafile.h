@@ -127,31 +127,28 @@ extern "C" {
  *   DF_ELIMIT      a filter's or condition's regular expression needed
  *                  more steps than its budget on one item (see
  *                  src/regex.c) */
-#define DF_ERRORS(X)                                                       \
-  X(OK, 0, "ok", "None")                                                   \
-  X(ENOMEM, -1, "out of memory", "NoMemory")                               \
-  X(EINVAL, -2, "invalid argument", "InvalidArgument")                     \
-  X(EVALIDATION, -3, "validation error", "ValidationError")                \
-  X(ENOTFOUND, -4, "not found", "NotFound")                                \
-  X(ECONDITION, -5, "conditional check failed", "ConditionalCheckFailed")  \
-  X(EIO, -6, "I/O error", "IOError")                                       \
-  X(ECORRUPT, -7, "database is corrupt or not a dynafile database",        \
-    "Corrupt")                                                             \
-  X(EFORKED, -8, "handle used in a forked child; open after fork",         \
-    "Forked")                                                              \
-  X(ECLOSED, -9, "handle is closed", "Closed")                             \
-  X(EREADONLY, -10, "database is read-only", "ReadOnly")                   \
-  X(EBUSY, -11, "this thread already holds the write transaction", "Busy") \
-  X(ERETRY, -12, "the map had to grow under a concurrent writer; retry",   \
-    "Retry")                                                               \
-  X(EREADERS, -13, "no free reader slot (raise max_readers)",              \
-    "ReadersFull")                                                         \
-  X(EVERSION, -14, "database format is newer than this library",           \
-    "VersionMismatch")                                                     \
-  X(EDISKFULL, -15, "no space left on device", "IOError")                  \
-  X(EACCESS, -16, "permission denied", "IOError")                          \
-  X(ESCHEMA, -17, "schema differs from the stored one", "ValidationError") \
-  X(ELIMIT, -18, "a regular expression needed more than its budget",      \
+#define DF_ERRORS(X)                                                           \
+  X(OK, 0, "ok", "None")                                                       \
+  X(ENOMEM, -1, "out of memory", "NoMemory")                                   \
+  X(EINVAL, -2, "invalid argument", "InvalidArgument")                         \
+  X(EVALIDATION, -3, "validation error", "ValidationError")                    \
+  X(ENOTFOUND, -4, "not found", "NotFound")                                    \
+  X(ECONDITION, -5, "conditional check failed", "ConditionalCheckFailed")      \
+  X(EIO, -6, "I/O error", "IOError")                                           \
+  X(ECORRUPT, -7, "database is corrupt or not a dynafile database", "Corrupt") \
+  X(EFORKED, -8, "handle used in a forked child; open after fork", "Forked")   \
+  X(ECLOSED, -9, "handle is closed", "Closed")                                 \
+  X(EREADONLY, -10, "database is read-only", "ReadOnly")                       \
+  X(EBUSY, -11, "this thread already holds the write transaction", "Busy")     \
+  X(ERETRY, -12, "the map had to grow under a concurrent writer; retry",       \
+    "Retry")                                                                   \
+  X(EREADERS, -13, "no free reader slot (raise max_readers)", "ReadersFull")   \
+  X(EVERSION, -14, "database format is newer than this library",               \
+    "VersionMismatch")                                                         \
+  X(EDISKFULL, -15, "no space left on device", "IOError")                      \
+  X(EACCESS, -16, "permission denied", "IOError")                              \
+  X(ESCHEMA, -17, "schema differs from the stored one", "ValidationError")     \
+  X(ELIMIT, -18, "a regular expression needed more than its budget",           \
     "LimitExceeded")
 
 typedef enum df_error {
@@ -177,21 +174,21 @@ typedef enum df_type {
   DF_TNONE = 0, /* absent (no such attribute) */
   DF_TNIL,
   DF_TBOOL,
-  DF_TINT,   /* i */
-  DF_TUINT,  /* u: an unsigned integer above INT64_MAX */
-  DF_TFLOAT, /* f */
-  DF_TSTR,   /* s, n: bytes, not NUL-terminated */
-  DF_TBIN,   /* s, n */
-  DF_TARRAY, /* n: element count; s points at the first element */
-  DF_TMAP,   /* n: pair count; s points at the first key */
+  DF_TINT,     /* i */
+  DF_TUINT,    /* u: an unsigned integer above INT64_MAX */
+  DF_TFLOAT,   /* f */
+  DF_TSTR,     /* s, n: bytes, not NUL-terminated */
+  DF_TBIN,     /* s, n */
+  DF_TARRAY,   /* n: element count; s points at the first element */
+  DF_TMAP,     /* n: pair count; s points at the first key */
   DF_TDECIMAL, /* a number no int64, uint64 or double holds exactly:
                   s, n are its encoding (see "Numbers" below) */
-  DF_TSS,    /* string set: n elements (str), s points at the first */
-  DF_TNS,    /* number set: n elements (numbers), s points at the first */
-  DF_TBS,    /* binary set: n elements (bin), s points at the first */
-  DF_TOTHER  /* given by a caller only: a value of its own language that no
-                item can hold (a Lua function), so that a key check can
-                name it: s, n name it with its article ("a function") */
+  DF_TSS,      /* string set: n elements (str), s points at the first */
+  DF_TNS,      /* number set: n elements (numbers), s points at the first */
+  DF_TBS,      /* binary set: n elements (bin), s points at the first */
+  DF_TOTHER    /* given by a caller only: a value of its own language that no
+                  item can hold (a Lua function), so that a key check can
+                  name it: s, n name it with its article ("a function") */
 } df_type;
 
 /* A value, either given by the caller (key values) or read from item
@@ -223,13 +220,13 @@ enum { DF_PROJ_ALL = 0, DF_PROJ_KEYS = 1, DF_PROJ_INCLUDE = 2 };
 
 typedef struct df_index_def {
   const char *name;
-  int kind;               /* DF_GSI or DF_LSI */
-  const char *pk;         /* GSI partition-key attribute; NULL for LSI */
-  const char *sk;         /* sort-key attribute; NULL: none (GSI only) */
-  int projection;         /* DF_PROJ_* */
+  int kind;                   /* DF_GSI or DF_LSI */
+  const char *pk;             /* GSI partition-key attribute; NULL for LSI */
+  const char *sk;             /* sort-key attribute; NULL: none (GSI only) */
+  int projection;             /* DF_PROJ_* */
   const char *const *include; /* DF_PROJ_INCLUDE: attribute names */
   size_t n_include;
-  unsigned id;            /* assigned by dynafile (1..255); ignored on input */
+  unsigned id; /* assigned by dynafile (1..255); ignored on input */
 } df_index_def;
 
 typedef struct df_schema {
@@ -268,30 +265,30 @@ typedef void (*df_progress_fn)(void *ud, const char *index, size_t done,
                                size_t total);
 
 typedef struct df_open_options {
-  const df_schema *schema; /* NULL: use the stored schema.  Else it must
-                              agree with the stored one (keys, TTL
-                              attribute when both name one, indexes both
-                              name), and what it adds is applied before
-                              the open returns, in one write transaction:
-                              a TTL attribute where none is stored, new
-                              global indexes, built from the items (also
-                              while other handles of the process are
-                              open: they see them at once) */
+  const df_schema *schema;        /* NULL: use the stored schema.  Else it must
+                                     agree with the stored one (keys, TTL
+                                     attribute when both name one, indexes both
+                                     name), and what it adds is applied before
+                                     the open returns, in one write transaction:
+                                     a TTL attribute where none is stored, new
+                                     global indexes, built from the items (also
+                                     while other handles of the process are
+                                     open: they see them at once) */
   const df_schema *create_schema; /* used instead when schema is NULL and
                                      the database is new; both NULL and
                                      new: DF_EVALIDATION */
   df_sync sync;
-  int readonly;        /* open without write access; writes: DF_EREADONLY */
-  size_t map_size;     /* initial map size in bytes; 0: 1 MiB.  The map
-                          grows by itself as the data grows (doubling, by
-                          at most 1 GiB at a time); the data file is as
-                          long as the map, its blocks allocated. */
-  unsigned max_readers; /* reader slots shared by every process that has
-                           the database open; 0: DF_DEFAULT_MAX_READERS.
-                           Sized in lock.mdb by the first opener while no
-                           process has it open, which can raise it but
-                           never lower it; other openers' value is
-                           ignored.  df_db_stat tells the size in force. */
+  int readonly;            /* open without write access; writes: DF_EREADONLY */
+  size_t map_size;         /* initial map size in bytes; 0: 1 MiB.  The map
+                              grows by itself as the data grows (doubling, by
+                              at most 1 GiB at a time); the data file is as
+                              long as the map, its blocks allocated. */
+  unsigned max_readers;    /* reader slots shared by every process that has
+                              the database open; 0: DF_DEFAULT_MAX_READERS.
+                              Sized in lock.mdb by the first opener while no
+                              process has it open, which can raise it but
+                              never lower it; other openers' value is
+                              ignored.  df_db_stat tells the size in force. */
   df_progress_fn progress; /* optional: index backfill progress */
   void *progress_ud;
   /* The change log (see "change log" below).  stream = 0: keep the stored
@@ -468,18 +465,18 @@ typedef struct df_check_report {
   uint64_t stale_expiry;   /* expiry entries no item implies */
   /* What recovery did when this process opened the database (the first
    * process to open it after a crash recovers it; zeros otherwise): */
-  int recovered;            /* 1: it had to be recovered */
-  int meta_restored;        /* 1: LMDB's meta pages were put back as of
-                               the last checkpoint (after a crash of the
-                               machine, or of the last process) */
+  int recovered;             /* 1: it had to be recovered */
+  int meta_restored;         /* 1: LMDB's meta pages were put back as of
+                                the last checkpoint (after a crash of the
+                                machine, or of the last process) */
   uint64_t records_replayed; /* redo-log records applied since then */
   uint64_t replayed_bytes;
   double recovery_seconds;
-  int log_created;          /* 1: the database had no redo log (new, or
-                               written by a release before it) and got one */
+  int log_created; /* 1: the database had no redo log (new, or
+                      written by a release before it) and got one */
   /* The redo log now: */
-  uint64_t checkpoint;      /* the number of the checkpoint in force */
-  uint64_t log_bytes;       /* bytes of records since it */
+  uint64_t checkpoint; /* the number of the checkpoint in force */
+  uint64_t log_bytes;  /* bytes of records since it */
 } df_check_report;
 
 /* Verify every index and the expiry sub-database against the items, in
@@ -551,8 +548,7 @@ const char *df_txn_errmsg(const df_txn *txn);
  * DF_EVALIDATION (bad key: a missing, NaN or non-key value, too long),
  * DF_EINVAL (NULL or finished transaction), DF_EFORKED, DF_ERETRY (the
  * transaction is doomed by a full map), DF_EIO, DF_ECORRUPT. */
-int df_txn_get(df_txn *txn, const df_key *key, const void **item,
-               size_t *len);
+int df_txn_get(df_txn *txn, const df_key *key, const void **item, size_t *len);
 
 /* Write an item (a MessagePack map holding the key attributes), replacing
  * the item with the same key, and update every index and the expiry
@@ -575,8 +571,8 @@ int df_txn_put(df_txn *txn, const void *item, size_t len, const void **old,
  * removed too); `old` as for df_txn_put.  Deleting a missing item is not
  * an error and records no event.  Errors: as for df_txn_put, with
  * DF_EVALIDATION for a bad key. */
-int df_txn_delete(df_txn *txn, const df_key *key, int *found,
-                  const void **old, size_t *old_len);
+int df_txn_delete(df_txn *txn, const df_key *key, int *found, const void **old,
+                  size_t *old_len);
 
 /* Delete an item that the caller's own TTL rule found expired: as
  * df_txn_delete (same errors), but the DELETE event is marked expired. */
@@ -625,13 +621,12 @@ int df_db_item_key(df_db *db, const void *item, size_t len, df_key *key);
 
 /* One-call forms, each its own transaction (the write forms retry by
  * themselves after the map grows, so they never return DF_ERETRY; after
- * DF_GROW_RETRIES growths in a row they give up with DF_EIO).  The message is in
- * df_db_errmsg(db).  df_db_get copies the item into memory the handle
- * keeps for the calling thread: *item is borrowed until that thread's
- * next call on `db` (or its close).  df_db_get also fails DF_ENOMEM when
- * that memory cannot be had.
- * df_db_put copies `item`.  df_db_delete's *found is optional.  Deleting a
- * missing item is not an error.  The write forms also delete up to eight
+ * DF_GROW_RETRIES growths in a row they give up with DF_EIO).  The message is
+ * in df_db_errmsg(db).  df_db_get copies the item into memory the handle keeps
+ * for the calling thread: *item is borrowed until that thread's next call on
+ * `db` (or its close).  df_db_get also fails DF_ENOMEM when that memory cannot
+ * be had. df_db_put copies `item`.  df_db_delete's *found is optional. Deleting
+ * a missing item is not an error.  The write forms also delete up to eight
  * expired items (as df_txn_purge_expired).  They record no events.  Errors
  * as for df_txn_get/put/delete, plus those of df_txn_begin (including DF_EBUSY
  * when this thread holds a write transaction) and df_txn_commit. */
@@ -651,7 +646,7 @@ typedef struct df_event {
   size_t old_len;
   const void *new_item; /* new item bytes or NULL */
   size_t new_len;
-  uint64_t seq;    /* change-log sequence number, 0 when not logged */
+  uint64_t seq; /* change-log sequence number, 0 when not logged */
 } df_event;
 
 /* Number of events recorded by a DF_TXN_EVENTS transaction (0 for NULL
@@ -698,8 +693,8 @@ void df_stream_free(df_stream *s);
  * is `skip_origin` (0: none).  Continue with df_stream_next(s) as `after`.
  * Errors: DF_EREADERS, DF_EFORKED, DF_ECLOSED, DF_ECORRUPT (a malformed
  * record), DF_ENOMEM. */
-int df_stream_read(df_db *db, uint64_t after, size_t max,
-                   uint64_t skip_origin, df_stream *s);
+int df_stream_read(df_db *db, uint64_t after, size_t max, uint64_t skip_origin,
+                   df_stream *s);
 size_t df_stream_count(const df_stream *s);
 /* Record i; its item bytes are borrowed until `s` is reused or freed.
  * DF_EINVAL when i is out of range. */
@@ -729,22 +724,22 @@ enum {
 };
 
 typedef struct df_query {
-  unsigned index;      /* 0: the table; else an index id */
-  int has_pk;          /* 1: query the partition `pk`; 0: scan */
+  unsigned index; /* 0: the table; else an index id */
+  int has_pk;     /* 1: query the partition `pk`; 0: scan */
   df_value pk;
-  int cond;            /* DF_COND_* on the sort key */
-  df_value lo, hi;     /* operands: lo for one-operand conditions */
-  int has_start;       /* seed's starts_with: start at sort key `start`
-                          inclusive, in the direction of travel */
+  int cond;        /* DF_COND_* on the sort key */
+  df_value lo, hi; /* operands: lo for one-operand conditions */
+  int has_start;   /* seed's starts_with: start at sort key `start`
+                      inclusive, in the direction of travel */
   df_value start;
-  int reverse;         /* descending sort-key order */
+  int reverse;             /* descending sort-key order */
   const void *start_after; /* MessagePack map holding the key attributes
                               (table and index) to resume after; NULL */
   size_t start_after_len;
   unsigned segment, segments; /* scan segment k (0-based) of n; n=0: all */
-  const df_expr *filter; /* evaluated on stored bytes; NULL: none */
-  size_t limit;        /* stop after this many matches (0: none) */
-  double now;          /* TTL reference time */
+  const df_expr *filter;      /* evaluated on stored bytes; NULL: none */
+  size_t limit;               /* stop after this many matches (0: none) */
+  double now;                 /* TTL reference time */
 } df_query;
 
 /* A page: a bounded batch of matching items copied out of one short read
@@ -857,8 +852,8 @@ typedef struct df_key_condition {
  * ("Query condition missed key schema element: PK", "Invalid operator
  * used in KeyConditionExpression: OR", ...), DF_EINVAL, DF_ENOMEM. */
 int df_ddb_key_condition(df_ddb_args *a, const char *src, size_t len,
-                         const char *pk, const char *sk,
-                         df_key_condition *out, char *err, size_t errlen);
+                         const char *pk, const char *sk, df_key_condition *out,
+                         char *err, size_t errlen);
 
 /* A ProjectionExpression: which document paths of an item to return. */
 typedef struct df_projection df_projection;
@@ -887,8 +882,8 @@ enum { DF_UPD_SET = 1, DF_UPD_REMOVE = 2, DF_UPD_ADD = 3, DF_UPD_DELETE = 4 };
 
 /* Compile an UpdateExpression.  Errors: DF_EVALIDATION with DynamoDB's
  * message, DF_EINVAL, DF_ENOMEM. */
-int df_ddb_update(df_ddb_args *a, const char *src, size_t len,
-                  df_update **out, char *err, size_t errlen);
+int df_ddb_update(df_ddb_args *a, const char *src, size_t len, df_update **out,
+                  char *err, size_t errlen);
 /* An empty table-form program (missing maps on a SET path are created;
  * ADD and DELETE of a list act as set union and difference). */
 int df_update_new(df_update **out);

@@ -88,9 +88,8 @@
 
 #include "expr_tree.h"
 
-
-#define MAX_NEST 64       /* parentheses */
-#define NUM_MAX 512       /* longest float literal */
+#define MAX_NEST 64 /* parentheses */
+#define NUM_MAX 512 /* longest float literal */
 #define NONE DF__EXPR_NONE
 
 /* functions */
@@ -372,10 +371,9 @@ static int lex_word(parser *p) {
     df_path path;
     char *names = e->pool + e->pool_len, why[96];
     size_t used, at, k, decoded = 0;
-    if (df__path_scan(p->src + start, p->len - start, DF_PATH_EMBEDDED,
-                      names, &path, &used, why, sizeof why, &at))
-      return fail(p, DF_EVALIDATION, "%s at column %zu", why,
-                  start + at + 1);
+    if (df__path_scan(p->src + start, p->len - start, DF_PATH_EMBEDDED, names,
+                      &path, &used, why, sizeof why, &at))
+      return fail(p, DF_EVALIDATION, "%s at column %zu", why, start + at + 1);
     for (k = 0; k < path.n; k++)
       if (path.seg[k].name && path.seg[k].name >= names &&
           path.seg[k].name < e->pool + e->pool_cap)

@@ -49,8 +49,8 @@ typedef struct df_buf {
 
 void df__buf_init(df_buf *b);
 void df__buf_free(df_buf *b);
-void df__buf_reset(df_buf *b);                  /* len = 0, failed = 0 */
-int df__buf_reserve(df_buf *b, size_t extra);   /* 0 or DF_ENOMEM */
+void df__buf_reset(df_buf *b);                /* len = 0, failed = 0 */
+int df__buf_reserve(df_buf *b, size_t extra); /* 0 or DF_ENOMEM */
 int df__buf_append(df_buf *b, const void *p, size_t n);
 int df__buf_putc(df_buf *b, unsigned char c);
 /* Make room for one more element of size el in the growable array *arrp
@@ -148,7 +148,7 @@ int df__dec_add(const df_dec *a, const df_dec *b, int negate_b, df_dec *out);
 
 int df__mp_put_nil(df_buf *b);
 int df__mp_put_bool(df_buf *b, int v);
-int df__mp_put_int(df_buf *b, int64_t v);  /* smallest encoding */
+int df__mp_put_int(df_buf *b, int64_t v); /* smallest encoding */
 int df__mp_put_uint(df_buf *b, uint64_t v);
 int df__mp_put_float(df_buf *b, double v); /* always float64 */
 int df__mp_put_str(df_buf *b, const char *s, size_t n);
@@ -185,8 +185,7 @@ int df__mp_finish_set(df_buf *b, size_t start, df_type kind, size_t count,
  * DF_TBS) v->n is the element count, v->s points at the first element and
  * v->u is the elements' length in bytes.  Returns 0, or DF_ECORRUPT when
  * the bytes are truncated or invalid (unknown ext types are invalid). */
-int df__mp_read(const unsigned char **p, const unsigned char *end,
-                df_value *v);
+int df__mp_read(const unsigned char **p, const unsigned char *end, df_value *v);
 /* Skip one complete value (containers with their contents), at most
  * DF_MAX_DEPTH nested levels.  0 or DF_ECORRUPT. */
 int df__mp_skip(const unsigned char **p, const unsigned char *end);
@@ -239,9 +238,8 @@ enum { DF_PATH_WHOLE = 0, DF_PATH_EMBEDDED = 1 };
  * consumed (EMBEDDED: up to the first character that cannot continue the
  * path).  DF_OK, or DF_EVALIDATION with the message in err (without the
  * position) and *err_at (optional) the offset in s it refers to. */
-int df__path_scan(const char *s, size_t n, int mode, char *names,
-                  df_path *out, size_t *used, char *err, size_t errlen,
-                  size_t *err_at);
+int df__path_scan(const char *s, size_t n, int mode, char *names, df_path *out,
+                  size_t *used, char *err, size_t errlen, size_t *err_at);
 /* The WHOLE string s as a path, quoted names without escapes.  DF_OK or
  * DF_EVALIDATION. */
 int df__path_parse(const char *s, size_t n, df_path *out);
@@ -293,8 +291,8 @@ int df__key_enc(const df_value *v, unsigned char *out, size_t cap,
  * and binaries longer than DF_PK_MAX bytes are DF_EVALIDATION.  *hash
  * receives hash64 of the full (unshortened) encoding, for the partition
  * prefix.  out needs DF_PK_INLINE_MAX bytes. */
-int df__key_enc_partition(const df_value *v, unsigned char *out,
-                          size_t *outlen, uint64_t *hash);
+int df__key_enc_partition(const df_value *v, unsigned char *out, size_t *outlen,
+                          uint64_t *hash);
 /* Encode a sort-type value: in full when the encoding has at most
  * DF_SK_PREFIX bytes, else in the long form (*is_long, optional, set).
  * out needs DF_SK_LONG_LEN bytes.  Strings and binaries longer than
@@ -316,8 +314,8 @@ int df__key_enc_bound(const df_value *v, int strip, unsigned char *out,
  * partition value decodes as DF_TBIN of the 16 hash bytes, the long form
  * of a sort value as the unescaped prefix; both with v->u ==
  * DF_KEY_PARTIAL.  0 or DF_ECORRUPT. */
-int df__key_dec(const unsigned char **p, const unsigned char *end,
-                df_value *v, char *scratch, size_t cap);
+int df__key_dec(const unsigned char **p, const unsigned char *end, df_value *v,
+                char *scratch, size_t cap);
 /* The length of the encoded part at p (0: malformed); *is_long
  * (optional) tells a long sort value. */
 size_t df__key_part_len(const unsigned char *p, const unsigned char *end,
@@ -372,7 +370,7 @@ typedef struct df_redo_header {
 typedef struct df_redo_rec {
   df_buf buf;
   uint32_t n_ops;
-  const void *later;  /* the value to copy, or NULL */
+  const void *later; /* the value to copy, or NULL */
   size_t later_at, later_len;
 } df_redo_rec;
 
@@ -443,8 +441,8 @@ int df__redo_op_next(const unsigned char **p, const unsigned char *end,
 /* ------------------------------------------------------------ regex.c */
 /* POSIX extended regular expressions matched in linear time (see the top
  * of regex.c). */
-#define DF_RX_MAX_PROG 4096       /* instructions after expansion */
-#define DF_RX_BUDGET 10000000ull  /* steps one match may take */
+#define DF_RX_MAX_PROG 4096      /* instructions after expansion */
+#define DF_RX_BUDGET 10000000ull /* steps one match may take */
 typedef struct df_rx df_rx;
 /* 0; DF_EVALIDATION with *why (a static string) for a pattern refused;
  * DF_ENOMEM. */
@@ -454,7 +452,6 @@ int df__rx_compile(const char *pat, size_t n, int icase, df_rx **out,
  * match would take more than `budget` steps; DF_ENOMEM. */
 int df__rx_match(const df_rx *rx, const char *s, size_t n, uint64_t budget);
 void df__rx_free(df_rx *rx);
-
 
 /* ------------------------------------------------------------- item.c */
 /* What the schema says about item bytes (see item.c). */
@@ -481,8 +478,8 @@ int df__item_key_is(const df_schema *s, const unsigned char *k, size_t klen,
 /* The item's TTL value: 1 when the schema has a TTL attribute and the item
  * holds a number there (NaN included), with *v (optional) the value and
  * *when (optional) it as a double; else 0. */
-int df__item_ttl(const df_schema *s, const void *item, size_t len,
-                 df_value *v, double *when);
+int df__item_ttl(const df_schema *s, const void *item, size_t len, df_value *v,
+                 double *when);
 /* TTL values further than this below `now` do not expire (DynamoDB's
  * rule: five years). */
 #define DF_TTL_MAX_AGE (5.0 * 365 * 24 * 3600)
