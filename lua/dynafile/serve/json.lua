@@ -76,54 +76,9 @@ function M.encode(v)
   return s
 end
 
--- Does s hold only ASCII?  Under LuaJIT (nginx) a byte loop through the
--- FFI: a character-class string.find costs some 20 times as much.
-local ascii
-do
-  local has_ffi, ffi = pcall(require, "ffi")
-  if has_ffi then
-    local cast, bytes = ffi.cast, ffi.typeof("const uint8_t *")
-    ascii = function(s)
-      local p = cast(bytes, s)
-      for i = 0, #s - 1 do
-        if p[i] >= 128 then return false end
-      end
-      return true
-    end
-  else
-    ascii = function(s) return not string_find(s, "[\128-\255]") end
-  end
-end
-
--- Is s valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF)?
--- Only bodies holding bytes above 127 are walked.
-local function valid_utf8(s)
-  if ascii(s) then return true end
-  local i, n = 1, #s
-  while i <= n do
-    local c = string_byte(s, i)
-    if c < 0x80 then
-      i = i + 1
-    else
-      local len, min
-      if c >= 0xC2 and c <= 0xDF then len, min = 2, 0x80
-      elseif c >= 0xE0 and c <= 0xEF then len, min = 3, 0x800
-      elseif c >= 0xF0 and c <= 0xF4 then len, min = 4, 0x10000
-      else return false end
-      if i + len - 1 > n then return false end
-      local cp = c % (2 ^ (7 - len))
-      for j = i + 1, i + len - 1 do
-        local d = string_byte(s, j)
-        if d < 0x80 or d > 0xBF then return false end
-        cp = cp * 64 + (d - 0x80)
-      end
-      if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return false end
-      i = i + len
-    end
-  end
-  return true
-end
-M.valid_utf8 = valid_utf8
+-- Is s valid UTF-8?  (dynafile.json's check: only bodies holding bytes
+-- above 127 are walked.)
+local valid_utf8 = require("dynafile.json").valid_utf8
 
 --- Decode a request body.
 -- @tparam string s the body
