@@ -367,7 +367,15 @@ D.BatchWriteItem.fields[1][2].key = { len_min = 1, len_max = 1024 }
 
 -- ------------------------------------------------------------ transactions
 
-local function transact_part(java, fields)
+-- An action of TransactWriteItems: its own members (`fields`), then the
+-- members every action has, the condition required only for
+-- ConditionCheck.
+local function transact_part(java, fields, condition_required)
+  fields[#fields + 1] = { "TableName", table_name(true) }
+  fields[#fields + 1] = { "ConditionExpression", string { required = condition_required } }
+  fields[#fields + 1] = { "ExpressionAttributeNames", names() }
+  fields[#fields + 1] = { "ExpressionAttributeValues", values() }
+  fields[#fields + 1] = { "ReturnValuesOnConditionCheckFailure", RETURN_ON_FAILURE }
   return struct(java, fields)
 end
 
@@ -375,36 +383,16 @@ D.TransactWriteItems = struct("TransactWriteItemsInput", {
   { "TransactItems", list(struct("TransactWriteItem", {
     { "ConditionCheck", transact_part("ConditionCheck", {
       { "Key", item { required = true } },
-      { "TableName", table_name(true) },
-      { "ConditionExpression", string { required = true } },
-      { "ExpressionAttributeNames", names() },
-      { "ExpressionAttributeValues", values() },
-      { "ReturnValuesOnConditionCheckFailure", RETURN_ON_FAILURE },
-    }) },
+    }, true) },
     { "Put", transact_part("Put", {
       { "Item", item { required = true } },
-      { "TableName", table_name(true) },
-      { "ConditionExpression", string() },
-      { "ExpressionAttributeNames", names() },
-      { "ExpressionAttributeValues", values() },
-      { "ReturnValuesOnConditionCheckFailure", RETURN_ON_FAILURE },
     }) },
     { "Delete", transact_part("Delete", {
       { "Key", item { required = true } },
-      { "TableName", table_name(true) },
-      { "ConditionExpression", string() },
-      { "ExpressionAttributeNames", names() },
-      { "ExpressionAttributeValues", values() },
-      { "ReturnValuesOnConditionCheckFailure", RETURN_ON_FAILURE },
     }) },
     { "Update", transact_part("Update", {
       { "Key", item { required = true } },
       { "UpdateExpression", string { required = true } },
-      { "TableName", table_name(true) },
-      { "ConditionExpression", string() },
-      { "ExpressionAttributeNames", names() },
-      { "ExpressionAttributeValues", values() },
-      { "ReturnValuesOnConditionCheckFailure", RETURN_ON_FAILURE },
     }) },
   }), { required = true, len_min = 1, len_max = 100 }) },
   { "ReturnConsumedCapacity", RETURN_CONSUMED },
