@@ -8,6 +8,7 @@
  * close and closed, which may be called any number of times (close is
  * also the handle's __gc).
  */
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -148,6 +149,40 @@ static void set_num(lua_State *L, const char *k, double v) {
   lua_setfield(L, -2, k);
 }
 
+/* A count of a report struct, read by offset: uint64_t or unsigned. */
+typedef struct count_field {
+  const char *name;
+  size_t offset, size;
+} count_field;
+#define COUNT_FIELD(type, member) \
+  { #member, offsetof(type, member), sizeof(((type *)0)->member) }
+
+/* Push a new table holding the `n` counts `fields` of `report`. */
+static void push_counts(lua_State *L, const void *report,
+                        const count_field *fields, size_t n) {
+  size_t i;
+  lua_createtable(L, 0, (int)n + 2);
+  for (i = 0; i < n; i++) {
+    const char *at = (const char *)report + fields[i].offset;
+    uint64_t v;
+    if (fields[i].size == sizeof(uint64_t)) {
+      memcpy(&v, at, sizeof v);
+    } else {
+      unsigned u;
+      memcpy(&u, at, sizeof u);
+      v = u;
+    }
+    set_num(L, fields[i].name, (double)v);
+  }
+}
+
+static const count_field STAT_FIELDS[] = {
+    COUNT_FIELD(df_stat, items),        COUNT_FIELD(df_stat, index_entries),
+    COUNT_FIELD(df_stat, map_size),     COUNT_FIELD(df_stat, used_bytes),
+    COUNT_FIELD(df_stat, max_readers),  COUNT_FIELD(df_stat, readers_used),
+    COUNT_FIELD(df_stat, stream_first), COUNT_FIELD(df_stat, stream_last),
+};
+
 static int l_db_stat(lua_State *L) {
   ldb *d = ldb_arg(L, 1);
   df_stat st;
@@ -155,17 +190,22 @@ static int l_db_stat(lua_State *L) {
   if (d == NULL) return ldb_closed_fail(L);
   code = df_db_stat(d->db, &st);
   if (code != DF_OK) return lerror_fail(L, code, df_db_errmsg(d->db));
-  lua_newtable(L);
-  set_num(L, "items", (double)st.items);
-  set_num(L, "index_entries", (double)st.index_entries);
-  set_num(L, "map_size", (double)st.map_size);
-  set_num(L, "used_bytes", (double)st.used_bytes);
-  set_num(L, "max_readers", (double)st.max_readers);
-  set_num(L, "readers_used", (double)st.readers_used);
-  set_num(L, "stream_first", (double)st.stream_first);
-  set_num(L, "stream_last", (double)st.stream_last);
+  push_counts(L, &st, STAT_FIELDS, sizeof STAT_FIELDS / sizeof *STAT_FIELDS);
   return 1;
 }
+
+static const count_field CHECK_FIELDS[] = {
+    COUNT_FIELD(df_check_report, items),
+    COUNT_FIELD(df_check_report, index_entries),
+    COUNT_FIELD(df_check_report, expiry_entries),
+    COUNT_FIELD(df_check_report, bad_items),
+    COUNT_FIELD(df_check_report, missing_index),
+    COUNT_FIELD(df_check_report, stale_index),
+    COUNT_FIELD(df_check_report, missing_expiry),
+    COUNT_FIELD(df_check_report, stale_expiry),
+    COUNT_FIELD(df_check_report, checkpoint),
+    COUNT_FIELD(df_check_report, log_bytes),
+};
 
 /* db:check() -> report table | nil, msg, code */
 static int l_db_check(lua_State *L) {
@@ -175,15 +215,7 @@ static int l_db_check(lua_State *L) {
   if (d == NULL) return ldb_closed_fail(L);
   code = df_db_check(d->db, &r);
   if (code != DF_OK) return lerror_fail(L, code, df_db_errmsg(d->db));
-  lua_newtable(L);
-  set_num(L, "items", (double)r.items);
-  set_num(L, "index_entries", (double)r.index_entries);
-  set_num(L, "expiry_entries", (double)r.expiry_entries);
-  set_num(L, "bad_items", (double)r.bad_items);
-  set_num(L, "missing_index", (double)r.missing_index);
-  set_num(L, "stale_index", (double)r.stale_index);
-  set_num(L, "missing_expiry", (double)r.missing_expiry);
-  set_num(L, "stale_expiry", (double)r.stale_expiry);
+  push_counts(L, &r, CHECK_FIELDS, sizeof CHECK_FIELDS / sizeof *CHECK_FIELDS);
   lua_pushboolean(L, r.bad_items == 0 && r.missing_index == 0 &&
                          r.stale_index == 0 && r.missing_expiry == 0 &&
                          r.stale_expiry == 0);
@@ -200,8 +232,6 @@ static int l_db_check(lua_State *L) {
   lua_pushboolean(L, r.log_created);
   lua_setfield(L, -2, "log_created");
   lua_setfield(L, -2, "recovery");
-  set_num(L, "checkpoint", (double)r.checkpoint);
-  set_num(L, "log_bytes", (double)r.log_bytes);
   return 1;
 }
 
