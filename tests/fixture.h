@@ -78,6 +78,14 @@ static inline df_value fx_int(int64_t i) {
   return v;
 }
 
+static inline df_value fx_float(double f) {
+  df_value v;
+  memset(&v, 0, sizeof v);
+  v.type = DF_TFLOAT;
+  v.f = f;
+  return v;
+}
+
 static inline df_value fx_bin(const void *p, size_t n) {
   df_value v;
   memset(&v, 0, sizeof v);

@@ -22,20 +22,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
-
-static char tmp_root[4096];
-static int seq;
-
-static void fresh_path(char *out, size_t cap) {
-  snprintf(out, cap, "%s/db%d", tmp_root, ++seq);
-}
-
-static void remove_tree(const char *path) {
-  char cmd[4300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-  if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", path);
-}
+#include "fixture.h"
 
 /* ------------------------------------------------- format 1, by hand */
 
@@ -92,46 +79,6 @@ static size_t v1_item_key(const df_value *pk, const df_value *sk,
   df__key_put_u64(out, df__hash64(out + 8, n, 0));
   n += 8;
   return n + v1_enc(sk, out + n);
-}
-
-static df_value vs(const char *s) {
-  df_value v;
-  memset(&v, 0, sizeof v);
-  v.type = DF_TSTR;
-  v.s = s;
-  v.n = strlen(s);
-  return v;
-}
-
-static df_value vi(int64_t i) {
-  df_value v;
-  memset(&v, 0, sizeof v);
-  v.type = DF_TINT;
-  v.i = i;
-  return v;
-}
-
-static df_value vf(double f) {
-  df_value v;
-  memset(&v, 0, sizeof v);
-  v.type = DF_TFLOAT;
-  v.f = f;
-  return v;
-}
-
-/* The item {PK, SK, n, g} as MessagePack. */
-static void item_bytes(df_buf *b, const df_value *pk, const df_value *sk,
-                       int64_t n) {
-  df__buf_reset(b);
-  df__mp_put_map(b, 4);
-  df__mp_put_str(b, "PK", 2);
-  df__mp_put_value(b, pk);
-  df__mp_put_str(b, "SK", 2);
-  df__mp_put_value(b, sk);
-  df__mp_put_str(b, "n", 1);
-  df__mp_put_int(b, n);
-  df__mp_put_str(b, "g", 1);
-  df__mp_put_str(b, "G", 1);
 }
 
 /* Write a format-1 database at path holding items (pk[i], sk[i]), with a
@@ -191,7 +138,8 @@ static int write_v1(const char *path, const df_value *pk, const df_value *sk,
   v.mv_size = b.len;
   rc = rc || mdb_put(txn, meta, &k, &v, 0);
   for (i = 0; i < n && !rc; i++) {
-    item_bytes(&b, &pk[i], &sk[i], (int64_t)i);
+    fx_item(&b, "PK", pk[i], "SK", sk[i], "n", fx_int((int64_t)i), "g",
+            fx_str("G"), FX_END);
     k.mv_data = key;
     k.mv_size = v1_item_key(&pk[i], &sk[i], key);
     v.mv_data = b.p;
@@ -254,23 +202,23 @@ static void make_keys(df_value *pk, df_value *sk, size_t *n) {
       INT64_MIN, -7, 0, 1, 9007199254740993LL, 1152921504606846977LL,
       INT64_MAX};
   for (i = 0; i < sizeof fl / sizeof fl[0]; i++) {
-    pk[k] = vs("num");
-    sk[k++] = vf(fl[i]);
+    pk[k] = fx_str("num");
+    sk[k++] = fx_float(fl[i]);
   }
   for (i = 0; i < sizeof in / sizeof in[0]; i++) {
-    pk[k] = vs("num");
-    sk[k++] = vi(in[i]);
+    pk[k] = fx_str("num");
+    sk[k++] = fx_int(in[i]);
   }
   for (i = 0; i < 5; i++) {
-    pk[k] = vs("str");
-    sk[k] = vs(strs[i]);
+    pk[k] = fx_str("str");
+    sk[k] = fx_str(strs[i]);
     if (i == 2) sk[k].n = 3;
     k++;
   }
   /* numeric partition keys (their hash changes with their encoding) */
   for (i = 0; i < 6; i++) {
-    pk[k] = i % 2 ? vf(0.5 + (double)i) : vi((int64_t)i * 1000);
-    sk[k++] = vs("x");
+    pk[k] = i % 2 ? fx_float(0.5 + (double)i) : fx_int((int64_t)i * 1000);
+    sk[k++] = fx_str("x");
   }
   *n = k;
 }
@@ -291,7 +239,7 @@ static void test_upgrades_in_place(void) {
   int code;
   df_db *db;
   df_check_report rep;
-  fresh_path(path, sizeof path);
+  fx_fresh(path, sizeof path);
   make_keys(pk, sk, &n);
   if (!CHECK(write_v1(path, pk, sk, n) == 0)) return;
   /* a read-only handle cannot upgrade: it says what to do */
@@ -307,12 +255,10 @@ static void test_upgrades_in_place(void) {
   }
   /* every item under its key */
   for (i = 0; i < n; i++) {
-    df_key key;
+    df_key key = fx_key(pk[i], sk[i]);
     const void *it;
     size_t len;
     df_value got;
-    key.pk = pk[i];
-    key.sk = sk[i];
     if (!CHECK(df_db_get(db, &key, 0, &it, &len) == DF_OK)) continue;
     CHECK_EQ_INT(df__mp_map_find(it, len, "n", 1, &got, NULL, NULL), 1);
     CHECK_EQ_INT(got.i, (int64_t)i);
@@ -329,7 +275,7 @@ static void test_upgrades_in_place(void) {
     size_t count = 0;
     memset(&q, 0, sizeof q);
     q.has_pk = 1;
-    q.pk = vs("num");
+    q.pk = fx_str("num");
     CHECK_EQ_INT(df_page_new(&page), DF_OK);
     CHECK_EQ_INT(df_query_page(db, &q, 1000, 0, page), DF_OK);
     for (i = 0; i < df_page_count(page); i++) {
@@ -350,7 +296,7 @@ static void test_upgrades_in_place(void) {
   db = open_db(path, 1, &code);
   CHECK_EQ_INT(code, DF_OK);
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 static void test_refuses_keys_that_become_one(void) {
@@ -359,11 +305,11 @@ static void test_refuses_keys_that_become_one(void) {
   unsigned long before;
   int code;
   df_db *db;
-  fresh_path(path, sizeof path);
+  fx_fresh(path, sizeof path);
   /* the float 2^60 is the decimal 1152921504606847000 */
-  pk[0] = pk[1] = vs("p");
-  sk[0] = vf(1152921504606846976.0);
-  sk[1] = vi(1152921504606847000LL);
+  pk[0] = pk[1] = fx_str("p");
+  sk[0] = fx_float(1152921504606846976.0);
+  sk[1] = fx_int(1152921504606847000LL);
   if (!CHECK(write_v1(path, pk, sk, 2) == 0)) return;
   before = raw_digest(path, "items");
   db = open_db(path, 0, &code);
@@ -377,7 +323,7 @@ static void test_refuses_keys_that_become_one(void) {
   db = open_db(path, 1, &code);
   CHECK_EQ_INT(code, DF_EVERSION);
   df_db_close(db);
-  remove_tree(path);
+  fx_rm(path);
 }
 
 /* A process killed while upgrading leaves format 1 or format 2, whole. */
@@ -391,8 +337,8 @@ static void test_killed_upgrade(void) {
   long took = 0; /* microseconds of one whole upgrade */
   for (i = 0; i < BIG; i++) {
     snprintf(names[i], sizeof names[i], "p%zu", i % 97);
-    pk[i] = vs(names[i]);
-    sk[i] = i % 3 ? vi((int64_t)i) : vf((double)i + 0.5);
+    pk[i] = fx_str(names[i]);
+    sk[i] = i % 3 ? fx_int((int64_t)i) : fx_float((double)i + 0.5);
   }
   srand((unsigned)time(NULL));
   for (round = 0; round < 8; round++) {
@@ -401,7 +347,7 @@ static void test_killed_upgrade(void) {
     df_db *db;
     df_check_report rep;
     struct timespec t0, t1;
-    fresh_path(path, sizeof path);
+    fx_fresh(path, sizeof path);
     if (!CHECK(write_v1(path, pk, sk, BIG) == 0)) return;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     child = fork();
@@ -435,15 +381,13 @@ static void test_killed_upgrade(void) {
     CHECK_EQ_UINT(rep.index_entries, BIG);
     CHECK(rep.bad_items == 0 && rep.missing_index == 0 && rep.stale_index == 0);
     for (i = 0; i < BIG; i += 997) {
-      df_key key;
+      df_key key = fx_key(pk[i], sk[i]);
       const void *it;
       size_t len;
-      key.pk = pk[i];
-      key.sk = sk[i];
       CHECK_EQ_INT(df_db_get(db, &key, 0, &it, &len), DF_OK);
     }
     df_db_close(db);
-    remove_tree(path);
+    fx_rm(path);
   }
   fprintf(stderr,
           "killed upgrades (%d items, one takes %ld ms): %d interrupted, %d "
@@ -452,16 +396,10 @@ static void test_killed_upgrade(void) {
 }
 
 int main(void) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(tmp_root, sizeof tmp_root, "%s/dynafile-test-upgrade.XXXXXX",
-           tmp && tmp[0] ? tmp : "/tmp");
-  if (mkdtemp(tmp_root) == NULL) {
-    perror("mkdtemp");
-    return 2;
-  }
+  if (!fx_root_make("test-upgrade")) return 2;
   RUN_TEST(test_upgrades_in_place);
   RUN_TEST(test_refuses_keys_that_become_one);
   RUN_TEST(test_killed_upgrade);
-  remove_tree(tmp_root);
+  fx_root_remove();
   return check_done("test_upgrade");
 }
