@@ -35,7 +35,6 @@ local update = require "dynafile.update"
 
 local error, type, pairs, ipairs, pcall, select = error, type, pairs, ipairs, pcall, select
 local setmetatable, getmetatable, tostring = setmetatable, getmetatable, tostring
-local io = io
 local string_format = string.format
 local math_floor = math.floor
 local math_tointeger = math.tointeger -- nil before Lua 5.3
@@ -190,38 +189,8 @@ function Writer:pending()
   return self._n
 end
 
--- Lua 5.4 `local w <close>`: commit at normal scope exit (raising when
--- the commit fails: a __close handler cannot return it), discard when
--- the scope exits by an error.
-function Writer.__close(w, err)
-  if w._closed then return end
-  if err ~= nil then
-    w:discard()
-    return
-  end
-  local ok, msg = w:close()
-  if not ok then error(msg, 0) end
-end
-
--- A writer collected with writes still queued lost them: say so on
--- stderr now, and make the next call on its database raise (see
--- handle.check_open), so the loss cannot go unnoticed.  Runs as a
--- finalizer: it never raises.
-local function writer_collected(w)
-  local n = w._n
-  if w._closed or n == 0 then return end
-  local msg = string_format("a batch writer of this database was garbage-collected with %d "
-    .. "queued write%s, never flushed: %s lost (end every batch writer with w:flush(), "
-    .. "w:close() or w:discard())", n, n == 1 and "" or "s", n == 1 and "it was" or "they were")
-  local st = w._db._st
-  if st then st.lost_writes = msg end
-  pcall(function() io.stderr:write("dynafile: ", msg, "\n") end)
-end
-
--- Lua 5.2+ calls __gc of a table whose metatable has it when set; Lua 5.1
--- and LuaJIT only of userdata, so there a proxy userdata carries it.
-Writer.__gc = writer_collected
-local newproxy = _G.newproxy
+-- `<close>` and collection without an end (dynafile.errors)
+local watch_writer = errors.writer_class(Writer)
 
 --- A new batch writer on the open handle `db` (DB:batch_writer).
 -- @local
@@ -229,13 +198,7 @@ local newproxy = _G.newproxy
 -- @treturn batch_writer the writer
 -- @raise nothing
 function M.writer(db)
-  local w = setmetatable({ _db = db, _ops = {}, _n = 0, _closed = false }, Writer)
-  if newproxy then
-    local proxy = newproxy(true)
-    getmetatable(proxy).__gc = function() writer_collected(w) end
-    w._proxy = proxy
-  end
-  return w
+  return watch_writer(setmetatable({ _db = db, _ops = {}, _n = 0, _closed = false }, Writer))
 end
 
 --- Run fn(w) with a batch writer and commit what it queued in one

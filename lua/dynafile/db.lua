@@ -13,14 +13,14 @@
 local core = require "dynafile.core"
 local errors = require "dynafile.errors"
 local handle = require "dynafile.handle"
+local listeners = require "dynafile.listeners"
 local reader = require "dynafile.reader"
 local batch = require "dynafile.batch"
 local update = require "dynafile.update"
 
-local type, pcall, getmetatable, ipairs = type, pcall, getmetatable, ipairs
+local type, pcall, getmetatable = type, pcall, getmetatable
 local error, string_format = error, string.format
 local math_floor = math.floor
-local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local fail, failed, options = errors.fail, errors.failed, errors.options
 local check_open, now, is_expired = handle.check_open, handle.now, handle.is_expired
@@ -579,12 +579,7 @@ end
 function DB:add_stream_listener(fn)
   check_open(self, "add_stream_listener")
   if type(fn) ~= "function" then fail("add_stream_listener", "listener must be a function") end
-  local st = self._st
-  local list = { unpack(st.listeners) }
-  local h = { fn = fn }
-  list[#list + 1] = h
-  st.listeners = list
-  return h
+  return listeners.add(self._st, fn)
 end
 
 --- Remove a listener.  Events already being delivered when it is removed
@@ -594,13 +589,7 @@ end
 -- @raise when the handle is closed
 function DB:remove_stream_listener(h)
   check_open(self, "remove_stream_listener")
-  local st = self._st
-  local list, found = {}, false
-  for _, x in ipairs(st.listeners) do
-    if x == h then found = true else list[#list + 1] = x end
-  end
-  st.listeners = list
-  return found
+  return listeners.remove(self._st, h)
 end
 
 --- Deliver to this database's listeners the changes that other

@@ -13,11 +13,17 @@
 -- failures are misuse live in C; this module only decides how they reach
 -- the user.
 --
+-- It also gives a batch writer class of either backend the ends it must
+-- have when its user does not end it (`writer_class`): a `<close>` scope
+-- commits, and a writer collected with writes queued reports their loss.
+--
 -- Invariant: every error the Lua layer raises goes through `raise`.
 -- @module dynafile.errors
 -- @local
 
-local error, type, pairs, tostring = error, type, pairs, tostring
+local error, type, pairs, tostring, pcall, getmetatable =
+  error, type, pairs, tostring, pcall, getmetatable
+local io = io
 local string_format = string.format
 local getinfo = debug and debug.getinfo -- luacheck: ignore 143
 
@@ -94,6 +100,62 @@ function M.options(fn, opts, allowed, argname)
     end
   end
   return opts
+end
+
+
+-- ------------------------------------------------------ batch writers
+
+-- A writer collected with writes still queued lost them: say so on
+-- stderr now, and make the next call on its database raise (the
+-- handle's check_open), so the loss cannot go unnoticed.  Runs as a
+-- finalizer: it never raises.
+local function writer_collected(w)
+  local n = w._n
+  if w._closed or n == 0 then return end
+  local msg = string_format("a batch writer of this database was garbage-collected with %d "
+    .. "queued write%s, never flushed: %s lost (end every batch writer with w:flush(), "
+    .. "w:close() or w:discard())", n, n == 1 and "" or "s", n == 1 and "it was" or "they were")
+  local st = w._db._st
+  if st then st.lost_writes = msg end
+  pcall(function() io.stderr:write("dynafile: ", msg, "\n") end)
+end
+
+-- Lua 5.4 `local w <close>`: commit at normal scope exit (raising when
+-- the commit fails: a __close handler cannot return it), discard when
+-- the scope exits by an error.
+local function writer_close(w, err)
+  if w._closed then return end
+  if err ~= nil then
+    w:discard()
+    return
+  end
+  local ok, msg = w:close()
+  if not ok then error(msg, 0) end
+end
+
+--- How a batch writer of either backend ends when its user does not end
+-- it: sets the class's `__close` (commit at the end of a `<close>`
+-- scope, discard when it ends by an error, raise when the commit fails)
+-- and `__gc` (a writer collected with queued writes reports their loss on
+-- stderr and makes the next call on its database raise).
+-- @tparam table Writer the class; its writers have `_db`, `_n` (writes
+--   queued) and `_closed`, and the methods `close` and `discard`
+-- @treturn function `watch(w)`, to call on every new writer: Lua 5.1 and
+--   LuaJIT run __gc only for userdata, so there a proxy userdata carries it
+-- @raise nothing
+function M.writer_class(Writer)
+  Writer.__close = writer_close
+  -- Lua 5.2+ calls __gc of a table whose metatable has it when set
+  Writer.__gc = writer_collected
+  local newproxy = _G.newproxy
+  return function(w)
+    if newproxy then
+      local proxy = newproxy(true)
+      getmetatable(proxy).__gc = function() writer_collected(w) end
+      w._proxy = proxy
+    end
+    return w
+  end
 end
 
 return M

@@ -4,7 +4,7 @@
 -- * The class table `DB` of database handles (its methods are defined in
 --   dynafile.db) and the state shared by every handle of one database in
 --   this Lua state: the stream listeners and the queue of events being
---   delivered.
+--   delivered (dynafile.listeners delivers them).
 -- * Time and TTL: the clock, TTL functions, the key of an item.
 -- * Conditions: compiled once per call, evaluated on the current item.
 -- * The one write runner, `write` (and `purge`, the same for
@@ -25,13 +25,12 @@
 local core = require "dynafile.core"
 local errors = require "dynafile.errors"
 local expr = require "dynafile.expr"
+local listeners = require "dynafile.listeners"
 local update = require "dynafile.update"
 
-local error, type, pcall, ipairs, setmetatable, getmetatable, tostring =
-  error, type, pcall, ipairs, setmetatable, getmetatable, tostring
+local error, type, pcall, ipairs, setmetatable, getmetatable =
+  error, type, pcall, ipairs, setmetatable, getmetatable
 local os_time, string_format, table_concat = os.time, string.format, table.concat
-local io = io
-local co_running, co_status = coroutine.running, coroutine.status
 
 local raise, failed = errors.raise, errors.failed
 
@@ -254,96 +253,10 @@ end
 
 -- ------------------------------------------------------------- listeners
 
---- Whether any listener hears this database.
-function M.has_listeners(self)
-  return #self._st.listeners > 0
-end
-local has_listeners = M.has_listeners
-
--- A description of an error value that never raises: tostring(err), or,
--- when its __tostring raises or gives no string, what kind of value it is.
-local function describe(err)
-  local ok, s = pcall(tostring, err)
-  if ok and type(s) == "string" then return s end
-  return string_format("(a %s whose __tostring failed)", type(err))
-end
-
--- Report a listener's error: to the listener_error function of the handle
--- that made the write, else (or when that raises too) on stderr.  Never
--- raises: a report that fails is dropped.
-local function report_listener_error(self, err, event)
-  local h = self._listener_error
-  local msg
-  if h then
-    local ok, e2 = pcall(h, err, event)
-    if ok then return end
-    msg = describe(err) .. " (and the listener_error handler failed: " .. describe(e2) .. ")"
-  else
-    msg = describe(err)
-  end
-  pcall(function() io.stderr:write("dynafile: stream listener error: ", msg, "\n") end)
-end
-
--- Deliver the queue of st, in order, to the listeners registered when each
--- event's delivery starts.  Raises only on a memory error.
-local function deliver(st)
-  local q = st.queue
-  while st.qhead < st.qtail do
-    local head = st.qhead
-    local by, ev = q[head], q[head + 1]
-    q[head], q[head + 1] = nil, nil
-    st.qhead = head + 2
-    local list = st.listeners
-    for j = 1, #list do
-      local ok, err = pcall(list[j].fn, ev)
-      if not ok then report_listener_error(by, err, ev) end
-    end
-  end
-end
-
---- Deliver a commit's events to every listener, in commit order.  A write
--- made by a listener commits at once, but its events are queued behind
--- the events still being delivered, so every listener sees every commit in
--- order.  The listener list is replaced, never changed in place, when a
--- listener is added or removed: an event goes to the listeners registered
--- when its delivery starts.  Never raises: whatever a listener raises --
--- an error value whose __tostring raises included -- is reported, and the
--- write that made the events has committed whatever happens here.
-function M.dispatch(self, events)
-  local st = self._st
-  local q, tail = st.queue, st.qtail
-  for i = 1, #events do
-    q[tail + 1], q[tail + 2] = self, events[i]
-    tail = tail + 2
-  end
-  st.qtail = tail
-  -- The coroutine delivering (true: the main thread of Lua 5.1).  A write
-  -- made while it delivers -- by a listener, or a coroutine a listener
-  -- resumed -- queues.  A delivering coroutine that is suspended (a
-  -- listener yielded) or dead hands the queue over, or the events of
-  -- other coroutines' writes would wait for it, forever if abandoned.
-  local me = co_running() or true
-  local owner = st.dispatching
-  if owner and (owner == me or type(owner) ~= "thread"
-      or co_status(owner) == "normal") then
-    return
-  end
-  st.dispatching = me
-  local ok, err = pcall(deliver, st)
-  if st.dispatching == me then
-    if ok then st.qhead, st.qtail = 1, 0 end
-    st.dispatching = false
-  end
-  if not ok then
-    -- out of memory while delivering: the write has committed and its
-    -- call still says so; what is left in the queue goes with the next
-    -- delivery
-    pcall(function()
-      io.stderr:write("dynafile: stream listener delivery: ", describe(err), "\n")
-    end)
-  end
-end
-local dispatch = M.dispatch
+-- (dynafile.listeners; the handle's `_st` holds their state)
+M.has_listeners = listeners.has_listeners
+M.dispatch = listeners.dispatch
+local has_listeners, dispatch = listeners.has_listeners, listeners.dispatch
 
 -- ---------------------------------------------------------- the runner
 

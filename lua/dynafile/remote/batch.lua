@@ -19,6 +19,7 @@
 -- the whole commit is accepted; listeners hear of it only afterwards.
 -- @module dynafile.remote.batch
 
+local errors = require "dynafile.errors"
 local update = require "dynafile.update"
 local rand = require "openssl.rand"
 local sigv4 = require "dynafile.remote.sigv4"
@@ -187,35 +188,9 @@ return function(M)
     return self._n
   end
 
-  function Writer.__close(w, err)
-    if w._closed then return end
-    if err ~= nil then
-      w:discard()
-      return
-    end
-    local ok, msg = w:close()
-    if not ok then error(msg, 0) end
-  end
-
-  -- A writer collected with writes still queued lost them: say so on
-  -- stderr now, and make the next call on its table raise (check_open),
-  -- so the loss cannot go unnoticed -- as a local database does.  Runs as
-  -- a finalizer: it never raises.
-  local function writer_collected(w)
-    local n = w._n
-    if w._closed or n == 0 then return end
-    local msg = string_format("a batch writer of this database was garbage-collected with %d "
-      .. "queued write%s, never flushed: %s lost (end every batch writer with w:flush(), "
-      .. "w:close() or w:discard())", n, n == 1 and "" or "s", n == 1 and "it was" or "they were")
-    local st = w._db._st
-    if st then st.lost_writes = msg end
-    pcall(function() io.stderr:write("dynafile: ", msg, "\n") end)
-  end
-
-  -- Lua 5.2+ calls __gc of a table whose metatable has it when set; Lua
-  -- 5.1 and LuaJIT only of userdata, so there a proxy userdata carries it.
-  Writer.__gc = writer_collected
-  local newproxy = _G.newproxy
+  -- `<close>` and collection without an end, as for a local database
+  -- (dynafile.errors)
+  local watch_writer = errors.writer_class(Writer)
 
   --- A batch writer: `w:put_item`, `w:delete_item`, `w:flush`, `w:close`
   -- (also `<close>`), `w:discard`, `w:pending`.  A writer collected with
@@ -225,13 +200,7 @@ return function(M)
   -- @raise on a closed handle
   function DB:batch_writer()
     check_open(self, "batch_writer")
-    local w = setmetatable({ _db = self, _ops = {}, _n = 0, _closed = false }, Writer)
-    if newproxy then
-      local proxy = newproxy(true)
-      getmetatable(proxy).__gc = function() writer_collected(w) end
-      w._proxy = proxy
-    end
-    return w
+    return watch_writer(setmetatable({ _db = self, _ops = {}, _n = 0, _closed = false }, Writer))
   end
 
   --- Run fn(w) with a batch writer and send what it queued.

@@ -21,6 +21,8 @@
 -- @module dynafile.remote.db
 
 local update = require "dynafile.update"
+local errors = require "dynafile.errors"
+local listeners = require "dynafile.listeners"
 local client = require "dynafile.remote.client"
 local credentials = require "dynafile.remote.credentials"
 local expr = require "dynafile.remote.expr"
@@ -34,7 +36,7 @@ local error, type, pairs, ipairs, tostring, pcall, select =
 local setmetatable, getmetatable = setmetatable, getmetatable
 local string_format, table_concat = string.format, table.concat
 local math_random, math_min, math_floor, math_huge = math.random, math.min, math.floor, math.huge
-local os_time, io = os.time, io
+local os_time = os.time
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local dynafile_type = require("dynafile.types").type
@@ -49,45 +51,12 @@ local M = {}
 
 -- ------------------------------------------------------------- errors
 
-local getinfo = debug and debug.getinfo -- luacheck: ignore 143
-local LIB_DIR = getinfo and (getinfo(1, "S").source or ""):match("^(@.*[/\\])remote[/\\]db%.lua$")
-
--- Raise a misuse error at the caller's line (the first frame outside
--- lua/dynafile/).
-local function raise(msg)
-  local level = 3
-  if LIB_DIR then
-    level = 2
-    while true do
-      local info = getinfo(level, "S")
-      if not info then
-        level = 0
-        break
-      end
-      local src = info.source or ""
-      if info.what ~= "tail" and src:sub(1, #LIB_DIR) ~= LIB_DIR then break end
-      level = level + 1
-    end
-  end
-  error(msg, level)
-end
-
-local function fail(fn, fmt, ...)
-  raise(string_format("dynafile.%s: " .. fmt, fn, ...))
-end
+-- Misuse raises at the caller's line (dynafile.errors).
+local raise, fail, check_opts = errors.raise, errors.fail, errors.options
 
 local function not_supported(fn, why)
   return nil, string_format("dynafile.%s: not supported by the DynamoDB backend: %s", fn, why),
     "NotSupported"
-end
-
-local function check_opts(fn, opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then fail(fn, "options must be a table, got %s", type(opts)) end
-  for k in pairs(opts) do
-    if not allowed[k] then fail(fn, "unknown option '%s'", tostring(k)) end
-  end
-  return opts
 end
 
 local DB = {}
@@ -322,71 +291,8 @@ end
 
 local shared = {} -- per table (endpoint and name): listeners, delivery queue
 
--- A description of an error value that never raises: tostring(err), or,
--- when its __tostring raises or gives no string, what kind of value it is.
-local function describe(err)
-  local ok, s = pcall(tostring, err)
-  if ok and type(s) == "string" then return s end
-  return string_format("(a %s whose __tostring failed)", type(err))
-end
-
--- Report a listener's error: to the listener_error function of the handle
--- that made the write, else (or when that raises too) on stderr.  Never
--- raises: a report that fails is dropped.
-local function report_listener_error(self, err, event)
-  local h = self._listener_error
-  local msg
-  if h then
-    local ok, e2 = pcall(h, err, event)
-    if ok then return end
-    msg = describe(err) .. " (and the listener_error handler failed: " .. describe(e2) .. ")"
-  else
-    msg = describe(err)
-  end
-  pcall(function() io.stderr:write("dynafile: stream listener error: ", msg, "\n") end)
-end
-
-local function has_listeners(self)
-  return #self._st.listeners > 0
-end
-
--- Deliver events to every listener of the table, in order.  A write made
--- while events are being delivered (by a listener, or a coroutine a
--- listener resumed) queues its events behind them; a delivering coroutine
--- that is suspended (a listener yielded) or dead hands the queue over, so
--- other coroutines' events are not held up (the local database's rule).
-local co_status = coroutine.status
-
-local function dispatch(self, events)
-  local st = self._st
-  local q, tail = st.queue, st.qtail
-  for i = 1, #events do
-    q[tail + 1], q[tail + 2] = self, events[i]
-    tail = tail + 2
-  end
-  st.qtail = tail
-  local me = coroutine.running() or true
-  local owner = st.dispatching
-  if owner and (owner == me or type(owner) ~= "thread" or co_status(owner) == "normal") then
-    return
-  end
-  st.dispatching = me
-  while st.qhead < st.qtail do
-    local head = st.qhead
-    local by, ev = q[head], q[head + 1]
-    q[head], q[head + 1] = nil, nil
-    st.qhead = head + 2
-    local list = st.listeners
-    for j = 1, #list do
-      local ok, err = pcall(list[j].fn, ev)
-      if not ok then report_listener_error(by, err, ev) end
-    end
-  end
-  if st.dispatching == me then
-    st.qhead, st.qtail = 1, 0
-    st.dispatching = false
-  end
-end
+-- (dynafile.listeners, as for a local database)
+local has_listeners, dispatch = listeners.has_listeners, listeners.dispatch
 
 -- ------------------------------------------------------------- conditions
 
@@ -1729,12 +1635,7 @@ end
 function DB:add_stream_listener(f)
   check_open(self, "add_stream_listener")
   if type(f) ~= "function" then fail("add_stream_listener", "listener must be a function") end
-  local st = self._st
-  local list = { unpack(st.listeners) }
-  local h = { fn = f }
-  list[#list + 1] = h
-  st.listeners = list
-  return h
+  return listeners.add(self._st, f)
 end
 
 --- Remove a listener.
@@ -1743,13 +1644,7 @@ end
 -- @raise on a closed handle
 function DB:remove_stream_listener(h)
   check_open(self, "remove_stream_listener")
-  local st = self._st
-  local list, found = {}, false
-  for _, x in ipairs(st.listeners) do
-    if x == h then found = true else list[#list + 1] = x end
-  end
-  st.listeners = list
-  return found
+  return listeners.remove(self._st, h)
 end
 
 --- Not supported: the change log is a local database's.
