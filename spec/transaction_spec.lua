@@ -136,6 +136,35 @@ describe("a transaction", function()
     assert.same({ 1, 2, 3, 4, 5 }, values())
   end)
 
+  it("judges the key of a put as db:put_item does, with the same message", function()
+    local bad = {
+      { SK = 0, v = 1 },                            -- no partition key
+      { PK = "a", v = 1 },                          -- no sort key
+      { PK = "a", SK = false },                     -- a sort key of no key type
+      { PK = string.rep("p", 2049), SK = 0 },       -- a partition key too long
+      { PK = "a", SK = 0, f = function() end },     -- a value no item holds
+    }
+    for _, item in ipairs(bad) do
+      local ok, want = pcall(db.put_item, db, item)
+      assert.is_false(ok)
+      local ok2, got = pcall(db.transaction, db, function(tx)
+        tx:put_item { PK = "k1", SK = 0, v = 10 }
+        tx:put_item(item)
+      end)
+      assert.is_false(ok2)
+      -- (raised at the caller's line: this file's)
+      assert.matches("^[^:]*transaction_spec%.lua:%d+: dynafile%.transaction%.put_item: ", got)
+      got = got:gsub("^[^:]*:%d+: ", "")
+      assert.equal((want:gsub("^dynafile%.put_item:", "dynafile.transaction.put_item:")), got)
+      for _, opts in ipairs { { condition = function() return true end }, { return_old = true } } do
+        local ok3, got3 = pcall(db.transaction, db, function(tx) tx:put_item(item, opts) end)
+        assert.is_false(ok3)
+        assert.equal(got, (got3:gsub("^[^:]*:%d+: ", "")))
+      end
+    end
+    assert.same({ 1, 2, 3, 4, 5 }, values())
+  end)
+
   it("reports every failed action, in order, and names the first in the message", function()
     local _, msg, code, reasons = db:transaction(function(tx)
       tx:condition_check(key(1), "v == 1")

@@ -258,16 +258,27 @@ end
 
 -- Record the outcome of one action: passed, or failed (which cancels the
 -- transaction and gives the action its results: nil, message, code).
+-- Only failures are stored as they happen (`_reasons[i]`); `reasons_of`
+-- fills in the passes when the reasons are returned.
 local function passed(tx)
-  local r = tx._reasons
-  r[#r + 1] = { code = "None" }
+  tx._n = tx._n + 1
 end
 
 local function action_failed(tx, what, code, msg)
-  local r = tx._reasons
-  r[#r + 1] = { code = code, message = msg }
-  if not tx._canceled then tx._canceled = { n = #r, what = what } end
+  local n = tx._n + 1
+  tx._n = n
+  tx._reasons[n] = { code = code, message = msg }
+  if not tx._canceled then tx._canceled = { n = n, what = what } end
   return nil, msg, code
+end
+
+-- The reasons list of a canceled transaction: one per action, in order.
+local function reasons_of(tx)
+  local r = tx._reasons
+  for i = 1, tx._n do
+    if r[i] == nil then r[i] = { code = "None" } end
+  end
+  return r
 end
 
 -- The action's condition, compiled; nil when none; false, message when
@@ -332,29 +343,36 @@ end
 -- @raise on misuse: an invalid item or option, a call after the
 --   transaction function returned
 function Tx:put_item(item, opts)
-  tx_check(self, "put_item")
-  local fn = tx_fn(self, "put_item")
-  opts = options(fn, opts, TX_OPTS)
+  if getmetatable(self) ~= Tx or not self._txn then tx_check(self, "put_item") end
+  local fn = self._action or "transaction.put_item"
+  local cond, return_old
+  if opts ~= nil then
+    opts = options(fn, opts, TX_OPTS)
+    cond, return_old = opts.condition, opts.return_old
+  end
   if type(item) ~= "table" then fail(fn, "item must be a table, got %s", type(item)) end
   local db, txn = self._db, self._txn
-  local ok, msg, code, misuse = db._c:check_key(item)
-  if not ok then failed(fn, msg, code, misuse) end
-  local cond, cmsg = tx_compile(self, fn, opts.condition)
-  if cond == false then return nil, cmsg, "ValidationError" end
-  if cond or db._ttl_fn then
+  if cond ~= nil or db._ttl_fn then
+    -- the item under the key is read first: check the key before
+    local ok, msg, code, misuse = db._c:check_key(item)
+    if not ok then failed(fn, msg, code, misuse) end
+    local cmsg
+    cond, cmsg = tx_compile(self, fn, cond)
+    if cond == false then return nil, cmsg, "ValidationError" end
     local old = tx_current(self, fn, item)
     if cond and not tx_holds(self, fn, item, cond, old) then
       return action_failed(self, "put_item", "ConditionalCheckFailed", "the condition failed")
     end
   end
-  local prev
-  if opts.return_old then
+  -- (the write itself checks the key, with the same message)
+  local ok, prev, code, misuse
+  if return_old then
     ok, prev, code, misuse = txn:put_return_old(item)
   else
     ok, prev, code, misuse = txn:put(item)
   end
   if not ok then broken(self, fn, prev, code, misuse) end
-  passed(self)
+  self._n = self._n + 1 -- passed(self)
   return true, prev
 end
 
@@ -470,7 +488,7 @@ local ACTION_OF = { put_item = "put", delete_item = "delete", update_item = "upd
 -- name: the function the user called; precompiled: the actions of
 -- transact_write_items, checked and compiled before the transaction.
 local function run_tx(db, txn, t, fn, out, name, precompiled)
-  local tx = setmetatable({ _db = db, _txn = txn, _now = t, _reasons = {},
+  local tx = setmetatable({ _db = db, _txn = txn, _now = t, _reasons = {}, _n = 0,
     _canceled = false, _precompiled = precompiled, _action = false }, Tx)
   local res = pack(pcall(fn, tx))
   tx._txn = nil
@@ -484,7 +502,7 @@ local function run_tx(db, txn, t, fn, out, name, precompiled)
     local where = precompiled and string_format("actions[%d] (%s)", c.n, ACTION_OF[c.what])
       or string_format("action %d (%s)", c.n, c.what)
     return nil, string_format("dynafile.%s: transaction canceled: %s: %s", name, where,
-      r.message), "TransactionCanceled", tx._reasons
+      r.message), "TransactionCanceled", reasons_of(tx)
   end
   out.n = res.n - 1
   out.v = res
@@ -568,7 +586,7 @@ local function run_actions(tx, actions)
       end
       local ok, msg, code, misuse = tx._txn:write_batch(ops, m)
       if not ok then broken(tx, a.where, msg, code, misuse) end
-      for _ = 1, m do passed(tx) end
+      tx._n = tx._n + m -- m actions passed
       i = j
     else
       local opts = { condition = a.cond }
