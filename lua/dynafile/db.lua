@@ -14,8 +14,6 @@ local core = require "dynafile.core"
 local errors = require "dynafile.errors"
 local handle = require "dynafile.handle"
 local listeners = require "dynafile.listeners"
-local reader = require "dynafile.reader"
-local batch = require "dynafile.batch"
 local update = require "dynafile.update"
 
 local type, pcall, getmetatable = type, pcall, getmetatable
@@ -23,6 +21,15 @@ local error, string_format = error, string.format
 local math_floor = math.floor
 
 local fail, failed, options = errors.fail, errors.failed, errors.options
+
+-- dynafile.reader (queries and scans) and dynafile.batch (batch writers
+-- and transactions) are loaded at their first use: a program of
+-- single-item calls never compiles them (lazy.reader, lazy.batch).
+local lazy = setmetatable({}, { __index = function(t, name)
+  local m = require("dynafile." .. name)
+  t[name] = m
+  return m
+end })
 local check_open, now, is_expired = handle.check_open, handle.now, handle.is_expired
 local current, has_listeners = handle.current, handle.has_listeners
 local compile_condition, condition_holds = handle.compile_condition, handle.condition_holds
@@ -363,7 +370,7 @@ end
 --   print(order.SK, order.total)
 -- end
 function DB:query(pk, opts)
-  return reader.iterate(self, "query", pk, opts, false)
+  return lazy.reader.iterate(self, "query", pk, opts, false)
 end
 
 --- Iterate over every item (of the table, or of `opts.index`), in key
@@ -375,7 +382,7 @@ end
 -- @raise on invalid options, an unknown index, a filter string that does
 --   not parse, a closed handle; and whatever a filter function raises
 function DB:scan(opts)
-  return reader.iterate(self, "scan", nil, opts, true)
+  return lazy.reader.iterate(self, "scan", nil, opts, true)
 end
 
 --- One page of a query: up to `opts.limit` (default 100) items.
@@ -390,7 +397,7 @@ end
 -- @raise on invalid options (other than the filter string), a closed
 --   handle; and whatever a filter function raises
 function DB:query_page(pk, opts)
-  return reader.page(self, "query_page", pk, opts, false)
+  return lazy.reader.page(self, "query_page", pk, opts, false)
 end
 
 --- One page of a scan: up to `opts.limit` (default 100) items.
@@ -401,7 +408,7 @@ end
 -- @raise on invalid options (other than the filter string), a closed
 --   handle; and whatever a filter function raises
 function DB:scan_page(opts)
-  return reader.page(self, "scan_page", nil, opts, true)
+  return lazy.reader.page(self, "scan_page", nil, opts, true)
 end
 
 -- ----------------------------------------------- batches, transactions
@@ -416,7 +423,7 @@ end
 -- for _, e in ipairs(entities) do w:put_item(e) end
 function DB:batch_writer()
   check_open(self, "batch_writer")
-  return batch.writer(self)
+  return lazy.batch.writer(self)
 end
 
 --- Run fn(w) with a batch writer and commit what it queued in one
@@ -431,7 +438,7 @@ end
 --   whatever fn raises, after discarding its operations
 function DB:batch_write(fn)
   check_open(self, "batch_write")
-  return batch.batch_write(self, fn)
+  return lazy.batch.batch_write(self, fn)
 end
 
 --- Run fn(tx) with the write transaction held: all or nothing.
@@ -461,7 +468,7 @@ end
 --   fn raises, after rolling back
 function DB:transaction(fn)
   check_open(self, "transaction")
-  return batch.transaction(self, fn)
+  return lazy.batch.transaction(self, fn)
 end
 
 --- DynamoDB's TransactWriteItems: a list of actions `{put = item,
@@ -481,7 +488,7 @@ end
 --   database; and whatever an update function raises
 function DB:transact_write_items(actions)
   check_open(self, "transact_write_items")
-  return batch.transact_write_items(self, actions)
+  return lazy.batch.transact_write_items(self, actions)
 end
 
 -- ------------------------------------------------------------- TTL
@@ -521,7 +528,7 @@ end
 function DB:purge_expired(limit)
   local fn = "purge_expired"
   check_open(self, fn)
-  if limit ~= nil then reader.positive_int(fn, "limit", limit) end
+  if limit ~= nil then lazy.reader.positive_int(fn, "limit", limit) end
   local keys
   if self._ttl_fn then
     -- find the expired items in pages, running the TTL function outside
@@ -531,7 +538,7 @@ function DB:purge_expired(limit)
     local nk
     keys = {}
     repeat
-      spec.start_after, spec.max = nk, reader.PAGE
+      spec.start_after, spec.max = nk, lazy.reader.PAGE
       local items, code, misuse
       items, nk, code, misuse = self._c:page(spec)
       if not items then return failed(fn, nk, code, misuse) end
@@ -658,7 +665,7 @@ function DB:read_stream(after, max)
     fail(fn, "after must be a non-negative integer")
   end
   if max == nil then max = 256 end
-  reader.positive_int(fn, "max", max)
+  lazy.reader.positive_int(fn, "max", max)
   local records, nxt, first, last = self._c:stream_read_all(after, max)
   if not records then return failed(fn, nxt, first, last) end
   return records, nxt, first, last
