@@ -178,18 +178,9 @@ local function check_item(self, item, fn)
   end
 end
 
-local function key_of(self, item, index)
-  local k = { [self._pk] = item[self._pk] }
-  if self._sk then k[self._sk] = item[self._sk] end
-  if index then
-    local d = self._schema.indexes[index]
-    if d then
-      if d.pk then k[d.pk] = item[d.pk] end
-      if d.sk then k[d.sk] = item[d.sk] end
-    end
-  end
-  return k
-end
+-- The key table of an item (and of an index's key): a local database's
+-- rule, on the same handle fields (_pk, _sk, _schema).
+local key_of = require("dynafile.handle").key_of
 
 local function encode_key(self, key, fn)
   local k = {}
