@@ -59,6 +59,12 @@ int luaopen_dynafile_core(lua_State *L) {
   lua_setfield(L, -2, "version");
   lua_pushinteger(L, DF_FORMAT_VERSION);
   lua_setfield(L, -2, "format");
+  /* the handle's methods, for the Lua layer's hot paths to call without a
+   * method lookup on the userdata */
+  luaL_getmetatable(L, LDF_DB_MT);
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, -3, "db_methods");
+  lua_pop(L, 1);
   /* how many times the Lua layer's write runner runs a transaction whose
    * map had to grow: the core's bound for its own */
   lua_pushinteger(L, DF_GROW_RETRIES);

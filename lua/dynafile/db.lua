@@ -22,6 +22,10 @@ local math_floor = math.floor
 
 local fail, failed, options = errors.fail, errors.failed, errors.options
 
+-- The binding's single-item methods, called straight: no method lookup
+-- on the handle's userdata on the hot path of put_item and get_item.
+local c_put_item, c_get_item = core.db_methods.put_item, core.db_methods.get_item
+
 -- dynafile.reader (queries and scans) and dynafile.batch (batch writers
 -- and transactions) are loaded at their first use: a program of
 -- single-item calls never compiles them (lazy.reader, lazy.batch).
@@ -91,12 +95,16 @@ end
 --   or read-only handle, a write from inside one of this database's own
 --   transactions or update functions
 function DB:put_item(item, opts)
-  check_open(self, "put_item")
-  if opts == nil and not self._ttl_fn and not has_listeners(self) then
-    local ok, msg, code, misuse = self._c:put_item(item, now(self))
+  -- (the binding reports a closed handle, with check_open's message)
+  local h = getmetatable(self) == DB and not self._st.lost_writes and self._c
+  if h and opts == nil and not self._ttl_fn and #self._st.listeners == 0 then
+    local t
+    if self._timed then t = now(self) end
+    local ok, msg, code, misuse = c_put_item(h, item, t)
     if ok then return ok end
     return failed("put_item", msg, code, misuse)
   end
+  check_open(self, "put_item")
   opts = options("put_item", opts, PUT_OPTS)
   if type(item) ~= "table" then fail("put_item", "item must be a table, got %s", type(item)) end
   local cond, msg
@@ -275,7 +283,7 @@ function DB:get_item(key, opts)
   if not h then check_open(self, "get_item") end
   if opts ~= nil then return get_projected(self, key, opts) end
   if not self._timed then
-    local item, msg, code, misuse = h:get_item(key)
+    local item, msg, code, misuse = c_get_item(h, key)
     if msg == nil then return item end
     return failed("get_item", msg, code, misuse)
   end
