@@ -228,7 +228,8 @@ static int l_db_check(lua_State *L) {
   lua_setfield(L, -2, "meta_restored");
   set_num(L, "records_replayed", (double)r.records_replayed);
   set_num(L, "replayed_bytes", (double)r.replayed_bytes);
-  set_num(L, "seconds", r.recovery_seconds);
+  lua_pushnumber(L, (lua_Number)r.recovery_seconds); /* a fraction */
+  lua_setfield(L, -2, "seconds");
   lua_pushboolean(L, r.log_created);
   lua_setfield(L, -2, "log_created");
   lua_setfield(L, -2, "recovery");
