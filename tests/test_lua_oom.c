@@ -137,6 +137,10 @@ static int run(lua_State *L, const char *src, int loud) {
 static const char *prelude =
     "package.path = 'lua/?.lua;lua/?/init.lua'\n"
     "dynafile = require 'dynafile'\n"
+    /* the modules dynafile.db loads at their first use: the snippets'
+     * calls are under test, not the compiling of the library */
+    "require 'dynafile.batch'\n"
+    "require 'dynafile.reader'\n"
     "db = assert(dynafile.open(DIR))\n"
     "function key(pk, sk) return { PK = pk, SK = sk } end\n";
 
