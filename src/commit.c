@@ -758,9 +758,11 @@ static void commit_free(df_commit *c) {
  * base's meta names: with MDB_WRITEMAP, LMDB would extend a cut file with
  * zeros rather than notice. */
 static int restore_metas(df_commit *c, char *err, size_t errlen) {
-  unsigned char *now = &c->found[0][0];
+  unsigned char *now = &c->found[0][0], *head;
   uint64_t need;
-  int fd, i, e = 0;
+  size_t head_len;
+  ssize_t got;
+  int fd, i, e = 0, read_errno;
   struct stat st;
   fd = open(c->data_path, O_RDWR | O_CLOEXEC);
   if (fd < 0) {
@@ -768,19 +770,29 @@ static int restore_metas(df_commit *c, char *err, size_t errlen) {
     return df__fmt(err, errlen, sys_err(errno), "cannot open %s: %s",
                    c->data_path, strerror(errno));
   }
-  {
-    unsigned char tag[8];
-    if (pread(fd, tag, 8, TAG_AT) != 8 || le64(tag) != c->hdr.log_id) {
-      close(fd);
-      return df__fmt(err, errlen, DF_ECORRUPT,
-                     "%s does not belong to the redo log beside it (%s/"
-                     "redo.log was written for another data file); nothing "
-                     "was changed",
-                     c->data_path, c->path);
-    }
+  /* the tag and both meta pages in one read: an open that needs no
+   * recovery pays for every system call */
+  head_len = (size_t)c->hdr.psize + DF_REDO_META_LEN;
+  head = df__malloc(head_len);
+  if (head == NULL) {
+    close(fd);
+    return df__fmt(err, errlen, DF_ENOMEM, "out of memory");
+  }
+  got = pread(fd, head, head_len, 0);
+  read_errno = got < 0 ? errno : EIO;
+  if (c->hdr.psize < TAG_AT + 8 || got < (ssize_t)(TAG_AT + 8) ||
+      le64(head + TAG_AT) != c->hdr.log_id) {
+    df__free(head);
+    close(fd);
+    return df__fmt(err, errlen, DF_ECORRUPT,
+                   "%s does not belong to the redo log beside it (%s/"
+                   "redo.log was written for another data file); nothing "
+                   "was changed",
+                   c->data_path, c->path);
   }
   need = meta_needs(c->hdr.meta, c->hdr.psize);
   if (fstat(fd, &st) != 0 || need == 0 || (uint64_t)st.st_size < need) {
+    df__free(head);
     close(fd);
     return df__fmt(err, errlen, DF_ECORRUPT,
                    "%s is truncated: %lld bytes, but its last checkpoint "
@@ -788,10 +800,13 @@ static int restore_metas(df_commit *c, char *err, size_t errlen) {
                    c->data_path, (long long)st.st_size,
                    (unsigned long long)need);
   }
-  for (i = 0; i < 2 && e == 0; i++)
-    if (pread(fd, now + i * DF_REDO_META_LEN, DF_REDO_META_LEN,
-              (off_t)i * c->hdr.psize) != DF_REDO_META_LEN)
-      e = errno ? errno : EIO;
+  if (got < (ssize_t)head_len)
+    e = read_errno;
+  else
+    for (i = 0; i < 2; i++)
+      memcpy(now + i * DF_REDO_META_LEN, head + (size_t)i * c->hdr.psize,
+             DF_REDO_META_LEN);
+  df__free(head);
   if (e == 0 && memcmp(now, c->hdr.meta, sizeof c->found) != 0 &&
       DF_BROKEN != 2) {
     for (i = 0; i < 2 && e == 0; i++)

@@ -936,7 +936,9 @@ static size_t page_size(MDB_env *env) {
  * the smallest usual window.  When 16 pages spread over the range can all
  * be read without waiting (preadv2 with RWF_NOWAIT fails for a page that
  * is not in the page cache), the file is taken as cached and nothing is
- * asked.  Failures are ignored: this only saves time. */
+ * asked.  It works on LMDB's own descriptor of the file (no open of its
+ * own: every system call counts in an open).  Failures are ignored: this
+ * only saves time. */
 #define PREFETCH_CHUNK ((size_t)128 << 10)
 #define PREFETCH_SAMPLES 16
 
@@ -959,26 +961,25 @@ static int cached(int fd, size_t len) {
 #endif
 }
 
-static void prefetch(df_env *e, const char *data_path, size_t want) {
+static void prefetch(df_env *e, size_t want) {
   MDB_envinfo info;
   size_t used, len, off, pg = (size_t)sysconf(_SC_PAGESIZE);
   long phys = sysconf(_SC_PHYS_PAGES);
   int fd;
-  if (want == DF_PREFETCH_NONE || mdb_env_info(e->mdb, &info) != 0) return;
+  if (want == DF_PREFETCH_NONE || mdb_env_info(e->mdb, &info) != 0 ||
+      mdb_env_get_fd(e->mdb, &fd) != 0)
+    return;
   if (want == 0) want = DF_PREFETCH_DEFAULT;
   if (phys > 0 && want > (size_t)phys / 4 * pg) want = (size_t)phys / 4 * pg;
   used = ((size_t)info.me_last_pgno + 1) * e->page_size;
   len = used < want ? used : want;
   if (len == 0) return;
-  fd = open(data_path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
   if (!cached(fd, len))
     for (off = 0; off < len; off += PREFETCH_CHUNK)
       (void)posix_fadvise(
           fd, (off_t)off,
           (off_t)(len - off < PREFETCH_CHUNK ? len - off : PREFETCH_CHUNK),
           POSIX_FADV_WILLNEED);
-  close(fd);
 }
 
 /* A data file shorter than the last page its meta page names was cut
@@ -1194,7 +1195,7 @@ static int env_open(const char *path, const struct stat *st,
     /* best effort, as before each write transaction (allocate_map) */
     if (mdb_env_info(e->mdb, &info) == 0) allocate_ahead(e, &info);
   }
-  prefetch(e, data_path, o->prefetch);
+  prefetch(e, o->prefetch);
   code = env_load(e, o, err, errlen);
   if (code == DF_OK)
     code =
@@ -1218,13 +1219,20 @@ int df__env_acquire(const char *path, const df_open_options *o, df_env **out,
 
   *out = NULL;
   pthread_once(&atfork_once, install_atfork);
-  if (!o->readonly && (rc = mkdirs(path)) != 0)
-    return df__fmt(err, errlen,
-                   rc == EACCES || rc == EPERM ? DF_EACCESS : DF_EIO,
-                   "cannot create directory %s: %s", path, strerror(rc));
-  if (stat(path, &st) != 0)
-    return df__fmt(err, errlen, errno == EACCES ? DF_EACCESS : DF_EIO,
-                   "cannot open %s: %s", path, strerror(errno));
+  /* the directory's parents are made only when it is missing: an open of
+   * an existing database makes no mkdir call */
+  if (stat(path, &st) != 0) {
+    if (errno != ENOENT || o->readonly)
+      return df__fmt(err, errlen, errno == EACCES ? DF_EACCESS : DF_EIO,
+                     "cannot open %s: %s", path, strerror(errno));
+    if ((rc = mkdirs(path)) != 0)
+      return df__fmt(err, errlen,
+                     rc == EACCES || rc == EPERM ? DF_EACCESS : DF_EIO,
+                     "cannot create directory %s: %s", path, strerror(rc));
+    if (stat(path, &st) != 0)
+      return df__fmt(err, errlen, errno == EACCES ? DF_EACCESS : DF_EIO,
+                     "cannot open %s: %s", path, strerror(errno));
+  }
   if (!S_ISDIR(st.st_mode))
     return df__fmt(err, errlen, DF_EIO, "%s is not a directory", path);
   if (access(path, o->readonly ? (R_OK | X_OK) : (R_OK | W_OK | X_OK)) != 0)
