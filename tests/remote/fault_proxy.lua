@@ -8,14 +8,17 @@
 -- For each request, one fault is drawn (or none):
 --   drop_before  close the client's connection; nothing is forwarded
 --   drop_after   forward, read the answer, close without answering
---   delay        forward, answer after DELAY seconds (env FAULT_DELAY, 3)
+--   delay        forward, answer after DELAY seconds (env FAULT_DELAY, 3),
+--                then close; the proxy serves other connections meanwhile
 --   throttle     answer 400 ThrottlingException; nothing is forwarded
 --   e500         answer 500 InternalServerError; nothing is forwarded
 --   e500_after   forward, then answer 500 instead of the real answer
 -- Prints "PORT PID" on its first line; after each request, rewrites
 -- COUNTS_FILE with one "fault count" line per fault drawn so far.  Runs
--- until it is killed.  Connections are served one request at a time (the fault
--- tests send one request at a time).
+-- until it is killed.  Each connection is served one request at a time (the
+-- fault tests send one request at a time); a delayed answer holds only its
+-- own connection, so a client that ignores its deadline waits the whole
+-- DELAY while every other request is served.
 local socket = require "socket"
 
 local upstream_port = assert(tonumber(arg[1]), "upstream port")
@@ -85,8 +88,43 @@ local function draw()
 end
 
 local clients = {}
+local held = {} -- delayed answers: { sock, raw, due }, in the order held
+
+local function remove_client(s)
+  for i, c in ipairs(clients) do
+    if c == s then table.remove(clients, i) break end
+  end
+end
+
+-- Send the held answers that are due (the client may have gone: errors
+-- are ignored), and close their connections.
+local function release_due()
+  local now = socket.gettime()
+  local i = 1
+  while i <= #held do
+    local h = held[i]
+    if h.due <= now then
+      h.sock:settimeout(0)
+      h.sock:send(h.raw)
+      h.sock:close()
+      table.remove(held, i)
+    else
+      i = i + 1
+    end
+  end
+end
+
+local function wait_time()
+  local t = 5
+  for _, h in ipairs(held) do
+    t = math.min(t, math.max(0, h.due - socket.gettime()))
+  end
+  return t
+end
+
 while true do
-  local ready = socket.select({ server, table.unpack(clients) }, nil, 5)
+  local ready = socket.select({ server, table.unpack(clients) }, nil, wait_time())
+  release_due()
   for _, s in ipairs(ready) do
     if s == server then
       local c = server:accept()
@@ -115,17 +153,18 @@ while true do
             keep = false
           elseif fault == "e500_after" then
             s:send(error_response(500, "InternalServerError", "Internal server error"))
+          elseif fault == "delay" then
+            held[#held + 1] = { sock = s, raw = resp.raw, due = socket.gettime() + DELAY }
+            remove_client(s)
+            keep = nil -- held: neither served again nor closed now
           else
-            if fault == "delay" then socket.sleep(DELAY) end
             s:send(resp.raw)
           end
         end
       end
-      if not keep then
+      if keep == false then
         s:close()
-        for i, c in ipairs(clients) do
-          if c == s then table.remove(clients, i) break end
-        end
+        remove_client(s)
       end
     end
   end
