@@ -17,7 +17,7 @@
  * DynamoDB's types in MessagePack (the on-disk format of item values):
  *   S    str                    BOOL  true / false
  *   N    int, uint or float64 when one of them holds the number exactly
- *        (a float by its shortest decimal: see decimal.c), else ext type 1
+ *        (a float by its value: see decimal.c), else ext type 1
  *        whose payload is the number's order-preserving encoding
  *        (decimal.c), at most DF_NUM_ENC_MAX bytes, never an infinity
  *   B    bin                    NULL  nil
@@ -1073,9 +1073,9 @@ static int cmp_dec(const df_value *a, const df_value *b) {
 
 #define TWO53 9007199254740992.0
 
-/* A double's value is its shortest decimal.  Below 2^53 in magnitude that
- * decimal and the double's exact binary value stand in the same order to
- * every integer (integers there are doubles themselves), so the exact
+/* A double's value is df__dec_from_double's.  Below 2^53 in magnitude
+ * that value and the double's exact binary value stand in the same order
+ * to every integer (integers there are doubles themselves), so the exact
  * comparison gives the answer; beyond, the decimal decides. */
 static int cmp_int_float(const df_value *iv, double f) {
   if (isnan(f)) return 2;

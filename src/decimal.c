@@ -4,11 +4,16 @@
  * and the order-preserving byte encoding of every number.
  *
  * The value of every number in dynafile is a decimal.  An integer is its
- * digits.  A double is the shortest decimal that reads back as the same
- * double (at most 17 significant digits): 0.1 is 0.1, 2^60 as a double is
- * 1152921504606847000.  Because distinct doubles have disjoint rounding
- * intervals, this keeps the order of doubles, so integers, doubles and
- * decimals compare consistently everywhere (filters, keys, sort order).
+ * digits.  A double that is an integer in the int64 range [-2^63, 2^63)
+ * is that integer, exactly: 2^60 as a double is 1152921504606846976, the
+ * integer 1 << 60, as Lua has it (1 << 60 == 2^60), so a key written as
+ * either is one key on every Lua (5.1 and LuaJIT have only the double).
+ * Any other double is the shortest decimal that reads back as the same
+ * double (at most 17 significant digits): 0.1 is 0.1, 2^64 is
+ * 18446744073709552000.  Each double's value lies inside its own
+ * rounding interval, and distinct doubles have disjoint ones, so this
+ * keeps the order of doubles, and integers, doubles and decimals compare
+ * consistently everywhere (filters, keys, sort order).
  *
  * Invariant: a df_dec is normalised -- no leading or trailing zero digit
  * (d[0] and d[n-1] are not 0), zero has sign 0 and n 0, an infinity has
@@ -173,7 +178,7 @@ void df__dec_from_int(int64_t i, df_dec *out) {
   }
 }
 
-#define TWO53 9007199254740992.0
+#define TWO63 9223372036854775808.0
 
 int df__dec_from_double(double f, df_dec *out) {
   char buf[40];
@@ -186,7 +191,7 @@ int df__dec_from_double(double f, df_dec *out) {
     return DF_DEC_OK;
   }
   if (f == 0) return DF_DEC_OK; /* -0 too */
-  if (f == floor(f) && fabs(f) < TWO53) {
+  if (f == floor(f) && f >= -TWO63 && f < TWO63) {
     df__dec_from_int((int64_t)f, out);
     return DF_DEC_OK;
   }
@@ -252,7 +257,8 @@ int df__dec_double(const df_dec *d, double *out) {
   snprintf(buf + k, sizeof buf - (size_t)k, "e%d", d->exp);
   *out = strtod(buf, NULL);
   if (isinf(*out) || *out == 0) return 0;
-  if (d->n > 17) return 0; /* a double's shortest decimal has at most 17 */
+  /* a double's value has at most 17 digits, or 19 as an int64 */
+  if (d->n > 19) return 0;
   if (df__dec_from_double(*out, &back) != DF_DEC_OK) return 0;
   return df__dec_cmp(&back, d) == 0;
 }

@@ -66,10 +66,13 @@ extern "C" {
 /* On-disk format version stored in the meta sub-database.  2: numbers in
  * keys as decimals, binary keys, long sort keys (prefix + hash).  3: the
  * redo log (redo.log beside data.mdb; a release before it must not write
- * there, since it would bypass the log; the data is as in format 2).  A
+ * there, since it would bypass the log; the data is as in format 2).  4:
+ * a float that is an integer in the int64 range is keyed by that integer
+ * (the float 2^60 and the integer 1 << 60 are one key; formats 2 and 3
+ * keyed such a float beyond 2^53 by its shortest decimal).  A
  * database of an older format is upgraded in place, in one transaction,
  * by the first writable open (a read-only open of one is DF_EVERSION). */
-#define DF_FORMAT_VERSION 3
+#define DF_FORMAT_VERSION 4
 /* Deepest nesting of maps and arrays an item may have. */
 #define DF_MAX_DEPTH 32
 /* The key attribute names of a new database whose creator names none

@@ -110,7 +110,9 @@ int df__dec_range(const df_dec *d);
 const char *df__dec_msg(int reason);
 void df__dec_from_int(int64_t i, df_dec *out);
 void df__dec_from_uint(uint64_t u, df_dec *out);
-/* The shortest decimal that reads back as f.  DF_DEC_OK, or DF_DEC_NAN. */
+/* The value of the double f: the integer it is when it is an integer in
+ * [-2^63, 2^63), else the shortest decimal that reads back as f.
+ * DF_DEC_OK, or DF_DEC_NAN. */
 int df__dec_from_double(double f, df_dec *out);
 /* The decimal of a number value (DF_TINT, DF_TUINT, DF_TFLOAT,
  * DF_TDECIMAL).  DF_OK; DF_EVALIDATION for NaN or a value that is not a
@@ -119,8 +121,8 @@ int df__dec_from_value(const df_value *v, df_dec *out);
 /* 1 and *out when d is exactly an int64 / a uint64, else 0. */
 int df__dec_int64(const df_dec *d, int64_t *out);
 int df__dec_uint64(const df_dec *d, uint64_t *out);
-/* The nearest double in *out; returns 1 when that double's value (its
- * shortest decimal) is exactly d, 0 when it is not (or overflows). */
+/* The nearest double in *out; returns 1 when that double's value (as
+ * df__dec_from_double gives it) is exactly d, 0 when it is not (or overflows). */
 int df__dec_double(const df_dec *d, double *out);
 /* The plain string (DynamoDB's canonical form: no exponent, "0" for zero;
  * "inf"/"-inf").  Writes at most cap bytes, NUL included; returns the
@@ -249,8 +251,8 @@ int df__mp_path_find(const void *item, size_t len, const df_path *path,
                      const unsigned char **vend);
 
 /* Compare two scalar values the way filters do.  Numbers (int, uint,
- * float, decimal) compare numerically as decimals (a float by its shortest
- * decimal), strings with strings and binaries with binaries bytewise,
+ * float, decimal) compare numerically as decimals (a float by its value
+ * as df__dec_from_double gives it), strings with strings and binaries with binaries bytewise,
  * booleans false < true, sets of one kind equal (0) when they hold the
  * same elements.  Returns -1/0/1, or 2 when the values are not comparable
  * (different kinds, NaN, containers, unequal sets). */

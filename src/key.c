@@ -10,9 +10,11 @@
  * past the given end, and decoding is total on hostile bytes.
  *
  * Numbers (int, uint, float, decimal): decimal.c's encoding of the value
- * as a decimal (a float by its shortest decimal): tags 0x10..0x14, at
- * most DF_NUM_ENC_MAX bytes.  -0.0 is 0; NaN is refused; the infinities
- * sort at the ends.
+ * as a decimal: tags 0x10..0x14, at most DF_NUM_ENC_MAX bytes.  A float
+ * that is an integer in the int64 range is that integer (the float 2^60
+ * and the integer 1 << 60 are one key, as Lua has them equal, on 5.1 and
+ * LuaJIT too), any other float its shortest decimal.  -0.0 is 0; NaN is
+ * refused; the infinities sort at the ends.
  *
  * Strings (DF_TAG_STR) and binaries (DF_TAG_BIN): the tag, the bytes with
  * 0x00 written as 0x00 0xFF, then the terminator 0x00 0x01, so a value

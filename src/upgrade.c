@@ -15,9 +15,22 @@
  * sub-database, emptied first, as scratch space, so no new key can land
  * on an old one not yet moved), then every index and the expiry entries
  * are rebuilt.  Two items whose old keys differed only as binary numbers
- * that are one decimal (the float 2^60 and the integer
- * 1152921504606847000) cannot both keep their keys: the upgrade then
+ * that are one decimal (the float 2^64 and the integer
+ * 18446744073709552000) cannot both keep their keys: the upgrade then
  * fails, naming them, and changes nothing.
+ *
+ * Formats 2 and 3 -> 4: a float that is an integer of the int64 range
+ * beyond 2^53 in magnitude (the float 2^60) was keyed by its shortest
+ * decimal (1152921504606847000) and is now keyed by that integer
+ * (1152921504606846976, the key of the integer 1 << 60), so that a key
+ * is found whichever Lua wrote it (decimal.c).  The item bytes tell these
+ * floats from integers (MessagePack float64 against int), so the step
+ * reads every item: when no key attribute of any item (table or index
+ * key) holds such a float, which is the rule, nothing is rewritten;
+ * otherwise every item is re-keyed and the derived sub-databases rebuilt,
+ * as from format 1.  Two items keyed apart before (the float 2^60 and the
+ * integer 1 << 60, written by different Luas) are one key now: the
+ * upgrade then fails, naming them, and changes nothing.
  *
  * Invariant: after a committed upgrade the database is exactly what the
  * current release would have written from the same items.
@@ -74,7 +87,9 @@ static void describe(const df_value *v, char *buf, size_t cap) {
   }
 }
 
-static int v1_to_v2(df_write *w) {
+/* Move every item to the key this release gives it, then rebuild the
+ * indexes and the expiry entries from the items. */
+static int rekey_all(df_write *w) {
   const df_schema *s = w->schema;
   df_kvcursor *c;
   df_bytes k, v, there;
@@ -106,9 +121,10 @@ static int v1_to_v2(df_write *w) {
       describe(&other.sk, d2, sizeof d2);
       df__fmt(w->errmsg, sizeof w->errmsg, DF_EVALIDATION,
               "the items with keys (%s, %s) and (%s, %s) are one key now: "
-              "numbers compare as decimals (a float by its shortest "
-              "decimal), and these are equal; delete or re-key one of them "
-              "with the release that wrote the database",
+              "numbers compare as decimals (a float by the integer it is in "
+              "the int64 range, else by its shortest decimal), and these are "
+              "equal; delete or re-key one of them with the release that "
+              "wrote the database",
               a, s->sk ? c2 : "-", b, s->sk ? d2 : "-");
       code = DF_EVALIDATION;
       break;
@@ -130,6 +146,41 @@ static int v1_to_v2(df_write *w) {
   return df__expiry_rebuild(w);
 }
 
+#define TWO53 9007199254740992.0
+#define TWO63 9223372036854775808.0
+
+/* Does the attribute `name` of the item hold a float that formats 2 and
+ * 3 keyed by its shortest decimal and format 4 by its integer? */
+static int rekeyed_float(const df_bytes *item, const char *name) {
+  df_value v;
+  if (!name || df__mp_map_find(item->p, item->n, name, strlen(name), &v, NULL,
+                               NULL) != 1)
+    return 0;
+  /* every double of that magnitude is an integer */
+  return v.type == DF_TFLOAT && ((v.f >= TWO53 && v.f < TWO63) ||
+                                 (v.f <= -TWO53 && v.f >= -TWO63));
+}
+
+static int v3_to_v4(df_write *w) {
+  const df_schema *s = w->schema;
+  df_kvcursor *c;
+  df_bytes k, v;
+  size_t i;
+  int code, found = 0;
+  if ((code = df__kv_cursor(&w->kv, DF_SUB_ITEMS, &c)) != DF_OK)
+    return failed(w, code, "cannot read the items");
+  for (code = df__kv_step(c, DF_KV_FIRST, &k, &v); code == DF_OK && !found;
+       code = df__kv_step(c, DF_KV_NEXT, &k, &v)) {
+    found = rekeyed_float(&v, s->pk) || rekeyed_float(&v, s->sk);
+    for (i = 0; i < s->n_indexes && !found; i++)
+      found = rekeyed_float(&v, s->indexes[i].pk) ||
+              rekeyed_float(&v, s->indexes[i].sk);
+  }
+  df__kv_cursor_close(c);
+  if (found) return rekey_all(w);
+  return code == DF_ENOTFOUND ? DF_OK : failed(w, code, "cannot read the items");
+}
+
 static int upgrade_body(df_txn *t, void *ud) {
   upgrade *u = ud;
   df_write *w = df__txn_write(t);
@@ -145,7 +196,10 @@ static int upgrade_body(df_txn *t, void *ud) {
   u->from = u->next.format;
   if (u->from >= DF_FORMAT_VERSION) return DF_OK;
   code = DF_OK;
-  if (u->from < 2) code = v1_to_v2(w);
+  if (u->from < 2)
+    code = rekey_all(w); /* format 1 -> 2, and so to 4 */
+  else if (u->from < 4)
+    code = v3_to_v4(w);
   if (code == DF_OK) {
     u->next.format = DF_FORMAT_VERSION;
     code = df__env_schema_store(&w->kv, &u->next.s);

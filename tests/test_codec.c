@@ -696,20 +696,21 @@ static void test_value_cmp(void) {
   CMP(vi(0), vf(-0.0), 0);
   CMP(vi(0), vf(DBL_MIN), -1);
   CMP(vi(0), vf(-DBL_MIN), 1);
-  /* int64 limits against doubles: a double's value is its shortest
-   * decimal, so the double 2^63-1024 is 9223372036854775000 and the
-   * double -2^63 is -9223372036854776000 */
+  /* int64 limits against doubles: a double's value is the integer it is
+   * inside the int64 range, so the double 2^63-1024 is
+   * 9223372036854774784 and the double -2^63 is INT64_MIN; beyond, its
+   * shortest decimal: the double 2^63 is 9223372036854776000 */
   CMP(vi(INT64_MAX), vf(two63), -1);
   CMP(vi(INT64_MAX), vf(nextafter(two63, 0)), 1);
-  CMP(vi(9223372036854775000LL), vf(nextafter(two63, 0)), 0);
-  CMP(vi(9223372036854775001LL), vf(nextafter(two63, 0)), 1);
-  CMP(vi(INT64_MAX - 1022), vf(nextafter(two63, 0)), -1);
-  CMP(vi(INT64_MAX - 1023), vf(nextafter(two63, 0)), -1); /* 2^63-1024 */
+  CMP(vi(9223372036854775000LL), vf(nextafter(two63, 0)), 1);
+  CMP(vi(9223372036854774784LL), vf(nextafter(two63, 0)), 0);
+  CMP(vi(INT64_MAX - 1022), vf(nextafter(two63, 0)), 1);
+  CMP(vi(INT64_MAX - 1023), vf(nextafter(two63, 0)), 0); /* 2^63-1024 */
   CMP(vi(INT64_MAX - 1024), vf(nextafter(two63, 0)), -1);
-  CMP(vi(INT64_MIN), vf(-two63), 1);
+  CMP(vi(INT64_MIN), vf(-two63), 0);
   CMP(vi(INT64_MIN + 1), vf(-two63), 1);
-  CMP(vi(1152921504606846976LL), vf(1152921504606846976.0), -1); /* 2^60 */
-  CMP(vi(1152921504606847000LL), vf(1152921504606846976.0), 0);
+  CMP(vi(1152921504606846976LL), vf(1152921504606846976.0), 0); /* 2^60 */
+  CMP(vi(1152921504606847000LL), vf(1152921504606846976.0), 1);
   CMP(vi(INT64_MIN), vf(nextafter(-two63, -INFINITY)), 1);
   CMP(vi((1LL << 53) + 1), vf(9007199254740992.0), 1);
   CMP(vi((1LL << 53) + 1), vf(9007199254740994.0), -1);
@@ -764,8 +765,9 @@ static void test_value_cmp(void) {
   CMP(vs_(DF_TARRAY, NULL, 0), vs_(DF_TARRAY, NULL, 0), 2);
 }
 
-/* The shortest decimal of f as a long double: exact for the doubles this
- * test makes (integers below 2^64 beyond 2^53, binary fractions below). */
+/* The decimal value of f as a long double: exact for the doubles this
+ * test makes (integers below 2^64 beyond 2^53, binary fractions below):
+ * f itself inside the int64 range, its shortest decimal beyond. */
 static long double shortest_ld(double f) {
   char buf[40];
   int p;
@@ -773,7 +775,8 @@ static long double shortest_ld(double f) {
     snprintf(buf, sizeof buf, "%.*e", p - 1, f);
     if (strtod(buf, NULL) == f) break;
   }
-  if (fabs(f) < 9007199254740992.0) return (long double)f;
+  if (f >= -9223372036854775808.0 && f < 9223372036854775808.0)
+    return (long double)f;
   return strtold(buf, NULL);
 }
 

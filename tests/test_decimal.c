@@ -115,6 +115,8 @@ static void test_dynamodb_range(void) {
   CHECK_EQ_INT(df__dec_range(&d), DF_DEC_OK);
 }
 
+/* A double's value: the integer it is within the int64 range, else its
+ * shortest decimal. */
 static void test_doubles_give_their_shortest_decimal(void) {
   struct {
     double f;
@@ -123,7 +125,11 @@ static void test_doubles_give_their_shortest_decimal(void) {
                {1.0, "1"},
                {-2.5, "-2.5"},
                {0.1 + 0.2, "0.30000000000000004"},
-               {1152921504606846976.0, "1152921504606847000"},
+               {1152921504606846976.0, "1152921504606846976"}, /* 2^60 */
+               {-4611686018427387904.0, "-4611686018427387904"}, /* -2^62 */
+               {-9223372036854775808.0, "-9223372036854775808"}, /* -2^63 */
+               {9223372036854775808.0, "9223372036854776000"},   /* 2^63 */
+               {18446744073709551616.0, "18446744073709552000"}, /* 2^64 */
                {1e20, "100000000000000000000"},
                {1e-7, "0.0000001"},
                {5e-324, NULL},
@@ -140,17 +146,25 @@ static void test_doubles_give_their_shortest_decimal(void) {
     CHECK(df__dec_double(&d, &back) == 1 || cases[i].f == 0);
     CHECK(back == cases[i].f);
   }
-  /* generated doubles: the digits read back, and one digit fewer does not */
+  /* generated doubles: the digits read back, and one digit fewer does not
+   * (an integer in the int64 range: its digits, exactly) */
   for (i = 0; i < 20000; i++) {
     uint64_t bits = rnd();
     double f, back;
     df_dec d;
     char buf[64];
+    int64_t iv;
     memcpy(&f, &bits, 8);
+    if (i % 4 == 0) f = ldexp((double)(bits >> 11), (int)(rnd() % 12)); /* big integers */
     if (isnan(f) || isinf(f)) continue;
     CHECK_EQ_INT(df__dec_from_double(f, &d), DF_DEC_OK);
-    CHECK(d.n <= 17);
     CHECK(df__dec_double(&d, &back) && back == f);
+    if (f == floor(f) && f >= -9223372036854775808.0 &&
+        f < 9223372036854775808.0) {
+      CHECK(df__dec_int64(&d, &iv) && (double)iv == f && iv == (int64_t)f);
+      continue;
+    }
+    CHECK(d.n <= 17);
     if (d.n > 1) {
       snprintf(buf, sizeof buf, "%.*e", d.n - 2, f);
       CHECK(strtod(buf, NULL) != f);
@@ -286,11 +300,13 @@ static void test_encoding_order_equals_numeric_order(void) {
 static void test_number_kinds_compare_as_decimals(void) {
   df_dec a, b;
   size_t i;
-  /* the int 2^60 is below the double 2^60, whose value is 1152921504606847000
-   */
+  /* the int 2^60 is the double 2^60; 1152921504606847000 (its shortest
+   * decimal) is above it */
   df__dec_from_int(1152921504606846976LL, &a);
   df__dec_from_double(1152921504606846976.0, &b);
-  CHECK_EQ_INT(df__dec_cmp(&a, &b), -1);
+  CHECK_EQ_INT(df__dec_cmp(&a, &b), 0);
+  df__dec_from_int(1152921504606847000LL, &a);
+  CHECK_EQ_INT(df__dec_cmp(&a, &b), 1);
   df__dec_from_int(1, &a);
   df__dec_from_double(1.0, &b);
   CHECK_EQ_INT(df__dec_cmp(&a, &b), 0);

@@ -4,7 +4,8 @@
  * partition-key hashing and the spread of df__hash64's high bits.
  *
  * The reference order for numbers is that of their decimal values (a
- * double's is its shortest decimal): long double comparison where that is
+ * double's is the integer it is inside the int64 range, else its shortest
+ * decimal): long double comparison where that is
  * exact (x86-64's 64-bit mantissa), the double order between doubles, and
  * decimal.c's comparison (tested against independent references in
  * test_decimal) for decimals of up to 38 digits.  Strings sort before
@@ -84,7 +85,8 @@ static int ld_cmp(long double x, long double y) {
 }
 
 static int num_ref(const df_value *a, const df_value *b) {
-  const double two53 = 9007199254740992.0, two64 = 18446744073709551616.0;
+  const double two53 = 9007199254740992.0, two63 = 9223372036854775808.0,
+               two64 = 18446744073709551616.0;
   long double x, y;
   if (a->type == DF_TDECIMAL || b->type == DF_TDECIMAL || LDBL_MANT_DIG < 64) {
     df_dec da, db;
@@ -98,7 +100,9 @@ static int num_ref(const df_value *a, const df_value *b) {
   if (a->type == DF_TFLOAT) { /* a float against an integer */
     y = b->type == DF_TINT ? (long double)b->i : (long double)b->u;
     if (fabs(a->f) >= two64) return a->f > 0 ? 1 : -1;
-    x = fabs(a->f) < two53 ? (long double)a->f : shortest_ld(a->f);
+    x = fabs(a->f) < two53 || (a->f >= -two63 && a->f < two63)
+            ? (long double)a->f
+            : shortest_ld(a->f);
     return ld_cmp(x, y);
   }
   x = a->type == DF_TINT ? (long double)a->i : (long double)a->u;
@@ -331,8 +335,8 @@ static void test_order_and_roundtrip(void) {
     if (df__key_dec(&p, enc[i] + elen[i], &d, scratch, sizeof scratch) ||
         p != enc[i] + elen[i] || !same_value(&d, &vals[i]))
       bad_rt++;
-    /* the documented decoded types: an int whenever the value (a float's
-     * shortest decimal) is one */
+    /* the documented decoded types: an int whenever the value (of a float:
+     * see decimal.c) is one */
     if (d.type == DF_TFLOAT) {
       df_dec x;
       int64_t iv;

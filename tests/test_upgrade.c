@@ -37,6 +37,16 @@ static void v1_num(const df_value *v, unsigned char *out) {
   int i;
   if (v->type == DF_TFLOAT) {
     D = v->f == 0 ? 0.0 : v->f;
+  } else if (v->type == DF_TUINT) {
+    uint64_t x = v->u, dx;
+    D = (double)x;
+    if (D >= 18446744073709551616.0) D = nextafter(D, 0.0);
+    dx = (uint64_t)D;
+    if (dx > x) {
+      D = nextafter(D, -INFINITY);
+      dx = (uint64_t)D;
+    }
+    r = (unsigned)(x - dx);
   } else {
     int64_t x = v->i, dx;
     D = (double)x;
@@ -306,15 +316,18 @@ static void test_refuses_keys_that_become_one(void) {
   int code;
   df_db *db;
   fx_fresh(path, sizeof path);
-  /* the float 2^60 is the decimal 1152921504606847000 */
+  /* the float 2^63, beyond the int64 range, is its shortest decimal
+   * 9223372036854776000, an integer of its own in format 1 */
   pk[0] = pk[1] = fx_str("p");
-  sk[0] = fx_float(1152921504606846976.0);
-  sk[1] = fx_int(1152921504606847000LL);
+  sk[0] = fx_float(9223372036854775808.0);
+  memset(&sk[1], 0, sizeof sk[1]);
+  sk[1].type = DF_TUINT;
+  sk[1].u = 9223372036854776000ULL;
   if (!CHECK(write_v1(path, pk, sk, 2) == 0)) return;
   before = raw_digest(path, "items");
   db = open_db(path, 0, &code);
   CHECK_EQ_INT(code, DF_EVALIDATION);
-  CHECK(strstr(df_db_errmsg(db), "1152921504606847000 (float)") != NULL);
+  CHECK(strstr(df_db_errmsg(db), "9223372036854776000 (float)") != NULL);
   CHECK(strstr(df_db_errmsg(db), "cannot upgrade the database from format 1") !=
         NULL);
   df_db_close(db);
