@@ -75,10 +75,11 @@ describe("keys", function()
       assert.same({ 2 ^ 53, 2 ^ 53 + 2, 2 ^ 54 }, sort_keys("big"))
       return
     end
-    -- a float's value is its shortest decimal: 2.0^62 is 4611686018427388000,
-    -- above the integer 2^62 + 1 (4611686018427387905)
+    -- a float that is an integer in the int64 range is that integer: 2.0^62
+    -- is 4611686018427387904, below the integer 2^62 + 1 (its shortest
+    -- decimal, 4611686018427388000, would be above)
     local m, i53, i62 = math.maxinteger, math.tointeger(2 ^ 53), math.tointeger(2 ^ 62)
-    local list = { -m - 1, -i62, 2 ^ 53, i53 + 1, i53 + 2, i62 + 1, 2.0 ^ 62, m - 1, m }
+    local list = { -m - 1, -i62, 2 ^ 53, i53 + 1, i53 + 2, 2.0 ^ 62, i62 + 1, m - 1, m }
     put_all("big", list)
     local got = sort_keys("big")
     assert.equal(#list, #got)
@@ -201,16 +202,15 @@ describe("keys only a local database holds", function()
 
   it("gives integer and float keys back with their subtype on Lua 5.3+", function()
     if not has_int then return end
-    -- a float's value is its shortest decimal: 2.0^62 is 4611686018427388000,
-    -- above the integer 2^62 + 1
+    -- 2.0^62 is the integer 2^62, below 2^62 + 1
     local i53, i62 = math.tointeger(2 ^ 53), math.tointeger(2 ^ 62)
     put_all("f", { 2 ^ 53, i53 + 1, i62 + 1, 2.0 ^ 62 })
     local got = sort_keys("f")
-    assert.same({ 2 ^ 53, i53 + 1, i62 + 1, 2.0 ^ 62 }, got)
+    assert.same({ 2 ^ 53, i53 + 1, 2.0 ^ 62, i62 + 1 }, got)
     assert.equal("float", math.type(got[1]))
     assert.equal("integer", math.type(got[2]))
-    assert.equal("integer", math.type(got[3]))
-    assert.equal("float", math.type(got[4]))
+    assert.equal("float", math.type(got[3]))
+    assert.equal("integer", math.type(got[4]))
   end)
 
   it("orders strings of any bytes, the empty string first", function()

@@ -92,12 +92,15 @@ describe("dynafile.decimal", function()
     assert.has_error(function() dynafile.decimal({}) end)
   end)
 
-  it("takes a Lua number as its shortest decimal", function()
+  it("takes a Lua number as its value: an integer in the int64 range exactly, else its shortest decimal", function()
     assert.are.equal("0.1", tostring(dynafile.decimal(0.1)))
     assert.are.equal("1", tostring(dynafile.decimal(1.0)))
     assert.are.equal("-2.5", tostring(dynafile.decimal(-2.5)))
     assert.are.equal("0.30000000000000004", tostring(dynafile.decimal(0.1 + 0.2)))
-    assert.are.equal("1152921504606847000", tostring(dynafile.decimal(2.0 ^ 60)))
+    assert.are.equal("1152921504606846976", tostring(dynafile.decimal(2.0 ^ 60)))
+    assert.are.equal("-9223372036854775808", tostring(dynafile.decimal(-2.0 ^ 63)))
+    assert.are.equal("9223372036854776000", tostring(dynafile.decimal(2.0 ^ 63)))
+    assert.are.equal("18446744073709552000", tostring(dynafile.decimal(2.0 ^ 64)))
     local d = dynafile.decimal("7")
     assert.are.equal(d, dynafile.decimal(d))
   end)
@@ -200,7 +203,7 @@ describe("dynafile.number", function()
 
   it("keeps integers beyond 2^53 exact on every Lua", function()
     for _, s in ipairs({ "9007199254740993", "9223372036854775807",
-        "-9223372036854775808", "1152921504606846976" }) do
+        "1152921504606846977" }) do
       local v = dynafile.number(s)
       assert.are.equal(s, dynafile.number_string(v))
       if HAS_INTEGERS then
@@ -213,9 +216,13 @@ describe("dynafile.number", function()
       assert.are.equal("N", dynafile.type(v))
     end
     -- an integer a double holds exactly is a plain number on 5.1 too
-    local v = dynafile.number("9007199254740994")
-    if not HAS_INTEGERS and not IS_LUAJIT then assert.are.equal("number", type(v)) end
-    assert.are.equal("9007199254740994", dynafile.number_string(v))
+    -- (an integer on 5.3+, int64_t cdata on LuaJIT)
+    for _, s in ipairs({ "9007199254740994", "1152921504606846976",
+        "-9223372036854775808" }) do
+      local v = dynafile.number(s)
+      if not HAS_INTEGERS and not IS_LUAJIT then assert.are.equal("number", type(v)) end
+      assert.are.equal(s, dynafile.number_string(v))
+    end
   end)
 
   it("raises DynamoDB's message for what is no number", function()
@@ -246,7 +253,9 @@ describe("dynafile.number_string", function()
     assert.are.equal("0", dynafile.number_string(-0.0))
     assert.are.equal("100000000000000000000", dynafile.number_string(1e20))
     assert.are.equal("0.0000001", dynafile.number_string(1e-7))
-    assert.are.equal("1152921504606847000", dynafile.number_string(2.0 ^ 60))
+    assert.are.equal("1152921504606846976", dynafile.number_string(2.0 ^ 60))
+    assert.are.equal("-4611686018427387904", dynafile.number_string(-2.0 ^ 62))
+    assert.are.equal("9223372036854776000", dynafile.number_string(2.0 ^ 63))
     assert.are.equal("-12.5", dynafile.number_string(dynafile.decimal("-1.25e1")))
     assert.are.equal("9007199254740993",
       dynafile.number_string(dynafile.number("9007199254740993")))

@@ -14,9 +14,11 @@
 --    elements at 1..n, `s:contains(v)`.
 --
 -- Numbers.  The value of every number is a decimal: a Lua integer is its
--- digits; a float is the shortest decimal that reads back as the same
--- float (at most 17 significant digits), so 0.1 is "0.1" and 1.0 is "1";
--- a decimal value is its digits.  DynamoDB numbers have at most 38
+-- digits; a float that is an integer in the int64 range is that integer
+-- (2^60 is "1152921504606846976", as 1 << 60 == 2^60 in Lua), any other
+-- float the shortest decimal that reads back as the same float (at most
+-- 17 significant digits), so 0.1 is "0.1" and 1.0 is "1"; a decimal value
+-- is its digits.  DynamoDB numbers have at most 38
 -- significant digits and a magnitude from 1E-130 to
 -- 9.9999999999999999999999999999999999999E+125; decimal values are kept to
 -- that range (Lua floats beyond it, and the infinities, can be stored by
@@ -56,8 +58,9 @@ end
 
 -- Does this Lua have a separate integer subtype (5.3+)?
 local HAS_INTEGERS = math_type ~= nil
--- 2^53: beyond it a double no longer holds every integer.
-local EXACT = 2 ^ 53
+-- 2^63: a float below it in magnitude (and -2^63) that is an integer is
+-- the int64 of the same value.
+local INT64_END = 2 ^ 63
 
 -- DynamoDB's limits on numbers.
 local MAX_DIGITS = 38
@@ -164,8 +167,13 @@ local function plain(sign, digits, e)
   return s
 end
 
--- The shortest decimal string that reads back as the float f (finite).
+-- The decimal string of the float f (finite): the integer it is in the
+-- int64 range (%.0f prints it exactly), else the shortest decimal that
+-- reads back as f.  decimal.c's df__dec_from_double is the same rule.
 local function shortest(f)
+  if f == math_floor(f) and f >= -INT64_END and f < INT64_END then
+    return string_format("%.0f", f)
+  end
   for p = 15, 17 do
     local s = string_format("%." .. p .. "g", f)
     if p == 17 or tonumber(s) == f then return s end
@@ -193,9 +201,6 @@ local function parts(v)
     end
     if (HAS_INTEGERS and math_type(v) == "integer") then
       return parse(string_format("%d", v), true)
-    end
-    if v == math_floor(v) and v > -EXACT and v < EXACT then
-      return parse(string_format("%.0f", v), true)
     end
     return parse(shortest(v), true)
   elseif tv == "table" and getmetatable(v) == DEC_MT then
@@ -390,7 +395,8 @@ end
 
 --- DynamoDB's canonical N string of a number value: plain digits, no
 -- exponent, no leading or trailing zeros ("1.5", "100", "-0.001", "0").
--- A float gives its shortest decimal ("0.1" for 0.1).  Floats beyond
+-- A float gives its value: the integer it is in the int64 range ("1152921504606846976"
+-- for 2^60), else its shortest decimal ("0.1" for 0.1).  Floats beyond
 -- DynamoDB's range give their digits all the same; check with
 -- `number_in_range`.
 -- @param v a Lua number, a decimal value or an int64 cdata
