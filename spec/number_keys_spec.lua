@@ -195,7 +195,7 @@ describe("number keys beyond 2^53 written by an older release", function()
     check(copy_fixture("v1"))
   end)
 
-  it("are found after the upgrade of a format-3 database that keyed floats by their shortest decimal",
+  it("are found after the upgrade of a format-3 database (floats keyed by shortest decimal)",
     function()
       check(copy_fixture("v3"))
     end)
@@ -229,7 +229,8 @@ for _, sk in ipairs(theirs) do
   do
     assert(db:get_item { PK = 2 ^ 60, SK = sk }, "float " .. sk)
     assert(db:get_item { PK = int(2 ^ 60), SK = sk }, "integer " .. sk)
-    assert(db:update_item({ PK = 2 ^ 60, SK = sk }, { set = { ["seen_" .. me:gsub("%W", "")] = true } }))
+    local seen = "seen_" .. me:gsub("%W", "")
+    assert(db:update_item({ PK = 2 ^ 60, SK = sk }, { set = { [seen] = true } }))
     assert(db:query(int(2 ^ 60), { index = "by_g" })(), "index")
   end
 end
@@ -246,7 +247,8 @@ print("ok")
       if so then
         so:close()
         local cmd = string.format(
-          "cd '%s' && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' %s '%s' '%s' '%s'",
+          "cd '%s' && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='%s/?.so;;' "
+            .. "%s '%s' '%s' '%s'",
           root, build, lua, script, dir, lua)
         local p = assert(io.popen(cmd .. " 2>&1"))
         local out = p:read("*a")

@@ -92,7 +92,7 @@ describe("dynafile.decimal", function()
     assert.has_error(function() dynafile.decimal({}) end)
   end)
 
-  it("takes a Lua number as its value: an integer in the int64 range exactly, else its shortest decimal", function()
+  it("takes a float as the integer it is in the int64 range, else its shortest decimal", function()
     assert.are.equal("0.1", tostring(dynafile.decimal(0.1)))
     assert.are.equal("1", tostring(dynafile.decimal(1.0)))
     assert.are.equal("-2.5", tostring(dynafile.decimal(-2.5)))

@@ -122,7 +122,8 @@ int df__dec_from_value(const df_value *v, df_dec *out);
 int df__dec_int64(const df_dec *d, int64_t *out);
 int df__dec_uint64(const df_dec *d, uint64_t *out);
 /* The nearest double in *out; returns 1 when that double's value (as
- * df__dec_from_double gives it) is exactly d, 0 when it is not (or overflows). */
+ * df__dec_from_double gives it) is exactly d, 0 when it is not (or overflows).
+ */
 int df__dec_double(const df_dec *d, double *out);
 /* The plain string (DynamoDB's canonical form: no exponent, "0" for zero;
  * "inf"/"-inf").  Writes at most cap bytes, NUL included; returns the
@@ -252,10 +253,10 @@ int df__mp_path_find(const void *item, size_t len, const df_path *path,
 
 /* Compare two scalar values the way filters do.  Numbers (int, uint,
  * float, decimal) compare numerically as decimals (a float by its value
- * as df__dec_from_double gives it), strings with strings and binaries with binaries bytewise,
- * booleans false < true, sets of one kind equal (0) when they hold the
- * same elements.  Returns -1/0/1, or 2 when the values are not comparable
- * (different kinds, NaN, containers, unequal sets). */
+ * as df__dec_from_double gives it), strings with strings and binaries with
+ * binaries bytewise, booleans false < true, sets of one kind equal (0) when
+ * they hold the same elements.  Returns -1/0/1, or 2 when the values are not
+ * comparable (different kinds, NaN, containers, unequal sets). */
 int df__value_cmp(const df_value *a, const df_value *b);
 /* Does the set `set` (DF_TSS/TNS/TBS as df__mp_read gives it) hold x
  * (numbers by value)?  1, 0, or DF_ECORRUPT. */

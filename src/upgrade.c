@@ -157,8 +157,8 @@ static int rekeyed_float(const df_bytes *item, const char *name) {
                                NULL) != 1)
     return 0;
   /* every double of that magnitude is an integer */
-  return v.type == DF_TFLOAT && ((v.f >= TWO53 && v.f < TWO63) ||
-                                 (v.f <= -TWO53 && v.f >= -TWO63));
+  return v.type == DF_TFLOAT &&
+         ((v.f >= TWO53 && v.f < TWO63) || (v.f <= -TWO53 && v.f >= -TWO63));
 }
 
 static int v3_to_v4(df_write *w) {
@@ -178,7 +178,8 @@ static int v3_to_v4(df_write *w) {
   }
   df__kv_cursor_close(c);
   if (found) return rekey_all(w);
-  return code == DF_ENOTFOUND ? DF_OK : failed(w, code, "cannot read the items");
+  return code == DF_ENOTFOUND ? DF_OK
+                              : failed(w, code, "cannot read the items");
 }
 
 static int upgrade_body(df_txn *t, void *ud) {

@@ -125,7 +125,7 @@ static void test_doubles_give_their_shortest_decimal(void) {
                {1.0, "1"},
                {-2.5, "-2.5"},
                {0.1 + 0.2, "0.30000000000000004"},
-               {1152921504606846976.0, "1152921504606846976"}, /* 2^60 */
+               {1152921504606846976.0, "1152921504606846976"},   /* 2^60 */
                {-4611686018427387904.0, "-4611686018427387904"}, /* -2^62 */
                {-9223372036854775808.0, "-9223372036854775808"}, /* -2^63 */
                {9223372036854775808.0, "9223372036854776000"},   /* 2^63 */
@@ -155,7 +155,8 @@ static void test_doubles_give_their_shortest_decimal(void) {
     char buf[64];
     int64_t iv;
     memcpy(&f, &bits, 8);
-    if (i % 4 == 0) f = ldexp((double)(bits >> 11), (int)(rnd() % 12)); /* big integers */
+    if (i % 4 == 0)
+      f = ldexp((double)(bits >> 11), (int)(rnd() % 12)); /* big integers */
     if (isnan(f) || isinf(f)) continue;
     CHECK_EQ_INT(df__dec_from_double(f, &d), DF_DEC_OK);
     CHECK(df__dec_double(&d, &back) && back == f);
