@@ -1,6 +1,8 @@
 /*
  * test_upgrade.c -- format-1 databases open in this release: upgraded in
- * place, in one transaction, without loss (upgrade.c).
+ * place, in one transaction, without loss (upgrade.c); and format-3 ones
+ * whose keys hold floats beyond 2^53 (keyed by their shortest decimal
+ * then, by their integer now).
  *
  * The format-1 databases are written here by hand, straight through LMDB,
  * with format 1's key encoding of numbers (re-implemented below as the
@@ -91,11 +93,47 @@ static size_t v1_item_key(const df_value *pk, const df_value *sk,
   return n + v1_enc(sk, out + n);
 }
 
-/* Write a format-1 database at path holding items (pk[i], sk[i]), with a
- * GSI by_g (g, n) whose entries are left out (the upgrade rebuilds them;
- * format 1's would be in the old encoding anyway). */
-static int write_v1(const char *path, const df_value *pk, const df_value *sk,
-                    size_t n) {
+/* Format 3's key of a value: a float beyond 2^53 that is an integer of
+ * the int64 range was keyed by its shortest decimal. */
+static df_value v3_keyed(df_value v, df_dec *d, unsigned char *enc) {
+  char buf[40];
+  int p;
+  if (v.type != DF_TFLOAT || fabs(v.f) < 9007199254740992.0 ||
+      fabs(v.f) >= 9223372036854775808.0)
+    return v;
+  for (p = 15; p <= 17; p++) {
+    snprintf(buf, sizeof buf, "%.*e", p - 1, v.f);
+    if (p == 17 || strtod(buf, NULL) == v.f) break;
+  }
+  df__dec_parse(buf, strlen(buf), d);
+  memset(&v, 0, sizeof v);
+  v.type = DF_TDECIMAL;
+  v.s = (const char *)enc;
+  v.n = df__dec_enc(d, enc);
+  return v;
+}
+
+/* Format 3's items key of (pk, sk). */
+static size_t v3_item_key(const df_value *pk, const df_value *sk,
+                          unsigned char *out) {
+  static const df_schema s = {"PK", "SK", NULL, NULL, 0};
+  unsigned char e1[DF_NUM_ENC_MAX], e2[DF_NUM_ENC_MAX];
+  df_dec d1, d2;
+  df_key key;
+  size_t n = 0;
+  char err[DF_MSG_MAX];
+  key.pk = v3_keyed(*pk, &d1, e1);
+  key.sk = v3_keyed(*sk, &d2, e2);
+  if (df__item_key(&s, &key, out, &n, err, sizeof err) != DF_OK) return 0;
+  return n;
+}
+
+/* Write a database of `format` (1 or 3) at path holding items (pk[i],
+ * sk[i]) under that format's keys, with a GSI by_g (g, n) whose entries
+ * are left out (an upgrade that re-keys rebuilds them; format 1's would
+ * be in the old encoding anyway). */
+static int write_old(const char *path, int format, const df_value *pk,
+                     const df_value *sk, size_t n) {
   MDB_env *env;
   MDB_txn *txn;
   MDB_dbi meta, items, dbi;
@@ -118,7 +156,7 @@ static int write_v1(const char *path, const df_value *pk, const df_value *sk,
   /* the schema record, as format 1 wrote it */
   df__mp_put_map(&b, 5);
   df__mp_put_str(&b, "format", 6);
-  df__mp_put_int(&b, 1);
+  df__mp_put_int(&b, format);
   df__mp_put_str(&b, "pk", 2);
   df__mp_put_str(&b, "PK", 2);
   df__mp_put_str(&b, "sk", 2);
@@ -151,7 +189,8 @@ static int write_v1(const char *path, const df_value *pk, const df_value *sk,
     fx_item(&b, "PK", pk[i], "SK", sk[i], "n", fx_int((int64_t)i), "g",
             fx_str("G"), FX_END);
     k.mv_data = key;
-    k.mv_size = v1_item_key(&pk[i], &sk[i], key);
+    k.mv_size = format == 1 ? v1_item_key(&pk[i], &sk[i], key)
+                            : v3_item_key(&pk[i], &sk[i], key);
     v.mv_data = b.p;
     v.mv_size = b.len;
     rc = mdb_put(txn, items, &k, &v, 0);
@@ -251,7 +290,7 @@ static void test_upgrades_in_place(void) {
   df_check_report rep;
   fx_fresh(path, sizeof path);
   make_keys(pk, sk, &n);
-  if (!CHECK(write_v1(path, pk, sk, n) == 0)) return;
+  if (!CHECK(write_old(path, 1, pk, sk, n) == 0)) return;
   /* a read-only handle cannot upgrade: it says what to do */
   db = open_db(path, 1, &code);
   CHECK_EQ_INT(code, DF_EVERSION);
@@ -323,7 +362,7 @@ static void test_refuses_keys_that_become_one(void) {
   memset(&sk[1], 0, sizeof sk[1]);
   sk[1].type = DF_TUINT;
   sk[1].u = 9223372036854776000ULL;
-  if (!CHECK(write_v1(path, pk, sk, 2) == 0)) return;
+  if (!CHECK(write_old(path, 1, pk, sk, 2) == 0)) return;
   before = raw_digest(path, "items");
   db = open_db(path, 0, &code);
   CHECK_EQ_INT(code, DF_EVALIDATION);
@@ -332,6 +371,99 @@ static void test_refuses_keys_that_become_one(void) {
         NULL);
   df_db_close(db);
   /* nothing changed: still format 1, the same items under the same keys */
+  CHECK_EQ_UINT(raw_digest(path, "items"), before);
+  db = open_db(path, 1, &code);
+  CHECK_EQ_INT(code, DF_EVERSION);
+  df_db_close(db);
+  fx_rm(path);
+}
+
+/* A format-3 database keyed the float 2^60 by 1152921504606847000: the
+ * upgrade moves it to 1152921504606846976, the integer 1 << 60's key, and
+ * rebuilds the index; a database holding no such float is not rewritten. */
+static void test_upgrades_format3_floats(void) {
+  char path[4200];
+  df_value pk[3], sk[3];
+  df_check_report rep;
+  unsigned long before;
+  size_t i;
+  int code;
+  df_db *db;
+  fx_fresh(path, sizeof path);
+  pk[0] = fx_str("p");
+  sk[0] = fx_float(1152921504606846976.0);  /* 2^60 */
+  pk[1] = fx_float(-4611686018427387904.0); /* -2^62 */
+  sk[1] = fx_str("x");
+  pk[2] = fx_str("q");
+  sk[2] = fx_float(36028797018963968.0); /* 2^55 */
+  if (!CHECK(write_old(path, 3, pk, sk, 3) == 0)) return;
+  db = open_db(path, 1, &code);
+  CHECK_EQ_INT(code, DF_EVERSION);
+  df_db_close(db);
+  db = open_db(path, 0, &code);
+  if (!CHECK(code == DF_OK)) {
+    fprintf(stderr, "  %s\n", df_db_errmsg(db));
+    df_db_close(db);
+    return;
+  }
+  for (i = 0; i < 3; i++) {
+    df_value ip = pk[i], is = sk[i];
+    df_key key = fx_key(pk[i], sk[i]);
+    const void *it;
+    size_t len;
+    if (ip.type == DF_TFLOAT) ip = fx_int((int64_t)ip.f);
+    if (is.type == DF_TFLOAT) is = fx_int((int64_t)is.f);
+    CHECK_EQ_INT(df_db_get(db, &key, 0, &it, &len), DF_OK);
+    key = fx_key(ip, is);
+    CHECK_EQ_INT(df_db_get(db, &key, 0, &it, &len), DF_OK);
+  }
+  CHECK_EQ_INT(df_db_check(db, &rep), DF_OK);
+  CHECK_EQ_UINT(rep.items, 3);
+  CHECK_EQ_UINT(rep.index_entries, 3); /* by_g rebuilt */
+  CHECK(rep.bad_items == 0 && rep.missing_index == 0 && rep.stale_index == 0);
+  df_db_close(db);
+  db = open_db(path, 1, &code); /* format 4 now */
+  CHECK_EQ_INT(code, DF_OK);
+  df_db_close(db);
+  fx_rm(path);
+
+  /* no float to re-key: the items stay as they are */
+  fx_fresh(path, sizeof path);
+  pk[0] = pk[1] = fx_str("p");
+  sk[0] = fx_float(0.5);
+  sk[1] = fx_int(1152921504606846976LL);
+  if (!CHECK(write_old(path, 3, pk, sk, 2) == 0)) return;
+  before = raw_digest(path, "items");
+  db = open_db(path, 0, &code);
+  CHECK_EQ_INT(code, DF_OK);
+  df_db_close(db);
+  CHECK_EQ_UINT(raw_digest(path, "items"), before);
+  db = open_db(path, 1, &code);
+  CHECK_EQ_INT(code, DF_OK);
+  df_db_close(db);
+  fx_rm(path);
+}
+
+/* The float 2^60 and the integer 1 << 60, apart in format 3 (written by
+ * different Luas), are one key now: the upgrade fails naming them. */
+static void test_refuses_format3_keys_that_become_one(void) {
+  char path[4200];
+  df_value pk[2], sk[2];
+  unsigned long before;
+  int code;
+  df_db *db;
+  fx_fresh(path, sizeof path);
+  pk[0] = pk[1] = fx_str("p");
+  sk[0] = fx_float(1152921504606846976.0);
+  sk[1] = fx_int(1152921504606846976LL);
+  if (!CHECK(write_old(path, 3, pk, sk, 2) == 0)) return;
+  before = raw_digest(path, "items");
+  db = open_db(path, 0, &code);
+  CHECK_EQ_INT(code, DF_EVALIDATION);
+  CHECK(strstr(df_db_errmsg(db), "1152921504606846976 (float)") != NULL);
+  CHECK(strstr(df_db_errmsg(db), "cannot upgrade the database from format 3") !=
+        NULL);
+  df_db_close(db);
   CHECK_EQ_UINT(raw_digest(path, "items"), before);
   db = open_db(path, 1, &code);
   CHECK_EQ_INT(code, DF_EVERSION);
@@ -361,7 +493,7 @@ static void test_killed_upgrade(void) {
     df_check_report rep;
     struct timespec t0, t1;
     fx_fresh(path, sizeof path);
-    if (!CHECK(write_v1(path, pk, sk, BIG) == 0)) return;
+    if (!CHECK(write_old(path, 1, pk, sk, BIG) == 0)) return;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     child = fork();
     if (child == 0) {
@@ -412,6 +544,8 @@ int main(void) {
   if (!fx_root_make("test-upgrade")) return 2;
   RUN_TEST(test_upgrades_in_place);
   RUN_TEST(test_refuses_keys_that_become_one);
+  RUN_TEST(test_upgrades_format3_floats);
+  RUN_TEST(test_refuses_format3_keys_that_become_one);
   RUN_TEST(test_killed_upgrade);
   fx_root_remove();
   return check_done("test_upgrade");
