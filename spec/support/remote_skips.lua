@@ -19,6 +19,8 @@ local IDX_TYPE = "dynalite writes an index key attribute of another type; dynafi
   .. "backend's put_item returns as nil, message where a local database raises"
 local SERVER_HIDES = "known gap of dynafile serve: it hides expired items from Scan itself "
   .. "(DynamoDB returns them until it deletes them), so purge_expired finds none to delete"
+local DEC_KEYS = "known gap of the DynamoDB backend: a decimal value as a key value "
+  .. "(batch_get_item answers false for it, query refuses it as partition key)"
 local PROGRESS = "NotSupported: open's progress option (DynamoDB backfills indexes itself)"
 
 local skips = {
@@ -84,6 +86,7 @@ local skips = {
     ["spec/ttl_projection_spec.lua"] = { GS = "N", L = "N" },
     ["spec/page_spec.lua"] = { rank = "N" },
     ["spec/backfill_spec.lua"] = { SK = "N", rank = "N" },
+    ["spec/number_keys_spec.lua"] = { PK = "N", SK = "N", g = "N", gs = "N", n = "N" },
   },
   -- ... and by the name of a describe block (for the tables opened inside
   -- it), where one file uses one attribute with two types
@@ -95,11 +98,18 @@ local skips = {
   -- describe blocks left out, by their full names (outer blocks first):
   -- every test inside is skipped
   describes = {
+    { name = "number keys beyond 2^53 written by an older release",
+      reason = "the on-disk formats of a local database (tests/fixtures/v1, v3)" },
+    { name = "a database written by one Lua", reason = OTHER_PROCESS },
     { name = "query on one sort key attribute holding numbers and strings", reason = ONE_TYPE },
     { name = "filter strings on a sort key holding numbers and strings", reason = ONE_TYPE },
   },
   -- single tests, by their full name
   tests = {
+    { name = "a number key beyond 2^53 is one key in every form, as a partition key and as a "
+      .. "sort key", reason = DEC_KEYS },
+    { name = "a number key beyond 2^53 is one key of a global and a local index in every form",
+      reason = DEC_KEYS },
     { name = "db:set_ttl sets a first TTL attribute: expired items vanish from reads and indexes",
       reason = SERVER_HIDES, servers = { serve = true } },
     { name = "db:set_ttl holds for the other handles of the process and for a reopen",
