@@ -19,8 +19,6 @@ local IDX_TYPE = "dynalite writes an index key attribute of another type; dynafi
   .. "backend's put_item returns as nil, message where a local database raises"
 local SERVER_HIDES = "known gap of dynafile serve: it hides expired items from Scan itself "
   .. "(DynamoDB returns them until it deletes them), so purge_expired finds none to delete"
-local DEC_KEYS = "known gap of the DynamoDB backend: a decimal value as a key value "
-  .. "(batch_get_item answers false for it, query refuses it as partition key)"
 local PROGRESS = "NotSupported: open's progress option (DynamoDB backfills indexes itself)"
 
 local skips = {
@@ -106,10 +104,6 @@ local skips = {
   },
   -- single tests, by their full name
   tests = {
-    { name = "a number key beyond 2^53 is one key in every form, as a partition key and as a "
-      .. "sort key", reason = DEC_KEYS },
-    { name = "a number key beyond 2^53 is one key of a global and a local index in every form",
-      reason = DEC_KEYS },
     { name = "db:set_ttl sets a first TTL attribute: expired items vanish from reads and indexes",
       reason = SERVER_HIDES, servers = { serve = true } },
     { name = "db:set_ttl holds for the other handles of the process and for a reopen",

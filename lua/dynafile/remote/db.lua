@@ -211,13 +211,21 @@ local function key_json(self, key, fn)
   return t .. "}"
 end
 
--- A string naming the item a key points at (1 and 1.0 are one number).
+-- A string naming the item a key points at: a number by its canonical
+-- digits, whatever its form (1 and 1.0, the float 2^60, the integer
+-- 1 << 60 and the decimal 1152921504606846976 are each one number), a
+-- binary value by its bytes.
 local function identity(self, key)
   local parts = {}
   for i, name in ipairs(self._keys) do
     local v = key[name]
-    if type(v) == "number" then
+    local tv = type(v)
+    if tv == "string" then
+      parts[i] = "s" .. v
+    elseif tv == "number" or dynafile_type(v) == "N" then
       parts[i] = "n" .. values.number_string(v)
+    elseif dynafile_type(v) == "B" then
+      parts[i] = "b" .. v:bytes()
     else
       parts[i] = "s" .. tostring(v)
     end
@@ -778,7 +786,12 @@ local KEY_OP = { eq = "=", lt = "<", le = "<=", gt = ">", ge = ">=" }
 local function key_arg(fn, name, v)
   local tv = type(v)
   if tv ~= "string" and tv ~= "number" then
-    fail(fn, "%s must be a string or a number, got %s", name, tv)
+    -- a decimal, an int64_t cdata or a binary value: key values too
+    local dt = dynafile_type(v)
+    if dt ~= "N" and dt ~= "B" then
+      fail(fn, "%s must be a string or a number, got %s", name, tv)
+    end
+    return
   end
   if v ~= v then fail(fn, "%s must not be NaN", name) end
 end
