@@ -384,6 +384,42 @@ describe("transact_write_items", function()
       { delete = { PK = "n", SK = 1 } }, { put = { PK = "n", SK = 1.5 } } })
   end)
 
+  it("names one item by one key in any form of its number", function()
+    local same = {
+      { 0.5, dynafile.decimal("0.50") },
+      { 2 ^ 60, dynafile.decimal("1152921504606846976") },
+      { dynafile.decimal("12345678901234567890.5"), dynafile.decimal("1.23456789012345678905e19") },
+    }
+    for i, pair in ipairs(same) do
+      local ok, msg, code = db:transact_write_items {
+        { put = { PK = "f" .. i, SK = pair[1] } }, { put = { PK = "f" .. i, SK = pair[2] } } }
+      assert.is_nil(ok, tostring(pair[1]))
+      assert.equal("ValidationError", code)
+      assert.matches("actions%[1%] and actions%[2%] name the same item", msg)
+    end
+    assert.is_true(db:transact_write_items {
+      { put = { PK = "g", SK = dynafile.decimal("12345678901234567890.5"), v = 1 } },
+      { put = { PK = "g", SK = 2 ^ 60, v = 2 } },
+    })
+    assert.equal(1, db:get_item({ PK = "g", SK = dynafile.decimal("12345678901234567890.5") }).v)
+    assert.equal(2, db:get_item({ PK = "g", SK = 1152921504606846976 }).v)
+  end)
+
+  it("takes binary key values, and names one item by its bytes", function()
+    local ok, msg, code = db:transact_write_items {
+      { put = { PK = "b", SK = dynafile.binary("ab") } },
+      { put = { PK = "b", SK = dynafile.binary("ab"), v = 1 } } }
+    assert.is_nil(ok)
+    assert.equal("ValidationError", code)
+    assert.matches("actions%[1%] and actions%[2%] name the same item", msg)
+    assert.is_true(db:transact_write_items {
+      { put = { PK = "b", SK = dynafile.binary("ab"), v = 1 } },
+      { put = { PK = "b", SK = dynafile.binary("ac"), v = 2 } },
+    })
+    assert.equal(1, db:get_item({ PK = "b", SK = dynafile.binary("ab") }).v)
+    assert.equal(2, db:get_item({ PK = "b", SK = dynafile.binary("ac") }).v)
+  end)
+
   it("returns ValidationError for a condition string that does not parse", function()
     local ok, msg, code = db:transact_write_items {
       { put = { PK = "k1", SK = 0, v = 10 } },

@@ -31,6 +31,7 @@ local core = require "dynafile.core"
 local errors = require "dynafile.errors"
 local expr = require "dynafile.expr"
 local handle = require "dynafile.handle"
+local types = require "dynafile.types"
 local update = require "dynafile.update"
 
 local error, type, pairs, ipairs, pcall, select = error, type, pairs, ipairs, pcall, select
@@ -532,22 +533,36 @@ function M.transaction(db, fn)
 end
 
 -- A string identifying a key's item (two keys with the same identity
--- name the same item: 1 and 1.0 are one number).
+-- name the same item).  A number is named by its canonical digits, the
+-- number it is whatever its form: 1 and 1.0, the float 2^60 and the
+-- integer 1 << 60, the float 0.5 and dynafile.decimal("0.50"); a binary
+-- value by its bytes.  (A value no key can hold -- infinity, a table --
+-- gets a name of its own: the write refuses it with its own message.)
 local function key_identity(db, key)
   local parts = {}
   for i, name in ipairs { db._pk, db._sk or false } do
     local v = name and key[name]
-    if type(v) == "number" then
+    local tv = type(v)
+    if tv == "string" then
+      parts[i] = "s" .. v
+    elseif tv == "number" then
       local iv = math_tointeger and math_tointeger(v)
       if iv then
         parts[i] = string_format("n%d", iv)
-      elseif v == math_floor(v) and v > -2 ^ 63 and v < 2 ^ 63 then
-        parts[i] = string_format("n%.0f", v)
+      elseif v - v == 0 then -- finite
+        parts[i] = "n" .. types.number_string(v)
       else
-        parts[i] = string_format("n%.17g", v)
+        parts[i] = string_format("?%.17g", v)
       end
     elseif v ~= nil and v ~= false then
-      parts[i] = "s" .. v
+      local t = types.type(v)
+      if t == "N" then
+        parts[i] = "n" .. types.number_string(v)
+      elseif t == "B" then
+        parts[i] = "b" .. v:bytes()
+      else
+        parts[i] = "?" .. tostring(v)
+      end
     else
       parts[i] = ""
     end

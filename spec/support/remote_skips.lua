@@ -104,6 +104,8 @@ local skips = {
   },
   -- single tests, by their full name
   tests = {
+    { name = "transact_write_items takes binary key values, and names one item by its bytes",
+      reason = ONE_TYPE },
     { name = "db:set_ttl sets a first TTL attribute: expired items vanish from reads and indexes",
       reason = SERVER_HIDES, servers = { serve = true } },
     { name = "db:set_ttl holds for the other handles of the process and for a reopen",
