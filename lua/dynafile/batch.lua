@@ -37,7 +37,6 @@ local update = require "dynafile.update"
 local error, type, pairs, ipairs, pcall, select = error, type, pairs, ipairs, pcall, select
 local setmetatable, getmetatable, tostring = setmetatable, getmetatable, tostring
 local string_format = string.format
-local math_floor = math.floor
 local math_tointeger = math.tointeger -- nil before Lua 5.3
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
