@@ -189,8 +189,8 @@ static int put_sort(const df_value *v, const char *attr, const df_index_def *d,
  * attribute of a type no key has leaves the item out of the index instead
  * of failing (building, checking, and the old item of a change). */
 static int entry_key(const df_schema *s, const df_index_def *d,
-                     const void *item, size_t len, int lenient,
-                     unsigned char *out, size_t *outlen, char *err,
+                     const void *item, size_t len, const df_key *tk,
+                     int lenient, unsigned char *out, size_t *outlen, char *err,
                      size_t errlen) {
   df_value ipk, isk, pk, sk;
   size_t n = 0;
@@ -204,16 +204,27 @@ static int entry_key(const df_schema *s, const df_index_def *d,
     r = find_key_attr(item, len, d->sk, d, lenient, &isk, err, errlen);
     if (r != 1) return r < 0 ? r : DF_ENOTFOUND;
   }
-  /* the table's key attributes: the key rule has checked them */
+  /* the table's key attributes: the key rule has checked them (tk: the
+   * caller found them) */
   if (d->kind == DF_GSI) {
-    r = find_key_attr(item, len, s->pk, d, 1, &pk, NULL, 0);
-    if (r != 1) return r < 0 ? r : DF_ENOTFOUND;
-    if (s->sk && (r = find_key_attr(item, len, s->sk, d, 1, &sk, NULL, 0)) != 1)
-      return r < 0 ? r : DF_ENOTFOUND;
+    if (tk) {
+      pk = tk->pk;
+      if (s->sk) sk = tk->sk;
+    } else {
+      r = find_key_attr(item, len, s->pk, d, 1, &pk, NULL, 0);
+      if (r != 1) return r < 0 ? r : DF_ENOTFOUND;
+      if (s->sk &&
+          (r = find_key_attr(item, len, s->sk, d, 1, &sk, NULL, 0)) != 1)
+        return r < 0 ? r : DF_ENOTFOUND;
+    }
   } else {
     pk = ipk;
-    r = find_key_attr(item, len, s->sk, d, 1, &sk, NULL, 0);
-    if (r != 1) return r < 0 ? r : DF_ENOTFOUND;
+    if (tk) {
+      sk = tk->sk;
+    } else {
+      r = find_key_attr(item, len, s->sk, d, 1, &sk, NULL, 0);
+      if (r != 1) return r < 0 ? r : DF_ENOTFOUND;
+    }
   }
   out[n++] = (unsigned char)d->id;
   if ((code = put_partition(&ipk, 1, ipk_name, d, out, &n, err, errlen)))
@@ -235,7 +246,7 @@ static int entry_key(const df_schema *s, const df_index_def *d,
 int df__index_entry_key(const df_schema *s, const df_index_def *def,
                         const void *item, size_t len, unsigned char *out,
                         size_t *n) {
-  return entry_key(s, def, item, len, 1, out, n, NULL, 0);
+  return entry_key(s, def, item, len, NULL, 1, out, n, NULL, 0);
 }
 
 /* Append the projection of `item` for index d ("keys" or a list): the
@@ -291,15 +302,54 @@ static int store_failed(df_write *w, int code, const char *what) {
                  df_strerror(code));
 }
 
-int df__index_check(df_write *w, const void *new_item, size_t new_len) {
+/* df__index_check keeps the entry keys of the item it checked in
+ * w->checked, for the df__index_apply that writes that item (the same
+ * bytes at the same address): per index one byte, 1 when the item has an
+ * entry, followed by the key's length (2 bytes, big-endian) and the key,
+ * or 0 when it has none. */
+int df__index_check(df_write *w, const df_key *key, const void *new_item,
+                    size_t new_len) {
   const df_schema *s = w->schema;
-  unsigned char k[DF_KEY_MAX];
+  unsigned char k[DF_KEY_MAX + 3];
   size_t i, n;
+  w->checked_item = NULL;
+  df__buf_reset(&w->checked);
   for (i = 0; i < s->n_indexes; i++) {
-    int code = entry_key(s, &s->indexes[i], new_item, new_len, 0, k, &n,
-                         w->errmsg, sizeof w->errmsg);
-    if (code != DF_OK && code != DF_ENOTFOUND) return code;
+    int code = entry_key(s, &s->indexes[i], new_item, new_len, key, 0, k + 3,
+                         &n, w->errmsg, sizeof w->errmsg);
+    if (code == DF_OK) {
+      k[0] = 1;
+      k[1] = (unsigned char)(n >> 8);
+      k[2] = (unsigned char)n;
+      df__buf_append(&w->checked, k, n + 3);
+    } else if (code == DF_ENOTFOUND) {
+      df__buf_putc(&w->checked, 0);
+    } else {
+      return code;
+    }
   }
+  /* out of memory: apply works the keys out again */
+  if (!w->checked.failed) {
+    w->checked_item = new_item;
+    w->checked_len = new_len;
+  }
+  return DF_OK;
+}
+
+/* The entry key of the new item for the next index from w->checked at *at
+ * (see df__index_check): DF_OK or DF_ENOTFOUND. */
+static int checked_key(df_write *w, size_t *at, unsigned char *out,
+                       size_t *outlen) {
+  const unsigned char *p = w->checked.p + *at;
+  size_t n;
+  if (p[0] == 0) {
+    *at += 1;
+    return DF_ENOTFOUND;
+  }
+  n = (size_t)p[1] << 8 | p[2];
+  memcpy(out, p + 3, n);
+  *outlen = n;
+  *at += 3 + n;
   return DF_OK;
 }
 
@@ -307,21 +357,25 @@ int df__index_apply(df_write *w, const unsigned char *item_key, const void *old,
                     size_t old_len, const void *new_item, size_t new_len) {
   const df_schema *s = w->schema;
   unsigned char ok_[DF_KEY_MAX], nk[DF_KEY_MAX];
-  size_t i, okn = 0, nkn = 0;
+  size_t i, okn = 0, nkn = 0, at = 0;
   int code, has_old, has_new;
+  int checked = new_item != NULL && new_item == w->checked_item &&
+                new_len == w->checked_len;
+  if (new_item) w->checked_item = NULL; /* used once */
   for (i = 0; i < s->n_indexes; i++) {
     const df_index_def *d = &s->indexes[i];
     has_old = has_new = 0;
     if (new_item) {
-      code = entry_key(s, d, new_item, new_len, 0, nk, &nkn, w->errmsg,
-                       sizeof w->errmsg);
+      code = checked ? checked_key(w, &at, nk, &nkn)
+                     : entry_key(s, d, new_item, new_len, NULL, 0, nk, &nkn,
+                                 w->errmsg, sizeof w->errmsg);
       if (code == DF_OK)
         has_new = 1;
       else if (code != DF_ENOTFOUND)
         return code;
     }
     if (old) {
-      code = entry_key(s, d, old, old_len, 1, ok_, &okn, NULL, 0);
+      code = entry_key(s, d, old, old_len, NULL, 1, ok_, &okn, NULL, 0);
       if (code == DF_OK)
         has_old = 1;
       else if (code != DF_ENOTFOUND && code != DF_EVALIDATION)
@@ -477,7 +531,7 @@ int df__index_build(df_write *w, const df_index_def *def,
     done++;
     if (progress && done % step == 0 && done < total)
       progress(progress_ud, def->name, done, total);
-    code = entry_key(s, def, v.p, v.n, 1, ek, &ekn, err, sizeof err);
+    code = entry_key(s, def, v.p, v.n, NULL, 1, ek, &ekn, err, sizeof err);
     if (code == DF_ENOTFOUND) continue;
     if (code == DF_EVALIDATION) {
       df__fmt(w->errmsg, sizeof w->errmsg, code, "cannot build index %s: %s",

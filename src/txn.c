@@ -161,6 +161,7 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out) {
   t->w.now = now;
   t->w.origin = db->origin ? db->origin : e->origin;
   df__buf_init(&t->w.scratch);
+  df__buf_init(&t->w.checked);
   df__buf_init(&t->old);
   df__buf_init(&t->events_buf);
   if (!write) {
@@ -252,6 +253,7 @@ void df_txn_free(df_txn *t) {
   if (t->live && t->db->fork_gen == df__fork_generation())
     finish(t, t->map_full);
   df__buf_free(&t->w.scratch);
+  df__buf_free(&t->w.checked);
   df__buf_free(&t->old);
   df__buf_free(&t->events_buf);
   df__free(t->changes);
@@ -524,7 +526,7 @@ static int put_once(df_txn *t, const void *item, size_t len, const void **old,
     return code;
   /* every index can hold the item: checked before anything is written,
    * so a refused item leaves the transaction as it was */
-  if ((code = df__index_check(&t->w, item, len)) != DF_OK) return code;
+  if ((code = df__index_check(&t->w, &key, item, len)) != DF_OK) return code;
   if ((code = load_old(t, k, klen, &key, &found, &collides)) != DF_OK)
     return code;
   if (collides) /* a long sort value under another one's prefix and hash */

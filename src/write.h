@@ -20,6 +20,11 @@ typedef struct df_write {
   double now;              /* the transaction's time (0: not given) */
   uint64_t origin;         /* change-log origin of the writing handle */
   df_buf scratch;          /* entry values, reused */
+  /* the new item's index entry keys df__index_check worked out, for the
+   * df__index_apply that writes the same item (index.c) */
+  df_buf checked;
+  const void *checked_item; /* the item they belong to, or NULL */
+  size_t checked_len;
   char errmsg[DF_MSG_MAX]; /* the message of the last failure */
   /* the change log (stream.c): settings read at the first change */
   int stream_state; /* 0 not yet read, 1 on, 2 off */
@@ -40,8 +45,11 @@ int df__index_apply(df_write *w, const unsigned char *item_key, const void *old,
                     size_t old_len, const void *new_item, size_t new_len);
 /* The key check of df__index_apply without writing: DF_OK when every
  * index can hold the new item (DF_EVALIDATION with the message otherwise),
- * so a write can be refused before anything is changed. */
-int df__index_check(df_write *w, const void *new_item, size_t new_len);
+ * so a write can be refused before anything is changed.  key: the item's
+ * table key values (df__item_key_of).  The entry keys it works out are
+ * kept for the df__index_apply of the same item bytes, which follows. */
+int df__index_check(df_write *w, const df_key *key, const void *new_item,
+                    size_t new_len);
 /* Build index `def` (in w->schema) from every item, after deleting any
  * entry a dropped index left under its id.  progress: optional. */
 int df__index_build(df_write *w, const df_index_def *def,

@@ -18,11 +18,14 @@ root=$(cd "${1:-$here/../..}" && pwd)
 [ $# -gt 0 ] && shift
 phases=${*:-load get query}
 seeds=${SEEDS:-1 2 3}
-LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;"
-LUA_CPATH="$root/build/lua5.4/?.so;;"
-export LUA_PATH LUA_CPATH
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# The seed also mixes in a stack address, which moves with the length of
+# the environment: every checkout is reached through a path of one length.
+ln -s "$root" "$tmp/root"
+LUA_PATH="$tmp/root/lua/?.lua;$tmp/root/lua/?/init.lua;;"
+LUA_CPATH="$tmp/root/build/lua5.4/?.so;;"
+export LUA_PATH LUA_CPATH
 cc -shared -fPIC -O2 -o "$tmp/fixtime.so" "$here/fixtime.c"
 
 # Instructions of: items.lua $2 $3 $4 with the seed time $1
