@@ -480,9 +480,19 @@ int df_txn_get(df_txn *t, const df_key *key, const void **item, size_t *len) {
   return DF_OK;
 }
 
-static int put_once(df_txn *t, const void *item, size_t len, const void **old,
-                    size_t *old_len) {
-  unsigned char k[DF_KEY_MAX];
+/* One put.  given: the item's key values and items key as the caller
+ * already worked them out from the same bytes (a batch: it sorts by them),
+ * or NULL. */
+typedef struct given_key {
+  df_key key;
+  const unsigned char *k;
+  size_t klen;
+} given_key;
+
+static int put_once(df_txn *t, const void *item, size_t len,
+                    const given_key *given, const void **old, size_t *old_len) {
+  unsigned char kbuf[DF_KEY_MAX];
+  const unsigned char *k = kbuf;
   size_t klen;
   df_key key;
   int code, found, collides;
@@ -497,7 +507,7 @@ static int put_once(df_txn *t, const void *item, size_t len, const void **old,
   if (code == DF_EVALIDATION) { /* a NaN: name the key if it is one */
     if (df__item_key_of(t->w.schema, item, len, &key, t->w.errmsg,
                         sizeof t->w.errmsg) == DF_OK &&
-        build_key(t, &key, k, &klen) == DF_OK)
+        build_key(t, &key, kbuf, &klen) == DF_OK)
       txn_err(t, DF_EVALIDATION, "item: NaN is not a number it can hold");
     return DF_EVALIDATION;
   }
@@ -508,10 +518,16 @@ static int put_once(df_txn *t, const void *item, size_t len, const void **old,
                    DF_MAX_DEPTH);
   if (!((p[0] & 0xf0) == 0x80 || p[0] == 0xde || p[0] == 0xdf))
     return txn_err(t, DF_EVALIDATION, "item must be a map");
-  code = df__item_key_of(t->w.schema, item, len, &key, t->w.errmsg,
-                         sizeof t->w.errmsg);
-  if (code != DF_OK) return code;
-  if ((code = build_key(t, &key, k, &klen)) != DF_OK) return code;
+  if (given) {
+    key = given->key;
+    k = given->k;
+    klen = given->klen;
+  } else {
+    code = df__item_key_of(t->w.schema, item, len, &key, t->w.errmsg,
+                           sizeof t->w.errmsg);
+    if (code != DF_OK) return code;
+    if ((code = build_key(t, &key, kbuf, &klen)) != DF_OK) return code;
+  }
   if (t->db->max_item_size) {
     uint64_t size;
     if (df__item_size(item, len, &size) != DF_OK || size > t->db->max_item_size)
@@ -548,17 +564,23 @@ static int put_once(df_txn *t, const void *item, size_t len, const void **old,
   return DF_OK;
 }
 
-int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
-               size_t *old_len) {
+static int put_given(df_txn *t, const void *item, size_t len,
+                     const given_key *given, const void **old,
+                     size_t *old_len) {
   op_mark m = {0, 0, 0, 0, 0};
   int code, tries, grown;
   for (tries = 0;; tries++) {
     if (t) mark_take(t, &m);
-    code = put_once(t, item, len, old, old_len);
+    code = put_once(t, item, len, given, old, old_len);
     if (code != DF_ERETRY || tries >= DF_GROW_RETRIES) return code;
     if ((grown = regrow(t, &m)) != DF_OK)
       return grown == DF_ERETRY ? code : grown;
   }
+}
+
+int df_txn_put(df_txn *t, const void *item, size_t len, const void **old,
+               size_t *old_len) {
+  return put_given(t, item, len, NULL, old, old_len);
 }
 
 static int delete_once(df_txn *t, const df_key *key, int *found,
@@ -611,6 +633,7 @@ typedef struct batch_key {
   const unsigned char *p; /* the items key (in the keys buffer) */
   size_t at, len;
   size_t index; /* the op's place in the batch */
+  df_key key;   /* a put's key values (its put takes them as given) */
 } batch_key;
 
 static int batch_cmp(const void *pa, const void *pb) {
@@ -639,14 +662,13 @@ int df_txn_write_batch(df_txn *t, const df_batch_op *ops, size_t n,
    * written */
   for (i = 0; i < n; i++) {
     unsigned char k[DF_KEY_MAX];
-    df_key key;
     size_t klen;
     const df_key *kp = ops[i].key;
     if (ops[i].item) {
-      code = df__item_key_of(t->w.schema, ops[i].item, ops[i].len, &key,
-                             t->w.errmsg, sizeof t->w.errmsg);
+      code = df__item_key_of(t->w.schema, ops[i].item, ops[i].len,
+                             &order[i].key, t->w.errmsg, sizeof t->w.errmsg);
       if (code != DF_OK) goto fail;
-      kp = &key;
+      kp = &order[i].key;
     } else if (kp == NULL) {
       code = txn_err(t, DF_EINVAL, "op %zu has neither an item nor a key", i);
       goto fail;
@@ -664,8 +686,15 @@ int df_txn_write_batch(df_txn *t, const df_batch_op *ops, size_t n,
   qsort(order, n, sizeof *order, batch_cmp);
   for (i = 0; i < n; i++) {
     const df_batch_op *op = &ops[order[i].index];
-    code = op->item ? df_txn_put(t, op->item, op->len, NULL, NULL)
-                    : df_txn_delete(t, op->key, NULL, NULL, NULL);
+    if (op->item) {
+      given_key g;
+      g.key = order[i].key;
+      g.k = order[i].p;
+      g.klen = order[i].len;
+      code = put_given(t, op->item, op->len, &g, NULL, NULL);
+    } else {
+      code = df_txn_delete(t, op->key, NULL, NULL, NULL);
+    }
     if (code != DF_OK) {
       i = order[i].index;
       goto fail;
