@@ -618,6 +618,55 @@ static void push_name(lua_State *L, const names *nm, const unsigned char *s,
   ns->len[h] = (unsigned char)n;
 }
 
+/* The scalars most values are -- small integers, strings up to 255
+ * bytes, floats, booleans, nil -- pushed without a call: 1 pushed (and
+ * *pp advanced), 0 another kind of value (nothing done), -1 malformed.
+ * dec_value starts with it, and the loops over a map's or a list's values
+ * try it before calling dec_value.  [-0, +(0|1), e] */
+static inline int dec_scalar(lua_State *L, const unsigned char **pp,
+                             const unsigned char *end) {
+  const unsigned char *p = *pp;
+  size_t n;
+  unsigned c;
+  if (p >= end) return -1;
+  c = *p;
+  if (c <= 0x7f) {
+    compat_pushint(L, (int64_t)c);
+    n = 1;
+  } else if (c >= 0xe0) {
+    compat_pushint(L, (int64_t)c - 256);
+    n = 1;
+  } else if (c >= 0xa0 && c <= 0xbf) {
+    n = c & 0x1f;
+    if ((size_t)(end - p) - 1 < n) return -1;
+    lua_pushlstring(L, (const char *)p + 1, n);
+    n += 1;
+  } else if (c == 0xd9) { /* str 8 */
+    if (end - p < 2 || (size_t)(end - p) - 2 < p[1]) return -1;
+    n = p[1];
+    lua_pushlstring(L, (const char *)p + 2, n);
+    n += 2;
+  } else if (c == 0xcb) {
+    double d;
+    uint64_t u;
+    if (end - p < 9) return -1;
+    u = be_uint(p + 1, 8);
+    memcpy(&d, &u, 8);
+    lua_pushnumber(L, (lua_Number)d);
+    n = 9;
+  } else if (c == 0xc2 || c == 0xc3) {
+    lua_pushboolean(L, c == 0xc3);
+    n = 1;
+  } else if (c == 0xc0) {
+    lua_pushlightuserdata(L, NULL_PTR);
+    n = 1;
+  } else {
+    return 0;
+  }
+  *pp = p + n;
+  return 1;
+}
+
 /* Push the MessagePack value at *p as Lua, advancing *p.  This is the hot
  * path of every get, query and scan, so it reads the bytes directly (one
  * switch on the type byte) rather than through the core's df__mp_read; it
@@ -631,34 +680,19 @@ static int dec_value(lua_State *L, const unsigned char **pp,
   const unsigned char *p = *pp;
   size_t n, i, avail;
   unsigned c;
-  int nb, is_bin = 0;
-  if (p >= end) return -1;
+  int nb, is_bin = 0, r;
+  if ((r = dec_scalar(L, pp, end)) != 0) return r > 0 ? 0 : -1;
   c = *p++;
   avail = (size_t)(end - p);
-  if (c <= 0x7f) {
-    compat_pushint(L, (int64_t)c);
-  } else if (c >= 0xe0) {
-    compat_pushint(L, (int64_t)c - 256);
-  } else if (c >= 0xa0 && c <= 0xbf) {
-    n = c & 0x1f;
-    goto str;
-  } else if (c <= 0x8f) {
+  if (c <= 0x8f) {
     n = c & 0x0f;
     goto map;
   } else if (c <= 0x9f) {
     n = c & 0x0f;
     goto array;
   } else {
-    switch (c) {
-      case 0xc0:
-        lua_pushlightuserdata(L, NULL_PTR);
-        break;
-      case 0xc2:
-      case 0xc3:
-        lua_pushboolean(L, c == 0xc3);
-        break;
-      case 0xc4: /* bin 8/16/32 and str 8/16/32 */
-      case 0xd9:
+    switch (c) { /* (dec_scalar has taken nil, booleans, str 8, float 64) */
+      case 0xc4: /* bin 8/16/32 and str 16/32 */
         nb = 1;
         is_bin = c == 0xc4;
         goto strlen;
@@ -685,16 +719,6 @@ static int dec_value(lua_State *L, const unsigned char **pp,
         memcpy(&f, &u, 4);
         lua_pushnumber(L, (lua_Number)f);
         p += 4;
-        break;
-      }
-      case 0xcb: {
-        double d;
-        uint64_t u;
-        if (avail < 8) return -1;
-        u = be_uint(p, 8);
-        memcpy(&d, &u, 8);
-        lua_pushnumber(L, (lua_Number)d);
-        p += 8;
         break;
       }
       case 0xcc:
@@ -826,7 +850,9 @@ array:
   luaL_checkstack(L, 4, "item nested too deep");
   lua_createtable(L, (int)n, 0);
   for (i = 0; i < n; i++) {
-    if (dec_value(L, &p, end, depth + 1, nm) != 0) return -1;
+    if ((r = dec_scalar(L, &p, end)) < 0 ||
+        (r == 0 && dec_value(L, &p, end, depth + 1, nm) != 0))
+      return -1;
     lua_rawseti(L, -2, (int)i + 1);
   }
   if (n == 0) {
@@ -847,7 +873,9 @@ map:
       size_t kn = *p & 0x1f;
       push_name(L, nm, p + 1, kn);
       p += 1 + kn;
-      if (dec_value(L, &p, end, depth + 1, nm) != 0) return -1;
+      if ((r = dec_scalar(L, &p, end)) < 0 ||
+          (r == 0 && dec_value(L, &p, end, depth + 1, nm) != 0))
+        return -1;
       lua_rawset(L, -3); /* a string key */
       continue;
     }
