@@ -667,6 +667,14 @@ static inline int dec_scalar(lua_State *L, const unsigned char **pp,
   return 1;
 }
 
+/* Stack room: a list or map being decoded holds at most 3 slots (itself,
+ * a key, a value), a scalar's constructor or metatable a few more; the
+ * decoder makes sure of STACK_SLOTS slots at the containers of depth 1,
+ * 1 + STACK_LEVELS, ..., enough for the levels up to the next check (the
+ * item itself is at depth 1). */
+#define STACK_LEVELS 4
+#define STACK_SLOTS 24
+
 /* Push the MessagePack value at *p as Lua, advancing *p.  This is the hot
  * path of every get, query and scan, so it reads the bytes directly (one
  * switch on the type byte) rather than through the core's df__mp_read; it
@@ -847,7 +855,7 @@ array:
   /* every element takes at least one byte: a count beyond the bytes left
    * is malformed (and must not size a table) */
   if (depth > DF_MAX_DEPTH || n > (size_t)(end - p)) return -1;
-  luaL_checkstack(L, 4, "item nested too deep");
+  if (depth % STACK_LEVELS == 1) luaL_checkstack(L, STACK_SLOTS, "item");
   lua_createtable(L, (int)n, 0);
   for (i = 0; i < n; i++) {
     if ((r = dec_scalar(L, &p, end)) < 0 ||
@@ -864,7 +872,7 @@ array:
 
 map:
   if (depth > DF_MAX_DEPTH || n > (size_t)(end - p) / 2) return -1;
-  luaL_checkstack(L, 4, "item nested too deep");
+  if (depth % STACK_LEVELS == 1) luaL_checkstack(L, STACK_SLOTS, "item");
   lua_createtable(L, 0, (int)n);
   for (i = 0; i < n; i++) {
     int kt;

@@ -11,7 +11,8 @@
 # (start-up, loading modules and fixed costs drop out).  Lua's string hash
 # seed, which orders each item's attributes, is fixed per run through
 # fixtime.c (SEEDS: the times it gives, default "1 2 3"), so a figure is
-# the same from run to run and two builds compare on the same orders.
+# the same from run to run and two builds compare on the same orders (the
+# environment is reduced to what the run needs: its size moves the stack).
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "${1:-$here/../..}" && pwd)
@@ -30,7 +31,8 @@ cc -shared -fPIC -O2 -o "$tmp/fixtime.so" "$here/fixtime.c"
 
 # Instructions of: items.lua $2 $3 $4 with the seed time $1
 count() {
-  n=$(FIXTIME_AT=$1 LD_PRELOAD="$tmp/fixtime.so" \
+  n=$(env -i PATH="$PATH" LUA_PATH="$LUA_PATH" LUA_CPATH="$LUA_CPATH" \
+        FIXTIME_AT="$1" LD_PRELOAD="$tmp/fixtime.so" \
         valgrind --tool=callgrind --callgrind-out-file=/dev/null lua5.4 "$here/items.lua" "$2" "$3" "$4" 2>&1 >/dev/null |
       sed -n 's/.*Collected : *\([0-9]*\).*/\1/p')
   [ -n "$n" ] || { echo "count.sh: items.lua $2 $3 $4 failed" >&2; exit 1; }

@@ -35,8 +35,14 @@ local types = require "dynafile.types"
 local update = require "dynafile.update"
 
 local error, type, pairs, ipairs, pcall, select = error, type, pairs, ipairs, pcall, select
-local setmetatable, getmetatable, tostring = setmetatable, getmetatable, tostring
+local setmetatable, tostring = setmetatable, tostring
+-- The writer and transaction checks read the metatable raw: their classes
+-- set no __metatable, and Lua's getmetatable looks for one on every call.
+local getmetatable = debug and debug.getmetatable or getmetatable
 local string_format = string.format
+-- The binding's methods a batch writer's put_item calls, without a method
+-- lookup on the handle's userdata.
+local c_check_key, c_encode = core.db_methods.check_key, core.db_methods.encode
 local math_tointeger = math.tointeger -- nil before Lua 5.3
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
@@ -79,10 +85,10 @@ function Writer:put_item(item)
   local fn = "batch_writer.put_item"
   local c = self._db._c
   if type(item) ~= "table" then fail(fn, "item must be a table, got %s", type(item)) end
-  local ok, msg, code, misuse = c:check_key(item)
+  local ok, msg, code, misuse = c_check_key(c, item)
   if not ok then failed(fn, msg, code, misuse) end
   local bytes
-  bytes, msg, code, misuse = c:encode(item)
+  bytes, msg, code, misuse = c_encode(c, item)
   if not bytes then failed(fn, msg, code, misuse) end
   local n = self._n + 1
   self._ops[n] = bytes

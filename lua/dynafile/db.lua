@@ -16,7 +16,10 @@ local handle = require "dynafile.handle"
 local listeners = require "dynafile.listeners"
 local update = require "dynafile.update"
 
-local type, pcall, getmetatable = type, pcall, getmetatable
+local type, pcall = type, pcall
+-- The handle checks read the metatable raw: DB sets no __metatable, and
+-- Lua's getmetatable looks for one on every call.
+local getmetatable = debug and debug.getmetatable or getmetatable
 local error, string_format = error, string.format
 local math_floor = math.floor
 
