@@ -37,8 +37,10 @@ local update = require "dynafile.update"
 local error, type, pairs, ipairs, pcall, select = error, type, pairs, ipairs, pcall, select
 local setmetatable, tostring = setmetatable, tostring
 -- The writer and transaction checks read the metatable raw: their classes
--- set no __metatable, and Lua's getmetatable looks for one on every call.
-local getmetatable = debug and debug.getmetatable or getmetatable
+-- set no __metatable, and PUC Lua's getmetatable looks for one on every
+-- call (LuaJIT's is a fast function its compiler records: kept there).
+local getmetatable = rawget(_G, "jit") == nil and debug and debug.getmetatable
+  or getmetatable
 local string_format = string.format
 -- The binding's methods a batch writer's put_item calls, without a method
 -- lookup on the handle's userdata.

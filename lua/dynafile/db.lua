@@ -18,8 +18,10 @@ local update = require "dynafile.update"
 
 local type, pcall = type, pcall
 -- The handle checks read the metatable raw: DB sets no __metatable, and
--- Lua's getmetatable looks for one on every call.
-local getmetatable = debug and debug.getmetatable or getmetatable
+-- PUC Lua's getmetatable looks for one on every call (LuaJIT's is a fast
+-- function its compiler records: kept there).
+local getmetatable = rawget(_G, "jit") == nil and debug and debug.getmetatable
+  or getmetatable
 local error, string_format = error, string.format
 local math_floor = math.floor
 
