@@ -2,7 +2,8 @@
  * test_index.c -- the secondary indexes through the public C API: entry
  * layout, maintenance by put/delete/transactions, sparse items, the key
  * budget, index queries with paging over duplicates, backfill with its
- * progress callback, drop_index, and the entry form of each projection.
+ * progress callback, drop_index, the entry form of each projection, and
+ * the entry keys each put works out for itself.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,6 +263,64 @@ static void test_key_budget(void) {
   teardown();
 }
 
+/* A put works out its item's entry keys when it checks them and writes
+ * those: each put of a transaction gets its own, also when the bytes are
+ * rewritten in place between puts (same buffer, same length), after a put
+ * refused by that check, and in a batch of puts of one key. */
+static void test_entry_keys_per_put(void) {
+  static char big[1030];
+  df_txn *t;
+  df_buf b2;
+  df_batch_op ops[2];
+  df_value pk;
+  const void *at;
+  if (!setup()) return;
+  df__buf_init(&b2);
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  item(&b, "even", 0, "aaaa", 1); /* was g = "same" */
+  at = b.p;
+  CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_OK);
+  item(&b, "even", 0, "bbbb", 1);
+  CHECK(b.p == at); /* the same bytes' place */
+  CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_OK);
+  /* refused by the check of by_g's sort key (too long), nothing written */
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  fx_item(&b2, "PK", fx_str("even"), "SK", fx_int(2), "g", fx_str("cccc"), "r",
+          fx_str(big), FX_END);
+  CHECK_EQ_INT(df_txn_put(t, b2.p, b2.len, NULL, NULL), DF_EVALIDATION);
+  item(&b, "even", 2, "dddd", 1); /* was g = "same" */
+  CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_OK);
+  /* a batch: two puts of one key, the later one stays */
+  item(&b2, "odd", 1, "eeee", 1);
+  item(&b, "odd", 1, "ffff", 1);
+  memset(ops, 0, sizeof ops);
+  ops[0].item = b2.p;
+  ops[0].len = b2.len;
+  ops[1].item = b.p;
+  ops[1].len = b.len;
+  CHECK_EQ_INT(df_txn_write_batch(t, ops, 2, NULL), DF_OK);
+  CHECK_EQ_INT(df_txn_commit(t), DF_OK);
+  df_txn_free(t);
+  pk = fx_str("aaaa");
+  CHECK_EQ_UINT(count_query(db, id_g, &pk, 10, 0), 0);
+  pk = fx_str("bbbb");
+  CHECK_EQ_UINT(count_query(db, id_g, &pk, 10, 0), 1);
+  pk = fx_str("cccc");
+  CHECK_EQ_UINT(count_query(db, id_g, &pk, 10, 0), 0);
+  pk = fx_str("dddd");
+  CHECK_EQ_UINT(count_query(db, id_g, &pk, 10, 0), 1);
+  pk = fx_str("eeee");
+  CHECK_EQ_UINT(count_query(db, id_g, &pk, 10, 0), 0);
+  pk = fx_str("ffff");
+  CHECK_EQ_UINT(count_query(db, id_g, &pk, 10, 0), 1);
+  pk = fx_str("same");
+  CHECK_EQ_UINT(count_query(db, id_g, &pk, 100, 0), 997);
+  CHECK_EQ_UINT(entries(), 2001);
+  df__buf_free(&b2);
+  teardown();
+}
+
 static void test_drop_and_backfill_with_progress(void) {
   df_index_def late;
   df_schema s;
@@ -308,6 +367,7 @@ int main(void) {
   RUN_TEST(test_paging_over_duplicates);
   RUN_TEST(test_delete_and_rollback);
   RUN_TEST(test_key_budget);
+  RUN_TEST(test_entry_keys_per_put);
   RUN_TEST(test_drop_and_backfill_with_progress);
   fx_root_remove();
   return check_done("test_index");
