@@ -41,8 +41,13 @@
 static const char *const WHO[] = {"dynafile", "dynafile.query", "dynafile.scan",
                                   "dynafile.query_page", "dynafile.scan_page"};
 
+/* The tags that begin every view page and every view: the addresses of
+ * two statics, which no other userdata holds at its start. */
+static const char PAGE_TAG = 'p', VIEW_TAG = 'v';
+
 /* A reader's page of stored items, while a Lua filter judges them. */
 typedef struct vpage {
+  const char *tag; /* &PAGE_TAG */
   df_page *page;
   uint64_t open; /* the id of the open filter call, 0 when none */
   uint64_t last; /* the last id handed out */
@@ -50,6 +55,7 @@ typedef struct vpage {
 } vpage;
 
 typedef struct view {
+  const char *tag;        /* &VIEW_TAG */
   const unsigned char *p; /* the map's or list's bytes, header included */
   size_t n;
   vpage *pg;
@@ -58,24 +64,23 @@ typedef struct view {
 
 /* ------------------------------------------------------------ validity */
 
-/* The userdata at idx when its metatable is the one at upvalue `mt` of
- * the running function (a cheap test: no registry lookup by name), else
- * luaL_checkudata's answer for tname (which raises on anything else).
- * [-0, +0, v] */
-static void *checkudata_mt(lua_State *L, int idx, int mt, const char *tname) {
+/* The userdata at idx when it is one of ours of this size and tag (a
+ * cheap test, made once per item and per attribute read: the tag is the
+ * address of a static of this file, which only this file writes into a
+ * userdata), else luaL_checkudata's answer for tname (which raises on
+ * anything else).  [-0, +0, v] */
+static void *checkudata_tag(lua_State *L, int idx, const char *tag,
+                            size_t size, const char *tname) {
   void *u = lua_touserdata(L, idx);
-  if (u != NULL && lua_getmetatable(L, idx)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(mt));
-    lua_pop(L, 1);
-    if (same) return u;
-  }
+  if (u != NULL && lua_rawlen(L, idx) == size &&
+      *(const char *const *)u == tag)
+    return u;
   return luaL_checkudata(L, idx, tname);
 }
 
-/* The view at idx, refusing one whose call has returned; the running
- * function has the views' metatable as upvalue 1, or none.  [-0, +0, v] */
+/* The view at idx, refusing one whose call has returned.  [-0, +0, v] */
 static view *check(lua_State *L, int idx) {
-  view *v = checkudata_mt(L, idx, 1, LDF_VIEW_MT);
+  view *v = checkudata_tag(L, idx, &VIEW_TAG, sizeof(view), LDF_VIEW_MT);
   if (v->pg->open != v->id)
     lerror_raise(L,
                  "%s: filter: a view of an item was used after its filter "
@@ -109,6 +114,7 @@ static int is_container(unsigned char c) {
 static void push_view(lua_State *L, vpage *pg, int anchor,
                       const unsigned char *p, size_t n) {
   view *v = lua_newuserdata(L, sizeof *v);
+  v->tag = &VIEW_TAG;
   v->p = p;
   v->n = n;
   v->pg = pg;
@@ -138,9 +144,11 @@ static void push_value(lua_State *L, int vi, const view *v,
  * there is none. */
 static int view_index(lua_State *L) {
   view *v = check(L, 1);
-  df_value h = header(L, v), x;
+  df_value h, x;
   const unsigned char *s, *e, *end = v->p + v->n;
-  if (h.type == DF_TMAP) {
+  /* a map (map_find reads its header), else a list */
+  if (v->n > 0 &&
+      ((v->p[0] & 0xf0) == 0x80 || v->p[0] == 0xde || v->p[0] == 0xdf)) {
     size_t len;
     const char *k;
     int r;
@@ -152,6 +160,7 @@ static int view_index(lua_State *L) {
   } else {
     lua_Number k;
     size_t i;
+    h = header(L, v);
     if (lua_type(L, 2) != LUA_TNUMBER) return 0;
     k = lua_tonumber(L, 2);
     if (!(k >= 1 && k <= (lua_Number)h.n) || k != (lua_Number)(size_t)k)
@@ -314,6 +323,7 @@ df_page *lview_reader_page(lua_State *L, int spec) {
     lua_pop(L, 1);
     pg = lua_newuserdata(L, sizeof *pg);
     memset(pg, 0, sizeof *pg);
+    pg->tag = &PAGE_TAG;
     luaL_getmetatable(L, LDF_VIEW_PAGE_MT);
     lua_setmetatable(L, -2);
     /* the anchor every view of this page holds: a table keeping the page,
@@ -339,8 +349,10 @@ df_page *lview_reader_page(lua_State *L, int spec) {
  * upvalue 3) and its item at index 2 (1-based) into *p, *len; raises on
  * anything else.  [-0, +0, v] */
 static vpage *page_item_arg(lua_State *L, const void **p, size_t *len) {
-  vpage *pg = checkudata_mt(L, 1, 3, LDF_VIEW_PAGE_MT);
-  lua_Integer i = luaL_checkinteger(L, 2);
+  vpage *pg =
+      checkudata_tag(L, 1, &PAGE_TAG, sizeof(vpage), LDF_VIEW_PAGE_MT);
+  lua_Integer i = lua_type(L, 2) == LUA_TNUMBER ? lua_tointeger(L, 2)
+                                               : luaL_checkinteger(L, 2);
   if (pg->page == NULL || i < 1 || (size_t)i > df_page_count(pg->page))
     lerror_raise(L, "dynafile.core: no item %d in this page", (int)i);
   df_page_item(pg->page, (size_t)i - 1, p, len);
@@ -374,7 +386,8 @@ static int l_page_item(lua_State *L) {
 
 /* vpage:close(): close the page's open filter call. */
 static int l_page_close(lua_State *L) {
-  vpage *pg = checkudata_mt(L, 1, 3, LDF_VIEW_PAGE_MT);
+  vpage *pg =
+      checkudata_tag(L, 1, &PAGE_TAG, sizeof(vpage), LDF_VIEW_PAGE_MT);
   pg->open = 0;
   return 0;
 }

@@ -216,15 +216,15 @@ end
 
 -- Judge the n items of a page read for a Lua filter (in r.view_page)
 -- through views: the items the TTL function keeps (given the decoded
--- item, first) and the filter accepts, decoded, and their count.  A view's
--- call is closed before any other code runs -- after the filter returns
--- or raises -- so a view kept by the filter refuses to be used; the filter
--- runs under pcall, which lets it yield (coroutines, OpenResty) on Lua 5.2+
--- and LuaJIT.
-local function filter_page(r, n)
-  local vp, filter, ttl_fn, t = r.view_page, r.lua_filter, r.ttl_fn, r.now
+-- item, first) and the filter accepts, decoded, into out; returns their
+-- count.  A view's call is closed before any other code runs -- after the
+-- filter returns or raises -- so a view kept by the filter refuses to be
+-- used: without a TTL function only the binding's view and item calls
+-- run between two filter calls (view opens the next call, item closes
+-- it), with one the call is closed before the TTL function runs.
+local function judge_page(vp, filter, ttl_fn, t, n, out)
   local view, item, close = vp.view, vp.item, vp.close
-  local out, m = {}, 0
+  local m = 0
   for i = 1, n do
     local it = nil
     if ttl_fn then
@@ -232,16 +232,27 @@ local function filter_page(r, n)
       if ttl_fn(it, t) then it = false end -- expired: not given to the filter
     end
     if it ~= false then
-      local ok, yes = pcall(filter, view(vp, i))
-      if ttl_fn or not ok then close(vp) end
-      if not ok then error(yes, 0) end
+      local yes = filter(view(vp, i))
+      if ttl_fn then close(vp) end
       if yes then
         m = m + 1
         out[m] = it or item(vp, i) -- item closes the call
       end
     end
   end
-  close(vp)
+  return m
+end
+
+-- The filter and the TTL function run under one pcall per page (which
+-- lets them yield -- coroutines, OpenResty -- on Lua 5.2+ and LuaJIT):
+-- when either raises, the open call is closed and the error raised again.
+-- One pcall per page, not per item: a pcall costs about as much as the
+-- filter call itself.
+local function filter_page(r, n)
+  local vp, out = r.view_page, {}
+  local ok, m = pcall(judge_page, vp, r.lua_filter, r.ttl_fn, r.now, n, out)
+  vp:close()
+  if not ok then error(m, 0) end
   return out, m
 end
 
