@@ -69,11 +69,10 @@ typedef struct view {
  * address of a static of this file, which only this file writes into a
  * userdata), else luaL_checkudata's answer for tname (which raises on
  * anything else).  [-0, +0, v] */
-static void *checkudata_tag(lua_State *L, int idx, const char *tag,
-                            size_t size, const char *tname) {
+static void *checkudata_tag(lua_State *L, int idx, const char *tag, size_t size,
+                            const char *tname) {
   void *u = lua_touserdata(L, idx);
-  if (u != NULL && lua_rawlen(L, idx) == size &&
-      *(const char *const *)u == tag)
+  if (u != NULL && lua_rawlen(L, idx) == size && *(const char *const *)u == tag)
     return u;
   return luaL_checkudata(L, idx, tname);
 }
@@ -349,10 +348,9 @@ df_page *lview_reader_page(lua_State *L, int spec) {
  * upvalue 3) and its item at index 2 (1-based) into *p, *len; raises on
  * anything else.  [-0, +0, v] */
 static vpage *page_item_arg(lua_State *L, const void **p, size_t *len) {
-  vpage *pg =
-      checkudata_tag(L, 1, &PAGE_TAG, sizeof(vpage), LDF_VIEW_PAGE_MT);
+  vpage *pg = checkudata_tag(L, 1, &PAGE_TAG, sizeof(vpage), LDF_VIEW_PAGE_MT);
   lua_Integer i = lua_type(L, 2) == LUA_TNUMBER ? lua_tointeger(L, 2)
-                                               : luaL_checkinteger(L, 2);
+                                                : luaL_checkinteger(L, 2);
   if (pg->page == NULL || i < 1 || (size_t)i > df_page_count(pg->page))
     lerror_raise(L, "dynafile.core: no item %d in this page", (int)i);
   df_page_item(pg->page, (size_t)i - 1, p, len);
@@ -386,8 +384,7 @@ static int l_page_item(lua_State *L) {
 
 /* vpage:close(): close the page's open filter call. */
 static int l_page_close(lua_State *L) {
-  vpage *pg =
-      checkudata_tag(L, 1, &PAGE_TAG, sizeof(vpage), LDF_VIEW_PAGE_MT);
+  vpage *pg = checkudata_tag(L, 1, &PAGE_TAG, sizeof(vpage), LDF_VIEW_PAGE_MT);
   pg->open = 0;
   return 0;
 }
