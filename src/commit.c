@@ -731,15 +731,21 @@ static uint64_t meta_needs(unsigned char meta[2][DF_REDO_META_LEN],
   return need;
 }
 
-int df__commit_has_log(const char *path) {
+int df__commit_has_log(const char *path, int readonly, df_redo **keep) {
   df_redo *r = NULL;
   df_redo_header h;
   char err[256];
-  int ok;
-  if (df__redo_open(path, 1, &r, err, sizeof err) != DF_OK) return 0;
-  ok = df__redo_header_read(r, &h, err, sizeof err) == DF_OK;
-  df__redo_close(r);
-  return ok;
+  *keep = NULL;
+  if (df__redo_open_existing(path, readonly, &r, err, sizeof err) != DF_OK)
+    return 0;
+  if (df__redo_header_read(r, &h, err, sizeof err) != DF_OK) {
+    df__redo_close(r);
+    return 0;
+  }
+  /* df__commit_open reads the header again under the open lock; the size
+   * seen here only grows, and the log's reads look again past it */
+  *keep = r;
+  return 1;
 }
 
 static void commit_free(df_commit *c) {
@@ -832,13 +838,17 @@ int df__commit_open(const char *path, int readonly, const df_commit_options *o,
   int code, e;
   *out = NULL;
   c = df__malloc(sizeof *c);
-  if (c == NULL) return df__fmt(err, errlen, DF_ENOMEM, "out of memory");
+  if (c == NULL) {
+    df__redo_close(o ? o->log : NULL);
+    return df__fmt(err, errlen, DF_ENOMEM, "out of memory");
+  }
   memset(c, 0, sizeof *c);
   c->lock_fd = -1;
   c->data_fd = -1;
   pthread_mutex_init(&c->fl_lock, NULL);
   pthread_cond_init(&c->fl_cond, NULL);
   df__redo_rec_init(&c->rec);
+  c->log = o ? o->log : NULL; /* taken over */
   c->readonly = readonly;
   snprintf(c->path, sizeof c->path, "%s", path);
   snprintf(c->data_path, sizeof c->data_path, "%s/data.mdb", path);
@@ -856,6 +866,8 @@ int df__commit_open(const char *path, int readonly, const df_commit_options *o,
     if (readonly && e == ENOENT) {
       /* a database no writable dynafile opened since the log came: a
        * release before it, nothing to recover */
+      df__redo_close(c->log);
+      c->log = NULL;
       *out = c;
       return DF_OK;
     }
@@ -896,7 +908,7 @@ int df__commit_open(const char *path, int readonly, const df_commit_options *o,
       return code;
     }
   }
-  code = df__redo_open(path, readonly, &c->log, err, errlen);
+  code = c->log ? DF_OK : df__redo_open(path, readonly, &c->log, err, errlen);
   if (code == DF_ENOTFOUND && readonly) code = DF_OK; /* see above */
   if (code != DF_OK) {
     commit_free(c);

@@ -42,15 +42,20 @@ typedef struct df_commit_options {
   uint64_t checkpoint_bytes; /* checkpoint once the log or the pages
                                 written since the last checkpoint reach
                                 this (default 64 MiB) */
+  struct df_redo *log;       /* the log as df__commit_has_log left it open,
+                                taken over (closed on failure too), or
+                                NULL: df__commit_open opens it */
 } df_commit_options;
 
 /* Grow the map (env.c), for the replay at open.  DF_OK or the error. */
 typedef int (*df_commit_grow_fn)(void *ud);
 
 /* 1 when <path>/redo.log holds a checkpoint: the data file beside it
- * belongs to dynafile (written since the log came).  Opens nothing for
- * writing. */
-int df__commit_has_log(const char *path);
+ * belongs to dynafile (written since the log came).  Creates nothing and
+ * writes nothing.  Then *keep is the log, open as df__commit_open would
+ * open it (read-only or not), for df_commit_options.log: one open of the
+ * file per database open; else *keep is NULL. */
+int df__commit_has_log(const char *path, int readonly, struct df_redo **keep);
 
 /* Before mdb_env_open of directory `path`.  Opens (creating when
  * writable) <path>/redo.lock and <path>/redo.log, takes the open lock,

@@ -933,24 +933,32 @@ static size_t page_size(MDB_env *env) {
  * disk once per page (a full scan of 100,000 items: 9,025 reads, 2 s,
  * against 0.3 s with it; bench/reads.lua).  The kernel caps each request
  * at its read-ahead window, so the range goes in chunks no larger than
- * the smallest usual window.  When 16 pages spread over the range can all
+ * the smallest usual window.  When a few pages spread over the range can all
  * be read without waiting (preadv2 with RWF_NOWAIT fails for a page that
  * is not in the page cache), the file is taken as cached and nothing is
  * asked.  It works on LMDB's own descriptor of the file (no open of its
  * own: every system call counts in an open).  Failures are ignored: this
  * only saves time. */
 #define PREFETCH_CHUNK ((size_t)128 << 10)
-#define PREFETCH_SAMPLES 16
+#define PREFETCH_SAMPLES_MIN 4
+#define PREFETCH_SAMPLES_MAX 16
+#define PREFETCH_SAMPLE_SPAN ((size_t)4 << 20)
 
+/* One sample per 4 MiB of the range, at least 4 and at most 16: a small
+ * file that is wrongly taken as cached costs few page faults, and each
+ * sample is a system call of every open. */
 static int cached(int fd, size_t len) {
 #ifdef RWF_NOWAIT
   unsigned char byte;
   struct iovec iov;
-  size_t step = len / PREFETCH_SAMPLES;
-  int i;
+  size_t n = len / PREFETCH_SAMPLE_SPAN, step;
+  size_t i;
+  if (n < PREFETCH_SAMPLES_MIN) n = PREFETCH_SAMPLES_MIN;
+  if (n > PREFETCH_SAMPLES_MAX) n = PREFETCH_SAMPLES_MAX;
+  step = len / n;
   iov.iov_base = &byte;
   iov.iov_len = 1;
-  for (i = 0; i < PREFETCH_SAMPLES; i++)
+  for (i = 0; i < n; i++)
     if (preadv2(fd, &iov, 1, (off_t)(step * (size_t)i), RWF_NOWAIT) != 1)
       return 0;
   return 1;
@@ -961,10 +969,21 @@ static int cached(int fd, size_t len) {
 #endif
 }
 
+/* The machine's memory in pages (asked once: it is a system call). */
+static long phys_pages(void) {
+  static long cached_pages;
+  long n = __atomic_load_n(&cached_pages, __ATOMIC_RELAXED);
+  if (n == 0) {
+    n = sysconf(_SC_PHYS_PAGES);
+    __atomic_store_n(&cached_pages, n, __ATOMIC_RELAXED);
+  }
+  return n;
+}
+
 static void prefetch(df_env *e, size_t want) {
   MDB_envinfo info;
   size_t used, len, off, pg = (size_t)sysconf(_SC_PAGESIZE);
-  long phys = sysconf(_SC_PHYS_PAGES);
+  long phys = phys_pages();
   int fd;
   if (want == DF_PREFETCH_NONE || mdb_env_info(e->mdb, &info) != 0 ||
       mdb_env_get_fd(e->mdb, &fd) != 0)
@@ -1111,6 +1130,7 @@ static int env_open(const char *path, const struct stat *st,
   struct stat dst;
   unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
   df_commit_options copts;
+  df_redo *log = NULL;
   int fresh = 0;
 
   if (snprintf(data_path, sizeof data_path, "%s/data.mdb", path) >=
@@ -1156,7 +1176,7 @@ static int env_open(const char *path, const struct stat *st,
     env_destroy(e);
     return df__fmt(err, errlen, DF_ENOMEM, "out of memory");
   }
-  if (!fresh && !df__commit_has_log(path)) {
+  if (!fresh && !df__commit_has_log(path, o->readonly, &log)) {
     /* nothing may be written before the directory is known to hold a
      * dynafile database */
     code = probe(e, o, data_path, err, errlen);
@@ -1170,6 +1190,7 @@ static int env_open(const char *path, const struct stat *st,
   memset(&copts, 0, sizeof copts);
   copts.flush_ms = o->flush_ms;
   copts.checkpoint_bytes = o->checkpoint_bytes;
+  copts.log = log; /* df__commit_open owns it now */
   code = df__commit_open(path, o->readonly, &copts, &e->commit, err, errlen);
   if (code != DF_OK) {
     env_destroy(e);
@@ -1190,11 +1211,9 @@ static int env_open(const char *path, const struct stat *st,
     int dead = 0;
     mdb_reader_check(e->mdb, &dead); /* reclaim slots of killed processes */
   }
-  if (!o->readonly) {
-    MDB_envinfo info;
-    /* best effort, as before each write transaction (allocate_map) */
-    if (mdb_env_info(e->mdb, &info) == 0) allocate_ahead(e, &info);
-  }
+  /* (the file is allocated ahead of the pages in use by the first write
+   * transaction, grow_if_needed: an open that only reads makes no
+   * fallocate call) */
   prefetch(e, o->prefetch);
   code = env_load(e, o, err, errlen);
   if (code == DF_OK)

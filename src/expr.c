@@ -1091,8 +1091,12 @@ static int truthy(const df_value *v) {
 
 static int order(const df_value *a, const df_value *b, int op) {
   int c;
-  if (a->type == DF_TNIL || b->type == DF_TNIL) return 0;
-  c = df__value_cmp(a, b);
+  if (a->type == DF_TINT && b->type == DF_TINT) /* the usual number */
+    c = (a->i > b->i) - (a->i < b->i);
+  else if (a->type == DF_TNIL || b->type == DF_TNIL)
+    return 0;
+  else
+    c = df__value_cmp(a, b);
   if (c == 2) return 0;
   switch (op) {
     case DF__OP_LT:

@@ -390,6 +390,9 @@ typedef struct df_redo_op {
  * DF_EIO, DF_EDISKFULL, DF_EACCESS, DF_EREADONLY, DF_ENOMEM, DF_EINVAL. */
 int df__redo_open(const char *dir, int readonly, df_redo **out, char *err,
                   size_t errlen);
+/* The same without creating the file (DF_ENOTFOUND when it is missing). */
+int df__redo_open_existing(const char *dir, int readonly, df_redo **out,
+                           char *err, size_t errlen);
 void df__redo_close(df_redo *r); /* accepts NULL */
 int df__redo_fd(const df_redo *r);
 uint64_t df__redo_size(const df_redo *r);

@@ -275,7 +275,8 @@ static void set_parts(parts *p, const df_schema *s, const df_index_def *def) {
 /* The length of key k's group prefix: up to the end of the prefix of its
  * first long part; 0 when it has none (the usual case, decided at once
  * for keys too short to hold one). */
-static size_t group_prefix(const parts *p, const unsigned char *k, size_t n) {
+static inline size_t group_prefix(const parts *p, const unsigned char *k,
+                                  size_t n) {
   const unsigned char *q = k + p->head, *end = k + n;
   size_t i, m;
   int is_long;
@@ -652,7 +653,9 @@ static int take(walk *w, const void *item, size_t len, int hidden) {
   w->page->examined++;
   w->last = item;
   w->last_len = len;
-  if (hidden || df__item_expired(w->s, item, len, w->q->now)) return DF_OK;
+  if (hidden ||
+      (w->s->ttl_attr && df__item_expired(w->s, item, len, w->q->now)))
+    return DF_OK;
   if (w->pk_hashed && !df__item_pk_is(&w->pk_schema, item, len, &w->q->pk))
     return DF_OK; /* another value whose hash collides with the one asked */
   if (w->q->filter) {

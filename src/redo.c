@@ -193,11 +193,12 @@ static int sync_fd(int fd) {
   return 0;
 }
 
-int df__redo_open(const char *dir, int readonly, df_redo **out, char *err,
-                  size_t errlen) {
+static int redo_open(const char *dir, int readonly, int create, df_redo **out,
+                     char *err, size_t errlen) {
   df_redo *r;
   struct stat st;
-  int flags = O_CLOEXEC | (readonly ? O_RDONLY : (O_RDWR | O_CREAT));
+  int flags = O_CLOEXEC | (readonly ? O_RDONLY
+                                    : (O_RDWR | (create ? O_CREAT : 0)));
   *out = NULL;
   r = df__malloc(sizeof *r);
   if (r == NULL) {
@@ -229,6 +230,16 @@ int df__redo_open(const char *dir, int readonly, df_redo **out, char *err,
   r->size = (uint64_t)st.st_size;
   *out = r;
   return DF_OK;
+}
+
+int df__redo_open(const char *dir, int readonly, df_redo **out, char *err,
+                  size_t errlen) {
+  return redo_open(dir, readonly, !readonly, out, err, errlen);
+}
+
+int df__redo_open_existing(const char *dir, int readonly, df_redo **out,
+                           char *err, size_t errlen) {
+  return redo_open(dir, readonly, 0, out, err, errlen);
 }
 
 void df__redo_close(df_redo *r) {
