@@ -197,8 +197,8 @@ static int redo_open(const char *dir, int readonly, int create, df_redo **out,
                      char *err, size_t errlen) {
   df_redo *r;
   struct stat st;
-  int flags = O_CLOEXEC | (readonly ? O_RDONLY
-                                    : (O_RDWR | (create ? O_CREAT : 0)));
+  int flags =
+      O_CLOEXEC | (readonly ? O_RDONLY : (O_RDWR | (create ? O_CREAT : 0)));
   *out = NULL;
   r = df__malloc(sizeof *r);
   if (r == NULL) {
