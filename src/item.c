@@ -86,12 +86,24 @@ int df__item_pk_is(const df_schema *s, const void *item, size_t len,
   return attr_is(item, len, s->pk, pk);
 }
 
+/* Whether key value v may be too long to be kept whole in a key (a
+ * hashed partition value, a long sort value), with limit its encoding's
+ * room: strings and binaries whose encoding -- at most 2n + 3 bytes, with
+ * every byte escaped -- may not fit. */
+static int may_be_cut(const df_value *v, size_t limit) {
+  return (v->type == DF_TSTR || v->type == DF_TBIN) && 2 * v->n + 3 > limit;
+}
+
 int df__item_key_is(const df_schema *s, const unsigned char *k, size_t klen,
                     const void *item, size_t len, const df_key *key) {
   const unsigned char *p = k + 8, *end = k + klen;
   size_t m;
   int is_long;
   if (klen <= 8) return 1;
+  /* the usual key: every value whole in the key bytes, which matched */
+  if (!may_be_cut(&key->pk, DF_PK_INLINE_MAX) &&
+      (!s->sk || !may_be_cut(&key->sk, DF_SK_PREFIX)))
+    return 1;
   if (p[0] == DF_TAG_HASHED && !attr_is(item, len, s->pk, &key->pk)) return 0;
   if (!s->sk || (m = df__key_part_len(p, end, NULL)) == 0) return 1;
   p += m;

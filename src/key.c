@@ -177,6 +177,14 @@ static unsigned char bytes_tag(const df_value *v) {
  * terminator); returns how many were written. */
 static size_t bytes_write(const df_value *v, unsigned char *out, size_t cap) {
   size_t i, k = 0;
+  if (v->n + 3 <= cap && (v->n == 0 || memchr(v->s, '\0', v->n) == NULL)) {
+    /* the usual value: no NUL to escape, room for all of it */
+    out[0] = bytes_tag(v);
+    if (v->n) memcpy(out + 1, v->s, v->n);
+    out[v->n + 1] = 0x00;
+    out[v->n + 2] = 0x01;
+    return v->n + 3;
+  }
   if (k < cap) out[k++] = bytes_tag(v);
   for (i = 0; i < v->n && k < cap; i++) {
     out[k++] = (unsigned char)v->s[i];

@@ -65,6 +65,7 @@
 
 /* A database handle. */
 typedef struct ldb {
+  const char *tag; /* &ldb_tag: see ldb_arg */
   df_db *db;
   df_page *page;
   df_stream *stream; /* change-log reads, made on first use */
@@ -170,6 +171,7 @@ int lexpr_gc(lua_State *L);
 
 /* The handle at idx (raises when it is none), NULL when it is closed.
  * [-0, +0, v] */
+extern const char ldb_tag;
 ldb *ldb_arg(lua_State *L, int idx);
 /* Return misuse: "database is closed" (Closed).  [-0, +4, m] */
 int ldb_closed_fail(lua_State *L);

@@ -191,6 +191,7 @@ static int read_open_args(lua_State *L, int t, open_args *a) {
 static ldb *new_ldb(lua_State *L) {
   ldb *d = lua_newuserdata(L, sizeof *d);
   memset(d, 0, sizeof *d);
+  d->tag = &ldb_tag;
   df__buf_init(&d->buf);
   luaL_setmetatable(L, LDF_DB_MT);
   return d;
