@@ -942,7 +942,7 @@ typedef struct ctx {
 
 /* Resolve an operand: 1 found (*v filled, *vend: the end of the bytes it
  * points into, for containers), 0 missing, or DF_ECORRUPT. */
-static int fetch(const df_expr *e, const ctx *c, const operand *o, df_value *v,
+static inline int fetch(const df_expr *e, const ctx *c, const operand *o, df_value *v,
                  const unsigned char **vend) {
   const pathref *pr;
   const df_path_seg *sg;
@@ -1089,7 +1089,7 @@ static int truthy(const df_value *v) {
   return 1;
 }
 
-static int order(const df_value *a, const df_value *b, int op) {
+static inline int order(const df_value *a, const df_value *b, int op) {
   int c;
   if (a->type == DF_TINT && b->type == DF_TINT) /* the usual number */
     c = (a->i > b->i) - (a->i < b->i);

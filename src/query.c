@@ -623,7 +623,7 @@ typedef struct walk {
 } walk;
 
 /* The (projected) item of entry (k, v).  DF_OK or an error (set). */
-static int entry_item(walk *w, const df_bytes *k, const df_bytes *v,
+static inline int entry_item(walk *w, const df_bytes *k, const df_bytes *v,
                       const void **item, size_t *len, int *hidden) {
   int code;
   *hidden = 0;
@@ -649,7 +649,7 @@ static int page_full(const walk *w) {
 /* Examine one entry whose item is known: count it, keep it as the resume
  * point, and add it to the page unless expired, of a colliding partition
  * value, or filtered out.  DF_OK or an error (set). */
-static int take(walk *w, const void *item, size_t len, int hidden) {
+static inline int take(walk *w, const void *item, size_t len, int hidden) {
   w->page->examined++;
   w->last = item;
   w->last_len = len;
