@@ -942,8 +942,8 @@ typedef struct ctx {
 
 /* Resolve an operand: 1 found (*v filled, *vend: the end of the bytes it
  * points into, for containers), 0 missing, or DF_ECORRUPT. */
-static inline int fetch(const df_expr *e, const ctx *c, const operand *o, df_value *v,
-                 const unsigned char **vend) {
+static inline int fetch(const df_expr *e, const ctx *c, const operand *o,
+                        df_value *v, const unsigned char **vend) {
   const pathref *pr;
   const df_path_seg *sg;
   int rc;

@@ -624,7 +624,7 @@ typedef struct walk {
 
 /* The (projected) item of entry (k, v).  DF_OK or an error (set). */
 static inline int entry_item(walk *w, const df_bytes *k, const df_bytes *v,
-                      const void **item, size_t *len, int *hidden) {
+                             const void **item, size_t *len, int *hidden) {
   int code;
   *hidden = 0;
   warm(&w->seen_page, w->psize, v->p);
