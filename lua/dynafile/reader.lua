@@ -96,7 +96,7 @@ local function build_spec(self, fn, pk, opts, scanning)
   end
   if not scanning then
     local kx = opts.key_condition
-    if expr.is(pk) then
+    if type(pk) == "table" and expr.is(pk) then
       if kx ~= nil then fail(fn, "a key condition given twice (as pk and as key_condition)") end
       kx, pk = pk, nil
     end
@@ -150,7 +150,8 @@ local function build_spec(self, fn, pk, opts, scanning)
   end
   local lua_filter
   local f = opts.filter
-  if type(f) == "function" then
+  if f == nil then -- luacheck: ignore 542 (the usual case, first)
+  elseif type(f) == "function" then
     lua_filter = f
   elseif type(f) == "string" then
     local e, msg = core.compile(f)
@@ -209,8 +210,12 @@ local function reader_new(self, r, lua_filter, limit)
     local def = self._schema.indexes[r.index]
     if def and def.projection ~= "all" then ttl_fn = projected_ttl(self, ttl_fn) end
   end
-  r.now, r.h, r.db, r.ttl_fn = now(self), self._c, self, ttl_fn
-  r.lua_filter, r.limit, r.next_key = lua_filter, limit, r.start_after
+  -- (spec.h and spec.db are set by build_spec; a nil field is not set)
+  if self._timed then r.now = now(self) end
+  if ttl_fn then r.ttl_fn = ttl_fn end
+  if lua_filter then r.lua_filter = lua_filter end
+  if limit then r.limit = limit end
+  if r.start_after ~= nil then r.next_key = r.start_after end
   return r
 end
 
@@ -340,6 +345,12 @@ local function plain_key(v, may_be_nil)
   return t == "string" or (t == "number" and v == v) or (v == nil and may_be_nil)
 end
 
+-- Whether every key value of the spec passes it for sure.
+local function plain_keys(spec, scanning)
+  return plain_key(spec.pk, scanning) and plain_key(spec.lo, true) and plain_key(spec.hi, true)
+    and plain_key(spec.start, true)
+end
+
 -- Pages hold no transaction between calls, so there is nothing to release
 -- when a loop breaks early: one shared closing value serves every loop.
 local CLOSER = setmetatable({}, { __close = function() end })
@@ -356,8 +367,7 @@ function M.iterate(self, fn, pk, opts, scanning)
   -- (the binding's check_page; strings and numbers other than NaN always
   -- pass its kind check, which short queries would pay a tenth of their
   -- set-up for)
-  if spec.index ~= nil or not (plain_key(spec.pk, scanning) and plain_key(spec.lo, true)
-                               and plain_key(spec.hi, true) and plain_key(spec.start, true)) then
+  if spec.index ~= nil or not plain_keys(spec, scanning) then
     local ok, msg, code, misuse = self._c:check_page(spec)
     if not ok then failed(fn, msg, code, misuse) end
   end
