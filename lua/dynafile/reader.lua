@@ -363,11 +363,11 @@ function M.iterate(self, fn, pk, opts, scanning)
   handle.check_open(self, fn)
   local spec, lua_filter, limit = build_spec(self, fn, pk, opts, scanning)
   if not spec then errors.raise(lua_filter) end
-  -- the key values and the index are judged now, not at the first item
-  -- (the binding's check_page; strings and numbers other than NaN always
-  -- pass its kind check, which short queries would pay a tenth of their
-  -- set-up for)
-  if spec.index ~= nil or not plain_keys(spec, scanning) then
+  -- the key values, the index and start_after are judged now, not at the
+  -- first item (the binding's check_page; key values that are strings or
+  -- numbers other than NaN always pass its kind check, which short queries
+  -- would pay a tenth of their set-up for)
+  if spec.index ~= nil or spec.start_after ~= nil or not plain_keys(spec, scanning) then
     local ok, msg, code, misuse = self._c:check_page(spec)
     if not ok then failed(fn, msg, code, misuse) end
   end
