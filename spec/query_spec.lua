@@ -290,7 +290,7 @@ describe("query", function()
     assert.error_matches(function() db:query(0 / 0) end, "partition key must not be NaN")
     assert.error_matches(function() db:query(nil) end, "partition key")
     assert.error_matches(function() db:query("p", { start_after = { PK = "p", SK = print } }) end,
-      "start_after: item: SK: cannot store a function")
+      "start_after.*SK.*function")
     assert.error_matches(function() db:query("p", { index = "nope" }) end, "no index named nope")
     assert.error_matches(function() db:scan({ start_after = { PK = print } }) end,
       "dynafile.scan: start_after")
