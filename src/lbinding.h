@@ -63,6 +63,21 @@
 /* Most index definitions (and names in one projection) an open accepts. */
 #define LDF_MAX_INDEXES 64
 
+/* The userdata at idx when it is one of the binding's blocks of this size
+ * that begins with `tag`, the address of a static only the binding writes
+ * into a userdata (a handle, a view, a view page): a test of a few
+ * instructions on the hot paths, where luaL_checkudata looks the metatable
+ * up by name in the registry.  Anything else gets luaL_checkudata's answer
+ * for tname, which raises.  [-0, +0, v] */
+static inline void *lbinding_checkudata_tag(lua_State *L, int idx,
+                                            const char *tag, size_t size,
+                                            const char *tname) {
+  void *u = lua_touserdata(L, idx);
+  if (u != NULL && lua_rawlen(L, idx) == size && *(const char *const *)u == tag)
+    return u;
+  return luaL_checkudata(L, idx, tname);
+}
+
 /* A database handle. */
 typedef struct ldb {
   const char *tag; /* &ldb_tag: see ldb_arg */

@@ -14,17 +14,13 @@
 
 #include "lbinding.h"
 
-/* [-0, +0, v] */
-/* Every handle's block begins with the address of this static, which no
- * other userdata holds at its start: recognising a handle by it costs a
- * few instructions, where luaL_checkudata looks its metatable up by name
- * in the registry on every call of every method. */
+/* Every handle's block begins with the address of this static
+ * (lbinding_checkudata_tag). */
 const char ldb_tag = 'd';
 
+/* [-0, +0, v] */
 ldb *ldb_arg(lua_State *L, int idx) {
-  ldb *d = lua_touserdata(L, idx);
-  if (d == NULL || lua_rawlen(L, idx) != sizeof(ldb) || d->tag != &ldb_tag)
-    d = luaL_checkudata(L, idx, LDF_DB_MT); /* raises */
+  ldb *d = lbinding_checkudata_tag(L, idx, &ldb_tag, sizeof(ldb), LDF_DB_MT);
   return d->db ? d : NULL;
 }
 

@@ -41,8 +41,8 @@
 static const char *const WHO[] = {"dynafile", "dynafile.query", "dynafile.scan",
                                   "dynafile.query_page", "dynafile.scan_page"};
 
-/* The tags that begin every view page and every view: the addresses of
- * two statics, which no other userdata holds at its start. */
+/* The tags that begin every view page and every view
+ * (lbinding_checkudata_tag). */
 static const char PAGE_TAG = 'p', VIEW_TAG = 'v';
 
 /* A reader's page of stored items, while a Lua filter judges them. */
@@ -64,22 +64,10 @@ typedef struct view {
 
 /* ------------------------------------------------------------ validity */
 
-/* The userdata at idx when it is one of ours of this size and tag (a
- * cheap test, made once per item and per attribute read: the tag is the
- * address of a static of this file, which only this file writes into a
- * userdata), else luaL_checkudata's answer for tname (which raises on
- * anything else).  [-0, +0, v] */
-static void *checkudata_tag(lua_State *L, int idx, const char *tag, size_t size,
-                            const char *tname) {
-  void *u = lua_touserdata(L, idx);
-  if (u != NULL && lua_rawlen(L, idx) == size && *(const char *const *)u == tag)
-    return u;
-  return luaL_checkudata(L, idx, tname);
-}
-
 /* The view at idx, refusing one whose call has returned.  [-0, +0, v] */
 static view *check(lua_State *L, int idx) {
-  view *v = checkudata_tag(L, idx, &VIEW_TAG, sizeof(view), LDF_VIEW_MT);
+  view *v =
+      lbinding_checkudata_tag(L, idx, &VIEW_TAG, sizeof(view), LDF_VIEW_MT);
   if (v->pg->open != v->id)
     lerror_raise(L,
                  "%s: filter: a view of an item was used after its filter "
@@ -348,7 +336,8 @@ df_page *lview_reader_page(lua_State *L, int spec) {
  * upvalue 3) and its item at index 2 (1-based) into *p, *len; raises on
  * anything else.  [-0, +0, v] */
 static vpage *page_item_arg(lua_State *L, const void **p, size_t *len) {
-  vpage *pg = checkudata_tag(L, 1, &PAGE_TAG, sizeof(vpage), LDF_VIEW_PAGE_MT);
+  vpage *pg =
+      lbinding_checkudata_tag(L, 1, &PAGE_TAG, sizeof(vpage), LDF_VIEW_PAGE_MT);
   lua_Integer i = lua_type(L, 2) == LUA_TNUMBER ? lua_tointeger(L, 2)
                                                 : luaL_checkinteger(L, 2);
   if (pg->page == NULL || i < 1 || (size_t)i > df_page_count(pg->page))
@@ -384,7 +373,8 @@ static int l_page_item(lua_State *L) {
 
 /* vpage:close(): close the page's open filter call. */
 static int l_page_close(lua_State *L) {
-  vpage *pg = checkudata_tag(L, 1, &PAGE_TAG, sizeof(vpage), LDF_VIEW_PAGE_MT);
+  vpage *pg =
+      lbinding_checkudata_tag(L, 1, &PAGE_TAG, sizeof(vpage), LDF_VIEW_PAGE_MT);
   pg->open = 0;
   return 0;
 }
