@@ -10,22 +10,13 @@ local dynafile = require "dynafile"
 local cjson = require "cjson"
 
 local N = tonumber(os.getenv("BENCH_ITEMS")) or 100000
-local BATCH = 1000
-local PARTITIONS = 1000
 local GETS = tonumber(os.getenv("BENCH_GETS")) or 100000
 local QUERIES = tonumber(os.getenv("BENCH_QUERIES")) or 2000
-local string_format, string_rep, math_random = string.format, string.rep, math.random
-
-local function make_item(i)
-  return {
-    PK = "user#" .. (i % PARTITIONS),
-    SK = string_format("item#%08d", i),
-    name = "name " .. i,
-    score = i % 1000,
-    tags = { "tag" .. (i % 7), "tag" .. (i % 11) },
-    payload = string_rep(string.char(97 + i % 26), 100),
-  }
-end
+local string_format, math_random = string.format, math.random
+-- the data set (make_item) is bench/reads/data.lua's, as the read group's
+local data = dofile(((arg and arg[0] or "bench/bench.lua"):match("^(.*)/[^/]*$") or ".")
+  .. "/reads/data.lua")
+local BATCH, PARTITIONS, make_item = data.BATCH, data.PARTITIONS, data.make_item
 
 -- The same pseudo-random key sequence for both stores.
 local function key_sequence(n, seed)

@@ -51,14 +51,10 @@ local function make_item(i)
   }
 end
 
--- Park and Miller's generator: the same keys on every Lua.
-local function lcg(seed)
-  local x = seed
-  return function(m)
-    x = (x * 16807) % 2147483647
-    return x % m
-  end
-end
+-- Park and Miller's generator: the same keys on every Lua (the read
+-- benchmark's, bench/reads/data.lua).
+local HERE = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local lcg = dofile(HERE .. "/../reads/data.lua").lcg
 
 local dir = os.tmpname()
 os.remove(dir)

@@ -10,7 +10,8 @@
 # machine and, when each build loads its own data, by the attribute order
 # of every stored item (it follows the loading process's string hash
 # seed): this counts both builds on the same bytes.  The data set is
-# loaded by the first ROOT (a build that cannot read its format fails).
+# loaded by the first ROOT (bench/reads/phase.lua's load; a build that
+# cannot read its format fails).
 # Each workload runs at two counts and the difference is divided by the
 # difference in count (start-up and opening drop out); Lua's string hash
 # seed is fixed through bench/plain/fixtime.c, so a figure is the same
@@ -23,7 +24,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cc -shared -fPIC -O2 -o "$tmp/fixtime.so" "$here/../plain/fixtime.c"
 
-# run ROOT ARGS...: count.lua with the checkout ROOT, reached through a path
+# run ROOT CMD...: CMD with the checkout ROOT's modules, reached through a path
 # of one length (the seed also mixes in a stack address, which moves with
 # the size of the environment)
 run() {
@@ -44,7 +45,7 @@ count() {
   echo "$n"
 }
 
-run "$1" lua5.4 "$here/count.lua" "$tmp/data" load >/dev/null
+run "$1" lua5.4 "$here/phase.lua" dynafile load "$tmp/data" >/dev/null
 for root in "$@"; do
   for spec in "get 2000 12000" "query_prefix 1000 6000" "query_part 200 1200" \
               "scan_string 1 3" "scan_lua 1 2"; do

@@ -26,9 +26,9 @@
 -- file-backed parts at the end (RssAnon, RssFile) from /proc/self/status,
 -- the page faults those of the whole process (/proc/self/stat).
 --
--- The data set is the one of bench/core.lua: PK "user#"..(i % 1000), SK
--- string.format("item#%08d", i), a name, score = i % 1000, two tags and a
--- 100-byte payload, about 200 bytes per item.
+-- The data set is bench/reads/data.lua's (bench/core.lua's too): PK
+-- "user#"..(i % 1000), SK string.format("item#%08d", i), a name, score =
+-- i % 1000, two tags and a 100-byte payload, about 200 bytes per item.
 local store, workload, dir = arg[1], arg[2], arg[3]
 assert(store and workload and dir, "usage: phase.lua STORE WORKLOAD DIR")
 
@@ -36,31 +36,10 @@ local N = tonumber(os.getenv("BENCH_ITEMS")) or 100000
 local GETS = tonumber(os.getenv("BENCH_GETS")) or 100000
 local QUERIES = tonumber(os.getenv("BENCH_QUERIES")) or 20000
 local PART_QUERIES = tonumber(os.getenv("BENCH_PART_QUERIES")) or 2000
-local PARTITIONS = 1000
-local BATCH = 1000
-local string_format, string_rep, string_char = string.format, string.rep, string.char
-
-local function make_item(i)
-  return {
-    PK = "user#" .. (i % PARTITIONS),
-    SK = string_format("item#%08d", i),
-    name = "name " .. i,
-    score = i % 1000,
-    tags = { "tag" .. (i % 7), "tag" .. (i % 11) },
-    payload = string_rep(string_char(97 + i % 26), 100),
-  }
-end
-
--- A small deterministic generator (Park and Miller's: the same sequence
--- on every Lua version, unlike math.random; every product is exact in a
--- double).
-local function lcg(seed)
-  local x = seed
-  return function(m)
-    x = (x * 16807) % 2147483647
-    return x % m
-  end
-end
+-- the data set (make_item, lcg) is bench/reads/data.lua's
+local data = dofile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/data.lua")
+local PARTITIONS, BATCH, make_item, lcg = data.PARTITIONS, data.BATCH, data.make_item, data.lcg
+local string_format, string_char = string.format, string.char
 
 local function now()
   local f = assert(io.popen("date +%s.%N"))
