@@ -1587,6 +1587,9 @@ static void note(checker *c, int cat, const char *fmt, ...) DF__PRINTF(3, 4);
 
 static void note(checker *c, int cat, const char *fmt, ...) {
   va_list ap;
+  /* DynamoDB refuses redundant parentheses in conditions, filters and
+   * updates, but takes them in a KeyConditionExpression. */
+  if (cat == E_PARENS && c->p->kind == DF_DDB_KEY_CONDITION) return;
   if (c->has[cat]) return;
   c->has[cat] = 1;
   va_start(ap, fmt);
@@ -2147,8 +2150,8 @@ static int emit_operand(emitter *m, uint32_t x, df__operand *o) {
     o->idx = (uint32_t)e->n_lits++;
     return 0;
   }
-  if (p->x[x].kind == X_FUNC) { /* size(path) */
-    o->kind = DF__A_SIZE;
+  if (p->x[x].kind == X_FUNC) { /* size(path): strings in UTF-16 units */
+    o->kind = DF__A_SIZE_U16;
     return emit_path(m, nth_child(p, x, 0), &o->idx);
   }
   o->kind = DF__A_PATH;

@@ -67,7 +67,8 @@
  *    two booleans (false < true); anything else (null, containers, mixed
  *    types, NaN) is false.
  *  - size(p): byte length of a string/binary, element count of an array,
- *    pair count of a map; any other type counts as missing.
+ *    pair count of a map; any other type counts as missing.  (DynamoDB
+ *    expressions, ddbexpr.c, count a string in UTF-16 code units.)
  *  - contains(a, v): substring test when both are strings (or
  *    binaries); element membership (==) when a is an array; else false.
  *    begins_with(a, s): prefix test on two strings or two binaries.
@@ -942,6 +943,19 @@ typedef struct ctx {
 
 /* Resolve an operand: 1 found (*v filled, *vend: the end of the bytes it
  * points into, for containers), 0 missing, or DF_ECORRUPT. */
+/* The length of UTF-8 text in UTF-16 code units: one per character, two
+ * for a character outside the Basic Multilingual Plane (a 4-byte
+ * sequence). */
+static int64_t utf16_units(const unsigned char *s, size_t n) {
+  int64_t units = 0;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if ((s[i] & 0xc0) != 0x80) units++;
+    if (s[i] >= 0xf0) units++;
+  }
+  return units;
+}
+
 static inline int fetch(const df_expr *e, const ctx *c, const operand *o,
                         df_value *v, const unsigned char **vend) {
   const pathref *pr;
@@ -964,9 +978,15 @@ static inline int fetch(const df_expr *e, const ctx *c, const operand *o,
     memcpy(path.seg, sg, pr->n * sizeof *sg);
     rc = df__mp_path_find(c->item, c->len, &path, v, NULL, NULL);
   }
-  if (rc != 1 || o->kind != DF__A_SIZE) return rc;
+  if (rc != 1 || o->kind < DF__A_SIZE) return rc;
   switch (v->type) {
     case DF_TSTR:
+      if (o->kind == DF__A_SIZE_U16) {
+        v->i = utf16_units((const unsigned char *)v->s, v->n);
+        v->type = DF_TINT;
+        return 1;
+      }
+      /* fall through */
     case DF_TBIN:
     case DF_TARRAY:
     case DF_TMAP:

@@ -35,8 +35,9 @@ enum {
 };
 /* comparison operators */
 enum { DF__OP_EQ, DF__OP_NE, DF__OP_LT, DF__OP_LE, DF__OP_GT, DF__OP_GE };
-/* operand kinds */
-enum { DF__A_LIT, DF__A_PATH, DF__A_SIZE };
+/* operand kinds (DF__A_SIZE_U16: size() as DynamoDB counts a string, in
+ * UTF-16 code units) */
+enum { DF__A_LIT, DF__A_PATH, DF__A_SIZE, DF__A_SIZE_U16 };
 /* DynamoDB type names, for attribute_type */
 enum {
   DF__TY_S,

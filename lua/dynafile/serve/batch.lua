@@ -240,7 +240,7 @@ local function batch_write(req, _)
         local a = old and size.item(old) or 0
         local b = x.put and size.item(x.put) or 0
         capacity.add(u, target.name, "write", capacity.write_units(a > b and a or b),
-          u.mode == "INDEXES" and capacity.indexes_written(rec, old, x.put) or nil)
+          capacity.index_writes(rec, old, x.put))
       end
     end
     if metrics and rec.lsi and next(rec.lsi) then

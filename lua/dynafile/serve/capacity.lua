@@ -10,9 +10,16 @@
 --   doubled in transactions; a query or scan rounds the sum of the sizes
 --   of the items it read, not each item.
 --
+-- * an index: what a write changes in it -- nothing when the index's
+--   stored entry stays the same (no arm at all), one write of the
+--   projected item to add or remove an entry or change what it projects,
+--   two (delete and insert) when the index key changes.  Index units are
+--   part of the total under TOTAL too.
+--
 -- A `usage` accumulates units per table (and per index for INDEXES) over
 -- a request; `report` gives the ConsumedCapacity value (one table) or
--- list (batches and transactions).
+-- list (batches and transactions).  As DynamoDB does, only transactions
+-- split units into ReadCapacityUnits and WriteCapacityUnits.
 -- @module dynafile.serve.capacity
 
 local json = require "dynafile.serve.json"
@@ -41,9 +48,10 @@ end
 
 --- A new accumulator for a request.
 -- @tparam string mode the request's ReturnConsumedCapacity (nil: none)
-function M.usage(mode)
+-- @tparam boolean split report read and write units apart (transactions)
+function M.usage(mode, split)
   if mode ~= "TOTAL" and mode ~= "INDEXES" then return nil end
-  return { mode = mode, tables = {}, order = {} }
+  return { mode = mode, tables = {}, order = {}, split = split }
 end
 
 local function table_entry(u, name)
@@ -57,20 +65,20 @@ local function table_entry(u, name)
 end
 
 --- Add units for a table (kind "read" or "write"), and, when `indexes`
--- is given ({name = "gsi"|"lsi"}), the same units for each index written.
+-- is given (M.index_writes), the write units of each index written.
 function M.add(u, name, kind, units, indexes)
   if not u then return end
   local t = table_entry(u, name)
   t[kind] = t[kind] + units
   if indexes then
-    for ix, k in pairs(indexes) do
-      local set = t[k]
+    for ix, w in pairs(indexes) do
+      local set = t[w.kind]
       local e = set[ix]
       if not e then
         e = { read = 0, write = 0 }
         set[ix] = e
       end
-      e[kind] = e[kind] + units
+      e.write = e.write + w.units
     end
   end
 end
@@ -90,32 +98,35 @@ function M.add_index_read(u, name, index, kind, units)
   t.index_read = (t.index_read or 0) + units
 end
 
-local function units_json(e)
+local function units_json(e, split)
   local out = { CapacityUnits = e.read + e.write }
-  if e.read > 0 then out.ReadCapacityUnits = e.read end
-  if e.write > 0 then out.WriteCapacityUnits = e.write end
+  if split then
+    if e.read > 0 then out.ReadCapacityUnits = e.read end
+    if e.write > 0 then out.WriteCapacityUnits = e.write end
+  end
   return out
 end
 
 local function one(u, name)
   local t = u.tables[name]
+  local split = u.split
   local total = { read = t.read + (t.index_read or 0), write = t.write }
   for _, set in ipairs { t.gsi, t.lsi } do
     for _, e in pairs(set) do
       if not t.index_read then total.write = total.write + e.write end
     end
   end
-  local out = units_json(total)
+  local out = units_json(total, split)
   out.TableName = name
   if u.mode == "INDEXES" then
-    out.Table = units_json({ read = t.read, write = t.write })
+    out.Table = units_json({ read = t.read, write = t.write }, split)
     for key, set in pairs { GlobalSecondaryIndexes = t.gsi, LocalSecondaryIndexes = t.lsi } do
       local names = {}
       for ix in pairs(set) do names[#names + 1] = ix end
       if #names > 0 then
         table_sort(names)
         local m = {}
-        for _, ix in ipairs(names) do m[ix] = units_json(set[ix]) end
+        for _, ix in ipairs(names) do m[ix] = units_json(set[ix], split) end
         out[key] = m
       end
     end
@@ -138,20 +149,81 @@ function M.report_list(u)
   return json.list(out)
 end
 
---- The indexes an item write touches: {name = "gsi"|"lsi"} for each index
--- whose key attributes the old or new item holds.
-function M.indexes_written(rec, old, new)
+-- Two DynamoDB JSON values (values.encode_value) alike?
+local function same_json(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  for k, v in pairs(a) do
+    if not same_json(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
+-- The attributes of `item` an index stores (nil when the item lacks one of
+-- the index's key attributes), and the index's key values.
+local function index_entry(rec, ix, item)
+  if not item then return nil end
+  local h, r = ix.keys.hash.name, ix.keys.range and ix.keys.range.name
+  if item[h] == nil or (r and item[r] == nil) then return nil end
+  local p = ix.projection
+  if p.type == "ALL" then return item end
+  local out = { [h] = item[h] }
+  if r then out[r] = item[r] end
+  local tk = rec.keys
+  out[tk.hash.name] = item[tk.hash.name]
+  if tk.range then out[tk.range.name] = item[tk.range.name] end
+  if p.attrs then
+    for _, a in ipairs(p.attrs) do out[a] = item[a] end
+  end
+  return out
+end
+
+local function same_attr(values, x, y, name)
+  local a, b = x[name], y[name]
+  if a == nil or b == nil then return a == b end
+  return same_json(values.encode_value(a), values.encode_value(b))
+end
+
+local function same_entry(values, x, y)
+  for k in pairs(x) do
+    if not same_attr(values, x, y, k) then return false end
+  end
+  for k in pairs(y) do
+    if x[k] == nil then return false end
+  end
+  return true
+end
+
+--- The index writes of an item write, as DynamoDB charges them:
+-- {name = {kind = "gsi"|"lsi", units = n}} for each index whose stored
+-- entry changes (nil when none does).
+function M.index_writes(rec, old, new)
   local out
+  local values, size
   for kind, set in pairs { gsi = rec.gsi, lsi = rec.lsi } do
     for name, ix in pairs(set or {}) do
-      local h = ix.keys.hash.name
-      local r = ix.keys.range and ix.keys.range.name
-      local function has(item)
-        return item and item[h] ~= nil and (not r or item[r] ~= nil)
-      end
-      if has(old) or has(new) then
-        out = out or {}
-        out[name] = kind
+      local a, b = index_entry(rec, ix, old), index_entry(rec, ix, new)
+      if a or b then
+        values = values or require "dynafile.serve.values"
+        size = size or require "dynafile.serve.size"
+        local units = 0
+        if a and b then
+          local h, r = ix.keys.hash.name, ix.keys.range and ix.keys.range.name
+          if not same_attr(values, a, b, h) or (r and not same_attr(values, a, b, r)) then
+            units = M.write_units(size.item(a)) + M.write_units(size.item(b))
+          elseif not same_entry(values, a, b) then
+            local sa, sb = size.item(a), size.item(b)
+            units = M.write_units(sa > sb and sa or sb)
+          end
+        else
+          units = M.write_units(size.item(a or b))
+        end
+        if units > 0 then
+          out = out or {}
+          out[name] = { kind = kind, units = units }
+        end
       end
     end
   end

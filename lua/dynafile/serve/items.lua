@@ -108,7 +108,7 @@ local function write_report(res, req, rec, db, name, old, new, key)
     local b = new and size.item(new) or 0
     local units = capacity.write_units(a > b and a or b)
     capacity.add(u, name, "write", units,
-      u.mode == "INDEXES" and capacity.indexes_written(rec, old, new) or nil)
+      capacity.index_writes(rec, old, new))
     res.ConsumedCapacity = capacity.report(u, name)
   end
   local m = capacity.collection_metrics(rec, db, key, req.ReturnItemCollectionMetrics)

@@ -670,7 +670,8 @@ local function update_table(req, ctx)
     end
     if pt and mode == "PROVISIONED" then
       if r.billing == "PROVISIONED" and pt.read == r.read and pt.write == r.write
-          and not req.BillingMode and not gsi_updates and not stream then
+          and (not req.BillingMode or req.BillingMode == r.billing) and not gsi_updates
+          and not stream then
         validation("The provisioned throughput for the table will not change. The requested value "
           .. "equals the current value. Current ReadCapacityUnits provisioned for the table: %d. "
           .. "Requested ReadCapacityUnits: %d. Current WriteCapacityUnits provisioned for the "

@@ -388,7 +388,7 @@ local function transact_write(req, ctx)
   local list = plan_writes(req)
   local results, targets = run_writes(list, ctx, req)
   local res = {}
-  local u = capacity.usage(req.ReturnConsumedCapacity)
+  local u = capacity.usage(req.ReturnConsumedCapacity, true)
   if u and type(results) == "table" then
     for _, a in ipairs(results) do
       local s1 = a.old and size.item(a.old) or 0
@@ -453,7 +453,7 @@ local function transact_get(req, _)
     if ngx then ngx.sleep(0.001) end
   end
   local responses = {}
-  local u = capacity.usage(req.ReturnConsumedCapacity)
+  local u = capacity.usage(req.ReturnConsumedCapacity, true)
   for i, a in ipairs(list) do
     local item = a.item
     if item then

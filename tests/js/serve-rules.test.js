@@ -1,0 +1,122 @@
+// serve-rules.test.js -- finer points of DynamoDB's behaviour that SDK users
+// and conformance suites check, through the AWS SDK for JavaScript v3:
+// how ConsumedCapacity is shaped and what index writes cost, parentheses in
+// key conditions, size() on strings, UpdateTable no-ops, and the errors of
+// transactions and PartiQL statements.
+"use strict";
+const { test, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const D = require("@aws-sdk/client-dynamodb");
+const { startServe } = require("./lib/serve");
+
+let s;
+const send = (cmd) => s.ddb.send(cmd);
+async function rejects(p, name, message) {
+  let err;
+  await assert.rejects(p, (e) => {
+    assert.equal(e.name, name, `${e.name}: ${e.message}`);
+    if (message instanceof RegExp) assert.match(e.message, message);
+    else if (message !== undefined) assert.equal(e.message, message);
+    err = e;
+    return true;
+  });
+  return err;
+}
+
+before(async () => {
+  s = await startServe();
+  await send(new D.CreateTableCommand({ TableName: "rules", BillingMode: "PAY_PER_REQUEST",
+    AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }, { AttributeName: "sk", AttributeType: "S" },
+      { AttributeName: "g", AttributeType: "S" }, { AttributeName: "l", AttributeType: "S" }],
+    KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }, { AttributeName: "sk", KeyType: "RANGE" }],
+    GlobalSecondaryIndexes: [{ IndexName: "gix", KeySchema: [{ AttributeName: "g", KeyType: "HASH" }],
+      Projection: { ProjectionType: "INCLUDE", NonKeyAttributes: ["proj"] } }],
+    LocalSecondaryIndexes: [{ IndexName: "lix", KeySchema: [{ AttributeName: "pk", KeyType: "HASH" },
+      { AttributeName: "l", KeyType: "RANGE" }], Projection: { ProjectionType: "ALL" } }] }));
+});
+after(async () => { if (s) await s.stop(); });
+
+let n = 0;
+const fresh = () => `item${n++}`;
+const put = (Item, mode = "INDEXES") => send(new D.PutItemCommand({ TableName: "rules", Item,
+  ReturnConsumedCapacity: mode }));
+const arms = (cc) => ({
+  total: cc.CapacityUnits,
+  table: cc.Table && cc.Table.CapacityUnits,
+  gsi: cc.GlobalSecondaryIndexes && cc.GlobalSecondaryIndexes.gix.CapacityUnits,
+  lsi: cc.LocalSecondaryIndexes && cc.LocalSecondaryIndexes.lix.CapacityUnits,
+});
+
+test("ConsumedCapacity splits read and write units only for transactions", async () => {
+  const pk = fresh();
+  let r = await put({ pk: { S: pk }, sk: { S: "1" } }, "TOTAL");
+  assert.deepEqual(r.ConsumedCapacity, { TableName: "rules", CapacityUnits: 1 });
+  r = await send(new D.GetItemCommand({ TableName: "rules", Key: { pk: { S: pk }, sk: { S: "1" } },
+    ReturnConsumedCapacity: "TOTAL" }));
+  assert.deepEqual(r.ConsumedCapacity, { TableName: "rules", CapacityUnits: 0.5 });
+  r = await send(new D.QueryCommand({ TableName: "rules", KeyConditionExpression: "pk = :p",
+    ExpressionAttributeValues: { ":p": { S: pk } }, ConsistentRead: true, ReturnConsumedCapacity: "INDEXES" }));
+  assert.deepEqual(r.ConsumedCapacity, { TableName: "rules", CapacityUnits: 1, Table: { CapacityUnits: 1 } });
+  r = await send(new D.TransactWriteItemsCommand({ ReturnConsumedCapacity: "TOTAL", TransactItems: [
+    { Put: { TableName: "rules", Item: { pk: { S: fresh() }, sk: { S: "1" } } } }] }));
+  assert.deepEqual(r.ConsumedCapacity, [{ TableName: "rules", CapacityUnits: 2, WriteCapacityUnits: 2 }]);
+});
+
+test("index writes cost what they change in the index, under TOTAL too", async () => {
+  const base = () => ({ pk: { S: fresh() }, sk: { S: "1" } });
+  let item = { ...base(), g: { S: "g1" }, proj: { S: "p" } };
+  assert.deepEqual(arms((await put(item)).ConsumedCapacity), { total: 2, table: 1, gsi: 1, lsi: undefined });
+  assert.equal((await put({ ...base(), g: { S: "g1" } }, "TOTAL")).ConsumedCapacity.CapacityUnits, 2);
+  assert.deepEqual(arms((await put({ ...base(), extra: { S: "o" } })).ConsumedCapacity),
+    { total: 1, table: 1, gsi: undefined, lsi: undefined });
+  // an identical overwrite changes no index
+  item = { ...base(), g: { S: "g4" }, l: { S: "L1" }, proj: { S: "p" } };
+  assert.deepEqual(arms((await put(item)).ConsumedCapacity), { total: 3, table: 1, gsi: 1, lsi: 1 });
+  assert.deepEqual(arms((await put(item)).ConsumedCapacity), { total: 1, table: 1, gsi: undefined, lsi: undefined });
+  // updates: a non-projected attribute, a projected one, a key change, a key removal
+  const seed = async () => {
+    const k = base();
+    await put({ ...k, g: { S: "g" }, l: { S: "L1" }, proj: { S: "p" }, extra: { S: "o" } });
+    return k;
+  };
+  const update = async (UpdateExpression, ExpressionAttributeValues) => arms((await send(new D.UpdateItemCommand({
+    TableName: "rules", Key: await seed(), UpdateExpression, ExpressionAttributeValues,
+    ReturnConsumedCapacity: "INDEXES" }))).ConsumedCapacity);
+  assert.deepEqual(await update("SET extra = :v", { ":v": { S: "o2" } }), { total: 2, table: 1, gsi: undefined, lsi: 1 });
+  assert.deepEqual(await update("SET proj = :v", { ":v": { S: "p2" } }), { total: 3, table: 1, gsi: 1, lsi: 1 });
+  assert.deepEqual(await update("SET g = :v", { ":v": { S: "moved" } }), { total: 4, table: 1, gsi: 2, lsi: 1 });
+  assert.deepEqual(await update("REMOVE g"), { total: 3, table: 1, gsi: 1, lsi: 1 });
+  assert.deepEqual(await update("SET l = :v", { ":v": { S: "L2" } }), { total: 3, table: 1, gsi: undefined, lsi: 2 });
+});
+
+test("a KeyConditionExpression may carry redundant parentheses; a filter may not", async () => {
+  const pk = fresh();
+  await put({ pk: { S: pk }, sk: { S: "3" }, data: { S: "c" } });
+  const r = await send(new D.QueryCommand({ TableName: "rules",
+    KeyConditionExpression: "((#pk = :pk)) AND ((#sk = :sk))", ExpressionAttributeNames: { "#pk": "pk", "#sk": "sk" },
+    ExpressionAttributeValues: { ":pk": { S: pk }, ":sk": { S: "3" } } }));
+  assert.equal(r.Items.length, 1);
+  await rejects(send(new D.QueryCommand({ TableName: "rules", KeyConditionExpression: "pk = :pk",
+    FilterExpression: "((sk = :sk))", ExpressionAttributeValues: { ":pk": { S: pk }, ":sk": { S: "3" } } })),
+  "ValidationException", "Invalid FilterExpression: The expression has redundant parentheses;");
+});
+
+test("size() counts a string in UTF-16 code units", async () => {
+  const pk = fresh();
+  await put({ pk: { S: pk }, sk: { S: "1" }, s: { S: "\u00e9\u{1d11e}" } });
+  const count = async (v) => (await send(new D.QueryCommand({ TableName: "rules", KeyConditionExpression: "pk = :pk",
+    FilterExpression: "size(s) = :n", ExpressionAttributeValues: { ":pk": { S: pk }, ":n": { N: v } } }))).Items.length;
+  assert.equal(await count("3"), 1);
+  assert.equal(await count("6"), 0);
+});
+
+test("UpdateTable refuses a PROVISIONED table's unchanged throughput, BillingMode given or not", async () => {
+  await send(new D.CreateTableCommand({ TableName: "prov", AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+    KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+    ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }));
+  for (const extra of [{}, { BillingMode: "PROVISIONED" }]) {
+    await rejects(send(new D.UpdateTableCommand({ TableName: "prov", ...extra,
+      ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } })), "ValidationException",
+    /The provisioned throughput for the table will not change/);
+  }
+});
