@@ -52,8 +52,18 @@ static df_env *registry;
 static volatile unsigned long fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+/* How many shared holds of any map_lock this thread has.  Growing the map
+ * needs the lock exclusive; a thread that still holds it shared (a read
+ * transaction open while it writes, e.g. from a TTL function) must not
+ * wait for itself. */
+static __thread unsigned shared_holds;
+
 static void on_fork_child(void) {
   fork_gen++;
+  /* The holds counted are of the parent's environments, which the child
+   * never uses: a read transaction open in the parent when it forked (an
+   * nginx master's, say) must not stop the child's maps from growing. */
+  shared_holds = 0;
   /* The child inherits the registry mutex in whatever state the parent's
    * threads had it; start it afresh.  Parent entries stay in the list but
    * never match the new generation. */
@@ -76,11 +86,6 @@ void df__env_kv(const df_env *e, MDB_txn *txn, df_kv *kv) {
 
 /* ------------------------------------------------------------ map size */
 
-/* How many shared holds of any map_lock this thread has.  Growing the map
- * needs the lock exclusive; a thread that still holds it shared (a read
- * transaction open while it writes, e.g. from a TTL function) must not
- * wait for itself. */
-static __thread unsigned shared_holds;
 
 static void map_lock_shared(df_env *e) {
   pthread_rwlock_rdlock(&e->map_lock);

@@ -154,15 +154,26 @@ int df__item_expired(const df_schema *s, const void *item, size_t len,
   return df__item_ttl(s, item, len, NULL, &when) && df__ttl_expired(when, now);
 }
 
-/* DynamoDB's size of the number v (its rule, as DynamoDB applies it: one
- * byte per two significant digits, one or two more as the exponent's
- * parity says). */
+/* floor(e / 2) for any sign of e. */
+static long floor_half(long e) {
+  return e >= 0 ? e / 2 : -((1 - e) / 2);
+}
+
+/* DynamoDB's size of the number v, as DynamoDB charges it: one byte per
+ * base-100 digit (a pair of decimal digits aligned on the decimal point;
+ * a digit of place value 10^e is in pair floor(e / 2)) from the first
+ * pair holding a significant digit to the last, plus one, plus one when
+ * negative.  So 1 costs 2, 123 costs 3, 100.5 costs 4 and -42 costs 3;
+ * zero costs 1. */
 static uint64_t number_size(const df_value *v) {
   df_dec d;
-  long e;
-  if (df__dec_from_value(v, &d) != DF_OK || d.n == 0) return 2;
-  e = (long)d.exp + d.n - 1;
-  return (uint64_t)(d.n + 1) / 2 + (e % 2 != 0 ? 1 : 2);
+  long first, last;
+  if (df__dec_from_value(v, &d) != DF_OK) return 2;
+  if (d.n == 0) return 1;
+  last = (long)d.exp;
+  first = last + d.n - 1;
+  return (uint64_t)(floor_half(first) - floor_half(last) + 2 +
+                    (d.sign < 0 ? 1 : 0));
 }
 
 /* The size of the value at *p (advanced past it), by DynamoDB's rules:

@@ -1128,7 +1128,7 @@ static void test_item_size(void) {
   df__mp_put_str(&b, "PK", 2);
   df__mp_put_str(&b, "ab", 2); /* 2 + 2 */
   df__mp_put_str(&b, "n", 1);
-  df__mp_put_int(&b, 12345); /* 1 + 3 + 1 (e = 4, even: 2) = 1 + 5 */
+  df__mp_put_int(&b, 12345); /* 1 + (01 23 45: 3 pairs + 1) = 1 + 4 */
   df__mp_put_str(&b, "l", 1);
   df__mp_put_array(&b, 2); /* 1 + 3 + (1 + 1) + (1 + 1) */
   df__mp_put_bool(&b, 1);
@@ -1136,15 +1136,37 @@ static void test_item_size(void) {
   df__mp_put_str(&b, "m", 1);
   df__mp_put_map(&b, 0); /* 1 + 3 */
   CHECK_EQ_INT(df__item_size(b.p, b.len, &size), DF_OK);
-  CHECK_EQ_UINT(size, 4 + (1 + 5) + (1 + 7) + (1 + 3));
-  /* numbers: one byte per two digits, and the exponent's parity */
+  CHECK_EQ_UINT(size, 4 + (1 + 4) + (1 + 7) + (1 + 3));
+  /* numbers: one byte per base-100 digit (pairs aligned on the decimal
+   * point, first to last significant one), plus one, plus one when
+   * negative */
   df__buf_reset(&b);
   df__mp_put_map(&b, 1);
   df__mp_put_str(&b, "x", 1);
   df__dec_parse("12345678901234567890123456789012345678", 38, &d);
-  df__mp_put_dec(&b, &d); /* 19 + (e = 37, odd: 1) */
+  df__mp_put_dec(&b, &d); /* 19 pairs + 1 */
   CHECK_EQ_INT(df__item_size(b.p, b.len, &size), DF_OK);
   CHECK_EQ_UINT(size, 1 + 20);
+  {
+    static const struct {
+      const char *text;
+      uint64_t bytes;
+    } nums[] = {{"0", 1},        {"1", 2},         {"100", 2},   {"123", 3},
+                {"1010", 3},     {"0.0000001", 2}, {"1E125", 2}, {"1E-100", 2},
+                {"1.5", 3},      {"15", 2},        {"3.14159", 5},
+                {"123456", 4},   {"100.5", 4},     {"0.15", 2},  {"-42", 3},
+                {"-0", 1}};
+    size_t i;
+    for (i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+      df__buf_reset(&b);
+      df__mp_put_map(&b, 1);
+      df__mp_put_str(&b, "x", 1);
+      CHECK_EQ_INT(df__dec_parse(nums[i].text, strlen(nums[i].text), &d), 0);
+      df__mp_put_dec(&b, &d);
+      CHECK_EQ_INT(df__item_size(b.p, b.len, &size), DF_OK);
+      CHECK_EQ_UINT(size, 1 + nums[i].bytes);
+    }
+  }
   CHECK_EQ_INT(df__item_size("\x91\x01", 2, &size), DF_ECORRUPT);
 
   memset(&o, 0, sizeof o);

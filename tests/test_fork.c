@@ -164,6 +164,58 @@ static void test_c_api(void) {
   df_db_close(db);
 }
 
+/* A read transaction the parent holds when it forks does not stop the
+ * child's own databases from growing their maps (1 MiB at first). */
+static void grow_child(void *arg) {
+  const char *path = arg;
+  df_schema s = {"PK", "SK", NULL, NULL, 0};
+  df_open_options o;
+  df_db *db = NULL;
+  df_txn *t = NULL;
+  df_buf b;
+  static char big[300 * 1024];
+  char sk[16];
+  int i;
+  memset(&o, 0, sizeof o);
+  o.schema = &s;
+  if (!CHECK(df_db_open(path, &o, &db) == DF_OK)) return;
+  memset(big, 'x', sizeof big);
+  df__buf_init(&b);
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_WRITE, 0, &t), DF_OK);
+  for (i = 0; i < 10 && t; i++) { /* 3 MiB in one transaction */
+    snprintf(sk, sizeof sk, "%d", i);
+    df__buf_reset(&b);
+    df__mp_put_map(&b, 3);
+    df__mp_put_str(&b, "PK", 2);
+    df__mp_put_str(&b, "big", 3);
+    df__mp_put_str(&b, "SK", 2);
+    df__mp_put_str(&b, sk, strlen(sk));
+    df__mp_put_str(&b, "v", 1);
+    df__mp_put_str(&b, big, sizeof big);
+    CHECK_EQ_INT(df_txn_put(t, b.p, b.len, NULL, NULL), DF_OK);
+  }
+  if (t) CHECK_EQ_INT(df_txn_commit(t), DF_OK);
+  df__buf_free(&b);
+  df_db_close(db);
+}
+
+static void test_grow_after_fork(void) {
+  char path[4200], other[4200];
+  df_schema s = {"PK", "SK", NULL, NULL, 0};
+  df_open_options o;
+  df_db *db = NULL;
+  df_txn *rt = NULL;
+  snprintf(path, sizeof path, "%s/held", root);
+  snprintf(other, sizeof other, "%s/grown", root);
+  memset(&o, 0, sizeof o);
+  o.schema = &s;
+  if (!CHECK(df_db_open(path, &o, &db) == DF_OK)) return;
+  CHECK_EQ_INT(df_txn_begin(db, DF_TXN_READ, 0, &rt), DF_OK);
+  in_child(grow_child, other);
+  if (rt) df_txn_free(rt);
+  df_db_close(db);
+}
+
 /* ---------------------------------------------------------------- Lua */
 
 /* Run `code` in L; a Lua error is a failed check.  Returns the number of
@@ -267,6 +319,7 @@ int main(void) {
     return 2;
   }
   RUN_TEST(test_c_api);
+  RUN_TEST(test_grow_after_fork);
   RUN_TEST(test_lua);
   remove_tree(root);
   return check_done("test_fork");

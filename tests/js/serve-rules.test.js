@@ -120,3 +120,81 @@ test("UpdateTable refuses a PROVISIONED table's unchanged throughput, BillingMod
     /The provisioned throughput for the table will not change/);
   }
 });
+
+test("TransactWriteItems: a key of the wrong type cancels its action; an empty index key refuses the request", async () => {
+  const cancelled = async (item, message) => {
+    const e = await rejects(send(new D.TransactWriteItemsCommand({ TransactItems: [item] })),
+      "TransactionCanceledException",
+      "Transaction cancelled, please refer cancellation reasons for specific reasons [ValidationError]");
+    assert.deepEqual(e.CancellationReasons, [{ Code: "ValidationError", Message: message }]);
+  };
+  await cancelled({ Put: { TableName: "rules", Item: { pk: { N: "5" }, sk: { S: "1" } } } },
+    "One or more parameter values were invalid: Type mismatch for key pk expected: S actual: N");
+  await cancelled({ Put: { TableName: "rules", Item: { pk: { S: "a" }, sk: { S: "1" }, g: { L: [] } } } },
+    "One or more parameter values were invalid: Type mismatch for Index Key g Expected: S Actual: L IndexName: gix");
+  await cancelled({ Update: { TableName: "rules", Key: { pk: { S: "a" }, sk: { S: "1" } }, UpdateExpression: "SET g = :v",
+    ExpressionAttributeValues: { ":v": { L: [{ S: "x" }] } } } },
+  "One or more parameter values were invalid: Type mismatch for Index Key g Expected: S Actual: L IndexName: gix");
+  await cancelled({ Delete: { TableName: "rules", Key: { pk: { N: "5" }, sk: { S: "1" } } } },
+    "The provided key element does not match the schema");
+  await rejects(send(new D.TransactWriteItemsCommand({ TransactItems: [{ Update: { TableName: "rules",
+    Key: { pk: { S: "a" }, sk: { S: "1" } }, UpdateExpression: "SET g = :v", ExpressionAttributeValues: { ":v": { S: "" } } } }] })),
+  "ValidationException", "One or more parameter values are not valid. The update expression attempted to update a "
+    + "secondary index key to a value that is not supported. The AttributeValue for a key attribute cannot contain "
+    + "an empty string value.");
+  assert.equal((await send(new D.GetItemCommand({ TableName: "rules", Key: { pk: { S: "a" }, sk: { S: "1" } } }))).Item,
+    undefined, "nothing was written");
+  const e = await rejects(send(new D.TransactGetItemsCommand({ TransactItems: [{ Get: { TableName: "rules", Key: {} } }] })),
+    "TransactionCanceledException");
+  assert.equal(e.CancellationReasons[0].Code, "ValidationError");
+  await rejects(send(new D.TransactGetItemsCommand({ TransactItems: [1, 2].map(() => ({ Get: { TableName: "rules",
+    Key: { pk: { S: "a" }, sk: { S: "1" } } } })) })), "ValidationException",
+  "Transaction request cannot include multiple operations on one item");
+});
+
+test("a number costs one byte per base-100 digit, plus one, plus one when negative (the 400 KB limit to the byte)", async () => {
+  const MAX = 409600;
+  // pk "n<i>" (2 + 2 or 3 bytes), "n" + the number, "p" + padding
+  const cases = [["0", 1], ["1", 2], ["100", 2], ["123", 3], ["1.5", 3], ["100.5", 4], ["3.14159", 5],
+    ["0.0000001", 2], ["1E125", 2], ["-42", 3], ["-0", 1]];
+  for (const [i, [lit, cost]] of cases.entries()) {
+    const key = { pk: { S: `n${i}` }, sk: { S: "1" } };
+    const fixed = 2 + key.pk.S.length + 2 + 1 + 1 + cost + 1;
+    const item = (total) => ({ ...key, n: { N: lit }, p: { S: "x".repeat(total - fixed) } });
+    await send(new D.PutItemCommand({ TableName: "rules", Item: item(MAX) }));
+    await rejects(send(new D.PutItemCommand({ TableName: "rules", Item: item(MAX + 1) })), "ValidationException",
+      "Item size has exceeded the maximum allowed size");
+  }
+});
+
+test("request checks DynamoDB reports alone: an empty TableName of a write, UpdateItem's first bad enum, a Scan's Limit", async () => {
+  for (const Cmd of [D.PutItemCommand, D.DeleteItemCommand, D.UpdateItemCommand]) {
+    await rejects(send(new Cmd({ TableName: "", Item: {}, Key: {}, ReturnValues: "INVALID" })), "ValidationException",
+      "1 validation error detected: Value '' at 'tableName' failed to satisfy constraint: Member must have length "
+        + "greater than or equal to 1");
+  }
+  const e = await rejects(send(new D.UpdateItemCommand({ TableName: "rules", Key: { pk: { S: "a" } },
+    ReturnValues: "INVALID", ReturnConsumedCapacity: "INVALID" })), "ValidationException");
+  assert.match(e.message, /^1 validation error detected: .*enum value set/);
+  const p = await rejects(send(new D.PutItemCommand({ TableName: "rules", Item: { pk: { S: "a" } },
+    ReturnValues: "INVALID", ReturnConsumedCapacity: "INVALID" })), "ValidationException");
+  assert.match(p.message, /^2 validation errors detected/);
+  await rejects(send(new D.ScanCommand({ TableName: "rules", Limit: 0 })), "ValidationException",
+    "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member must have value greater "
+      + "than or equal to 1");
+  await rejects(send(new D.QueryCommand({ TableName: "rules", Limit: 0, KeyConditionExpression: "pk = :p",
+    ExpressionAttributeValues: { ":p": { S: "a" } } })), "ValidationException",
+  "1 validation error detected: Value at 'Limit' failed to satisfy constraint: Member must have value greater than "
+    + "or equal to 1");
+});
+
+test("PartiQL: an ordering comparison with a value that has no order is refused before the table is looked up", async () => {
+  for (const op of ["<", ">="]) {
+    await rejects(send(new D.ExecuteStatementCommand({ Statement: `SELECT pk FROM "rules" WHERE pk = ? AND v ${op} ?`,
+      Parameters: [{ S: "a" }, { BOOL: true }] })), "ValidationException",
+    `Incorrect operand type for operator or function; operator or function: ${op}, operand type: BOOL`);
+  }
+  await rejects(send(new D.ExecuteStatementCommand({ Statement: 'SELECT pk FROM "nosuchtable" WHERE pk = ? AND v BETWEEN ? AND ?',
+    Parameters: [{ S: "a" }, { L: [] }, { S: "z" }] })), "ValidationException",
+  "Incorrect operand type for operator or function; operator or function: BETWEEN, operand type: L");
+});

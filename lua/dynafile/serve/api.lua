@@ -29,6 +29,12 @@ local function table_name(required, min)
   return string { required = required, len_min = min or 1, len_max = 255, pattern = NAME,
     pattern_text = NAME_TEXT, arn_ok = true }
 end
+-- The TableName of an item write: an empty one is reported alone.
+local function write_table_name()
+  local s = table_name(true)
+  s.stop_when_empty = true
+  return s
+end
 local function control_table_name()
   local s = table_name(true, 3)
   s.present = "TableName"
@@ -252,7 +258,7 @@ D.GetItem = struct("GetItemInput", {
 })
 
 D.PutItem = struct("PutItemInput", {
-  { "TableName", table_name(true) },
+  { "TableName", write_table_name() },
   { "Item", item { required = true } },
   { "Expected", EXPECTED },
   { "ReturnValues", RETURN_VALUES },
@@ -266,7 +272,7 @@ D.PutItem = struct("PutItemInput", {
 })
 
 D.DeleteItem = struct("DeleteItemInput", {
-  { "TableName", table_name(true) },
+  { "TableName", write_table_name() },
   { "Key", item { required = true } },
   { "Expected", EXPECTED },
   { "ConditionalOperator", CONDITIONAL_OPERATOR },
@@ -280,7 +286,7 @@ D.DeleteItem = struct("DeleteItemInput", {
 })
 
 D.UpdateItem = struct("UpdateItemInput", {
-  { "TableName", table_name(true) },
+  { "TableName", write_table_name() },
   { "Key", item { required = true } },
   { "AttributeUpdates", map(struct("AttributeValueUpdate", {
     { "Value", value() },
@@ -297,6 +303,8 @@ D.UpdateItem = struct("UpdateItemInput", {
   { "ExpressionAttributeValues", values() },
   { "ReturnValuesOnConditionCheckFailure", RETURN_ON_FAILURE },
 })
+-- DynamoDB reports only the first of UpdateItem's enum members it refuses
+D.UpdateItem.first_enum_only = true
 
 -- ------------------------------------------------------------ reads
 
@@ -324,7 +332,9 @@ D.Scan = struct("ScanInput", {
   { "TableName", table_name(true) },
   { "IndexName", index_name(false) },
   { "AttributesToGet", attributes_to_get() },
-  { "Limit", integer { min = 1, display = "Limit", hide_value = true } },
+  -- DynamoDB words a Scan's Limit as most members ("Value '0' at 'limit'"),
+  -- a Query's without the value and capitalised
+  { "Limit", integer { min = 1 } },
   { "Select", SELECT },
   { "ScanFilter", conditions() },
   { "ConditionalOperator", CONDITIONAL_OPERATOR },

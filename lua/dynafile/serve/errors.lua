@@ -202,6 +202,7 @@ function M.from_raise(e)
       break
     end
   end
+  if problem:sub(1, #INVALID) == INVALID then return M.new("ValidationException", problem) end
   return M.new("ValidationException", INVALID .. problem)
 end
 

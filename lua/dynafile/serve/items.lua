@@ -196,6 +196,24 @@ local function engine_message(msg)
 end
 M.engine_message = engine_message
 
+-- The engine refuses a value of a non-key type for an index key without
+-- knowing the type the table declares for it; DynamoDB's message names
+-- that type, and the first index (by name) keyed on the attribute.
+local function index_type_message(rec, msg)
+  local attr, actual = tostring(msg):match("Type mismatch for Index Key (.-) Expected: S, N or B "
+    .. "Actual: (%u+) IndexName: ")
+  if not attr then return nil end
+  for _, e in ipairs(values.indexes_by_name(rec)) do
+    for _, k in pairs { e.ix.keys.hash, e.ix.keys.range } do
+      if k.name == attr then
+        return string.format("One or more parameter values were invalid: Type mismatch for Index "
+          .. "Key %s Expected: %s Actual: %s IndexName: %s", attr, k.type, actual, e.name)
+      end
+    end
+  end
+  return nil
+end
+
 --- Apply a request's update to the item under `key` inside write
 -- transaction `tx`: the UpdateExpression (the C engine, on the stored
 -- bytes), the legacy AttributeUpdates, or nothing (the item is made from
@@ -206,12 +224,19 @@ M.engine_message = engine_message
 function M.apply_update(tx, rec, key, p, old)
   local new
   if p.update_expr then
-    local msg, code
-    new, msg, code = tx:update_item(key, p.update_expr)
+    local ok, msg, code
+    ok, new, msg, code = pcall(tx.update_item, tx, key, p.update_expr)
+    if not ok then -- the engine raises when it cannot index the new item
+      local m = index_type_message(rec, new)
+      if m then validation("%s", m) end
+      error(new, 0)
+    end
     if new == nil then
       local size_error = errors.item_size(msg, true)
       if size_error then error(size_error, 0) end
-      if code == "ValidationError" then validation("%s", engine_message(msg)) end
+      if code == "ValidationError" then
+        validation("%s", index_type_message(rec, msg) or engine_message(msg))
+      end
       internal("UpdateItem", msg, code)
     end
   else

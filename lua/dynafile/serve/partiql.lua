@@ -874,8 +874,49 @@ end
 
 -- ------------------------------------------------------------ operations
 
+-- DynamoDB's type names of AttributeValues that have no ordering.
+local UNORDERED = { BOOL = true, NULL = true, L = true, M = true, SS = true, NS = true,
+  BS = true }
+
+local function unordered_type(operand)
+  local av = operand and operand.value
+  if type(av) ~= "table" then return nil end
+  for t in pairs(av) do
+    if UNORDERED[t] then return t end
+  end
+  return nil
+end
+
+-- An ordering comparison (<, <=, >, >=, BETWEEN) with a value of a type
+-- that has no order is refused when the statement is read, before its
+-- table is looked up, as DynamoDB does.
+local function check_orderings(c)
+  if type(c) ~= "table" then return end
+  local op = c.op
+  if op == "cmp" and c.cmp ~= "=" and c.cmp ~= "<>" then
+    local t = unordered_type(c.a) or unordered_type(c.b)
+    if t then
+      validation("Incorrect operand type for operator or function; operator or function: %s, "
+        .. "operand type: %s", c.cmp, t)
+    end
+  elseif op == "between" then
+    local t = unordered_type(c.a) or unordered_type(c.lo) or unordered_type(c.hi)
+    if t then
+      validation("Incorrect operand type for operator or function; operator or function: "
+        .. "BETWEEN, operand type: %s", t)
+    end
+  elseif op == "and" or op == "or" then
+    check_orderings(c.a)
+    check_orderings(c.b)
+  elseif op == "not" then
+    check_orderings(c.a)
+  end
+end
+
 local function parse_checked(statement, params)
-  return M.parse(statement, params)
+  local st = M.parse(statement, params)
+  check_orderings(st.where)
+  return st
 end
 
 local function execute_statement(req, ctx)

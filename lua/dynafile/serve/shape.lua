@@ -294,9 +294,10 @@ local function check_value(s, v, path, errs)
   if s.enum then
     local ok = false
     for _, e in ipairs(s.enum) do if e == v then ok = true break end end
-    if not ok then
+    if not ok and not (errs.first_enum_only and errs.enum_seen) then
       constraint(errs, v, path, "Member must satisfy enum value set: ["
         .. table_concat(s.enum, ", ") .. "]", s)
+      errs.enum_seen = true
     end
   end
   if s.min and v < s.min then
@@ -310,6 +311,12 @@ local function check_value(s, v, path, errs)
   local arn = s.arn_ok and string_sub(v, 1, 4) == "arn:" -- checked by the operation
   if not arn and (s.len_min or s.len_max) then
     local n = length_of(v)
+    if n == 0 and s.stop_when_empty then
+      -- DynamoDB reports an empty table name alone, and nothing after it
+      constraint(errs, v, path, "Member must have length greater than or equal to " .. s.len_min, s)
+      errs.stop = true
+      return
+    end
     if s.len_min and n < s.len_min then
       constraint(errs, v, path, "Member must have length greater than or equal to " .. s.len_min, s)
     end
@@ -371,6 +378,7 @@ local lowered = setmetatable({}, { __mode = "k" })
 check_constraints = function(s, t, prefix, errs)
   local fields = s.fields
   for i = 1, #fields do
+    if errs.stop then return end
     local f = fields[i]
     local fs, v = f[2], t[f[1]]
     -- an absent optional member has nothing to check (check_value would
@@ -399,7 +407,7 @@ function M.check(s, req)
     end
   end
   check_struct_types(s, req)
-  local errs = {}
+  local errs = { first_enum_only = s.first_enum_only }
   check_constraints(s, req, "", errs)
   local n = #errs
   if n > 0 then

@@ -2,8 +2,11 @@
 --
 -- The rules (DynamoDB Developer Guide, "Item sizes and formats"): an
 -- attribute costs the UTF-8 length of its name plus its value; strings
--- and binaries their length; a number one byte per two significant digits
--- plus one; booleans and nulls one byte; a list or map three bytes plus
+-- and binaries their length; a number one byte per pair of decimal
+-- digits, the pairs aligned on the decimal point, from the first pair
+-- holding a significant digit to the last, plus one, plus one more when
+-- negative (what DynamoDB charges: 100.5 costs 4, 1.5 costs 3, 15 costs
+-- 2; the guide's "one byte per two significant digits" is approximate); booleans and nulls one byte; a list or map three bytes plus
 -- one byte per element plus the elements (and, for a map, the names);
 -- a set the sum of its elements.  These sizes decide the 400 KB item
 -- limit, the 1 MB page of Query and Scan and the capacity units reported.
@@ -14,7 +17,8 @@
 local types = require "dynafile.types"
 
 local type, pairs, rawequal = type, pairs, rawequal
-local string_gsub = string.gsub
+local string_gsub, string_sub = string.gsub, string.sub
+local tonumber = tonumber
 local math_floor = math.floor
 
 local M = {}
@@ -29,29 +33,44 @@ M.MAX_ITEM = 400 * 1024
 M.MAX_HASH_KEY = 2048
 M.MAX_RANGE_KEY = 1024
 
--- Bytes of a number: significant digits (no sign, no leading or trailing
--- zeros, no decimal point), one byte per two, plus one.
+-- Bytes of a number: its base-100 digits (pairs of decimal digits aligned
+-- on the decimal point) from the first significant one to the last, plus
+-- one, plus one when negative.  A digit of place value 10^e is in pair
+-- floor(e / 2).
 local EXACT = 2 ^ 53
+local function pairs_between(e_first, e_last)
+  return math_floor(e_first / 2) - math_floor(e_last / 2) + 1
+end
+
 local function number_size(v)
   if type(v) == "number" and v == math_floor(v) and v > -EXACT and v < EXACT then
     -- an integer: count its digits without making its text
-    if v < 0 then v = -v end
+    local neg = v < 0
+    if neg then v = -v end
     if v == 0 then return 1 end
-    while v % 10 == 0 do v = v / 10 end
+    local zeros = 0
+    while v % 10 == 0 do
+      v = v / 10
+      zeros = zeros + 1
+    end
     local digits, p = 1, 10
     while v >= p do
       digits = digits + 1
       p = p * 10
     end
-    return math_floor((digits + 1) / 2) + 1
+    return pairs_between(digits + zeros - 1, zeros) + 1 + (neg and 1 or 0)
   end
   local s = number_string(v)
-  s = string_gsub(s, "[-.]", "")
-  s = string_gsub(s, "^0+", "")
-  s = string_gsub(s, "0+$", "")
-  local digits = #s
-  if digits == 0 then return 1 end
-  return math_floor((digits + 1) / 2) + 1
+  local sign, int, frac, exp = s:match("^(-?)(%d*)%.?(%d*)[eE]?([-+]?%d*)$")
+  if not sign then return 1 end
+  local digits = int .. frac
+  local point = #int + (tonumber(exp) or 0) -- digits before the decimal point
+  local lead = #(digits:match("^0*"))
+  if lead == #digits then return 1 end -- zero, never negative
+  digits = string_sub(digits, lead + 1)
+  point = point - lead
+  digits = string_gsub(digits, "0+$", "")
+  return pairs_between(point - 1, point - #digits) + 1 + (sign == "-" and 1 or 0)
 end
 
 local value_size

@@ -233,11 +233,36 @@ local function plan_writes(req)
   return list
 end
 
+-- Run a check of action i.  DynamoDB reports a key or index key of the
+-- wrong type or shape as the action's cancellation reason (ValidationError),
+-- not as a refusal of the whole request; such an error goes into
+-- reasons[i] (and false is returned), any other is raised.
+local function check_action(reasons, i, fn, ...)
+  local ok, e = pcall(fn, ...)
+  if ok then return true end
+  if errors.is(e) and e.name == "ValidationException" and (e.message == values.MISMATCH
+      or e.message:find("Type mismatch for ", 1, true)) then
+    reasons[i] = { Code = "ValidationError", Message = e.message }
+    return false
+  end
+  error(e, 0)
+end
+
+-- Raise TransactionCanceledException when check_action found reasons.
+local function cancel_if_refused(reasons, n)
+  if next(reasons) == nil then return end
+  local all = {}
+  for i = 1, n do all[i] = reasons[i] or { Code = "None" } end
+  errors.raise("TransactionCanceledException", cancellation_message(all),
+    { CancellationReasons = all })
+end
+
 local function run_writes(list, _, req)
   -- tables, keys, duplicates
   local targets, names = {}, {}
   local seen = {}
-  for _, a in ipairs(list) do
+  local refused = {}
+  for i, a in ipairs(list) do
     local name = tables.table_name(a.part.TableName)
     a.table = name
     if not targets[name] then
@@ -246,19 +271,23 @@ local function run_writes(list, _, req)
       names[#names + 1] = name
     end
     local rec = targets[name].rec
+    local ok
     if a.item then
-      values.check_item(rec, a.item)
+      ok = check_action(refused, i, values.check_item, rec, a.item)
       a.key = values.key_of(rec, a.item)
     else
-      values.check_key(rec.keys, a.key)
+      ok = check_action(refused, i, values.check_key, rec.keys, a.key)
     end
     if a.plan.check_update then a.plan.check_update(rec) end
     items.check_targets(rec, a.plan)
-    local id = name .. "\0" .. batch.key_id(rec, a.key)
-    if seen[id] then validation("Transaction request cannot include multiple operations on one "
-      .. "item") end
-    seen[id] = true
+    if ok then
+      local id = name .. "\0" .. batch.key_id(rec, a.key)
+      if seen[id] then validation("Transaction request cannot include multiple operations on one "
+        .. "item") end
+      seen[id] = true
+    end
   end
+  cancel_if_refused(refused, #list)
   table_sort(names)
   local token = req.ClientRequestToken
   local hash = token and canonical(req.TransactItems)
@@ -300,7 +329,8 @@ local function run_writes(list, _, req)
         local upd_ok, new = pcall(items.apply_update, tx, rec, a.key, a.plan, old)
         if not upd_ok then
           if not errors.is(new) then new = errors.from_raise(new) or new end
-          if errors.is(new) and new.name == "ValidationException" then
+          if errors.is(new) and new.name == "ValidationException"
+              and not new.message:find(values.UPDATE_INDEX_KEY, 1, true) then
             reason = { Code = "ValidationError", Message = new.message }
             any_failed = true
           else
@@ -422,7 +452,8 @@ local function transact_get(req, _)
       part = g }
   end
   local targets, names = {}, {}
-  for _, a in ipairs(list) do
+  local seen, refused = {}, {}
+  for i, a in ipairs(list) do
     local name = tables.table_name(a.part.TableName)
     a.table = name
     if not targets[name] then
@@ -431,10 +462,16 @@ local function transact_get(req, _)
       names[#names + 1] = name
     end
     local t = targets[name]
-    values.check_key(t.rec.keys, a.key)
+    if check_action(refused, i, values.check_key, t.rec.keys, a.key) then
+      local id = name .. "\0" .. batch.key_id(t.rec, a.key)
+      if seen[id] then validation("Transaction request cannot include multiple operations on one "
+        .. "item") end
+      seen[id] = true
+    end
     t.keys[#t.keys + 1] = a.key
     t.slots[#t.slots + 1] = a
   end
+  cancel_if_refused(refused, #list)
   local shm = state.shm
   for _ = 1, 100 do
     local v1 = shm and shm:get("mtx") or 0

@@ -202,7 +202,7 @@ function M.check_item(rec, item, from_update)
   end
   check_key_size(item[rec.keys.hash.name], true)
   if rec.keys.range then check_key_size(item[rec.keys.range.name], false) end
-  M.check_index_keys(rec, item)
+  M.check_index_keys(rec, item, from_update)
   if size.item(item) > size.MAX_ITEM then
     if from_update then
       validation("Item size to update has exceeded the maximum allowed size")
@@ -211,34 +211,63 @@ function M.check_item(rec, item, from_update)
   end
 end
 
+-- DynamoDB's words for an update that would empty an index key.
+local UPDATE_INDEX_KEY = "The update expression attempted to update a secondary index key to a "
+  .. "value that is not supported."
+M.UPDATE_INDEX_KEY = UPDATE_INDEX_KEY
+
+-- A table's indexes in name order (DynamoDB names the first one that
+-- refuses a value), kept per catalog record.
+local index_order = setmetatable({}, { __mode = "k" })
+
+local function indexes_by_name(rec)
+  local list = index_order[rec]
+  if list then return list end
+  list = {}
+  for _, set in pairs { rec.gsi, rec.lsi } do
+    for name, ix in pairs(set) do list[#list + 1] = { name = name, ix = ix } end
+  end
+  table.sort(list, function(a, b) return a.name < b.name end)
+  index_order[rec] = list
+  return list
+end
+M.indexes_by_name = indexes_by_name
+
 --- Check the index key attributes of an item: each present one must have
 -- its index's type, not be empty and fit DynamoDB's key sizes (2048 bytes
--- for a partition key, 1024 for a sort key).
-function M.check_index_keys(rec, item)
-  for _, set in pairs { rec.gsi, rec.lsi } do
-    for name, ix in pairs(set or {}) do
-      for _, k in pairs { ix.keys.hash, ix.keys.range } do
-        local v = item[k.name]
-        if v ~= nil then
-          local t = tp(v)
-          if t ~= k.type then
-            validation(INVALID
-              .. "Type mismatch for Index Key %s Expected: %s Actual: %s IndexName: %s",
-              k.name, k.type, t, name)
+-- for a partition key, 1024 for a sort key).  Indexes are checked in name
+-- order.
+-- @tparam[opt] boolean from_update the item was made by an update
+function M.check_index_keys(rec, item, from_update)
+  if not rec.gsi and not rec.lsi then return end
+  for _, e in ipairs(indexes_by_name(rec)) do
+    local name, ix = e.name, e.ix
+    for _, k in pairs { ix.keys.hash, ix.keys.range } do
+      local v = item[k.name]
+      if v ~= nil then
+        local t = tp(v)
+        if t ~= k.type then
+          validation(INVALID
+            .. "Type mismatch for Index Key %s Expected: %s Actual: %s IndexName: %s",
+            k.name, k.type, t, name)
+        end
+        if empty_key_value(v, k.type) then
+          local what = k.type == "S" and "string" or "binary"
+          if from_update then
+            validation("One or more parameter values are not valid. %s The AttributeValue for a "
+              .. "key attribute cannot contain an empty %s value.", UPDATE_INDEX_KEY, what)
           end
-          if empty_key_value(v, k.type) then
-            validation("One or more parameter values are not valid. A value specified for a "
-              .. "secondary index key is not supported. The AttributeValue for a key attribute "
-              .. "cannot contain an empty %s value. IndexName: %s, IndexKey: %s",
-              k.type == "S" and "string" or "binary", name, k.name)
-          end
-          if t ~= "N" then
-            local n = size.key(v)
-            local max = k == ix.keys.hash and size.MAX_HASH_KEY or size.MAX_RANGE_KEY
-            if n > max then
-              validation(INVALID .. "Size limit exceeded for Index Key %s Actual Size: %d bytes "
-                .. "Max Size: %d bytes IndexName: %s", k.name, n, max, name)
-            end
+          validation("One or more parameter values are not valid. A value specified for a "
+            .. "secondary index key is not supported. The AttributeValue for a key attribute "
+            .. "cannot contain an empty %s value. IndexName: %s, IndexKey: %s",
+            what, name, k.name)
+        end
+        if t ~= "N" then
+          local n = size.key(v)
+          local max = k == ix.keys.hash and size.MAX_HASH_KEY or size.MAX_RANGE_KEY
+          if n > max then
+            validation(INVALID .. "Size limit exceeded for Index Key %s Actual Size: %d bytes "
+              .. "Max Size: %d bytes IndexName: %s", k.name, n, max, name)
           end
         end
       end
