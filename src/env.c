@@ -86,7 +86,6 @@ void df__env_kv(const df_env *e, MDB_txn *txn, df_kv *kv) {
 
 /* ------------------------------------------------------------ map size */
 
-
 static void map_lock_shared(df_env *e) {
   pthread_rwlock_rdlock(&e->map_lock);
   shared_holds++;
