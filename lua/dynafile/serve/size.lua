@@ -6,8 +6,9 @@
 -- digits, the pairs aligned on the decimal point, from the first pair
 -- holding a significant digit to the last, plus one, plus one more when
 -- negative (what DynamoDB charges: 100.5 costs 4, 1.5 costs 3, 15 costs
--- 2; the guide's "one byte per two significant digits" is approximate); booleans and nulls one byte; a list or map three bytes plus
--- one byte per element plus the elements (and, for a map, the names);
+-- 2; the guide's "one byte per two significant digits" is approximate);
+-- booleans and nulls one byte; a list or map three bytes plus one byte
+-- per element plus the elements (and, for a map, the names);
 -- a set the sum of its elements.  These sizes decide the 400 KB item
 -- limit, the 1 MB page of Query and Scan and the capacity units reported.
 --
