@@ -52,18 +52,75 @@ static df_env *registry;
 static volatile unsigned long fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-/* How many shared holds of any map_lock this thread has.  Growing the map
- * needs the lock exclusive; a thread that still holds it shared (a read
- * transaction open while it writes, e.g. from a TTL function) must not
- * wait for itself. */
-static __thread unsigned shared_holds;
+/* The shared holds of map locks this thread has, per environment (a few
+ * slots; more environments held at once are counted together, and taken
+ * as holding every one).  Growing a map needs its lock exclusive:
+ *  - a thread that holds that environment's lock shared (a read
+ *    transaction open while it writes, e.g. from a TTL function) must not
+ *    wait for itself: DF_EBUSY at once;
+ *  - a thread that holds another environment's lock shared (a write
+ *    transaction of one database that writes another -- dynafile serve
+ *    writes a transaction's intent to its catalog inside the tables'
+ *    transactions) waits a bounded time, so that two threads nesting two
+ *    databases in opposite orders cannot wait for each other for ever:
+ *    DF_EBUSY after HOLD_WAIT_SECONDS. */
+#define HOLD_SLOTS 8
+#define HOLD_WAIT_SECONDS 5
+static __thread struct {
+  const df_env *env;
+  unsigned n;
+} hold_slots[HOLD_SLOTS];
+static __thread unsigned holds_other; /* holds that found no slot */
+static __thread unsigned holds_total;
+
+static void holds_add(const df_env *e, int d) {
+  int i, free_slot = -1;
+  holds_total += (unsigned)d;
+  for (i = 0; i < HOLD_SLOTS; i++) {
+    if (hold_slots[i].env == e) {
+      hold_slots[i].n += (unsigned)d;
+      if (hold_slots[i].n == 0) hold_slots[i].env = NULL;
+      return;
+    }
+    if (!hold_slots[i].env && free_slot < 0) free_slot = i;
+  }
+  if (d > 0 && free_slot >= 0) {
+    hold_slots[free_slot].env = e;
+    hold_slots[free_slot].n = 1;
+    return;
+  }
+  holds_other += (unsigned)d;
+}
+
+/* Does this thread hold e's map lock shared (or may it)? */
+static int holds_own(const df_env *e) {
+  int i;
+  if (holds_other > 0) return 1;
+  for (i = 0; i < HOLD_SLOTS; i++)
+    if (hold_slots[i].env == e) return 1;
+  return 0;
+}
+
+/* Take e's map lock exclusive, as above: 0, or DF_EBUSY. */
+static int map_lock_exclusive(df_env *e) {
+  struct timespec until;
+  if (holds_own(e)) return DF_EBUSY;
+  if (holds_total == 0) {
+    pthread_rwlock_wrlock(&e->map_lock);
+    return 0;
+  }
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += HOLD_WAIT_SECONDS;
+  return pthread_rwlock_timedwrlock(&e->map_lock, &until) == 0 ? 0 : DF_EBUSY;
+}
 
 static void on_fork_child(void) {
   fork_gen++;
   /* The holds counted are of the parent's environments, which the child
    * never uses: a read transaction open in the parent when it forked (an
    * nginx master's, say) must not stop the child's maps from growing. */
-  shared_holds = 0;
+  memset(hold_slots, 0, sizeof hold_slots);
+  holds_other = holds_total = 0;
   /* The child inherits the registry mutex in whatever state the parent's
    * threads had it; start it afresh.  Parent entries stay in the list but
    * never match the new generation. */
@@ -88,11 +145,11 @@ void df__env_kv(const df_env *e, MDB_txn *txn, df_kv *kv) {
 
 static void map_lock_shared(df_env *e) {
   pthread_rwlock_rdlock(&e->map_lock);
-  shared_holds++;
+  holds_add(e, 1);
 }
 
 static void map_unlock_shared(df_env *e) {
-  shared_holds--;
+  holds_add(e, -1);
   pthread_rwlock_unlock(&e->map_lock);
 }
 
@@ -154,15 +211,16 @@ static int allocate_ahead(df_env *e, const MDB_envinfo *info) {
 /* Grow the map by its size (at most GROW_STEP_MAX); with `if_needed`,
  * only when the data still fills more than 3/4 of it once the lock is
  * held (several threads may have seen the need at once).  Errors:
- * DF_EBUSY (this thread holds a transaction: it would wait for itself),
+ * DF_EBUSY (this thread holds a transaction of this database: it would
+ * wait for itself; or of another, and the lock stayed taken: see
+ * map_lock_exclusive),
  * DF_EDISKFULL (no room on the disk for the larger map, or the file-size
  * limit), DF_EIO. */
 static int grow(df_env *e, int if_needed) {
   MDB_envinfo info;
   size_t step, want;
   int rc, e2;
-  if (shared_holds > 0) return DF_EBUSY; /* would wait for ourselves */
-  pthread_rwlock_wrlock(&e->map_lock);
+  if (map_lock_exclusive(e) != 0) return DF_EBUSY;
   rc = mdb_env_info(e->mdb, &info);
   if (rc == 0 && (!if_needed || (size_t)(info.me_last_pgno + 1) * e->page_size >
                                     info.me_mapsize / 4 * 3)) {
@@ -189,8 +247,7 @@ static int grow_cb(void *ud) {
 /* Adopt the map size another process has grown the file to. */
 static int refresh_map(df_env *e) {
   int rc;
-  if (shared_holds > 0) return DF_EBUSY;
-  pthread_rwlock_wrlock(&e->map_lock);
+  if (map_lock_exclusive(e) != 0) return DF_EBUSY;
   rc = mdb_env_set_mapsize(e->mdb, 0);
   pthread_rwlock_unlock(&e->map_lock);
   return df__kv_code(rc);

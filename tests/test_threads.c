@@ -440,12 +440,50 @@ static void test_write_under_own_read_fails_rather_than_hangs(void) {
   df_db_close(db);
 }
 
+/* A write to one database while the thread holds a transaction of another
+ * grows its map: only a transaction of the same database would make the
+ * growth wait for itself (dynafile serve writes a transaction's intent to
+ * its catalog inside the tables' write transactions). */
+static void test_write_under_read_of_another_database_grows(void) {
+  static const df_schema schema = {"PK", "SK", NULL, NULL, 0};
+  char a_path[4200], b_path[4200];
+  df_open_options o;
+  df_db *a, *b;
+  df_txn *r;
+  df_buf buf;
+  df_stat st;
+  int i, code = DF_OK;
+  fx_path(a_path, sizeof a_path, "held");
+  fx_path(b_path, sizeof b_path, "grows");
+  o = fx_options(&schema, 1, DF_SYNC_OFF);
+  o.map_size = 256 << 10;
+  if ((a = fx_open(a_path, &o)) == NULL) return;
+  if ((b = fx_open(b_path, &o)) == NULL) {
+    df_db_close(a);
+    return;
+  }
+  CHECK_EQ_INT(df_txn_begin(a, DF_TXN_READ, 0, &r), DF_OK);
+  df__buf_init(&buf);
+  for (i = 0; i < 20000 && code == DF_OK; i++) {
+    item(&buf, "big", fx_int(i), i, 1);
+    code = df_db_put(b, buf.p, buf.len, 0);
+  }
+  CHECK_EQ_INT(code, DF_OK);
+  CHECK_EQ_INT(df_db_stat(b, &st), DF_OK);
+  CHECK(st.map_size > (256u << 10)); /* it grew */
+  df_txn_free(r);
+  df__buf_free(&buf);
+  df_db_close(b);
+  df_db_close(a);
+}
+
 int main(void) {
   if (!fx_root_make("test-threads")) return 1;
   fx_path(dir, sizeof dir, "db");
   alarm(600); /* a deadlock ends the test instead of hanging the suite */
   RUN_TEST(test_four_writers_and_four_readers);
   RUN_TEST(test_write_under_own_read_fails_rather_than_hangs);
+  RUN_TEST(test_write_under_read_of_another_database_grows);
   fx_root_remove();
   return check_done("test_threads");
 }

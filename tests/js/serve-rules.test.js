@@ -198,3 +198,19 @@ test("PartiQL: an ordering comparison with a value that has no order is refused 
     Parameters: [{ S: "a" }, { L: [] }, { S: "z" }] })), "ValidationException",
   "Incorrect operand type for operator or function; operator or function: BETWEEN, operand type: L");
 });
+
+test("a transaction of 3.5 MB commits (its intent grows the catalog inside the table's transaction)", async () => {
+  const TransactItems = Array.from({ length: 10 }, (_, i) => ({ Put: { TableName: "rules",
+    Item: { pk: { S: "big" }, sk: { S: String(i) }, payload: { S: "x".repeat(350000) } } } }));
+  await send(new D.TransactWriteItemsCommand({ TransactItems, ClientRequestToken: "big-transaction-1" }));
+  let count = 0, pages = 0, ExclusiveStartKey;
+  do { // 1 MB pages: 3 items of 350 KB each
+    const r = await send(new D.QueryCommand({ TableName: "rules", KeyConditionExpression: "pk = :p",
+      ExpressionAttributeValues: { ":p": { S: "big" } }, Select: "COUNT", ExclusiveStartKey }));
+    count += r.Count;
+    pages += 1;
+    ExclusiveStartKey = r.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  assert.equal(count, 10);
+  assert.equal(pages, 4);
+});
