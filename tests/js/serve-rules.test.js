@@ -213,4 +213,37 @@ test("a transaction of 3.5 MB commits (its intent grows the catalog inside the t
   } while (ExclusiveStartKey);
   assert.equal(count, 10);
   assert.equal(pages, 4);
+  const tooBig = Array.from({ length: 12 }, (_, i) => ({ Put: { TableName: "rules",
+    Item: { pk: { S: "too-big" }, sk: { S: String(i) }, payload: { S: "x".repeat(350000) } } } }));
+  await rejects(send(new D.TransactWriteItemsCommand({ TransactItems: tooBig })), "ValidationException",
+    "Transaction request cannot be larger than 4 MB");
+});
+
+test("a replay under the same ClientRequestToken is charged as a transactional read", async () => {
+  const req = { ClientRequestToken: "replay-1", ReturnConsumedCapacity: "TOTAL",
+    TransactItems: [{ Put: { TableName: "rules", Item: { pk: { S: "replay" }, sk: { S: "1" } } } }] };
+  const first = await send(new D.TransactWriteItemsCommand(req));
+  assert.deepEqual(first.ConsumedCapacity, [{ TableName: "rules", CapacityUnits: 2, WriteCapacityUnits: 2 }]);
+  const again = await send(new D.TransactWriteItemsCommand(req));
+  assert.deepEqual(again.ConsumedCapacity, [{ TableName: "rules", CapacityUnits: 2, ReadCapacityUnits: 2 }]);
+});
+
+test("BatchExecuteStatement: members' capacity summed, a failed member that ran names its table", async () => {
+  await send(new D.PutItemCommand({ TableName: "rules", Item: { pk: { S: "bx" }, sk: { S: "1" }, val: { S: "here" } } }));
+  const r = await send(new D.BatchExecuteStatementCommand({ ReturnConsumedCapacity: "TOTAL", Statements: [
+    { Statement: 'SELECT * FROM "rules" WHERE pk = ? AND sk = ?', Parameters: [{ S: "bx" }, { S: "1" }] },
+    { Statement: 'SELECT * FROM "rules" WHERE pk = ? AND sk = ?', Parameters: [{ S: "bx" }, { S: "1" }], ConsistentRead: true },
+    { Statement: 'SELECT * FROM "rules" WHERE val = ?', Parameters: [{ S: "here" }] },
+    { Statement: 'SLECT * FROM "rules"' }] }));
+  assert.deepEqual(r.ConsumedCapacity, [{ TableName: "rules", CapacityUnits: 1.5 }]);
+  assert.equal(r.Responses[2].Error.Code, "ValidationError");
+  assert.equal(r.Responses[2].Error.Message,
+    "Select statements within BatchExecuteStatement must specify the primary key in the where clause");
+  assert.equal(r.Responses[2].TableName, undefined);
+  assert.equal(r.Responses[3].Error.Message, "Statement wasn't well formed, can't be processed: Expected data manipulation");
+  const w = await send(new D.BatchExecuteStatementCommand({ Statements: [
+    { Statement: 'UPDATE "rules" SET t = 1 WHERE pk = ? AND sk = ? AND val = ?', Parameters: [{ S: "bx" }, { S: "1" }, { S: "no" }] },
+    { Statement: 'INSERT INTO "rules" VALUE {\'pk\': ?, \'sk\': ?}', Parameters: [{ S: "bx" }, { S: "1" }] }] }));
+  assert.deepEqual(w.Responses.map((x) => [x.Error.Code, x.TableName]),
+    [["ConditionalCheckFailed", "rules"], ["DuplicateItem", "rules"]]);
 });

@@ -46,6 +46,7 @@ local table_concat = table.concat
 local M = {}
 
 local validation = errors.validation
+local capacity = require "dynafile.serve.capacity"
 local ops -- the operation functions (register)
 
 -- The operations PartiQL calls answer with tables, not JSON text.
@@ -464,7 +465,7 @@ function P:statement()
     st.where = self:condition()
     self:expect("op", ")")
   else
-    malformed("Unexpected keyword")
+    malformed("Expected data manipulation")
   end
   self:accept("op", ";")
   if not self:is("eof") then
@@ -964,24 +965,28 @@ local function batch_execute(req, ctx)
   if kinds.read and kinds.write then
     validation("Batch can only contain either read or write statements")
   end
+  local u = capacity.usage(req.ReturnConsumedCapacity)
   for i, s in ipairs(req.Statements) do
     local st = parsed[i]
+    local ran -- the member's table, once the member ran (a failure then names it)
     local ok, res = pcall(function()
       if not (type(st) == "table" and st.kind) then error(st, 0) end
       if st.kind == "exists" then malformed("EXISTS is only allowed in ExecuteTransaction") end
       local name, rec = table_of(st.table)
       st.table = name
       if st.kind == "select" then
-        if st.index then validation("The table does not have the specified index") end
         local key, rest = full_key(rec, st.where)
-        if not key then
-          validation("Select statements within BatchExecuteStatement must specify the full "
-            .. "primary key")
+        if st.index or not key then
+          validation("Select statements within BatchExecuteStatement must specify the primary "
+            .. "key in the where clause")
         end
         local b = builder()
         local r = { TableName = name, Key = key, ConsistentRead = s.ConsistentRead,
-          ReturnConsumedCapacity = req.ReturnConsumedCapacity }
+          ReturnConsumedCapacity = u and "TOTAL" or nil }
         local g = ops.GetItem(r, internal(ctx))
+        if u and g.ConsumedCapacity then
+          capacity.add(u, name, "read", g.ConsumedCapacity.CapacityUnits)
+        end
         local item = g.Item
         local extra = and_all(rest)
         if item and extra then
@@ -997,7 +1002,12 @@ local function batch_execute(req, ctx)
       end
       local r = write_request(st, { ReturnValuesOnConditionCheckFailure =
         s.ReturnValuesOnConditionCheckFailure }, rec)
+      if u then r.ReturnConsumedCapacity = "TOTAL" end
+      ran = name
       local wok, wres = pcall(ops[OPNAME[st.kind]], r, internal(ctx))
+      if wok and u and wres.ConsumedCapacity then
+        capacity.add(u, name, "write", wres.ConsumedCapacity.CapacityUnits)
+      end
       if not wok then
         if errors.is(wres) and wres.name == "ConditionalCheckFailedException"
           and st.kind == "insert" then
@@ -1012,13 +1022,15 @@ local function batch_execute(req, ctx)
     if ok then
       responses[i] = res
     elseif errors.is(res) then
-      responses[i] = { Error = error_entry(res) }
+      responses[i] = { Error = error_entry(res), TableName = ran }
       if res.status >= 500 then error(res, 0) end
     else
       error(res, 0)
     end
   end
-  return { Responses = json.list(responses) }
+  local out = { Responses = json.list(responses) }
+  if u then out.ConsumedCapacity = capacity.report_list(u) end
+  return out
 end
 
 local function execute_transaction(req, ctx)

@@ -204,8 +204,11 @@ local function cancellation_message(reasons)
 end
 
 -- Decode and check every action; returns the plan list.
+local MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+
 local function plan_writes(req)
   local list = {}
+  local total = 0 -- the items put, against DynamoDB's 4 MB per transaction
   for i, ti in ipairs(req.TransactItems) do
     local kind, part
     local n = 0
@@ -221,8 +224,13 @@ local function plan_writes(req)
     local a = { kind = kind, part = part, index = i }
     if kind == "Put" then
       a.item = values.item(part.Item)
-      if size.item(a.item) > size.MAX_ITEM then
+      local n = size.item(a.item)
+      if n > size.MAX_ITEM then
         validation("Item size has exceeded the maximum allowed size")
+      end
+      total = total + n
+      if total > MAX_TRANSACTION_BYTES then
+        validation("Transaction request cannot be larger than 4 MB")
       end
     else
       a.key = values.item(part.Key)
@@ -300,7 +308,7 @@ local function run_writes(list, _, req)
           "Specified idempotent token was used with different request parameters within the "
             .. "idempotency window")
       end
-      return true
+      return true, targets
     end
     local pending = cdb:query_page("intent", { limit = 1000 }) or {}
     for _, p in ipairs(pending) do
@@ -424,6 +432,13 @@ local function transact_write(req, ctx)
       local s1 = a.old and size.item(a.old) or 0
       local s2 = a.new and size.item(a.new) or 0
       capacity.add(u, a.table, "write", 2 * capacity.write_units(s1 > s2 and s1 or s2))
+    end
+  elseif u then
+    -- a replay under the same ClientRequestToken: DynamoDB charges it as a
+    -- transactional read of each item, not a write
+    for _, a in ipairs(list) do
+      local item = targets[a.table].db:get_item(a.key)
+      capacity.add(u, a.table, "read", 2 * capacity.read_units(item and size.item(item) or 0, true))
     end
   end
   if u then res.ConsumedCapacity = capacity.report_list(u) end
