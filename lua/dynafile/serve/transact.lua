@@ -224,11 +224,11 @@ local function plan_writes(req)
     local a = { kind = kind, part = part, index = i }
     if kind == "Put" then
       a.item = values.item(part.Item)
-      local n = size.item(a.item)
-      if n > size.MAX_ITEM then
+      local bytes = size.item(a.item)
+      if bytes > size.MAX_ITEM then
         validation("Item size has exceeded the maximum allowed size")
       end
-      total = total + n
+      total = total + bytes
       if total > MAX_TRANSACTION_BYTES then
         validation("Transaction request cannot be larger than 4 MB")
       end
