@@ -247,3 +247,11 @@ test("BatchExecuteStatement: members' capacity summed, a failed member that ran 
   assert.deepEqual(w.Responses.map((x) => [x.Error.Code, x.TableName]),
     [["ConditionalCheckFailed", "rules"], ["DuplicateItem", "rules"]]);
 });
+
+test("a transacted Update past 400 KB cancels with the update wording", async () => {
+  const e = await rejects(send(new D.TransactWriteItemsCommand({ TransactItems: [{ Update: { TableName: "rules",
+    Key: { pk: { S: "upd-big" }, sk: { S: "1" } }, UpdateExpression: "SET payload = :p",
+    ExpressionAttributeValues: { ":p": { S: "x".repeat(409600) } } } }] })), "TransactionCanceledException");
+  assert.equal(e.CancellationReasons[0].Code, "ValidationError");
+  assert.match(e.CancellationReasons[0].Message, /^Item size to update has exceeded the maximum allowed size/);
+});

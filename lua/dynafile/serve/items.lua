@@ -226,9 +226,11 @@ function M.apply_update(tx, rec, key, p, old)
   if p.update_expr then
     local ok, msg, code
     ok, new, msg, code = pcall(tx.update_item, tx, key, p.update_expr)
-    if not ok then -- the engine raises when it cannot index the new item
+    if not ok then -- the engine raises when it cannot index or hold the new item
       local m = index_type_message(rec, new)
       if m then validation("%s", m) end
+      local size_error = errors.item_size(new, true)
+      if size_error then error(size_error, 0) end
       error(new, 0)
     end
     if new == nil then
