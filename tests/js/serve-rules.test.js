@@ -255,3 +255,21 @@ test("a transacted Update past 400 KB cancels with the update wording", async ()
   assert.equal(e.CancellationReasons[0].Code, "ValidationError");
   assert.match(e.CancellationReasons[0].Message, /^Item size to update has exceeded the maximum allowed size/);
 });
+
+test("PartiQL on an index: a keyed read may not filter on what the index does not project; writes refuse the qualifier", async () => {
+  await send(new D.PutItemCommand({ TableName: "rules", Item: { pk: { S: "pq" }, sk: { S: "1" }, g: { S: "gq" },
+    proj: { S: "p" }, hidden: { S: "h" } } }));
+  await rejects(send(new D.ExecuteStatementCommand({ Statement: `SELECT pk FROM "rules"."gix" WHERE g = 'gq' AND hidden = 'h'` })),
+    "ValidationException",
+    "One or more parameter values were invalid: Secondary index gix does not project one or more filter attributes: [hidden]");
+  await rejects(send(new D.ExecuteStatementCommand({ Statement: `SELECT pk FROM "rules"."gix" WHERE g IN ['gq', 'x'] AND NOT hidden = 'h'` })),
+    "ValidationException", /does not project one or more filter attributes: \[hidden\]/);
+  let r = await send(new D.ExecuteStatementCommand({ Statement: `SELECT pk FROM "rules"."gix" WHERE g = 'gq' AND proj = 'p'` }));
+  assert.equal(r.Items.length, 1);
+  r = await send(new D.ExecuteStatementCommand({ Statement: `SELECT pk FROM "rules"."gix" WHERE hidden = 'h'` }));
+  assert.equal(r.Items.length, 0, "unkeyed: a scan of the index, where the attribute is absent");
+  await rejects(send(new D.ExecuteStatementCommand({ Statement: `INSERT INTO "rules"."gix" VALUE {'pk': 'x', 'sk': 'y'}` })),
+    "ValidationException", /FROM clause may only contain a single table name/);
+  await rejects(send(new D.ExecuteStatementCommand({ Statement: `UPDATE "rules"."gix" SET v = 1 WHERE pk = 'pq' AND sk = '1'` })),
+    "ValidationException", "This operation is not supported on an index");
+});

@@ -420,7 +420,7 @@ function P:statement()
     st = { kind = "insert" }
     self:expect("kw", "INTO")
     st.table, st.index = self:from()
-    if st.index then malformed("INSERT takes a table, not an index") end
+    if st.index then malformed("FROM clause may only contain a single table name") end
     if not self:accept("kw", "VALUE") then self:expect("kw", "VALUES", "VALUE") end
     st.value = self:literal()
     if not st.value.M then malformed("INSERT needs a tuple {'attr': value, ...}") end
@@ -661,6 +661,59 @@ end
 
 -- ------------------------------------------------------------ SELECT
 
+-- The top-level attribute names condition c reads, each passed to fn.
+local function condition_names(c, fn)
+  if type(c) ~= "table" then return end
+  if c.path then
+    if type(c.path[1]) == "string" then fn(c.path[1]) end
+    return
+  end
+  for _, k in ipairs { "a", "b", "lo", "hi" } do condition_names(c[k], fn) end
+  for _, k in ipairs { "args", "list" } do
+    if type(c[k]) == "table" then
+      for _, x in ipairs(c[k]) do condition_names(x, fn) end
+    end
+  end
+end
+
+-- Is conjunct c an IN on the key attribute `name`?
+local function key_in(c, name)
+  return c.op == "in" and c.a.path and #c.a.path == 1 and c.a.path[1] == name
+end
+
+-- A read of an index keyed on its partition key (= or IN, at the top
+-- level) may filter only on attributes the index projects, as DynamoDB
+-- rules; unkeyed, the read is a scan of the index and such a filter
+-- simply matches nothing.
+local function check_index_filters(rec, ix, keys, cs)
+  if ix.projection.type == "ALL" then return end
+  local hash, range = keys.hash.name, keys.range and keys.range.name
+  local keyed = false
+  for _, c in ipairs(cs) do
+    if key_equality(c, hash) or key_in(c, hash) then keyed = true end
+  end
+  if not keyed then return end
+  local projected = { [rec.keys.hash.name] = true, [hash] = true }
+  if rec.keys.range then projected[rec.keys.range.name] = true end
+  if range then projected[range] = true end
+  for _, a in ipairs(ix.projection.attrs or {}) do projected[a] = true end
+  local missing, seen = {}, {}
+  for _, c in ipairs(cs) do
+    if not (key_equality(c, hash) or key_in(c, hash) or (range and key_range(c, range))) then
+      condition_names(c, function(n)
+        if not projected[n] and not seen[n] then
+          seen[n] = true
+          missing[#missing + 1] = n
+        end
+      end)
+    end
+  end
+  if #missing > 0 then
+    validation("One or more parameter values were invalid: Secondary index %s does not project "
+      .. "one or more filter attributes: [%s]", ix.name, table_concat(missing, ", "))
+  end
+end
+
 local function select_request(st, req, rec)
   local b = builder()
   local r = { TableName = st.table, ConsistentRead = req.ConsistentRead,
@@ -678,6 +731,7 @@ local function select_request(st, req, rec)
     keys = ix.kind == "lsi" and { hash = rec.keys.hash, range = ix.keys.range } or ix.keys
   end
   local cs = conjuncts(st.where)
+  if ix then check_index_filters(rec, ix, keys, cs) end
   local pk_value, pk_at
   for i, c in ipairs(cs) do
     local v = key_equality(c, keys.hash.name)
@@ -858,7 +912,7 @@ local OPNAME = { insert = "PutItem", update = "UpdateItem", delete = "DeleteItem
 local function run_write(st, req, ctx)
   local name, rec = table_of(st.table)
   st.table = name
-  if st.index then validation("The table does not have the specified index") end
+  if st.index then validation("This operation is not supported on an index") end
   local r = write_request(st, req, rec)
   local ok, res = pcall(ops[OPNAME[st.kind]], r, internal(ctx))
   if not ok then
