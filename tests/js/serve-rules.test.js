@@ -27,12 +27,15 @@ before(async () => {
   s = await startServe();
   await send(new D.CreateTableCommand({ TableName: "rules", BillingMode: "PAY_PER_REQUEST",
     AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }, { AttributeName: "sk", AttributeType: "S" },
-      { AttributeName: "g", AttributeType: "S" }, { AttributeName: "l", AttributeType: "S" }],
+      { AttributeName: "g", AttributeType: "S" }, { AttributeName: "l", AttributeType: "S" },
+      { AttributeName: "l2", AttributeType: "S" }],
     KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }, { AttributeName: "sk", KeyType: "RANGE" }],
     GlobalSecondaryIndexes: [{ IndexName: "gix", KeySchema: [{ AttributeName: "g", KeyType: "HASH" }],
       Projection: { ProjectionType: "INCLUDE", NonKeyAttributes: ["proj"] } }],
     LocalSecondaryIndexes: [{ IndexName: "lix", KeySchema: [{ AttributeName: "pk", KeyType: "HASH" },
-      { AttributeName: "l", KeyType: "RANGE" }], Projection: { ProjectionType: "ALL" } }] }));
+      { AttributeName: "l", KeyType: "RANGE" }], Projection: { ProjectionType: "ALL" } },
+    { IndexName: "lkeys", KeySchema: [{ AttributeName: "pk", KeyType: "HASH" },
+      { AttributeName: "l2", KeyType: "RANGE" }], Projection: { ProjectionType: "KEYS_ONLY" } }] }));
 });
 after(async () => { if (s) await s.stop(); });
 
@@ -272,4 +275,24 @@ test("PartiQL on an index: a keyed read may not filter on what the index does no
     "ValidationException", /FROM clause may only contain a single table name/);
   await rejects(send(new D.ExecuteStatementCommand({ Statement: `UPDATE "rules"."gix" SET v = 1 WHERE pk = 'pq' AND sk = '1'` })),
     "ValidationException", "This operation is not supported on an index");
+});
+
+test("PartiQL: a local index reaches back to the table for what it does not project; a NextToken keeps to its index", async () => {
+  for (const sk of ["1", "2"]) {
+    await send(new D.PutItemCommand({ TableName: "rules", Item: { pk: { S: "lr" }, sk: { S: sk }, l2: { S: `L${sk}` },
+      hidden: { S: `h${sk}` } } }));
+  }
+  const r = await send(new D.ExecuteStatementCommand({ Statement: `SELECT hidden FROM "rules"."lkeys" WHERE pk = 'lr'`,
+    ReturnConsumedCapacity: "INDEXES" }));
+  await rejects(send(new D.ExecuteStatementCommand({ Statement: `SELECT hidden FROM "rules"."gix" WHERE g = 'x'` })),
+    "ValidationException", "One or more parameter values were invalid: Global secondary index gix does not project [hidden]");
+  assert.deepEqual(r.Items.map((i) => i.hidden.S), ["h1", "h2"]);
+  assert.ok(r.ConsumedCapacity.Table.CapacityUnits > 0, "the table arm carries the reach-back");
+  const page = await send(new D.ExecuteStatementCommand({ Statement: `SELECT * FROM "rules"."lkeys" WHERE pk = 'lr'`, Limit: 1 }));
+  assert.ok(page.NextToken);
+  await rejects(send(new D.ExecuteStatementCommand({ Statement: `SELECT * FROM "rules" WHERE pk = 'lr'`,
+    NextToken: page.NextToken })), "ValidationException", "Invalid NextToken");
+  const next = await send(new D.ExecuteStatementCommand({ Statement: `SELECT * FROM "rules"."lkeys" WHERE pk = 'lr'`,
+    Limit: 1, NextToken: page.NextToken }));
+  assert.equal(next.Items.length, 1);
 });

@@ -47,6 +47,7 @@ local M = {}
 
 local validation = errors.validation
 local capacity = require "dynafile.serve.capacity"
+local size = require "dynafile.serve.size"
 local ops -- the operation functions (register)
 
 -- The operations PartiQL calls answer with tables, not JSON text.
@@ -772,15 +773,19 @@ local function select_request(st, req, rec)
   return r, pk_value ~= nil, ix
 end
 
-local function decode_token(tok)
+-- A NextToken: the read's LastEvaluatedKey and the table or index it
+-- walked, so that a token is not taken by a read of another index.
+local function decode_token(tok, source)
   local ok, raw = pcall(ddbjson.base64_decode, tok)
   local t = ok and raw and json.decode(raw)
-  if not t then validation("Invalid NextToken") end
-  return t
+  if type(t) ~= "table" or type(t.k) ~= "table" or t.s ~= source then
+    validation("Invalid NextToken")
+  end
+  return t.k
 end
 
-local function encode_token(lek)
-  return ddbjson.base64_encode(json.encode(lek))
+local function encode_token(lek, source)
+  return ddbjson.base64_encode(json.encode({ k = lek, s = source }))
 end
 
 -- Project a result item (an AttributeValue map) on SELECT's paths: each
@@ -804,6 +809,7 @@ local function run_select(st, req, ctx)
   local name, rec = table_of(st.table)
   st.table = name
   local r, is_query, ix = select_request(st, req, rec)
+  local reach_back = false
   if ix and st.paths and ix.projection.type ~= "ALL" then
     local have = { [rec.keys.hash.name] = true, [ix.keys.hash.name] = true }
     if rec.keys.range then have[rec.keys.range.name] = true end
@@ -814,18 +820,45 @@ local function run_select(st, req, ctx)
       if not have[p[1]] then missing[#missing + 1] = p[1] end
     end
     if #missing > 0 then
-      validation("One or more parameter values were invalid: %s secondary index %s does not "
-        .. "project [%s]", ix.kind == "gsi" and "Global" or "Local", ix.name,
-        table_concat(missing, ", "))
+      -- a local index reaches back to its table for what it does not
+      -- project (it shares the table's partitions); a global one refuses
+      if ix.kind == "lsi" then reach_back = true else
+        validation("One or more parameter values were invalid: %s secondary index %s does not "
+          .. "project [%s]", ix.kind == "gsi" and "Global" or "Local", ix.name,
+          table_concat(missing, ", "))
+      end
     end
   end
-  if req.NextToken then r.ExclusiveStartKey = decode_token(req.NextToken) end
+  local source = st.table .. (st.index and ("." .. st.index) or "")
+  if req.NextToken then r.ExclusiveStartKey = decode_token(req.NextToken, source) end
   local res = (is_query and ops.Query or ops.Scan)(r, internal(ctx))
+  local found = json.items(res.Items)
+  if reach_back then
+    -- the whole items from the table, charged on the table arm for every
+    -- row the read walked (the filter runs after the fetch)
+    local _, db = catalog.table(name)
+    local units = 0
+    for i, it in ipairs(found) do
+      local key = values.key_of(rec, values.item(it))
+      local whole = db:get_item(key)
+      if whole then found[i] = values.encode_item(whole) end
+      units = units + capacity.read_units(whole and size.item(whole) or 0, req.ConsistentRead)
+    end
+    local walked = (res.ScannedCount or #found) - #found
+    units = units + walked * capacity.read_units(0, req.ConsistentRead)
+    local cc = res.ConsumedCapacity
+    if cc and units > 0 then
+      cc.CapacityUnits = (cc.CapacityUnits or 0) + units
+      if cc.Table or req.ReturnConsumedCapacity == "INDEXES" then
+        cc.Table = { CapacityUnits = ((cc.Table or {}).CapacityUnits or 0) + units }
+      end
+    end
+  end
   local items = {}
-  for i, it in ipairs(json.items(res.Items)) do items[i] = project(it, st.paths) end
+  for i, it in ipairs(found) do items[i] = project(it, st.paths) end
   local out = { Items = json.list(items) }
   if res.LastEvaluatedKey then
-    out.NextToken = encode_token(res.LastEvaluatedKey)
+    out.NextToken = encode_token(res.LastEvaluatedKey, source)
     out.LastEvaluatedKey = res.LastEvaluatedKey
   end
   if res.ConsumedCapacity then out.ConsumedCapacity = res.ConsumedCapacity end
