@@ -296,3 +296,17 @@ test("PartiQL: a local index reaches back to the table for what it does not proj
     Limit: 1, NextToken: page.NextToken }));
   assert.equal(next.Items.length, 1);
 });
+
+test("UpdateItem weighs what it writes (plus 3, plus 19 per SET) against 400 KB; PartiQL weighs the finished item", async () => {
+  const key = (sk) => ({ pk: { S: "w" }, sk: { S: sk } });
+  for (const sk of ["1", "2", "3"]) await send(new D.PutItemCommand({ TableName: "rules", Item: key(sk) }));
+  const set = (sk, n) => send(new D.UpdateItemCommand({ TableName: "rules", Key: key(sk), UpdateExpression: "SET b = :v",
+    ExpressionAttributeValues: { ":v": { S: "x".repeat(n) } } }));
+  await set("1", 409600 - 3 - 19 - 1); // the statement weighs exactly 400 KB
+  await rejects(set("2", 409600 - 3 - 19 - 1 + 1), "ValidationException",
+    "Item size to update has exceeded the maximum allowed size");
+  await send(new D.ExecuteStatementCommand({ Statement: `UPDATE "rules" SET b = ? WHERE pk = 'w' AND sk = '3'`,
+    Parameters: [{ S: "x".repeat(409600 - 3 - 19 - 1 + 1) }] }));
+  const got = await send(new D.GetItemCommand({ TableName: "rules", Key: key("3") }));
+  assert.equal(got.Item.b.S.length, 409600 - 22);
+});

@@ -97,8 +97,13 @@ local CLAUSES = { SET = true, REMOVE = true, ADD = true, DELETE = true }
 
 --- The top-level attribute names an UpdateExpression writes (its SET,
 -- REMOVE, ADD and DELETE targets, #names resolved), for ReturnValues
--- UPDATED_OLD/UPDATED_NEW and the check that no key attribute changes.
--- The expression has already compiled, so its syntax is right.
+-- UPDATED_OLD/UPDATED_NEW and the check that no key attribute changes;
+-- and the weight DynamoDB's UpdateItem gives its actions against the 400
+-- KB limit: 3, plus 19 per SET or ADD action, plus 2 per REMOVE or
+-- DELETE action.  The expression has already compiled, so its syntax is
+-- right.
+-- @treturn table the names
+-- @treturn number the actions' weight
 function M.update_targets(text, names)
   local toks = {}
   local i, n = 1, #text
@@ -117,16 +122,22 @@ function M.update_targets(text, names)
   end
   local out, seen = {}, {}
   local clause, depth, want_target = nil, 0, false
+  local weight = 3
+  local function action()
+    weight = weight + ((clause == "SET" or clause == "ADD") and 19 or 2)
+  end
   for _, t in ipairs(toks) do
     local up = t:upper()
     if depth == 0 and CLAUSES[up] then
       clause, want_target = up, true
+      action()
     elseif t == "(" then
       depth = depth + 1
     elseif t == ")" then
       depth = depth - 1
     elseif depth == 0 and t == "," and clause then
       want_target = true
+      action()
     elseif want_target then
       local name = t
       if name:sub(1, 1) == "#" then name = names and names[name] end
@@ -137,7 +148,7 @@ function M.update_targets(text, names)
       want_target = false
     end
   end
-  return out
+  return out, weight
 end
 
 -- DynamoDB words its key-schema complaints about a KeyConditionExpression
@@ -239,13 +250,15 @@ function M.prepare(req, op)
     elseif name == "UpdateExpression" then
       local u = check(args:update(text))
       p.update_expr = u
+      local targets, weight = M.update_targets(text, names)
+      p.update_weight = weight
       if u.paths then
         local list = u:paths()
         local out = {}
         for i, x in ipairs(list) do out[i] = type(x) == "table" and x[1] or x end
         p.targets = out
       else
-        p.targets = M.update_targets(text, names)
+        p.targets = targets
       end
     elseif name == "KeyConditionExpression" then
       p.key_condition = function(keys)

@@ -281,7 +281,25 @@ function M.check_targets(rec, p)
   end
 end
 
-local function update_item(req, _)
+-- DynamoDB's UpdateItem weighs what its statement writes against the 400
+-- KB limit, not the whole item: the attributes it names, as the finished
+-- item holds them, plus its actions' weight (expressions.update_targets);
+-- the key and the attributes it leaves alone do not count.  (Measured
+-- against DynamoDB.  The finished item must fit 400 KB as well; PartiQL
+-- and transactions weigh only the finished item.)
+local function check_update_weight(p, new)
+  if not p.update_weight or not new then return end
+  local written = p.update_weight
+  for _, t in ipairs(p.targets or {}) do
+    local v = new[t]
+    if v ~= nil then written = written + #t + size.value(v) end
+  end
+  if written > size.MAX_ITEM then
+    validation("Item size to update has exceeded the maximum allowed size")
+  end
+end
+
+local function update_item(req, ctx)
   local name = tables.table_name(req.TableName)
   local rv = req.ReturnValues or "NONE"
   local key = values.item(req.Key)
@@ -293,7 +311,9 @@ local function update_item(req, _)
   local ok, new, old = pcall(db.transaction, db, function(tx)
     local o = tx:get_item(key)
     if p.condition and not p.condition(o) then error(setmetatable({ old = o }, CondFailed), 0) end
-    return M.apply_update(tx, rec, key, p, o), o
+    local n = M.apply_update(tx, rec, key, p, o)
+    if not (ctx and ctx.partiql) then check_update_weight(p, n) end
+    return n, o
   end)
   if not ok then
     if getmetatable(new) == CondFailed then M.condition_failed(req, new.old) end

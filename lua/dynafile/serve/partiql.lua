@@ -52,7 +52,9 @@ local ops -- the operation functions (register)
 
 -- The operations PartiQL calls answer with tables, not JSON text.
 local function internal(ctx)
-  return setmetatable({ internal = true }, { __index = ctx })
+  -- partiql: UpdateItem then weighs only the finished item, as DynamoDB's
+  -- PartiQL UPDATE does
+  return setmetatable({ internal = true, partiql = true }, { __index = ctx })
 end
 
 local function malformed(detail)
