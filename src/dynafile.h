@@ -522,7 +522,9 @@ int df_txn_begin(df_db *db, unsigned flags, double now, df_txn **out);
  * nothing it wrote was kept.  Committing a read transaction just ends it.
  * Errors: DF_ERETRY (the map was full and has grown: run the whole
  * transaction again from df_txn_begin), DF_EBUSY (the map was full and
- * cannot grow while this thread holds a read transaction), DF_EIO (an
+ * cannot grow while this thread holds a read transaction of this
+ * database, or a transaction of another one while the map stayed busy
+ * for 5 seconds), DF_EIO (an
  * earlier operation of the transaction failed part-way, so it was rolled
  * back; or the commit's write failed), DF_EDISKFULL, DF_EACCESS,
  * DF_EFORKED, DF_EINVAL (NULL or already finished).
