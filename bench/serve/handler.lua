@@ -16,7 +16,9 @@
 -- process moves much less, and `valgrind --tool=callgrind luajit
 -- bench/serve/handler.lua 2000 get` counts instructions when even that is
 -- too noisy.  With DYNAFILE_PROFILE=1 it also prints LuaJIT's sampling
--- profile (jit.p) of the measured requests.
+-- profile (jit.p) of the measured requests, in the mode DYNAFILE_PROFILE_MODE
+-- gives (default "Fl": by function and line; "v": by VM state -- compiled,
+-- interpreted, C code, garbage collector).
 -- Every answer is checked: a request that is not answered 200 stops it.
 local N = tonumber(arg[1]) or 20000
 local OPS = { select(2, ...) }
@@ -135,7 +137,7 @@ for _, op in ipairs(OPS) do
   for i = 1, N do targets[i], bodies[i] = make(i * 7919) end
   for i = 1, 2000 do call(make(i * 104729)) end -- warm-up
   collectgarbage()
-  if profile then require("jit.p").start("Fl", "/dev/stderr") end
+  if profile then require("jit.p").start(os.getenv("DYNAFILE_PROFILE_MODE") or "Fl", "/dev/stderr") end
   local t0 = os.clock()
   for i = 1, N do call(targets[i], bodies[i]) end
   local dt = os.clock() - t0
