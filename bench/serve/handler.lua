@@ -137,7 +137,9 @@ for _, op in ipairs(OPS) do
   for i = 1, N do targets[i], bodies[i] = make(i * 7919) end
   for i = 1, 2000 do call(make(i * 104729)) end -- warm-up
   collectgarbage()
-  if profile then require("jit.p").start(os.getenv("DYNAFILE_PROFILE_MODE") or "Fl", "/dev/stderr") end
+  if profile then
+    require("jit.p").start(os.getenv("DYNAFILE_PROFILE_MODE") or "Fl", "/dev/stderr")
+  end
   local t0 = os.clock()
   for i = 1, N do call(targets[i], bodies[i]) end
   local dt = os.clock() - t0
