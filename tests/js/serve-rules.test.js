@@ -309,4 +309,13 @@ test("UpdateItem weighs what it writes (plus 3, plus 19 per SET) against 400 KB;
     Parameters: [{ S: "x".repeat(409600 - 3 - 19 - 1 + 1) }] }));
   const got = await send(new D.GetItemCommand({ TableName: "rules", Key: key("3") }));
   assert.equal(got.Item.b.S.length, 409600 - 22);
+  // through a list index a SET weighs one byte more: "d" + the list (3 + 1 + the string) + 3 + 20
+  for (const sk of ["4", "5"]) {
+    await send(new D.PutItemCommand({ TableName: "rules", Item: { ...key(sk), d: { L: [{ S: "x" }] } } }));
+  }
+  const setAt = (sk, n) => send(new D.UpdateItemCommand({ TableName: "rules", Key: key(sk), UpdateExpression: "SET d[0] = :v",
+    ExpressionAttributeValues: { ":v": { S: "x".repeat(n) } } }));
+  await setAt("4", 409600 - 1 - 4 - 23);
+  await rejects(setAt("5", 409600 - 1 - 4 - 23 + 1), "ValidationException",
+    "Item size to update has exceeded the maximum allowed size");
 });

@@ -99,9 +99,9 @@ local CLAUSES = { SET = true, REMOVE = true, ADD = true, DELETE = true }
 -- REMOVE, ADD and DELETE targets, #names resolved), for ReturnValues
 -- UPDATED_OLD/UPDATED_NEW and the check that no key attribute changes;
 -- and the weight DynamoDB's UpdateItem gives its actions against the 400
--- KB limit: 3, plus 19 per SET or ADD action, plus 2 per REMOVE or
--- DELETE action.  The expression has already compiled, so its syntax is
--- right.
+-- KB limit: 3, plus 19 per SET or ADD action (20 when the SET's path
+-- goes through a list index), plus 2 per REMOVE or DELETE action.  The
+-- expression has already compiled, so its syntax is right.
 -- @treturn table the names
 -- @treturn number the actions' weight
 function M.update_targets(text, names)
@@ -123,11 +123,20 @@ function M.update_targets(text, names)
   local out, seen = {}, {}
   local clause, depth, want_target = nil, 0, false
   local weight = 3
+  -- in a SET target's path, until its "=": a list index there weighs one
+  -- byte more
+  local in_set_path, indexed = false, false
   local function action()
     weight = weight + ((clause == "SET" or clause == "ADD") and 19 or 2)
+    in_set_path, indexed = clause == "SET", false
   end
   for _, t in ipairs(toks) do
     local up = t:upper()
+    if in_set_path and t == "[" and not indexed then
+      weight, indexed = weight + 1, true
+    elseif in_set_path and t == "=" then
+      in_set_path = false
+    end
     if depth == 0 and CLAUSES[up] then
       clause, want_target = up, true
       action()
