@@ -367,7 +367,7 @@ static int apply_ops(df_commit *c, MDB_txn *txn, const unsigned char *p,
   df_kv kv;
   df_redo_op op;
   uint32_t n = 0;
-  int r, code;
+  int r = 0, code;
   kv.txn = txn;
   kv.dbi = c->dbi;
   kv.rec = NULL;
@@ -477,10 +477,11 @@ static int checkpoint(df_commit *c, char *err, size_t errlen) {
   mdb_txn_abort(pin); /* broken: the snapshot stays unpinned */
   c->pin = NULL;
 #endif
-  x->ckpt_counter = h.counter;
+  __atomic_store_n(&x->ckpt_counter, h.counter, __ATOMIC_RELEASE);
   x->ckpt_txnid = h.base_txnid;
   x->ckpt_next_seq = h.next_seq;
-  x->ckpt_last_pgno = info.me_last_pgno;
+  __atomic_store_n(&x->ckpt_last_pgno, (uint64_t)info.me_last_pgno,
+                   __ATOMIC_RELEASE);
   x->ckpt_time = now_ns();
   x->next_off = DF_REDO_AREA;
   /* every record before next_seq is in the data file, flushed */
@@ -604,7 +605,7 @@ static void adopt_header(df_commit *c) {
   df_ctl *x = c->ctl;
   if (df__redo_header_read(c->log, &h, err, sizeof err) != DF_OK) return;
   if (h.counter > x->ckpt_counter && h.log_id == x->log_id) {
-    x->ckpt_counter = h.counter;
+    __atomic_store_n(&x->ckpt_counter, h.counter, __ATOMIC_RELEASE);
     x->ckpt_txnid = h.base_txnid;
     x->ckpt_next_seq = h.next_seq;
     x->ckpt_time = now_ns();
