@@ -66,38 +66,49 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
  *    DF_EBUSY after HOLD_WAIT_SECONDS. */
 #define HOLD_SLOTS 8
 #define HOLD_WAIT_SECONDS 5
-static __thread struct {
-  const df_env *env;
-  unsigned n;
-} hold_slots[HOLD_SLOTS];
-static __thread unsigned holds_other; /* holds that found no slot */
-static __thread unsigned holds_total;
+typedef struct holds {
+  unsigned total; /* every hold */
+  unsigned other; /* holds that found no slot */
+  struct {
+    const df_env *env;
+    unsigned n;
+  } slot[HOLD_SLOTS];
+} holds;
+static __thread holds thread_holds; /* one thread-local block: one lookup */
 
 static void holds_add(const df_env *e, int d) {
+  holds *h = &thread_holds;
   int i, free_slot = -1;
-  holds_total += (unsigned)d;
-  for (i = 0; i < HOLD_SLOTS; i++) {
-    if (hold_slots[i].env == e) {
-      hold_slots[i].n += (unsigned)d;
-      if (hold_slots[i].n == 0) hold_slots[i].env = NULL;
-      return;
-    }
-    if (!hold_slots[i].env && free_slot < 0) free_slot = i;
-  }
-  if (d > 0 && free_slot >= 0) {
-    hold_slots[free_slot].env = e;
-    hold_slots[free_slot].n = 1;
+  if (d > 0 && h->total == 0) { /* the common case: no other hold */
+    h->total = 1;
+    h->slot[0].env = e;
+    h->slot[0].n = 1;
     return;
   }
-  holds_other += (unsigned)d;
+  h->total += (unsigned)d;
+  for (i = 0; i < HOLD_SLOTS; i++) {
+    if (h->slot[i].env == e) {
+      h->slot[i].n += (unsigned)d;
+      if (h->slot[i].n == 0) h->slot[i].env = NULL;
+      return;
+    }
+    if (!h->slot[i].env && free_slot < 0) free_slot = i;
+  }
+  if (d > 0 && free_slot >= 0) {
+    h->slot[free_slot].env = e;
+    h->slot[free_slot].n = 1;
+    return;
+  }
+  h->other += (unsigned)d;
 }
 
 /* Does this thread hold e's map lock shared (or may it)? */
 static int holds_own(const df_env *e) {
+  const holds *h = &thread_holds;
   int i;
-  if (holds_other > 0) return 1;
+  if (h->other > 0) return 1;
   for (i = 0; i < HOLD_SLOTS; i++)
-    if (hold_slots[i].env == e) return 1;
+    if (h->slot[i].env == e) return 1;
   return 0;
 }
 
@@ -105,7 +116,7 @@ static int holds_own(const df_env *e) {
 static int map_lock_exclusive(df_env *e) {
   struct timespec until;
   if (holds_own(e)) return DF_EBUSY;
-  if (holds_total == 0) {
+  if (thread_holds.total == 0) {
     pthread_rwlock_wrlock(&e->map_lock);
     return 0;
   }
@@ -119,8 +130,7 @@ static void on_fork_child(void) {
   /* The holds counted are of the parent's environments, which the child
    * never uses: a read transaction open in the parent when it forked (an
    * nginx master's, say) must not stop the child's maps from growing. */
-  memset(hold_slots, 0, sizeof hold_slots);
-  holds_other = holds_total = 0;
+  memset(&thread_holds, 0, sizeof thread_holds);
   /* The child inherits the registry mutex in whatever state the parent's
    * threads had it; start it afresh.  Parent entries stay in the list but
    * never match the new generation. */

@@ -941,21 +941,45 @@ typedef struct ctx {
   size_t len;
 } ctx;
 
-/* Resolve an operand: 1 found (*v filled, *vend: the end of the bytes it
- * points into, for containers), 0 missing, or DF_ECORRUPT. */
-/* The length of UTF-8 text in UTF-16 code units: one per character, two
- * for a character outside the Basic Multilingual Plane (a 4-byte
- * sequence). */
-static int64_t utf16_units(const unsigned char *s, size_t n) {
-  int64_t units = 0;
+/* size(path) of the value v found (kind DF__A_SIZE or DF__A_SIZE_U16):
+ * 1 with v made the integer, or 0 (no size: missing).  A string's size is
+ * its bytes, or in UTF-16 code units for DynamoDB expressions: one per
+ * character, two for a character outside the Basic Multilingual Plane (a
+ * 4-byte UTF-8 sequence).  Out of line, so that fetch stays small enough
+ * to be inlined into the evaluator. */
+static DF__NOINLINE int size_of(uint32_t kind, df_value *v) {
   size_t i;
-  for (i = 0; i < n; i++) {
-    if ((s[i] & 0xc0) != 0x80) units++;
-    if (s[i] >= 0xf0) units++;
+  int64_t units = 0;
+  const unsigned char *s;
+  switch (v->type) {
+    case DF_TSTR:
+      if (kind == DF__A_SIZE_U16) {
+        s = (const unsigned char *)v->s;
+        for (i = 0; i < v->n; i++) {
+          if ((s[i] & 0xc0) != 0x80) units++;
+          if (s[i] >= 0xf0) units++;
+        }
+        v->i = units;
+        v->type = DF_TINT;
+        return 1;
+      }
+      /* fall through */
+    case DF_TBIN:
+    case DF_TARRAY:
+    case DF_TMAP:
+    case DF_TSS:
+    case DF_TNS:
+    case DF_TBS:
+      v->i = (int64_t)v->n;
+      v->type = DF_TINT;
+      return 1;
+    default:
+      return 0;
   }
-  return units;
 }
 
+/* Resolve an operand: 1 found (*v filled, *vend: the end of the bytes it
+ * points into, for containers), 0 missing, or DF_ECORRUPT. */
 static inline int fetch(const df_expr *e, const ctx *c, const operand *o,
                         df_value *v, const unsigned char **vend) {
   const pathref *pr;
@@ -978,27 +1002,8 @@ static inline int fetch(const df_expr *e, const ctx *c, const operand *o,
     memcpy(path.seg, sg, pr->n * sizeof *sg);
     rc = df__mp_path_find(c->item, c->len, &path, v, NULL, NULL);
   }
-  if (rc != 1 || o->kind < DF__A_SIZE) return rc;
-  switch (v->type) {
-    case DF_TSTR:
-      if (o->kind == DF__A_SIZE_U16) {
-        v->i = utf16_units((const unsigned char *)v->s, v->n);
-        v->type = DF_TINT;
-        return 1;
-      }
-      /* fall through */
-    case DF_TBIN:
-    case DF_TARRAY:
-    case DF_TMAP:
-    case DF_TSS:
-    case DF_TNS:
-    case DF_TBS:
-      v->i = (int64_t)v->n;
-      v->type = DF_TINT;
-      return 1;
-    default:
-      return 0;
-  }
+  if (rc != 1 || o->kind == DF__A_PATH) return rc;
+  return size_of(o->kind, v);
 }
 
 /* Read one whole element at *p (a container's header fills v, its

@@ -20,9 +20,11 @@
 #if defined(__GNUC__)
 #define DF__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define DF__UNUSED __attribute__((unused))
+#define DF__NOINLINE __attribute__((noinline))
 #else
 #define DF__PRINTF(f, a)
 #define DF__UNUSED
+#define DF__NOINLINE
 #endif
 
 /* ------------------------------------------------------------ alloc.c */
