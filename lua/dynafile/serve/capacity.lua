@@ -149,18 +149,6 @@ function M.report_list(u)
   return json.list(out)
 end
 
--- Two DynamoDB JSON values (values.encode_value) alike?
-local function same_json(a, b)
-  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
-  for k, v in pairs(a) do
-    if not same_json(v, b[k]) then return false end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false end
-  end
-  return true
-end
-
 -- The attributes of `item` an index stores (nil when the item lacks one of
 -- the index's key attributes), and the index's key values.
 local function index_entry(rec, ix, item)
@@ -180,15 +168,17 @@ local function index_entry(rec, ix, item)
   return out
 end
 
-local function same_attr(values, x, y, name)
+-- The same value (DynamoDB equality, legacy.equal) under `name` in x and y,
+-- or absent from both?
+local function same_attr(equal, x, y, name)
   local a, b = x[name], y[name]
   if a == nil or b == nil then return a == b end
-  return same_json(values.encode_value(a), values.encode_value(b))
+  return equal(a, b)
 end
 
-local function same_entry(values, x, y)
+local function same_entry(equal, x, y)
   for k in pairs(x) do
-    if not same_attr(values, x, y, k) then return false end
+    if not same_attr(equal, x, y, k) then return false end
   end
   for k in pairs(y) do
     if x[k] == nil then return false end
@@ -201,19 +191,19 @@ end
 -- entry changes (nil when none does).
 function M.index_writes(rec, old, new)
   local out
-  local values, size
+  local equal, size
   for kind, set in pairs { gsi = rec.gsi, lsi = rec.lsi } do
     for name, ix in pairs(set or {}) do
       local a, b = index_entry(rec, ix, old), index_entry(rec, ix, new)
       if a or b then
-        values = values or require "dynafile.serve.values"
+        equal = equal or require("dynafile.serve.legacy").equal
         size = size or require "dynafile.serve.size"
         local units = 0
         if a and b then
           local h, r = ix.keys.hash.name, ix.keys.range and ix.keys.range.name
-          if not same_attr(values, a, b, h) or (r and not same_attr(values, a, b, r)) then
+          if not same_attr(equal, a, b, h) or (r and not same_attr(equal, a, b, r)) then
             units = M.write_units(size.item(a)) + M.write_units(size.item(b))
-          elseif not same_entry(values, a, b) then
+          elseif not same_entry(equal, a, b) then
             local sa, sb = size.item(a), size.item(b)
             units = M.write_units(sa > sb and sa or sb)
           end
