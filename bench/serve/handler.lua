@@ -13,9 +13,10 @@
 -- the read or write, the answer -- without nginx's HTTP work (parsing,
 -- headers, the socket), which the stand-in does not do.  A machine shared
 -- with other work moves wall-clock rates; CPU time per request in one
--- process moves much less, and `valgrind --tool=callgrind luajit
--- bench/serve/handler.lua 2000 get` counts instructions when even that is
--- too noisy.  With DYNAFILE_PROFILE=1 it also prints LuaJIT's sampling
+-- process moves much less, and `DYNAFILE_CALLGRIND=1 valgrind
+-- --tool=callgrind --instr-atstart=no luajit bench/serve/handler.lua 3000
+-- get` counts instructions when even that is too noisy (see below).  With
+-- DYNAFILE_PROFILE=1 it also prints LuaJIT's sampling
 -- profile (jit.p) of the measured requests, in the mode DYNAFILE_PROFILE_MODE
 -- gives (default "Fl": by function and line; "v": by VM state -- compiled,
 -- interpreted, C code, garbage collector).
@@ -76,10 +77,16 @@ assert(os.execute("mkdir -p " .. dir .. "/data"))
 serve.init({ dir = dir .. "/data", sync = os.getenv("SERVE_SYNC") or "normal" })
 serve.init_worker()
 
+-- Each request runs in a coroutine of its own, as nginx's Lua module runs
+-- a content handler: a compiled trace cannot return into the C frame
+-- below, so traces form as they do in the workers.
+local function handle_chunk() serve.handle() end
 local function call(target, body)
   current.target, current.body = "DynamoDB_20120810." .. target, body
   answer.status, answer.body = nil, nil
-  serve.handle()
+  local co = coroutine.create(handle_chunk)
+  local ok, err = coroutine.resume(co)
+  if not ok then error(err, 0) end
   if answer.status ~= 200 then
     error(string.format("%s answered %s: %s", target, tostring(answer.status),
       tostring(answer.body)))
@@ -130,6 +137,20 @@ do
 end
 
 local profile = os.getenv("DYNAFILE_PROFILE") == "1"
+-- Under `valgrind --tool=callgrind --instr-atstart=no`, DYNAFILE_CALLGRIND=1
+-- counts the measured requests only (callgrind_control turns the
+-- instrumentation on and off around them): LuaJIT's compiler does not make
+-- the same traces from run to run, so the count of the set-up differs
+-- between runs and two runs cannot be subtracted.  DYNAFILE_JITV=FILE logs
+-- the compiler's traces and aborts over the measured operations (jit.v).
+local counting = os.getenv("DYNAFILE_CALLGRIND") == "1"
+local function callgrind(state)
+  local ffi = require "ffi"
+  pcall(ffi.cdef, "int getpid(void);")
+  local cmd = "callgrind_control --instr=" .. state .. " " .. ffi.C.getpid() .. " >/dev/null"
+  assert(os.execute(cmd), cmd)
+end
+if os.getenv("DYNAFILE_JITV") then require("jit.v").start(os.getenv("DYNAFILE_JITV")) end
 for _, op in ipairs(OPS) do
   local make = assert(BODY[op], "unknown operation " .. op)
   -- requests made up front: their making is not measured
@@ -140,9 +161,11 @@ for _, op in ipairs(OPS) do
   if profile then
     require("jit.p").start(os.getenv("DYNAFILE_PROFILE_MODE") or "Fl", "/dev/stderr")
   end
+  if counting then callgrind("on") end
   local t0 = os.clock()
   for i = 1, N do call(targets[i], bodies[i]) end
   local dt = os.clock() - t0
+  if counting then callgrind("off") end
   if profile then require("jit.p").stop() end
   print(string.format("%-6s %8.1f us CPU per request (%d requests, serve's Lua path in-process)",
     op, dt / N * 1e6, N))
