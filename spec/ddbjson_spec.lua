@@ -271,3 +271,32 @@ describe("ddbjson base64", function()
     assert.is_nil(ddbjson.base64_decode("QQ=A"))
   end)
 end)
+
+describe("dynafile.json.valid_utf8", function()
+  local json = require "dynafile.json"
+
+  -- under LuaJIT the ASCII test reads eight bytes at a time and then the
+  -- rest: a byte above 127 is found at every position and length
+  it("finds a non-ASCII byte at any position of any length", function()
+    for n = 0, 40 do
+      local s = string.rep("a", n)
+      assert.is_true(json.valid_utf8(s), n)
+      for k = 1, n do
+        local before, after = s:sub(1, k - 1), s:sub(k + 1)
+        assert.is_false(json.valid_utf8(before .. "\200" .. after), n .. "/" .. k)
+        assert.is_false(json.valid_utf8(before .. "\255" .. after), n .. "/" .. k)
+        assert.is_true(json.valid_utf8(before .. "\195\169" .. after), n .. "/" .. k)
+      end
+    end
+  end)
+
+  it("refuses overlong forms, surrogates and code points past U+10FFFF", function()
+    local pad = string.rep("x", 13)
+    for _, bad in ipairs { "\192\175", "\224\128\175", "\237\160\128", "\244\144\128\128",
+      "\195", "\128" } do
+      assert.is_false(json.valid_utf8(pad .. bad), bad)
+      assert.is_false(json.valid_utf8(bad .. pad), bad)
+    end
+    assert.is_true(json.valid_utf8(pad .. "\244\143\191\191" .. pad))
+  end)
+end)

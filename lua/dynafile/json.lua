@@ -85,16 +85,26 @@ end
 
 ---------------------------------------------------------------- UTF-8
 
--- Does s hold only ASCII?  Under LuaJIT (nginx) a byte loop through the
--- FFI: a character-class string.find costs some 20 times as much there.
+-- Does s hold only ASCII?  Under LuaJIT (nginx) a loop through the FFI
+-- over eight bytes at a time, then the rest byte by byte: a
+-- character-class string.find costs some 20 times as much there.
 local ascii
 do
   local has_ffi, ffi = pcall(require, "ffi")
-  if has_ffi then
-    local cast, bytes = ffi.cast, ffi.typeof("const uint8_t *")
+  local has_bit, bit = pcall(require, "bit")
+  if has_ffi and has_bit then
+    local cast, bytes, words = ffi.cast, ffi.typeof("const uint8_t *"),
+      ffi.typeof("const uint64_t *")
+    local band, HIGH = bit.band, ffi.new("uint64_t", 0x80808080) * 0x100000000 + 0x80808080
     ascii = function(s)
+      local n = #s
+      local w = cast(words, s)
+      local nw = (n - n % 8) / 8
+      for i = 0, nw - 1 do
+        if band(w[i], HIGH) ~= 0 then return false end
+      end
       local p = cast(bytes, s)
-      for i = 0, #s - 1 do
+      for i = nw * 8, n - 1 do
         if p[i] >= 128 then return false end
       end
       return true
