@@ -275,10 +275,14 @@ end)
 describe("dynafile.json.valid_utf8", function()
   local json = require "dynafile.json"
 
-  -- under LuaJIT the ASCII test reads eight bytes at a time and then the
-  -- rest: a byte above 127 is found at every position and length
+  -- under LuaJIT the ASCII test reads a long string eight bytes at a time
+  -- and then the rest: a byte above 127 is found at every position of
+  -- short and long strings of every length around the word boundaries
   it("finds a non-ASCII byte at any position of any length", function()
-    for n = 0, 40 do
+    local lengths = {}
+    for n = 0, 40 do lengths[#lengths + 1] = n end
+    for n = 250, 270 do lengths[#lengths + 1] = n end
+    for _, n in ipairs(lengths) do
       local s = string.rep("a", n)
       assert.is_true(json.valid_utf8(s), n)
       for k = 1, n do

@@ -86,8 +86,8 @@ end
 ---------------------------------------------------------------- UTF-8
 
 -- Does s hold only ASCII?  Under LuaJIT (nginx) a loop through the FFI
--- over eight bytes at a time, then the rest byte by byte: a
--- character-class string.find costs some 20 times as much there.
+-- over eight bytes at a time for a long string, then the rest byte by
+-- byte: a character-class string.find costs some 20 times as much there.
 local ascii
 do
   local has_ffi, ffi = pcall(require, "ffi")
@@ -98,10 +98,13 @@ do
     local band, HIGH = bit.band, ffi.new("uint64_t", 0x80808080) * 0x100000000 + 0x80808080
     ascii = function(s)
       local n = #s
-      local w = cast(words, s)
-      local nw = (n - n % 8) / 8
-      for i = 0, nw - 1 do
-        if band(w[i], HIGH) ~= 0 then return false end
+      local nw = 0
+      if n >= 256 then -- (short ones: the byte loop costs less than the set-up)
+        local w = cast(words, s)
+        nw = (n - n % 8) / 8
+        for i = 0, nw - 1 do
+          if band(w[i], HIGH) ~= 0 then return false end
+        end
       end
       local p = cast(bytes, s)
       for i = nw * 8, n - 1 do
