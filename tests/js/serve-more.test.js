@@ -11,18 +11,10 @@ const os = require("node:os");
 const path = require("node:path");
 const D = require("@aws-sdk/client-dynamodb");
 const S = require("@aws-sdk/client-dynamodb-streams");
-const { startServe, sleep } = require("./lib/serve");
+const { startServe, sleep, rejects } = require("./lib/serve");
 
 let s;
 const send = (cmd) => s.ddb.send(cmd);
-async function rejects(p, name, message) {
-  await assert.rejects(p, (e) => {
-    assert.equal(e.name, name, `${e.name}: ${e.message}`);
-    if (message instanceof RegExp) assert.match(e.message, message);
-    else if (message !== undefined) assert.equal(e.message, message);
-    return true;
-  });
-}
 const get = async (t, key) => (await send(new D.GetItemCommand({ TableName: t, Key: key, ConsistentRead: true }))).Item;
 
 before(async () => {

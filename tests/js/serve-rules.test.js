@@ -7,21 +7,10 @@
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const D = require("@aws-sdk/client-dynamodb");
-const { startServe } = require("./lib/serve");
+const { startServe, rejects } = require("./lib/serve");
 
 let s;
 const send = (cmd) => s.ddb.send(cmd);
-async function rejects(p, name, message) {
-  let err;
-  await assert.rejects(p, (e) => {
-    assert.equal(e.name, name, `${e.name}: ${e.message}`);
-    if (message instanceof RegExp) assert.match(e.message, message);
-    else if (message !== undefined) assert.equal(e.message, message);
-    err = e;
-    return true;
-  });
-  return err;
-}
 
 before(async () => {
   s = await startServe();

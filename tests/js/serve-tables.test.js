@@ -5,21 +5,13 @@
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const D = require("@aws-sdk/client-dynamodb");
-const { startServe } = require("./lib/serve");
+const { startServe, rejects } = require("./lib/serve");
 
 let s;
 before(async () => { s = await startServe(); });
 after(async () => { if (s) await s.stop(); });
 
 const send = (cmd) => s.ddb.send(cmd);
-async function rejects(p, name, message) {
-  await assert.rejects(p, (e) => {
-    assert.equal(e.name, name, `${e.name}: ${e.message}`);
-    if (message instanceof RegExp) assert.match(e.message, message);
-    else if (message !== undefined) assert.equal(e.message, message);
-    return true;
-  });
-}
 
 const simple = (name, extra = {}) => new D.CreateTableCommand({
   TableName: name,

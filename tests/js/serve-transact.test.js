@@ -6,21 +6,10 @@ const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const D = require("@aws-sdk/client-dynamodb");
 const S = require("@aws-sdk/client-dynamodb-streams");
-const { startServe } = require("./lib/serve");
+const { startServe, rejects } = require("./lib/serve");
 
 let s;
 const send = (cmd) => s.ddb.send(cmd);
-async function rejects(p, name, message) {
-  let err;
-  await assert.rejects(p, (e) => {
-    assert.equal(e.name, name, `${e.name}: ${e.message}`);
-    if (message instanceof RegExp) assert.match(e.message, message);
-    else if (message !== undefined) assert.equal(e.message, message);
-    err = e;
-    return true;
-  });
-  return err;
-}
 const get = async (t, key) => (await send(new D.GetItemCommand({ TableName: t, Key: key, ConsistentRead: true }))).Item;
 
 before(async () => {

@@ -1,15 +1,17 @@
 // tests/js/lib/serve.js -- start `dynafile serve` for a test: a fresh data
 // directory, a free 127.0.0.1 port, and AWS SDK clients pointed at it.
 //
-//   const { startServe } = require("./lib/serve");
+//   const { startServe, rejects } = require("./lib/serve");
 //   const s = await startServe({ workers: 2 });   // s.endpoint, s.ddb, s.streams
 //   ...
 //   await s.stop();                               // SIGTERM, waits, removes the dir
+//   await rejects(promise, "ValidationException", /message/);  // the error, checked
 //
 // The server runs from this checkout (bin/dynafile with lua5.4 and the
 // LuaJIT module in build/luajit: `make LUA=luajit`).  DYNAFILE_ROOT
 // overrides the checkout, DYNAFILE_SERVE_LUA the Lua that runs the command.
 "use strict";
+const assert = require("node:assert/strict");
 const { spawn } = require("node:child_process");
 const fs = require("node:fs");
 const net = require("node:net");
@@ -116,4 +118,19 @@ async function startServe(opts = {}) {
   throw new Error("dynafile serve did not start:\n" + lastErr);
 }
 
-module.exports = { startServe, freePort, ROOT, sleep };
+// Await promise p and check that it is refused with the error named `name`
+// and, when given, the message `message` (a string, or a RegExp to match);
+// returns the error.
+async function rejects(p, name, message) {
+  let err;
+  await assert.rejects(p, (e) => {
+    assert.equal(e.name, name, `${e.name}: ${e.message}`);
+    if (message instanceof RegExp) assert.match(e.message, message);
+    else if (message !== undefined) assert.equal(e.message, message);
+    err = e;
+    return true;
+  });
+  return err;
+}
+
+module.exports = { startServe, freePort, ROOT, sleep, rejects };
