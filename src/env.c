@@ -1017,21 +1017,27 @@ static size_t page_size(MDB_env *env) {
 
 /* One sample per 4 MiB of the range, at least 4 and at most 16: a small
  * file that is wrongly taken as cached costs few page faults, and each
- * sample is a system call of every open. */
+ * sample is a system call of every open.  The samples sit in the middle of
+ * their spans and the last one on the range's last byte: the open's own
+ * reads of the meta pages start the kernel's read-ahead from byte 0, which
+ * can cache the start of the file by the time of the probe, and samples
+ * from byte 0 on (0, 64 KiB, 128 KiB, 192 KiB of a 256 KiB range) then all
+ * found cached a range whose end was not. */
 static int cached(int fd, size_t len) {
 #ifdef RWF_NOWAIT
   unsigned char byte;
   struct iovec iov;
   size_t n = len / PREFETCH_SAMPLE_SPAN, step;
-  size_t i;
+  size_t i, at;
   if (n < PREFETCH_SAMPLES_MIN) n = PREFETCH_SAMPLES_MIN;
   if (n > PREFETCH_SAMPLES_MAX) n = PREFETCH_SAMPLES_MAX;
   step = len / n;
   iov.iov_base = &byte;
   iov.iov_len = 1;
-  for (i = 0; i < n; i++)
-    if (preadv2(fd, &iov, 1, (off_t)(step * (size_t)i), RWF_NOWAIT) != 1)
-      return 0;
+  for (i = 0; i < n; i++) {
+    at = i + 1 == n ? len - 1 : step * i + step / 2;
+    if (preadv2(fd, &iov, 1, (off_t)at, RWF_NOWAIT) != 1) return 0;
+  }
   return 1;
 #else
   (void)fd;
