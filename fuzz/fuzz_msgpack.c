@@ -12,7 +12,10 @@
  *    go through the set writer, decimals keep their payload);
  *  - df__mp_map_find and df__mp_path_find return a value whose bytes lie
  *    inside the input and read back as the value reported;
- *  - df__value_cmp is antisymmetric on the scalars read.
+ *  - df__value_cmp is antisymmetric on the scalars read;
+ *  - df__item_json (itemjson.c) returns one of its codes, leaves the
+ *    buffer as it found it unless it succeeds, and succeeds only on a
+ *    complete map, with text that starts with '{' and ends with '}'.
  * A broken invariant aborts, which libFuzzer reports as a crash.
  */
 #include <stdio.h>
@@ -140,6 +143,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       prev = v;
       have_prev = 1;
     }
+  }
+
+  /* items as DynamoDB JSON */
+  {
+    df_buf j;
+    size_t isize = 0;
+    int r;
+    df__buf_init(&j);
+    CHECK(df__buf_append(&j, "[", 1) == 0);
+    r = df__item_json(doc, len, &j, &isize);
+    CHECK(r == DF_OK || r == DF_ECORRUPT || r == DF_EVALIDATION ||
+          r == DF_ENOMEM);
+    if (r == DF_OK) {
+      p = doc;
+      CHECK(df__mp_skip(&p, end) == 0 && p == end);
+      CHECK(j.len >= 3 && j.p[1] == '{' && j.p[j.len - 1] == '}');
+    } else {
+      CHECK(j.len == 1 && !j.failed);
+    }
+    df__buf_free(&j);
   }
 
   /* attribute and path lookup */

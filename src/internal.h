@@ -517,6 +517,15 @@ int df__item_size(const void *item, size_t len, uint64_t *size);
 int df__item_project(df_buf *b, const char *const *names, size_t n,
                      const void *item, size_t len);
 
+/* --------------------------------------------------------- itemjson.c */
+/* Append the DynamoDB JSON of the stored item [item, item + len)
+ * ({"name":{"S":"x"},...}) to b, and set *size to its DynamoDB size in
+ * bytes.  DF_OK; DF_EVALIDATION when some value has no plain JSON form
+ * here (a string or a name that is not UTF-8, a number outside DynamoDB's
+ * range, nesting deeper than DynamoDB's), for the caller to take the
+ * general path; DF_ECORRUPT; DF_ENOMEM.  On failure b is as it was. */
+int df__item_json(const void *item, size_t len, df_buf *b, size_t *size);
+
 /* ------------------------------------------------------------ error.c */
 /* Format a message into a fixed buffer (truncating), return code. */
 int df__fmt(char *buf, size_t cap, int code, const char *fmt, ...)

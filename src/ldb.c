@@ -267,6 +267,45 @@ static int l_db_get_item(lua_State *L) {
   return 1;
 }
 
+/* db:get_item_json(key [, now]) -> json, size | item, nil | false |
+ * nil, msg, code: the item with key as DynamoDB JSON text with its
+ * DynamoDB size in bytes (itemjson.c); the item as a table when one of its
+ * values needs the Lua path's judgement; false when there is none.  For
+ * `dynafile serve`'s GetItem. */
+static int l_db_get_item_json(lua_State *L) {
+  ldb *d = ldb_arg(L, 1);
+  df_key k;
+  const void *item;
+  size_t len, size = 0;
+  int code;
+  double now = ldb_opt_time(L, 3, d);
+  if (d == NULL) return ldb_closed_fail(L);
+  if ((code = lcodec_read_key(L, 2, d->db, &k)) != DF_OK)
+    return lerror_misuse_pushed(L, code);
+  code = df_db_get(d->db, &k, now, &item, &len);
+  if (code == DF_ENOTFOUND) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (code != DF_OK) return lerror_core(L, code, df_db_errmsg(d->db));
+  df__buf_reset(&d->buf);
+  code = df__item_json(item, len, &d->buf, &size);
+  if (code == DF_OK) {
+    lua_pushlstring(L, (const char *)d->buf.p, d->buf.len);
+    lua_pushnumber(L, (lua_Number)size);
+    return 2;
+  }
+  if (code == DF_ENOMEM) return lerror_fail(L, code, "out of memory");
+  {
+    /* the Lua path's judgement (malformed bytes: the decoder's error) */
+    lcodec_names nm;
+    lcodec_names_open(L, &nm);
+    lexpr_push_projected(L, &nm, NULL, item, len);
+  }
+  lua_pushnil(L);
+  return 2;
+}
+
 /* db:put_item(item [, now]) -> true | nil, msg, code */
 static int l_db_put_item(lua_State *L) {
   ldb *d = ldb_arg(L, 1);
@@ -334,6 +373,7 @@ const luaL_Reg ldb_methods[] = {{"close", ldb_close},
                                 {"stat", l_db_stat},
                                 {"check", l_db_check},
                                 {"get_item", l_db_get_item},
+                                {"get_item_json", l_db_get_item_json},
                                 {"put_item", l_db_put_item},
                                 {"delete_item", l_db_delete_item},
                                 {"check_key", l_db_check_key},

@@ -135,6 +135,46 @@ static int read_spec(lua_State *L, ldb *d, df_query *q, df_projection **pr,
   return DF_OK;
 }
 
+/* The items of a page as DynamoDB JSON (spec.json, see l_db_page): pushes
+ * text, count, bytes, next_key, examined, last and returns 6; or returns
+ * 0, pushing nothing, when an item needs the Lua path (itemjson.c). */
+static int push_page_json(lua_State *L, ldb *d, df_page *page, size_t max,
+                          lcodec_names *nm) {
+  double budget = lua_tonumber(L, -2);
+  int want_last = lua_toboolean(L, -1);
+  size_t i, n = df_page_count(page), used = 0, size;
+  double total = 0;
+  const void *p;
+  size_t plen;
+  int code;
+  df__buf_reset(&d->buf);
+  for (i = 0; i < n; i++) {
+    df_page_item(page, i, &p, &plen);
+    if (i && df__buf_putc(&d->buf, ','))
+      return lerror_fail(L, DF_ENOMEM, "out of memory");
+    code = df__item_json(p, plen, &d->buf, &size);
+    if (code == DF_ENOMEM) return lerror_fail(L, code, "out of memory");
+    if (code != DF_OK) return 0;
+    total += (double)size;
+    used++;
+    if (total >= budget) break;
+  }
+  lua_pop(L, 2);
+  lua_pushlstring(L, (const char *)d->buf.p, d->buf.len);
+  lua_pushinteger(L, (lua_Integer)used);
+  lua_pushnumber(L, total);
+  df_page_next_key(page, &p, &plen);
+  lcodec_push_item(L, NULL, p, plen);
+  lua_pushinteger(L, (lua_Integer)df_page_examined(page));
+  if (used > 0 && (total >= budget || (want_last && used == max))) {
+    df_page_item(page, used - 1, &p, &plen);
+    lcodec_push_item(L, nm, p, plen);
+  } else {
+    lua_pushnil(L);
+  }
+  return 6;
+}
+
 /* db:page(spec) -> items, next_key, examined | nil, msg, code
  * spec: query (true: pk is a partition value to query), pk, index (name),
  * cond ("eq", "lt", "le", "gt", "ge", "between", "begins_with") with lo
@@ -146,7 +186,16 @@ static int read_spec(lua_State *L, ldb *d, df_query *q, df_projection **pr,
  * the views' messages) and its item count is returned in place of the
  * items, for the Lua layer to judge them through views (lview.c).  Other
  * fields are ignored (the Lua layer keeps its reader's state in the same
- * table). */
+ * table).
+ *
+ * spec.json (a number of bytes, for `dynafile serve`; no lua_filter, no
+ * projection): the page's items as DynamoDB JSON text instead, joined by
+ * commas, taken in order until their DynamoDB sizes add up to spec.json
+ * bytes or more -> text, count, bytes, next_key, examined, last: last is
+ * the last item taken, as a table, when the sizes reached spec.json or
+ * spec.json_last is true and count is spec.max (nil otherwise).  When an
+ * item needs the Lua path's judgement (itemjson.c), the page comes back as
+ * tables, as without spec.json. */
 static int l_db_page(lua_State *L) {
   ldb *d = ldb_arg(L, 1);
   df_query q;
@@ -171,6 +220,15 @@ static int l_db_page(lua_State *L) {
   if (code != DF_OK) return lerror_core(L, code, df_db_errmsg(d->db));
   n = df_page_count(page);
   lcodec_names_open(L, &nm);
+  if (!filtered && pr == NULL) {
+    lua_getfield(L, 2, "json");
+    lua_getfield(L, 2, "json_last");
+    if (lua_type(L, -2) == LUA_TNUMBER) {
+      int r = push_page_json(L, d, page, max_items, &nm);
+      if (r) return r;
+    }
+    lua_pop(L, 2);
+  }
   if (filtered) {
     /* the Lua layer judges the items through views (lview.c) */
     lua_pushinteger(L, (lua_Integer)n);

@@ -80,7 +80,7 @@ FUZZ_CC ?= clang
 FUZZ_TIME ?= 60
 FUZZERS := msgpack key expr ddbexpr lcodec
 FUZZ_SRC := src/codec.c src/decimal.c src/key.c src/alloc.c src/error.c src/expr.c \
-            src/ddbexpr.c src/update.c src/regex.c
+            src/ddbexpr.c src/update.c src/regex.c src/itemjson.c
 FUZZ_CFLAGS := -std=c99 -D_GNU_SOURCE -g -O1 $(WARN) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_BIN := $(patsubst %,build/fuzz/fuzz_%,$(FUZZERS))

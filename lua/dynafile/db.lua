@@ -424,6 +424,32 @@ function DB:scan_page(opts)
   return lazy.reader.page(self, "scan_page", nil, opts, true)
 end
 
+-- For `dynafile serve` only (not part of the API): query_page and
+-- scan_page with the items as DynamoDB JSON text (dynafile.reader's
+-- page_json), and get_item as DynamoDB JSON with the item's DynamoDB size
+-- (json, size), or the item as a table when one of its values needs the
+-- Lua path (item, nil), or false when there is none.
+function DB:_query_page_json(pk, opts, budget, want_last)
+  return lazy.reader.page_json(self, "query_page", pk, opts, false, budget, want_last)
+end
+
+function DB:_scan_page_json(opts, budget, want_last)
+  return lazy.reader.page_json(self, "scan_page", nil, opts, true, budget, want_last)
+end
+
+function DB:_get_item_json(key)
+  local h = getmetatable(self) == DB and not self._st.lost_writes and self._c
+  if not h then check_open(self, "get_item") end
+  if self._ttl_fn then
+    local item, msg, code = self:get_item(key)
+    if item == nil and msg ~= nil then return nil, msg, code end
+    return item or false, nil
+  end
+  local a, b, code, misuse = h:get_item_json(key, self._timed and now(self) or nil)
+  if a == nil then return failed("get_item", b, code, misuse) end
+  return a, b
+end
+
 -- ----------------------------------------------- batches, transactions
 
 --- A batch writer: `w:put_item` and `w:delete_item` queue operations,

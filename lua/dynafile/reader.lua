@@ -423,4 +423,29 @@ function M.page(self, fn, pk, opts, scanning)
   return items, reader_state(r)
 end
 
+--- One page of a query or a scan as DynamoDB JSON, for `dynafile serve`
+-- (DB:_query_page_json, DB:_scan_page_json): the binding writes the
+-- items' text from their stored bytes (src/itemjson.c), taking them until
+-- their DynamoDB sizes reach `budget` bytes.
+-- @return text (the items' JSON, joined by commas), count, bytes,
+--   next_key, examined, last (the last item taken, when the budget was
+--   reached or `want_last` is true and the page is full); or, when an item
+--   needs the Lua path (or a TTL function or Lua filter is set), the items
+--   as tables and next_key, as M.page gives them; or nil, message, code
+-- @raise as M.page
+function M.page_json(self, fn, pk, opts, scanning, budget, want_last)
+  handle.check_open(self, fn)
+  local spec, lua_filter, limit = build_spec(self, fn, pk, opts, scanning)
+  if not spec then return nil, lua_filter, "ValidationError" end
+  if lua_filter or self._ttl_fn or spec.projection then
+    return M.page(self, fn, pk, opts, scanning)
+  end
+  if self._timed then spec.now = now(self) end
+  spec.max = limit or PAGE
+  spec.json, spec.json_last = budget, want_last and true or false
+  local text, a, b, c, d, e = self._c:page(spec)
+  if text == nil then return failed(fn, a, b, c) end
+  return text, a, b, c, d, e
+end
+
 return M

@@ -66,26 +66,40 @@ local function get_item(req, ctx)
   local p = expressions.prepare(req, "GetItem")
   local rec, db = catalog.table(name)
   values.check_key(rec.keys, key)
-  local item, msg, code = db:get_item(key)
-  if item == nil and code then internal("GetItem", msg, code) end
+  local item, msg, code, text
+  if not p.project and not ctx.internal then
+    -- the item's text written by C from its stored bytes, with its size
+    -- (or, when a value needs the Lua path, the item as a table)
+    item, msg, code = db:_get_item_json(key)
+    if item == nil then internal("GetItem", msg, code) end
+    if msg then text, item = item, nil end
+    item = item or nil
+  else
+    item, msg, code = db:get_item(key)
+    if item == nil and code then internal("GetItem", msg, code) end
+  end
   local full = item
   if item and p.project then item = p.project(item) end
   local cap
   local u = capacity.usage(req.ReturnConsumedCapacity)
   if u then
-    local bytes = full and size.item(full) or 0
+    local bytes = text and msg or full and size.item(full) or 0
     capacity.add(u, name, "read", capacity.read_units(bytes, req.ConsistentRead))
     cap = capacity.report(u, name)
   end
   if not ctx.internal then
     -- the answer as text, written straight from the item
     local buf, n = { "{" }, 1
-    if item then
+    if text then
+      buf[2] = '"Item":'
+      buf[3] = text
+      n = 3
+    elseif item then
       buf[2] = '"Item":'
       n = itemjson.put_item(item, buf, 2)
     end
     if cap then
-      buf[n + 1] = item and ',"ConsumedCapacity":' or '"ConsumedCapacity":'
+      buf[n + 1] = n > 1 and ',"ConsumedCapacity":' or '"ConsumedCapacity":'
       buf[n + 2] = json.encode(cap)
       n = n + 2
     end

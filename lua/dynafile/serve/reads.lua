@@ -31,7 +31,7 @@ local json = require "dynafile.serve.json"
 local itemjson = require "dynafile.serve.itemjson"
 local types = require "dynafile.types"
 
-local pairs, ipairs = pairs, ipairs
+local pairs, ipairs, type = pairs, ipairs, type
 local table_concat = table.concat
 local math_floor, math_ceil = math.floor, math.ceil
 
@@ -169,9 +169,60 @@ end
 
 -- ------------------------------------------------------------ the read loop
 
+-- The answer's items as JSON text, read with `fetch_json(start_after,
+-- max, budget, want_last)` (a page function giving the items' text from
+-- C: DB:_query_page_json) under the same rules as `walk` below, for reads
+-- that take every item whole (no filter, no projection).  Returns the
+-- text of the items array, scanned, bytes, last, stopped.
+local function walk_text(fetch_json, limit, start)
+  local chunks, n, scanned, bytes = {}, 0, 0, 0
+  local last, stopped = nil, false
+  local after = start
+  while true do
+    local want = CHUNK
+    if limit and limit - scanned < want then want = limit - scanned end
+    local a, b, c, nk, _, lastit = fetch_json(after, want, PAGE_BYTES - bytes,
+      limit ~= nil and want == limit - scanned)
+    if type(a) == "string" then
+      if b > 0 then
+        n = n + 1
+        chunks[n] = a
+      end
+      scanned, bytes = scanned + b, bytes + c
+      if lastit then last = lastit end
+      if (limit and scanned >= limit) or bytes >= PAGE_BYTES then
+        stopped = true
+        break
+      end
+    else
+      -- an item needed the Lua path: the page came as tables
+      nk = b
+      for i = 1, #a do
+        local it = a[i]
+        scanned = scanned + 1
+        bytes = bytes + size.item(it)
+        last = it
+        n = n + 1
+        chunks[n] = itemjson.item(it)
+        if (limit and scanned >= limit) or bytes >= PAGE_BYTES then
+          stopped = true
+          break
+        end
+      end
+      if stopped then break end
+    end
+    if nk == nil then break end
+    after = nk
+  end
+  return "[" .. table_concat(chunks, ",", 1, n) .. "]", scanned, bytes, last, stopped
+end
+
 -- Read from `fetch(start_after, max)` (a page function) under DynamoDB's
--- rules; returns the response fields.
-local function walk(fetch, rec, ix, req, p, start, name, db, ctx)
+-- rules; returns the response fields (the answer's text, unless
+-- ctx.internal: then a table).  fetch_json, when given, is the same read
+-- with the items' text written by C (walk_text), used when the answer is
+-- text and every item goes into it whole.
+local function walk(fetch, rec, ix, req, p, start, name, db, ctx, fetch_json)
   local limit = req.Limit
   local count_only = req.Select == "COUNT"
   local table_read = needs_table_read(req, ix)
@@ -179,7 +230,13 @@ local function walk(fetch, rec, ix, req, p, start, name, db, ctx)
   local items, scanned, count, bytes = {}, 0, 0, 0
   local last, stopped = nil, false
   local after = start
-  while true do
+  local items_text
+  if fetch_json and not ctx.internal and not filter and not project and not table_read
+      and not count_only then
+    items_text, scanned, bytes, last, stopped = walk_text(fetch_json, limit, start)
+    count = scanned
+  end
+  while not items_text do
     local want = CHUNK
     if limit and limit - scanned < want then want = limit - scanned end
     local page, nk = fetch(after, want)
@@ -226,7 +283,12 @@ local function walk(fetch, rec, ix, req, p, start, name, db, ctx)
   if not ctx.internal then
     -- the answer as text, written straight from the items
     local buf, n = { "{" }, 1
-    if not count_only then
+    if items_text then
+      buf[2] = '"Items":'
+      buf[3] = items_text
+      buf[4] = ","
+      n = 4
+    elseif not count_only then
       buf[2] = '"Items":'
       n = itemjson.put_items(items, buf, 2) + 1
       buf[n] = ","
@@ -267,6 +329,19 @@ local function page_fetcher(db, fn, arg, opts)
       errors.engine("the table cannot be read", nk, code)
     end
     return page, nk
+  end
+end
+
+-- The same with the items' text written by C (walk_text).
+local function json_fetcher(db, fn, arg, opts)
+  return function(after, max, budget, want_last)
+    opts.start_after = after
+    opts.limit = max
+    local a, b, c, d, e, f = fn(db, arg, opts, budget, want_last)
+    if a == nil then
+      errors.engine("the table cannot be read", b, c)
+    end
+    return a, b, c, d, e, f
   end
 end
 
@@ -326,7 +401,8 @@ local function query(req, ctx)
     opts[kc.cond] = kc.lo
   end
   local fetch = page_fetcher(db, db.query_page, kc.pk, opts)
-  return walk(fetch, rec, ix, req, p, esk, name, db, ctx)
+  local fetch_json = json_fetcher(db, db._query_page_json, kc.pk, opts)
+  return walk(fetch, rec, ix, req, p, esk, name, db, ctx, fetch_json)
 end
 
 -- ------------------------------------------------------------ Scan
@@ -373,7 +449,10 @@ local function scan(req, ctx)
     opts.segment, opts.segments = k, n
   end
   local fetch = page_fetcher(db, function(d, _, o) return d:scan_page(o) end, nil, opts)
-  return walk(fetch, rec, ix, req, p, esk, name, db, ctx)
+  local fetch_json = json_fetcher(db, function(d, _, o, budget, want_last)
+    return d:_scan_page_json(o, budget, want_last)
+  end, nil, opts)
+  return walk(fetch, rec, ix, req, p, esk, name, db, ctx, fetch_json)
 end
 
 function M.register(ops)
