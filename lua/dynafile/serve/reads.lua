@@ -173,7 +173,9 @@ end
 -- max, budget, want_last)` (a page function giving the items' text from
 -- C: DB:_query_page_json) under the same rules as `walk` below, for reads
 -- that take every item whole (no filter, no projection).  Returns the
--- text of the items array, scanned, bytes, last, stopped.
+-- texts of the items (each one or more items joined by commas; a list,
+-- joined once into the answer), their number, scanned, bytes, last,
+-- stopped.
 local function walk_text(fetch_json, limit, start)
   local chunks, n, scanned, bytes = {}, 0, 0, 0
   local last, stopped = nil, false
@@ -214,7 +216,7 @@ local function walk_text(fetch_json, limit, start)
     if nk == nil then break end
     after = nk
   end
-  return "[" .. table_concat(chunks, ",", 1, n) .. "]", scanned, bytes, last, stopped
+  return chunks, n, scanned, bytes, last, stopped
 end
 
 -- Read from `fetch(start_after, max)` (a page function) under DynamoDB's
@@ -230,13 +232,13 @@ local function walk(fetch, rec, ix, req, p, start, name, db, ctx, fetch_json)
   local items, scanned, count, bytes = {}, 0, 0, 0
   local last, stopped = nil, false
   local after = start
-  local items_text
+  local texts, ntexts
   if fetch_json and not ctx.internal and not filter and not project and not table_read
       and not count_only then
-    items_text, scanned, bytes, last, stopped = walk_text(fetch_json, limit, start)
+    texts, ntexts, scanned, bytes, last, stopped = walk_text(fetch_json, limit, start)
     count = scanned
   end
-  while not items_text do
+  while not texts do
     local want = CHUNK
     if limit and limit - scanned < want then want = limit - scanned end
     local page, nk = fetch(after, want)
@@ -283,11 +285,21 @@ local function walk(fetch, rec, ix, req, p, start, name, db, ctx, fetch_json)
   if not ctx.internal then
     -- the answer as text, written straight from the items
     local buf, n = { "{" }, 1
-    if items_text then
-      buf[2] = '"Items":'
-      buf[3] = items_text
-      buf[4] = ","
-      n = 4
+    if texts then
+      -- the items' texts go into the answer as they are (one copy, by
+      -- the table.concat below)
+      buf[2] = '"Items":['
+      n = 2
+      for i = 1, ntexts do
+        if i > 1 then
+          n = n + 1
+          buf[n] = ","
+        end
+        n = n + 1
+        buf[n] = texts[i]
+      end
+      n = n + 1
+      buf[n] = "],"
     elseif not count_only then
       buf[2] = '"Items":'
       n = itemjson.put_items(items, buf, 2) + 1
