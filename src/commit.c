@@ -626,10 +626,52 @@ static int writer_lock(df_commit *c, int try) {
   return rc;
 }
 
+/* Flusher threads and fork().  A fork must not copy a lock a flusher
+ * holds into the child -- an allocator's, say: glibc's malloc makes its
+ * own locks safe across fork, but other allocators need not (GCC 12's
+ * AddressSanitizer allocator does not, and a child that allocated then
+ * hung).  So a fork waits until every flusher of this process is parked
+ * in its condition wait, and holds them there until it is done:
+ * `flushers_active` counts the flushers that may be running code -- from
+ * before pthread_create until the thread first parks, from each wake-up
+ * until it parks again, and from its exit until the closing thread has
+ * joined it (its teardown runs the thread library's code). */
+static pthread_mutex_t flushers_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t flushers_parked = PTHREAD_COND_INITIALIZER;
+static unsigned long flushers_active;
+
+static void flushers_add(long d) {
+  pthread_mutex_lock(&flushers_lock);
+  flushers_active += (unsigned long)d;
+  if (flushers_active == 0) pthread_cond_broadcast(&flushers_parked);
+  pthread_mutex_unlock(&flushers_lock);
+}
+
+void df__commit_before_fork(void) {
+  pthread_mutex_lock(&flushers_lock);
+  while (flushers_active != 0)
+    pthread_cond_wait(&flushers_parked, &flushers_lock);
+  /* held through the fork: a flusher that wakes meanwhile waits in
+   * flushers_add before it runs anything */
+}
+
+void df__commit_after_fork_parent(void) {
+  pthread_mutex_unlock(&flushers_lock);
+}
+
+void df__commit_after_fork_child(void) {
+  /* the child has no flusher threads (the parent's environments are never
+   * used in it); its lock and condition start afresh */
+  flushers_active = 0;
+  pthread_mutex_init(&flushers_lock, NULL);
+  pthread_cond_init(&flushers_parked, NULL);
+}
+
 static void *flusher_main(void *arg) {
   df_commit *c = arg;
   df_ctl *x = c->ctl;
   int64_t half = c->flush_ns / 2 > 1000000 ? c->flush_ns / 2 : 1000000;
+  int closing;
   pthread_mutex_lock(&c->fl_lock);
   while (!c->closing) {
     struct timespec ts;
@@ -638,9 +680,15 @@ static void *flusher_main(void *arg) {
     t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + half;
     ts.tv_sec = (time_t)(t / 1000000000);
     ts.tv_nsec = (long)(t % 1000000000);
+    flushers_add(-1); /* parked */
     pthread_cond_timedwait(&c->fl_cond, &c->fl_lock, &ts);
-    if (c->closing) break;
+    closing = c->closing;
     pthread_mutex_unlock(&c->fl_lock);
+    flushers_add(1); /* running: after any fork in progress */
+    if (closing) {
+      pthread_mutex_lock(&c->fl_lock);
+      break;
+    }
     /* "normal" records waiting for their flush, from any process: at
      * most half a window passes before one is seen here */
     if (__atomic_load_n(&x->unflushed_since, __ATOMIC_ACQUIRE) != 0 &&
@@ -682,8 +730,11 @@ static void *flusher_main(void *arg) {
 
 static void flusher_start(df_commit *c) {
   if (c->flusher_started || c->readonly) return;
+  flushers_add(1); /* running from its creation (see flushers_active) */
   if (pthread_create(&c->flusher, NULL, flusher_main, c) == 0)
     c->flusher_started = 1;
+  else
+    flushers_add(-1);
 }
 
 /* ------------------------------------------------------------- opening */
@@ -1140,6 +1191,7 @@ void df__commit_close(df_commit *c) {
     pthread_cond_signal(&c->fl_cond);
     pthread_mutex_unlock(&c->fl_lock);
     pthread_join(c->flusher, NULL);
+    flushers_add(-1); /* its exit counted as running until joined */
   }
   if (c->ctl && c->mdb && !c->readonly) {
     df_ctl *x = c->ctl;

@@ -138,4 +138,11 @@ int df__commit_log_created(const df_commit *c);
  * did not recover it), and the log's state now. */
 void df__commit_report(df_commit *c, df_check_report *r);
 
+/* fork(): env.c's atfork handlers call the first before a fork (it waits
+ * until every flusher thread of this process is parked), the second after
+ * it in the parent, the third in the child (see flusher_main). */
+void df__commit_before_fork(void);
+void df__commit_after_fork_parent(void);
+void df__commit_after_fork_child(void);
+
 #endif /* DF_COMMIT_H */

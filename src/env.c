@@ -126,6 +126,7 @@ static int map_lock_exclusive(df_env *e) {
 }
 
 static void on_fork_child(void) {
+  df__commit_after_fork_child();
   fork_gen++;
   /* The holds counted are of the parent's environments, which the child
    * never uses: a read transaction open in the parent when it forked (an
@@ -138,7 +139,8 @@ static void on_fork_child(void) {
 }
 
 static void install_atfork(void) {
-  pthread_atfork(NULL, NULL, on_fork_child);
+  pthread_atfork(df__commit_before_fork, df__commit_after_fork_parent,
+                 on_fork_child);
 }
 
 unsigned long df__fork_generation(void) {
