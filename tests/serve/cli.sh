@@ -30,7 +30,10 @@ export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
 export LUA_CPATH="$ROOT/build/lua5.4/?.so;;"
 start() {
   for _ in 1 2 3 4 5; do
-    PORT=$((20000 + RANDOM % 30000))
+    # below the kernel's ephemeral range (32768-60999 by default): a
+    # client connection of another test never holds it (nginx would log
+    # an [emerg] bind() failure while it retried)
+    PORT=$((20000 + RANDOM % 12000))
     lua5.4 "$ROOT/bin/dynafile" serve "$T/data" --port "$PORT" --workers 2 >"$T/serve.log" 2>&1 &
     PID=$!
     for _ in $(seq 100); do
