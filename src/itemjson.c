@@ -211,13 +211,16 @@ static long half_down(long x) {
   return x >= 0 ? x / 2 : -((-x + 1) / 2);
 }
 
-/* DynamoDB's size of a number (see the top). */
+/* DynamoDB's size of a non-zero number whose significant digits lie at
+ * places 10^first down to 10^last (see the top). */
+static size_t digits_size(long first, long last, int negative) {
+  return (size_t)(half_down(first) - half_down(last) + 2 + (negative != 0));
+}
+
+/* DynamoDB's size of a number. */
 static size_t number_size(const df_dec *d) {
-  long first, last;
   if (d->sign == 0) return 1;
-  first = (long)d->n - 1 + d->exp; /* place of the first digit */
-  last = d->exp;                   /* place of the last */
-  return (size_t)(half_down(first) - half_down(last) + 2 + (d->sign < 0));
+  return digits_size((long)d->n - 1 + d->exp, d->exp, d->sign < 0);
 }
 
 /* Append a number's canonical string, quotes included; DF_EVALIDATION
@@ -247,8 +250,7 @@ static int put_number(df_buf *b, const df_value *v, size_t *size) {
       }
       /* digits at places (sizeof t - 2 - k) - 1 down to 0; significant
        * down to `zeros` */
-      *size += (size_t)(half_down((long)(sizeof t - 2 - k)) -
-                        half_down((long)zeros) + 2 + (v->i < 0));
+      *size += digits_size((long)(sizeof t - 2 - k), (long)zeros, v->i < 0);
       if (v->i < 0) t[--k] = '-';
     }
     t[--k] = '"';

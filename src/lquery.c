@@ -135,13 +135,12 @@ static int read_spec(lua_State *L, ldb *d, df_query *q, df_projection **pr,
   return DF_OK;
 }
 
-/* The items of a page as DynamoDB JSON (spec.json, see l_db_page): pushes
- * text, count, bytes, next_key, examined, last and returns 6; or returns
- * 0, pushing nothing, when an item needs the Lua path (itemjson.c). */
+/* The items of a page as DynamoDB JSON (spec.json = budget and
+ * spec.json_last = want_last, see l_db_page): pushes text, count, bytes,
+ * next_key, examined, last and returns 6; or returns 0, pushing nothing,
+ * when an item needs the Lua path (itemjson.c). */
 static int push_page_json(lua_State *L, ldb *d, df_page *page, size_t max,
-                          lcodec_names *nm) {
-  double budget = lua_tonumber(L, -2);
-  int want_last = lua_toboolean(L, -1);
+                          double budget, int want_last, lcodec_names *nm) {
   size_t i, n = df_page_count(page), used = 0, size;
   double total = 0;
   const void *p;
@@ -159,7 +158,6 @@ static int push_page_json(lua_State *L, ldb *d, df_page *page, size_t max,
     used++;
     if (total >= budget) break;
   }
-  lua_pop(L, 2);
   lua_pushlstring(L, (const char *)d->buf.p, d->buf.len);
   lua_pushinteger(L, (lua_Integer)used);
   lua_pushnumber(L, total);
@@ -221,13 +219,18 @@ static int l_db_page(lua_State *L) {
   n = df_page_count(page);
   lcodec_names_open(L, &nm);
   if (!filtered && pr == NULL) {
+    int is_json, want_last;
+    double budget;
     lua_getfield(L, 2, "json");
     lua_getfield(L, 2, "json_last");
-    if (lua_type(L, -2) == LUA_TNUMBER) {
-      int r = push_page_json(L, d, page, max_items, &nm);
+    is_json = lua_type(L, -2) == LUA_TNUMBER;
+    budget = lua_tonumber(L, -2);
+    want_last = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    if (is_json) {
+      int r = push_page_json(L, d, page, max_items, budget, want_last, &nm);
       if (r) return r;
     }
-    lua_pop(L, 2);
   }
   if (filtered) {
     /* the Lua layer judges the items through views (lview.c) */

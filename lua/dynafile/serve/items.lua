@@ -66,15 +66,19 @@ local function get_item(req, ctx)
   local p = expressions.prepare(req, "GetItem")
   local rec, db = catalog.table(name)
   values.check_key(rec.keys, key)
-  local item, msg, code, text
+  local item, text, text_bytes
   if not p.project and not ctx.internal then
     -- the item's text written by C from its stored bytes, with its size
     -- (or, when a value needs the Lua path, the item as a table)
-    item, msg, code = db:_get_item_json(key)
-    if item == nil then internal("GetItem", msg, code) end
-    if msg then text, item = item, nil end
-    item = item or nil
+    local got, bytes_or_msg, code = db:_get_item_json(key)
+    if got == nil then internal("GetItem", bytes_or_msg, code) end
+    if bytes_or_msg then
+      text, text_bytes = got, bytes_or_msg
+    elseif got then
+      item = got
+    end
   else
+    local msg, code
     item, msg, code = db:get_item(key)
     if item == nil and code then internal("GetItem", msg, code) end
   end
@@ -83,7 +87,7 @@ local function get_item(req, ctx)
   local cap
   local u = capacity.usage(req.ReturnConsumedCapacity)
   if u then
-    local bytes = text and msg or full and size.item(full) or 0
+    local bytes = text_bytes or full and size.item(full) or 0
     capacity.add(u, name, "read", capacity.read_units(bytes, req.ConsistentRead))
     cap = capacity.report(u, name)
   end

@@ -170,8 +170,8 @@ end
 -- ------------------------------------------------------------ the read loop
 
 -- The answer's items as JSON text, read with `fetch_json(start_after,
--- max, budget, want_last)` (a page function giving the items' text from
--- C: DB:_query_page_json) under the same rules as `walk` below, for reads
+-- max, budget, want_last)` (page_fetcher over DB:_query_page_json or
+-- _scan_page_json: the items' text from C) under the same rules as `walk` below, for reads
 -- that take every item whole (no filter, no projection).  Returns the
 -- texts of the items (each one or more items joined by commas; a list,
 -- joined once into the answer), their number, scanned, bytes, last,
@@ -332,20 +332,11 @@ local function walk(fetch, rec, ix, req, p, start, name, db, ctx, fetch_json)
   return res
 end
 
+-- The page function of a read: fn(db, arg, opts, budget, want_last) with
+-- opts' start_after and limit set; the engine's failure raised.  For walk,
+-- fn is db.query_page or a scan_page (budget and want_last are not
+-- passed on); for walk_text, db._query_page_json or a _scan_page_json.
 local function page_fetcher(db, fn, arg, opts)
-  return function(after, max)
-    opts.start_after = after
-    opts.limit = max
-    local page, nk, code = fn(db, arg, opts)
-    if not page then
-      errors.engine("the table cannot be read", nk, code)
-    end
-    return page, nk
-  end
-end
-
--- The same with the items' text written by C (walk_text).
-local function json_fetcher(db, fn, arg, opts)
   return function(after, max, budget, want_last)
     opts.start_after = after
     opts.limit = max
@@ -413,7 +404,7 @@ local function query(req, ctx)
     opts[kc.cond] = kc.lo
   end
   local fetch = page_fetcher(db, db.query_page, kc.pk, opts)
-  local fetch_json = json_fetcher(db, db._query_page_json, kc.pk, opts)
+  local fetch_json = page_fetcher(db, db._query_page_json, kc.pk, opts)
   return walk(fetch, rec, ix, req, p, esk, name, db, ctx, fetch_json)
 end
 
@@ -461,7 +452,7 @@ local function scan(req, ctx)
     opts.segment, opts.segments = k, n
   end
   local fetch = page_fetcher(db, function(d, _, o) return d:scan_page(o) end, nil, opts)
-  local fetch_json = json_fetcher(db, function(d, _, o, budget, want_last)
+  local fetch_json = page_fetcher(db, function(d, _, o, budget, want_last)
     return d:_scan_page_json(o, budget, want_last)
   end, nil, opts)
   return walk(fetch, rec, ix, req, p, esk, name, db, ctx, fetch_json)
