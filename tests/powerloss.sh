@@ -67,7 +67,7 @@ for v in 1 2 3; do
     fail=$((fail + 1))
     continue
   fi
-  out=$(LUA_CPATH="$ROOT/$b/?.so;;" lua5.4 tests/powerloss/driver.lua 6 6 "$SEED" 2>/dev/null |
+  out=$(LUA_CPATH="$ROOT/$b/?.so;;" lua5.4 tests/powerloss/driver.lua 12 6 "$SEED" 2>/dev/null |
         tail -n 1)
   caught=$(echo "$out" | sed -n -E 's/^[0-9]+ passed, ([0-9]+) failed$/\1/p')
   if [ -n "$caught" ] && [ "$caught" -gt 0 ]; then
